@@ -1,0 +1,88 @@
+"""The error hierarchy. Every error carries a stable reason code people and policies can match."""
+
+from __future__ import annotations
+
+
+class StewardError(Exception):
+    """Base of every error steward raises on purpose."""
+
+    code: str = "steward.error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class SpecError(StewardError):
+    """A spec file that does not load. Carries every problem, each with its location."""
+
+    code = "spec.invalid"
+
+    def __init__(self, problems: list[SpecProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(p.render() for p in problems))
+
+
+class SpecProblem:
+    """One problem in a spec file: where it is and what was expected."""
+
+    __slots__ = ("column", "field", "file", "line", "message")
+
+    def __init__(self, file: str, line: int, column: int, field: str, message: str) -> None:
+        self.file = file
+        self.line = line
+        self.column = column
+        self.field = field
+        self.message = message
+
+    def render(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}"
+        field = f" {self.field}:" if self.field else ""
+        return f"{where}:{field} {self.message}"
+
+    def __repr__(self) -> str:
+        return f"SpecProblem({self.render()!r})"
+
+
+class UnknownToolError(StewardError):
+    code = "tool.unknown"
+
+
+class ToolExecutionError(StewardError):
+    """A tool raised or timed out. `retryable` says whether a retry may help."""
+
+    code = "tool.failed"
+
+    def __init__(self, message: str, *, code: str = "tool.failed", retryable: bool = True) -> None:
+        super().__init__(message, code=code)
+        self.retryable = retryable
+
+
+class StoreError(StewardError):
+    code = "store.error"
+
+
+class NotFoundError(StoreError):
+    code = "store.not_found"
+
+
+class ConflictError(StoreError):
+    code = "store.conflict"
+
+
+class ModelError(StewardError):
+    code = "model.error"
+
+
+class RunSuspended(Exception):  # noqa: N818 - a control-flow signal, not a failure
+    """Raised inside a run when it must wait for a person (approval or clarification)."""
+
+    def __init__(self, reason: str, approval_ids: tuple[str, ...] = ()) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.approval_ids = approval_ids

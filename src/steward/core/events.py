@@ -1,0 +1,198 @@
+"""Typed events: every step of a run is one of these, appended to the run's journal.
+
+The store, audit chain, traces, metrics and cost ledger all consume this one stream.
+Events are msgspec structs because they sit on the hot path: encoding one is ~1 µs.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+import msgspec
+
+from steward.core.decision import Decision
+from steward.core.messages import ModelResponse, Source, ToolCall
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    WAITING = "waiting"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ESCALATED = "escalated"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset(
+    {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.ESCALATED, RunStatus.CANCELLED}
+)
+
+
+class Event(msgspec.Struct, frozen=True, tag_field="type"):
+    """Base of all events. The tag (`type`) is the class name in snake case."""
+
+
+class RunStarted(Event, tag="run.started"):
+    agent: str
+    agent_version: str
+    input: str
+    tags: dict[str, str] = {}
+
+
+class RunResumed(Event, tag="run.resumed"):
+    reason: str
+
+
+class ModelResponded(Event, tag="model.responded"):
+    step: int
+    response: ModelResponse
+    latency_ms: float
+
+
+class ToolCallProposed(Event, tag="tool.proposed"):
+    step: int
+    call: ToolCall
+    key: str
+    sources: dict[str, Source] = {}
+
+
+class GateDecided(Event, tag="gate.decided"):
+    key: str
+    tool: str
+    stage: str
+    decision: Decision
+
+
+class ApprovalRequested(Event, tag="approval.requested"):
+    approval_id: str
+    agent: str
+    key: str
+    tool: str
+    arguments: dict[str, Any]
+    call_hash: str
+    expires_at: float
+    reason: str
+
+
+class ApprovalDecided(Event, tag="approval.decided"):
+    approval_id: str
+    key: str
+    outcome: str  # approved | rejected | expired
+    by: str
+    comment: str = ""
+    arguments: dict[str, Any] | None = None
+
+
+class ApprovalUsed(Event, tag="approval.used"):
+    """An approved call was released to execute; an approval is used once."""
+
+    approval_id: str
+    key: str
+
+
+class ToolStarted(Event, tag="tool.started"):
+    """The write-ahead intent: recorded durably before a side effect may happen."""
+
+    key: str
+    tool: str
+    attempt: int
+
+
+class ToolSucceeded(Event, tag="tool.succeeded"):
+    key: str
+    tool: str
+    result: Any
+    latency_ms: float
+    attempts: int
+
+
+class ToolFailed(Event, tag="tool.failed"):
+    key: str
+    tool: str
+    code: str
+    message: str
+    attempts: int
+    outcome_unknown: bool = False
+
+
+class ResultScanned(Event, tag="tool.scanned"):
+    """A scan changed the result; ToolSucceeded that follows carries the result as shown."""
+
+    key: str
+    tool: str
+    decision: Decision
+    findings: tuple[str, ...] = ()
+
+
+class BreakerTripped(Event, tag="tool.breaker_tripped"):
+    tool: str
+    failures: int
+    cooldown_seconds: float
+
+
+class RunWaiting(Event, tag="run.waiting"):
+    reason: str
+    approval_ids: tuple[str, ...] = ()
+
+
+class RunFinished(Event, tag="run.finished"):
+    status: RunStatus
+    output: str = ""
+    confidence: float | None = None
+    reason_code: str = ""
+    reason: str = ""
+    steps: int = 0
+
+
+class AgentStateChanged(Event, tag="agent.state_changed"):
+    agent: str
+    enabled: bool
+    by: str
+    comment: str = ""
+
+
+AnyEvent = (
+    RunStarted
+    | RunResumed
+    | ModelResponded
+    | ToolCallProposed
+    | GateDecided
+    | ApprovalRequested
+    | ApprovalDecided
+    | ApprovalUsed
+    | ToolStarted
+    | ToolSucceeded
+    | ToolFailed
+    | ResultScanned
+    | BreakerTripped
+    | RunWaiting
+    | RunFinished
+    | AgentStateChanged
+)
+
+_encoder = msgspec.json.Encoder(order="sorted")
+_decoder: msgspec.json.Decoder[AnyEvent] = msgspec.json.Decoder(AnyEvent)
+
+
+def encode_event(event: Event) -> bytes:
+    """Canonical JSON: sorted keys, so the same event always hashes the same."""
+    return _encoder.encode(event)
+
+
+def decode_event(data: bytes | str) -> AnyEvent:
+    return _decoder.decode(data)
+
+
+def event_type(event: Event) -> str:
+    tag = type(event).__struct_config__.tag
+    return str(tag)
+
+
+def canonical_json(value: Any) -> bytes:
+    return _encoder.encode(value)

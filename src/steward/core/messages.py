@@ -1,0 +1,66 @@
+"""Messages, tool calls and model responses: the vocabulary between runner, models and gate."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+import msgspec
+
+
+class Source(StrEnum):
+    """Where a value came from (DESIGN principle 10). Untrusted sources are data, never orders."""
+
+    USER = "user"
+    CONFIG = "config"
+    MODEL = "model"
+    TOOL = "tool"
+    HUMAN = "human"
+
+
+class ToolCall(msgspec.Struct, frozen=True):
+    """A call the model proposes. `id` is unique within the run's turn."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+class Usage(msgspec.Struct, frozen=True):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+class Message(msgspec.Struct, frozen=True):
+    """One chat message. Tool results carry the call id they answer."""
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    name: str | None = None
+
+
+class ToolSpec(msgspec.Struct, frozen=True):
+    """What a model is told about a tool: name, description and JSON Schema of arguments."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+class ModelResponse(msgspec.Struct, frozen=True):
+    """A model's turn: either tool calls to make, or a final answer with a confidence."""
+
+    model: str
+    text: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    confidence: float | None = None
+    finish_reason: str = "stop"
+    usage: Usage = Usage()
+
+    @property
+    def is_final(self) -> bool:
+        return not self.tool_calls

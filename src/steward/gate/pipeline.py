@@ -1,0 +1,108 @@
+"""The gate: validate → policy → rate limit → budget → approval → circuit breaker →
+execute (with result scan), each stage a small object, recording every outcome as an
+event through the run's scope. Anything the gate cannot decide is denied (fail closed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+
+from steward.core.decision import deny
+from steward.core.events import GateDecided, ToolCallProposed
+from steward.core.messages import Source, ToolCall
+from steward.gate.breaker import CircuitBreakers
+from steward.gate.budget import BudgetLedger
+from steward.gate.context import CallContext, Next, Stage
+from steward.gate.outcome import CallOutcome, CallStatus
+from steward.gate.ratelimit import SlidingWindowCounter
+from steward.gate.scope import RunScope
+from steward.gate.stages import (
+    ApprovalStage,
+    BreakerStage,
+    BudgetStage,
+    ExecuteStage,
+    PolicyStage,
+    RateLimitStage,
+    ValidateStage,
+)
+from steward.gate.stages.scan import DEFAULT_SCANNERS
+from steward.policy import Policy
+from steward.security.scanners import Scanner
+from steward.tools.base import Tool
+
+
+@dataclass(slots=True)
+class GateConfig:
+    """Shared state of the gates of one process: counters outlive any one agent version."""
+
+    counter: SlidingWindowCounter = field(default_factory=SlidingWindowCounter)
+    ledger: BudgetLedger = field(default_factory=BudgetLedger)
+    breakers: CircuitBreakers = field(default_factory=CircuitBreakers)
+    scanners: Sequence[Scanner] = DEFAULT_SCANNERS
+
+
+def default_stages(config: GateConfig) -> list[Stage]:
+    return [
+        ValidateStage(),
+        PolicyStage(),
+        RateLimitStage(config.counter),
+        BudgetStage(config.ledger),
+        ApprovalStage(),
+        BreakerStage(config.breakers),
+        ExecuteStage(config.scanners),
+    ]
+
+
+def call_key(run_id: str, step: int, call_id: str) -> str:
+    """The idempotency key of a call: run id + step + the model's call id."""
+    return f"{run_id}:{step}:{call_id}"
+
+
+class Gate:
+    def __init__(
+        self,
+        policy: Policy,
+        tools: Mapping[str, Tool],
+        config: GateConfig | None = None,
+        stages: Sequence[Stage] | None = None,
+    ) -> None:
+        self.policy = policy
+        self.tools = dict(tools)
+        self.config = config or GateConfig()
+        self.stages = list(stages) if stages is not None else default_stages(self.config)
+        self._chain = self._build(self.stages)
+
+    @staticmethod
+    def _build(stages: Sequence[Stage]) -> Next:
+        async def end(cx: CallContext) -> CallOutcome:  # pragma: no cover - execute never calls on
+            return cx.stop("gate", deny("gate.no_executor", "the pipeline has no execute stage"))
+
+        chain: Next = end
+        for stage in reversed(stages):
+            chain = partial(stage, proceed=chain)
+        return chain
+
+    async def process(
+        self,
+        scope: RunScope,
+        call: ToolCall,
+        step: int,
+        sources: Mapping[str, Source] | None = None,
+    ) -> CallOutcome:
+        """Govern one proposed call. Replays the recorded outcome when there is one."""
+        key = call_key(scope.run_id, step, call.id)
+        record = scope.recorded_call(key)
+        if record is not None and record.outcome is not None:
+            return record.outcome
+        source_map = {k: str(v) for k, v in (sources or {}).items()}
+        if record is None or not record.proposed:
+            scope.emit(ToolCallProposed(step, call, key, dict(sources or {})))
+        cx = CallContext(scope, self.policy, call, key, step, self.tools.get(call.name), source_map)
+        try:
+            return await self._chain(cx)
+        except Exception as exc:  # fail closed: an error in any stage is a deny
+            decision = deny("gate.error", f"the gate could not decide: {type(exc).__name__}: {exc}")
+            scope.emit(GateDecided(key, call.name, "gate", decision))
+            return CallOutcome(call, key, CallStatus.DENIED, decision, error_code="gate.error", error=str(exc))

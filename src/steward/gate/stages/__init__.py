@@ -1,0 +1,15 @@
+"""The gate's stages, outermost first. Each has one job; the pipeline is a list of them."""
+
+from steward.gate.stages.approval import ApprovalStage
+from steward.gate.stages.checks import BudgetStage, PolicyStage, RateLimitStage, ValidateStage
+from steward.gate.stages.execute import BreakerStage, ExecuteStage
+
+__all__ = [
+    "ApprovalStage",
+    "BreakerStage",
+    "BudgetStage",
+    "ExecuteStage",
+    "PolicyStage",
+    "RateLimitStage",
+    "ValidateStage",
+]

@@ -1,0 +1,79 @@
+"""Validate arguments, decide by policy, apply rate limits, reserve budget."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from steward.core.decision import Verdict, deny
+from steward.gate.budget import BudgetLedger
+from steward.gate.context import CallContext, Next
+from steward.gate.outcome import CallOutcome
+from steward.gate.ratelimit import SlidingWindowCounter
+from steward.policy import PolicyContext
+
+
+class ValidateStage:
+    """Arguments must fit the tool's JSON Schema. An unknown tool is decided by policy
+    (unlisted → forbidden), so it passes through here untouched."""
+
+    name = "validate"
+
+    async def __call__(self, cx: CallContext, proceed: Next) -> CallOutcome:
+        if cx.tool is not None:
+            problem = cx.tool.validate_arguments(cx.call.arguments)
+            if problem is not None:
+                return cx.stop(self.name, deny("args.invalid", f"arguments do not fit the schema: {problem}"))
+        return await proceed(cx)
+
+
+class PolicyStage:
+    name = "policy"
+
+    async def __call__(self, cx: CallContext, proceed: Next) -> CallOutcome:
+        decision = cx.policy.evaluate(cx.call, PolicyContext(sources=cx.sources))
+        if decision.verdict is Verdict.DENY:
+            return cx.stop(self.name, decision)
+        if cx.tool is None:  # listed in the spec but no implementation bound: fail closed
+            return cx.stop(self.name, deny("tool.unbound", f"no implementation is bound for '{cx.call.name}'"))
+        cx.decided(self.name, decision)
+        return await proceed(cx)
+
+
+@dataclass(slots=True)
+class RateLimitStage:
+    counter: SlidingWindowCounter
+    name: str = "rate_limit"
+
+    async def __call__(self, cx: CallContext, proceed: Next) -> CallOutcome:
+        limit = cx.policy.rate_limit(cx.call.name)
+        if limit is not None:
+            used = self.counter.try_acquire(
+                cx.policy.agent, cx.call.name, limit.count, limit.period_seconds, time.time()
+            )
+            verdict = cx.policy.decide_rate(cx.call.name, used)
+            if verdict is not None:
+                return cx.stop(self.name, verdict)
+        return await proceed(cx)
+
+
+@dataclass(slots=True)
+class BudgetStage:
+    """Reserve the tool's cost before it runs; settle after (release on failure)."""
+
+    ledger: BudgetLedger
+    name: str = "budget"
+
+    async def __call__(self, cx: CallContext, proceed: Next) -> CallOutcome:
+        tool = cx.tool
+        estimate = tool.cost_usd if tool is not None else 0.0
+        costs = cx.policy.spec.cost_controls
+        if estimate == 0.0 and costs.max_cost_per_run_usd is None and costs.max_daily_spend_usd is None:
+            return await proceed(cx)
+        verdict = self.ledger.reserve(cx.policy.agent, cx.scope.run_id, estimate, cx.policy.decide_budget)
+        if verdict is not None:
+            return cx.stop(self.name, verdict)
+        outcome = await proceed(cx)
+        actual = estimate if outcome.status.value == "executed" else 0.0
+        self.ledger.settle(cx.policy.agent, cx.scope.run_id, estimate, actual)
+        return outcome

@@ -1,0 +1,122 @@
+"""Run the tool: circuit breaker, write-ahead intent, timeout, retries, result scan.
+
+A side-effecting call's intent (ToolStarted) is durable before the tool runs. If the
+journal later shows an intent with no result, the process died mid-call: a keyed or
+idempotent tool is run again with the same key (its downstream deduplicates); any other
+write is reported `unknown` and never repeated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from steward.core.decision import Verdict, deny
+from steward.core.errors import ToolExecutionError
+from steward.core.events import BreakerTripped, ResultScanned, ToolFailed, ToolStarted, ToolSucceeded
+from steward.core.faults import crashpoint
+from steward.gate.breaker import CircuitBreakers
+from steward.gate.context import CallContext, Next
+from steward.gate.outcome import CallOutcome, CallStatus
+from steward.gate.stages.scan import DEFAULT_SCANNERS, scan_result
+from steward.security.scanners import Scanner
+from steward.tools.base import Effect, Tool, ToolContext
+
+
+@dataclass(slots=True)
+class BreakerStage:
+    breakers: CircuitBreakers
+    name: str = "breaker"
+
+    async def __call__(self, cx: CallContext, proceed: Next) -> CallOutcome:
+        now = time.time()
+        if not self.breakers.admit(cx.call.name, now):
+            return cx.stop(self.name, deny("breaker.open", f"'{cx.call.name}' is failing; its circuit is open", risk=0.5))
+        outcome = await proceed(cx)
+        if outcome.status in (CallStatus.EXECUTED, CallStatus.FAILED):
+            ok = outcome.status is CallStatus.EXECUTED
+            if self.breakers.record(cx.call.name, ok, time.time()):
+                cx.scope.emit(BreakerTripped(cx.call.name, self.breakers.threshold, self.breakers.cooldown))
+        return outcome
+
+
+def backoff_delay(attempt: int, base: float = 0.05, cap: float = 2.0) -> float:
+    """Exponential backoff with full jitter."""
+    return random.uniform(0, min(cap, base * (2 ** (attempt - 1))))
+
+
+async def _invoke(tool: Tool, arguments: dict[str, Any], context: ToolContext) -> Any:
+    kwargs = tool.bind(arguments, context)
+    if tool.is_async:
+        return await tool.function(**kwargs)
+    return await asyncio.to_thread(tool.function, **kwargs)
+
+
+@dataclass(slots=True)
+class ExecuteStage:
+    scanners: Sequence[Scanner] = field(default_factory=lambda: DEFAULT_SCANNERS)
+    name: str = "execute"
+
+    async def __call__(self, cx: CallContext, proceed: Next) -> CallOutcome:
+        del proceed  # innermost stage
+        tool = cx.tool
+        assert tool is not None  # the policy stage denies unbound tools
+        limits = cx.policy.spec.limits
+        side_effect = tool.effect is Effect.WRITE
+        record = cx.scope.recorded_call(cx.key)
+        if side_effect and record is not None and record.started and not tool.retry_safe:
+            return self._fail(cx, "tool.outcome_unknown",
+                              "the process stopped while this call ran; it may or may not have "
+                              "taken effect, and it is not keyed, so it is not repeated", 0, unknown=True)
+        timeout = tool.timeout or limits.tool_timeout_seconds
+        attempts = 1 + (limits.max_retries if tool.retry_safe else 0)
+        code, message = "tool.failed", ""
+        for attempt in range(1, attempts + 1):
+            if side_effect:
+                cx.scope.emit(ToolStarted(cx.key, tool.name, attempt))
+                await cx.scope.durable()  # write-ahead: the intent is on disk first
+            crashpoint("tool.before")
+            started = time.perf_counter()
+            context = ToolContext(cx.scope.run_id, cx.call.id, cx.key, attempt)
+            try:
+                async with asyncio.timeout(timeout):
+                    result = await _invoke(tool, cx.call.arguments, context)
+            except TimeoutError:
+                code, message, retryable = "tool.timeout", f"no result within {timeout:g}s", True
+            except ToolExecutionError as exc:
+                code, message, retryable = exc.code, exc.message, exc.retryable
+            except Exception as exc:
+                code, message, retryable = "tool.error", f"{type(exc).__name__}: {exc}", True
+            else:
+                crashpoint("tool.after")
+                return self._succeeded(cx, tool, result, (time.perf_counter() - started) * 1000, attempt)
+            if attempt < attempts and retryable:
+                await asyncio.sleep(backoff_delay(attempt))
+                continue
+            return self._fail(cx, code, message, attempt)
+        return self._fail(cx, code, message, attempts)  # pragma: no cover - loop always returns
+
+    def _succeeded(self, cx: CallContext, tool: Tool, result: Any, latency_ms: float, attempt: int) -> CallOutcome:
+        access = cx.policy.spec.data_access
+        shown, transform, findings = scan_result(
+            result, self.scanners, allow_pii=access.allow_pii, max_records=access.max_records_per_query
+        )
+        decision = cx.decision
+        if transform is not None:
+            cx.scope.emit(ResultScanned(cx.key, tool.name, transform, findings))
+            decision = transform
+        cx.scope.emit(ToolSucceeded(cx.key, tool.name, shown, latency_ms, attempt))
+        assert decision is not None
+        return CallOutcome(cx.call, cx.key, CallStatus.EXECUTED, decision, result=shown)
+
+    def _fail(self, cx: CallContext, code: str, message: str, attempts: int, *, unknown: bool = False) -> CallOutcome:
+        cx.scope.emit(ToolFailed(cx.key, cx.call.name, code, message, attempts, unknown))
+        decision = cx.decision if cx.decision is not None else deny(code, message)
+        status = CallStatus.UNKNOWN if unknown else CallStatus.FAILED
+        if decision.verdict is Verdict.DENY:
+            status = CallStatus.DENIED
+        return CallOutcome(cx.call, cx.key, status, decision, error_code=code, error=message)

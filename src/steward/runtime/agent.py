@@ -1,0 +1,105 @@
+"""Assemble a runnable agent from a loaded spec: resolve tools, compile the policy, pick
+the model, build the gate. Anything that does not resolve refuses to load."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from steward.core.errors import SpecError, SpecProblem, UnknownToolError
+from steward.gate.pipeline import Gate, GateConfig
+from steward.models.protocol import Model
+from steward.models.rules import RulesModel
+from steward.policy import Policy, compile_policy
+from steward.spec.models import LoadedSpec
+from steward.tools.base import Tool
+from steward.tools.registry import ToolRegistry
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRuntime:
+    loaded: LoadedSpec
+    policy: Policy
+    tools: dict[str, Tool]
+    model: Model
+    gate: Gate
+
+    @property
+    def name(self) -> str:
+        return self.loaded.spec.name
+
+    @property
+    def version(self) -> str:
+        return self.loaded.version
+
+
+def _line_of(loaded: LoadedSpec, needle: str) -> int:
+    pattern = re.compile(rf"(^|[\s\[,'\"-]){re.escape(needle)}($|[\s\],'\"])")
+    for number, line in enumerate(loaded.text.splitlines(), start=1):
+        if pattern.search(line):
+            return number
+    return 1
+
+
+def load_toolsets(loaded: LoadedSpec) -> ToolRegistry:
+    """Import each `module:function` in `toolsets`; the function returns tools."""
+    registry = ToolRegistry()
+    for index, ref in enumerate(loaded.spec.toolsets):
+        module_name, _, attr = ref.partition(":")
+        try:
+            factory = getattr(importlib.import_module(module_name), attr)
+            tools: Iterable[Tool] = factory()
+        except Exception as exc:
+            problem = SpecProblem(loaded.path, _line_of(loaded, ref), 1, f"toolsets[{index}]", f"cannot load {ref}: {exc}")
+            raise SpecError([problem]) from None
+        for item in tools:
+            registry.register(item)
+    return registry
+
+
+def make_model(loaded: LoadedSpec) -> Model:
+    name = loaded.spec.model.name
+    if name == "rules":
+        assert loaded.spec.rules is not None  # the spec validator requires it
+        return RulesModel(loaded.spec.rules)
+    problem = SpecProblem(
+        loaded.path, _line_of(loaded, name), 1, "model.name",
+        f"model {name!r} is not available here: the embedded default is 'rules'; "
+        "pass a Model object to build_agent() for others",
+    )
+    raise SpecError([problem])
+
+
+def build_agent(
+    loaded: LoadedSpec,
+    tools: ToolRegistry | Iterable[Tool] | None = None,
+    *,
+    model: Model | None = None,
+    config: GateConfig | None = None,
+) -> AgentRuntime:
+    registry = tools if isinstance(tools, ToolRegistry) else ToolRegistry(tools or ())
+    if loaded.spec.toolsets:
+        for item in load_toolsets(loaded):
+            if item.name not in registry:
+                registry.register(item)
+    try:
+        resolved = registry.resolve(loaded.spec.tools)
+    except UnknownToolError:
+        problems = [
+            SpecProblem(loaded.path, _line_of(loaded, name), 1, f"tools[{i}]",
+                        f"unknown tool '{name}' (registered: {', '.join(registry.names()) or 'none'})")
+            for i, name in enumerate(loaded.spec.tools) if name not in registry
+        ]
+        raise SpecError(problems) from None
+    # Tools the spec forbids by name but does not list are still resolved when registered,
+    # so their data classes inform `explain`; the policy denies them regardless.
+    for name in loaded.spec.decision_authority.forbidden:
+        found = registry.get(name)
+        if found is not None:
+            resolved.setdefault(name, found)
+    policy = compile_policy(loaded.spec, loaded.version, resolved)
+    chosen = model if model is not None else make_model(loaded)
+    gate = Gate(policy, {n: t for n, t in resolved.items() if n in loaded.spec.tools}, config)
+    return AgentRuntime(loaded, policy, resolved, chosen, gate)

@@ -1,0 +1,81 @@
+"""The executor seam the runner's loop is written against (DESIGN principle 11), and its
+first backend, the embedded journal.
+
+The seam is small: emit an event, make what was emitted durable, replay a recorded
+model step or call, and reach approvals (the "signal" a waiting run resumes on). A
+Temporal backend maps the same calls onto workflow history, activities and signals.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from steward.core.approval import ApprovalView
+from steward.core.events import Event
+from steward.core.messages import ModelResponse
+from steward.gate.scope import CallRecord
+from steward.runtime.history import RunHistory
+from steward.store.approvals import expire_approval, get_approval_view
+from steward.store.database import Database
+from steward.store.journal import Journal
+from steward.store.runs import read_journal
+
+
+class Executor(Protocol):
+    """What the runner needs; a RunScope for the gate as well."""
+
+    run_id: str
+    agent: str
+    agent_version: str
+    history: RunHistory
+
+    def emit(self, event: Event) -> None: ...
+
+    async def durable(self) -> None: ...
+
+    def recorded_model(self, step: int) -> ModelResponse | None: ...
+
+    def recorded_call(self, key: str) -> CallRecord | None: ...
+
+    async def approval(self, approval_id: str) -> ApprovalView | None: ...
+
+    async def expire_approval(self, approval_id: str) -> None: ...
+
+
+class EmbeddedExecutor:
+    """Backed by the local journal: events go through group commit; replay state is
+    folded from the run's own journal when a run resumes."""
+
+    def __init__(self, db: Database, journal: Journal, run_id: str, agent: str, agent_version: str) -> None:
+        self.db = db
+        self.journal = journal
+        self.run_id = run_id
+        self.agent = agent
+        self.agent_version = agent_version
+        self.history = RunHistory()
+        self._last_ticket = 0
+
+    def load(self) -> None:
+        """Fold the run's recorded journal into the replay index."""
+        for entry in read_journal(self.db, self.run_id):
+            self.history.apply(entry.event)
+
+    def emit(self, event: Event) -> None:
+        self._last_ticket = self.journal.append(self.run_id, event)
+        self.history.apply(event)
+
+    async def durable(self) -> None:
+        await self.journal.flush(self._last_ticket)
+
+    def recorded_model(self, step: int) -> ModelResponse | None:
+        return self.history.models.get(step)
+
+    def recorded_call(self, key: str) -> CallRecord | None:
+        return self.history.calls.get(key)
+
+    async def approval(self, approval_id: str) -> ApprovalView | None:
+        await self.durable()  # the request itself must be on record before we look
+        return get_approval_view(self.db, approval_id)
+
+    async def expire_approval(self, approval_id: str) -> None:
+        expire_approval(self.db, approval_id)

@@ -1,0 +1,1 @@
+"""Security services: result scanners, redaction, provenance of values."""

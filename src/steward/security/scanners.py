@@ -1,0 +1,127 @@
+"""Baseline result scanners: PII redaction and prompt-injection detection.
+
+These are deliberately simple, pattern-based baselines behind a small protocol
+(`Scanner`); stronger detectors plug in the same way. A scanner never raises into the
+gate: the scan stage treats an error as a finding and quarantines the result.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    findings: tuple[str, ...] = ()
+    value: Any = None
+    changed: bool = False
+
+
+class Scanner(Protocol):
+    name: str
+
+    def scan(self, value: Any) -> ScanResult: ...
+
+
+def _luhn_ok(digits: str) -> bool:
+    total, parity = 0, len(digits) % 2
+    for index, char in enumerate(digits):
+        n = int(char)
+        if index % 2 == parity:
+            n *= 2
+            if n > 9:
+                n -= 9
+        total += n
+    return total % 10 == 0
+
+
+_EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b")
+_CARD = re.compile(r"\b(?:\d[ -]?){13,19}\b")
+_SSN = re.compile(r"\b\d{3}-\d{2}-\d{4}\b")
+_PHONE = re.compile(r"(?<!\w)\+?\d{1,3}[ .-]?\(?\d{3}\)?[ .-]?\d{3}[ .-]?\d{4}\b")
+_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){3,7}(?: ?[A-Z0-9]{1,3})?\b")
+
+
+def redact_text(text: str) -> tuple[str, tuple[str, ...]]:
+    """Mask PII in text; returns the masked text and the kinds found."""
+    found: list[str] = []
+
+    def card(match: re.Match[str]) -> str:
+        digits = re.sub(r"\D", "", match.group(0))
+        if 13 <= len(digits) <= 19 and _luhn_ok(digits):
+            found.append("pii.card_number")
+            return f"[CARD ****{digits[-4:]}]"
+        return match.group(0)
+
+    text = _CARD.sub(card, text)
+    for pattern, kind, mask in (
+        (_SSN, "pii.ssn", "[SSN]"),
+        (_IBAN, "pii.iban", "[IBAN]"),
+        (_EMAIL, "pii.email", "[EMAIL]"),
+        (_PHONE, "pii.phone", "[PHONE]"),
+    ):
+        text, count = pattern.subn(mask, text)
+        if count:
+            found.append(kind)
+    return text, tuple(dict.fromkeys(found))
+
+
+def _map_strings(value: Any, fn: Any) -> Any:
+    if isinstance(value, str):
+        return fn(value)
+    if isinstance(value, list | tuple):
+        return [_map_strings(v, fn) for v in value]
+    if isinstance(value, dict):
+        return {k: _map_strings(v, fn) for k, v in value.items()}
+    return value
+
+
+class PiiRedactor:
+    name = "pii"
+
+    def scan(self, value: Any) -> ScanResult:
+        kinds: list[str] = []
+
+        def redact(text: str) -> str:
+            masked, found = redact_text(text)
+            kinds.extend(found)
+            return masked
+
+        masked = _map_strings(value, redact)
+        findings = tuple(dict.fromkeys(kinds))
+        return ScanResult(findings, masked, bool(findings))
+
+
+_INJECTION = re.compile(
+    r"(ignore (all |any )?(previous|prior|above) (instructions|rules)"
+    r"|disregard (the |your )?(system|previous) (prompt|instructions)"
+    r"|you are now (in )?(developer|admin|dan) mode"
+    r"|\bsystem\s*(override|prompt)\s*:"
+    r"|new instructions\s*:"
+    r"|call the \w+ tool"
+    r"|exfiltrate|send (all|every) (customer|user) (records|data))",
+    re.IGNORECASE,
+)
+
+
+class InjectionDetector:
+    """Flags text that addresses the model with instructions. Flagged content is
+    quarantined: the model receives it wrapped as inert, untrusted data."""
+
+    name = "injection"
+
+    def scan(self, value: Any) -> ScanResult:
+        hits: list[str] = []
+
+        def check(text: str) -> str:
+            if _INJECTION.search(text):
+                hits.append(text)
+                return "[QUARANTINED: untrusted content that contained instructions was removed]"
+            return text
+
+        cleaned = _map_strings(value, check)
+        if not hits:
+            return ScanResult((), value, False)
+        return ScanResult(("injection.suspected",), cleaned, True)

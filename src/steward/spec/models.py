@@ -1,0 +1,266 @@
+"""Typed models of the agent spec (the governance template users know, seed 003).
+
+Unknown keys are errors everywhere (`extra="forbid"`). Cross-field checks live in
+validators so every problem comes back with a field path the loader maps to a line.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Any
+
+import cel
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+NAME_RE = r"^[a-z][a-z0-9_\-]{0,63}$"
+_RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*$")
+_PERIODS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
+
+
+class Tier(StrEnum):
+    AUTONOMOUS = "autonomous"
+    REQUIRES_HUMAN_REVIEW = "requires_human_review"
+    FORBIDDEN = "forbidden"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelRef(_Strict):
+    """`name` is `rules`, `scripted` or `provider:model`; fallbacks are tried in order."""
+
+    name: str = Field(min_length=1)
+    fallbacks: tuple[str, ...] = ()
+
+
+class DecisionAuthority(_Strict):
+    autonomous: tuple[str, ...] = ()
+    requires_human_review: tuple[str, ...] = ()
+    forbidden: tuple[str, ...] = ()
+
+    def tier_of(self, tool: str) -> Tier | None:
+        for tier in Tier:
+            if tool in getattr(self, tier.value):
+                return tier
+        return None
+
+
+class Condition(_Strict):
+    """An argument-level rule in CEL. Variables: `args`, `tool`, `agent`, `sources`."""
+
+    id: str = Field(pattern=NAME_RE)
+    tool: str
+    when: str = Field(min_length=1)
+    then: Tier
+    reason: str = Field(min_length=1)
+
+    @field_validator("when")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            cel.compile(value)
+        except Exception as exc:  # the CEL binding raises ValueError with a caret diagram
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ValueError(f"CEL condition does not compile: {first}") from None
+        return value
+
+
+class DataAccess(_Strict):
+    allow_pii: bool = False
+    allow_financial: bool = False
+    allow_internal_docs: bool = True
+    max_records_per_query: int = Field(default=50, ge=1)
+
+
+class RateLimit(_Strict):
+    count: int
+    period_seconds: float
+
+    def __str__(self) -> str:
+        return f"{self.count} per {self.period_seconds:g}s"
+
+
+def parse_rate(value: Any) -> RateLimit:
+    if isinstance(value, RateLimit):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("expected a rate like '5/hour' (count/second|minute|hour|day)")
+    match = _RATE_RE.match(value)
+    if match is None:
+        raise ValueError(f"expected a rate like '5/hour', got {value!r}")
+    count = int(match.group(1))
+    if count < 1:
+        raise ValueError("a rate limit needs a count of at least 1")
+    return RateLimit(count=count, period_seconds=_PERIODS[match.group(2)])
+
+
+class CostControls(_Strict):
+    max_cost_per_run_usd: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    max_daily_spend_usd: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    alert_on_threshold: float = Field(default=0.8, gt=0, le=1, allow_inf_nan=False)
+
+
+class Limits(_Strict):
+    max_steps: int = Field(default=10, ge=1, le=1000)
+    max_run_seconds: float = Field(default=120.0, gt=0, allow_inf_nan=False)
+    tool_timeout_seconds: float = Field(default=30.0, gt=0, allow_inf_nan=False)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    max_concurrent_runs: int = Field(default=10, ge=1)
+
+
+class Escalation(_Strict):
+    confidence_below: float = Field(default=0.0, ge=0, le=1)
+    to: str = "support-team"
+
+
+class Approvals(_Strict):
+    expires_after_seconds: float = Field(default=86400.0, gt=0, allow_inf_nan=False)
+
+
+# --- configuration of the embedded `rules` model --------------------------------------
+
+
+class Extractor(_Strict):
+    pattern: str
+    type: str = Field(default="string", pattern="^(string|number|integer)$")
+
+    @field_validator("pattern")
+    @classmethod
+    def _regex_compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"regular expression does not compile: {exc}") from None
+        return value
+
+
+class PlannedCall(_Strict):
+    tool: str
+    args: dict[str, Any] = {}
+
+
+class Intent(_Strict):
+    name: str = Field(pattern=NAME_RE)
+    match: tuple[str, ...] = Field(min_length=1)
+    unless: tuple[str, ...] = ()
+    extract: dict[str, Annotated[Extractor, Field()]] = {}
+    require: tuple[str, ...] = ()
+    plan: tuple[tuple[PlannedCall, ...], ...] = ()
+    answer: str
+    confidence: float = Field(default=0.9, ge=0, le=1)
+    on_denied: str | None = None
+    on_denied_confidence: float = Field(default=0.5, ge=0, le=1)
+    on_missing: str | None = None
+
+    @field_validator("extract", mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: {"pattern": v} if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+    @field_validator("match", "unless")
+    @classmethod
+    def _patterns_compile(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern {pattern!r} does not compile: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _required_are_extracted(self) -> Intent:
+        missing = [name for name in self.require if name not in self.extract]
+        if missing:
+            raise ValueError(f"require names fields that are not extracted: {missing}")
+        return self
+
+
+class Fallback(_Strict):
+    answer: str
+    confidence: float = Field(default=0.2, ge=0, le=1)
+
+
+class RulesConfig(_Strict):
+    intents: tuple[Intent, ...] = ()
+    fallback: Fallback = Fallback(answer="I can't help with that request.")
+
+
+# --- the agent spec -------------------------------------------------------------------
+
+
+class AgentSpec(_Strict):
+    name: str = Field(pattern=NAME_RE)
+    description: str = ""
+    model: ModelRef
+    prompt: str = ""
+    tools: tuple[str, ...] = ()
+    toolsets: tuple[Annotated[str, Field(pattern=r"^[\w.]+:[\w]+$")], ...] = ()
+    decision_authority: DecisionAuthority = DecisionAuthority()
+    conditions: tuple[Condition, ...] = ()
+    data_access: DataAccess = DataAccess()
+    rate_limits: dict[str, Annotated[RateLimit, BeforeValidator(parse_rate)]] = {}
+    cost_controls: CostControls = CostControls()
+    limits: Limits = Limits()
+    escalation: Escalation = Escalation()
+    approvals: Approvals = Approvals()
+    rules: RulesConfig | None = None
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model_shorthand(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+
+Path = tuple[str | int, ...]
+
+
+def check_references(spec: AgentSpec) -> list[tuple[Path, str]]:
+    """Cross-field checks, each with the exact path of the offending value."""
+    problems: list[tuple[Path, str]] = []
+    listed = set(spec.tools)
+    seen: dict[str, str] = {}
+    for tier in Tier:
+        for index, tool in enumerate(getattr(spec.decision_authority, tier.value)):
+            path: Path = ("decision_authority", tier.value, index)
+            if tool in seen:
+                problems.append((path, f"'{tool}' is already listed under '{seen[tool]}'"))
+            seen[tool] = tier.value
+            if tool not in listed and tier is not Tier.FORBIDDEN:
+                problems.append((path, f"'{tool}' is not in the agent's `tools` list"))
+    for index, condition in enumerate(spec.conditions):
+        if condition.tool not in listed:
+            problems.append(
+                (("conditions", index, "tool"), f"'{condition.tool}' is not in `tools`")
+            )
+    ids = [c.id for c in spec.conditions]
+    for index, cid in enumerate(ids):
+        if ids.index(cid) != index:
+            problems.append((("conditions", index, "id"), f"duplicate condition id '{cid}'"))
+    for tool in spec.rate_limits:
+        if tool not in listed:
+            problems.append((("rate_limits", tool), f"'{tool}' is not in `tools`"))
+    if spec.model.name == "rules" and spec.rules is None:
+        problems.append((("model", "name"), "model 'rules' needs a `rules:` section"))
+    return problems
+
+
+class LoadedSpec(BaseModel):
+    """A validated spec with where it came from and its content hash (its version)."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    spec: AgentSpec
+    path: str
+    text: str
+    version: str

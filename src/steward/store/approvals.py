@@ -1,0 +1,144 @@
+"""Approvals: read, decide (approve / reject / approve with edits), expire.
+
+A decision is a conditional update (only a pending, unexpired request changes) plus an
+`approval.decided` event appended to the chain in the same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+
+from steward.core.errors import ConflictError, NotFoundError
+from steward.core.events import ApprovalDecided, encode_event, event_type
+from steward.core.approval import ApprovalView
+from steward.store.chain import PendingEvent, append_in_transaction
+from steward.store.database import Database
+from steward.store.schema import approvals
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRow:
+    id: str
+    run_id: str
+    key: str
+    agent: str
+    tool: str
+    arguments: dict[str, Any]
+    status: str
+    reason: str
+    requested_at: float
+    expires_at: float
+    decided_by: str
+    comment: str
+    used: bool
+
+    def view(self, call_hash: str, decided_arguments: dict[str, Any] | None) -> ApprovalView:
+        return ApprovalView(
+            self.id, self.key, self.status, call_hash, self.expires_at, self.used,
+            self.comment, self.decided_by, decided_arguments,
+        )
+
+
+def _row(row: Any) -> ApprovalRow:
+    return ApprovalRow(
+        id=row.id,
+        run_id=row.run_id,
+        key=row.call_id,
+        agent=row.agent,
+        tool=row.tool,
+        arguments=json.loads(row.arguments),
+        status=row.status,
+        reason=row.reason,
+        requested_at=row.requested_at,
+        expires_at=row.expires_at,
+        decided_by=row.decided_by or "",
+        comment=row.comment or "",
+        used=row.used_at is not None,
+    )
+
+
+def get_approval_view(db: Database, approval_id: str) -> ApprovalView | None:
+    with db.reader.connect() as connection:
+        row = connection.execute(select(approvals).where(approvals.c.id == approval_id)).first()
+    if row is None:
+        return None
+    edited = json.loads(row.decided_arguments) if row.decided_arguments else None
+    return _row(row).view(row.call_hash, edited)
+
+
+def get_approval(db: Database, approval_id: str) -> ApprovalRow:
+    with db.reader.connect() as connection:
+        row = connection.execute(select(approvals).where(approvals.c.id == approval_id)).first()
+    if row is None:
+        raise NotFoundError(f"no approval with id {approval_id!r}")
+    return _row(row)
+
+
+def list_approvals(db: Database, status: str | None = "pending", limit: int = 100) -> list[ApprovalRow]:
+    query = select(approvals).order_by(approvals.c.requested_at).limit(limit)
+    if status:
+        query = query.where(approvals.c.status == status)
+    with db.reader.connect() as connection:
+        return [_row(r) for r in connection.execute(query)]
+
+
+def decide_approval(
+    db: Database,
+    approval_id: str,
+    *,
+    approve: bool,
+    by: str,
+    comment: str = "",
+    arguments: dict[str, Any] | None = None,
+    now: float | None = None,
+) -> ApprovalRow:
+    """Approve or reject a pending request. Raises NotFoundError, or ConflictError when
+    it was already decided or has expired (an expired request is marked expired)."""
+    moment = time.time() if now is None else now
+    outcome = "approved" if approve else "rejected"
+    with db.writer.begin() as connection:
+        row = connection.execute(select(approvals).where(approvals.c.id == approval_id).with_for_update()).first()
+        if row is None:
+            raise NotFoundError(f"no approval with id {approval_id!r}")
+        if row.status != "pending":
+            raise ConflictError(f"approval {approval_id} is already {row.status}")
+        if row.expires_at <= moment:
+            _set_status(connection, row, "expired", "system", "expired before a decision", None, moment)
+            expired = True
+        else:
+            _set_status(connection, row, outcome, by, comment, arguments, moment)
+            expired = False
+    if expired:
+        raise ConflictError(f"approval {approval_id} expired before a decision")
+    return get_approval(db, approval_id)
+
+
+def expire_approval(db: Database, approval_id: str, now: float | None = None) -> None:
+    moment = time.time() if now is None else now
+    with db.writer.begin() as connection:
+        row = connection.execute(select(approvals).where(approvals.c.id == approval_id).with_for_update()).first()
+        if row is not None and row.status == "pending" and row.expires_at <= moment:
+            _set_status(connection, row, "expired", "system", "expired before a decision", None, moment)
+
+
+def _set_status(
+    connection: Any, row: Any, status: str, by: str, comment: str, arguments: dict[str, Any] | None, moment: float
+) -> None:
+    connection.execute(
+        update(approvals)
+        .where(approvals.c.id == row.id, approvals.c.status == "pending")
+        .values(
+            status=status,
+            decided_at=moment,
+            decided_by=by,
+            comment=comment,
+            decided_arguments=json.dumps(arguments, sort_keys=True) if arguments is not None else None,
+        )
+    )
+    event = ApprovalDecided(row.id, row.call_id, status, by, comment, arguments)
+    append_in_transaction(connection, [PendingEvent(row.run_id, event_type(event), moment, encode_event(event), event)])

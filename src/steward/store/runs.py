@@ -1,0 +1,114 @@
+"""Reading runs and their journals; recording agent versions."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+
+from steward.core.errors import NotFoundError
+from steward.core.events import AnyEvent, decode_event
+from steward.store.database import Database
+from steward.store.schema import agent_versions, events, runs
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    id: str
+    agent: str
+    agent_version: str
+    status: str
+    input: str
+    output: str
+    confidence: float | None
+    reason_code: str
+    reason: str
+    steps: int
+    tags: dict[str, str]
+    created_at: float
+    updated_at: float
+    finished_at: float | None
+
+    @property
+    def latency_s(self) -> float | None:
+        return None if self.finished_at is None else self.finished_at - self.created_at
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    id: int
+    ts: float
+    type: str
+    event: AnyEvent
+
+
+def _run_row(row: Any) -> RunRow:
+    return RunRow(
+        id=row.id,
+        agent=row.agent,
+        agent_version=row.agent_version,
+        status=row.status,
+        input=row.input,
+        output=row.output,
+        confidence=row.confidence,
+        reason_code=row.reason_code,
+        reason=row.reason,
+        steps=row.steps,
+        tags=json.loads(row.tags or "{}"),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        finished_at=row.finished_at,
+    )
+
+
+def get_run(db: Database, run_id: str) -> RunRow:
+    with db.reader.connect() as connection:
+        row = connection.execute(select(runs).where(runs.c.id == run_id)).first()
+    if row is None:
+        raise NotFoundError(f"no run with id {run_id!r}")
+    return _run_row(row)
+
+
+def list_runs(
+    db: Database,
+    *,
+    agent: str | None = None,
+    status: str | None = None,
+    limit: int = 50,
+    before: float | None = None,
+) -> list[RunRow]:
+    """Newest first; `before` (a created_at) pages backwards."""
+    query = select(runs).order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit)
+    if agent:
+        query = query.where(runs.c.agent == agent)
+    if status:
+        query = query.where(runs.c.status == status)
+    if before is not None:
+        query = query.where(runs.c.created_at < before)
+    with db.reader.connect() as connection:
+        return [_run_row(r) for r in connection.execute(query)]
+
+
+def read_journal(db: Database, run_id: str) -> list[JournalEntry]:
+    query = select(events.c.id, events.c.ts, events.c.type, events.c.data).where(events.c.run_id == run_id).order_by(events.c.id)
+    with db.reader.connect() as connection:
+        return [JournalEntry(r.id, r.ts, r.type, decode_event(r.data)) for r in connection.execute(query)]
+
+
+def save_agent_version(db: Database, agent: str, version: str, spec_text: str) -> None:
+    """Record a spec version once (content-addressed: the same text is the same version)."""
+    with db.writer.begin() as connection:
+        exists = connection.execute(
+            select(agent_versions.c.version).where(agent_versions.c.agent == agent, agent_versions.c.version == version)
+        ).first()
+        if exists is None:
+            try:
+                connection.execute(
+                    insert(agent_versions).values(agent=agent, version=version, spec_text=spec_text, created_at=time.time())
+                )
+            except IntegrityError:  # pragma: no cover - a concurrent writer saved it first
+                pass

@@ -1,0 +1,100 @@
+"""Tables (SQLAlchemy Core). The `events` table is the journal and the audit chain at once:
+every row carries the SHA-256 of the row before it. `runs` and `approvals` are projections
+of events, written in the same transaction as the events that change them."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+# BigInteger on PostgreSQL, INTEGER on SQLite (so the rowid alias stays fast).
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=False),
+    Column("run_id", String(64), nullable=True),
+    Column("type", String(40), nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("data", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_events_run_id", "run_id", "id"),
+)
+
+chain_head = Table(
+    "chain_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("last_id", Id, nullable=False),
+    Column("last_hash", String(64), nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("agent", String(64), nullable=False),
+    Column("agent_version", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("input", Text, nullable=False),
+    Column("output", Text, nullable=False, default=""),
+    Column("confidence", Float, nullable=True),
+    Column("reason_code", String(64), nullable=False, default=""),
+    Column("reason", Text, nullable=False, default=""),
+    Column("steps", Integer, nullable=False, default=0),
+    Column("tags", Text, nullable=False, default="{}"),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=True),
+    Index("ix_runs_agent_created", "agent", "created_at"),
+    Index("ix_runs_status", "status"),
+    Index("ix_runs_created", "created_at"),
+)
+
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("run_id", String(64), nullable=False),
+    Column("call_id", String(128), nullable=False),
+    Column("agent", String(64), nullable=False),
+    Column("tool", String(128), nullable=False),
+    Column("arguments", Text, nullable=False),
+    Column("call_hash", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("requested_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("decided_at", Float, nullable=True),
+    Column("decided_by", String(128), nullable=True),
+    Column("comment", Text, nullable=False, default=""),
+    Column("decided_arguments", Text, nullable=True),
+    Column("used_at", Float, nullable=True),
+    Index("ix_approvals_status", "status", "requested_at"),
+    Index("ix_approvals_run", "run_id", "call_id"),
+)
+
+agent_versions = Table(
+    "agent_versions",
+    metadata,
+    Column("agent", String(64), primary_key=True),
+    Column("version", String(64), primary_key=True),
+    Column("spec_text", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+GENESIS_HASH = "0" * 64

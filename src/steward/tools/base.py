@@ -1,0 +1,198 @@
+"""A tool is a typed function plus the metadata the gate needs to govern it.
+
+The JSON Schema of the arguments is derived from the type hints through a pydantic model
+built from the signature; the gate validates against that schema with a compiled
+validator (fastjsonschema), which costs about a microsecond per call.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, get_type_hints, overload
+
+import fastjsonschema
+from pydantic import BaseModel, ConfigDict, create_model
+
+from steward.core.messages import ToolSpec
+
+
+class Effect(StrEnum):
+    READ = "read"
+    WRITE = "write"
+
+
+class DataClass(StrEnum):
+    PII = "pii"
+    FINANCIAL = "financial"
+    INTERNAL = "internal"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolContext:
+    """What a running tool may know about its call. A keyed tool passes
+    `idempotency_key` to its downstream system so a retried call is not done twice."""
+
+    run_id: str
+    call_id: str
+    idempotency_key: str
+    attempt: int = 1
+
+
+ArgValidator = Callable[[dict[str, Any]], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    function: Callable[..., Any]
+    effect: Effect = Effect.READ
+    data_classes: frozenset[DataClass] = frozenset()
+    idempotent: bool = False
+    keyed: bool = False
+    timeout: float | None = None
+    limit_arg: str | None = None
+    cost_usd: float = 0.0
+    context_param: str | None = None
+    _args_model: type[BaseModel] | None = field(default=None, repr=False)
+    _validate: ArgValidator = field(default=lambda _args: None, repr=False)
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.function)
+
+    @property
+    def retry_safe(self) -> bool:
+        """Retrying is safe for reads, idempotent tools and tools that honour the key."""
+        return self.effect is Effect.READ or self.idempotent or self.keyed
+
+    def validate_arguments(self, arguments: dict[str, Any]) -> str | None:
+        """None if the arguments fit the schema, else a one-line reason."""
+        try:
+            self._validate(arguments)
+        except fastjsonschema.JsonSchemaException as exc:
+            return str(exc.message)
+        return None
+
+    def spec(self) -> ToolSpec:
+        return ToolSpec(self.name, self.description, self.parameters)
+
+    def bind(self, arguments: dict[str, Any], context: ToolContext) -> dict[str, Any]:
+        """Keyword arguments for the function: pydantic-typed parameters are built here."""
+        kwargs = dict(arguments)
+        if self._args_model is not None:
+            parsed = self._args_model.model_validate(arguments)
+            kwargs = {name: getattr(parsed, name) for name in type(parsed).model_fields}
+        if self.context_param is not None:
+            kwargs[self.context_param] = context
+        return kwargs
+
+
+def _build_args_model(
+    function: Callable[..., Any],
+) -> tuple[type[BaseModel], str | None, bool]:
+    """A pydantic model of the parameters; the ToolContext parameter is left out."""
+    hints = get_type_hints(function)
+    fields: dict[str, Any] = {}
+    context_param: str | None = None
+    needs_model = False
+    for name, param in inspect.signature(function).parameters.items():
+        annotation = hints.get(name, Any)
+        if annotation is ToolContext:
+            context_param = name
+            continue
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise TypeError(f"tool {function.__name__}: *args/**kwargs cannot be described")
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            needs_model = True
+        default = ... if param.default is inspect.Parameter.empty else param.default
+        fields[name] = (annotation, default)
+    model = create_model(  # type: ignore[call-overload]
+        f"{function.__name__}_args",
+        __config__=ConfigDict(extra="forbid"),
+        **fields,
+    )
+    return model, context_param, needs_model
+
+
+def make_tool(
+    function: Callable[..., Any],
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    effect: Effect | str = Effect.READ,
+    data_classes: tuple[DataClass | str, ...] = (),
+    idempotent: bool = False,
+    keyed: bool = False,
+    timeout: float | None = None,
+    limit_arg: str | None = None,
+    cost_usd: float = 0.0,
+) -> Tool:
+    model, context_param, needs_model = _build_args_model(function)
+    schema = model.model_json_schema()
+    schema.pop("title", None)
+    schema["additionalProperties"] = False
+    doc = inspect.getdoc(function) or ""
+    return Tool(
+        name=name or function.__name__,
+        description=description if description is not None else doc.split("\n\n")[0],
+        parameters=schema,
+        function=function,
+        effect=Effect(effect),
+        data_classes=frozenset(DataClass(d) for d in data_classes),
+        idempotent=idempotent,
+        keyed=keyed,
+        timeout=timeout,
+        limit_arg=limit_arg,
+        cost_usd=cost_usd,
+        context_param=context_param,
+        _args_model=model if needs_model else None,
+        _validate=fastjsonschema.compile(schema),
+    )
+
+
+@overload
+def tool(function: Callable[..., Any], /) -> Tool: ...
+
+
+@overload
+def tool(
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    effect: Effect | str = Effect.READ,
+    data_classes: tuple[DataClass | str, ...] = (),
+    idempotent: bool = False,
+    keyed: bool = False,
+    timeout: float | None = None,
+    limit_arg: str | None = None,
+    cost_usd: float = 0.0,
+) -> Callable[[Callable[..., Any]], Tool]: ...
+
+
+def tool(
+    function: Callable[..., Any] | None = None,
+    /,
+    **options: Any,
+) -> Tool | Callable[[Callable[..., Any]], Tool]:
+    """Turn a typed function into a governed tool.
+
+    effect: `read` or `write`; data_classes: `pii`, `financial`, `internal`;
+    idempotent: safe to repeat; keyed: honours ToolContext.idempotency_key downstream;
+    timeout: seconds (the spec's tool_timeout_seconds applies otherwise);
+    limit_arg: the argument bounded by data_access.max_records_per_query.
+    """
+    if function is not None:
+        return make_tool(function)
+
+    def decorate(fn: Callable[..., Any]) -> Tool:
+        return make_tool(fn, **options)
+
+    return decorate
+
+
+ToolFunction = Callable[..., Any | Awaitable[Any]]
