@@ -79,7 +79,7 @@ class ModelError(StewardError):
     code = "model.error"
 
 
-class RunSuspended(Exception):  # noqa: N818 - a control-flow signal, not a failure
+class RunSuspended(Exception):
     """Raised inside a run when it must wait for a person (approval or clarification)."""
 
     def __init__(self, reason: str, approval_ids: tuple[str, ...] = ()) -> None:

@@ -38,38 +38,38 @@ class Event(msgspec.Struct, frozen=True, tag_field="type"):
     """Base of all events. The tag (`type`) is the class name in snake case."""
 
 
-class RunStarted(Event, tag="run.started"):
+class RunStarted(Event, tag="run.started", frozen=True):
     agent: str
     agent_version: str
     input: str
     tags: dict[str, str] = {}
 
 
-class RunResumed(Event, tag="run.resumed"):
+class RunResumed(Event, tag="run.resumed", frozen=True):
     reason: str
 
 
-class ModelResponded(Event, tag="model.responded"):
+class ModelResponded(Event, tag="model.responded", frozen=True):
     step: int
     response: ModelResponse
     latency_ms: float
 
 
-class ToolCallProposed(Event, tag="tool.proposed"):
+class ToolCallProposed(Event, tag="tool.proposed", frozen=True):
     step: int
     call: ToolCall
     key: str
     sources: dict[str, Source] = {}
 
 
-class GateDecided(Event, tag="gate.decided"):
+class GateDecided(Event, tag="gate.decided", frozen=True):
     key: str
     tool: str
     stage: str
     decision: Decision
 
 
-class ApprovalRequested(Event, tag="approval.requested"):
+class ApprovalRequested(Event, tag="approval.requested", frozen=True):
     approval_id: str
     agent: str
     key: str
@@ -80,7 +80,7 @@ class ApprovalRequested(Event, tag="approval.requested"):
     reason: str
 
 
-class ApprovalDecided(Event, tag="approval.decided"):
+class ApprovalDecided(Event, tag="approval.decided", frozen=True):
     approval_id: str
     key: str
     outcome: str  # approved | rejected | expired
@@ -89,14 +89,14 @@ class ApprovalDecided(Event, tag="approval.decided"):
     arguments: dict[str, Any] | None = None
 
 
-class ApprovalUsed(Event, tag="approval.used"):
+class ApprovalUsed(Event, tag="approval.used", frozen=True):
     """An approved call was released to execute; an approval is used once."""
 
     approval_id: str
     key: str
 
 
-class ToolStarted(Event, tag="tool.started"):
+class ToolStarted(Event, tag="tool.started", frozen=True):
     """The write-ahead intent: recorded durably before a side effect may happen."""
 
     key: str
@@ -104,7 +104,7 @@ class ToolStarted(Event, tag="tool.started"):
     attempt: int
 
 
-class ToolSucceeded(Event, tag="tool.succeeded"):
+class ToolSucceeded(Event, tag="tool.succeeded", frozen=True):
     key: str
     tool: str
     result: Any
@@ -112,7 +112,7 @@ class ToolSucceeded(Event, tag="tool.succeeded"):
     attempts: int
 
 
-class ToolFailed(Event, tag="tool.failed"):
+class ToolFailed(Event, tag="tool.failed", frozen=True):
     key: str
     tool: str
     code: str
@@ -121,7 +121,7 @@ class ToolFailed(Event, tag="tool.failed"):
     outcome_unknown: bool = False
 
 
-class ResultScanned(Event, tag="tool.scanned"):
+class ResultScanned(Event, tag="tool.scanned", frozen=True):
     """A scan changed the result; ToolSucceeded that follows carries the result as shown."""
 
     key: str
@@ -130,18 +130,18 @@ class ResultScanned(Event, tag="tool.scanned"):
     findings: tuple[str, ...] = ()
 
 
-class BreakerTripped(Event, tag="tool.breaker_tripped"):
+class BreakerTripped(Event, tag="tool.breaker_tripped", frozen=True):
     tool: str
     failures: int
     cooldown_seconds: float
 
 
-class RunWaiting(Event, tag="run.waiting"):
+class RunWaiting(Event, tag="run.waiting", frozen=True):
     reason: str
     approval_ids: tuple[str, ...] = ()
 
 
-class RunFinished(Event, tag="run.finished"):
+class RunFinished(Event, tag="run.finished", frozen=True):
     status: RunStatus
     output: str = ""
     confidence: float | None = None
@@ -150,7 +150,7 @@ class RunFinished(Event, tag="run.finished"):
     steps: int = 0
 
 
-class AgentStateChanged(Event, tag="agent.state_changed"):
+class AgentStateChanged(Event, tag="agent.state_changed", frozen=True):
     agent: str
     enabled: bool
     by: str

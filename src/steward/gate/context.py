@@ -32,7 +32,9 @@ class CallContext:
         self.decision = decision
         self.scope.emit(GateDecided(self.key, self.call.name, stage, decision))
 
-    def stop(self, stage: str, decision: Decision, status: CallStatus = CallStatus.DENIED) -> CallOutcome:
+    def stop(
+        self, stage: str, decision: Decision, status: CallStatus = CallStatus.DENIED
+    ) -> CallOutcome:
         """End the call here with a decision; later stages never see it."""
         self.decided(stage, decision)
         return CallOutcome(

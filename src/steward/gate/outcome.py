@@ -38,7 +38,10 @@ class CallOutcome(msgspec.Struct, frozen=True):
             body = {
                 "ok": False,
                 "status": self.status.value,
-                "error": {"code": self.error_code or self.decision.primary_code, "message": self.error},
+                "error": {
+                    "code": self.error_code or self.decision.primary_code,
+                    "message": self.error,
+                },
             }
         return Message(
             role="tool",

@@ -105,4 +105,6 @@ class Gate:
         except Exception as exc:  # fail closed: an error in any stage is a deny
             decision = deny("gate.error", f"the gate could not decide: {type(exc).__name__}: {exc}")
             scope.emit(GateDecided(key, call.name, "gate", decision))
-            return CallOutcome(call, key, CallStatus.DENIED, decision, error_code="gate.error", error=str(exc))
+            return CallOutcome(
+                call, key, CallStatus.DENIED, decision, error_code="gate.error", error=str(exc)
+            )

@@ -101,7 +101,9 @@ class RulesModel:
         if denied:
             text = intent.on_denied or "I can't do that myself; a colleague will follow up."
             context["denial"] = denied[0]
-            return ModelResponse(self.name, text=render(text, context), confidence=intent.on_denied_confidence)
+            return ModelResponse(
+                self.name, text=render(text, context), confidence=intent.on_denied_confidence
+            )
         turn = sum(1 for m in messages if m.role == "assistant" and m.tool_calls)
         if turn < len(intent.plan):
             calls = tuple(
@@ -109,7 +111,9 @@ class RulesModel:
                 for index, planned in enumerate(intent.plan[turn])
             )
             return ModelResponse(self.name, tool_calls=calls, finish_reason="tool_calls")
-        return ModelResponse(self.name, text=render(intent.answer, context), confidence=intent.confidence)
+        return ModelResponse(
+            self.name, text=render(intent.answer, context), confidence=intent.confidence
+        )
 
     def _match(self, text: str) -> tuple[Intent, dict[str, Any]] | None:
         for intent, patterns, negatives, extractors in self._compiled:
@@ -142,5 +146,11 @@ def _tool_results(messages: tuple[Message, ...]) -> tuple[dict[str, Any], list[d
             results[message.name] = body.get("result")
         else:
             error = body.get("error") or {}
-            denied.append({"tool": message.name, "code": error.get("code", ""), "message": error.get("message", "")})
+            denied.append(
+                {
+                    "tool": message.name,
+                    "code": error.get("code", ""),
+                    "message": error.get("message", ""),
+                }
+            )
     return results, denied

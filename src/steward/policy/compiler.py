@@ -131,7 +131,9 @@ class Policy:
             return rule.base
         return self._apply_conditions(rule, call, context)
 
-    def _apply_conditions(self, rule: _ToolRule, call: ToolCall, context: PolicyContext) -> Decision:
+    def _apply_conditions(
+        self, rule: _ToolRule, call: ToolCall, context: PolicyContext
+    ) -> Decision:
         activation = {
             "args": call.arguments,
             "tool": call.name,
@@ -209,7 +211,9 @@ _RISK = {Tier.AUTONOMOUS: 0.1, Tier.REQUIRES_HUMAN_REVIEW: 0.5, Tier.FORBIDDEN: 
 
 def _base_decision(name: str, tier: Tier, explicit: bool) -> Decision:
     if tier is Tier.FORBIDDEN:
-        why = "listed as forbidden" if explicit else "listed in no decision tier (default: forbidden)"
+        why = (
+            "listed as forbidden" if explicit else "listed in no decision tier (default: forbidden)"
+        )
         rule_id = f"decision_authority.forbidden.{name}" if explicit else "default.untiered"
         return deny("tool.forbidden", f"'{name}' is {why}", rule_id)
     return Decision(
@@ -220,7 +224,9 @@ def _base_decision(name: str, tier: Tier, explicit: bool) -> Decision:
     )
 
 
-def compile_policy(spec: AgentSpec, version: str, tools: Mapping[str, Tool] | None = None) -> Policy:
+def compile_policy(
+    spec: AgentSpec, version: str, tools: Mapping[str, Tool] | None = None
+) -> Policy:
     """Compile once per spec version. `tools` supplies data classes and effects; a listed
     tool without metadata is treated as a write touching every data class (fail closed)."""
     rules: dict[str, _ToolRule] = {}
@@ -248,7 +254,12 @@ def compile_policy(spec: AgentSpec, version: str, tools: Mapping[str, Tool] | No
     for name in spec.decision_authority.forbidden:
         if name not in rules:
             rules[name] = _ToolRule(
-                name, Tier.FORBIDDEN, frozenset(), Effect.WRITE, None, (),
+                name,
+                Tier.FORBIDDEN,
+                frozenset(),
+                Effect.WRITE,
+                None,
+                (),
                 _base_decision(name, Tier.FORBIDDEN, True),
             )
     return Policy(spec, version, rules)

@@ -52,7 +52,13 @@ def load_toolsets(loaded: LoadedSpec) -> ToolRegistry:
             factory = getattr(importlib.import_module(module_name), attr)
             tools: Iterable[Tool] = factory()
         except Exception as exc:
-            problem = SpecProblem(loaded.path, _line_of(loaded, ref), 1, f"toolsets[{index}]", f"cannot load {ref}: {exc}")
+            problem = SpecProblem(
+                loaded.path,
+                _line_of(loaded, ref),
+                1,
+                f"toolsets[{index}]",
+                f"cannot load {ref}: {exc}",
+            )
             raise SpecError([problem]) from None
         for item in tools:
             registry.register(item)
@@ -65,7 +71,10 @@ def make_model(loaded: LoadedSpec) -> Model:
         assert loaded.spec.rules is not None  # the spec validator requires it
         return RulesModel(loaded.spec.rules)
     problem = SpecProblem(
-        loaded.path, _line_of(loaded, name), 1, "model.name",
+        loaded.path,
+        _line_of(loaded, name),
+        1,
+        "model.name",
         f"model {name!r} is not available here: the embedded default is 'rules'; "
         "pass a Model object to build_agent() for others",
     )
@@ -88,9 +97,15 @@ def build_agent(
         resolved = registry.resolve(loaded.spec.tools)
     except UnknownToolError:
         problems = [
-            SpecProblem(loaded.path, _line_of(loaded, name), 1, f"tools[{i}]",
-                        f"unknown tool '{name}' (registered: {', '.join(registry.names()) or 'none'})")
-            for i, name in enumerate(loaded.spec.tools) if name not in registry
+            SpecProblem(
+                loaded.path,
+                _line_of(loaded, name),
+                1,
+                f"tools[{i}]",
+                f"unknown tool '{name}' (registered: {', '.join(registry.names()) or 'none'})",
+            )
+            for i, name in enumerate(loaded.spec.tools)
+            if name not in registry
         ]
         raise SpecError(problems) from None
     # Tools the spec forbids by name but does not list are still resolved when registered,

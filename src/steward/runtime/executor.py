@@ -46,7 +46,9 @@ class EmbeddedExecutor:
     """Backed by the local journal: events go through group commit; replay state is
     folded from the run's own journal when a run resumes."""
 
-    def __init__(self, db: Database, journal: Journal, run_id: str, agent: str, agent_version: str) -> None:
+    def __init__(
+        self, db: Database, journal: Journal, run_id: str, agent: str, agent_version: str
+    ) -> None:
         self.db = db
         self.journal = journal
         self.run_id = run_id

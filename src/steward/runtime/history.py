@@ -45,18 +45,25 @@ class RunHistory:
             self._decisions[event.key] = event.decision
             if event.decision.verdict is Verdict.DENY:
                 self._record(event.key).outcome = self._outcome(
-                    event.key, CallStatus.DENIED, event.decision, code=event.decision.primary_code,
+                    event.key,
+                    CallStatus.DENIED,
+                    event.decision,
+                    code=event.decision.primary_code,
                     error=event.decision.reasons[0].message if event.decision.reasons else "denied",
                 )
         elif isinstance(event, ToolSucceeded):
             decision = self._decisions.get(event.key, Decision(Verdict.ALLOW))
-            self._record(event.key).outcome = self._outcome(event.key, CallStatus.EXECUTED, decision, result=event.result)
+            self._record(event.key).outcome = self._outcome(
+                event.key, CallStatus.EXECUTED, decision, result=event.result
+            )
         elif isinstance(event, ResultScanned):
             self._decisions[event.key] = event.decision
         elif isinstance(event, ToolFailed):
             status = CallStatus.UNKNOWN if event.outcome_unknown else CallStatus.FAILED
             decision = self._decisions.get(event.key, Decision(Verdict.ALLOW))
-            self._record(event.key).outcome = self._outcome(event.key, status, decision, code=event.code, error=event.message)
+            self._record(event.key).outcome = self._outcome(
+                event.key, status, decision, code=event.code, error=event.message
+            )
         elif isinstance(event, ToolStarted):
             self._record(event.key).started = True
         elif isinstance(event, ApprovalRequested):
@@ -77,7 +84,16 @@ class RunHistory:
         return record
 
     def _outcome(
-        self, key: str, status: CallStatus, decision: Decision, *, result: object = None, code: str = "", error: str = ""
+        self,
+        key: str,
+        status: CallStatus,
+        decision: Decision,
+        *,
+        result: object = None,
+        code: str = "",
+        error: str = "",
     ) -> CallOutcome:
         call = self._proposed.get(key) or ToolCall(key.rsplit(":", 1)[-1], "?", {})
-        return CallOutcome(call, key, status, decision, result=result, error_code=code, error=error, replayed=True)
+        return CallOutcome(
+            call, key, status, decision, result=result, error_code=code, error=error, replayed=True
+        )

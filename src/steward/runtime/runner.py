@@ -16,7 +16,14 @@ import uuid
 from dataclasses import dataclass, field
 
 from steward.core.errors import ModelError, StoreError
-from steward.core.events import ModelResponded, RunFinished, RunResumed, RunStarted, RunStatus, RunWaiting
+from steward.core.events import (
+    ModelResponded,
+    RunFinished,
+    RunResumed,
+    RunStarted,
+    RunStatus,
+    RunWaiting,
+)
 from steward.core.messages import Message
 from steward.gate.outcome import CallOutcome, CallStatus
 from steward.models.protocol import ModelRequest
@@ -60,7 +67,9 @@ class Runner:
     def _slot(self, agent: AgentRuntime) -> asyncio.Semaphore:
         slot = self._slots.get(agent.name)
         if slot is None:
-            slot = self._slots[agent.name] = asyncio.Semaphore(agent.loaded.spec.limits.max_concurrent_runs)
+            slot = self._slots[agent.name] = asyncio.Semaphore(
+                agent.loaded.spec.limits.max_concurrent_runs
+            )
         return slot
 
     def _remember_version(self, agent: AgentRuntime) -> None:
@@ -69,10 +78,19 @@ class Runner:
             save_agent_version(self.db, agent.name, agent.version, agent.loaded.text)
             self._versions_saved.add(marker)
 
-    async def run(self, agent: AgentRuntime, text: str, *, run_id: str | None = None, tags: dict[str, str] | None = None) -> RunResult:
+    async def run(
+        self,
+        agent: AgentRuntime,
+        text: str,
+        *,
+        run_id: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> RunResult:
         """Start a run and drive it until it finishes or waits for a person."""
         self._remember_version(agent)
-        executor = EmbeddedExecutor(self.db, self.journal, run_id or new_run_id(), agent.name, agent.version)
+        executor = EmbeddedExecutor(
+            self.db, self.journal, run_id or new_run_id(), agent.name, agent.version
+        )
         async with self._slot(agent):
             executor.emit(RunStarted(agent.name, agent.version, text, dict(tags or {})))
             return await self._drive(agent, executor, text)
@@ -81,12 +99,22 @@ class Runner:
         """Continue a run from its journal: recorded steps replay, nothing runs twice."""
         row = get_run(self.db, run_id)
         if row.agent_version != agent.version:
-            raise StoreError(f"run {run_id} was started by {row.agent}@{row.agent_version}, not {agent.version}")
+            raise StoreError(
+                f"run {run_id} was started by {row.agent}@{row.agent_version}, not {agent.version}"
+            )
         executor = EmbeddedExecutor(self.db, self.journal, run_id, agent.name, agent.version)
         executor.load()
         if executor.history.finished is not None:
             done = executor.history.finished
-            return RunResult(run_id, done.status, done.output, done.confidence, done.reason_code, done.reason, done.steps)
+            return RunResult(
+                run_id,
+                done.status,
+                done.output,
+                done.confidence,
+                done.reason_code,
+                done.reason,
+                done.steps,
+            )
         async with self._slot(agent):
             executor.emit(RunResumed(reason))
             return await self._drive(agent, executor, row.input)
@@ -99,20 +127,34 @@ class Runner:
             async with asyncio.timeout(limits.max_run_seconds):
                 result = await self._loop(agent, executor, text, progress)
         except TimeoutError:
-            result = self._finish(executor, progress, RunStatus.ESCALATED, reason_code="limits.max_run_seconds",
-                                  reason=f"the run exceeded max_run_seconds={limits.max_run_seconds:g}")
+            result = self._finish(
+                executor,
+                progress,
+                RunStatus.ESCALATED,
+                reason_code="limits.max_run_seconds",
+                reason=f"the run exceeded max_run_seconds={limits.max_run_seconds:g}",
+            )
         except ModelError as exc:
-            result = self._finish(executor, progress, RunStatus.ESCALATED, reason_code=exc.code, reason=str(exc))
+            result = self._finish(
+                executor, progress, RunStatus.ESCALATED, reason_code=exc.code, reason=str(exc)
+            )
         except StoreError:
             raise  # the journal is down: nothing can be recorded, so nothing more may happen
         except Exception as exc:
             log.exception("run %s failed", executor.run_id)
-            result = self._finish(executor, progress, RunStatus.FAILED, reason_code="internal.error",
-                                  reason=f"{type(exc).__name__}: {exc}")
+            result = self._finish(
+                executor,
+                progress,
+                RunStatus.FAILED,
+                reason_code="internal.error",
+                reason=f"{type(exc).__name__}: {exc}",
+            )
         await executor.durable()
         return _with_time(result, time.perf_counter() - started)
 
-    async def _loop(self, agent: AgentRuntime, executor: Executor, text: str, progress: _Progress) -> RunResult:
+    async def _loop(
+        self, agent: AgentRuntime, executor: Executor, text: str, progress: _Progress
+    ) -> RunResult:
         spec = agent.loaded.spec
         messages: list[Message] = []
         if spec.prompt:
@@ -131,7 +173,9 @@ class Runner:
                 return self._final(agent, executor, progress, response.text, response.confidence)
             outcomes = await asyncio.gather(
                 *(
-                    agent.gate.process(executor, call, step, trace_sources(call.arguments, messages[:-1]))
+                    agent.gate.process(
+                        executor, call, step, trace_sources(call.arguments, messages[:-1])
+                    )
                     for call in response.tool_calls
                 )
             )
@@ -139,32 +183,80 @@ class Runner:
             progress.denials.extend(o.error_code for o in outcomes if o.status is CallStatus.DENIED)
             if waiting:
                 executor.emit(RunWaiting(f"waiting for {len(waiting)} approval(s)", waiting))
-                return RunResult(executor.run_id, RunStatus.WAITING, reason_code="approval.pending",
-                                 reason=f"waiting for approval {', '.join(waiting)}", steps=progress.steps,
-                                 waiting_on=waiting, denials=tuple(progress.denials))
+                return RunResult(
+                    executor.run_id,
+                    RunStatus.WAITING,
+                    reason_code="approval.pending",
+                    reason=f"waiting for approval {', '.join(waiting)}",
+                    steps=progress.steps,
+                    waiting_on=waiting,
+                    denials=tuple(progress.denials),
+                )
             unknown = [o for o in outcomes if o.status is CallStatus.UNKNOWN]
             if unknown:
-                return self._finish(executor, progress, RunStatus.ESCALATED, reason_code="tool.outcome_unknown",
-                                    reason=_describe_unknown(unknown))
+                return self._finish(
+                    executor,
+                    progress,
+                    RunStatus.ESCALATED,
+                    reason_code="tool.outcome_unknown",
+                    reason=_describe_unknown(unknown),
+                )
             messages.extend(o.to_message() for o in outcomes)
-        return self._finish(executor, progress, RunStatus.ESCALATED, reason_code="limits.max_steps",
-                            reason=f"no final answer within max_steps={spec.limits.max_steps}")
+        return self._finish(
+            executor,
+            progress,
+            RunStatus.ESCALATED,
+            reason_code="limits.max_steps",
+            reason=f"no final answer within max_steps={spec.limits.max_steps}",
+        )
 
-    def _final(self, agent: AgentRuntime, executor: Executor, progress: _Progress, text: str, confidence: float | None) -> RunResult:
+    def _final(
+        self,
+        agent: AgentRuntime,
+        executor: Executor,
+        progress: _Progress,
+        text: str,
+        confidence: float | None,
+    ) -> RunResult:
         threshold = agent.loaded.spec.escalation.confidence_below
         if confidence is None or confidence < threshold:
             shown = "none" if confidence is None else f"{confidence:.2f}"
-            return self._finish(executor, progress, RunStatus.ESCALATED, output=text, confidence=confidence,
-                                reason_code="escalation.low_confidence",
-                                reason=f"confidence {shown} is below {threshold:.2f}; "
-                                       f"escalated to {agent.loaded.spec.escalation.to}")
-        return self._finish(executor, progress, RunStatus.SUCCEEDED, output=text, confidence=confidence)
+            return self._finish(
+                executor,
+                progress,
+                RunStatus.ESCALATED,
+                output=text,
+                confidence=confidence,
+                reason_code="escalation.low_confidence",
+                reason=f"confidence {shown} is below {threshold:.2f}; "
+                f"escalated to {agent.loaded.spec.escalation.to}",
+            )
+        return self._finish(
+            executor, progress, RunStatus.SUCCEEDED, output=text, confidence=confidence
+        )
 
-    def _finish(self, executor: Executor, progress: _Progress, status: RunStatus, *, output: str = "",
-                confidence: float | None = None, reason_code: str = "", reason: str = "") -> RunResult:
+    def _finish(
+        self,
+        executor: Executor,
+        progress: _Progress,
+        status: RunStatus,
+        *,
+        output: str = "",
+        confidence: float | None = None,
+        reason_code: str = "",
+        reason: str = "",
+    ) -> RunResult:
         executor.emit(RunFinished(status, output, confidence, reason_code, reason, progress.steps))
-        return RunResult(executor.run_id, status, output, confidence, reason_code, reason, progress.steps,
-                         denials=tuple(progress.denials))
+        return RunResult(
+            executor.run_id,
+            status,
+            output,
+            confidence,
+            reason_code,
+            reason,
+            progress.steps,
+            denials=tuple(progress.denials),
+        )
 
 
 def new_run_id() -> str:
@@ -177,5 +269,15 @@ def _describe_unknown(outcomes: list[CallOutcome]) -> str:
 
 
 def _with_time(result: RunResult, seconds: float) -> RunResult:
-    return RunResult(result.run_id, result.status, result.output, result.confidence, result.reason_code,
-                     result.reason, result.steps, result.waiting_on, result.denials, seconds)
+    return RunResult(
+        result.run_id,
+        result.status,
+        result.output,
+        result.confidence,
+        result.reason_code,
+        result.reason,
+        result.steps,
+        result.waiting_on,
+        result.denials,
+        seconds,
+    )

@@ -132,7 +132,9 @@ def load_spec_text(text: str, path: str = "<spec>") -> LoadedSpec:
     except ValidationError as exc:
         for error in exc.errors():
             loc = tuple(error["loc"])
-            problems.append(SpecProblem(path, *_locate(marks, loc), _field_path(loc), _describe(error)))
+            problems.append(
+                SpecProblem(path, *_locate(marks, loc), _field_path(loc), _describe(error))
+            )
         raise SpecError(problems) from None
     for loc, message in check_references(spec):
         problems.append(SpecProblem(path, *_locate(marks, loc), _field_path(loc), message))

@@ -13,9 +13,9 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from steward.core.approval import ApprovalView
 from steward.core.errors import ConflictError, NotFoundError
 from steward.core.events import ApprovalDecided, encode_event, event_type
-from steward.core.approval import ApprovalView
 from steward.store.chain import PendingEvent, append_in_transaction
 from steward.store.database import Database
 from steward.store.schema import approvals
@@ -39,8 +39,15 @@ class ApprovalRow:
 
     def view(self, call_hash: str, decided_arguments: dict[str, Any] | None) -> ApprovalView:
         return ApprovalView(
-            self.id, self.key, self.status, call_hash, self.expires_at, self.used,
-            self.comment, self.decided_by, decided_arguments,
+            self.id,
+            self.key,
+            self.status,
+            call_hash,
+            self.expires_at,
+            self.used,
+            self.comment,
+            self.decided_by,
+            decided_arguments,
         )
 
 
@@ -79,7 +86,9 @@ def get_approval(db: Database, approval_id: str) -> ApprovalRow:
     return _row(row)
 
 
-def list_approvals(db: Database, status: str | None = "pending", limit: int = 100) -> list[ApprovalRow]:
+def list_approvals(
+    db: Database, status: str | None = "pending", limit: int = 100
+) -> list[ApprovalRow]:
     query = select(approvals).order_by(approvals.c.requested_at).limit(limit)
     if status:
         query = query.where(approvals.c.status == status)
@@ -102,13 +111,17 @@ def decide_approval(
     moment = time.time() if now is None else now
     outcome = "approved" if approve else "rejected"
     with db.writer.begin() as connection:
-        row = connection.execute(select(approvals).where(approvals.c.id == approval_id).with_for_update()).first()
+        row = connection.execute(
+            select(approvals).where(approvals.c.id == approval_id).with_for_update()
+        ).first()
         if row is None:
             raise NotFoundError(f"no approval with id {approval_id!r}")
         if row.status != "pending":
             raise ConflictError(f"approval {approval_id} is already {row.status}")
         if row.expires_at <= moment:
-            _set_status(connection, row, "expired", "system", "expired before a decision", None, moment)
+            _set_status(
+                connection, row, "expired", "system", "expired before a decision", None, moment
+            )
             expired = True
         else:
             _set_status(connection, row, outcome, by, comment, arguments, moment)
@@ -121,13 +134,23 @@ def decide_approval(
 def expire_approval(db: Database, approval_id: str, now: float | None = None) -> None:
     moment = time.time() if now is None else now
     with db.writer.begin() as connection:
-        row = connection.execute(select(approvals).where(approvals.c.id == approval_id).with_for_update()).first()
+        row = connection.execute(
+            select(approvals).where(approvals.c.id == approval_id).with_for_update()
+        ).first()
         if row is not None and row.status == "pending" and row.expires_at <= moment:
-            _set_status(connection, row, "expired", "system", "expired before a decision", None, moment)
+            _set_status(
+                connection, row, "expired", "system", "expired before a decision", None, moment
+            )
 
 
 def _set_status(
-    connection: Any, row: Any, status: str, by: str, comment: str, arguments: dict[str, Any] | None, moment: float
+    connection: Any,
+    row: Any,
+    status: str,
+    by: str,
+    comment: str,
+    arguments: dict[str, Any] | None,
+    moment: float,
 ) -> None:
     connection.execute(
         update(approvals)
@@ -137,8 +160,13 @@ def _set_status(
             decided_at=moment,
             decided_by=by,
             comment=comment,
-            decided_arguments=json.dumps(arguments, sort_keys=True) if arguments is not None else None,
+            decided_arguments=json.dumps(arguments, sort_keys=True)
+            if arguments is not None
+            else None,
         )
     )
     event = ApprovalDecided(row.id, row.call_id, status, by, comment, arguments)
-    append_in_transaction(connection, [PendingEvent(row.run_id, event_type(event), moment, encode_event(event), event)])
+    append_in_transaction(
+        connection,
+        [PendingEvent(row.run_id, event_type(event), moment, encode_event(event), event)],
+    )

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Sequence
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, select, update
 
@@ -39,10 +39,19 @@ _INSERT = {
 }
 
 
-def row_hash(prev_hash: str, row_id: int, run_id: str | None, type_: str, ts: float, data: str) -> str:
+def row_hash(
+    prev_hash: str, row_id: int, run_id: str | None, type_: str, ts: float, data: str
+) -> str:
     return hashlib.sha256(
         b"%s|%d|%s|%s|%r|%s"
-        % (prev_hash.encode(), row_id, (run_id or "").encode(), type_.encode(), ts, data.encode("utf-8"))
+        % (
+            prev_hash.encode(),
+            row_id,
+            (run_id or "").encode(),
+            type_.encode(),
+            ts,
+            data.encode("utf-8"),
+        )
     ).hexdigest()
 
 
@@ -65,7 +74,14 @@ def append_in_transaction(connection: Connection, batch: Sequence[PendingEvent])
         data = item.data.decode("utf-8")
         digest = sha256(
             b"%s|%d|%s|%s|%r|%s"
-            % (last_hash.encode(), last_id, (item.run_id or "").encode(), item.type.encode(), item.ts, item.data)
+            % (
+                last_hash.encode(),
+                last_id,
+                (item.run_id or "").encode(),
+                item.type.encode(),
+                item.ts,
+                item.data,
+            )
         ).hexdigest()
         rows.append((last_id, item.run_id, item.type, item.ts, data, last_hash, digest))
         last_hash = digest
@@ -107,12 +123,20 @@ def verify_chain(connection: Connection, batch_size: int = 5000) -> VerifyReport
     for row in _rows(connection, batch_size):
         checked += 1
         if row.id != expected_id:
-            problems.append(ChainProblem(row.id, f"expected id {expected_id}: rows are missing or reordered"))
+            problems.append(
+                ChainProblem(row.id, f"expected id {expected_id}: rows are missing or reordered")
+            )
         if row.prev_hash != expected_prev:
-            problems.append(ChainProblem(row.id, "prev_hash does not match the previous row: a row was removed or moved"))
+            problems.append(
+                ChainProblem(
+                    row.id, "prev_hash does not match the previous row: a row was removed or moved"
+                )
+            )
         actual = row_hash(row.prev_hash, row.id, row.run_id, row.type, row.ts, row.data)
         if actual != row.hash:
-            problems.append(ChainProblem(row.id, "content does not match its hash: the row was edited"))
+            problems.append(
+                ChainProblem(row.id, "content does not match its hash: the row was edited")
+            )
         expected_prev = row.hash
         expected_id = row.id + 1
     head = connection.execute(
@@ -139,6 +163,3 @@ def _rows(connection: Connection, batch_size: int) -> Iterator[Any]:
             return
         yield from page
         last = int(page[-1].id)
-
-
-

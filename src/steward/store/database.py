@@ -66,7 +66,9 @@ class Database:
         self.dialect = writer.dialect.name
 
     @classmethod
-    def open(cls, url: str = DEFAULT_URL, *, create: bool = True, synchronous: str = "NORMAL") -> Database:
+    def open(
+        cls, url: str = DEFAULT_URL, *, create: bool = True, synchronous: str = "NORMAL"
+    ) -> Database:
         """Open (and migrate) the database. With create=False a missing SQLite file is an error.
 
         synchronous=NORMAL in WAL mode survives a process crash with no loss of committed
@@ -84,7 +86,9 @@ class Database:
                 path = Path(database)
                 if not path.exists():
                     if not create:
-                        raise StoreError(f"no database at {path} (run `steward demo` or `steward db init`)")
+                        raise StoreError(
+                            f"no database at {path} (run `steward demo` or `steward db init`)"
+                        )
                     path.parent.mkdir(parents=True, exist_ok=True)
             writer = _sqlite_engine(url, immediate=True, synchronous=synchronous)
             reader = _sqlite_engine(url, immediate=False, synchronous=synchronous)
@@ -98,7 +102,9 @@ class Database:
         try:
             db.migrate()
         except OperationalError as exc:
-            raise StoreError(f"cannot open database {parsed.render_as_string()}: {exc.orig}") from None
+            raise StoreError(
+                f"cannot open database {parsed.render_as_string()}: {exc.orig}"
+            ) from None
         return db
 
     def current_revision(self) -> str | None:

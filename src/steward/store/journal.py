@@ -13,6 +13,7 @@ only events nobody was told were durable; the runner's replay re-creates those.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -71,7 +72,13 @@ class Journal:
 
     def append(self, run_id: str | None, event: Event, ts: float | None = None) -> int:
         """Queue an event; returns its ticket. Cheap: encoding happens here, I/O does not."""
-        pending = PendingEvent(run_id, event_type(event), ts if ts is not None else time.time(), encode_event(event), event)
+        pending = PendingEvent(
+            run_id,
+            event_type(event),
+            ts if ts is not None else time.time(),
+            encode_event(event),
+            event,
+        )
         with self._lock:
             if self._failure is not None:
                 raise StoreError(f"journal is down: {self._failure}")
@@ -180,7 +187,5 @@ def _release(waiter: _Waiter, error: BaseException | None) -> None:
         else:
             future.set_exception(StoreError(f"journal write failed: {error}"))
 
-    try:
+    with contextlib.suppress(RuntimeError):  # a closed loop has nobody waiting any more
         loop.call_soon_threadsafe(settle)
-    except RuntimeError:  # the loop is closed; nobody is waiting any more
-        pass

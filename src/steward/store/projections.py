@@ -18,9 +18,15 @@ from steward.core.events import (
 )
 from steward.store.schema import approvals, runs
 
-
 PROJECTED = frozenset(
-    {"run.started", "run.resumed", "run.waiting", "run.finished", "approval.requested", "approval.used"}
+    {
+        "run.started",
+        "run.resumed",
+        "run.waiting",
+        "run.finished",
+        "approval.requested",
+        "approval.used",
+    }
 )
 
 
@@ -46,13 +52,20 @@ def project(connection: Connection, run_id: str | None, ts: float, event: object
         )
     elif isinstance(event, RunResumed):
         connection.execute(
-            update(runs).where(runs.c.id == run_id).values(status=RunStatus.RUNNING.value, updated_at=ts)
+            update(runs)
+            .where(runs.c.id == run_id)
+            .values(status=RunStatus.RUNNING.value, updated_at=ts)
         )
     elif isinstance(event, RunWaiting):
         connection.execute(
             update(runs)
             .where(runs.c.id == run_id)
-            .values(status=RunStatus.WAITING.value, reason_code="approval.pending", reason=event.reason, updated_at=ts)
+            .values(
+                status=RunStatus.WAITING.value,
+                reason_code="approval.pending",
+                reason=event.reason,
+                updated_at=ts,
+            )
         )
     elif isinstance(event, RunFinished):
         connection.execute(

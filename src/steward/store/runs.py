@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -94,21 +95,42 @@ def list_runs(
 
 
 def read_journal(db: Database, run_id: str) -> list[JournalEntry]:
-    query = select(events.c.id, events.c.ts, events.c.type, events.c.data).where(events.c.run_id == run_id).order_by(events.c.id)
+    query = (
+        select(events.c.id, events.c.ts, events.c.type, events.c.data)
+        .where(events.c.run_id == run_id)
+        .order_by(events.c.id)
+    )
     with db.reader.connect() as connection:
-        return [JournalEntry(r.id, r.ts, r.type, decode_event(r.data)) for r in connection.execute(query)]
+        return [
+            JournalEntry(r.id, r.ts, r.type, decode_event(r.data))
+            for r in connection.execute(query)
+        ]
 
 
 def save_agent_version(db: Database, agent: str, version: str, spec_text: str) -> None:
     """Record a spec version once (content-addressed: the same text is the same version)."""
     with db.writer.begin() as connection:
         exists = connection.execute(
-            select(agent_versions.c.version).where(agent_versions.c.agent == agent, agent_versions.c.version == version)
+            select(agent_versions.c.version).where(
+                agent_versions.c.agent == agent, agent_versions.c.version == version
+            )
         ).first()
         if exists is None:
-            try:
+            with contextlib.suppress(IntegrityError):  # a concurrent writer saved it
                 connection.execute(
-                    insert(agent_versions).values(agent=agent, version=version, spec_text=spec_text, created_at=time.time())
+                    insert(agent_versions).values(
+                        agent=agent, version=version, spec_text=spec_text, created_at=time.time()
+                    )
                 )
-            except IntegrityError:  # pragma: no cover - a concurrent writer saved it first
-                pass
+
+
+def get_agent_version_text(db: Database, agent: str, version: str) -> str:
+    with db.reader.connect() as connection:
+        row = connection.execute(
+            select(agent_versions.c.spec_text).where(
+                agent_versions.c.agent == agent, agent_versions.c.version == version
+            )
+        ).first()
+    if row is None:
+        raise NotFoundError(f"no stored spec for {agent}@{version}")
+    return str(row.spec_text)

@@ -19,11 +19,15 @@ def final(text: str, confidence: float = 0.95, usage: Usage | None = None) -> Mo
 def calls(*specs: tuple[str, dict[str, Any]], usage: Usage | None = None) -> ModelResponse:
     """A turn of tool calls: calls(("lookup", {"id": 1}), ("search", {"q": "x"}))."""
     tool_calls = tuple(ToolCall(f"call_{i}", name, args) for i, (name, args) in enumerate(specs))
-    return ModelResponse("scripted", tool_calls=tool_calls, finish_reason="tool_calls", usage=usage or Usage())
+    return ModelResponse(
+        "scripted", tool_calls=tool_calls, finish_reason="tool_calls", usage=usage or Usage()
+    )
 
 
 class ScriptedModel:
-    def __init__(self, responses: Iterable[ModelResponse], *, delay: float = 0.0, name: str = "scripted") -> None:
+    def __init__(
+        self, responses: Iterable[ModelResponse], *, delay: float = 0.0, name: str = "scripted"
+    ) -> None:
         self.name = name
         self.responses = list(responses)
         self.delay = delay

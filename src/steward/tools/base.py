@@ -75,7 +75,7 @@ class Tool:
         try:
             self._validate(arguments)
         except fastjsonschema.JsonSchemaException as exc:
-            return str(exc.message)
+            return str(getattr(exc, "message", exc))
         return None
 
     def spec(self) -> ToolSpec:
@@ -111,7 +111,7 @@ def _build_args_model(
             needs_model = True
         default = ... if param.default is inspect.Parameter.empty else param.default
         fields[name] = (annotation, default)
-    model = create_model(  # type: ignore[call-overload]
+    model: type[BaseModel] = create_model(
         f"{function.__name__}_args",
         __config__=ConfigDict(extra="forbid"),
         **fields,

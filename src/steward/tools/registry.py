@@ -38,7 +38,5 @@ class ToolRegistry:
         missing = [n for n in wanted if n not in self._tools]
         if missing:
             known = ", ".join(self.names()) or "none"
-            raise UnknownToolError(
-                f"unknown tool(s): {', '.join(missing)} (registered: {known})"
-            )
+            raise UnknownToolError(f"unknown tool(s): {', '.join(missing)} (registered: {known})")
         return {n: self._tools[n] for n in wanted}

@@ -37,19 +37,29 @@ class ApprovalStage:
             return self._request(cx, digest)
         view = await cx.scope.approval(record.approval_id)
         if view is None:
-            return cx.stop(self.name, deny("approval.missing", f"approval {record.approval_id} is not on record"))
+            return cx.stop(
+                self.name,
+                deny("approval.missing", f"approval {record.approval_id} is not on record"),
+            )
         if view.call_hash != digest:
-            return cx.stop(self.name, deny("approval.mismatch", "the approval is bound to a different call"))
+            return cx.stop(
+                self.name, deny("approval.mismatch", "the approval is bound to a different call")
+            )
         if view.status == "pending":
             if view.expires_at <= time.time():
                 await cx.scope.expire_approval(view.id)
-                return cx.stop(self.name, deny("approval.expired", f"approval {view.id} expired before a decision"))
+                return cx.stop(
+                    self.name,
+                    deny("approval.expired", f"approval {view.id} expired before a decision"),
+                )
             return self._waiting(cx, view.id)
         if view.status == "rejected":
             why = f"rejected by {view.decided_by}" + (f": {view.comment}" if view.comment else "")
             return cx.stop(self.name, deny("approval.rejected", why))
         if view.status != "approved":
-            return cx.stop(self.name, deny(f"approval.{view.status}", f"approval {view.id} is {view.status}"))
+            return cx.stop(
+                self.name, deny(f"approval.{view.status}", f"approval {view.id} is {view.status}")
+            )
         if view.used and not record.approval_used:
             return cx.stop(self.name, deny("approval.used", f"approval {view.id} was already used"))
         if view.decided_arguments is not None:
@@ -58,13 +68,20 @@ class ApprovalStage:
                 return edited
         if not record.approval_used:
             cx.scope.emit(ApprovalUsed(view.id, cx.key))
-        cx.decided(self.name, allow("approval.granted", f"approved by {view.decided_by}", f"approval.{view.id}"))
+        cx.decided(
+            self.name,
+            allow("approval.granted", f"approved by {view.decided_by}", f"approval.{view.id}"),
+        )
         return await proceed(cx)
 
     def _request(self, cx: CallContext, digest: str) -> CallOutcome:
         approval_id = "apr_" + uuid.uuid4().hex[:20]
         ttl = cx.policy.spec.approvals.expires_after_seconds
-        reason = cx.decision.reasons[0].message if cx.decision and cx.decision.reasons else "review required"
+        reason = (
+            cx.decision.reasons[0].message
+            if cx.decision and cx.decision.reasons
+            else "review required"
+        )
         cx.scope.emit(
             ApprovalRequested(
                 approval_id=approval_id,
@@ -97,8 +114,12 @@ class ApprovalStage:
         if cx.tool is not None:
             problem = cx.tool.validate_arguments(arguments)
             if problem is not None:
-                return cx.stop(self.name, deny("args.invalid", f"edited arguments do not fit: {problem}"))
-        decision = cx.policy.evaluate(cx.call, PolicyContext(sources={k: "human" for k in arguments}))
+                return cx.stop(
+                    self.name, deny("args.invalid", f"edited arguments do not fit: {problem}")
+                )
+        decision = cx.policy.evaluate(
+            cx.call, PolicyContext(sources=dict.fromkeys(arguments, "human"))
+        )
         if decision.verdict is Verdict.DENY:
             return cx.stop(self.name, decision)
         return None

@@ -23,7 +23,9 @@ class ValidateStage:
         if cx.tool is not None:
             problem = cx.tool.validate_arguments(cx.call.arguments)
             if problem is not None:
-                return cx.stop(self.name, deny("args.invalid", f"arguments do not fit the schema: {problem}"))
+                return cx.stop(
+                    self.name, deny("args.invalid", f"arguments do not fit the schema: {problem}")
+                )
         return await proceed(cx)
 
 
@@ -35,7 +37,9 @@ class PolicyStage:
         if decision.verdict is Verdict.DENY:
             return cx.stop(self.name, decision)
         if cx.tool is None:  # listed in the spec but no implementation bound: fail closed
-            return cx.stop(self.name, deny("tool.unbound", f"no implementation is bound for '{cx.call.name}'"))
+            return cx.stop(
+                self.name, deny("tool.unbound", f"no implementation is bound for '{cx.call.name}'")
+            )
         cx.decided(self.name, decision)
         return await proceed(cx)
 
@@ -68,9 +72,15 @@ class BudgetStage:
         tool = cx.tool
         estimate = tool.cost_usd if tool is not None else 0.0
         costs = cx.policy.spec.cost_controls
-        if estimate == 0.0 and costs.max_cost_per_run_usd is None and costs.max_daily_spend_usd is None:
+        if (
+            estimate == 0.0
+            and costs.max_cost_per_run_usd is None
+            and costs.max_daily_spend_usd is None
+        ):
             return await proceed(cx)
-        verdict = self.ledger.reserve(cx.policy.agent, cx.scope.run_id, estimate, cx.policy.decide_budget)
+        verdict = self.ledger.reserve(
+            cx.policy.agent, cx.scope.run_id, estimate, cx.policy.decide_budget
+        )
         if verdict is not None:
             return cx.stop(self.name, verdict)
         outcome = await proceed(cx)

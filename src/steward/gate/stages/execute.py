@@ -17,7 +17,13 @@ from typing import Any
 
 from steward.core.decision import Verdict, deny
 from steward.core.errors import ToolExecutionError
-from steward.core.events import BreakerTripped, ResultScanned, ToolFailed, ToolStarted, ToolSucceeded
+from steward.core.events import (
+    BreakerTripped,
+    ResultScanned,
+    ToolFailed,
+    ToolStarted,
+    ToolSucceeded,
+)
 from steward.core.faults import crashpoint
 from steward.gate.breaker import CircuitBreakers
 from steward.gate.context import CallContext, Next
@@ -35,12 +41,17 @@ class BreakerStage:
     async def __call__(self, cx: CallContext, proceed: Next) -> CallOutcome:
         now = time.time()
         if not self.breakers.admit(cx.call.name, now):
-            return cx.stop(self.name, deny("breaker.open", f"'{cx.call.name}' is failing; its circuit is open", risk=0.5))
+            return cx.stop(
+                self.name,
+                deny("breaker.open", f"'{cx.call.name}' is failing; its circuit is open", risk=0.5),
+            )
         outcome = await proceed(cx)
         if outcome.status in (CallStatus.EXECUTED, CallStatus.FAILED):
             ok = outcome.status is CallStatus.EXECUTED
             if self.breakers.record(cx.call.name, ok, time.time()):
-                cx.scope.emit(BreakerTripped(cx.call.name, self.breakers.threshold, self.breakers.cooldown))
+                cx.scope.emit(
+                    BreakerTripped(cx.call.name, self.breakers.threshold, self.breakers.cooldown)
+                )
         return outcome
 
 
@@ -69,9 +80,14 @@ class ExecuteStage:
         side_effect = tool.effect is Effect.WRITE
         record = cx.scope.recorded_call(cx.key)
         if side_effect and record is not None and record.started and not tool.retry_safe:
-            return self._fail(cx, "tool.outcome_unknown",
-                              "the process stopped while this call ran; it may or may not have "
-                              "taken effect, and it is not keyed, so it is not repeated", 0, unknown=True)
+            return self._fail(
+                cx,
+                "tool.outcome_unknown",
+                "the process stopped while this call ran; it may or may not have "
+                "taken effect, and it is not keyed, so it is not repeated",
+                0,
+                unknown=True,
+            )
         timeout = tool.timeout or limits.tool_timeout_seconds
         attempts = 1 + (limits.max_retries if tool.retry_safe else 0)
         code, message = "tool.failed", ""
@@ -93,17 +109,24 @@ class ExecuteStage:
                 code, message, retryable = "tool.error", f"{type(exc).__name__}: {exc}", True
             else:
                 crashpoint("tool.after")
-                return self._succeeded(cx, tool, result, (time.perf_counter() - started) * 1000, attempt)
+                return self._succeeded(
+                    cx, tool, result, (time.perf_counter() - started) * 1000, attempt
+                )
             if attempt < attempts and retryable:
                 await asyncio.sleep(backoff_delay(attempt))
                 continue
             return self._fail(cx, code, message, attempt)
         return self._fail(cx, code, message, attempts)  # pragma: no cover - loop always returns
 
-    def _succeeded(self, cx: CallContext, tool: Tool, result: Any, latency_ms: float, attempt: int) -> CallOutcome:
+    def _succeeded(
+        self, cx: CallContext, tool: Tool, result: Any, latency_ms: float, attempt: int
+    ) -> CallOutcome:
         access = cx.policy.spec.data_access
         shown, transform, findings = scan_result(
-            result, self.scanners, allow_pii=access.allow_pii, max_records=access.max_records_per_query
+            result,
+            self.scanners,
+            allow_pii=access.allow_pii,
+            max_records=access.max_records_per_query,
         )
         decision = cx.decision
         if transform is not None:
@@ -113,7 +136,9 @@ class ExecuteStage:
         assert decision is not None
         return CallOutcome(cx.call, cx.key, CallStatus.EXECUTED, decision, result=shown)
 
-    def _fail(self, cx: CallContext, code: str, message: str, attempts: int, *, unknown: bool = False) -> CallOutcome:
+    def _fail(
+        self, cx: CallContext, code: str, message: str, attempts: int, *, unknown: bool = False
+    ) -> CallOutcome:
         cx.scope.emit(ToolFailed(cx.key, cx.call.name, code, message, attempts, unknown))
         decision = cx.decision if cx.decision is not None else deny(code, message)
         status = CallStatus.UNKNOWN if unknown else CallStatus.FAILED

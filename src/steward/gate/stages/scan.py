@@ -25,7 +25,11 @@ def scan_result(
     value = result
     if isinstance(value, list) and len(value) > max_records:
         findings.append("data_access.max_records")
-        reasons.append(Reason("data_access.max_records", f"result cut from {len(value)} to {max_records} records"))
+        reasons.append(
+            Reason(
+                "data_access.max_records", f"result cut from {len(value)} to {max_records} records"
+            )
+        )
         value = value[:max_records]
     for scanner in scanners:
         if scanner.name == "pii" and allow_pii:
@@ -45,4 +49,8 @@ def scan_result(
         return result, None, ()
     risk = 0.8 if any(f.startswith("injection") for f in findings) else 0.3
     rule_ids = tuple(f"scan.{f}" for f in dict.fromkeys(findings))
-    return value, Decision(Verdict.TRANSFORM, tuple(reasons), rule_ids, risk), tuple(dict.fromkeys(findings))
+    return (
+        value,
+        Decision(Verdict.TRANSFORM, tuple(reasons), rule_ids, risk),
+        tuple(dict.fromkeys(findings)),
+    )

@@ -33,7 +33,9 @@ def upgrade() -> None:
         sa.Column("last_id", Id, nullable=False),
         sa.Column("last_hash", sa.String(64), nullable=False),
     )
-    op.execute(sa.text(f"INSERT INTO chain_head (id, last_id, last_hash) VALUES (1, 0, '{'0' * 64}')"))
+    op.execute(
+        sa.text(f"INSERT INTO chain_head (id, last_id, last_hash) VALUES (1, 0, '{'0' * 64}')")
+    )
     op.create_table(
         "runs",
         sa.Column("id", sa.String(64), primary_key=True),

@@ -1,0 +1,100 @@
+"""`steward approvals list|approve|reject`."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from steward.cli.context import DbOption, console, handled, journal_for, open_db, run_async
+from steward.cli.render import compact, status, when
+from steward.cli.runs import print_result
+from steward.core.errors import StewardError
+from steward.runtime import Runner
+from steward.runtime.catalog import agent_for_run
+from steward.store.approvals import decide_approval, list_approvals
+from steward.store.database import Database
+
+app = typer.Typer(help="Decide calls that wait for a person.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_command(
+    state: str = typer.Option(
+        "pending", "--status", help="pending, approved, rejected, expired or all."
+    ),
+    db: str | None = DbOption,
+) -> None:
+    """Approval requests (pending by default)."""
+    with handled():
+        rows = list_approvals(open_db(db), None if state == "all" else state)
+        table = Table(title=f"{len(rows)} approval(s)")
+        for column in (
+            "approval",
+            "run",
+            "tool",
+            "arguments",
+            "status",
+            "requested",
+            "expires",
+            "reason",
+        ):
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(
+                row.id,
+                row.run_id,
+                row.tool,
+                compact(row.arguments, 50),
+                status(row.status),
+                when(row.requested_at),
+                when(row.expires_at),
+                row.reason,
+            )
+        console.print(table)
+
+
+def _decide(
+    db: Database, approval_id: str, approve: bool, by: str, comment: str, resume: bool
+) -> None:
+    row = decide_approval(db, approval_id, approve=approve, by=by, comment=comment)
+    console.print(f"approval {row.id} {status(row.status)} by {by}")
+    if not resume:
+        return
+    try:
+        agent = agent_for_run(db, row.run_id)
+    except StewardError as exc:
+        console.print(f"[yellow]not resumed:[/] {exc}")
+        return
+    with journal_for(db) as journal:
+        result = run_async(
+            lambda: Runner(db, journal).resume(agent, row.run_id, f"approval {row.id} {row.status}")
+        )
+    print_result(result)
+
+
+@app.command("approve")
+def approve(
+    approval_id: str = typer.Argument(...),
+    by: str = typer.Option("cli", "--by", help="Who decides."),
+    comment: str = typer.Option("", "--comment"),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Resume the run now."),
+    db: str | None = DbOption,
+) -> None:
+    """Approve a pending call and resume its run."""
+    with handled():
+        _decide(open_db(db), approval_id, True, by, comment, resume)
+
+
+@app.command("reject")
+def reject(
+    approval_id: str = typer.Argument(...),
+    comment: str = typer.Option(
+        ..., "--comment", help="Why (shown to the agent and in the audit)."
+    ),
+    by: str = typer.Option("cli", "--by"),
+    resume: bool = typer.Option(True, "--resume/--no-resume"),
+    db: str | None = DbOption,
+) -> None:
+    """Reject a pending call, with a comment, and resume its run."""
+    with handled():
+        _decide(open_db(db), approval_id, False, by, comment, resume)

@@ -1,0 +1,73 @@
+"""Shared CLI plumbing: the database option, the console, and one-line errors."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from steward.core.errors import SpecError, StewardError
+from steward.store.database import DEFAULT_URL, Database
+from steward.store.journal import Journal
+
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
+T = TypeVar("T")
+
+DbOption = typer.Option(
+    None, "--db", envvar="STEWARD_DB", help=f"Database URL (default {DEFAULT_URL})."
+)
+
+
+def db_url(value: str | None) -> str:
+    return value or os.environ.get("STEWARD_DB") or DEFAULT_URL
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def handled() -> Iterator[None]:
+    """Turn steward's errors into one clear line each and a non-zero exit; no tracebacks."""
+    try:
+        yield
+    except SpecError as exc:
+        for problem in exc.problems:
+            errors.print(f"[bold red]error:[/] {problem.render()}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except StewardError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+
+
+def open_db(url: str | None, *, create: bool = False) -> Database:
+    return Database.open(db_url(url), create=create)
+
+
+def run_async(factory: Callable[[], Awaitable[T]]) -> T:
+    async def main() -> T:
+        return await factory()
+
+    return asyncio.run(main())
+
+
+@contextmanager
+def journal_for(db: Database) -> Iterator[Journal]:
+    journal = Journal(db)
+    try:
+        yield journal
+    finally:
+        journal.close()
+
+
+def is_tty() -> bool:
+    return sys.stdout.isatty()

@@ -1,0 +1,103 @@
+"""`steward demo`: the support desk over ~200 bundled tickets, with a summary."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from steward.cli.context import DbOption, console, db_url, handled, open_db, run_async
+from steward.demo.tickets import Ticket
+from steward.demo.tools import SYSTEMS_ENV, systems_path
+from steward.runtime import RunResult
+
+
+def demo(
+    db: str | None = DbOption,
+    limit: int | None = typer.Option(None, min=1, help="Only the first N tickets."),
+    concurrency: int = typer.Option(16, min=1, max=256, help="Runs in flight at once."),
+) -> None:
+    """Govern a support-desk agent over the bundled tickets and summarise what happened."""
+    with handled():
+        from steward.demo.job import run_demo  # imported here: the demo pulls in its systems
+
+        database = open_db(db, create=True)
+        systems = systems_path()
+        os.environ.setdefault(SYSTEMS_ENV, str(systems))
+        console.print(f"[bold]steward demo[/]: support-desk agent, database {db_url(db)}")
+        with Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        ) as progress:
+            task = progress.add_task("governing tickets", total=limit or 200)
+
+            def advance(_ticket: Ticket, _result: RunResult) -> None:
+                progress.advance(task)
+
+            report = run_async(
+                lambda: run_demo(
+                    database,
+                    systems=Path(systems),
+                    limit=limit,
+                    concurrency=concurrency,
+                    on_done=advance,
+                )
+            )
+        _summary(report)
+
+
+def _summary(report: object) -> None:
+    from steward.demo.job import DemoReport
+
+    assert isinstance(report, DemoReport)
+    total = len(report.results)
+    table = Table(title=f"{total} tickets in {report.wall_seconds:.1f}s", show_header=True)
+    table.add_column("outcome")
+    table.add_column("runs", justify="right")
+    table.add_column("detail")
+    buckets = report.buckets()
+    escalations = report.escalations()
+    table.add_row(
+        "[green]resolved autonomously[/]", str(buckets.get("resolved autonomously", 0)), ""
+    )
+    table.add_row(
+        "[yellow]waiting for approval[/]",
+        str(buckets.get("waiting for approval", 0)),
+        "steward approvals list",
+    )
+    table.add_row("[cyan]denied, then answered[/]", str(buckets.get("denied, answered", 0)), "")
+    table.add_row(
+        "[magenta]escalated[/]",
+        str(buckets.get("escalated", 0)),
+        ", ".join(f"{code} {n}" for code, n in escalations.most_common()),
+    )
+    for other in sorted(
+        set(buckets)
+        - {"resolved autonomously", "waiting for approval", "denied, answered", "escalated"}
+    ):
+        table.add_row(f"[red]{other}[/]", str(buckets[other]), "")
+    console.print(table)
+    denials = Table(title="denied calls, by reason")
+    denials.add_column("reason")
+    denials.add_column("runs", justify="right")
+    for code, count in report.denials().most_common():
+        denials.add_row(code, str(count))
+    console.print(denials)
+    audit = report.audit
+    verified = "[green]verified[/]" if audit is not None and audit.ok else "[red]BROKEN[/]"
+    checked = audit.checked if audit is not None else 0
+    console.print(
+        f"run latency p50 {report.latency_ms(0.50):.1f} ms, p95 {report.latency_ms(0.95):.1f} ms · "
+        f"audit chain {verified} ({checked} events)"
+    )
+    console.print(
+        "next: [bold]steward runs list[/], [bold]steward runs show RUN[/], "
+        "[bold]steward approvals list[/], [bold]steward audit verify[/]"
+    )

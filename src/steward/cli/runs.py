@@ -1,0 +1,172 @@
+"""`steward run`, `steward runs list|show|resume`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from steward.cli.context import DbOption, console, handled, journal_for, open_db, run_async
+from steward.cli.render import compact, short, status, when
+from steward.core.events import (
+    ApprovalDecided,
+    ApprovalRequested,
+    ApprovalUsed,
+    BreakerTripped,
+    GateDecided,
+    ModelResponded,
+    ResultScanned,
+    RunFinished,
+    RunResumed,
+    RunStarted,
+    RunWaiting,
+    ToolCallProposed,
+    ToolFailed,
+    ToolStarted,
+    ToolSucceeded,
+)
+from steward.runtime import Runner, RunResult, build_agent
+from steward.runtime.catalog import agent_for_run
+from steward.spec import load_spec
+from steward.store.runs import get_run, list_runs, read_journal
+
+app = typer.Typer(help="Inspect and resume runs.", no_args_is_help=True)
+
+
+def print_result(result: RunResult) -> None:
+    console.print(
+        f"run [bold]{result.run_id}[/] {status(result.status.value)} after {result.steps} step(s)"
+    )
+    if result.output:
+        console.print(f"  answer: {result.output}", highlight=False)
+    if result.reason:
+        console.print(f"  reason: [{result.reason_code}] {result.reason}", highlight=False)
+
+
+def run(
+    file: Path = typer.Argument(..., help="Agent spec (YAML)."),
+    text: str = typer.Option(..., "--input", "-i", help="The request for the agent."),
+    db: str | None = DbOption,
+) -> None:
+    """Run an agent once on one input."""
+    with handled():
+        loaded = load_spec(file)
+        agent = build_agent(loaded)
+        database = open_db(db, create=True)
+        with journal_for(database) as journal:
+            result = run_async(lambda: Runner(database, journal).run(agent, text))
+        print_result(result)
+
+
+@app.command("list")
+def list_command(
+    agent: str | None = typer.Option(None, help="Only this agent."),
+    state: str | None = typer.Option(None, "--status", help="Only runs in this status."),
+    limit: int = typer.Option(20, min=1, max=1000),
+    db: str | None = DbOption,
+) -> None:
+    """The newest runs."""
+    with handled():
+        rows = list_runs(open_db(db), agent=agent, status=state, limit=limit)
+        table = Table(title=f"{len(rows)} run(s)")
+        for column in ("run", "agent", "status", "started", "steps", "input", "reason"):
+            table.add_column(column)
+        for row in rows:
+            table.add_row(
+                row.id,
+                row.agent,
+                status(row.status),
+                when(row.created_at),
+                str(row.steps),
+                short(row.input, 40),
+                short(row.reason_code, 28),
+            )
+        console.print(table)
+
+
+@app.command("show")
+def show(run_id: str = typer.Argument(...), db: str | None = DbOption) -> None:
+    """A run step by step: model turns, proposed calls, decisions, approvals, results."""
+    with handled():
+        database = open_db(db)
+        row = get_run(database, run_id)
+        console.print(
+            f"[bold]{row.id}[/]  agent {row.agent}@{row.agent_version}  {status(row.status)}"
+        )
+        console.print(f"input: {short(row.input, 200)}", highlight=False)
+        table = Table(show_lines=False)
+        for column in ("#", "time", "event", "detail"):
+            table.add_column(column, overflow="fold")
+        start = row.created_at
+        for entry in read_journal(database, run_id):
+            table.add_row(
+                str(entry.id),
+                f"+{(entry.ts - start) * 1000:.1f}ms",
+                entry.type,
+                _detail(entry.event),
+            )
+        console.print(table)
+        if row.output:
+            console.print(f"answer: {row.output}", highlight=False)
+        if row.reason:
+            console.print(f"reason: [{row.reason_code}] {row.reason}", highlight=False)
+
+
+def _detail(event: object) -> str:
+    match event:
+        case RunStarted():
+            return f"agent {event.agent}"
+        case ModelResponded():
+            if event.response.tool_calls:
+                return f"step {event.step}: proposes " + ", ".join(
+                    c.name for c in event.response.tool_calls
+                )
+            return f"step {event.step}: answers (confidence {event.response.confidence})"
+        case ToolCallProposed():
+            sources = ", ".join(f"{k}←{v.value}" for k, v in event.sources.items())
+            return f"{event.call.name} {compact(event.call.arguments, 60)}" + (
+                f" [{sources}]" if sources else ""
+            )
+        case GateDecided():
+            reasons = "; ".join(f"{r.code}: {r.message}" for r in event.decision.reasons)
+            return f"{event.stage}: {status_word(event.decision.verdict.value)} {event.tool} — {reasons}"
+        case ApprovalRequested():
+            return f"approval {event.approval_id} requested for {event.tool}"
+        case ApprovalDecided():
+            return f"approval {event.approval_id} {event.outcome} by {event.by} {event.comment}".strip()
+        case ApprovalUsed():
+            return f"approval {event.approval_id} used"
+        case ToolStarted():
+            return f"{event.tool} started (attempt {event.attempt}, key {event.key})"
+        case ToolSucceeded():
+            return f"{event.tool} ok in {event.latency_ms:.1f}ms: {compact(event.result, 70)}"
+        case ToolFailed():
+            return f"{event.tool} failed [{event.code}] {event.message}"
+        case ResultScanned():
+            return f"{event.tool} result scanned: {', '.join(event.findings)}"
+        case BreakerTripped():
+            return f"{event.tool} circuit opened after {event.failures} failures"
+        case RunWaiting():
+            return event.reason
+        case RunResumed():
+            return event.reason
+        case RunFinished():
+            return f"{event.status.value} {event.reason_code}".strip()
+    return ""
+
+
+def status_word(verdict: str) -> str:
+    colours = {"allow": "green", "review": "yellow", "deny": "red", "transform": "cyan"}
+    return f"[{colours.get(verdict, 'white')}]{verdict}[/]"
+
+
+@app.command("resume")
+def resume(run_id: str = typer.Argument(...), db: str | None = DbOption) -> None:
+    """Resume a waiting or interrupted run from its journal."""
+    with handled():
+        database = open_db(db)
+        agent = agent_for_run(database, run_id)
+        with journal_for(database) as journal:
+            result = run_async(lambda: Runner(database, journal).resume(agent, run_id))
+        print_result(result)

@@ -1,0 +1,21 @@
+"""Rebuild the exact agent version a stored run was started with, to resume it."""
+
+from __future__ import annotations
+
+from steward.core.errors import StewardError
+from steward.runtime.agent import AgentRuntime, build_agent
+from steward.spec.loader import load_spec_text
+from steward.store.database import Database
+from steward.store.runs import get_agent_version_text, get_run
+
+
+def agent_for_run(db: Database, run_id: str) -> AgentRuntime:
+    row = get_run(db, run_id)
+    text = get_agent_version_text(db, row.agent, row.agent_version)
+    loaded = load_spec_text(text, f"{row.agent}@{row.agent_version}")
+    if not loaded.spec.toolsets:
+        raise StewardError(
+            f"agent {row.agent} binds its tools in code (no `toolsets` in its spec); "
+            "resume the run from that program with Runner.resume()"
+        )
+    return build_agent(loaded)
