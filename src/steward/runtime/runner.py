@@ -24,6 +24,7 @@ from steward.core.events import (
     RunStatus,
     RunWaiting,
 )
+from steward.core.faults import crashpoint
 from steward.core.messages import Message
 from steward.gate.outcome import CallOutcome, CallStatus
 from steward.models.protocol import ModelRequest
@@ -168,6 +169,7 @@ class Runner:
                 began = time.perf_counter()
                 response = await agent.model.respond(ModelRequest(tuple(messages), tool_specs))
                 executor.emit(ModelResponded(step, response, (time.perf_counter() - began) * 1000))
+                crashpoint("model.responded")
             messages.append(Message("assistant", response.text, response.tool_calls))
             if response.is_final:
                 return self._final(agent, executor, progress, response.text, response.confidence)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from steward.core.errors import StoreError
 from steward.core.events import Event, encode_event, event_type
+from steward.core.faults import crashpoint
 from steward.store.chain import PendingEvent, append_in_transaction
 from steward.store.database import Database
 
@@ -153,6 +154,7 @@ class Journal:
                 for waiter in waiters:
                     _release(waiter, exc)
                 return
+            crashpoint("journal.committed")
             self._committed(batch, upto)
 
     def _committed(self, batch: list[PendingEvent], upto: int) -> None:

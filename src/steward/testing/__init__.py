@@ -1,5 +1,6 @@
-"""Test helpers shipped for users: a scripted model, and fakes."""
+"""Test helpers shipped for users: a scripted model and an in-memory run scope."""
 
+from steward.testing.scope import MemoryScope
 from steward.testing.scripted import ScriptedModel, calls, final
 
-__all__ = ["ScriptedModel", "calls", "final"]
+__all__ = ["MemoryScope", "ScriptedModel", "calls", "final"]

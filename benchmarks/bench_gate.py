@@ -1,0 +1,300 @@
+"""Gate overhead: what governing one tool call costs on top of calling the tool directly.
+
+All in one run: the direct call (baseline), the policy decision alone, the whole stage
+pipeline against an in-memory RunScope, and the full stack (EmbeddedExecutor + Journal on
+a temporary SQLite file) for a read, a keyed write (intent made durable first: includes a
+group-commit wait), and 64 concurrent calls in flight. Every governed call has a unique
+call id and step, so the gate never replays a recorded outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from _common import Measurement, Report, main, sample_async, sample_sync, scaled
+
+from steward.core.approval import ApprovalView
+from steward.core.events import Event
+from steward.core.messages import ToolCall
+from steward.gate import Gate
+from steward.gate.scope import CallRecord
+from steward.policy import compile_policy
+from steward.runtime.executor import EmbeddedExecutor
+from steward.spec import load_spec_text
+from steward.store import Database, Journal
+from steward.tools import Tool, tool
+
+SPEC = """
+name: bench-gate
+model: scripted
+tools: [echo, echo_checked, put]
+decision_authority:
+  autonomous: [echo, echo_checked, put]
+conditions:
+  - id: n-too-large
+    tool: echo_checked
+    when: args.n > 1000000000
+    then: forbidden
+    reason: n is out of range
+"""
+
+CONCURRENCY = 64
+
+
+async def echo(n: int) -> dict[str, Any]:
+    """A trivial read: returns a small dict."""
+    return {"id": n, "status": "ok"}
+
+
+async def echo_checked(n: int) -> dict[str, Any]:
+    """The same, governed by one CEL condition."""
+    return {"id": n, "status": "ok"}
+
+
+async def put(n: int) -> dict[str, Any]:
+    """A trivial keyed write."""
+    return {"id": n, "status": "ok"}
+
+
+TOOLS: dict[str, Tool] = {
+    "echo": tool(effect="read")(echo),
+    "echo_checked": tool(effect="read")(echo_checked),
+    "put": tool(effect="write", keyed=True)(put),
+}
+
+
+class MemoryScope:
+    """A RunScope that keeps events in a list: the gate minus durable storage."""
+
+    def __init__(self, run_id: str, agent: str, agent_version: str) -> None:
+        self.run_id = run_id
+        self.agent = agent
+        self.agent_version = agent_version
+        self.events: list[Event] = []
+
+    def emit(self, event: Event) -> None:
+        self.events.append(event)
+
+    async def durable(self) -> None:
+        return None
+
+    def recorded_call(self, key: str) -> CallRecord | None:
+        return None
+
+    async def approval(self, approval_id: str) -> ApprovalView | None:
+        return None
+
+    async def expire_approval(self, approval_id: str) -> None:
+        return None
+
+
+def build_gate() -> Gate:
+    loaded = load_spec_text(SPEC, "bench-gate.yaml")
+    policy = compile_policy(loaded.spec, loaded.version, TOOLS)
+    return Gate(policy, TOOLS)
+
+
+def tool_calls(name: str, count: int, prefix: str) -> list[ToolCall]:
+    return [ToolCall(f"{prefix}{i}", name, {"n": i}) for i in range(count)]
+
+
+async def collect(quick: bool) -> Report:
+    n_direct = scaled(quick, 50_000, 5_000)
+    n_policy = scaled(quick, 50_000, 5_000)
+    n_memory = scaled(quick, 20_000, 2_000)
+    n_read = scaled(quick, 10_000, 1_000)
+    n_write = scaled(quick, 4_000, 400)
+    n_batches = scaled(quick, 150, 15)
+    warm = scaled(quick, 1_000, 200)
+    warm_batches = scaled(quick, 10, 3)
+
+    report = Report(
+        "gate",
+        "Gate overhead per tool call",
+        quick,
+        params={"concurrency": CONCURRENCY},
+    )
+    gate = build_gate()
+    policy = gate.policy
+
+    # -- baseline: the tool called directly ------------------------------------------
+    fn = TOOLS["echo"].function
+    direct_args = [{"n": i} for i in range(warm + n_direct)]
+    baseline = report.add(
+        Measurement(
+            "direct",
+            "baseline: await fn(**args)",
+            await sample_async(lambda i: fn(**direct_args[i]), n_direct, warm),
+        )
+    )
+
+    # -- policy decision alone -------------------------------------------------------
+    plain_calls = tool_calls("echo", warm + n_policy, "p")
+    checked_calls = tool_calls("echo_checked", warm + n_policy, "q")
+    plain = report.add(
+        Measurement(
+            "policy_plain",
+            "policy.evaluate: autonomous, no conditions",
+            sample_sync(lambda i: policy.evaluate(plain_calls[i]), n_policy, warm),
+            unit="decision",
+        )
+    )
+    report.add(
+        Measurement(
+            "policy_cel",
+            "policy.evaluate: one CEL condition",
+            sample_sync(lambda i: policy.evaluate(checked_calls[i]), n_policy, warm),
+            unit="decision",
+        )
+    )
+
+    # -- the whole pipeline, in memory -----------------------------------------------
+    scope = MemoryScope("run_memory", policy.agent, policy.version)
+    memory_calls = tool_calls("echo", warm + n_memory, "m")
+    in_memory = report.add(
+        Measurement(
+            "governed_memory",
+            "governed read, in-memory scope",
+            await sample_async(
+                lambda i: gate.process(scope, memory_calls[i], i), n_memory, warm
+            ),
+            note=f"{len(scope.events) // (warm + n_memory)} events/call",
+        )
+    )
+    scope.events.clear()
+
+    # -- the full stack: EmbeddedExecutor + Journal on SQLite ------------------------
+    with tempfile.TemporaryDirectory(prefix="steward-bench-") as tmp:
+        db = Database.open(f"sqlite:///{Path(tmp) / 'b.db'}")
+        journal = Journal(db)
+        try:
+
+            def executor(run_id: str) -> EmbeddedExecutor:
+                return EmbeddedExecutor(db, journal, run_id, policy.agent, policy.version)
+
+            reader = executor("run_read")
+            read_calls = tool_calls("echo", warm + n_read, "r")
+            full_read = report.add(
+                Measurement(
+                    "governed_read",
+                    "governed read, full stack",
+                    await sample_async(
+                        lambda i: gate.process(reader, read_calls[i], i), n_read, warm
+                    ),
+                    note="no durability wait",
+                )
+            )
+            await journal.flush()
+
+            writer = executor("run_write")
+            write_calls = tool_calls("put", warm + n_write, "w")
+            commits_before = journal.stats.commits
+            full_write = report.add(
+                Measurement(
+                    "governed_write",
+                    "governed keyed write, full stack",
+                    await sample_async(
+                        lambda i: gate.process(writer, write_calls[i], i), n_write, warm
+                    ),
+                    note="intent durable before the tool runs",
+                )
+            )
+            await journal.flush()
+            write_commits = journal.stats.commits - commits_before
+
+            async def batch(scope: EmbeddedExecutor, calls: list[ToolCall], i: int) -> None:
+                start = i * CONCURRENCY
+                await asyncio.gather(
+                    *(
+                        gate.process(scope, calls[start + j], start + j)
+                        for j in range(CONCURRENCY)
+                    )
+                )
+
+            many = executor("run_concurrent_read")
+            many_calls = tool_calls("echo", (warm_batches + n_batches) * CONCURRENCY, "c")
+            concurrent = report.add(
+                Measurement(
+                    "governed_read_concurrent",
+                    f"governed read, full stack, {CONCURRENCY} in flight",
+                    await sample_async(
+                        lambda i: batch(many, many_calls, i), n_batches, warm_batches
+                    ),
+                    per_sample=CONCURRENCY,
+                    note="amortised per call",
+                )
+            )
+            await journal.flush()
+
+            many_writes = executor("run_concurrent_write")
+            many_write_calls = tool_calls("put", (warm_batches + n_batches) * CONCURRENCY, "x")
+            commits_before = journal.stats.commits
+            events_before = journal.stats.events
+            concurrent_write = report.add(
+                Measurement(
+                    "governed_write_concurrent",
+                    f"governed keyed write, full stack, {CONCURRENCY} in flight",
+                    await sample_async(
+                        lambda i: batch(many_writes, many_write_calls, i),
+                        n_batches,
+                        warm_batches,
+                    ),
+                    per_sample=CONCURRENCY,
+                    note="amortised per call",
+                )
+            )
+            await journal.flush()
+            cw_commits = journal.stats.commits - commits_before
+            cw_events = journal.stats.events - events_before
+            if journal.stats.last_error:
+                raise RuntimeError(f"journal failed: {journal.stats.last_error}")
+        finally:
+            journal.close()
+            db.close()
+
+    # -- derived figures -------------------------------------------------------------
+    base = baseline.p50_us
+    report.figure(
+        "policy_plain_p50",
+        "policy p50, autonomous, no conditions",
+        plain.p50_us,
+        "µs",
+        "≤ 5 µs",
+        plain.p50_us <= 5.0,
+    )
+    for key, label, m in (
+        ("overhead_memory", "overhead p50: in-memory pipeline", in_memory),
+        ("overhead_read", "overhead p50: full stack, read", full_read),
+        ("overhead_write", "overhead p50: full stack, keyed write", full_write),
+        ("overhead_read_concurrent", "overhead p50: full stack, read ×64 (amortised)", concurrent),
+        (
+            "overhead_write_concurrent",
+            "overhead p50: full stack, keyed write ×64 (amortised)",
+            concurrent_write,
+        ),
+    ):
+        report.figure(key, label, m.p50_us - base, "µs")
+    report.figure(
+        "read_concurrent_calls_per_s",
+        f"throughput, {CONCURRENCY} reads in flight",
+        concurrent.figures()["throughput_per_s"],
+        "calls/s",
+    )
+    report.figure(
+        "write_commits_per_call",
+        "journal commits per sequential keyed write",
+        write_commits / max(1, warm + n_write),
+    )
+    report.figure(
+        "write_concurrent_events_per_commit",
+        f"events per commit, {CONCURRENCY} keyed writes in flight",
+        cw_events / max(1, cw_commits),
+    )
+    return report
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(collect, __doc__))

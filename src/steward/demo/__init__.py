@@ -1,0 +1,1 @@
+"""Bundled data and local systems for the support-desk demo agent."""
