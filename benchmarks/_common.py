@@ -43,7 +43,8 @@ def percentile(sorted_values: Sequence[float], pct: float) -> float:
 @dataclass(slots=True)
 class Measurement:
     """Timed samples of one operation. A sample may cover several items (a batch, a run of
-    K steps): the µs figures are then per item (amortised), throughput is items/s."""
+    K steps): the µs figures are then per item (amortised). Throughput is items/s over the
+    sum of the samples, or over `wall_ns` when samples overlap in time."""
 
     key: str
     label: str
@@ -51,6 +52,7 @@ class Measurement:
     per_sample: int = 1
     unit: str = "call"
     note: str = ""
+    wall_ns: int | None = None  # set when samples overlap (concurrent producers)
 
     @property
     def items(self) -> int:
@@ -68,6 +70,7 @@ class Measurement:
         ordered = sorted(self.samples_ns)
         total_ns = sum(ordered)
         per = self.per_sample
+        elapsed_ns = self.wall_ns if self.wall_ns is not None else total_ns
         return {
             "label": self.label,
             "unit": self.unit,
@@ -79,7 +82,7 @@ class Measurement:
             "p99_us": percentile(ordered, 99) / per / 1000.0,
             "mean_us": (total_ns / len(ordered)) / per / 1000.0 if ordered else math.nan,
             "max_us": (ordered[-1] / per / 1000.0) if ordered else math.nan,
-            "throughput_per_s": (self.items * 1e9 / total_ns) if total_ns else math.nan,
+            "throughput_per_s": (self.items * 1e9 / elapsed_ns) if elapsed_ns else math.nan,
             "note": self.note,
         }
 

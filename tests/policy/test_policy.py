@@ -88,10 +88,22 @@ POLICY = make_policy()
     ("name", "args", "sources", "verdict", "code"),
     [
         ("search", {"query": "x"}, {}, Verdict.ALLOW, "tier.autonomous"),
-        ("pay", {"to": "bob", "amount": 100}, {"to": "user"}, Verdict.REVIEW, "tier.requires_human_review"),
+        (
+            "pay",
+            {"to": "bob", "amount": 100},
+            {"to": "user"},
+            Verdict.REVIEW,
+            "tier.requires_human_review",
+        ),
         ("pay", {"to": "bob", "amount": 20}, {"to": "user"}, Verdict.ALLOW, "condition.small"),
         ("pay", {"to": "bob", "amount": 501.5}, {"to": "user"}, Verdict.DENY, "condition.big"),
-        ("pay", {"to": "eve", "amount": 20}, {"to": "tool"}, Verdict.DENY, "condition.named-recipient"),
+        (
+            "pay",
+            {"to": "eve", "amount": 20},
+            {"to": "tool"},
+            Verdict.DENY,
+            "condition.named-recipient",
+        ),
         ("pay", {"to": "bob", "amount": "lots"}, {}, Verdict.DENY, "policy.condition_error"),
         ("read_card", {"customer": "c1"}, {}, Verdict.DENY, "data_access.financial"),
         ("export", {}, {}, Verdict.DENY, "tool.forbidden"),
@@ -101,7 +113,9 @@ POLICY = make_policy()
         ("search", {"query": "x", "limit": 11}, {}, Verdict.DENY, "data_access.max_records"),
     ],
 )
-def test_decision_table(name: str, args: dict[str, Any], sources: dict[str, str], verdict: Verdict, code: str) -> None:
+def test_decision_table(
+    name: str, args: dict[str, Any], sources: dict[str, str], verdict: Verdict, code: str
+) -> None:
     decision = POLICY.evaluate(ToolCall("c", name, args), PolicyContext(sources=sources))
     assert decision.verdict is verdict
     assert decision.reasons[0].code == code
@@ -110,12 +124,22 @@ def test_decision_table(name: str, args: dict[str, Any], sources: dict[str, str]
 
 def test_rate_and_budget_counters_arrive_in_the_context() -> None:
     call = ToolCall("c", "pay", {"to": "bob", "amount": 20})
-    assert POLICY.evaluate(call, PolicyContext(sources={"to": "user"}, rate_used=2)).verdict is Verdict.ALLOW
+    assert (
+        POLICY.evaluate(call, PolicyContext(sources={"to": "user"}, rate_used=2)).verdict
+        is Verdict.ALLOW
+    )
     limited = POLICY.evaluate(call, PolicyContext(sources={"to": "user"}, rate_used=3))
     assert (limited.verdict, limited.reasons[0].code) == (Verdict.DENY, "rate_limit.exceeded")
-    over = POLICY.evaluate(call, PolicyContext(sources={"to": "user"}, run_spent_usd=0.9, estimate_usd=0.2))
+    over = POLICY.evaluate(
+        call, PolicyContext(sources={"to": "user"}, run_spent_usd=0.9, estimate_usd=0.2)
+    )
     assert over.reasons[0].code == "budget.run_exhausted"
-    daily = POLICY.evaluate(call, PolicyContext(sources={"to": "user"}, run_spent_usd=0, day_spent_usd=9.95, estimate_usd=0.1))
+    daily = POLICY.evaluate(
+        call,
+        PolicyContext(
+            sources={"to": "user"}, run_spent_usd=0, day_spent_usd=9.95, estimate_usd=0.1
+        ),
+    )
     assert daily.reasons[0].code == "budget.daily_exhausted"
     nan = POLICY.evaluate(call, PolicyContext(sources={"to": "user"}, run_spent_usd=math.nan))
     assert (nan.verdict, nan.reasons[0].code) == (Verdict.DENY, "budget.invalid")
@@ -130,17 +154,34 @@ def test_listed_tool_without_metadata_is_assumed_to_touch_every_data_class() -> 
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=10),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
     max_leaves=10,
 )
-arguments = st.dictionaries(st.sampled_from(["to", "amount", "query", "limit", "x"]) | st.text(max_size=6), json_values, max_size=4)
-source_maps = st.dictionaries(st.sampled_from(["to", "amount"]), st.sampled_from(["user", "tool", "model", "config", "?"]))
-counters = st.none() | st.floats(allow_nan=True, allow_infinity=True) | st.floats(min_value=0, max_value=100)
+arguments = st.dictionaries(
+    st.sampled_from(["to", "amount", "query", "limit", "x"]) | st.text(max_size=6),
+    json_values,
+    max_size=4,
+)
+source_maps = st.dictionaries(
+    st.sampled_from(["to", "amount"]), st.sampled_from(["user", "tool", "model", "config", "?"])
+)
+counters = (
+    st.none()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.floats(min_value=0, max_value=100)
+)
 
 
 @settings(max_examples=400, deadline=None)
-@given(name=st.sampled_from(["export", "wipe", "untiered"]) | st.text(max_size=12), args=arguments, sources=source_maps,
-       rate=st.none() | st.integers(min_value=-5, max_value=10), spent=counters)
+@given(
+    name=st.sampled_from(["export", "wipe", "untiered"]) | st.text(max_size=12),
+    args=arguments,
+    sources=source_maps,
+    rate=st.none() | st.integers(min_value=-5, max_value=10),
+    spent=counters,
+)
 def test_no_input_makes_an_unlisted_or_forbidden_call_allow(
     name: str, args: dict[str, Any], sources: dict[str, str], rate: int | None, spent: float | None
 ) -> None:
@@ -153,7 +194,9 @@ def test_no_input_makes_an_unlisted_or_forbidden_call_allow(
 
 @settings(max_examples=400, deadline=None)
 @given(args=arguments, sources=source_maps)
-def test_a_payment_is_allowed_only_when_small_numeric_and_user_named(args: dict[str, Any], sources: dict[str, str]) -> None:
+def test_a_payment_is_allowed_only_when_small_numeric_and_user_named(
+    args: dict[str, Any], sources: dict[str, str]
+) -> None:
     decision = POLICY.evaluate(ToolCall("c", "pay", args), PolicyContext(sources=sources))
     if decision.verdict is Verdict.ALLOW:
         amount = args.get("amount")
@@ -178,7 +221,9 @@ class _NotBool:
 def test_any_evaluation_error_yields_deny(program: object, args: dict[str, Any]) -> None:
     policy = make_policy()
     rule = policy._rules["pay"]
-    broken = rule.conditions[0].__class__(rule.conditions[0].id, program, rule.conditions[0].then, "r")
+    broken = rule.conditions[0].__class__(
+        rule.conditions[0].id, program, rule.conditions[0].then, "r"
+    )
     policy._rules["pay"] = rule.__class__(
         rule.name, rule.tier, rule.data_classes, rule.effect, rule.limit_arg, (broken,), rule.base
     )

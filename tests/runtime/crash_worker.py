@@ -68,11 +68,22 @@ def build(systems: SupportSystems, email: str, log: Path) -> AgentRuntime:
     def note(text: str) -> str:
         return text
 
-    script = [msgspec.structs.replace(r, tool_calls=tuple(
-        msgspec.structs.replace(c, arguments={k: email if v == "EMAIL" else v for k, v in c.arguments.items()})
-        for c in r.tool_calls)) for r in SCRIPT]
+    script = [
+        msgspec.structs.replace(
+            r,
+            tool_calls=tuple(
+                msgspec.structs.replace(
+                    c, arguments={k: email if v == "EMAIL" else v for k, v in c.arguments.items()}
+                )
+                for c in r.tool_calls
+            ),
+        )
+        for r in SCRIPT
+    ]
     loaded = load_spec_text(SPEC, "crashy.yaml")
-    return build_agent(loaded, [lookup_order, issue_refund, reset_password, note], model=ScriptedModel(script))
+    return build_agent(
+        loaded, [lookup_order, issue_refund, reset_password, note], model=ScriptedModel(script)
+    )
 
 
 async def main(db_path: str, systems_path: str, run_id: str) -> None:

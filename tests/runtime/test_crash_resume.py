@@ -28,7 +28,11 @@ def _worker(db: Path, systems: Path, crash_at: int | None) -> subprocess.Complet
         env["STEWARD_CRASH_AT"] = str(crash_at)
     return subprocess.run(
         [sys.executable, str(WORKER), str(db), str(systems), RUN_ID],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -71,7 +75,11 @@ def test_sigkill_at_every_crash_point_then_resume(tmp_path: Path) -> None:
         assert second.stdout.strip() == "succeeded"
         refunds, resets = _check(db, systems)
         assert (refunds, resets) == (2, 1), f"crash point {point}: side effects repeated or lost"
-        log = (case / "systems.log").read_text().split("\n") if (case / "systems.log").exists() else []
+        log = (
+            (case / "systems.log").read_text().split("\n")
+            if (case / "systems.log").exists()
+            else []
+        )
         effects = Counter(line.split()[1] for line in log if line)
         assert all(n <= 2 for n in effects.values()), effects
     assert len(crashed_at) >= 8, f"expected many crash points, got {crashed_at}"

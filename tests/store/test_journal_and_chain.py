@@ -15,7 +15,9 @@ from steward.store.schema import events
 
 
 def _succeeded(n: int) -> ToolSucceeded:
-    return ToolSucceeded(key=f"r:0:c{n}", tool="lookup", result={"n": n}, latency_ms=1.0, attempts=1)
+    return ToolSucceeded(
+        key=f"r:0:c{n}", tool="lookup", result={"n": n}, latency_ms=1.0, attempts=1
+    )
 
 
 async def test_flush_makes_every_appended_event_durable(any_db: Database, journal: Journal) -> None:
@@ -42,14 +44,21 @@ async def test_concurrent_producers_share_commits(any_db: Database, journal: Jou
         assert verify_chain(connection).ok
 
 
-async def test_projection_follows_events_in_the_same_transaction(any_db: Database, journal: Journal) -> None:
+async def test_projection_follows_events_in_the_same_transaction(
+    any_db: Database, journal: Journal
+) -> None:
     journal.append("r9", RunStarted("agent", "v1", "question", {"tenant": "acme"}))
     await journal.flush()
     assert get_run(any_db, "r9").status == "running"
     journal.append("r9", RunFinished(RunStatus.SUCCEEDED, "answer", 0.9, steps=2))
     await journal.flush()
     row = get_run(any_db, "r9")
-    assert (row.status, row.output, row.steps, row.tags) == ("succeeded", "answer", 2, {"tenant": "acme"})
+    assert (row.status, row.output, row.steps, row.tags) == (
+        "succeeded",
+        "answer",
+        2,
+        {"tenant": "acme"},
+    )
     assert [r.id for r in list_runs(any_db, agent="agent")] == ["r9"]
 
 
@@ -104,7 +113,9 @@ def test_verify_detects_reordering(any_db: Database) -> None:
             connection.execute(
                 update(events)
                 .where(events.c.id == target)
-                .values(data=source.data, hash=source.hash, prev_hash=source.prev_hash, ts=source.ts)
+                .values(
+                    data=source.data, hash=source.hash, prev_hash=source.prev_hash, ts=source.ts
+                )
             )
     with any_db.reader.connect() as connection:
         report = verify_chain(connection)

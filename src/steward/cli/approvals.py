@@ -28,27 +28,17 @@ def list_command(
     with handled():
         rows = list_approvals(open_db(db), None if state == "all" else state)
         table = Table(title=f"{len(rows)} approval(s)")
-        for column in (
-            "approval",
-            "run",
-            "tool",
-            "arguments",
-            "status",
-            "requested",
-            "expires",
-            "reason",
-        ):
-            table.add_column(column, overflow="fold")
+        for column in ("approval", "run", "tool", "status", "expires"):
+            table.add_column(column, no_wrap=True)
+        table.add_column("arguments", overflow="fold")
         for row in rows:
             table.add_row(
                 row.id,
                 row.run_id,
                 row.tool,
-                compact(row.arguments, 50),
                 status(row.status),
-                when(row.requested_at),
                 when(row.expires_at),
-                row.reason,
+                compact(row.arguments, 60),
             )
         console.print(table)
 

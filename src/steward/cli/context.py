@@ -16,7 +16,9 @@ from steward.core.errors import SpecError, StewardError
 from steward.store.database import DEFAULT_URL, Database
 from steward.store.journal import Journal
 
-console = Console(soft_wrap=True)
+# Piped output (CI logs, `| less`) gets a wide page instead of Rich's 80-column default.
+_WIDTH = None if sys.stdout.isatty() else 160
+console = Console(soft_wrap=True, width=_WIDTH)
 errors = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 

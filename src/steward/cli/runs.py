@@ -70,8 +70,10 @@ def list_command(
     with handled():
         rows = list_runs(open_db(db), agent=agent, status=state, limit=limit)
         table = Table(title=f"{len(rows)} run(s)")
-        for column in ("run", "agent", "status", "started", "steps", "input", "reason"):
-            table.add_column(column)
+        for column in ("run", "agent", "status", "started", "steps"):
+            table.add_column(column, no_wrap=True)
+        table.add_column("input")
+        table.add_column("reason")
         for row in rows:
             table.add_row(
                 row.id,

@@ -43,6 +43,7 @@ class RunStarted(Event, tag="run.started", frozen=True):
     agent_version: str
     input: str
     tags: dict[str, str] = {}
+    redacted: tuple[str, ...] = ()  # kinds of identifiers masked in the input
 
 
 class RunResumed(Event, tag="run.resumed", frozen=True):

@@ -17,10 +17,11 @@ DEFAULT_SYSTEMS = ".steward/support-systems.db"
 
 _open: dict[str, SupportSystems] = {}
 _lock = threading.Lock()
+_current: Path | None = None  # set by reset_systems(): the demo's own systems
 
 
 def systems_path() -> Path:
-    return Path(os.environ.get(SYSTEMS_ENV) or DEFAULT_SYSTEMS)
+    return _current or Path(os.environ.get(SYSTEMS_ENV) or DEFAULT_SYSTEMS)
 
 
 def open_systems(path: Path | None = None) -> SupportSystems:
@@ -37,8 +38,10 @@ def open_systems(path: Path | None = None) -> SupportSystems:
 
 def reset_systems(path: Path | None = None) -> SupportSystems:
     """Fresh systems for a demo run (drops any earlier state at that path)."""
+    global _current
     target = (path or systems_path()).resolve()
     with _lock:
+        _current = target
         old = _open.pop(str(target), None)
         if old is not None:
             old.close()

@@ -31,6 +31,7 @@ from steward.models.protocol import ModelRequest
 from steward.runtime.agent import AgentRuntime
 from steward.runtime.executor import EmbeddedExecutor, Executor
 from steward.security.provenance import trace_sources
+from steward.security.scanners import IDENTIFIERS, redact_text
 from steward.store.database import Database
 from steward.store.journal import Journal
 from steward.store.runs import get_run, save_agent_version
@@ -92,9 +93,12 @@ class Runner:
         executor = EmbeddedExecutor(
             self.db, self.journal, run_id or new_run_id(), agent.name, agent.version
         )
+        # Card numbers, SSNs and IBANs never enter the journal or reach the model: no
+        # support workflow needs them, and a journal that holds them is in PCI scope.
+        masked, kinds = redact_text(text, IDENTIFIERS)
         async with self._slot(agent):
-            executor.emit(RunStarted(agent.name, agent.version, text, dict(tags or {})))
-            return await self._drive(agent, executor, text)
+            executor.emit(RunStarted(agent.name, agent.version, masked, dict(tags or {}), kinds))
+            return await self._drive(agent, executor, masked)
 
     async def resume(self, agent: AgentRuntime, run_id: str, reason: str = "resumed") -> RunResult:
         """Continue a run from its journal: recorded steps replay, nothing runs twice."""

@@ -33,6 +33,9 @@ from steward.security.scanners import Scanner
 from steward.tools.base import Effect, Tool, ToolContext
 
 
+_REJECTIONS = (LookupError, ValueError, TypeError, PermissionError)
+
+
 @dataclass(slots=True)
 class BreakerStage:
     breakers: CircuitBreakers
@@ -46,7 +49,10 @@ class BreakerStage:
                 deny("breaker.open", f"'{cx.call.name}' is failing; its circuit is open", risk=0.5),
             )
         outcome = await proceed(cx)
-        if outcome.status in (CallStatus.EXECUTED, CallStatus.FAILED):
+        # A tool refusing bad arguments is healthy; only real failures count toward opening.
+        if outcome.status is CallStatus.EXECUTED or (
+            outcome.status is CallStatus.FAILED and outcome.error_code != "tool.rejected"
+        ):
             ok = outcome.status is CallStatus.EXECUTED
             if self.breakers.record(cx.call.name, ok, time.time()):
                 cx.scope.emit(
@@ -105,6 +111,8 @@ class ExecuteStage:
                 code, message, retryable = "tool.timeout", f"no result within {timeout:g}s", True
             except ToolExecutionError as exc:
                 code, message, retryable = exc.code, exc.message, exc.retryable
+            except _REJECTIONS as exc:  # the tool refused these arguments: retrying cannot help
+                code, message, retryable = "tool.rejected", f"{type(exc).__name__}: {exc}", False
             except Exception as exc:
                 code, message, retryable = "tool.error", f"{type(exc).__name__}: {exc}", True
             else:

@@ -1,0 +1,237 @@
+"""Journal throughput: events/s of Journal.append + a final `await journal.flush()`, against
+a raw sqlite3 floor in the same run (WAL, synchronous=NORMAL, explicit BEGIN/COMMIT,
+pre-built rows, same table shape and batch size as the journal). Also the group-commit
+case: 8 producer tasks each awaiting flush after every event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import hashlib
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import Measurement, Report, main, scaled
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from steward.core.events import Event, ToolSucceeded, encode_event, event_type
+from steward.store import Database, Journal
+from steward.store.schema import GENESIS_HASH, events
+
+PRODUCERS = 8
+RUNS = 64  # events are spread over this many run ids, as in a busy process
+INSERT = "INSERT INTO events (id, run_id, type, ts, data, prev_hash, hash) VALUES (?,?,?,?,?,?,?)"
+
+
+def make_events(count: int) -> list[tuple[str, Event]]:
+    """Typical ToolSucceeded events: a small order record as the result."""
+    out: list[tuple[str, Event]] = []
+    for i in range(count):
+        run_id = f"run_{i % RUNS:020d}"
+        result: dict[str, Any] = {
+            "order_id": f"A-{10_000 + i}",
+            "status": "shipped",
+            "items": [{"sku": "W-1", "name": "Blue widget", "qty": 2}],
+            "total_usd": 59.9,
+        }
+        out.append((run_id, ToolSucceeded(f"{run_id}:{i}:call_0", "lookup_order", result, 1.25, 1)))
+    return out
+
+
+def floor_rows(
+    items: list[tuple[str, Event]], first_id: int, prev: str
+) -> tuple[list[tuple[Any, ...]], str]:
+    """The rows the journal would write, built (and hashed) ahead of the timed insert."""
+    rows: list[tuple[Any, ...]] = []
+    ts = time.time()
+    for offset, (run_id, event) in enumerate(items):
+        row_id = first_id + offset
+        data = encode_event(event)
+        kind = event_type(event)
+        digest = hashlib.sha256(
+            b"%s|%d|%s|%s|%r|%s" % (prev.encode(), row_id, run_id.encode(), kind.encode(), ts, data)
+        ).hexdigest()
+        rows.append((row_id, run_id, kind, ts, data.decode(), prev, digest))
+        prev = digest
+    return rows, prev
+
+
+def open_floor(path: Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    dialect = sqlite_dialect.dialect()
+    connection.execute(str(CreateTable(events).compile(dialect=dialect)))
+    for index in events.indexes:
+        connection.execute(str(CreateIndex(index).compile(dialect=dialect)))
+    return connection
+
+
+def insert_floor(connection: sqlite3.Connection, rows: list[tuple[Any, ...]], batch: int) -> None:
+    for start in range(0, len(rows), batch):
+        connection.execute("BEGIN")
+        connection.executemany(INSERT, rows[start : start + batch])
+        connection.execute("COMMIT")
+
+
+async def bulk(journal: Journal, items: list[tuple[str, Event]]) -> int:
+    """Append everything, then one flush; returns elapsed ns."""
+    start = time.perf_counter_ns()
+    append = journal.append
+    for run_id, event in items:
+        append(run_id, event)
+    await journal.flush()
+    return time.perf_counter_ns() - start
+
+
+async def flush_each(
+    journal: Journal, items: list[tuple[str, Event]], producers: int
+) -> tuple[list[int], int]:
+    """`producers` tasks, each appending its share and awaiting flush after every event.
+    Returns the per-event latencies (append + flush) and the wall time, both in ns."""
+    clock = time.perf_counter_ns
+    latencies: list[int] = []
+
+    async def producer(share: list[tuple[str, Event]]) -> None:
+        for run_id, event in share:
+            start = clock()
+            journal.append(run_id, event)
+            await journal.flush()
+            latencies.append(clock() - start)
+
+    shares = [items[p::producers] for p in range(producers)]
+    gc.collect()
+    started = clock()
+    await asyncio.gather(*(producer(share) for share in shares))
+    return latencies, clock() - started
+
+
+async def collect(quick: bool) -> Report:
+    n_events = scaled(quick, 20_000, 4_000)
+    reps = scaled(quick, 7, 3)
+    n_group = scaled(quick, 4_000, 800)
+    n_single = scaled(quick, 1_000, 200)
+
+    items = make_events(n_events)
+    group_items = make_events(n_group)
+    single_items = make_events(n_single)
+    report = Report(
+        "journal",
+        "Journal throughput vs raw SQLite floor",
+        quick,
+        params={"events_per_rep": n_events, "reps": reps, "producers": PRODUCERS},
+    )
+
+    with tempfile.TemporaryDirectory(prefix="steward-bench-") as tmp:
+        db = Database.open(f"sqlite:///{Path(tmp) / 'journal.db'}")
+        journal = Journal(db)
+        batch = journal.max_batch
+        report.params["max_batch"] = batch
+        connection = open_floor(Path(tmp) / "floor.db")
+        stats = journal.stats
+        try:
+            # -- append N + flush, and the floor, interleaved rep by rep so both see the
+            # same disk and a table of the same size --------------------------------
+            next_id, prev = 1, GENESIS_HASH
+            bulk_ns: list[int] = []
+            floor_ns: list[int] = []
+            commits0 = events0 = 0
+            for rep in range(reps + 1):  # rep 0 is the warm-up
+                if rep == 1:
+                    commits0, events0 = stats.commits, stats.events
+                rows, prev = floor_rows(items, next_id, prev)
+                next_id += len(rows)
+                gc.collect()
+                elapsed = await bulk(journal, items)
+                gc.collect()
+                start = time.perf_counter_ns()
+                insert_floor(connection, rows, batch)
+                floor_elapsed = time.perf_counter_ns() - start
+                if rep:
+                    bulk_ns.append(elapsed)
+                    floor_ns.append(floor_elapsed)
+            bulk_batch = (stats.events - events0) / max(1, stats.commits - commits0)
+            journal_bulk = report.add(
+                Measurement(
+                    "journal_bulk",
+                    f"journal: append ×{n_events:,} + flush",
+                    bulk_ns,
+                    per_sample=n_events,
+                    unit="event",
+                    note=f"mean batch {bulk_batch:,.0f}",
+                )
+            )
+            floor = report.add(
+                Measurement(
+                    "sqlite_floor",
+                    f"floor: raw sqlite3 ×{n_events:,}",
+                    floor_ns,
+                    per_sample=n_events,
+                    unit="event",
+                    note=f"BEGIN/COMMIT per {batch} rows",
+                )
+            )
+
+            # -- one producer, flush after every event: the latency of one commit ------
+            await flush_each(journal, single_items[:50], 1)
+            commits0, events0 = stats.commits, stats.events
+            single_lat, single_wall = await flush_each(journal, single_items, 1)
+            single_batch = (stats.events - events0) / max(1, stats.commits - commits0)
+            report.add(
+                Measurement(
+                    "journal_flush_each_1",
+                    "journal: 1 producer, flush per event",
+                    single_lat,
+                    unit="event",
+                    note=f"batch {single_batch:,.1f}; µs = commit latency",
+                    wall_ns=single_wall,
+                )
+            )
+
+            # -- 8 producers, flush after every event: group commit --------------------
+            await flush_each(journal, group_items[: PRODUCERS * 20], PRODUCERS)
+            commits0, events0 = stats.commits, stats.events
+            group_lat, group_wall = await flush_each(journal, group_items, PRODUCERS)
+            group_batch = (stats.events - events0) / max(1, stats.commits - commits0)
+            group = report.add(
+                Measurement(
+                    "journal_flush_each_8",
+                    f"journal: {PRODUCERS} producers, flush per event",
+                    group_lat,
+                    unit="event",
+                    note=f"batch {group_batch:,.1f}; µs = append→durable",
+                    wall_ns=group_wall,
+                )
+            )
+            if stats.last_error:
+                raise RuntimeError(f"journal failed: {stats.last_error}")
+        finally:
+            connection.close()
+            journal.close()
+            db.close()
+
+    journal_rate = journal_bulk.figures()["throughput_per_s"]
+    floor_rate = floor.figures()["throughput_per_s"]
+    ratio = journal_rate / floor_rate
+    report.figure("journal_events_per_s", "journal events/s (append + flush)", journal_rate)
+    report.figure("floor_events_per_s", "floor events/s (raw sqlite3)", floor_rate)
+    report.figure(
+        "ratio_journal_floor", "ratio journal / floor", ratio, "", "≥ 0.50", ratio >= 0.5
+    )
+    report.figure(
+        "group_events_per_s",
+        f"group commit events/s ({PRODUCERS} producers)",
+        group.figures()["throughput_per_s"],
+    )
+    report.figure("group_mean_batch", "group commit mean batch size", group_batch, "events")
+    report.figure("single_mean_batch", "1 producer mean batch size", single_batch, "events")
+    return report
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(collect, __doc__))

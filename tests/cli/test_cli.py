@@ -1,0 +1,405 @@
+"""The `steward` command line: validate, explain, runs, approvals, audit and the demo.
+
+Every invocation runs in tmp_path with STEWARD_DB and STEWARD_DEMO_SYSTEMS pointing there,
+so nothing is written in the repository. Errors must be one `error:` line each and a
+non-zero exit, never a traceback; a few commands are run as real processes to prove it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import sqlite3
+import subprocess
+import sys
+import traceback
+from dataclasses import dataclass
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+import steward.demo
+from steward.cli.main import app
+from steward.store.schema import GENESIS_HASH
+
+DEMO_SPEC = str(Path(steward.demo.__file__).with_name("support_agent.yaml"))
+STEWARD = Path(sys.executable).with_name("steward")
+ERROR_LINE = re.compile(r"^error: (?P<file>.+?):(?P<line>\d+):(?P<column>\d+): (?P<field>\S+): ")
+
+
+@dataclass(frozen=True)
+class Env:
+    root: Path
+    db: Path
+    systems: Path
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Env:
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "steward.db"
+    systems = tmp_path / "support-systems.db"
+    monkeypatch.setenv("STEWARD_DB", f"sqlite:///{db}")
+    monkeypatch.setenv("STEWARD_DEMO_SYSTEMS", str(systems))
+    monkeypatch.setenv("COLUMNS", "300")  # wide enough that no id or event name is folded
+    return Env(tmp_path, db, systems)
+
+
+def steward(*args: str, code: int = 0) -> Result:
+    """Invoke the CLI in-process; it must exit with `code` and never raise."""
+    result = CliRunner().invoke(app, list(args))
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise AssertionError("".join(traceback.format_exception(*result.exc_info)))
+    assert "Traceback" not in result.output
+    assert result.exit_code == code, result.output
+    return result
+
+
+def steward_process(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the installed console script, in the current (tmp) directory and environment."""
+    return subprocess.run(
+        [str(STEWARD), *args], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def the_error(stderr: str) -> str:
+    """The one `error:` line a failing command prints."""
+    lines = stderr.splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error: "), stderr
+    return lines[0]
+
+
+def sql(db: Path, statement: str, *params: Any) -> list[tuple[Any, ...]]:
+    with contextlib.closing(sqlite3.connect(db)) as connection:
+        rows = connection.execute(statement, params).fetchall()
+        connection.commit()
+    return rows
+
+
+def pending_approvals(db: Path) -> list[tuple[str, str]]:
+    return sql(
+        db, "SELECT id, run_id FROM approvals WHERE status = 'pending' ORDER BY requested_at"
+    )
+
+
+def run_status(db: Path, run_id: str) -> str:
+    return sql(db, "SELECT status FROM runs WHERE id = ?", run_id)[0][0]
+
+
+def refunds_of(env: Env, run_id: str) -> int:
+    """Refunds the demo systems recorded for a run (their idempotency key starts with it)."""
+    return sql(
+        env.systems, "SELECT count(*) FROM refunds WHERE idempotency_key LIKE ?", f"{run_id}:%"
+    )[0][0]
+
+
+def refund(amount: float) -> dict[str, Any]:
+    return {"order_id": "10001", "amount_usd": amount, "reason": "customer request"}
+
+
+@pytest.fixture
+def demo(env: Env) -> Result:
+    """A database filled by `steward demo --limit 30` (it leaves several refunds pending)."""
+    result = steward("demo", "--limit", "30")
+    assert len(pending_approvals(env.db)) >= 2, "the demo should leave approvals to decide"
+    return result
+
+
+# --- validate ------------------------------------------------------------------------------
+
+
+def test_validate_accepts_the_demo_spec(env: Env) -> None:
+    result = steward("validate", DEMO_SPEC)
+    assert result.stdout.startswith(f"ok {DEMO_SPEC}: agent support-desk version ")
+
+
+def test_validate_reports_every_problem_with_file_line_column_and_field(env: Env) -> None:
+    Path("bad.yaml").write_text(
+        "name: Bad\nmodel: scripted\nlimits:\n  max_steps: 0\n  colour: red\n", encoding="utf-8"
+    )
+    result = steward("validate", "bad.yaml", code=2)
+    found = [ERROR_LINE.match(line) for line in result.stderr.splitlines()]
+    assert all(found), result.stderr
+    assert [m.group("file", "line", "column", "field") for m in found if m] == [
+        ("bad.yaml", "1", "1", "name"),
+        ("bad.yaml", "4", "3", "limits.max_steps"),
+        ("bad.yaml", "5", "3", "limits.colour"),
+    ]
+    assert result.stdout == ""
+
+
+def test_validate_a_missing_file(env: Env) -> None:
+    result = steward("validate", "nowhere.yaml", code=2)
+    assert the_error(result.stderr) == "error: nowhere.yaml:0:0: no such file"
+
+
+# --- explain -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tool", "args", "verdict", "code", "rule"),
+    [
+        pytest.param(
+            "lookup_order",
+            {"order_id": "10001"},
+            "allow",
+            "tier.autonomous",
+            "decision_authority.autonomous.lookup_order",
+            id="autonomous-tool",
+        ),
+        pytest.param(
+            "issue_refund",
+            refund(70),
+            "review",
+            "tier.requires_human_review",
+            "decision_authority.requires_human_review.issue_refund",
+            id="refund-70-review",
+        ),
+        pytest.param(
+            "issue_refund",
+            refund(700),
+            "deny",
+            "condition.refund-over-500",
+            "condition.refund-over-500",
+            id="refund-700-deny",
+        ),
+        pytest.param(
+            "issue_refund",
+            refund(20),
+            "allow",
+            "condition.small-refund",
+            "condition.small-refund",
+            id="refund-20-allow",
+        ),
+        pytest.param(
+            "delete_customer_data",
+            {"email": "ava@example.com"},
+            "deny",
+            "tool.forbidden",
+            "decision_authority.forbidden.delete_customer_data",
+            id="forbidden-tool",
+        ),
+        pytest.param(
+            "export_customers", {}, "deny", "tool.unlisted", "default.unlisted", id="unlisted-tool"
+        ),
+        pytest.param(
+            "get_payment_details",
+            {"email": "ava@example.com"},
+            "deny",
+            "data_access.financial",
+            "data_access.allow_financial",
+            id="financial-data",
+        ),
+        pytest.param(
+            "lookup_order", {"order_id": 10001}, "deny", "args.invalid", None, id="invalid-args"
+        ),
+    ],
+)
+def test_explain(
+    env: Env, tool: str, args: dict[str, Any], verdict: str, code: str, rule: str | None
+) -> None:
+    result = steward("explain", DEMO_SPEC, tool, "--args", json.dumps(args))
+    first, *details = result.stdout.splitlines()
+    assert first.split()[:2] == [verdict, tool]
+    assert any(line.strip().startswith(f"{code}: ") for line in details), result.stdout
+    rules = [line.strip() for line in details if line.strip().startswith("rule: ")]
+    assert rules == ([f"rule: {rule}"] if rule else [])
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        pytest.param(["--args", "{amount: 5"], "--args is not valid JSON", id="args-not-json"),
+        pytest.param(["--args", "[1]"], "--args must be a JSON object", id="args-a-list"),
+        pytest.param(["--source", "order_id=alien"], "expected ARG=user", id="bad-source"),
+    ],
+)
+def test_explain_rejects_bad_options(env: Env, options: list[str], message: str) -> None:
+    result = steward("explain", DEMO_SPEC, "lookup_order", *options, code=2)
+    assert message in the_error(result.stderr)
+    assert result.stdout == ""
+
+
+# --- errors against a missing or empty database ---------------------------------------------
+
+DB_COMMANDS = [
+    pytest.param(["runs", "list"], id="runs-list"),
+    pytest.param(["runs", "show", "run_x"], id="runs-show"),
+    pytest.param(["approvals", "list"], id="approvals-list"),
+    pytest.param(["approvals", "approve", "apr_x"], id="approvals-approve"),
+    pytest.param(["audit", "verify"], id="audit-verify"),
+    pytest.param(["audit", "export", "--jsonl"], id="audit-export"),
+]
+
+
+@pytest.mark.parametrize("command", DB_COMMANDS)
+def test_missing_database_is_one_clear_error(env: Env, command: list[str]) -> None:
+    result = steward(*command, code=2)
+    assert the_error(result.stderr) == (
+        f"error: no database at {env.db} (run `steward demo` or `steward db init`)"
+    )
+    assert not env.db.exists(), "reading commands must not create the database"
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        pytest.param(["runs", "show", "nope"], "no run with id 'nope'", id="no-run"),
+        pytest.param(
+            ["approvals", "approve", "nope"], "no approval with id 'nope'", id="approve-unknown"
+        ),
+        pytest.param(
+            ["approvals", "reject", "nope", "--comment", "no"],
+            "no approval with id 'nope'",
+            id="reject-unknown",
+        ),
+        pytest.param(["audit", "export"], "choose a format: --jsonl", id="export-no-format"),
+    ],
+)
+def test_errors_against_an_existing_database(env: Env, command: list[str], message: str) -> None:
+    steward("db", "init")
+    result = steward(*command, code=2)
+    assert the_error(result.stderr) == f"error: {message}"
+
+
+# --- real processes: no traceback ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(["validate", "bad.yaml"], "bad.yaml:2:8: not valid YAML", id="validate"),
+        pytest.param(["runs", "list"], "no database at", id="missing-database"),
+        pytest.param(
+            ["explain", DEMO_SPEC, "lookup_order", "--args", "{bad"],
+            "--args is not valid JSON",
+            id="explain-bad-args",
+        ),
+    ],
+)
+def test_process_prints_one_error_line_and_no_traceback(
+    env: Env, args: list[str], message: str
+) -> None:
+    Path("bad.yaml").write_text("name: probe\n  model: scripted\n", encoding="utf-8")
+    process = steward_process(*args)
+    assert process.returncode == 2
+    assert "Traceback" not in process.stdout + process.stderr
+    assert message in the_error(process.stderr)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="src bug: cli/audit.py export opens --output outside handled()'s StewardError net, "
+    "so an unwritable path (here a missing directory) ends in a FileNotFoundError traceback",
+)
+def test_export_to_an_unwritable_path_is_an_error_not_a_traceback(env: Env) -> None:
+    steward("db", "init")
+    process = steward_process("audit", "export", "--jsonl", "-o", "missing-dir/audit.jsonl")
+    assert "Traceback" not in process.stderr
+    assert process.returncode == 2
+    assert "missing-dir/audit.jsonl" in the_error(process.stderr)
+
+
+# --- the demo, then inspecting and deciding what it left -------------------------------------
+
+
+def test_demo_prints_a_summary(demo: Result) -> None:
+    assert "30 tickets in" in demo.stdout
+    assert "waiting for approval" in demo.stdout
+    assert re.search(r"audit chain verified \(\d+ events\)", demo.stdout)
+
+
+def test_runs_list_and_show(demo: Result, env: Env) -> None:
+    listed = steward("runs", "list", "--limit", "50")
+    assert "30 run(s)" in listed.stdout
+    for (run_id,) in sql(env.db, "SELECT id FROM runs"):
+        assert run_id in listed.stdout
+
+    [(run_id,)] = sql(
+        env.db,
+        "SELECT id FROM runs WHERE status = 'succeeded' AND id IN "
+        "(SELECT run_id FROM events WHERE type = 'gate.decided') ORDER BY created_at LIMIT 1",
+    )
+    shown = steward("runs", "show", run_id).stdout
+    assert shown.startswith(f"{run_id}  agent support-desk@")
+    timeline = [line.split("│")[3].strip() for line in shown.splitlines() if line.count("│") == 5]
+    assert timeline[0] == "run.started"
+    assert "gate.decided" in timeline
+    assert timeline[-1] == "run.finished"
+
+
+def test_approvals_list_shows_the_pending_ones(demo: Result, env: Env) -> None:
+    pending = pending_approvals(env.db)
+    listed = steward("approvals", "list").stdout
+    assert f"{len(pending)} approval(s)" in listed
+    for approval_id, run_id in pending:
+        assert approval_id in listed
+        assert run_id in listed
+
+
+def test_approve_resumes_the_run_to_success(demo: Result, env: Env) -> None:
+    approval_id, run_id = pending_approvals(env.db)[0]
+    assert refunds_of(env, run_id) == 0
+
+    result = steward("approvals", "approve", approval_id, "--by", "alice")
+    assert f"approval {approval_id} approved by alice" in result.stdout
+    assert f"run {run_id} succeeded" in result.stdout
+    assert run_status(env.db, run_id) == "succeeded"
+    assert refunds_of(env, run_id) == 1
+    assert "approval.granted: approved by alice" in steward("runs", "show", run_id).stdout
+
+    again = steward("approvals", "approve", approval_id, "--by", "alice", code=2)
+    assert the_error(again.stderr) == f"error: approval {approval_id} is already approved"
+    assert refunds_of(env, run_id) == 1
+
+
+def test_reject_resumes_the_run_with_the_denial(demo: Result, env: Env) -> None:
+    approval_id, run_id = pending_approvals(env.db)[0]
+
+    result = steward("approvals", "reject", approval_id, "--comment", "no")
+    assert f"approval {approval_id} rejected by cli" in result.stdout
+    assert f"run {run_id} succeeded" in result.stdout
+    assert "answer: I can't issue that refund myself (rejected by cli: no)" in result.stdout
+    assert sql(env.db, "SELECT status FROM approvals WHERE id = ?", approval_id) == [("rejected",)]
+    assert "approval.rejected: rejected by cli: no" in steward("runs", "show", run_id).stdout
+    assert refunds_of(env, run_id) == 0
+
+
+def test_audit_verify_and_export(demo: Result, env: Env) -> None:
+    [(count,)] = sql(env.db, "SELECT count(*) FROM events")
+    assert f"verified {count} events" in steward("audit", "verify").stdout
+
+    steward("audit", "export", "--jsonl", "-o", "audit.jsonl")
+    exported = [json.loads(line) for line in Path("audit.jsonl").read_text().splitlines()]
+    assert [event["id"] for event in exported] == list(range(1, count + 1))
+    assert exported[0]["prev_hash"] == GENESIS_HASH
+    for before, after in pairwise(exported):
+        assert after["prev_hash"] == before["hash"]
+    assert all(re.fullmatch(r"[0-9a-f]{64}", event["hash"]) for event in exported)
+    assert all(event["event"]["type"] == event["type"] for event in exported)
+    assert steward("audit", "head").stdout.split() == [str(count), exported[-1]["hash"]]
+
+
+def test_tampered_event_fails_verification(demo: Result, env: Env) -> None:
+    [(event_id,)] = sql(
+        env.db,
+        "SELECT id FROM events WHERE type = 'gate.decided' "
+        'AND data LIKE \'%"verdict":"review"%\' ORDER BY id LIMIT 1',
+    )
+    sql(
+        env.db,
+        'UPDATE events SET data = replace(data, \'"verdict":"review"\', \'"verdict":"allow"\') '
+        "WHERE id = ?",
+        event_id,
+    )
+
+    result = steward("audit", "verify", code=1)
+    assert [line for line in result.stdout.splitlines() if line.startswith("broken")] == [
+        f"broken at event {event_id}: content does not match its hash: the row was edited"
+    ]
+    assert "audit chain does not verify: 1 problem(s)" in the_error(result.stderr)
