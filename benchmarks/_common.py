@@ -201,7 +201,7 @@ def scaled(quick: bool, full: int, fast: int) -> int:
 def _fmt(value: float, digits: int = 1) -> str:
     if isinstance(value, float) and math.isnan(value):
         return "-"
-    if abs(value) >= 100_000:
+    if abs(value) >= 1_000:
         return f"{value:,.0f}"
     return f"{value:,.{digits}f}"
 
@@ -215,7 +215,7 @@ def render(report: Report) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=None if sys.stdout.isatty() else 132, highlight=False)
+    console = Console(width=None if sys.stdout.isatty() else 150, highlight=False)
     params = ", ".join(f"{k}={v}" for k, v in report.params.items())
     mode = "quick" if report.quick else "full"
     console.print(f"\n[bold]{report.title}[/bold]  ({mode} run, {report.seconds:.1f} s)")
@@ -227,21 +227,22 @@ def render(report: Report) -> None:
     )
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     table.add_column("measurement", no_wrap=True)
-    table.add_column("items", justify="right")
-    for column in ("p50 µs", "p95 µs", "p99 µs", "mean µs"):
-        table.add_column(column, justify="right")
-    table.add_column("throughput", justify="right")
+    table.add_column("n", justify="right", no_wrap=True)
+    table.add_column("unit", no_wrap=True)
+    for column in ("p50 µs", "p95 µs", "p99 µs", "mean µs", "per s"):
+        table.add_column(column, justify="right", no_wrap=True)
     table.add_column("note", style="dim")
     for m in report.measurements:
         f = m.figures()
         table.add_row(
             m.label,
             f"{f['items']:,}",
+            m.unit,
             _fmt(f["p50_us"], 2),
             _fmt(f["p95_us"], 2),
             _fmt(f["p99_us"], 2),
             _fmt(f["mean_us"], 2),
-            f"{_fmt(f['throughput_per_s'], 0)} {m.unit}s/s",
+            _fmt(f["throughput_per_s"], 0),
             m.note,
         )
     console.print(table)

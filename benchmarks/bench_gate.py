@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from _common import Measurement, Report, main, sample_async, sample_sync, scaled
-
 from steward.core.approval import ApprovalView
 from steward.core.events import Event
 from steward.core.messages import ToolCall
@@ -158,9 +157,7 @@ async def collect(quick: bool) -> Report:
         Measurement(
             "governed_memory",
             "governed read, in-memory scope",
-            await sample_async(
-                lambda i: gate.process(scope, memory_calls[i], i), n_memory, warm
-            ),
+            await sample_async(lambda i: gate.process(scope, memory_calls[i], i), n_memory, warm),
             note=f"{len(scope.events) // (warm + n_memory)} events/call",
         )
     )
@@ -199,7 +196,7 @@ async def collect(quick: bool) -> Report:
                     await sample_async(
                         lambda i: gate.process(writer, write_calls[i], i), n_write, warm
                     ),
-                    note="intent durable before the tool runs",
+                    note="intent made durable first",
                 )
             )
             await journal.flush()
@@ -208,10 +205,7 @@ async def collect(quick: bool) -> Report:
             async def batch(scope: EmbeddedExecutor, calls: list[ToolCall], i: int) -> None:
                 start = i * CONCURRENCY
                 await asyncio.gather(
-                    *(
-                        gate.process(scope, calls[start + j], start + j)
-                        for j in range(CONCURRENCY)
-                    )
+                    *(gate.process(scope, calls[start + j], start + j) for j in range(CONCURRENCY))
                 )
 
             many = executor("run_concurrent_read")
@@ -269,10 +263,10 @@ async def collect(quick: bool) -> Report:
         ("overhead_memory", "overhead p50: in-memory pipeline", in_memory),
         ("overhead_read", "overhead p50: full stack, read", full_read),
         ("overhead_write", "overhead p50: full stack, keyed write", full_write),
-        ("overhead_read_concurrent", "overhead p50: full stack, read ×64 (amortised)", concurrent),
+        ("overhead_read_concurrent", "overhead p50: full stack, read x64 (amortised)", concurrent),
         (
             "overhead_write_concurrent",
-            "overhead p50: full stack, keyed write ×64 (amortised)",
+            "overhead p50: full stack, keyed write x64 (amortised)",
             concurrent_write,
         ),
     ):

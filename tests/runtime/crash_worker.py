@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 
 import msgspec
-from pathlib import Path
 
 from steward.core.errors import NotFoundError
 from steward.demo.fixtures import CUSTOMERS_BY_ID, ORDERS_BY_ID

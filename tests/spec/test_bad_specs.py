@@ -349,11 +349,6 @@ BAD_SPECS = [
         "rules.intents[0].require",
         "require names fields that are not extracted: ['order_id']",
         id="require-not-extracted",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="src bug: Intent._required_are_extracted is a model validator, so the problem "
-            "is reported at the intent (rules.intents[0], line 5), not at its `require` field",
-        ),
     ),
 ]
 
@@ -388,23 +383,8 @@ def test_every_problem_is_reported_not_just_the_first(tmp_path: Path) -> None:
     "text",
     [
         pytest.param(BASE + "prompt: &words hello\ndescription: *words\n", id="plain-alias"),
-        pytest.param(
-            BASE + "prompt: &loop [*loop]\n",
-            id="recursive-alias",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=RecursionError,
-                reason="src bug: loader._construct follows a self-referencing alias forever",
-            ),
-        ),
-        pytest.param(
-            BASE + "limits:\n  <<: {max_steps: 3}\n",
-            id="merge-key",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="src bug: loader._construct raises yaml ConstructorError for a `<<` merge key",
-            ),
-        ),
+        pytest.param(BASE + "prompt: &loop [*loop]\n", id="recursive-alias"),
+        pytest.param(BASE + "limits:\n  <<: [max_steps]\n", id="merge-of-a-scalar"),
     ],
 )
 def test_any_yaml_gives_a_spec_or_a_spec_error(tmp_path: Path, text: str) -> None:
@@ -413,6 +393,35 @@ def test_any_yaml_gives_a_spec_or_a_spec_error(tmp_path: Path, text: str) -> Non
     path = write_spec(tmp_path, text)
     with contextlib.suppress(SpecError):
         load_spec(path)
+
+
+def test_merge_keys_are_resolved(tmp_path: Path) -> None:
+    path = write_spec(tmp_path, BASE + "limits:\n  <<: {max_steps: 3, max_retries: 1}\n")
+    limits = load_spec(path).spec.limits
+    assert (limits.max_steps, limits.max_retries) == (3, 1)
+
+
+def test_a_mapping_overrides_what_it_merges(tmp_path: Path) -> None:
+    path = write_spec(
+        tmp_path, BASE + "limits:\n  <<: {max_steps: 3, max_retries: 1}\n  max_steps: 4\n"
+    )
+    limits = load_spec(path).spec.limits
+    assert (limits.max_steps, limits.max_retries) == (4, 1)
+
+
+def test_a_recursive_alias_is_a_spec_error(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="refers to itself"):
+        load_spec(write_spec(tmp_path, BASE + "prompt: &loop [*loop]\n"))
+
+
+def test_an_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, 7):
+        below = ", ".join([f"*a{level - 1}"] * 10)
+        levels.append(f"a{level}: &a{level} [{below}]")
+    text = "\n".join(["x-anchors:", *("  " + line for line in levels)]) + "\n" + BASE
+    with pytest.raises(SpecError, match="expands to more than"):
+        load_spec(write_spec(tmp_path, text))
 
 
 def test_missing_file_is_a_spec_error(tmp_path: Path) -> None:
@@ -440,11 +449,7 @@ def test_version_is_a_content_hash(tmp_path: Path) -> None:
     assert load_spec_text(one_char_changed).version != version
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: in support_agent.yaml the refund intent's plain-scalar `answer` contains "
-    "' #{order_id}', which YAML reads as a comment, so the answer stops at 'on order'",
-)
 def test_demo_refund_answer_keeps_the_order_number() -> None:
+    """A plain scalar's ' #' starts a YAML comment; the answer must not be cut there."""
     intents = {i.name: i for i in load_spec(DEMO_SPEC).spec.rules.intents}
     assert "#{order_id}" in intents["refund"].answer

@@ -58,7 +58,10 @@ def export(
         if not jsonl:
             fail("choose a format: --jsonl")
         database = open_db(db)
-        stream = output.open("w", encoding="utf-8") if output else sys.stdout
+        try:
+            stream = output.open("w", encoding="utf-8") if output else sys.stdout
+        except OSError as exc:
+            fail(f"cannot write {output}: {exc.strerror}")
         try:
             with database.reader.connect() as connection:
                 for row in connection.execution_options(stream_results=True).execute(

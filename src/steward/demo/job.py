@@ -12,7 +12,7 @@ from pathlib import Path
 
 from steward.core.events import RunStatus
 from steward.demo.tickets import Ticket, load_tickets
-from steward.demo.tools import reset_systems
+from steward.demo.tools import reset_systems, support_tools
 from steward.runtime import Runner, RunResult, build_agent
 from steward.spec import LoadedSpec, load_spec_text
 from steward.store.chain import VerifyReport, verify_chain
@@ -69,7 +69,7 @@ async def run_demo(
     on_done: Callable[[Ticket, RunResult], None] | None = None,
 ) -> DemoReport:
     reset_systems(systems)
-    agent = build_agent(demo_spec())
+    agent = build_agent(demo_spec(), support_tools(systems))
     tickets = load_tickets()[:limit] if limit else load_tickets()
     report = DemoReport()
     journal = Journal(db)

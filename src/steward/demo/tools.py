@@ -17,11 +17,10 @@ DEFAULT_SYSTEMS = ".steward/support-systems.db"
 
 _open: dict[str, SupportSystems] = {}
 _lock = threading.Lock()
-_current: Path | None = None  # set by reset_systems(): the demo's own systems
 
 
 def systems_path() -> Path:
-    return _current or Path(os.environ.get(SYSTEMS_ENV) or DEFAULT_SYSTEMS)
+    return Path(os.environ.get(SYSTEMS_ENV) or DEFAULT_SYSTEMS)
 
 
 def open_systems(path: Path | None = None) -> SupportSystems:
@@ -38,10 +37,8 @@ def open_systems(path: Path | None = None) -> SupportSystems:
 
 def reset_systems(path: Path | None = None) -> SupportSystems:
     """Fresh systems for a demo run (drops any earlier state at that path)."""
-    global _current
     target = (path or systems_path()).resolve()
     with _lock:
-        _current = target
         old = _open.pop(str(target), None)
         if old is not None:
             old.close()
@@ -50,8 +47,9 @@ def reset_systems(path: Path | None = None) -> SupportSystems:
         return fresh
 
 
-def support_tools() -> list[Tool]:
-    systems = open_systems()
+def support_tools(path: Path | None = None) -> list[Tool]:
+    """The toolset named in the demo spec; systems at `path` or $STEWARD_DEMO_SYSTEMS."""
+    systems = open_systems(path)
 
     @tool(effect="read", data_classes=("internal",), idempotent=True, limit_arg="limit")
     def search_kb(query: str, limit: int = 3) -> list[dict[str, Any]]:

@@ -89,7 +89,7 @@ def build_agent(
     config: GateConfig | None = None,
 ) -> AgentRuntime:
     registry = tools if isinstance(tools, ToolRegistry) else ToolRegistry(tools or ())
-    if loaded.spec.toolsets:
+    if loaded.spec.toolsets and any(name not in registry for name in loaded.spec.tools):
         for item in load_toolsets(loaded):
             if item.name not in registry:
                 registry.register(item)

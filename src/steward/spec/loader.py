@@ -21,29 +21,90 @@ Loc = tuple[str | int, ...]
 Marks = dict[Loc, tuple[int, int]]
 
 
-def _construct(node: yaml.Node, path: Loc, marks: Marks, problems: list[tuple[Loc, str]]) -> Any:
-    marks.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
-    if isinstance(node, yaml.MappingNode):
+MAX_NODES = 20_000  # a spec is small; this refuses alias bombs ("billion laughs")
+
+
+class _Builder:
+    """Plain data from the node tree, remembering where every key sits.
+
+    Aliased nodes are built once and shared; an alias that refers to itself, or a tree
+    whose expansion passes MAX_NODES, is a problem rather than a hang or a crash."""
+
+    def __init__(self, marks: Marks, problems: list[tuple[Loc, str]]) -> None:
+        self.marks = marks
+        self.problems = problems
+        self.built: dict[int, Any] = {}
+        self.building: set[int] = set()
+        self.sizes: dict[int, int] = {}
+        self.scalars = yaml.SafeLoader("")
+
+    def size(self, node: yaml.Node) -> int:
+        known = self.sizes.get(id(node))
+        if known is not None:
+            return known
+        self.sizes[id(node)] = MAX_NODES + 1  # provisional: a cycle counts as too big
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            total += sum(self.size(k) + self.size(v) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            total += sum(self.size(item) for item in node.value)
+        total = min(total, MAX_NODES + 1)
+        self.sizes[id(node)] = total
+        return total
+
+    def build(self, node: yaml.Node, path: Loc) -> Any:
+        self.marks.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+        key = id(node)
+        if key in self.built:
+            return self.built[key]
+        if key in self.building:
+            self.problems.append((path, "an alias refers to itself"))
+            return None
+        self.building.add(key)
+        try:
+            if isinstance(node, yaml.MappingNode):
+                value: Any = self._mapping(node, path)
+            elif isinstance(node, yaml.SequenceNode):
+                value = [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+            else:
+                value = self.scalars.construct_object(node)
+        finally:
+            self.building.discard(key)
+        self.built[key] = value
+        return value
+
+    def _mapping(self, node: yaml.MappingNode, path: Loc) -> dict[Any, Any]:
+        own = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
+        try:
+            self.scalars.flatten_mapping(node)  # resolve `<<` merge keys (merged pairs first)
+        except yaml.MarkedYAMLError as exc:
+            self.problems.append((path, f"bad merge key: {exc.problem}"))
+            return {}
         result: dict[Any, Any] = {}
+        from_merge: set[Any] = set()
         for key_node, value_node in node.value:
-            key = yaml.SafeLoader(" ").construct_object(key_node)  # keys are scalars
+            where = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.marks.setdefault((*path, "?"), where)
+                self.problems.append(((*path, "?"), "keys must be plain scalars"))
+                continue
+            key = self.scalars.construct_object(key_node)
             if not isinstance(key, str | int):
-                problems.append((path, "keys must be strings"))
+                self.problems.append((path, "keys must be strings"))
                 continue
             child: Loc = (*path, key)
-            marks[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            merged = id(key_node) not in own
             if key in result:
-                problems.append((child, f"duplicate key '{key}'"))
-                continue
-            result[key] = _construct(value_node, child, marks, problems)
+                if merged:
+                    continue  # an earlier merge source, or the mapping's own key, wins
+                if key not in from_merge:
+                    self.marks[child] = where
+                    self.problems.append((child, f"duplicate key '{key}'"))
+                    continue
+            self.marks[child] = where
+            (from_merge.add if merged else from_merge.discard)(key)
+            result[key] = self.build(value_node, child)
         return result
-    if isinstance(node, yaml.SequenceNode):
-        return [
-            _construct(item, (*path, index), marks, problems)
-            for index, item in enumerate(node.value)
-        ]
-    loader = yaml.SafeLoader("")
-    return loader.construct_object(node)
 
 
 def _locate(marks: Marks, loc: Loc) -> tuple[int, int]:
@@ -120,7 +181,12 @@ def load_spec_text(text: str, path: str = "<spec>") -> LoadedSpec:
         raise SpecError([SpecProblem(path, 1, 1, "", "the file is empty; expected a mapping")])
     marks: Marks = {}
     structural: list[tuple[Loc, str]] = []
-    data = _construct(node, (), marks, structural)
+    builder = _Builder(marks, structural)
+    if builder.size(node) > MAX_NODES:
+        raise SpecError(
+            [SpecProblem(path, 1, 1, "", f"the document expands to more than {MAX_NODES} nodes")]
+        )
+    data = builder.build(node, ())
     if structural:
         raise SpecError(
             [SpecProblem(path, *_locate(marks, loc), _field_path(loc), m) for loc, m in structural]

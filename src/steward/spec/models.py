@@ -16,8 +16,8 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 NAME_RE = r"^[a-z][a-z0-9_\-]{0,63}$"
@@ -78,7 +78,7 @@ class DataAccess(_Strict):
     allow_pii: bool = False
     allow_financial: bool = False
     allow_internal_docs: bool = True
-    max_records_per_query: int = Field(default=50, ge=1)
+    max_records_per_query: int = Field(default=50, ge=1, strict=True)
 
 
 class RateLimit(_Strict):
@@ -110,11 +110,11 @@ class CostControls(_Strict):
 
 
 class Limits(_Strict):
-    max_steps: int = Field(default=10, ge=1, le=1000)
+    max_steps: int = Field(default=10, ge=1, le=1000, strict=True)
     max_run_seconds: float = Field(default=120.0, gt=0, allow_inf_nan=False)
     tool_timeout_seconds: float = Field(default=30.0, gt=0, allow_inf_nan=False)
-    max_retries: int = Field(default=2, ge=0, le=10)
-    max_concurrent_runs: int = Field(default=10, ge=1)
+    max_retries: int = Field(default=2, ge=0, le=10, strict=True)
+    max_concurrent_runs: int = Field(default=10, ge=1, strict=True)
 
 
 class Escalation(_Strict):
@@ -178,12 +178,16 @@ class Intent(_Strict):
                 raise ValueError(f"pattern {pattern!r} does not compile: {exc}") from None
         return value
 
-    @model_validator(mode="after")
-    def _required_are_extracted(self) -> Intent:
-        missing = [name for name in self.require if name not in self.extract]
+    @field_validator("require")
+    @classmethod
+    def _required_are_extracted(
+        cls, value: tuple[str, ...], info: ValidationInfo
+    ) -> tuple[str, ...]:
+        extracted = info.data.get("extract", {})
+        missing = [name for name in value if name not in extracted]
         if missing:
             raise ValueError(f"require names fields that are not extracted: {missing}")
-        return self
+        return value
 
 
 class Fallback(_Strict):
@@ -229,6 +233,9 @@ def check_references(spec: AgentSpec) -> list[tuple[Path, str]]:
     """Cross-field checks, each with the exact path of the offending value."""
     problems: list[tuple[Path, str]] = []
     listed = set(spec.tools)
+    for index, name in enumerate(spec.tools):
+        if spec.tools.index(name) != index:
+            problems.append((("tools", index), f"'{name}' is listed twice"))
     seen: dict[str, str] = {}
     for tier in Tier:
         for index, tool in enumerate(getattr(spec.decision_authority, tier.value)):

@@ -32,7 +32,6 @@ from steward.gate.stages.scan import DEFAULT_SCANNERS, scan_result
 from steward.security.scanners import Scanner
 from steward.tools.base import Effect, Tool, ToolContext
 
-
 _REJECTIONS = (LookupError, ValueError, TypeError, PermissionError)
 
 

@@ -1,0 +1,54 @@
+"""Run every benchmark (gate, journal, runner), each in its own interpreter.
+
+`--quick` and `--json` are passed through; with `--json` the three JSON objects are printed
+as one: {"gate": {...}, "journal": {...}, "runner": {...}}.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from _common import parse_args
+
+HERE = Path(__file__).resolve().parent
+BENCHMARKS = {
+    "gate": "bench_gate.py",
+    "journal": "bench_journal.py",
+    "runner": "bench_runner.py",
+}
+
+
+def main() -> int:
+    args = parse_args(__doc__)
+    flags = [flag for flag, on in (("--quick", args.quick), ("--json", args.json)) if on]
+    combined: dict[str, object] = {}
+    failed: list[str] = []
+    started = time.perf_counter()
+    for name, script in BENCHMARKS.items():
+        command = [sys.executable, str(HERE / script), *flags]
+        if args.json:
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            if done.returncode == 0:
+                combined[name] = json.loads(done.stdout)
+            else:
+                sys.stderr.write(done.stderr)
+                combined[name] = {"error": f"exit status {done.returncode}"}
+        else:
+            done = subprocess.run(command, check=False)
+        if done.returncode != 0:
+            failed.append(name)
+    if args.json:
+        print(json.dumps(combined, indent=2))
+    else:
+        elapsed = time.perf_counter() - started
+        status = f"failed: {', '.join(failed)}" if failed else "all ok"
+        print(f"\n{len(BENCHMARKS)} benchmarks in {elapsed:.1f} s ({status})")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
