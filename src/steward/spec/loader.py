@@ -36,18 +36,23 @@ class _Builder:
         self.built: dict[int, Any] = {}
         self.building: set[int] = set()
         self.sizes: dict[int, int] = {}
+        self.cyclic = False
         self.scalars = yaml.SafeLoader("")
 
     def size(self, node: yaml.Node) -> int:
         known = self.sizes.get(id(node))
         if known is not None:
             return known
-        self.sizes[id(node)] = MAX_NODES + 1  # provisional: a cycle counts as too big
+        if id(node) in self.building:
+            self.cyclic = True
+            return MAX_NODES + 1
+        self.building.add(id(node))
         total = 1
         if isinstance(node, yaml.MappingNode):
             total += sum(self.size(k) + self.size(v) for k, v in node.value)
         elif isinstance(node, yaml.SequenceNode):
             total += sum(self.size(item) for item in node.value)
+        self.building.discard(id(node))
         total = min(total, MAX_NODES + 1)
         self.sizes[id(node)] = total
         return total
@@ -182,7 +187,10 @@ def load_spec_text(text: str, path: str = "<spec>") -> LoadedSpec:
     marks: Marks = {}
     structural: list[tuple[Loc, str]] = []
     builder = _Builder(marks, structural)
-    if builder.size(node) > MAX_NODES:
+    expanded = builder.size(node)
+    if builder.cyclic:
+        raise SpecError([SpecProblem(path, 1, 1, "", "an alias refers to itself")])
+    if expanded > MAX_NODES:
         raise SpecError(
             [SpecProblem(path, 1, 1, "", f"the document expands to more than {MAX_NODES} nodes")]
         )
