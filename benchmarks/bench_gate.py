@@ -15,15 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from _common import Measurement, Report, main, sample_async, sample_sync, scaled
-from steward.core.approval import ApprovalView
-from steward.core.events import Event
 from steward.core.messages import ToolCall
 from steward.gate import Gate
-from steward.gate.scope import CallRecord
 from steward.policy import compile_policy
 from steward.runtime.executor import EmbeddedExecutor
 from steward.spec import load_spec_text
 from steward.store import Database, Journal
+from steward.testing import MemoryScope
 from steward.tools import Tool, tool
 
 SPEC = """
@@ -63,31 +61,6 @@ TOOLS: dict[str, Tool] = {
     "echo_checked": tool(effect="read")(echo_checked),
     "put": tool(effect="write", keyed=True)(put),
 }
-
-
-class MemoryScope:
-    """A RunScope that keeps events in a list: the gate minus durable storage."""
-
-    def __init__(self, run_id: str, agent: str, agent_version: str) -> None:
-        self.run_id = run_id
-        self.agent = agent
-        self.agent_version = agent_version
-        self.events: list[Event] = []
-
-    def emit(self, event: Event) -> None:
-        self.events.append(event)
-
-    async def durable(self) -> None:
-        return None
-
-    def recorded_call(self, key: str) -> CallRecord | None:
-        return None
-
-    async def approval(self, approval_id: str) -> ApprovalView | None:
-        return None
-
-    async def expire_approval(self, approval_id: str) -> None:
-        return None
 
 
 def build_gate() -> Gate:
@@ -151,7 +124,7 @@ async def collect(quick: bool) -> Report:
     )
 
     # -- the whole pipeline, in memory -----------------------------------------------
-    scope = MemoryScope("run_memory", policy.agent, policy.version)
+    scope = MemoryScope("run_memory", policy.agent, policy.version)  # the shipped test scope
     memory_calls = tool_calls("echo", warm + n_memory, "m")
     in_memory = report.add(
         Measurement(

@@ -40,6 +40,7 @@ class _Condition:
     program: Any  # cel.Program
     then: Tier
     reason: str
+    uses: frozenset[str] = frozenset({"args", "tool", "agent", "sources"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,14 +135,16 @@ class Policy:
     def _apply_conditions(
         self, rule: _ToolRule, call: ToolCall, context: PolicyContext
     ) -> Decision:
-        activation = {
+        everything = {
             "args": call.arguments,
             "tool": call.name,
             "agent": self.agent,
-            "sources": dict(context.sources),
+            "sources": context.sources,
         }
         matched: dict[Tier, list[_Condition]] = {}
         for condition in rule.conditions:
+            # Handing CEL only the variables a condition names halves its cost.
+            activation = {name: everything[name] for name in condition.uses}
             try:
                 result = condition.program.execute(activation)
             except Exception as exc:
@@ -224,6 +227,14 @@ def _base_decision(name: str, tier: Tier, explicit: bool) -> Decision:
     )
 
 
+_VARIABLES = frozenset({"args", "tool", "agent", "sources"})
+
+
+def _compile_condition(cid: str, when: str, then: Tier, reason: str) -> _Condition:
+    program = cel.compile(when)
+    return _Condition(cid, program, then, reason, frozenset(program.variables()) & _VARIABLES)
+
+
 def compile_policy(
     spec: AgentSpec, version: str, tools: Mapping[str, Tool] | None = None
 ) -> Policy:
@@ -236,7 +247,7 @@ def compile_policy(
         meta = (tools or {}).get(name)
         data_classes = meta.data_classes if meta is not None else frozenset(DataClass)
         conditions = tuple(
-            _Condition(c.id, cel.compile(c.when), c.then, c.reason)
+            _compile_condition(c.id, c.when, c.then, c.reason)
             for c in spec.conditions
             if c.tool == name
         )

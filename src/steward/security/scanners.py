@@ -8,6 +8,7 @@ gate: the scan stage treats an error as a finding and quarantines the result.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -21,6 +22,11 @@ class ScanResult:
 
 class Scanner(Protocol):
     name: str
+
+    def might_match(self, text: str) -> bool:
+        """A cheap pre-check over all the strings of a value joined by newlines; False
+        means scan() would find nothing, so it is skipped."""
+        ...
 
     def scan(self, value: Any) -> ScanResult: ...
 
@@ -75,7 +81,21 @@ def redact_text(text: str, kinds: frozenset[str] = ALL_PII) -> tuple[str, tuple[
     return text, tuple(dict.fromkeys(found))
 
 
-def _map_strings(value: Any, fn: Any) -> Any:
+def collect_strings(value: Any, into: list[str] | None = None) -> list[str]:
+    """Every string inside a JSON-like value (keys excluded)."""
+    out: list[str] = [] if into is None else into
+    if isinstance(value, str):
+        out.append(value)
+    elif isinstance(value, dict):
+        for item in value.values():
+            collect_strings(item, out)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            collect_strings(item, out)
+    return out
+
+
+def _map_strings(value: Any, fn: Callable[[str], str]) -> Any:
     if isinstance(value, str):
         return fn(value)
     if isinstance(value, list | tuple):
@@ -85,8 +105,25 @@ def _map_strings(value: Any, fn: Any) -> Any:
     return value
 
 
+# Necessary conditions, each one cheap search: a card, SSN or phone number is a run of at
+# least 11 digits and separators (a date, 2025-07-05, is 10); an IBAN starts with two
+# letters and two digits.
+_DIGIT_RUN = re.compile(r"[0-9][0-9 .()+-]{10,}")
+_IBAN_START = re.compile(r"[A-Z]{2}\d{2}")
+
+
 class PiiRedactor:
     name = "pii"
+
+    def might_match(self, text: str) -> bool:
+        # Cheap necessary conditions first; the full patterns run only past them.
+        if "@" in text and _EMAIL.search(text):
+            return True
+        if _DIGIT_RUN.search(text) and (
+            _CARD.search(text) or _SSN.search(text) or _PHONE.search(text)
+        ):
+            return True
+        return _IBAN_START.search(text) is not None and _IBAN.search(text) is not None
 
     def scan(self, value: Any) -> ScanResult:
         kinds: list[str] = []
@@ -97,8 +134,9 @@ class PiiRedactor:
             return masked
 
         masked = _map_strings(value, redact)
-        findings = tuple(dict.fromkeys(kinds))
-        return ScanResult(findings, masked, bool(findings))
+        if not kinds:  # e.g. a long digit run that fails the card checksum
+            return ScanResult((), value, False)
+        return ScanResult(tuple(dict.fromkeys(kinds)), masked, True)
 
 
 _INJECTION = re.compile(
@@ -113,18 +151,30 @@ _INJECTION = re.compile(
 )
 
 
+# Each alternative of _INJECTION contains one of these words: a cheap first look.
+_INJECTION_WORDS = ("ignore", "disregard", "you are now", "system", "instructions", "call the",
+                    "exfiltrate", "send all", "send every")  # fmt: skip
+
+
 class InjectionDetector:
     """Flags text that addresses the model with instructions. Flagged content is
     quarantined: the model receives it wrapped as inert, untrusted data."""
 
     name = "injection"
 
+    def might_match(self, text: str) -> bool:
+        lowered = text.lower()
+        if not any(word in lowered for word in _INJECTION_WORDS):
+            return False
+        return _INJECTION.search(text) is not None
+
     def scan(self, value: Any) -> ScanResult:
-        hits: list[str] = []
+        hits = 0
 
         def check(text: str) -> str:
+            nonlocal hits
             if _INJECTION.search(text):
-                hits.append(text)
+                hits += 1
                 return "[QUARANTINED: untrusted content that contained instructions was removed]"
             return text
 

@@ -1,12 +1,16 @@
 """Projections: the `runs` and `approvals` tables follow from events, updated in the same
-transaction as the events, so a reader never sees one without the other."""
+transaction as the events, so a reader never sees one without the other.
+
+Plain SQL through the DBAPI, like the chain append: these run inside every commit that
+carries a run's start, wait or finish.
+"""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from sqlalchemy import Connection, insert, update
-
+from steward.core.errors import StoreError
 from steward.core.events import (
     ApprovalRequested,
     ApprovalUsed,
@@ -16,90 +20,56 @@ from steward.core.events import (
     RunStatus,
     RunWaiting,
 )
-from steward.store.schema import approvals, runs
 
-PROJECTED = frozenset(
-    {
-        "run.started",
-        "run.resumed",
-        "run.waiting",
-        "run.finished",
-        "approval.requested",
-        "approval.used",
-    }
-)
+_SQL = {
+    "run.started": (
+        "INSERT INTO runs (id, agent, agent_version, status, input, output, reason_code, reason,"
+        " steps, tags, created_at, updated_at) VALUES (?, ?, ?, ?, ?, '', '', '', 0, ?, ?, ?)"
+    ),
+    "run.resumed": "UPDATE runs SET status = ?, updated_at = ? WHERE id = ?",
+    "run.waiting": "UPDATE runs SET status = ?, reason_code = ?, reason = ?, updated_at = ? WHERE id = ?",
+    "run.finished": (
+        "UPDATE runs SET status = ?, output = ?, confidence = ?, reason_code = ?, reason = ?,"
+        " steps = ?, updated_at = ?, finished_at = ? WHERE id = ?"
+    ),
+    "approval.requested": (
+        "INSERT INTO approvals (id, run_id, call_id, agent, tool, arguments, call_hash, status,"
+        " reason, requested_at, expires_at, comment) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, '')"
+    ),
+    "approval.used": "UPDATE approvals SET used_at = ? WHERE id = ?",
+}
+PROJECTED = frozenset(_SQL)
 
 
-def project(connection: Connection, run_id: str | None, ts: float, event: object) -> None:
-    if run_id is None:
-        return
+def _params(run_id: str, ts: float, event: object) -> tuple[Any, ...]:
     if isinstance(event, RunStarted):
-        connection.execute(
-            insert(runs).values(
-                id=run_id,
-                agent=event.agent,
-                agent_version=event.agent_version,
-                status=RunStatus.RUNNING.value,
-                input=event.input,
-                output="",
-                reason_code="",
-                reason="",
-                steps=0,
-                tags=json.dumps(event.tags, sort_keys=True),
-                created_at=ts,
-                updated_at=ts,
-            )
+        tags = json.dumps(event.tags, sort_keys=True)
+        return (
+            run_id,
+            event.agent,
+            event.agent_version,
+            RunStatus.RUNNING.value,
+            event.input,
+            tags,
+            ts,
+            ts,
         )
-    elif isinstance(event, RunResumed):
-        connection.execute(
-            update(runs)
-            .where(runs.c.id == run_id)
-            .values(status=RunStatus.RUNNING.value, updated_at=ts)
-        )
-    elif isinstance(event, RunWaiting):
-        connection.execute(
-            update(runs)
-            .where(runs.c.id == run_id)
-            .values(
-                status=RunStatus.WAITING.value,
-                reason_code="approval.pending",
-                reason=event.reason,
-                updated_at=ts,
-            )
-        )
-    elif isinstance(event, RunFinished):
-        connection.execute(
-            update(runs)
-            .where(runs.c.id == run_id)
-            .values(
-                status=event.status.value,
-                output=event.output,
-                confidence=event.confidence,
-                reason_code=event.reason_code,
-                reason=event.reason,
-                steps=event.steps,
-                updated_at=ts,
-                finished_at=ts,
-            )
-        )
-    elif isinstance(event, ApprovalRequested):
-        connection.execute(
-            insert(approvals).values(
-                id=event.approval_id,
-                run_id=run_id,
-                call_id=event.key,
-                agent=event.agent,
-                tool=event.tool,
-                arguments=json.dumps(event.arguments, sort_keys=True),
-                call_hash=event.call_hash,
-                status="pending",
-                reason=event.reason,
-                requested_at=ts,
-                expires_at=event.expires_at,
-                comment="",
-            )
-        )
-    elif isinstance(event, ApprovalUsed):
-        connection.execute(
-            update(approvals).where(approvals.c.id == event.approval_id).values(used_at=ts)
-        )
+    if isinstance(event, RunResumed):
+        return (RunStatus.RUNNING.value, ts, run_id)
+    if isinstance(event, RunWaiting):
+        return (RunStatus.WAITING.value, "approval.pending", event.reason, ts, run_id)
+    if isinstance(event, RunFinished):
+        return (event.status.value, event.output, event.confidence, event.reason_code, event.reason,
+                event.steps, ts, ts, run_id)  # fmt: skip
+    if isinstance(event, ApprovalRequested):
+        arguments = json.dumps(event.arguments, sort_keys=True)
+        return (event.approval_id, run_id, event.key, event.agent, event.tool, arguments, event.call_hash,
+                event.reason, ts, event.expires_at)  # fmt: skip
+    if isinstance(event, ApprovalUsed):
+        return (ts, event.approval_id)
+    raise StoreError(f"no projection for {type(event).__name__}")
+
+
+def projection(run_id: str, ts: float, type_: str, event: object) -> tuple[str, tuple[Any, ...]]:
+    """The statement (qmark style) and parameters that project one event."""
+    return _SQL[type_], _params(run_id, ts, event)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from steward.core.decision import Decision, Reason, Verdict
-from steward.security.scanners import InjectionDetector, PiiRedactor, Scanner
+from steward.security.scanners import InjectionDetector, PiiRedactor, Scanner, collect_strings
 
 DEFAULT_SCANNERS: tuple[Scanner, ...] = (InjectionDetector(), PiiRedactor())
 
@@ -31,10 +31,13 @@ def scan_result(
             )
         )
         value = value[:max_records]
+    joined = "\n".join(collect_strings(value))
     for scanner in scanners:
         if scanner.name == "pii" and allow_pii:
             continue
         try:
+            if not scanner.might_match(joined):
+                continue
             scanned = scanner.scan(value)
         except Exception as exc:  # a broken scanner quarantines rather than passes
             findings.append(f"scanner.error.{scanner.name}")
