@@ -177,14 +177,13 @@ class Runner:
             messages.append(Message("assistant", response.text, response.tool_calls))
             if response.is_final:
                 return self._final(agent, executor, progress, response.text, response.confidence)
-            outcomes = await asyncio.gather(
-                *(
-                    agent.gate.process(
-                        executor, call, step, trace_sources(call.arguments, messages[:-1])
-                    )
-                    for call in response.tool_calls
-                )
-            )
+            seen = messages[:-1]
+            pending = [
+                agent.gate.process(executor, call, step, trace_sources(call.arguments, seen))
+                for call in response.tool_calls
+            ]
+            # One call needs no task of its own; several run concurrently.
+            outcomes = [await pending[0]] if len(pending) == 1 else await asyncio.gather(*pending)
             waiting = tuple(o.approval_id for o in outcomes if o.status is CallStatus.WAITING)
             progress.denials.extend(o.error_code for o in outcomes if o.status is CallStatus.DENIED)
             if waiting:

@@ -48,9 +48,10 @@ class JournalStats:
 
 
 class Journal:
-    def __init__(self, db: Database, *, max_batch: int = 1000) -> None:
+    def __init__(self, db: Database, *, max_batch: int = 1000, linger: float = 0.002) -> None:
         self.db = db
         self.max_batch = max_batch
+        self.linger = linger
         self.stats = JournalStats()
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
@@ -162,6 +163,11 @@ class Journal:
                     self._idle = False
                 if not self._queue and self._closing:
                     return
+                if not self._waiters and not self._closing and len(self._queue) < self.max_batch:
+                    # Nobody awaits these events yet: linger briefly so one commit carries
+                    # more of them and this thread contends less for the GIL. A flush()
+                    # wakes it at once.
+                    self._wake.wait(self.linger)
                 batch = self._queue[: self.max_batch]
                 del self._queue[: self.max_batch]
                 upto = self._durable + len(batch)

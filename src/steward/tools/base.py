@@ -58,12 +58,9 @@ class Tool:
     limit_arg: str | None = None
     cost_usd: float = 0.0
     context_param: str | None = None
+    is_async: bool = False  # set by make_tool(): checked once, not per call
     _args_model: type[BaseModel] | None = field(default=None, repr=False)
     _validate: ArgValidator = field(default=lambda _args: None, repr=False)
-
-    @property
-    def is_async(self) -> bool:
-        return inspect.iscoroutinefunction(self.function)
 
     @property
     def retry_safe(self) -> bool:
@@ -150,6 +147,7 @@ def make_tool(
         limit_arg=limit_arg,
         cost_usd=cost_usd,
         context_param=context_param,
+        is_async=inspect.iscoroutinefunction(function),
         _args_model=model if needs_model else None,
         _validate=fastjsonschema.compile(schema),
     )

@@ -83,8 +83,8 @@ class ExecuteStage:
         assert tool is not None  # the policy stage denies unbound tools
         limits = cx.policy.spec.limits
         side_effect = tool.effect is Effect.WRITE
-        record = cx.scope.recorded_call(cx.key)
-        if side_effect and record is not None and record.started and not tool.retry_safe:
+        record = cx.scope.recorded_call(cx.key) if side_effect else None
+        if record is not None and record.started and not tool.retry_safe:
             return self._fail(
                 cx,
                 "tool.outcome_unknown",
