@@ -1,4 +1,5 @@
-"""The agent loop: concurrency, hard bounds, escalation, waiting and resuming."""
+"""The agent loop: concurrency, hard bounds, escalation, waiting and resuming; on SQLite
+and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -65,9 +66,9 @@ def agent(
 
 
 @pytest.fixture
-async def runner(sqlite_db: Database) -> AsyncIterator[Runner]:
-    journal = Journal(sqlite_db)
-    yield Runner(sqlite_db, journal)
+async def runner(any_db: Database) -> AsyncIterator[Runner]:
+    journal = Journal(any_db)
+    yield Runner(any_db, journal)
     journal.close()
 
 
@@ -95,13 +96,11 @@ async def test_max_run_seconds_is_a_hard_bound(runner: Runner) -> None:
     assert time.perf_counter() - started < 2
 
 
-async def test_low_confidence_escalates_with_the_reason(
-    runner: Runner, sqlite_db: Database
-) -> None:
+async def test_low_confidence_escalates_with_the_reason(runner: Runner, any_db: Database) -> None:
     result = await runner.run(agent([final("not sure", confidence=0.4)]), "hmm")
     assert (result.status, result.reason_code) == (RunStatus.ESCALATED, "escalation.low_confidence")
     assert "0.40 is below 0.60" in result.reason and "humans" in result.reason
-    assert get_run(sqlite_db, result.run_id).status == "escalated"
+    assert get_run(any_db, result.run_id).status == "escalated"
 
 
 async def test_a_failing_model_escalates_instead_of_hanging(runner: Runner) -> None:
@@ -115,9 +114,7 @@ async def test_a_failing_model_escalates_instead_of_hanging(runner: Runner) -> N
     assert (result.status, result.reason_code) == (RunStatus.ESCALATED, "model.unavailable")
 
 
-async def test_review_waits_then_resumes_after_approval(
-    runner: Runner, sqlite_db: Database
-) -> None:
+async def test_review_waits_then_resumes_after_approval(runner: Runner, any_db: Database) -> None:
     transfers.clear()
     script = [
         calls(("lookup", {"name": "bob"})),
@@ -127,11 +124,11 @@ async def test_review_waits_then_resumes_after_approval(
     helper = agent(script)
     waiting = await runner.run(helper, "send bob 10")
     assert waiting.status is RunStatus.WAITING and waiting.waiting_on
-    assert get_run(sqlite_db, waiting.run_id).status == "waiting"
+    assert get_run(any_db, waiting.run_id).status == "waiting"
     assert transfers == []
-    [pending] = list_approvals(sqlite_db)
+    [pending] = list_approvals(any_db)
     assert (pending.tool, pending.arguments) == ("transfer", {"to": "bob", "amount": 10})
-    decide_approval(sqlite_db, pending.id, approve=True, by="alice")
+    decide_approval(any_db, pending.id, approve=True, by="alice")
     done = await runner.resume(helper, waiting.run_id)
     assert (done.status, done.output) == (RunStatus.SUCCEEDED, "sent")
     assert len(transfers) == 1
@@ -139,16 +136,14 @@ async def test_review_waits_then_resumes_after_approval(
     assert again.status is RunStatus.SUCCEEDED and len(transfers) == 1
 
 
-async def test_rejected_call_is_reported_to_the_model(runner: Runner, sqlite_db: Database) -> None:
+async def test_rejected_call_is_reported_to_the_model(runner: Runner, any_db: Database) -> None:
     transfers.clear()
     model = ScriptedModel(
         [calls(("transfer", {"to": "eve", "amount": 99})), final("could not send")]
     )
     helper = agent([], model=model)
     waiting = await runner.run(helper, "send eve 99")
-    decide_approval(
-        sqlite_db, waiting.waiting_on[0], approve=False, by="bob", comment="unknown payee"
-    )
+    decide_approval(any_db, waiting.waiting_on[0], approve=False, by="bob", comment="unknown payee")
     done = await runner.resume(helper, waiting.run_id)
     assert done.status is RunStatus.SUCCEEDED
     assert transfers == []
@@ -156,7 +151,7 @@ async def test_rejected_call_is_reported_to_the_model(runner: Runner, sqlite_db:
     assert "approval.rejected" in tool_message.content and "unknown payee" in tool_message.content
 
 
-async def test_provenance_of_arguments_is_recorded(runner: Runner, sqlite_db: Database) -> None:
+async def test_provenance_of_arguments_is_recorded(runner: Runner, any_db: Database) -> None:
     script = [
         calls(("lookup", {"name": "carol"})),
         calls(("lookup", {"name": "XX00"})),
@@ -165,7 +160,7 @@ async def test_provenance_of_arguments_is_recorded(runner: Runner, sqlite_db: Da
     result = await runner.run(agent(script), "look up carol")
     proposed = [
         e.event
-        for e in read_journal(sqlite_db, result.run_id)
+        for e in read_journal(any_db, result.run_id)
         if isinstance(e.event, ToolCallProposed)
     ]
     assert proposed[0].sources == {"name": Source.USER}
@@ -173,13 +168,13 @@ async def test_provenance_of_arguments_is_recorded(runner: Runner, sqlite_db: Da
 
 
 async def test_card_numbers_in_the_input_never_reach_the_journal_or_model(
-    runner: Runner, sqlite_db: Database
+    runner: Runner, any_db: Database
 ) -> None:
     model = ScriptedModel([final("noted")])
     result = await runner.run(
         agent([], model=model), "my card 4111 1111 1111 1111 was charged twice"
     )
     assert "4111 1111" not in model.requests[0].messages[-1].content
-    assert get_run(sqlite_db, result.run_id).input == "my card [CARD ****1111] was charged twice"
-    started = read_journal(sqlite_db, result.run_id)[0].event
+    assert get_run(any_db, result.run_id).input == "my card [CARD ****1111] was charged twice"
+    started = read_journal(any_db, result.run_id)[0].event
     assert started.redacted == ("pii.card_number",)  # type: ignore[union-attr]
