@@ -22,9 +22,11 @@ class CircuitBreakers:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def admit(self, tool: str, now: float) -> bool:
+        state = self._states.get(tool)
+        if state is None or state.opened_at is None:  # the common case needs no lock
+            return True
         with self._lock:
-            state = self._states.get(tool)
-            if state is None or state.opened_at is None:
+            if state.opened_at is None:
                 return True
             if now - state.opened_at < self.cooldown or state.trial_in_flight:
                 return False
@@ -33,6 +35,8 @@ class CircuitBreakers:
 
     def record(self, tool: str, ok: bool, now: float) -> bool:
         """Record a result; returns True when this failure opened the breaker."""
+        if ok and tool not in self._states:  # healthy and never failed: nothing to record
+            return False
         with self._lock:
             state = self._states.setdefault(tool, _State())
             state.trial_in_flight = False

@@ -78,13 +78,15 @@ class Tool:
     def spec(self) -> ToolSpec:
         return ToolSpec(self.name, self.description, self.parameters)
 
-    def bind(self, arguments: dict[str, Any], context: ToolContext) -> dict[str, Any]:
+    def bind(self, arguments: dict[str, Any], context: ToolContext | None) -> dict[str, Any]:
         """Keyword arguments for the function: pydantic-typed parameters are built here."""
         kwargs = dict(arguments)
         if self._args_model is not None:
             parsed = self._args_model.model_validate(arguments)
             kwargs = {name: getattr(parsed, name) for name in type(parsed).model_fields}
         if self.context_param is not None:
+            if context is None:
+                raise TypeError(f"tool {self.name} needs a ToolContext")
             kwargs[self.context_param] = context
         return kwargs
 

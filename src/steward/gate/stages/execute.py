@@ -41,8 +41,7 @@ class BreakerStage:
     name: str = "breaker"
 
     async def __call__(self, cx: CallContext, proceed: Next) -> CallOutcome:
-        now = time.time()
-        if not self.breakers.admit(cx.call.name, now):
+        if not self.breakers.admit(cx.call.name, time.monotonic()):
             return cx.stop(
                 self.name,
                 deny("breaker.open", f"'{cx.call.name}' is failing; its circuit is open", risk=0.5),
@@ -53,7 +52,7 @@ class BreakerStage:
             outcome.status is CallStatus.FAILED and outcome.error_code != "tool.rejected"
         ):
             ok = outcome.status is CallStatus.EXECUTED
-            if self.breakers.record(cx.call.name, ok, time.time()):
+            if self.breakers.record(cx.call.name, ok, time.monotonic()):
                 cx.scope.emit(
                     BreakerTripped(cx.call.name, self.breakers.threshold, self.breakers.cooldown)
                 )
@@ -65,7 +64,7 @@ def backoff_delay(attempt: int, base: float = 0.05, cap: float = 2.0) -> float:
     return random.uniform(0, min(cap, base * (2 ** (attempt - 1))))
 
 
-async def _invoke(tool: Tool, arguments: dict[str, Any], context: ToolContext) -> Any:
+async def _invoke(tool: Tool, arguments: dict[str, Any], context: ToolContext | None) -> Any:
     kwargs = tool.bind(arguments, context)
     if tool.is_async:
         return await tool.function(**kwargs)
@@ -102,7 +101,11 @@ class ExecuteStage:
                 await cx.scope.durable()  # write-ahead: the intent is on disk first
             crashpoint("tool.before")
             started = time.perf_counter()
-            context = ToolContext(cx.scope.run_id, cx.call.id, cx.key, attempt)
+            context = (
+                ToolContext(cx.scope.run_id, cx.call.id, cx.key, attempt)
+                if tool.context_param
+                else None
+            )
             try:
                 async with asyncio.timeout(timeout):
                     result = await _invoke(tool, cx.call.arguments, context)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
+
 from steward.core.decision import Decision, Reason, Verdict
 from steward.security.scanners import InjectionDetector, PiiRedactor, Scanner, collect_strings
 
@@ -31,7 +33,12 @@ def scan_result(
             )
         )
         value = value[:max_records]
-    joined = "\n".join(collect_strings(value))
+    # One JSON text of the whole value for the scanners' cheap pre-checks: msgspec encodes
+    # it in well under a microsecond, faster than walking the value in Python.
+    try:
+        joined = msgspec.json.encode(value).decode()
+    except (TypeError, msgspec.EncodeError):
+        joined = "\n".join(collect_strings(value))
     for scanner in scanners:
         if scanner.name == "pii" and allow_pii:
             continue
