@@ -371,6 +371,21 @@ def test_reject_resumes_the_run_with_the_denial(demo: Result, env: Env) -> None:
     assert refunds_of(env, run_id) == 0
 
 
+def test_sweep_expires_overdue_approvals_and_finishes_their_runs(demo: Result, env: Env) -> None:
+    approval_id, run_id = pending_refund(env.db)
+    others = len(pending_approvals(env.db)) - 1
+    # Time passes: this one request is now past its expiry.
+    sql(env.db, "UPDATE approvals SET expires_at = 1 WHERE id = ?", approval_id)
+
+    result = steward("approvals", "sweep")
+    assert f"run {run_id} succeeded" in result.stdout
+    assert sql(env.db, "SELECT status FROM approvals WHERE id = ?", approval_id) == [("expired",)]
+    assert "approval.expired" in steward("runs", "show", run_id).stdout
+    assert refunds_of(env, run_id) == 0
+    assert len(pending_approvals(env.db)) == others
+    assert "no overdue approvals" in steward("approvals", "sweep").stdout
+
+
 def test_audit_verify_and_export(demo: Result, env: Env) -> None:
     [(count,)] = sql(env.db, "SELECT count(*) FROM events")
     assert f"verified {count} events" in steward("audit", "verify").stdout

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from steward.core.errors import ModelError
+from steward.core.errors import ConflictError, ModelError
 from steward.core.events import RunStatus, ToolCallProposed
 from steward.core.messages import ModelResponse, Source
 from steward.models.protocol import ModelRequest
@@ -178,3 +178,23 @@ async def test_card_numbers_in_the_input_never_reach_the_journal_or_model(
     assert get_run(any_db, result.run_id).input == "my card [CARD ****1111] was charged twice"
     started = read_journal(any_db, result.run_id)[0].event
     assert started.redacted == ("pii.card_number",)  # type: ignore[union-attr]
+
+
+async def test_an_approval_nobody_decides_expires_and_the_run_finishes(
+    runner: Runner, any_db: Database
+) -> None:
+    transfers.clear()
+    text = (SPEC % (5, 10)) + "approvals: {expires_after_seconds: 0.05}\n"
+    model = ScriptedModel(
+        [calls(("transfer", {"to": "bob", "amount": 5})), final("could not send")]
+    )
+    helper = build_agent(load_spec_text(text, "helper.yaml"), [nap, transfer, lookup], model=model)
+    waiting = await runner.run(helper, "send bob 5")
+    assert waiting.status is RunStatus.WAITING
+    await asyncio.sleep(0.1)
+    with pytest.raises(ConflictError, match="expired"):
+        decide_approval(any_db, waiting.waiting_on[0], approve=True, by="late")
+    done = await runner.resume(helper, waiting.run_id)
+    assert done.status is RunStatus.SUCCEEDED and transfers == []
+    assert "approval.expired" in model.requests[-1].messages[-1].content
+    assert list_approvals(any_db, "expired")[0].id == waiting.waiting_on[0]

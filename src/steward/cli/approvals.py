@@ -11,6 +11,7 @@ from steward.cli.runs import print_result
 from steward.core.errors import StewardError
 from steward.runtime import Runner
 from steward.runtime.catalog import agent_for_run
+from steward.runtime.sweep import resume_expired
 from steward.store.approvals import decide_approval, list_approvals
 from steward.store.database import Database
 
@@ -88,3 +89,19 @@ def reject(
     """Reject a pending call, with a comment, and resume its run."""
     with handled():
         _decide(open_db(db), approval_id, False, by, comment, resume)
+
+
+@app.command("sweep")
+def sweep(db: str | None = DbOption) -> None:
+    """Expire approvals nobody decided in time and let their runs finish without them."""
+    with handled():
+        database = open_db(db)
+        with journal_for(database) as journal:
+            outcomes = run_async(lambda: resume_expired(database, journal))
+        if not outcomes:
+            console.print("no overdue approvals")
+        for outcome in outcomes:
+            if isinstance(outcome, StewardError):
+                console.print(f"[yellow]not resumed:[/] {outcome}")
+            else:
+                print_result(outcome)

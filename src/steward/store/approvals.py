@@ -170,3 +170,18 @@ def _set_status(
         connection,
         [PendingEvent(row.run_id, event_type(event), moment, encode_event(event), event)],
     )
+
+
+def overdue_approvals(
+    db: Database, now: float | None = None, limit: int = 1000
+) -> list[ApprovalRow]:
+    """Pending requests whose time ran out: nobody decided them before they expired."""
+    moment = time.time() if now is None else now
+    query = (
+        select(approvals)
+        .where(approvals.c.status == "pending", approvals.c.expires_at <= moment)
+        .order_by(approvals.c.expires_at)
+        .limit(limit)
+    )
+    with db.reader.connect() as connection:
+        return [_row(r) for r in connection.execute(query)]
