@@ -102,8 +102,9 @@ class Database:
         try:
             db.migrate()
         except OperationalError as exc:
+            reason = (str(exc.orig).strip() or "unreachable").splitlines()[0]
             raise StoreError(
-                f"cannot open database {parsed.render_as_string()}: {exc.orig}"
+                f"cannot open database {parsed.render_as_string()}: {reason}"
             ) from None
         return db
 
