@@ -48,6 +48,7 @@ class RunStarted(Event, tag="run.started", frozen=True):
 
 class RunResumed(Event, tag="run.resumed", frozen=True):
     reason: str
+    agent: str = ""  # so consumers that start mid-run (a new process) know whose run it is
 
 
 class ModelResponded(Event, tag="model.responded", frozen=True):

@@ -121,7 +121,7 @@ class Runner:
                 done.steps,
             )
         async with self._slot(agent):
-            executor.emit(RunResumed(reason))
+            executor.emit(RunResumed(reason, agent.name))
             return await self._drive(agent, executor, row.input)
 
     async def _drive(self, agent: AgentRuntime, executor: Executor, text: str) -> RunResult:
