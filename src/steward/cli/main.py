@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from steward.cli import approvals, audit, demo, runs, spec_commands
+from steward.cli import approvals, audit, demo, reports, runs, spec_commands
 from steward.cli.context import DbOption, console, handled, open_db
 
 app = typer.Typer(
@@ -19,6 +19,8 @@ app.command("validate")(spec_commands.validate)
 app.command("explain")(spec_commands.explain)
 app.command("run")(runs.run)
 app.command("demo")(demo.demo)
+app.command("costs")(reports.costs)
+app.command("stats")(reports.stats)
 app.add_typer(runs.app, name="runs")
 app.add_typer(approvals.app, name="approvals")
 app.add_typer(audit.app, name="audit")

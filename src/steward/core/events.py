@@ -112,6 +112,7 @@ class ToolSucceeded(Event, tag="tool.succeeded", frozen=True):
     result: Any
     latency_ms: float
     attempts: int
+    cost_usd: float = 0.0
 
 
 class ToolFailed(Event, tag="tool.failed", frozen=True):
@@ -136,6 +137,16 @@ class BreakerTripped(Event, tag="tool.breaker_tripped", frozen=True):
     tool: str
     failures: int
     cooldown_seconds: float
+
+
+class BudgetThresholdCrossed(Event, tag="budget.threshold_crossed", frozen=True):
+    """Today's spend of an agent passed `alert_on_threshold` of its daily budget."""
+
+    agent: str
+    spent_usd: float
+    limit_usd: float
+    threshold: float
+    webhook: str | None = None  # where the alert consumer posts it (cost_controls.alert_webhook)
 
 
 class RunWaiting(Event, tag="run.waiting", frozen=True):
@@ -173,6 +184,7 @@ AnyEvent = (
     | ToolFailed
     | ResultScanned
     | BreakerTripped
+    | BudgetThresholdCrossed
     | RunWaiting
     | RunFinished
     | AgentStateChanged

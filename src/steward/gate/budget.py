@@ -17,6 +17,8 @@ Check = Callable[[float, float, float], Decision | None]
 class _Day:
     day: int = 0
     spent: float = 0.0
+    seeded: bool = False
+    alerted: bool = False
 
 
 @dataclass(slots=True)
@@ -41,6 +43,29 @@ class BudgetLedger:
             delta = actual - estimate
             self.runs[run_id] = self.runs.get(run_id, 0.0) + delta
             self._today(agent).spent += delta
+
+    def seed(self, agent: str, load_day: Callable[[int], float], run_id: str = "",
+             load_run: Callable[[], float] | None = None) -> None:  # fmt: skip
+        """Start from what the store says was spent today (once per agent and day) and,
+        for a resumed run, what the run spent before."""
+        with self.lock:
+            day = self._today(agent)
+            if not day.seeded:
+                day.spent += load_day(day.day)
+                day.seeded = True
+            if load_run is not None and run_id and run_id not in self.runs:
+                self.runs[run_id] = load_run()
+
+    def crossed(self, agent: str, limit: float | None, fraction: float) -> float | None:
+        """Today's spend, the first time it reaches `fraction` of `limit`; else None."""
+        if limit is None:
+            return None
+        with self.lock:
+            day = self._today(agent)
+            if day.alerted or day.spent < fraction * limit:
+                return None
+            day.alerted = True
+            return day.spent
 
     def run_spent(self, run_id: str) -> float:
         with self.lock:

@@ -25,11 +25,13 @@ from steward.core.events import (
     RunWaiting,
 )
 from steward.core.faults import crashpoint
-from steward.core.messages import Message
+from steward.core.messages import Message, ModelResponse
 from steward.gate.outcome import CallOutcome, CallStatus
+from steward.models.pricing import PriceTable, load_prices
 from steward.models.protocol import ModelRequest
 from steward.runtime.agent import AgentRuntime
 from steward.runtime.executor import EmbeddedExecutor, Executor
+from steward.runtime.spend import BudgetExhausted, SpendGuard
 from steward.security.provenance import trace_sources
 from steward.security.scanners import IDENTIFIERS, redact_text
 from steward.store.database import Database
@@ -60,9 +62,10 @@ class _Progress:
 
 
 class Runner:
-    def __init__(self, db: Database, journal: Journal) -> None:
+    def __init__(self, db: Database, journal: Journal, prices: PriceTable | None = None) -> None:
         self.db = db
         self.journal = journal
+        self.spend = SpendGuard(db, prices or load_prices())
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._versions_saved: set[tuple[str, str]] = set()
 
@@ -96,6 +99,7 @@ class Runner:
         # Card numbers, SSNs and IBANs never enter the journal or reach the model: no
         # support workflow needs them, and a journal that holds them is in PCI scope.
         masked, kinds = redact_text(text, IDENTIFIERS)
+        self.spend.begin(agent, executor.run_id, resumed=False)
         async with self._slot(agent):
             executor.emit(RunStarted(agent.name, agent.version, masked, dict(tags or {}), kinds))
             return await self._drive(agent, executor, masked)
@@ -120,6 +124,7 @@ class Runner:
                 done.reason,
                 done.steps,
             )
+        self.spend.begin(agent, run_id, resumed=True)
         async with self._slot(agent):
             executor.emit(RunResumed(reason, agent.name))
             return await self._drive(agent, executor, row.input)
@@ -138,6 +143,10 @@ class Runner:
                 RunStatus.ESCALATED,
                 reason_code="limits.max_run_seconds",
                 reason=f"the run exceeded max_run_seconds={limits.max_run_seconds:g}",
+            )
+        except BudgetExhausted as exc:
+            result = self._finish(
+                executor, progress, RunStatus.ESCALATED, reason_code=exc.code, reason=str(exc)
             )
         except ModelError as exc:
             result = self._finish(
@@ -170,10 +179,9 @@ class Runner:
             progress.steps = step + 1
             response = executor.recorded_model(step)
             if response is None:
-                began = time.perf_counter()
-                response = await agent.model.respond(ModelRequest(tuple(messages), tool_specs))
-                executor.emit(ModelResponded(step, response, (time.perf_counter() - began) * 1000))
-                crashpoint("model.responded")
+                response = await self._call_model(
+                    agent, executor, step, ModelRequest(tuple(messages), tool_specs)
+                )
             messages.append(Message("assistant", response.text, response.tool_calls))
             if response.is_final:
                 return self._final(agent, executor, progress, response.text, response.confidence)
@@ -214,6 +222,25 @@ class Runner:
             reason_code="limits.max_steps",
             reason=f"no final answer within max_steps={spec.limits.max_steps}",
         )
+
+    async def _call_model(
+        self, agent: AgentRuntime, executor: Executor, step: int, request: ModelRequest
+    ) -> ModelResponse:
+        estimate = self.spend.reserve(agent, executor.run_id, request)
+        began = time.perf_counter()
+        try:
+            raw = await agent.model.respond(request)
+        except BaseException:
+            self.spend.settle(agent, executor.run_id, estimate, None)
+            raise
+        response = self.spend.settle(agent, executor.run_id, estimate, raw)
+        assert response is not None
+        executor.emit(ModelResponded(step, response, (time.perf_counter() - began) * 1000))
+        crashpoint("model.responded")
+        alert = self.spend.alert(agent)
+        if alert is not None:
+            executor.emit(alert)
+        return response
 
     def _final(
         self,

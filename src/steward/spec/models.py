@@ -107,6 +107,7 @@ class CostControls(_Strict):
     max_cost_per_run_usd: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     max_daily_spend_usd: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     alert_on_threshold: float = Field(default=0.8, gt=0, le=1, allow_inf_nan=False)
+    alert_webhook: str | None = Field(default=None, pattern=r"^https?://")
 
 
 class Limits(_Strict):
@@ -115,6 +116,7 @@ class Limits(_Strict):
     tool_timeout_seconds: float = Field(default=30.0, gt=0, allow_inf_nan=False)
     max_retries: int = Field(default=2, ge=0, le=10, strict=True)
     max_concurrent_runs: int = Field(default=10, ge=1, strict=True)
+    max_output_tokens: int = Field(default=4096, ge=1, strict=True)
 
 
 class Escalation(_Strict):

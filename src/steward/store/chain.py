@@ -88,8 +88,9 @@ def append_rows(cursor: Any, dialect: str, paramstyle: str, batch: Sequence[Pend
     cursor.execute(_sql(paramstyle, _ADVANCE), (last_id, last_hash))
     for item in batch:
         if item.type in PROJECTED and item.run_id is not None:
-            sql, params = projection(item.run_id, item.ts, item.type, item.event)
-            cursor.execute(_sql(paramstyle, sql), params)
+            projected = projection(item.run_id, item.ts, item.type, item.event)
+            if projected is not None:
+                cursor.execute(_sql(paramstyle, projected[0]), projected[1])
     return last_id
 
 

@@ -14,13 +14,19 @@ from steward.core.errors import StoreError
 from steward.core.events import (
     ApprovalRequested,
     ApprovalUsed,
+    ModelResponded,
     RunFinished,
     RunResumed,
     RunStarted,
     RunStatus,
     RunWaiting,
+    ToolSucceeded,
 )
 
+_COST = (
+    "INSERT INTO cost_ledger (run_id, agent, tags, model, day, ts, input_tokens, output_tokens,"
+    " cached_input_tokens, cost_usd) SELECT id, agent, tags, ?, ?, ?, ?, ?, ?, ? FROM runs WHERE id = ?"
+)
 _SQL = {
     "run.started": (
         "INSERT INTO runs (id, agent, agent_version, status, input, output, reason_code, reason,"
@@ -37,6 +43,9 @@ _SQL = {
         " reason, requested_at, expires_at, comment) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, '')"
     ),
     "approval.used": "UPDATE approvals SET used_at = ? WHERE id = ?",
+    # cost rows take the agent and tags from the run they belong to
+    "model.responded": _COST,
+    "tool.succeeded": _COST,
 }
 PROJECTED = frozenset(_SQL)
 
@@ -70,6 +79,16 @@ def _params(run_id: str, ts: float, event: object) -> tuple[Any, ...]:
     raise StoreError(f"no projection for {type(event).__name__}")
 
 
-def projection(run_id: str, ts: float, type_: str, event: object) -> tuple[str, tuple[Any, ...]]:
-    """The statement (qmark style) and parameters that project one event."""
+def projection(
+    run_id: str, ts: float, type_: str, event: object
+) -> tuple[str, tuple[Any, ...]] | None:
+    """The statement (qmark style) and parameters that project one event, if any."""
+    if isinstance(event, ModelResponded):
+        usage = event.response.usage
+        return _COST, (event.response.model, int(ts // 86400), ts, usage.input_tokens, usage.output_tokens,
+                       usage.cached_input_tokens, usage.cost_usd, run_id)  # fmt: skip
+    if isinstance(event, ToolSucceeded):
+        if event.cost_usd <= 0:
+            return None
+        return _COST, (f"tool:{event.tool}", int(ts // 86400), ts, 0, 0, 0, event.cost_usd, run_id)
     return _SQL[type_], _params(run_id, ts, event)

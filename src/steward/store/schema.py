@@ -32,6 +32,7 @@ events = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
     Index("ix_events_run_id", "run_id", "id"),
+    Index("ix_events_type_ts", "type", "ts"),
 )
 
 chain_head = Table(
@@ -94,6 +95,24 @@ agent_versions = Table(
     Column("version", String(64), primary_key=True),
     Column("spec_text", Text, nullable=False),
     Column("created_at", Float, nullable=False),
+)
+
+cost_ledger = Table(
+    "cost_ledger",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), nullable=False),
+    Column("agent", String(64), nullable=False),
+    Column("tags", Text, nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("day", Integer, nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("input_tokens", Integer, nullable=False),
+    Column("output_tokens", Integer, nullable=False),
+    Column("cached_input_tokens", Integer, nullable=False),
+    Column("cost_usd", Float, nullable=False),
+    Index("ix_cost_ledger_agent_day", "agent", "day"),
+    Index("ix_cost_ledger_run", "run_id"),
 )
 
 GENESIS_HASH = "0" * 64

@@ -142,7 +142,7 @@ class ExecuteStage:
         if transform is not None:
             cx.scope.emit(ResultScanned(cx.key, tool.name, transform, findings))
             decision = transform
-        cx.scope.emit(ToolSucceeded(cx.key, tool.name, shown, latency_ms, attempt))
+        cx.scope.emit(ToolSucceeded(cx.key, tool.name, shown, latency_ms, attempt, tool.cost_usd))
         assert decision is not None
         return CallOutcome(cx.call, cx.key, CallStatus.EXECUTED, decision, result=shown)
 

@@ -1,0 +1,108 @@
+"""Budgets for model calls: reserve an upper-bound estimate before the call, settle the
+priced actual after, and say when today's spend crosses the alert threshold.
+
+The estimate is an upper bound (input tokens ≤ UTF-8 bytes of the request; output
+tokens ≤ limits.max_output_tokens, which providers are asked to enforce), so concurrent
+runs can never together overshoot a budget: the reservation and the check are one
+atomic step in the ledger.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from steward.core.decision import Decision, deny
+from steward.core.errors import StewardError
+from steward.core.events import BudgetThresholdCrossed
+from steward.core.messages import ModelResponse, Usage
+from steward.models.pricing import PriceTable, Rate
+from steward.models.protocol import ModelRequest
+from steward.runtime.agent import AgentRuntime
+from steward.store.costs import day_spend, run_spend
+from steward.store.database import Database
+
+
+class BudgetExhausted(StewardError):
+    def __init__(self, decision: Decision) -> None:
+        super().__init__(decision.reasons[0].message, code=decision.primary_code)
+        self.decision = decision
+
+
+def _budgeted(agent: AgentRuntime) -> bool:
+    costs = agent.loaded.spec.cost_controls
+    return costs.max_cost_per_run_usd is not None or costs.max_daily_spend_usd is not None
+
+
+def _upper_bound(request: ModelRequest, max_output: int) -> Usage:
+    size = sum(len(m.content.encode()) + 16 for m in request.messages)
+    size += sum(len(msgspec.json.encode(t)) for t in request.tools)
+    return Usage(input_tokens=size, output_tokens=max_output)
+
+
+class SpendGuard:
+    def __init__(self, db: Database, prices: PriceTable) -> None:
+        self.db = db
+        self.prices = prices
+
+    def begin(self, agent: AgentRuntime, run_id: str, resumed: bool) -> None:
+        if not _budgeted(agent):
+            return
+        agent.gate.config.ledger.seed(
+            agent.name,
+            lambda day: day_spend(self.db, agent.name, day),
+            run_id,
+            (lambda: run_spend(self.db, run_id)) if resumed else None,
+        )
+
+    def rate(self, agent: AgentRuntime) -> Rate | None:
+        return self.prices.rate(agent.model.name)
+
+    def reserve(self, agent: AgentRuntime, run_id: str, request: ModelRequest) -> float:
+        """The amount reserved; raises BudgetExhausted when the call may not be made."""
+        if not _budgeted(agent):
+            return 0.0
+        rate = self.rate(agent)
+        if rate is None:
+            raise BudgetExhausted(
+                deny(
+                    "budget.unpriced",
+                    f"model {agent.model.name!r} has no price, so its cost cannot be bounded",
+                )
+            )
+        estimate = rate.cost(_upper_bound(request, agent.loaded.spec.limits.max_output_tokens))
+        verdict = agent.gate.config.ledger.reserve(
+            agent.name, run_id, estimate, agent.policy.decide_budget
+        )
+        if verdict is not None:
+            raise BudgetExhausted(verdict)
+        return estimate
+
+    def settle(
+        self, agent: AgentRuntime, run_id: str, estimate: float, response: ModelResponse | None
+    ) -> ModelResponse | None:
+        """Price the response from its reported usage and release the unused reservation."""
+        actual = 0.0
+        if response is not None:
+            rate = self.rate(agent)
+            actual = rate.cost(response.usage) if rate is not None else response.usage.cost_usd
+            response = msgspec.structs.replace(
+                response, usage=msgspec.structs.replace(response.usage, cost_usd=actual)
+            )
+        if _budgeted(agent):
+            agent.gate.config.ledger.settle(agent.name, run_id, estimate, actual)
+        return response
+
+    def alert(self, agent: AgentRuntime) -> BudgetThresholdCrossed | None:
+        costs = agent.loaded.spec.cost_controls
+        spent = agent.gate.config.ledger.crossed(
+            agent.name, costs.max_daily_spend_usd, costs.alert_on_threshold
+        )
+        if spent is None or costs.max_daily_spend_usd is None:
+            return None
+        return BudgetThresholdCrossed(
+            agent.name,
+            spent,
+            costs.max_daily_spend_usd,
+            costs.alert_on_threshold,
+            costs.alert_webhook,
+        )
