@@ -47,18 +47,21 @@ def list_command(
 def _decide(
     db: Database, approval_id: str, approve: bool, by: str, comment: str, resume: bool
 ) -> None:
-    row = decide_approval(db, approval_id, approve=approve, by=by, comment=comment)
-    console.print(f"approval {row.id} {status(row.status)} by {by}")
-    if not resume:
-        return
-    try:
-        agent = agent_for_run(db, row.run_id)
-    except StewardError as exc:
-        console.print(f"[yellow]not resumed:[/] {exc}")
-        return
     with journal_for(db) as journal:
+        row = decide_approval(
+            db, approval_id, approve=approve, by=by, comment=comment, on_commit=journal.publish
+        )
+        console.print(f"approval {row.id} {status(row.status)} by {by}")
+        if not resume:
+            return
+        try:
+            agent = agent_for_run(db, row.run_id)
+        except StewardError as exc:
+            console.print(f"[yellow]not resumed:[/] {exc}")
+            return
+        runner = Runner(db, journal)
         result = run_async(
-            lambda: Runner(db, journal).resume(agent, row.run_id, f"approval {row.id} {row.status}")
+            lambda: runner.resume(agent, row.run_id, f"approval {row.id} {row.status}")
         )
     print_result(result)
 

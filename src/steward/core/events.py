@@ -122,6 +122,7 @@ class ToolFailed(Event, tag="tool.failed", frozen=True):
     message: str
     attempts: int
     outcome_unknown: bool = False
+    latency_ms: float = 0.0
 
 
 class ResultScanned(Event, tag="tool.scanned", frozen=True):

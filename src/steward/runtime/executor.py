@@ -80,4 +80,4 @@ class EmbeddedExecutor:
         return get_approval_view(self.db, approval_id)
 
     async def expire_approval(self, approval_id: str) -> None:
-        expire_approval(self.db, approval_id)
+        expire_approval(self.db, approval_id, on_commit=self.journal.publish)

@@ -20,7 +20,7 @@ async def resume_expired(
     runner = Runner(db, journal)
     results: list[RunResult | StewardError] = []
     for row in overdue_approvals(db, moment):
-        expire_approval(db, row.id, moment)
+        expire_approval(db, row.id, moment, on_commit=journal.publish)
         try:
             agent = agent_for_run(db, row.run_id)
             results.append(await runner.resume(agent, row.run_id, f"approval {row.id} expired"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,8 @@ from steward.core.events import ApprovalDecided, encode_event, event_type
 from steward.store.chain import PendingEvent, append_in_transaction
 from steward.store.database import Database
 from steward.store.schema import approvals
+
+Published = Callable[[list[PendingEvent]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,9 +108,11 @@ def decide_approval(
     comment: str = "",
     arguments: dict[str, Any] | None = None,
     now: float | None = None,
+    on_commit: Published | None = None,
 ) -> ApprovalRow:
     """Approve or reject a pending request. Raises NotFoundError, or ConflictError when
-    it was already decided or has expired (an expired request is marked expired)."""
+    it was already decided or has expired (an expired request is marked expired).
+    `on_commit` receives the committed event (a journal's `publish`, for its consumers)."""
     moment = time.time() if now is None else now
     outcome = "approved" if approve else "rejected"
     with db.writer.begin() as connection:
@@ -118,29 +123,35 @@ def decide_approval(
             raise NotFoundError(f"no approval with id {approval_id!r}")
         if row.status != "pending":
             raise ConflictError(f"approval {approval_id} is already {row.status}")
-        if row.expires_at <= moment:
-            _set_status(
+        expired = row.expires_at <= moment
+        if expired:
+            committed = _set_status(
                 connection, row, "expired", "system", "expired before a decision", None, moment
             )
-            expired = True
         else:
-            _set_status(connection, row, outcome, by, comment, arguments, moment)
-            expired = False
+            committed = _set_status(connection, row, outcome, by, comment, arguments, moment)
+    if on_commit is not None:
+        on_commit([committed])
     if expired:
         raise ConflictError(f"approval {approval_id} expired before a decision")
     return get_approval(db, approval_id)
 
 
-def expire_approval(db: Database, approval_id: str, now: float | None = None) -> None:
+def expire_approval(
+    db: Database, approval_id: str, now: float | None = None, on_commit: Published | None = None
+) -> None:
     moment = time.time() if now is None else now
+    committed = None
     with db.writer.begin() as connection:
         row = connection.execute(
             select(approvals).where(approvals.c.id == approval_id).with_for_update()
         ).first()
         if row is not None and row.status == "pending" and row.expires_at <= moment:
-            _set_status(
+            committed = _set_status(
                 connection, row, "expired", "system", "expired before a decision", None, moment
             )
+    if committed is not None and on_commit is not None:
+        on_commit([committed])
 
 
 def _set_status(
@@ -151,7 +162,7 @@ def _set_status(
     comment: str,
     arguments: dict[str, Any] | None,
     moment: float,
-) -> None:
+) -> PendingEvent:
     connection.execute(
         update(approvals)
         .where(approvals.c.id == row.id, approvals.c.status == "pending")
@@ -166,10 +177,9 @@ def _set_status(
         )
     )
     event = ApprovalDecided(row.id, row.call_id, status, by, comment, arguments)
-    append_in_transaction(
-        connection,
-        [PendingEvent(row.run_id, event_type(event), moment, encode_event(event), event)],
-    )
+    pending = PendingEvent(row.run_id, event_type(event), moment, encode_event(event), event)
+    append_in_transaction(connection, [pending])
+    return pending
 
 
 def overdue_approvals(

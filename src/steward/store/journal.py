@@ -202,6 +202,11 @@ class Journal:
             self._waiters = [w for w in self._waiters if w.ticket > upto]
         for waiter in ready:
             _release(waiter, None)
+        self.publish(batch)
+
+    def publish(self, batch: list[PendingEvent]) -> None:
+        """Hand committed events to the listeners: this journal's own batches, and events
+        another transaction committed (an approval decided outside any run)."""
         for listener in self._listeners:
             try:
                 listener(batch)

@@ -95,6 +95,7 @@ class ExecuteStage:
         timeout = tool.timeout or limits.tool_timeout_seconds
         attempts = 1 + (limits.max_retries if tool.retry_safe else 0)
         code, message = "tool.failed", ""
+        begun = time.perf_counter()
         for attempt in range(1, attempts + 1):
             if side_effect:
                 cx.scope.emit(ToolStarted(cx.key, tool.name, attempt))
@@ -125,8 +126,10 @@ class ExecuteStage:
             if attempt < attempts and retryable:
                 await asyncio.sleep(backoff_delay(attempt))
                 continue
-            return self._fail(cx, code, message, attempt)
-        return self._fail(cx, code, message, attempts)  # pragma: no cover - loop always returns
+            return self._fail(cx, code, message, attempt, since=begun)
+        return self._fail(
+            cx, code, message, attempts, since=begun
+        )  # pragma: no cover - loop always returns
 
     def _succeeded(
         self, cx: CallContext, tool: Tool, result: Any, latency_ms: float, attempt: int
@@ -147,9 +150,19 @@ class ExecuteStage:
         return CallOutcome(cx.call, cx.key, CallStatus.EXECUTED, decision, result=shown)
 
     def _fail(
-        self, cx: CallContext, code: str, message: str, attempts: int, *, unknown: bool = False
+        self,
+        cx: CallContext,
+        code: str,
+        message: str,
+        attempts: int,
+        *,
+        unknown: bool = False,
+        since: float = 0.0,
     ) -> CallOutcome:
-        cx.scope.emit(ToolFailed(cx.key, cx.call.name, code, message, attempts, unknown))
+        latency_ms = (time.perf_counter() - since) * 1000 if since else 0.0
+        cx.scope.emit(
+            ToolFailed(cx.key, cx.call.name, code, message, attempts, unknown, latency_ms)
+        )
         decision = cx.decision if cx.decision is not None else deny(code, message)
         status = CallStatus.UNKNOWN if unknown else CallStatus.FAILED
         if decision.verdict is Verdict.DENY:
