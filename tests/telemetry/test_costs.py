@@ -9,7 +9,7 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from sqlalchemy import func, select
@@ -49,7 +49,9 @@ async def paid_lookup(item: str) -> str:
     return item
 
 
-def agent(costs: str, responses: list[Any], *, model_name: str = "openai:gpt-4o", delay: float = 0.0) -> Any:
+def agent(
+    costs: str, responses: list[Any], *, model_name: str = "openai:gpt-4o", delay: float = 0.0
+) -> Any:
     loaded = load_spec_text(SPEC % costs, "buyer.yaml")
     model = ScriptedModel(responses, delay=delay, name=model_name)
     return build_agent(loaded, [quote, paid_lookup], model=model)
@@ -66,7 +68,9 @@ def test_price_table_prices_reported_usage() -> None:
     prices = load_prices()
     assert prices.version and "2025" in prices.source
     # gpt-4o: $2.50 in, $1.25 cached in, $10 out per million tokens
-    assert prices.cost("openai:gpt-4o", USAGE) == pytest.approx((800 * 2.5 + 200 * 1.25 + 100 * 10) / 1e6)
+    assert prices.cost("openai:gpt-4o", USAGE) == pytest.approx(
+        (800 * 2.5 + 200 * 1.25 + 100 * 10) / 1e6
+    )
     assert prices.cost("gpt-4o-2024-08-06", USAGE) == prices.cost("gpt-4o", USAGE)
     assert prices.cost("anthropic:claude-sonnet-4-5", Usage(1_000_000, 0)) == pytest.approx(3.0)
     assert prices.cost("nobody:unknown-model", USAGE) is None
@@ -74,7 +78,9 @@ def test_price_table_prices_reported_usage() -> None:
 
 def test_users_override_the_price_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     override = tmp_path / "prices.yaml"
-    override.write_text("version: ours-1\nmodels:\n  gpt-4o: {input: 1, output: 2, cached_input: 0.5}\n")
+    override.write_text(
+        "version: ours-1\nmodels:\n  gpt-4o: {input: 1, output: 2, cached_input: 0.5}\n"
+    )
     monkeypatch.setenv(PRICES_ENV, str(override))
     prices = load_prices()
     assert prices.cost("gpt-4o", Usage(1_000_000, 1_000_000)) == pytest.approx(3.0)
@@ -87,7 +93,9 @@ def test_users_override_the_price_table(tmp_path: Path, monkeypatch: pytest.Monk
 async def test_cost_is_computed_recorded_and_attributed(runner: Runner, any_db: Database) -> None:
     script = [calls(("quote", {"item": "a"}), usage=USAGE), final("ok", usage=USAGE)]
     result = await runner.run(agent("", script), "buy", tags={"tenant": "acme"})
-    responded = [e.event for e in read_journal(any_db, result.run_id) if isinstance(e.event, ModelResponded)]
+    responded = [
+        e.event for e in read_journal(any_db, result.run_id) if isinstance(e.event, ModelResponded)
+    ]
     expected = load_prices().cost("gpt-4o", USAGE)
     assert [r.response.usage.cost_usd for r in responded] == [pytest.approx(expected)] * 2
     report = cost_report(any_db)
@@ -117,7 +125,9 @@ async def test_an_unpriced_model_under_a_budget_fails_closed(runner: Runner) -> 
     assert (result.status, result.reason_code) == (RunStatus.ESCALATED, "budget.unpriced")
 
 
-async def test_100_concurrent_runs_never_overshoot_the_daily_budget(runner: Runner, any_db: Database) -> None:
+async def test_100_concurrent_runs_never_overshoot_the_daily_budget(
+    runner: Runner, any_db: Database
+) -> None:
     limit = 0.05
     # Usage a real provider could report for this request: its input tokens are fewer
     # than the request's bytes, its output within max_output_tokens.
@@ -136,7 +146,7 @@ async def test_100_concurrent_runs_never_overshoot_the_daily_budget(runner: Runn
 
 
 class _Receiver(BaseHTTPRequestHandler):
-    received: list[dict[str, Any]] = []
+    received: ClassVar[list[dict[str, Any]]] = []
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
@@ -152,7 +162,9 @@ class _Receiver(BaseHTTPRequestHandler):
 def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     _Receiver.received = []
     server = HTTPServer(("127.0.0.1", 0), _Receiver)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/alerts", _Receiver.received
     server.shutdown()
@@ -168,12 +180,20 @@ async def test_crossing_the_alert_threshold_emits_an_event_and_calls_the_webhook
     journal.subscribe(alerts)
     runner = Runner(any_db, journal)
     costs = f"max_daily_spend_usd: 0.02, alert_on_threshold: 0.5, alert_webhook: '{url}'"
-    helper = agent(costs, [calls(("quote", {"item": "a"}), usage=USAGE)] * 5 + [final("ok", usage=USAGE)])
+    helper = agent(
+        costs, [calls(("quote", {"item": "a"}), usage=USAGE)] * 5 + [final("ok", usage=USAGE)]
+    )
     result = await runner.run(helper, "buy")
     journal.close()
     alerts.wait()
-    crossed = [e.event for e in read_journal(any_db, result.run_id) if isinstance(e.event, BudgetThresholdCrossed)]
+    crossed = [
+        e.event
+        for e in read_journal(any_db, result.run_id)
+        if isinstance(e.event, BudgetThresholdCrossed)
+    ]
     assert len(crossed) == 1, "one alert per agent and day"
     assert crossed[0].spent_usd >= 0.01
-    assert len(received) == 1 and received[0]["agent"] == "buyer" and received[0]["limit_usd"] == 0.02
+    assert (
+        len(received) == 1 and received[0]["agent"] == "buyer" and received[0]["limit_usd"] == 0.02
+    )
     assert alerts.sent == 1
