@@ -15,6 +15,7 @@ from rich.console import Console
 from steward.core.errors import SpecError, StewardError
 from steward.store.database import DEFAULT_URL, Database
 from steward.store.journal import Journal
+from steward.telemetry.setup import install
 
 # Piped output (CI logs, `| less`) gets a wide page instead of Rich's 80-column default.
 _WIDTH = None if sys.stdout.isatty() else 160
@@ -64,11 +65,20 @@ def run_async(factory: Callable[[], Awaitable[T]]) -> T:
 
 @contextmanager
 def journal_for(db: Database) -> Iterator[Journal]:
+    """A journal with the configured telemetry consumers (see steward.telemetry.setup)."""
     journal = Journal(db)
+    try:
+        telemetry = install(journal)
+    except ValueError as exc:
+        journal.close()
+        fail(f"telemetry configuration: {exc}")
     try:
         yield journal
     finally:
-        journal.close()
+        journal.close()  # the writer delivers its last batches to the consumers
+        telemetry.close()
+        for problem in telemetry.problems:
+            errors.print(f"[yellow]warning:[/] {problem}", highlight=False)
 
 
 def is_tty() -> bool:

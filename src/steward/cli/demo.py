@@ -9,7 +9,15 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from steward.cli.context import DbOption, console, db_url, handled, open_db, run_async
+from steward.cli.context import (
+    DbOption,
+    console,
+    db_url,
+    handled,
+    journal_for,
+    open_db,
+    run_async,
+)
 from steward.demo.tickets import Ticket
 from steward.demo.tools import SYSTEMS_ENV, systems_path
 from steward.runtime import RunResult
@@ -41,15 +49,17 @@ def demo(
             def advance(_ticket: Ticket, _result: RunResult) -> None:
                 progress.advance(task)
 
-            report = run_async(
-                lambda: run_demo(
-                    database,
-                    systems=Path(systems),
-                    limit=limit,
-                    concurrency=concurrency,
-                    on_done=advance,
+            with journal_for(database) as journal:
+                report = run_async(
+                    lambda: run_demo(
+                        database,
+                        systems=Path(systems),
+                        limit=limit,
+                        concurrency=concurrency,
+                        on_done=advance,
+                        journal=journal,
+                    )
                 )
-            )
         _summary(report)
 
 

@@ -67,12 +67,14 @@ async def run_demo(
     limit: int | None = None,
     concurrency: int = 16,
     on_done: Callable[[Ticket, RunResult], None] | None = None,
+    journal: Journal | None = None,
 ) -> DemoReport:
     reset_systems(systems)
     agent = build_agent(demo_spec(), support_tools(systems))
     tickets = load_tickets()[:limit] if limit else load_tickets()
     report = DemoReport()
-    journal = Journal(db)
+    own_journal = journal is None
+    journal = journal or Journal(db)
     runner = Runner(db, journal)
     gate = asyncio.Semaphore(concurrency)
     loop = asyncio.get_running_loop()
@@ -90,7 +92,10 @@ async def run_demo(
     try:
         await asyncio.gather(*(one(t) for t in tickets))
     finally:
-        journal.close()
+        if own_journal:
+            journal.close()
+        else:
+            await journal.flush()
     report.wall_seconds = loop.time() - began
     with db.reader.connect() as connection:
         report.audit = verify_chain(connection)

@@ -46,7 +46,7 @@ def _luhn_ok(digits: str) -> bool:
 _EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b")
 _CARD = re.compile(r"\b\d(?:[ -]?\d){12,18}\b")
 _SSN = re.compile(r"\b\d{3}-\d{2}-\d{4}\b")
-_PHONE = re.compile(r"(?<!\w)\+?\d{1,3}[ .-]?\(?\d{3}\)?[ .-]?\d{3}[ .-]?\d{4}\b")
+_PHONE = re.compile(r"(?<!\w)(?:\+?\d{1,3}[ .-]?)?\(?\d{3}\)?[ .-]?\d{3}[ .-]?\d{4}\b")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){3,7}(?: ?[A-Z0-9]{1,3})?\b")
 
 
@@ -106,9 +106,10 @@ def _map_strings(value: Any, fn: Callable[[str], str]) -> Any:
 
 
 # Necessary conditions, each one cheap search: a card, SSN or phone number is a run of at
-# least 11 digits and separators (a date, 2025-07-05, is 10); an IBAN starts with two
+# least 10 digits and separators (555-123-4567 is 12; a date, 2025-07-05, is 10 but holds
+# only 8 digits, so it passes this check and fails the patterns); an IBAN starts with two
 # letters and two digits.
-_DIGIT_RUN = re.compile(r"[0-9][0-9 .()+-]{10,}")
+_DIGIT_RUN = re.compile(r"[0-9(][0-9 .()+-]{9,}")
 _IBAN_START = re.compile(r"[A-Z]{2}\d{2}")
 
 

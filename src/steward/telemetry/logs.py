@@ -1,0 +1,210 @@
+"""Structured logs from the journal's committed events: one JSON line per event.
+
+Each line carries ts (ISO-8601, UTC), level, event (its type), run_id, agent, trace_id
+(when a TraceConsumer is given) and a short summary of the event: tool, verdict and
+reason codes, status, latency, model, tokens. Content (the run's input and output, model
+text, tool arguments and results, free-text messages) is logged only with
+`record_content=True`, and then with PII masked.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from steward.core.decision import Verdict
+from steward.core.events import (
+    AgentStateChanged,
+    ApprovalDecided,
+    ApprovalRequested,
+    ApprovalUsed,
+    BreakerTripped,
+    Event,
+    GateDecided,
+    ModelResponded,
+    ResultScanned,
+    RunFinished,
+    RunResumed,
+    RunStarted,
+    RunStatus,
+    RunWaiting,
+    ToolCallProposed,
+    ToolFailed,
+    ToolStarted,
+    ToolSucceeded,
+)
+from steward.telemetry.stream import Committed
+from steward.telemetry.tracing import TraceConsumer, redacted
+
+_RUN_LEVELS = {RunStatus.FAILED: "error", RunStatus.ESCALATED: "warning"}
+
+
+def iso_utc(ts: float) -> str:
+    moment = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+    return moment.replace("+00:00", "Z")
+
+
+class JsonLogConsumer:
+    """A journal consumer (telemetry.stream.Consumer) writing one JSON line per event."""
+
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        traces: TraceConsumer | None = None,
+        record_content: bool = False,
+        remembered_runs: int = 10_000,
+    ) -> None:
+        self.stream = stream  # None: sys.stderr as it is when a batch arrives
+        self.traces = traces
+        self.record_content = record_content
+        self.remembered_runs = remembered_runs
+        self.errors = 0
+        self.last_error = ""
+        self._agents: OrderedDict[str, str] = OrderedDict()  # run id → agent name
+        self._lock = threading.Lock()
+
+    def __call__(self, batch: Sequence[Committed]) -> None:
+        with self._lock:
+            stream = self.stream if self.stream is not None else sys.stderr
+            for item in batch:
+                try:
+                    line = json.dumps(self.record(item), ensure_ascii=False, default=str)
+                    stream.write(line + "\n")
+                except Exception as exc:  # never raise into the journal
+                    self.errors += 1
+                    self.last_error = f"{item.type}: {type(exc).__name__}: {exc}"
+            try:
+                stream.flush()
+            except Exception as exc:
+                self.errors += 1
+                self.last_error = f"flush: {type(exc).__name__}: {exc}"
+
+    def record(self, item: Committed) -> dict[str, Any]:
+        """The log record of one committed event, as a dict."""
+        event = item.event
+        run_id = item.run_id
+        record: dict[str, Any] = {
+            "ts": iso_utc(item.ts),
+            "level": "info",
+            "event": item.type,
+            "run_id": run_id,
+            "agent": None,
+            "trace_id": None,
+        }
+        if not isinstance(event, Event):
+            return record
+        agent = self._agent(run_id, event)
+        record["agent"] = agent
+        if self.traces is not None and run_id:
+            record["trace_id"] = self.traces.trace_id_of(run_id)
+        record.update(self._summary(event))
+        if run_id and isinstance(event, RunFinished):
+            self._agents.pop(run_id, None)
+        return record
+
+    def _agent(self, run_id: str | None, event: Event) -> str | None:
+        name = getattr(event, "agent", None)
+        if not run_id:
+            return name if isinstance(name, str) and name else None
+        if isinstance(name, str) and name:
+            self._agents[run_id] = name
+            self._agents.move_to_end(run_id)
+            while len(self._agents) > self.remembered_runs:
+                self._agents.popitem(last=False)
+            return name
+        return self._agents.get(run_id)
+
+    def _content(self, out: dict[str, Any], name: str, value: Any) -> None:
+        if self.record_content:
+            out[name] = redacted(value)
+
+    def _summary(self, event: Event) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        match event:
+            case RunStarted():
+                out.update(agent_version=event.agent_version, redacted=list(event.redacted))
+                self._content(out, "input", event.input)
+            case RunResumed():
+                out.update(reason=event.reason)
+            case ModelResponded():
+                usage = event.response.usage
+                out.update(
+                    step=event.step,
+                    model=event.response.model,
+                    latency_ms=round(event.latency_ms, 3),
+                    input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens,
+                    cost_usd=usage.cost_usd,
+                    finish_reason=event.response.finish_reason,
+                    tool_calls=[c.name for c in event.response.tool_calls],
+                )
+                if event.response.text:
+                    self._content(out, "text", event.response.text)
+            case ToolCallProposed():
+                out.update(step=event.step, tool=event.call.name, call_id=event.call.id)
+                out.update(key=event.key)
+                self._content(out, "arguments", event.call.arguments)
+            case GateDecided():
+                decision = event.decision
+                out.update(tool=event.tool, key=event.key, stage=event.stage)
+                out.update(verdict=decision.verdict.value, rule_ids=list(decision.rule_ids))
+                out.update(reason_codes=[r.code for r in decision.reasons])
+                if decision.verdict is Verdict.DENY:
+                    out["level"] = "warning"
+                self._content(out, "reasons", [r.message for r in decision.reasons])
+            case ApprovalRequested():
+                out.update(tool=event.tool, key=event.key, approval_id=event.approval_id)
+                out.update(expires_at=iso_utc(event.expires_at))
+                self._content(out, "reason", event.reason)
+                self._content(out, "arguments", event.arguments)
+            case ApprovalDecided():
+                out.update(key=event.key, approval_id=event.approval_id, outcome=event.outcome)
+                out.update(by=event.by)
+                if event.comment:
+                    self._content(out, "comment", event.comment)
+                if event.arguments is not None:
+                    self._content(out, "arguments", event.arguments)
+            case ApprovalUsed():
+                out.update(key=event.key, approval_id=event.approval_id)
+            case ToolStarted():
+                out.update(tool=event.tool, key=event.key, attempt=event.attempt)
+            case ToolSucceeded():
+                out.update(tool=event.tool, key=event.key, status="succeeded")
+                out.update(latency_ms=round(event.latency_ms, 3), attempts=event.attempts)
+                self._content(out, "result", event.result)
+            case ToolFailed():
+                out.update(tool=event.tool, key=event.key, status="failed", code=event.code)
+                out.update(attempts=event.attempts, outcome_unknown=event.outcome_unknown)
+                out["level"] = "error" if event.outcome_unknown else "warning"
+                self._content(out, "message", event.message)
+            case ResultScanned():
+                out.update(tool=event.tool, key=event.key, verdict=event.decision.verdict.value)
+                out.update(reason_codes=[r.code for r in event.decision.reasons])
+                out.update(findings=list(event.findings))
+            case BreakerTripped():
+                out.update(tool=event.tool, failures=event.failures, level="warning")
+                out.update(cooldown_seconds=event.cooldown_seconds)
+            case RunWaiting():
+                out.update(status="waiting", approval_ids=list(event.approval_ids))
+            case RunFinished():
+                out.update(status=event.status.value, steps=event.steps)
+                out.update(level=_RUN_LEVELS.get(event.status, "info"))
+                if event.reason_code:
+                    out["reason_code"] = event.reason_code
+                if event.confidence is not None:
+                    out["confidence"] = event.confidence
+                self._content(out, "reason", event.reason)
+                self._content(out, "output", event.output)
+            case AgentStateChanged():
+                out.update(enabled=event.enabled, by=event.by)
+                if event.comment:
+                    self._content(out, "comment", event.comment)
+            case _:
+                pass
+        return out

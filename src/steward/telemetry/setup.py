@@ -1,0 +1,86 @@
+"""Install the telemetry consumers on a journal, configured by the environment.
+
+- traces: OpenTelemetry over OTLP when OTEL_EXPORTER_OTLP(_TRACES)_ENDPOINT is set
+  (OTEL_EXPORTER_OTLP_PROTOCOL http/protobuf or grpc; OTEL_SDK_DISABLED=true turns it off);
+- logs: one JSON line per event on stderr when STEWARD_LOG_JSON=1;
+- metrics: always kept in a registry; written for a textfile collector when
+  STEWARD_METRICS_TEXTFILE names a file, pushed when STEWARD_PUSHGATEWAY is a URL;
+- budget alerts: posted to the spec's cost_controls.alert_webhook, or STEWARD_ALERT_WEBHOOK;
+- content (messages, arguments, results) is recorded only with STEWARD_RECORD_CONTENT=1,
+  and redacted even then.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+
+from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+from prometheus_client import CollectorRegistry
+
+from steward.store.journal import Journal
+from steward.telemetry.alerts import WebhookAlerts
+from steward.telemetry.logs import JsonLogConsumer
+from steward.telemetry.metrics import MetricsConsumer, push, write_textfile
+from steward.telemetry.tracing import TraceConfig, TraceConsumer, build_tracer_provider
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in _TRUE
+
+
+@dataclass(slots=True)
+class Telemetry:
+    metrics: MetricsConsumer
+    alerts: WebhookAlerts
+    traces: TraceConsumer | None = None
+    provider: SdkTracerProvider | None = None
+    logs: JsonLogConsumer | None = None
+    textfile: str | None = None
+    pushgateway: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+    def close(self) -> None:
+        """After the journal has closed: end open spans, flush exporters, write metrics."""
+        if self.traces is not None:
+            self.traces.close()
+        if self.provider is not None:
+            self.provider.shutdown()  # flushes the batch span processor
+        self.alerts.wait()
+        if self.textfile:
+            try:
+                write_textfile(self.metrics.registry, self.textfile)
+            except OSError as exc:
+                self.problems.append(f"metrics textfile {self.textfile}: {exc.strerror or exc}")
+        if self.pushgateway:
+            try:
+                push(self.metrics.registry, self.pushgateway, "steward")
+            except OSError as exc:
+                self.problems.append(f"metrics push to {self.pushgateway}: {exc}")
+
+
+def install(journal: Journal, registry: CollectorRegistry | None = None) -> Telemetry:
+    """Subscribe every configured consumer to `journal` (traces before logs, so log lines
+    carry trace ids). Raises ValueError for an unusable OTEL_* setting."""
+    record = _flag("STEWARD_RECORD_CONTENT")
+    config = TraceConfig(record_content=record)
+    provider = build_tracer_provider(config)
+    traces = TraceConsumer(provider, config) if provider is not None else None
+    if traces is not None:
+        journal.subscribe(traces)
+    logs = None
+    if _flag("STEWARD_LOG_JSON"):
+        logs = JsonLogConsumer(sys.stderr, traces=traces, record_content=record)
+        journal.subscribe(logs)
+    metrics = MetricsConsumer(registry)
+    journal.subscribe(metrics)
+    alerts = WebhookAlerts(os.environ.get("STEWARD_ALERT_WEBHOOK") or None)
+    journal.subscribe(alerts)
+    return Telemetry(
+        metrics, alerts, traces, provider, logs,
+        os.environ.get("STEWARD_METRICS_TEXTFILE") or None,
+        os.environ.get("STEWARD_PUSHGATEWAY") or None,
+    )  # fmt: skip
