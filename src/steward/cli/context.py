@@ -76,9 +76,10 @@ def journal_for(db: Database) -> Iterator[Journal]:
         yield journal
     finally:
         journal.close()  # the writer delivers its last batches to the consumers
-        telemetry.close()
-        for problem in telemetry.problems:
-            errors.print(f"[yellow]warning:[/] {problem}", highlight=False)
+        if telemetry is not None:
+            telemetry.close()
+            for problem in telemetry.problems:
+                errors.print(f"[yellow]warning:[/] {problem}", highlight=False)
 
 
 def is_tty() -> bool:

@@ -7,7 +7,9 @@
   STEWARD_METRICS_TEXTFILE names a file, pushed when STEWARD_PUSHGATEWAY is a URL;
 - budget alerts: posted to the spec's cost_controls.alert_webhook, or STEWARD_ALERT_WEBHOOK;
 - content (messages, arguments, results) is recorded only with STEWARD_RECORD_CONTENT=1,
-  and redacted even then.
+  and redacted even then;
+- STEWARD_TELEMETRY=off leaves the journal without in-process consumers, for when
+  `steward telemetry follow` consumes it from another process.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from steward.store.journal import Journal
 from steward.telemetry.alerts import WebhookAlerts
 from steward.telemetry.logs import JsonLogConsumer
 from steward.telemetry.metrics import MetricsConsumer, push, write_textfile
+from steward.telemetry.stream import Consumer
 from steward.telemetry.tracing import TraceConfig, TraceConsumer, build_tracer_provider
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -43,6 +46,10 @@ class Telemetry:
     pushgateway: str | None = None
     problems: list[str] = field(default_factory=list)
 
+    def consumers(self) -> list[Consumer]:
+        found: list[Consumer | None] = [self.traces, self.logs, self.metrics, self.alerts]
+        return [c for c in found if c is not None]
+
     def close(self) -> None:
         """After the journal has closed: end open spans, flush exporters, write metrics."""
         if self.traces is not None:
@@ -62,25 +69,35 @@ class Telemetry:
                 self.problems.append(f"metrics push to {self.pushgateway}: {exc}")
 
 
-def install(journal: Journal, registry: CollectorRegistry | None = None) -> Telemetry:
-    """Subscribe every configured consumer to `journal` (traces before logs, so log lines
-    carry trace ids). Raises ValueError for an unusable OTEL_* setting."""
+def build(registry: CollectorRegistry | None = None) -> Telemetry:
+    """The configured consumers (traces before logs, so log lines carry trace ids).
+    Raises ValueError for an unusable OTEL_* setting."""
     record = _flag("STEWARD_RECORD_CONTENT")
     config = TraceConfig(record_content=record)
     provider = build_tracer_provider(config)
     traces = TraceConsumer(provider, config) if provider is not None else None
-    if traces is not None:
-        journal.subscribe(traces)
-    logs = None
-    if _flag("STEWARD_LOG_JSON"):
-        logs = JsonLogConsumer(sys.stderr, traces=traces, record_content=record)
-        journal.subscribe(logs)
-    metrics = MetricsConsumer(registry)
-    journal.subscribe(metrics)
-    alerts = WebhookAlerts(os.environ.get("STEWARD_ALERT_WEBHOOK") or None)
-    journal.subscribe(alerts)
+    logs = (
+        JsonLogConsumer(sys.stderr, traces=traces, record_content=record)
+        if _flag("STEWARD_LOG_JSON")
+        else None
+    )
     return Telemetry(
-        metrics, alerts, traces, provider, logs,
+        MetricsConsumer(registry),
+        WebhookAlerts(os.environ.get("STEWARD_ALERT_WEBHOOK") or None),
+        traces,
+        provider,
+        logs,
         os.environ.get("STEWARD_METRICS_TEXTFILE") or None,
         os.environ.get("STEWARD_PUSHGATEWAY") or None,
-    )  # fmt: skip
+    )
+
+
+def install(journal: Journal, registry: CollectorRegistry | None = None) -> Telemetry | None:
+    """Subscribe the configured consumers to `journal`, unless STEWARD_TELEMETRY=off (for
+    example because a `steward telemetry follow` process consumes the journal instead)."""
+    if os.environ.get("STEWARD_TELEMETRY", "").strip().lower() == "off":
+        return None
+    telemetry = build(registry)
+    for consumer in telemetry.consumers():
+        journal.subscribe(consumer)
+    return telemetry

@@ -1,0 +1,71 @@
+"""Telemetry overhead: the same 20-step runs (one model call and one governed tool call a
+step) with the telemetry consumers off, and on: OpenTelemetry spans (batch processor
+exporting to memory, as to a collector), Prometheus metrics and budget alerts, all fed from
+the journal. Rounds alternate off and on so both see the same machine.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from _common import Measurement, Report, main, sample_async, scaled
+from bench_runner import STEPS, agent_with, governed_run, stepping_script
+from steward.runtime import Runner
+from steward.store import Database, Journal
+from steward.telemetry.alerts import WebhookAlerts
+from steward.telemetry.metrics import MetricsConsumer
+from steward.telemetry.tracing import TraceConsumer
+
+ROUNDS = 5
+
+
+async def collect(quick: bool) -> Report:
+    per_round = scaled(quick, 60, 8)
+    report = Report("telemetry", "Telemetry overhead per step, off vs on", quick,
+                    params={"steps_per_run": STEPS, "rounds": ROUNDS, "runs_per_round": per_round})  # fmt: skip
+    agent = agent_with(stepping_script(STEPS))
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    off_samples: list[int] = []
+    on_samples: list[int] = []
+    with tempfile.TemporaryDirectory(prefix="steward-bench-") as tmp:
+        db = Database.open(f"sqlite:///{Path(tmp) / 'b.db'}")
+        plain = Journal(db)
+        observed = Journal(db)
+        metrics = MetricsConsumer()
+        for consumer in (TraceConsumer(provider), metrics, WebhookAlerts()):
+            observed.subscribe(consumer)
+        off, on = Runner(db, plain), Runner(db, observed)
+        try:
+            for _ in range(ROUNDS):
+                off_samples += await sample_async(lambda _i: governed_run(off, agent), per_round, 2)
+                on_samples += await sample_async(lambda _i: governed_run(on, agent), per_round, 2)
+        finally:
+            plain.close()
+            observed.close()
+            provider.shutdown()
+            db.close()
+    baseline = report.add(Measurement("off", f"Runner.run, {STEPS} steps, telemetry off", off_samples,
+                                      per_sample=STEPS, unit="step"))  # fmt: skip
+    traced = report.add(Measurement("on", f"Runner.run, {STEPS} steps, traces + metrics + alerts", on_samples,
+                                    per_sample=STEPS, unit="step",
+                                    note=f"{len(exporter.get_finished_spans())} spans exported"))  # fmt: skip
+    added = traced.p50_us - baseline.p50_us
+    report.figure("added_per_step", "added p50 per step (a model call + a governed call)", added, "µs",
+                  "≤ 15 µs", added <= 15)  # fmt: skip
+    report.figure("spans", "spans exported", float(len(exporter.get_finished_spans())))
+    tasks = metrics.registry.get_sample_value(
+        "agent_tasks_total", {"agent_name": "bench-runner", "status": "succeeded"}
+    )
+    report.figure("runs_counted", "runs counted by the metrics consumer", float(tasks or 0))
+    return report
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(collect, __doc__))
