@@ -19,6 +19,7 @@ BENCHMARKS = {
     "gate": "bench_gate.py",
     "journal": "bench_journal.py",
     "runner": "bench_runner.py",
+    "telemetry": "bench_telemetry.py",
 }
 
 
