@@ -16,6 +16,7 @@ from pathlib import Path
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 from _common import Measurement, Report, main, sample_async, scaled
 from bench_runner import STEPS, agent_with, governed_run, stepping_script
@@ -38,6 +39,10 @@ async def collect(quick: bool) -> Report:
     provider.add_span_processor(BatchSpanProcessor(exporter))
     off_samples: list[int] = []
     on_samples: list[int] = []
+    sampled_samples: list[int] = []
+    # what OTEL_TRACES_SAMPLER=parentbased_traceidratio, OTEL_TRACES_SAMPLER_ARG=0.1 gives
+    sampled_provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.1)))
+    sampled_provider.add_span_processor(BatchSpanProcessor(InMemorySpanExporter()))
     followed_samples: list[int] = []
     with tempfile.TemporaryDirectory(prefix="steward-bench-") as tmp:
         url = f"sqlite:///{Path(tmp) / 'b.db'}"
@@ -47,13 +52,19 @@ async def collect(quick: bool) -> Report:
         metrics = MetricsConsumer()
         for consumer in (TraceConsumer(provider), metrics, WebhookAlerts()):
             observed.subscribe(consumer)
-        off, on = Runner(db, plain), Runner(db, observed)
+        sampled_journal = Journal(db)
+        for consumer in (TraceConsumer(sampled_provider), MetricsConsumer(), WebhookAlerts()):
+            sampled_journal.subscribe(consumer)
+        off, on, sampled = Runner(db, plain), Runner(db, observed), Runner(db, sampled_journal)
         script = str(Path(__file__).with_name("_follow.py"))
         followed_events = followed_spans = 0
         try:
             for _ in range(ROUNDS):
                 off_samples += await sample_async(lambda _i: governed_run(off, agent), per_round, 2)
                 on_samples += await sample_async(lambda _i: governed_run(on, agent), per_round, 2)
+                sampled_samples += await sample_async(
+                    lambda _i: governed_run(sampled, agent), per_round, 2
+                )
                 # a follower process consumes the journal while these runs use the plain one
                 follower = await asyncio.create_subprocess_exec(
                     sys.executable, script, url, stdout=asyncio.subprocess.PIPE
@@ -71,19 +82,25 @@ async def collect(quick: bool) -> Report:
         finally:
             plain.close()
             observed.close()
+            sampled_journal.close()
             provider.shutdown()
+            sampled_provider.shutdown()
             db.close()
     baseline = report.add(Measurement("off", f"Runner.run, {STEPS} steps, telemetry off", off_samples,
                                       per_sample=STEPS, unit="step"))  # fmt: skip
     traced = report.add(Measurement("on", f"Runner.run, {STEPS} steps, traces + metrics + alerts", on_samples,
                                     per_sample=STEPS, unit="step",
                                     note=f"{len(exporter.get_finished_spans())} spans exported"))  # fmt: skip
+    thinned = report.add(Measurement("sampled", f"Runner.run, {STEPS} steps, in process, traces sampled at 10%",
+                                     sampled_samples, per_sample=STEPS, unit="step"))  # fmt: skip
     followed = report.add(Measurement("follow", f"Runner.run, {STEPS} steps, telemetry in a follower process",
                                       followed_samples, per_sample=STEPS, unit="step",
                                       note=f"{followed_spans} spans from {followed_events} events"))  # fmt: skip
     added = traced.p50_us - baseline.p50_us
     report.figure("added_in_process", "added p50 per step, consumers in process", added, "µs",
                   "≤ 15 µs", added <= 15)  # fmt: skip
+    report.figure("added_sampled", "added p50 per step, in process, 10% of traces", thinned.p50_us - baseline.p50_us,
+                  "µs")  # fmt: skip
     away = followed.p50_us - baseline.p50_us
     report.figure("added_follower", "added p50 per step, consumers in a follower process", away, "µs",
                   "≤ 15 µs", away <= 15)  # fmt: skip

@@ -42,7 +42,8 @@ from steward.runtime import Runner, build_agent
 from steward.spec import load_spec_text
 from steward.store import Database, Journal
 from steward.store.approvals import decide_approval
-from steward.telemetry.tracing import TraceConfig, TraceConsumer, build_tracer_provider
+from steward.telemetry.otlp import build_tracer_provider
+from steward.telemetry.tracing import TraceConfig, TraceConsumer
 from steward.testing import ScriptedModel, calls, final
 from steward.tools import ToolContext, tool
 

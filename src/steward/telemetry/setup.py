@@ -25,8 +25,9 @@ from steward.store.journal import Journal
 from steward.telemetry.alerts import WebhookAlerts
 from steward.telemetry.logs import JsonLogConsumer
 from steward.telemetry.metrics import MetricsConsumer, push, write_textfile
+from steward.telemetry.otlp import build_tracer_provider
 from steward.telemetry.stream import Consumer
-from steward.telemetry.tracing import TraceConfig, TraceConsumer, build_tracer_provider
+from steward.telemetry.tracing import TraceConfig, TraceConsumer
 
 _TRUE = {"1", "true", "yes", "on"}
 
