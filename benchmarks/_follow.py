@@ -9,7 +9,6 @@ import sys
 import threading
 from types import FrameType
 
-from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -17,13 +16,13 @@ from steward.store import Database
 from steward.telemetry.alerts import WebhookAlerts
 from steward.telemetry.follower import Follower
 from steward.telemetry.metrics import MetricsConsumer
+from steward.telemetry.prebuilt import PrebuiltTracer
 from steward.telemetry.tracing import TraceConsumer
 
 
 def main(url: str) -> None:
     exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(exporter))
+    provider = PrebuiltTracer([BatchSpanProcessor(exporter)])
     follower = Follower(
         Database.open(url), [TraceConsumer(provider), MetricsConsumer(), WebhookAlerts()]
     )

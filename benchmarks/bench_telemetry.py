@@ -16,7 +16,6 @@ from pathlib import Path
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 from _common import Measurement, Report, main, sample_async, scaled
 from bench_runner import STEPS, agent_with, governed_run, stepping_script
@@ -24,6 +23,7 @@ from steward.runtime import Runner
 from steward.store import Database, Journal
 from steward.telemetry.alerts import WebhookAlerts
 from steward.telemetry.metrics import MetricsConsumer
+from steward.telemetry.prebuilt import PrebuiltTracer
 from steward.telemetry.tracing import TraceConsumer
 
 ROUNDS = 5
@@ -35,14 +35,13 @@ async def collect(quick: bool) -> Report:
                     params={"steps_per_run": STEPS, "rounds": ROUNDS, "runs_per_round": per_round})  # fmt: skip
     agent = agent_with(stepping_script(STEPS))
     exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(exporter))
+    provider = PrebuiltTracer([BatchSpanProcessor(exporter)])  # what `steward` installs
     off_samples: list[int] = []
     on_samples: list[int] = []
     sampled_samples: list[int] = []
-    # what OTEL_TRACES_SAMPLER=parentbased_traceidratio, OTEL_TRACES_SAMPLER_ARG=0.1 gives
-    sampled_provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.1)))
-    sampled_provider.add_span_processor(BatchSpanProcessor(InMemorySpanExporter()))
+    # for comparison: the OpenTelemetry SDK's own tracer, live spans
+    sdk_provider = TracerProvider()
+    sdk_provider.add_span_processor(BatchSpanProcessor(InMemorySpanExporter()))
     followed_samples: list[int] = []
     with tempfile.TemporaryDirectory(prefix="steward-bench-") as tmp:
         url = f"sqlite:///{Path(tmp) / 'b.db'}"
@@ -53,7 +52,7 @@ async def collect(quick: bool) -> Report:
         for consumer in (TraceConsumer(provider), metrics, WebhookAlerts()):
             observed.subscribe(consumer)
         sampled_journal = Journal(db)
-        for consumer in (TraceConsumer(sampled_provider), MetricsConsumer(), WebhookAlerts()):
+        for consumer in (TraceConsumer(sdk_provider), MetricsConsumer(), WebhookAlerts()):
             sampled_journal.subscribe(consumer)
         off, on, sampled = Runner(db, plain), Runner(db, observed), Runner(db, sampled_journal)
         script = str(Path(__file__).with_name("_follow.py"))
@@ -84,14 +83,14 @@ async def collect(quick: bool) -> Report:
             observed.close()
             sampled_journal.close()
             provider.shutdown()
-            sampled_provider.shutdown()
+            sdk_provider.shutdown()
             db.close()
     baseline = report.add(Measurement("off", f"Runner.run, {STEPS} steps, telemetry off", off_samples,
                                       per_sample=STEPS, unit="step"))  # fmt: skip
     traced = report.add(Measurement("on", f"Runner.run, {STEPS} steps, traces + metrics + alerts", on_samples,
                                     per_sample=STEPS, unit="step",
                                     note=f"{len(exporter.get_finished_spans())} spans exported"))  # fmt: skip
-    thinned = report.add(Measurement("sampled", f"Runner.run, {STEPS} steps, in process, traces sampled at 10%",
+    thinned = report.add(Measurement("sampled", f"Runner.run, {STEPS} steps, in process, the SDK's live spans",
                                      sampled_samples, per_sample=STEPS, unit="step"))  # fmt: skip
     followed = report.add(Measurement("follow", f"Runner.run, {STEPS} steps, telemetry in a follower process",
                                       followed_samples, per_sample=STEPS, unit="step",
@@ -99,7 +98,7 @@ async def collect(quick: bool) -> Report:
     added = traced.p50_us - baseline.p50_us
     report.figure("added_in_process", "added p50 per step, consumers in process", added, "µs",
                   "≤ 15 µs", added <= 15)  # fmt: skip
-    report.figure("added_sampled", "added p50 per step, in process, 10% of traces", thinned.p50_us - baseline.p50_us,
+    report.figure("added_sdk", "added p50 per step, in process, SDK live spans", thinned.p50_us - baseline.p50_us,
                   "µs")  # fmt: skip
     away = followed.p50_us - baseline.p50_us
     report.figure("added_follower", "added p50 per step, consumers in a follower process", away, "µs",

@@ -42,7 +42,8 @@ from steward.runtime import Runner, build_agent
 from steward.spec import load_spec_text
 from steward.store import Database, Journal
 from steward.store.approvals import decide_approval
-from steward.telemetry.otlp import build_tracer_provider
+from steward.telemetry.otlp import build_tracer, build_tracer_provider, sampling_ratio
+from steward.telemetry.prebuilt import PrebuiltTracer
 from steward.telemetry.tracing import TraceConfig, TraceConsumer
 from steward.testing import ScriptedModel, calls, final
 from steward.tools import ToolContext, tool
@@ -131,17 +132,25 @@ class Traced:
         return [s for s in self.spans() if s.name == name]
 
 
-@pytest.fixture
-def traced(sqlite_db: Database) -> Iterator[Callable[[TraceConfig | None], Traced]]:
+@pytest.fixture(params=["sdk", "prebuilt"])
+def traced(
+    sqlite_db: Database, request: pytest.FixtureRequest
+) -> Iterator[Callable[[TraceConfig | None], Traced]]:
+    """Every trace test runs twice: with the SDK's own tracer, and with the prebuilt-span
+    tracer steward ships (telemetry.prebuilt), which must give the same spans."""
     journals: list[Journal] = []
 
     def make(config: TraceConfig | None = None) -> Traced:
         exporter = InMemorySpanExporter()
-        provider = TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        source: TracerProvider | PrebuiltTracer
+        if request.param == "sdk":
+            source = TracerProvider()
+            source.add_span_processor(SimpleSpanProcessor(exporter))
+        else:
+            source = PrebuiltTracer([SimpleSpanProcessor(exporter)])
         journal = Journal(sqlite_db)
         journals.append(journal)
-        consumer, settled = TraceConsumer(provider, config), Settled()
+        consumer, settled = TraceConsumer(source, config), Settled()
         journal.subscribe(consumer)
         journal.subscribe(settled)
         return Traced(Runner(sqlite_db, journal), consumer, exporter, settled, sqlite_db)
@@ -470,13 +479,10 @@ def _received(requests: list[Request]) -> tuple[set[str], set[str]]:
 
 
 def _export_a_run() -> None:
-    provider = build_tracer_provider()
-    assert provider is not None
-    try:
-        TraceConsumer(provider)(a_run())
-        assert provider.force_flush(timeout_millis=10_000)
-    finally:
-        provider.shutdown()
+    tracer = build_tracer()  # what `steward` installs: prebuilt spans, batch processor, OTLP
+    assert tracer is not None
+    TraceConsumer(tracer)(a_run())
+    tracer.shutdown()  # flushes the batch processor
 
 
 class _Collector(ThreadingHTTPServer):
@@ -557,3 +563,34 @@ def test_spans_arrive_over_otlp_grpc(
     names, services = _received(servicer.requests)
     assert names == {"invoke_agent helper", "chat gpt-4o", "execute_tool lookup"}
     assert services == {"steward-test"}
+
+
+@pytest.mark.parametrize(("sampler", "arg", "expected"), [
+    ("", "", 1.0), ("always_off", "", 0.0), ("parentbased_traceidratio", "0.25", 0.25),
+])  # fmt: skip
+def test_sampling_follows_the_standard_variables(
+    monkeypatch: pytest.MonkeyPatch, sampler: str, arg: str, expected: float
+) -> None:
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", sampler)
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", arg)
+    assert sampling_ratio() == expected
+
+
+def test_a_bad_sampler_setting_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "2")
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        sampling_ratio()
+
+
+def test_prebuilt_sampling_keeps_whole_traces_in_proportion() -> None:
+    exporter = InMemorySpanExporter()
+    consumer = TraceConsumer(PrebuiltTracer([SimpleSpanProcessor(exporter)], ratio=0.25))
+    for n in range(400):
+        consumer(a_run(f"run_{n}", 1_700_000_000.0 + n))
+    spans = exporter.get_finished_spans()
+    roots = [s for s in spans if s.parent is None]
+    assert 50 < len(roots) < 150, "about a quarter of 400 runs"
+    kept = {s.context.trace_id for s in roots}
+    assert all(s.context.trace_id in kept for s in spans), "children follow their root's decision"
+    assert len(spans) == len(roots) * (len(spans) // len(roots))

@@ -9,6 +9,7 @@ from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from steward import __version__
+from steward.telemetry.prebuilt import PrebuiltTracer
 from steward.telemetry.tracing import TraceConfig
 
 
@@ -54,3 +55,34 @@ def build_tracer_provider(config: TraceConfig | None = None) -> SdkTracerProvide
     provider = SdkTracerProvider(resource=resource)
     provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider
+
+
+def build_tracer(config: TraceConfig | None = None) -> PrebuiltTracer | None:
+    """What steward's trace consumer uses: the same exporter and batch processor as
+    build_tracer_provider(), fed with prebuilt spans (see telemetry.prebuilt)."""
+    exporter = otlp_exporter()
+    if exporter is None:
+        return None
+    name = (config.service_name if config else None) or _env("OTEL_SERVICE_NAME") or "steward"
+    resource = Resource.create({"service.name": name, "service.version": __version__})
+    return PrebuiltTracer([BatchSpanProcessor(exporter)], resource, sampling_ratio())
+
+
+def sampling_ratio() -> float:
+    """OTEL_TRACES_SAMPLER traceidratio / parentbased_traceidratio with
+    OTEL_TRACES_SAMPLER_ARG, as the SDK reads them; always_on (the default) is 1,
+    always_off 0. Raises ValueError for another sampler or a bad ratio."""
+    sampler = _env("OTEL_TRACES_SAMPLER").lower() or "parentbased_always_on"
+    if sampler in {"always_on", "parentbased_always_on"}:
+        return 1.0
+    if sampler in {"always_off", "parentbased_always_off"}:
+        return 0.0
+    if sampler in {"traceidratio", "parentbased_traceidratio"}:
+        try:
+            ratio = float(_env("OTEL_TRACES_SAMPLER_ARG") or "1")
+        except ValueError:
+            raise ValueError("OTEL_TRACES_SAMPLER_ARG must be a number between 0 and 1") from None
+        if not 0.0 <= ratio <= 1.0:
+            raise ValueError("OTEL_TRACES_SAMPLER_ARG must be between 0 and 1")
+        return ratio
+    raise ValueError(f"OTEL_TRACES_SAMPLER={sampler!r} is not supported here")

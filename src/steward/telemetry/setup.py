@@ -18,14 +18,14 @@ import os
 import sys
 from dataclasses import dataclass, field
 
-from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from prometheus_client import CollectorRegistry
 
 from steward.store.journal import Journal
 from steward.telemetry.alerts import WebhookAlerts
 from steward.telemetry.logs import JsonLogConsumer
 from steward.telemetry.metrics import MetricsConsumer, push, write_textfile
-from steward.telemetry.otlp import build_tracer_provider
+from steward.telemetry.otlp import build_tracer
+from steward.telemetry.prebuilt import PrebuiltTracer
 from steward.telemetry.stream import Consumer
 from steward.telemetry.tracing import TraceConfig, TraceConsumer
 
@@ -41,7 +41,7 @@ class Telemetry:
     metrics: MetricsConsumer
     alerts: WebhookAlerts
     traces: TraceConsumer | None = None
-    provider: SdkTracerProvider | None = None
+    tracer: PrebuiltTracer | None = None
     logs: JsonLogConsumer | None = None
     textfile: str | None = None
     pushgateway: str | None = None
@@ -55,8 +55,8 @@ class Telemetry:
         """After the journal has closed: end open spans, flush exporters, write metrics."""
         if self.traces is not None:
             self.traces.close()
-        if self.provider is not None:
-            self.provider.shutdown()  # flushes the batch span processor
+        if self.tracer is not None:
+            self.tracer.shutdown()  # flushes the batch span processor
         self.alerts.wait()
         if self.textfile:
             try:
@@ -75,8 +75,8 @@ def build(registry: CollectorRegistry | None = None) -> Telemetry:
     Raises ValueError for an unusable OTEL_* setting."""
     record = _flag("STEWARD_RECORD_CONTENT")
     config = TraceConfig(record_content=record)
-    provider = build_tracer_provider(config)
-    traces = TraceConsumer(provider, config) if provider is not None else None
+    tracer = build_tracer(config)
+    traces = TraceConsumer(tracer, config) if tracer is not None else None
     logs = (
         JsonLogConsumer(sys.stderr, traces=traces, record_content=record)
         if _flag("STEWARD_LOG_JSON")
@@ -86,7 +86,7 @@ def build(registry: CollectorRegistry | None = None) -> Telemetry:
         MetricsConsumer(registry),
         WebhookAlerts(os.environ.get("STEWARD_ALERT_WEBHOOK") or None),
         traces,
-        provider,
+        tracer,
         logs,
         os.environ.get("STEWARD_METRICS_TEXTFILE") or None,
         os.environ.get("STEWARD_PUSHGATEWAY") or None,
