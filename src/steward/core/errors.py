@@ -79,6 +79,29 @@ class ModelError(StewardError):
     code = "model.error"
 
 
+class ProviderError(ModelError):
+    """A model provider failed. Codes: model.rate_limited, model.unavailable,
+    model.timeout, model.bad_response, model.truncated, model.auth, model.bad_request.
+    `retryable` says whether another attempt (or another provider) may succeed;
+    `retry_after` is the provider's own advice in seconds, when it gave one."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str,
+        provider: str,
+        retryable: bool,
+        retry_after: float | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.provider = provider
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.status = status
+
+
 class RunSuspended(Exception):
     """Raised inside a run when it must wait for a person (approval or clarification)."""
 

@@ -1,0 +1,1 @@
+"""Real model providers, through their official SDKs: OpenAI-compatible and Anthropic."""
