@@ -137,7 +137,7 @@ BAD_SPECS = [
         4,
         3,
         "model.colour",
-        "expected one of: name, fallbacks",
+        "expected one of: name, base_url, api_key_env, timeout_seconds, fallbacks",
         id="unknown-key-in-model",
     ),
     pytest.param("model: scripted\n", 1, 1, "name", "required field is missing", id="missing-name"),

@@ -100,7 +100,7 @@ async def test_cost_is_computed_recorded_and_attributed(runner: Runner, any_db: 
     assert [r.response.usage.cost_usd for r in responded] == [pytest.approx(expected)] * 2
     report = cost_report(any_db)
     [row] = report.rows
-    assert (row.agent, row.model, row.tenant, row.calls) == ("buyer", "scripted", "acme", 2)
+    assert (row.agent, row.model, row.tenant, row.calls) == ("buyer", "openai:gpt-4o", "acme", 2)
     assert row.cost_usd == pytest.approx(2 * expected)
     assert report.per_transaction("buyer") == pytest.approx(2 * expected)
 

@@ -131,7 +131,10 @@ async def test_metrics_from_real_runs(db: Database) -> None:
     review_rule = "decision_authority.requires_human_review.refund"
     assert value(m, decisions, agent_name="desk", verdict="review", rule=review_rule) == 1
     cost = "agent_cost_total_usd"  # the name users expect, exactly
-    assert value(m, cost, agent_name="desk", model="scripted") == pytest.approx(0.25 + 0.30)
+    assert value(m, cost, agent_name="desk", model="house-model") == pytest.approx(
+        0.25
+    )  # as reported
+    assert value(m, cost, agent_name="desk", model="gpt-4o-mini") == pytest.approx(0.30)  # priced
     assert value(m, cost, agent_name="desk", model="big-model") == 0.5
     low = "escalation.low_confidence"
     assert value(m, "agent_escalations_total", agent_name="desk", reason=low) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -47,6 +48,7 @@ def print_result(result: RunResult) -> None:
 def run(
     file: Path = typer.Argument(..., help="Agent spec (YAML)."),
     text: str = typer.Option(..., "--input", "-i", help="The request for the agent."),
+    stream: bool = typer.Option(False, "--stream", help="Print the model's text as it comes."),
     db: str | None = DbOption,
 ) -> None:
     """Run an agent once on one input."""
@@ -54,8 +56,16 @@ def run(
         loaded = load_spec(file)
         agent = build_agent(loaded)
         database = open_db(db, create=True)
+
+        def show(piece: str) -> None:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+
         with journal_for(database) as journal:
-            result = run_async(lambda: Runner(database, journal).run(agent, text))
+            runner = Runner(database, journal)
+            result = run_async(lambda: runner.run(agent, text, on_text=show if stream else None))
+        if stream:
+            sys.stdout.write("\n")
         print_result(result)
 
 

@@ -55,6 +55,8 @@ class ModelResponded(Event, tag="model.responded", frozen=True):
     step: int
     response: ModelResponse
     latency_ms: float
+    role: str = "reason"
+    cached: bool = False  # served from the response cache: no provider call, no cost
 
 
 class ToolCallProposed(Event, tag="tool.proposed", frozen=True):

@@ -9,10 +9,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
+from steward.core.breaker import CircuitBreakers
 from steward.core.decision import deny
 from steward.core.events import GateDecided, ToolCallProposed
 from steward.core.messages import Source, ToolCall
-from steward.gate.breaker import CircuitBreakers
 from steward.gate.budget import BudgetLedger
 from steward.gate.context import CallContext, Next, Stage
 from steward.gate.outcome import CallOutcome, CallStatus

@@ -8,10 +8,10 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from steward.core.errors import SpecError, SpecProblem, UnknownToolError
+from steward.core.errors import ModelError, SpecError, SpecProblem, UnknownToolError
 from steward.gate.pipeline import Gate, GateConfig
+from steward.models.factory import models_for
 from steward.models.protocol import Model
-from steward.models.rules import RulesModel
 from steward.policy import Policy, compile_policy
 from steward.spec.models import LoadedSpec
 from steward.tools.base import Tool
@@ -66,19 +66,14 @@ def load_toolsets(loaded: LoadedSpec) -> ToolRegistry:
 
 
 def make_model(loaded: LoadedSpec) -> Model:
-    name = loaded.spec.model.name
-    if name == "rules":
-        assert loaded.spec.rules is not None  # the spec validator requires it
-        return RulesModel(loaded.spec.rules)
-    problem = SpecProblem(
-        loaded.path,
-        _line_of(loaded, name),
-        1,
-        "model.name",
-        f"model {name!r} is not available here: the embedded default is 'rules'; "
-        "pass a Model object to build_agent() for others",
-    )
-    raise SpecError([problem])
+    """The spec's model(s); a provider that cannot be set up refuses to load, with the
+    line of the model in the spec."""
+    try:
+        return models_for(loaded.spec)
+    except ModelError as exc:
+        name = loaded.spec.model.name
+        problem = SpecProblem(loaded.path, _line_of(loaded, name), 1, "model", str(exc))
+        raise SpecError([problem]) from None
 
 
 def build_agent(

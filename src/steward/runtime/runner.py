@@ -17,26 +17,26 @@ from dataclasses import dataclass, field
 
 from steward.core.errors import ModelError, StoreError
 from steward.core.events import (
-    ModelResponded,
     RunFinished,
     RunResumed,
     RunStarted,
     RunStatus,
     RunWaiting,
 )
-from steward.core.faults import crashpoint
-from steward.core.messages import Message, ModelResponse
+from steward.core.messages import Message
 from steward.gate.outcome import CallOutcome, CallStatus
 from steward.models.pricing import PriceTable, load_prices
 from steward.models.protocol import ModelRequest
 from steward.runtime.agent import AgentRuntime
 from steward.runtime.executor import EmbeddedExecutor, Executor
-from steward.runtime.spend import BudgetExhausted, SpendGuard
+from steward.runtime.model_calls import ModelCaller, TextSink
+from steward.runtime.spend import BudgetExhausted
 from steward.security.provenance import trace_sources
 from steward.security.scanners import IDENTIFIERS, redact_text
 from steward.store.database import Database
 from steward.store.journal import Journal
 from steward.store.runs import get_run, save_agent_version
+from steward.tools.base import Effect
 
 log = logging.getLogger("steward.runner")
 
@@ -59,13 +59,16 @@ class RunResult:
 class _Progress:
     steps: int = 0
     denials: list[str] = field(default_factory=list)
+    side_effect: bool = False  # a write ran in this run: the response cache is off from here
+    on_text: TextSink | None = None
 
 
 class Runner:
     def __init__(self, db: Database, journal: Journal, prices: PriceTable | None = None) -> None:
         self.db = db
         self.journal = journal
-        self.spend = SpendGuard(db, prices or load_prices())
+        self.models = ModelCaller(db, prices or load_prices())
+        self.spend = self.models.spend
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._versions_saved: set[tuple[str, str]] = set()
 
@@ -90,8 +93,10 @@ class Runner:
         *,
         run_id: str | None = None,
         tags: dict[str, str] | None = None,
+        on_text: TextSink | None = None,
     ) -> RunResult:
-        """Start a run and drive it until it finishes or waits for a person."""
+        """Start a run and drive it until it finishes or waits for a person. `on_text`
+        receives the model's text as it streams (whole, for models that don't stream)."""
         self._remember_version(agent)
         executor = EmbeddedExecutor(
             self.db, self.journal, run_id or new_run_id(), agent.name, agent.version
@@ -102,7 +107,7 @@ class Runner:
         self.spend.begin(agent, executor.run_id, resumed=False)
         async with self._slot(agent):
             executor.emit(RunStarted(agent.name, agent.version, masked, dict(tags or {}), kinds))
-            return await self._drive(agent, executor, masked)
+            return await self._drive(agent, executor, masked, on_text)
 
     async def resume(self, agent: AgentRuntime, run_id: str, reason: str = "resumed") -> RunResult:
         """Continue a run from its journal: recorded steps replay, nothing runs twice."""
@@ -129,9 +134,11 @@ class Runner:
             executor.emit(RunResumed(reason, agent.name))
             return await self._drive(agent, executor, row.input)
 
-    async def _drive(self, agent: AgentRuntime, executor: Executor, text: str) -> RunResult:
+    async def _drive(
+        self, agent: AgentRuntime, executor: Executor, text: str, on_text: TextSink | None = None
+    ) -> RunResult:
         started = time.perf_counter()
-        progress = _Progress()
+        progress = _Progress(on_text=on_text)
         limits = agent.loaded.spec.limits
         try:
             async with asyncio.timeout(limits.max_run_seconds):
@@ -179,9 +186,16 @@ class Runner:
             progress.steps = step + 1
             response = executor.recorded_model(step)
             if response is None:
-                response = await self._call_model(
-                    agent, executor, step, ModelRequest(tuple(messages), tool_specs)
+                request = ModelRequest(
+                    tuple(messages),
+                    tool_specs,
+                    role="route" if step == 0 else "reason",
+                    max_output_tokens=spec.limits.max_output_tokens,
                 )
+                response = await self.models.call(
+                    agent, executor, step, request,
+                    after_side_effect=progress.side_effect, on_text=progress.on_text,
+                )  # fmt: skip
             messages.append(Message("assistant", response.text, response.tool_calls))
             if response.is_final:
                 return self._final(agent, executor, progress, response.text, response.confidence)
@@ -214,6 +228,10 @@ class Runner:
                     reason_code="tool.outcome_unknown",
                     reason=_describe_unknown(unknown),
                 )
+            progress.side_effect = progress.side_effect or any(
+                o.status is CallStatus.EXECUTED and agent.tools[o.call.name].effect is Effect.WRITE
+                for o in outcomes
+            )
             messages.extend(o.to_message() for o in outcomes)
         return self._finish(
             executor,
@@ -222,25 +240,6 @@ class Runner:
             reason_code="limits.max_steps",
             reason=f"no final answer within max_steps={spec.limits.max_steps}",
         )
-
-    async def _call_model(
-        self, agent: AgentRuntime, executor: Executor, step: int, request: ModelRequest
-    ) -> ModelResponse:
-        estimate = self.spend.reserve(agent, executor.run_id, request)
-        began = time.perf_counter()
-        try:
-            raw = await agent.model.respond(request)
-        except BaseException:
-            self.spend.settle(agent, executor.run_id, estimate, None)
-            raise
-        response = self.spend.settle(agent, executor.run_id, estimate, raw)
-        assert response is not None
-        executor.emit(ModelResponded(step, response, (time.perf_counter() - began) * 1000))
-        crashpoint("model.responded")
-        alert = self.spend.alert(agent)
-        if alert is not None:
-            executor.emit(alert)
-        return response
 
     def _final(
         self,

@@ -15,6 +15,7 @@ from steward.core.decision import Decision, deny
 from steward.core.errors import StewardError
 from steward.core.events import BudgetThresholdCrossed
 from steward.core.messages import ModelResponse, Usage
+from steward.models.factory import model_names
 from steward.models.pricing import PriceTable, Rate
 from steward.models.protocol import ModelRequest
 from steward.runtime.agent import AgentRuntime
@@ -55,7 +56,17 @@ class SpendGuard:
         )
 
     def rate(self, agent: AgentRuntime) -> Rate | None:
-        return self.prices.rate(agent.model.name)
+        """The dearest rate among the models this agent may call (fallbacks and roles
+        included), so the reservation bounds whichever one serves; None if any is unpriced."""
+        rates = [self.prices.rate(name) for name in model_names(agent.model)]
+        if any(r is None for r in rates):
+            return None
+        known = [r for r in rates if r is not None]
+        return Rate(
+            max(r.input for r in known),
+            max(r.output for r in known),
+            max(r.cached_input for r in known),
+        )
 
     def reserve(self, agent: AgentRuntime, run_id: str, request: ModelRequest) -> float:
         """The amount reserved; raises BudgetExhausted when the call may not be made."""
@@ -83,7 +94,7 @@ class SpendGuard:
         """Price the response from its reported usage and release the unused reservation."""
         actual = 0.0
         if response is not None:
-            rate = self.rate(agent)
+            rate = self.prices.rate(response.model)  # priced as the model that served it
             actual = rate.cost(response.usage) if rate is not None else response.usage.cost_usd
             response = msgspec.structs.replace(
                 response, usage=msgspec.structs.replace(response.usage, cost_usd=actual)

@@ -35,11 +35,41 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ModelRef(_Strict):
-    """`name` is `rules`, `scripted` or `provider:model`; fallbacks are tried in order."""
+MODEL_NAME = r"^(rules|scripted|(openai|anthropic):[\w.\-/:]+)$"
 
-    name: str = Field(min_length=1)
-    fallbacks: tuple[str, ...] = ()
+
+def _name_shorthand(value: Any) -> Any:
+    return {"name": value} if isinstance(value, str) else value
+
+
+class ProviderRef(_Strict):
+    """One model at one provider: `openai:gpt-4o-mini`, `anthropic:claude-sonnet-4-5`,
+    or steward's own `rules` / `scripted`. base_url points an OpenAI-compatible client at
+    vLLM, Ollama, llama.cpp, LM Studio or Azure; the key is read from api_key_env."""
+
+    name: str = Field(pattern=MODEL_NAME)
+    base_url: str | None = Field(default=None, pattern=r"^https?://")
+    api_key_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
+    timeout_seconds: float = Field(default=60.0, gt=0, allow_inf_nan=False)
+
+    @property
+    def provider(self) -> str:
+        return self.name.split(":", 1)[0] if ":" in self.name else self.name
+
+
+class ModelRef(ProviderRef):
+    """The model, and the fallbacks tried in order when it is unavailable."""
+
+    fallbacks: tuple[Annotated[ProviderRef, BeforeValidator(_name_shorthand)], ...] = ()
+
+
+class CacheConfig(_Strict):
+    """Exact-match response cache, scoped by agent version, model and request. It is
+    never used for a turn that follows a side effect in the same run."""
+
+    enabled: bool = False
+    ttl_seconds: float = Field(default=300.0, gt=0, allow_inf_nan=False)
+    max_entries: int = Field(default=10_000, ge=1, strict=True)
 
 
 class DecisionAuthority(_Strict):
@@ -209,6 +239,11 @@ class AgentSpec(_Strict):
     name: str = Field(pattern=NAME_RE)
     description: str = ""
     model: ModelRef
+    # per-role models (tiered routing); a role not named here uses `model`
+    models: dict[
+        Annotated[str, Field(pattern=r"^(route|classify|reason|summarize)$")], ModelRef
+    ] = {}
+    cache: CacheConfig = CacheConfig()
     prompt: str = ""
     tools: tuple[str, ...] = ()
     toolsets: tuple[Annotated[str, Field(pattern=r"^[\w.]+:[\w]+$")], ...] = ()
@@ -225,7 +260,14 @@ class AgentSpec(_Strict):
     @field_validator("model", mode="before")
     @classmethod
     def _model_shorthand(cls, value: Any) -> Any:
-        return {"name": value} if isinstance(value, str) else value
+        return _name_shorthand(value)
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _models_shorthand(cls, value: Any) -> Any:
+        return (
+            {k: _name_shorthand(v) for k, v in value.items()} if isinstance(value, dict) else value
+        )
 
 
 Path = tuple[str | int, ...]

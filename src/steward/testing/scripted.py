@@ -4,12 +4,15 @@ the requests it saw. For tests and for users' own tests: no network, no weights.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import re
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
+
+import msgspec
 
 from steward.core.errors import ModelError
 from steward.core.messages import ModelResponse, ToolCall, Usage
-from steward.models.protocol import ModelRequest
+from steward.models.protocol import ModelRequest, StreamEnd, StreamEvent, TextDelta
 
 
 def final(text: str, confidence: float = 0.95, usage: Usage | None = None) -> ModelResponse:
@@ -33,6 +36,13 @@ class ScriptedModel:
         self.delay = delay
         self.requests: list[ModelRequest] = []
 
+    async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+        """The same response, its text in word-sized deltas, then the whole response."""
+        response = await self.respond(request)
+        for piece in re.findall(r"\S+\s*|\s+", response.text):
+            yield TextDelta(piece)
+        yield StreamEnd(response)
+
     async def respond(self, request: ModelRequest) -> ModelResponse:
         self.requests.append(request)
         if self.delay:
@@ -40,4 +50,7 @@ class ScriptedModel:
         turn = sum(1 for m in request.messages if m.role == "assistant")
         if turn >= len(self.responses):
             raise ModelError(f"scripted model has no response for turn {turn}")
-        return self.responses[turn]
+        response = self.responses[turn]
+        if response.model == "scripted":  # the helpers' placeholder: served by this model
+            response = msgspec.structs.replace(response, model=self.name)
+        return response

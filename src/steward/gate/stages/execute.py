@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from steward.core.breaker import CircuitBreakers
 from steward.core.decision import Verdict, deny
 from steward.core.errors import ToolExecutionError
 from steward.core.events import (
@@ -25,7 +26,6 @@ from steward.core.events import (
     ToolSucceeded,
 )
 from steward.core.faults import crashpoint
-from steward.gate.breaker import CircuitBreakers
 from steward.gate.context import CallContext, Next
 from steward.gate.outcome import CallOutcome, CallStatus
 from steward.gate.stages.scan import DEFAULT_SCANNERS, scan_result

@@ -1,5 +1,5 @@
-"""A circuit breaker per tool: after `threshold` consecutive failures it opens for
-`cooldown` seconds, then lets one trial call through (half-open)."""
+"""A circuit breaker per name (a tool, a model provider): after `threshold` consecutive
+failures it opens for `cooldown` seconds, then lets one trial call through (half-open)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,94 @@
+"""One model call of a run: the response cache, the budget reservation, streaming, and
+the `model.responded` event (what the runner replays on resume)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import msgspec
+
+from steward.core.errors import ModelError
+from steward.core.events import ModelResponded
+from steward.core.faults import crashpoint
+from steward.core.messages import ModelResponse, Usage
+from steward.models.cache import ResponseCache, cache_key
+from steward.models.pricing import PriceTable
+from steward.models.protocol import ModelRequest, StreamEnd, StreamingModel, TextDelta
+from steward.runtime.agent import AgentRuntime
+from steward.runtime.executor import Executor
+from steward.runtime.spend import SpendGuard
+from steward.store.database import Database
+
+TextSink = Callable[[str], None]
+
+
+class ModelCaller:
+    def __init__(self, db: Database, prices: PriceTable) -> None:
+        self.spend = SpendGuard(db, prices)
+        self._caches: dict[tuple[str, str], ResponseCache] = {}
+
+    def cache_for(self, agent: AgentRuntime) -> ResponseCache | None:
+        config = agent.loaded.spec.cache
+        if not config.enabled:
+            return None
+        marker = (agent.name, agent.version)
+        cache = self._caches.get(marker)
+        if cache is None:
+            cache = self._caches[marker] = ResponseCache(config.ttl_seconds, config.max_entries)
+        return cache
+
+    async def call(self, agent: AgentRuntime, executor: Executor, step: int, request: ModelRequest, *,
+                   after_side_effect: bool, on_text: TextSink | None) -> ModelResponse:  # fmt: skip
+        cache = self.cache_for(agent)
+        key = None
+        if cache is not None and not after_side_effect:
+            key = cache_key(f"{agent.name}@{agent.version}", agent.model.name, request)
+            hit = cache.get(key)
+            if hit is not None:
+                served = msgspec.structs.replace(hit, usage=Usage())  # no provider call, no cost
+                executor.emit(ModelResponded(step, served, 0.0, request.role, cached=True))
+                if on_text is not None and served.text:
+                    on_text(served.text)
+                return served
+        estimate = self.spend.reserve(agent, executor.run_id, request)
+        began = time.perf_counter()
+        try:
+            raw = await self._ask(agent, request, on_text)
+        except BaseException:
+            self.spend.settle(agent, executor.run_id, estimate, None)
+            raise
+        response = self.spend.settle(agent, executor.run_id, estimate, raw)
+        assert response is not None
+        executor.emit(
+            ModelResponded(step, response, (time.perf_counter() - began) * 1000, request.role)
+        )
+        crashpoint("model.responded")
+        if cache is not None and key is not None:
+            cache.put(key, response)
+        alert = self.spend.alert(agent)
+        if alert is not None:
+            executor.emit(alert)
+        return response
+
+    @staticmethod
+    async def _ask(
+        agent: AgentRuntime, request: ModelRequest, on_text: TextSink | None
+    ) -> ModelResponse:
+        model = agent.model
+        if on_text is None or not isinstance(model, StreamingModel):
+            response = await model.respond(request)
+            if on_text is not None and response.text:
+                on_text(response.text)
+            return response
+        final: ModelResponse | None = None
+        async for item in model.stream(request):
+            if isinstance(item, TextDelta):
+                on_text(item.text)
+            elif isinstance(item, StreamEnd):
+                final = item.response
+        if final is None:
+            raise ModelError(
+                f"{model.name} ended its stream without a response", code="model.truncated"
+            )
+        return final
