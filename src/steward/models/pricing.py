@@ -28,6 +28,7 @@ class Rate:
     input: float
     output: float
     cached_input: float
+    context: int | None = None  # the model's context window, in tokens
 
     def cost(self, usage: Usage) -> float:
         cached = min(usage.cached_input_tokens, usage.input_tokens)
@@ -78,7 +79,12 @@ def _parse(data: Any, where: str) -> PriceTable:
             raise StewardError(
                 f"{where}: models.{name} rates must be finite and ≥ 0", code="prices.invalid"
             )
-        rates[str(name)] = Rate(*values)
+        context = row.get("context")
+        if context is not None and (not isinstance(context, int) or context < 1):
+            raise StewardError(
+                f"{where}: models.{name}.context must be a positive integer", code="prices.invalid"
+            )
+        rates[str(name)] = Rate(values[0], values[1], values[2], context=context)
     return PriceTable(str(data.get("version", "custom")), str(data.get("source", where)), rates)
 
 

@@ -13,9 +13,11 @@ from steward.core.events import ModelResponded
 from steward.core.faults import crashpoint
 from steward.core.messages import ModelResponse, Usage
 from steward.models.cache import ResponseCache, cache_key
+from steward.models.factory import model_names
 from steward.models.pricing import PriceTable
 from steward.models.protocol import ModelRequest, StreamEnd, StreamingModel, TextDelta
 from steward.runtime.agent import AgentRuntime
+from steward.runtime.context import fit_context
 from steward.runtime.executor import Executor
 from steward.runtime.spend import SpendGuard
 from steward.store.database import Database
@@ -40,6 +42,7 @@ class ModelCaller:
 
     async def call(self, agent: AgentRuntime, executor: Executor, step: int, request: ModelRequest, *,
                    after_side_effect: bool, on_text: TextSink | None) -> ModelResponse:  # fmt: skip
+        request = self._fit(agent, request)
         cache = self.cache_for(agent)
         key = None
         if cache is not None and not after_side_effect:
@@ -70,6 +73,19 @@ class ModelCaller:
         if alert is not None:
             executor.emit(alert)
         return response
+
+    def _fit(self, agent: AgentRuntime, request: ModelRequest) -> ModelRequest:
+        """Within the smallest window of the models that may serve this request."""
+        names = model_names(agent.model)
+        windows = [
+            (r.context, n)
+            for n in names
+            if (r := self.spend.prices.rate(n)) is not None and r.context
+        ]
+        if not windows:
+            return request
+        window, name = min(windows)
+        return fit_context(request, name, window, agent.loaded.spec.limits.context_strategy)
 
     @staticmethod
     async def _ask(

@@ -147,6 +147,10 @@ class Limits(_Strict):
     max_retries: int = Field(default=2, ge=0, le=10, strict=True)
     max_concurrent_runs: int = Field(default=10, ge=1, strict=True)
     max_output_tokens: int = Field(default=4096, ge=1, strict=True)
+    # a request over the model's context window: trim the oldest tool results, or refuse
+    context_strategy: str = Field(
+        default="trim_tool_results", pattern="^(trim_tool_results|refuse)$"
+    )
 
 
 class Escalation(_Strict):

@@ -109,6 +109,8 @@ class OpenAICompatModel:
             completion = await self._client.chat.completions.create(**self._params(request))
         except OpenAIError as exc:
             raise map_error(exc) from exc
+        except ValueError as exc:  # a body that is not JSON (say, a proxy's HTML page)
+            raise _bad_response(f"response body is not JSON: {exc}") from exc
         return self._from_completion(completion)
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
@@ -125,7 +127,7 @@ class OpenAICompatModel:
         except OpenAIError as exc:
             raise map_error(exc, streamed=state.started) from exc
         except ValueError as exc:  # an SSE event whose data is not JSON
-            raise _bad_response(f"malformed stream event: {exc}") from exc
+            raise _bad_response(f"stream event is not JSON: {exc}") from exc
         yield StreamEnd(state.finish(self.name))
 
     def _params(self, request: ModelRequest) -> _Params:
