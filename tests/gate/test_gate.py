@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from steward.core.approval import ApprovalView
+from steward.core.breaker import CircuitBreakers
 from steward.core.decision import Verdict
 from steward.core.errors import ToolExecutionError
 from steward.core.events import (
@@ -23,7 +24,6 @@ from steward.core.events import (
 )
 from steward.core.messages import ToolCall
 from steward.gate import CallStatus, Gate, GateConfig
-from steward.gate.breaker import CircuitBreakers
 from steward.gate.stages.approval import call_hash
 from steward.policy import compile_policy
 from steward.spec import load_spec_text

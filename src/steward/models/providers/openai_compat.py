@@ -178,7 +178,7 @@ class OpenAICompatModel:
             )
         return ModelResponse(
             model=self.name,
-            text=message.content or "",
+            text=message.content or message.refusal or "",
             tool_calls=tuple(calls),
             finish_reason=str(choice.finish_reason or "stop"),
             usage=to_usage(completion.usage),
@@ -194,7 +194,9 @@ def to_openai_messages(messages: tuple[Message, ...]) -> list[ChatCompletionMess
     for m in messages:
         if m.role == "tool":
             if not m.tool_call_id:
-                raise ModelError("a tool message needs the tool_call_id it answers")
+                raise ModelError(
+                    "a tool message needs the tool_call_id it answers", code="model.bad_request"
+                )
             out.append({"role": "tool", "content": m.content, "tool_call_id": m.tool_call_id})
             continue
         param: dict[str, Any] = {"role": m.role, "content": m.content}
@@ -287,8 +289,7 @@ class _StreamState:
             if choice.index != 0:
                 continue
             delta = choice.delta
-            if delta.content:
-                piece += delta.content
+            piece += (delta.content or "") + (delta.refusal or "")
             for d in delta.tool_calls or ():
                 call = self.calls.setdefault(d.index, _PartialCall())
                 if d.id and not call.id:
