@@ -250,7 +250,8 @@ class Runner:
         confidence: float | None,
     ) -> RunResult:
         threshold = agent.loaded.spec.escalation.confidence_below
-        if confidence is None or confidence < threshold:
+        # A model that reports no confidence passes only when the spec asks for none.
+        if (confidence is None and threshold > 0) or (confidence is not None and confidence < threshold):
             shown = "none" if confidence is None else f"{confidence:.2f}"
             return self._finish(
                 executor,
