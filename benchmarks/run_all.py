@@ -20,6 +20,7 @@ BENCHMARKS = {
     "journal": "bench_journal.py",
     "runner": "bench_runner.py",
     "telemetry": "bench_telemetry.py",
+    "providers": "bench_providers.py",
 }
 
 

@@ -209,6 +209,9 @@ class AnthropicServer:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Send each write at once: with Nagle's algorithm on, a response written in pieces
+    # waits ~40 ms for the client's delayed ACK, which real servers don't do.
+    disable_nagle_algorithm = True
     server: ThreadingHTTPServer
 
     @property
