@@ -21,7 +21,8 @@ from steward.models.protocol import (
     StreamingModel,
     TextDelta,
 )
-from steward.models.providers.openai_compat import OpenAICompatModel, parse_retry_after
+from steward.models.providers._http import parse_retry_after
+from steward.models.providers.openai_compat import OpenAICompatModel
 
 from .openai_server import Behaviour, Hang, OpenAIServer, Reply, Status, Stream, usage
 

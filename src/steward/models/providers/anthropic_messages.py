@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import anthropic
@@ -36,9 +33,10 @@ from anthropic.types import (
 )
 from anthropic.types import TextDelta as WireTextDelta
 
-from steward.core.errors import ModelError, ProviderError
+from steward.core.errors import ProviderError
 from steward.core.messages import Message, ModelResponse, ToolCall, Usage
 from steward.models.protocol import ModelRequest, StreamEnd, StreamEvent, TextDelta
+from steward.models.providers._http import api_key_from_env, parse_retry_after
 
 PROVIDER = "anthropic"
 ANSWER_TOOL = "answer"  # the forced tool that carries a structured answer
@@ -101,13 +99,7 @@ class AnthropicModel:
         api_key_env: str = "ANTHROPIC_API_KEY",
         timeout: float = 60.0,
     ) -> AnthropicModel:
-        key = os.environ.get(api_key_env, "").strip()
-        if not key:
-            raise ModelError(
-                f"anthropic: environment variable {api_key_env} is not set; "
-                f"it must hold the API key for model {model!r}",
-                code="model.auth",
-            )
+        key = api_key_from_env(api_key_env, model)
         return cls(model, base_url=base_url, api_key=key, timeout=timeout)
 
     async def aclose(self) -> None:
@@ -416,7 +408,7 @@ def _status_error(exc: anthropic.APIStatusError) -> ProviderError:
         )
     described = f"HTTP {status}" + (f" {kind}" if kind else "") + detail
     if status == 429:
-        retry_after = _retry_after(exc.response.headers)
+        retry_after = parse_retry_after(exc.response.headers)
         return _error(
             described, "model.rate_limited", retryable=True, retry_after=retry_after, status=status
         )
@@ -427,18 +419,3 @@ def _status_error(exc: anthropic.APIStatusError) -> ProviderError:
     if status == 408:
         return _error(described, "model.timeout", retryable=True, status=status)
     return _error(described, "model.bad_request", retryable=False, status=status)
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """The server's advice in seconds: `retry-after-ms`, or `retry-after` (seconds or date)."""
-    with contextlib.suppress(TypeError, ValueError):
-        return max(0.0, float(headers.get("retry-after-ms", "")) / 1000.0)
-    raw = headers.get("retry-after")
-    if raw is None:
-        return None
-    with contextlib.suppress(ValueError):
-        return max(0.0, float(raw))
-    with contextlib.suppress(TypeError, ValueError):
-        when = parsedate_to_datetime(raw)
-        return max(0.0, (when - datetime.now(UTC)).total_seconds())
-    return None

@@ -9,12 +9,8 @@ from the `ProviderError` every failure is mapped to (code, retryable, retry_afte
 from __future__ import annotations
 
 import json
-import math
-import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, Required, Self, TypedDict, cast
 
@@ -41,6 +37,7 @@ from openai.types.shared_params import ResponseFormatJSONSchema
 from steward.core.errors import ModelError, ProviderError
 from steward.core.messages import Message, ModelResponse, ToolCall, ToolSpec, Usage
 from steward.models.protocol import ModelRequest, StreamEnd, StreamEvent, TextDelta
+from steward.models.providers._http import api_key_from_env, parse_retry_after
 
 PROVIDER = "openai"
 _DETAIL_LIMIT = 300
@@ -94,14 +91,7 @@ class OpenAICompatModel:
         timeout: float = 60.0,
     ) -> OpenAICompatModel:
         """Reads the key from `api_key_env` now, so a missing key fails at start-up."""
-        api_key = os.environ.get(api_key_env, "").strip()
-        if not api_key:
-            raise ModelError(
-                f"environment variable {api_key_env} is not set or empty: model {model!r} needs "
-                f"an API key (for a local server that takes none, set {api_key_env} to any "
-                "placeholder)",
-                code="model.auth",
-            )
+        api_key = api_key_from_env(api_key_env, model)
         return cls(model, base_url=base_url, api_key=api_key, timeout=timeout)
 
     async def respond(self, request: ModelRequest) -> ModelResponse:
@@ -379,30 +369,6 @@ def map_error(exc: OpenAIError, *, streamed: bool = False) -> ProviderError:
             return err("model.rate_limited", True, "rate limited mid-stream")
         return err("model.unavailable", True, "error event mid-stream")
     return err("model.bad_response", False, type(exc).__name__)
-
-
-def parse_retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait, from `retry-after-ms`, or `Retry-After` as seconds or an HTTP date."""
-    for header, divisor in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        value = headers.get(header)
-        if value is None:
-            continue
-        try:
-            seconds = float(value) / divisor
-        except ValueError:
-            continue
-        if math.isfinite(seconds) and seconds >= 0:
-            return seconds
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _detail(exc: OpenAIError) -> str:
