@@ -251,7 +251,9 @@ class Runner:
     ) -> RunResult:
         threshold = agent.loaded.spec.escalation.confidence_below
         # A model that reports no confidence passes only when the spec asks for none.
-        if (confidence is None and threshold > 0) or (confidence is not None and confidence < threshold):
+        if (confidence is None and threshold > 0) or (
+            confidence is not None and confidence < threshold
+        ):
             shown = "none" if confidence is None else f"{confidence:.2f}"
             return self._finish(
                 executor,
