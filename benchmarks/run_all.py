@@ -21,6 +21,7 @@ BENCHMARKS = {
     "runner": "bench_runner.py",
     "telemetry": "bench_telemetry.py",
     "providers": "bench_providers.py",
+    "semantic_cache": "bench_semantic_cache.py",
 }
 
 

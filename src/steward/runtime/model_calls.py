@@ -1,14 +1,17 @@
-"""One model call of a run: the response cache, the budget reservation, streaming, and
+"""One model call of a run: the response caches, the budget reservation, streaming, and
 the `model.responded` event (what the runner replays on resume)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import msgspec
 
-from steward.core.errors import ModelError
+from steward.core.errors import ModelError, ProviderError
 from steward.core.events import ModelResponded
 from steward.core.faults import crashpoint
 from steward.core.messages import ModelResponse, Usage
@@ -22,13 +25,18 @@ from steward.runtime.executor import Executor
 from steward.runtime.spend import SpendGuard
 from steward.store.database import Database
 
+if TYPE_CHECKING:  # NumPy and the embedders load only when a spec enables the semantic cache
+    from steward.models.semantic_cache import SemanticCache
+
 TextSink = Callable[[str], None]
+log = logging.getLogger(__name__)
 
 
 class ModelCaller:
     def __init__(self, db: Database, prices: PriceTable) -> None:
         self.spend = SpendGuard(db, prices)
         self._caches: dict[tuple[str, str], ResponseCache] = {}
+        self._semantic: dict[tuple[str, str], SemanticCache] = {}
 
     def cache_for(self, agent: AgentRuntime) -> ResponseCache | None:
         config = agent.loaded.spec.cache
@@ -40,6 +48,24 @@ class ModelCaller:
             cache = self._caches[marker] = ResponseCache(config.ttl_seconds, config.max_entries)
         return cache
 
+    def semantic_for(self, agent: AgentRuntime) -> SemanticCache | None:
+        config = agent.loaded.spec.cache
+        if not config.semantic.enabled:
+            return None
+        marker = (agent.name, agent.version)
+        cache = self._semantic.get(marker)
+        if cache is None:
+            from steward.models.embeddings import embedder_for
+            from steward.models.semantic_cache import SemanticCache
+
+            semantic = config.semantic
+            embedder = embedder_for(
+                semantic.embedder, base_url=semantic.base_url, api_key_env=semantic.api_key_env
+            )
+            cache = self._semantic[marker] = SemanticCache(embedder, semantic.threshold, config.ttl_seconds,
+                                                           config.max_entries)  # fmt: skip
+        return cache
+
     async def call(self, agent: AgentRuntime, executor: Executor, step: int, request: ModelRequest, *,
                    after_side_effect: bool, on_text: TextSink | None) -> ModelResponse:  # fmt: skip
         request = self._fit(agent, request)
@@ -49,11 +75,24 @@ class ModelCaller:
             key = cache_key(f"{agent.name}@{agent.version}", agent.model.name, request)
             hit = cache.get(key)
             if hit is not None:
-                served = msgspec.structs.replace(hit, usage=Usage())  # no provider call, no cost
-                executor.emit(ModelResponded(step, served, 0.0, request.role, cached=True))
-                if on_text is not None and served.text:
-                    on_text(served.text)
-                return served
+                return self._serve(executor, step, request, hit, on_text)
+        # The semantic cache answers the user's request only: step 0, before any side effect.
+        # Later turns carry tool results, which a similar-sounding request does not share.
+        semantic = self.semantic_for(agent) if step == 0 and not after_side_effect else None
+        text, scope = None, ""
+        if semantic is not None:
+            from steward.models.semantic_cache import request_text, semantic_scope
+
+            text = request_text(request)
+            scope = semantic_scope(f"{agent.name}@{agent.version}", agent.model.name, request)
+        if semantic is not None and text is not None:
+            try:
+                found = await asyncio.to_thread(semantic.get, scope, text)
+            except ProviderError as exc:  # a provider's embeddings are down: ask the model
+                log.warning("semantic cache lookup failed: %s", exc)
+                found = None
+            if found is not None:
+                return self._serve(executor, step, request, found[0], on_text)
         estimate = self.spend.reserve(agent, executor.run_id, request)
         began = time.perf_counter()
         try:
@@ -69,10 +108,25 @@ class ModelCaller:
         crashpoint("model.responded")
         if cache is not None and key is not None:
             cache.put(key, response)
+        if semantic is not None and text is not None and response.is_final:
+            # final answers only: a cached tool call carries arguments read from another text
+            try:
+                await asyncio.to_thread(semantic.put, scope, text, response)
+            except ProviderError as exc:
+                log.warning("semantic cache store failed: %s", exc)
         alert = self.spend.alert(agent)
         if alert is not None:
             executor.emit(alert)
         return response
+
+    @staticmethod
+    def _serve(executor: Executor, step: int, request: ModelRequest, hit: ModelResponse,
+               on_text: TextSink | None) -> ModelResponse:  # fmt: skip
+        served = msgspec.structs.replace(hit, usage=Usage())  # no provider call, no cost
+        executor.emit(ModelResponded(step, served, 0.0, request.role, cached=True))
+        if on_text is not None and served.text:
+            on_text(served.text)
+        return served
 
     def _fit(self, agent: AgentRuntime, request: ModelRequest) -> ModelRequest:
         """Within the smallest window of the models that may serve this request."""

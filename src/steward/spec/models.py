@@ -63,13 +63,36 @@ class ModelRef(ProviderRef):
     fallbacks: tuple[Annotated[ProviderRef, BeforeValidator(_name_shorthand)], ...] = ()
 
 
+class SemanticConfig(_Strict):
+    """Opt-in semantic cache for a run's first turn: a user request that means the same as
+    an earlier one (cosine similarity ≥ threshold, and the same numbers) gets that one's
+    final answer. Shares ttl_seconds and max_entries with the exact cache. The default
+    threshold is the lowest with ≤ 1% false hits in benchmarks/bench_semantic_cache.py.
+    embedder: "minilm" (local, offline) or "openai:<model>" (base_url, api_key_env)."""
+
+    enabled: bool = False
+    threshold: float = Field(default=0.98, gt=0, le=1, allow_inf_nan=False)
+    embedder: str = Field(default="minilm", pattern=r"^(minilm|openai:[\w.\-/:]+)$")
+    base_url: str | None = Field(default=None, pattern=r"^https?://")
+    api_key_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
+
+    @field_validator("base_url", "api_key_env")
+    @classmethod
+    def _openai_only(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and not str(info.data.get("embedder", "")).startswith("openai:"):
+            raise ValueError(f"{info.field_name} applies only to an openai:<model> embedder")
+        return value
+
+
 class CacheConfig(_Strict):
-    """Exact-match response cache, scoped by agent version, model and request. It is
-    never used for a turn that follows a side effect in the same run."""
+    """Exact-match response cache, scoped by agent version, model and request, and the
+    semantic cache (off unless `semantic.enabled`). Neither is used for a turn that follows
+    a side effect in the same run."""
 
     enabled: bool = False
     ttl_seconds: float = Field(default=300.0, gt=0, allow_inf_nan=False)
     max_entries: int = Field(default=10_000, ge=1, strict=True)
+    semantic: SemanticConfig = SemanticConfig()
 
 
 class DecisionAuthority(_Strict):
