@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from steward.cli import approvals, audit, demo, reports, runs, spec_commands, telemetry
+from steward.cli import agents, approvals, audit, demo, reports, runs, spec_commands, telemetry
 from steward.cli.context import DbOption, console, handled, open_db
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ app.command("stats")(reports.stats)
 app.add_typer(runs.app, name="runs")
 app.add_typer(approvals.app, name="approvals")
 app.add_typer(audit.app, name="audit")
+app.add_typer(agents.app, name="agents")
 app.add_typer(telemetry.app, name="telemetry")
 
 db_app = typer.Typer(help="The database.", no_args_is_help=True)

@@ -167,10 +167,14 @@ class RunFinished(Event, tag="run.finished", frozen=True):
 
 
 class AgentStateChanged(Event, tag="agent.state_changed", frozen=True):
+    """The kill switch or the autonomy mode of an agent changed: each change is a
+    recorded, audited configuration version."""
+
     agent: str
     enabled: bool
     by: str
     comment: str = ""
+    mode: str = "supervised"  # advisory | supervised | autonomous
 
 
 AnyEvent = (

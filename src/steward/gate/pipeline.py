@@ -1,5 +1,5 @@
-"""The gate: validate → policy → rate limit → budget → approval → circuit breaker →
-execute (with result scan), each stage a small object, recording every outcome as an
+"""The gate: kill switch → validate → policy → autonomy mode → rate limit → budget →
+approval → circuit breaker → execute (with result scan), each stage a small object, recording every outcome as an
 event through the run's scope. Anything the gate cannot decide is denied (fail closed).
 """
 
@@ -27,6 +27,7 @@ from steward.gate.stages import (
     RateLimitStage,
     ValidateStage,
 )
+from steward.gate.stages.agent_state import AutonomyStage, KillSwitchStage, StateOf, always_default
 from steward.gate.stages.scan import DEFAULT_SCANNERS
 from steward.policy import Policy
 from steward.security.scanners import Scanner
@@ -41,12 +42,16 @@ class GateConfig:
     ledger: BudgetLedger = field(default_factory=BudgetLedger)
     breakers: CircuitBreakers = field(default_factory=CircuitBreakers)
     scanners: Sequence[Scanner] = DEFAULT_SCANNERS
+    # the kill switch and autonomy mode of each agent (the runtime binds the store's)
+    states: StateOf = always_default
 
 
 def default_stages(config: GateConfig) -> list[Stage]:
     return [
+        KillSwitchStage(lambda agent: config.states(agent)),  # read late: the runtime may rebind it
         ValidateStage(),
         PolicyStage(),
+        AutonomyStage(),
         RateLimitStage(config.counter),
         BudgetStage(config.ledger),
         ApprovalStage(),

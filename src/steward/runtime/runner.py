@@ -15,7 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from steward.core.errors import ModelError, StoreError
+from steward.core.errors import ModelError, StewardError, StoreError
 from steward.core.events import (
     RunFinished,
     RunResumed,
@@ -25,6 +25,7 @@ from steward.core.events import (
 )
 from steward.core.messages import Message
 from steward.gate.outcome import CallOutcome, CallStatus
+from steward.gate.stages.agent_state import AgentStateCache, always_default
 from steward.models.pricing import PriceTable, load_prices
 from steward.models.protocol import ModelRequest
 from steward.runtime.agent import AgentRuntime
@@ -33,12 +34,17 @@ from steward.runtime.model_calls import ModelCaller, TextSink
 from steward.runtime.spend import BudgetExhausted
 from steward.security.provenance import trace_sources
 from steward.security.scanners import IDENTIFIERS, redact_text
+from steward.store.agents import agent_state
 from steward.store.database import Database
 from steward.store.journal import Journal
 from steward.store.runs import get_run, save_agent_version
 from steward.tools.base import Effect
 
 log = logging.getLogger("steward.runner")
+
+
+class AgentDisabled(StewardError):
+    code = "agent.disabled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +74,7 @@ class Runner:
         self.db = db
         self.journal = journal
         self.models = ModelCaller(db, prices or load_prices())
+        self.states = AgentStateCache(lambda name: agent_state(db, name))
         self.spend = self.models.spend
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._versions_saved: set[tuple[str, str]] = set()
@@ -79,6 +86,11 @@ class Runner:
                 agent.loaded.spec.limits.max_concurrent_runs
             )
         return slot
+
+    def _bind(self, agent: AgentRuntime) -> None:
+        """The gate asks this runner's store for kill switch and mode (unless bound already)."""
+        if agent.gate.config.states is always_default:
+            agent.gate.config.states = self.states
 
     def _remember_version(self, agent: AgentRuntime) -> None:
         marker = (agent.name, agent.version)
@@ -96,7 +108,13 @@ class Runner:
         on_text: TextSink | None = None,
     ) -> RunResult:
         """Start a run and drive it until it finishes or waits for a person. `on_text`
-        receives the model's text as it streams (whole, for models that don't stream)."""
+        receives the model's text as it streams (whole, for models that don't stream).
+        Raises AgentDisabled when the agent's kill switch is off."""
+        self._bind(agent)
+        if not self.states(agent.name).enabled:
+            raise AgentDisabled(
+                f"agent {agent.name} is disabled; no new runs start", code="agent.disabled"
+            )
         self._remember_version(agent)
         executor = EmbeddedExecutor(
             self.db, self.journal, run_id or new_run_id(), agent.name, agent.version
@@ -116,6 +134,7 @@ class Runner:
             raise StoreError(
                 f"run {run_id} was started by {row.agent}@{row.agent_version}, not {agent.version}"
             )
+        self._bind(agent)
         executor = EmbeddedExecutor(self.db, self.journal, run_id, agent.name, agent.version)
         executor.load()
         if executor.history.finished is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Float,
     Index,
@@ -113,6 +114,18 @@ cost_ledger = Table(
     Column("cost_usd", Float, nullable=False),
     Index("ix_cost_ledger_agent_day", "agent", "day"),
     Index("ix_cost_ledger_run", "run_id"),
+)
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("mode", String(16), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("updated_by", String(128), nullable=False),
+    Column("comment", Text, nullable=False),
 )
 
 GENESIS_HASH = "0" * 64

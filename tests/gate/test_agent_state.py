@@ -1,0 +1,160 @@
+"""The kill switch and progressive autonomy: in the gate, the runner, the store and the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from steward.cli.main import app
+from steward.core.agent_state import AgentState, Autonomy
+from steward.core.events import AgentStateChanged, RunStatus
+from steward.core.messages import ToolCall
+from steward.gate import CallStatus, Gate, GateConfig
+from steward.gate.stages.agent_state import AgentStateCache
+from steward.policy import compile_policy
+from steward.runtime import Runner, build_agent
+from steward.runtime.runner import AgentDisabled
+from steward.spec import load_spec_text
+from steward.store import Database, Journal
+from steward.store.agents import agent_state, list_agents, set_agent_state
+from steward.store.chain import verify_chain
+from steward.testing import MemoryScope, ScriptedModel, calls, final
+from steward.tools import tool
+
+SPEC = """
+name: ops
+model: scripted
+tools: [read, write, pay, wipe]
+decision_authority:
+  autonomous: [read, write]
+  requires_human_review: [pay]
+  forbidden: [wipe]
+"""
+
+
+@tool
+async def read() -> str:
+    return "r"
+
+
+@tool(effect="write", keyed=True)
+async def write() -> str:
+    return "w"
+
+
+@tool(effect="write", keyed=True)
+async def pay() -> str:
+    return "p"
+
+
+@tool(effect="write")
+async def wipe() -> str:
+    return "x"
+
+
+TOOLS = {t.name: t for t in (read, write, pay, wipe)}
+
+
+def gate_in(state: AgentState) -> Gate:
+    loaded = load_spec_text(SPEC, "ops.yaml")
+    policy = compile_policy(loaded.spec, loaded.version, TOOLS)
+    return Gate(policy, TOOLS, GateConfig(states=lambda _agent: state))
+
+
+@pytest.mark.parametrize(
+    ("state", "tool", "status", "code"),
+    [
+        (AgentState(enabled=False), "read", CallStatus.DENIED, "agent.disabled"),
+        (AgentState(mode=Autonomy.ADVISORY), "read", CallStatus.EXECUTED, "tier.autonomous"),
+        (AgentState(mode=Autonomy.ADVISORY), "write", CallStatus.WAITING, "autonomy.advisory"),
+        (
+            AgentState(mode=Autonomy.SUPERVISED),
+            "pay",
+            CallStatus.WAITING,
+            "tier.requires_human_review",
+        ),
+        (AgentState(mode=Autonomy.AUTONOMOUS), "pay", CallStatus.EXECUTED, "autonomy.autonomous"),
+        (AgentState(mode=Autonomy.AUTONOMOUS), "wipe", CallStatus.DENIED, "tool.forbidden"),
+    ],
+)
+async def test_the_gate_applies_kill_switch_and_mode(
+    state: AgentState, tool: str, status: CallStatus, code: str
+) -> None:
+    outcome = await gate_in(state).process(MemoryScope(), ToolCall("c", tool, {}), 0)
+    assert outcome.status is status
+    assert outcome.decision.primary_code == code
+
+
+def test_an_unreadable_state_fails_closed() -> None:
+    def broken(_agent: str) -> AgentState:
+        raise RuntimeError("database gone")
+
+    assert AgentStateCache(broken)("ops").enabled is False
+
+
+@pytest.fixture
+async def runner(sqlite_db: Database) -> AsyncIterator[Runner]:
+    journal = Journal(sqlite_db)
+    yield Runner(sqlite_db, journal)
+    journal.close()
+
+
+def agent(script: list[Any]) -> Any:
+    return build_agent(
+        load_spec_text(SPEC, "ops.yaml"), list(TOOLS.values()), model=ScriptedModel(script)
+    )
+
+
+async def test_disabling_stops_new_runs_and_denies_pending_calls(
+    runner: Runner, sqlite_db: Database
+) -> None:
+    ops = agent([calls(("pay", {})), final("could not pay")])
+    waiting = await runner.run(ops, "pay")
+    assert waiting.status is RunStatus.WAITING
+    set_agent_state(sqlite_db, "ops", by="alice", enabled=False, comment="incident")
+    runner.states.forget("ops")
+    with pytest.raises(AgentDisabled):
+        await runner.run(agent([final("hi")]), "hello")
+    done = await runner.resume(ops, waiting.run_id)
+    assert done.status is RunStatus.SUCCEEDED and done.denials == ("agent.disabled",)
+
+
+def test_each_change_is_a_recorded_audited_version(sqlite_db: Database) -> None:
+    published: list[Any] = []
+    set_agent_state(sqlite_db, "ops", by="alice", enabled=False, on_commit=published.extend)
+    state = set_agent_state(sqlite_db, "ops", by="bob", mode=Autonomy.ADVISORY, comment="new team")
+    assert (state.enabled, state.mode, state.version) == (False, Autonomy.ADVISORY, 2)
+    assert agent_state(sqlite_db, "ops") == state
+    assert agent_state(sqlite_db, "unknown") == AgentState()
+    [row] = list_agents(sqlite_db)
+    assert (row.updated_by, row.comment) == ("bob", "new team")
+    assert isinstance(published[0].event, AgentStateChanged) and published[0].event.by == "alice"
+    with sqlite_db.reader.connect() as connection:
+        report = verify_chain(connection)
+    assert report.ok and report.checked == 2
+
+
+def test_the_cli_flips_the_switch_and_the_run_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("STEWARD_DB", f"sqlite:///{tmp_path / 'steward.db'}")
+    monkeypatch.setenv("STEWARD_DEMO_SYSTEMS", str(tmp_path / "systems.db"))
+    cli = CliRunner()
+    spec = str(Path(__file__).parents[2] / "src/steward/demo/support_agent.yaml")
+    assert cli.invoke(app, ["db", "init"]).exit_code == 0
+    result = cli.invoke(
+        app, ["agents", "disable", "support-desk", "--by", "alice", "--comment", "incident"]
+    )
+    assert result.exit_code == 0 and "disabled" in result.output
+    refused = cli.invoke(app, ["run", spec, "-i", "Where is order #10005?"])
+    assert refused.exit_code == 2 and "agent support-desk is disabled" in refused.output
+    assert cli.invoke(app, ["agents", "enable", "support-desk"]).exit_code == 0
+    assert cli.invoke(app, ["run", spec, "-i", "Where is order #10005?"]).exit_code == 0
+    assert cli.invoke(app, ["agents", "mode", "support-desk", "lazy"]).exit_code == 2
+    listed = cli.invoke(app, ["agents", "list"])
+    assert "support-desk" in listed.output and "enabled" in listed.output
