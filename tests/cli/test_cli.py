@@ -359,6 +359,30 @@ def test_approve_resumes_the_run_to_success(demo: Result, env: Env) -> None:
     assert refunds_of(env, run_id) == 1
 
 
+def test_approve_with_edited_arguments_runs_the_edited_call(demo: Result, env: Env) -> None:
+    approval_id, run_id = pending_refund(env.db)
+    [(arguments,)] = sql(env.db, "SELECT arguments FROM approvals WHERE id = ?", approval_id)
+    edited = {**json.loads(arguments), "amount_usd": 12.5}
+    result = steward(
+        "approvals", "approve", approval_id, "--by", "alice", "--args", json.dumps(edited)
+    )
+    assert f"run {run_id} succeeded" in result.stdout
+    assert sql(
+        env.systems, "SELECT amount_usd FROM refunds WHERE idempotency_key LIKE ?", f"{run_id}:%"
+    ) == [(12.5,)]
+
+
+def test_edited_arguments_are_decided_by_policy_again(demo: Result, env: Env) -> None:
+    approval_id, run_id = pending_refund(env.db)
+    [(arguments,)] = sql(env.db, "SELECT arguments FROM approvals WHERE id = ?", approval_id)
+    edited = {**json.loads(arguments), "amount_usd": 900}
+    steward("approvals", "approve", approval_id, "--args", json.dumps(edited))
+    assert "condition.refund-over-500" in steward("runs", "show", run_id).stdout
+    assert refunds_of(env, run_id) == 0
+    bad = steward("approvals", "approve", "apr_x", "--args", "[1]", code=2)
+    assert the_error(bad.stderr) == "error: --args must be a JSON object"
+
+
 def test_reject_resumes_the_run_with_the_denial(demo: Result, env: Env) -> None:
     approval_id, run_id = pending_refund(env.db)
 

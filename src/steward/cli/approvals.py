@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import typer
 from rich.table import Table
 
-from steward.cli.context import DbOption, console, handled, journal_for, open_db, run_async
+from steward.cli.context import DbOption, console, fail, handled, journal_for, open_db, run_async
 from steward.cli.render import compact, status, when
 from steward.cli.runs import print_result
 from steward.core.errors import StewardError
@@ -45,11 +48,23 @@ def list_command(
 
 
 def _decide(
-    db: Database, approval_id: str, approve: bool, by: str, comment: str, resume: bool
+    db: Database,
+    approval_id: str,
+    approve: bool,
+    by: str,
+    comment: str,
+    resume: bool,
+    arguments: dict[str, Any] | None = None,
 ) -> None:
     with journal_for(db) as journal:
         row = decide_approval(
-            db, approval_id, approve=approve, by=by, comment=comment, on_commit=journal.publish
+            db,
+            approval_id,
+            approve=approve,
+            by=by,
+            comment=comment,
+            arguments=arguments,
+            on_commit=journal.publish,
         )
         console.print(f"approval {row.id} {status(row.status)} by {by}")
         if not resume:
@@ -72,11 +87,24 @@ def approve(
     by: str = typer.Option("cli", "--by", help="Who decides."),
     comment: str = typer.Option("", "--comment"),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Resume the run now."),
+    args: str | None = typer.Option(
+        None,
+        "--args",
+        help="Approve with these arguments instead (JSON); policy decides them again.",
+    ),
     db: str | None = DbOption,
 ) -> None:
-    """Approve a pending call and resume its run."""
+    """Approve a pending call (as proposed, or with edited arguments) and resume its run."""
     with handled():
-        _decide(open_db(db), approval_id, True, by, comment, resume)
+        edited: Any = None
+        if args is not None:
+            try:
+                edited = json.loads(args)
+            except json.JSONDecodeError as exc:
+                fail(f"--args is not valid JSON: {exc.msg} at column {exc.colno}")
+            if not isinstance(edited, dict):
+                fail("--args must be a JSON object")
+        _decide(open_db(db), approval_id, True, by, comment, resume, edited)
 
 
 @app.command("reject")
