@@ -17,6 +17,7 @@ from steward.core.events import (
     ApprovalUsed,
     BreakerTripped,
     GateDecided,
+    RateSlotTaken,
     ResultScanned,
     ToolFailed,
     ToolStarted,
@@ -135,6 +136,7 @@ async def test_allowed_call_runs_and_is_recorded() -> None:
     assert [type(e).__name__ for e in h.scope.events] == [
         "ToolCallProposed",
         "GateDecided",
+        "RateSlotTaken",  # lookup has a rate limit: the slot is on record
         "ToolSucceeded",
     ]
 
@@ -155,6 +157,31 @@ async def test_policy_denials_never_reach_the_tool(name: str, code: str) -> None
     outcome = await h.call(name, to="x", amount=900)
     assert (outcome.status, outcome.decision.primary_code) == (CallStatus.DENIED, code)
     assert h.invocations == []
+
+
+async def test_rate_windows_survive_a_restart() -> None:
+    """A new counter (a restarted process) starts from the slots on record."""
+    h = Harness()
+    for n in range(2):
+        await h.call("lookup", order_id=str(n))
+    taken = [time.time() for e in h.scope.events if isinstance(e, RateSlotTaken)]
+    restarted = Harness()
+    restarted.gate.config.counter.history = lambda agent, tool, since: (
+        taken if tool == "lookup" else []
+    )
+    results = [await restarted.call("lookup", order_id=str(n)) for n in range(2)]
+    assert [r.status for r in results] == [CallStatus.EXECUTED, CallStatus.DENIED]
+
+
+async def test_an_unreadable_rate_history_fails_closed() -> None:
+    h = Harness()
+
+    def broken(agent: str, tool: str, since: float) -> list[float]:
+        raise RuntimeError("journal unreadable")
+
+    h.gate.config.counter.history = broken
+    outcome = await h.call("lookup", order_id="1")
+    assert outcome.decision.primary_code == "rate_limit.exceeded"
 
 
 async def test_rate_limit_counts_per_tool() -> None:

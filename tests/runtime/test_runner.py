@@ -198,3 +198,22 @@ async def test_an_approval_nobody_decides_expires_and_the_run_finishes(
     assert done.status is RunStatus.SUCCEEDED and transfers == []
     assert "approval.expired" in model.requests[-1].messages[-1].content
     assert list_approvals(any_db, "expired")[0].id == waiting.waiting_on[0]
+
+
+async def test_a_restarted_process_keeps_counting_rate_limits(any_db: Database) -> None:
+    text = (SPEC % (5, 10)) + "rate_limits: {lookup: 2/hour}\n"
+
+    def fresh() -> Any:  # a new agent and gate: nothing counted in memory
+        model = ScriptedModel([calls(("lookup", {"name": "x"})), final("ok")])
+        return build_agent(
+            load_spec_text(text, "helper.yaml"), [nap, transfer, lookup], model=model
+        )
+
+    first = Journal(any_db)
+    for _ in range(2):
+        assert (await Runner(any_db, first).run(fresh(), "look")).denials == ()
+    first.close()
+    second = Journal(any_db)  # "after a restart"
+    result = await Runner(any_db, second).run(fresh(), "look")
+    second.close()
+    assert result.denials == ("rate_limit.exceeded",)

@@ -73,6 +73,15 @@ class GateDecided(Event, tag="gate.decided", frozen=True):
     decision: Decision
 
 
+class RateSlotTaken(Event, tag="gate.rate_slot", frozen=True):
+    """A call took a slot of its tool's rate limit: `used` of `limit` in the window."""
+
+    key: str
+    tool: str
+    used: int
+    limit: int
+
+
 class ApprovalRequested(Event, tag="approval.requested", frozen=True):
     approval_id: str
     agent: str
@@ -183,6 +192,7 @@ AnyEvent = (
     | ModelResponded
     | ToolCallProposed
     | GateDecided
+    | RateSlotTaken
     | ApprovalRequested
     | ApprovalDecided
     | ApprovalUsed

@@ -25,6 +25,7 @@ from steward.core.events import (
 )
 from steward.core.messages import Message
 from steward.gate.outcome import CallOutcome, CallStatus
+from steward.gate.ratelimit import no_history
 from steward.gate.stages.agent_state import AgentStateCache, always_default
 from steward.models.pricing import PriceTable, load_prices
 from steward.models.protocol import ModelRequest
@@ -37,7 +38,7 @@ from steward.security.scanners import IDENTIFIERS, redact_text
 from steward.store.agents import agent_state
 from steward.store.database import Database
 from steward.store.journal import Journal
-from steward.store.runs import get_run, save_agent_version
+from steward.store.runs import get_run, rate_slots, save_agent_version
 from steward.tools.base import Effect
 
 log = logging.getLogger("steward.runner")
@@ -88,9 +89,15 @@ class Runner:
         return slot
 
     def _bind(self, agent: AgentRuntime) -> None:
-        """The gate asks this runner's store for kill switch and mode (unless bound already)."""
-        if agent.gate.config.states is always_default:
-            agent.gate.config.states = self.states
+        """The gate asks this runner's store for kill switch, mode and the rate windows it
+        has not counted yet (unless bound already)."""
+        config = agent.gate.config
+        if config.states is always_default:
+            config.states = self.states
+        if config.counter.history is no_history:
+            config.counter.history = lambda name, tool, since: rate_slots(
+                self.db, name, tool, since
+            )
 
     def _remember_version(self, agent: AgentRuntime) -> None:
         marker = (agent.name, agent.version)

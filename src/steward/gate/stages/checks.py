@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 
 from steward.core.decision import Verdict, deny
+from steward.core.events import RateSlotTaken
 from steward.gate.budget import BudgetLedger
 from steward.gate.context import CallContext, Next
 from steward.gate.outcome import CallOutcome
@@ -58,6 +59,8 @@ class RateLimitStage:
             verdict = cx.policy.decide_rate(cx.call.name, used)
             if verdict is not None:
                 return cx.stop(self.name, verdict)
+            # The slot goes on record, so a restarted process counts it (gate/ratelimit.py).
+            cx.scope.emit(RateSlotTaken(cx.key, cx.call.name, used + 1, limit.count))
         return await proceed(cx)
 
 
