@@ -51,8 +51,3 @@ class CircuitBreakers:
             if state.opened_at is not None:
                 state.opened_at = now  # a failed trial re-opens
             return False
-
-    def is_open(self, tool: str) -> bool:
-        with self._lock:
-            state = self._states.get(tool)
-            return state is not None and state.opened_at is not None

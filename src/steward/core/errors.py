@@ -100,12 +100,3 @@ class ProviderError(ModelError):
         self.retryable = retryable
         self.retry_after = retry_after
         self.status = status
-
-
-class RunSuspended(Exception):
-    """Raised inside a run when it must wait for a person (approval or clarification)."""
-
-    def __init__(self, reason: str, approval_ids: tuple[str, ...] = ()) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.approval_ids = approval_ids

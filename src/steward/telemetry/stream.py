@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from steward.core.events import Event
-
 
 class Committed(Protocol):
     """One committed event (the journal's PendingEvent satisfies this)."""
@@ -29,9 +27,3 @@ class Consumer(Protocol):
     not raise (the journal counts and drops a consumer's exceptions)."""
 
     def __call__(self, batch: Sequence[Committed]) -> None: ...
-
-
-def typed(item: Committed) -> Event:
-    event = item.event
-    assert isinstance(event, Event)
-    return event

@@ -8,7 +8,7 @@ validator (fastjsonschema), which costs about a microsecond per call.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, get_type_hints, overload
@@ -193,6 +193,3 @@ def tool(
         return make_tool(fn, **options)
 
     return decorate
-
-
-ToolFunction = Callable[..., Any | Awaitable[Any]]
