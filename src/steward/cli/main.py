@@ -5,7 +5,18 @@ from __future__ import annotations
 
 import typer
 
-from steward.cli import agents, approvals, audit, demo, reports, runs, spec_commands, telemetry
+from steward.cli import (
+    agents,
+    approvals,
+    audit,
+    demo,
+    keys,
+    reports,
+    runs,
+    serve,
+    spec_commands,
+    telemetry,
+)
 from steward.cli.context import DbOption, console, handled, open_db
 
 app = typer.Typer(
@@ -21,11 +32,13 @@ app.command("run")(runs.run)
 app.command("demo")(demo.demo)
 app.command("costs")(reports.costs)
 app.command("stats")(reports.stats)
+app.command("serve")(serve.serve)
 app.add_typer(runs.app, name="runs")
 app.add_typer(approvals.app, name="approvals")
 app.add_typer(audit.app, name="audit")
 app.add_typer(agents.app, name="agents")
 app.add_typer(telemetry.app, name="telemetry")
+app.add_typer(keys.app, name="keys")
 
 db_app = typer.Typer(help="The database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")

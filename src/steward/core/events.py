@@ -186,6 +186,31 @@ class AgentStateChanged(Event, tag="agent.state_changed", frozen=True):
     mode: str = "supervised"  # advisory | supervised | autonomous
 
 
+class KeyCreated(Event, tag="key.created", frozen=True):
+    """An API key was issued. The secret is never recorded, only who got which role."""
+
+    key_id: str
+    name: str
+    role: str  # admin | reviewer | viewer | agent
+    agent: str | None
+    by: str
+
+
+class KeyRevoked(Event, tag="key.revoked", frozen=True):
+    key_id: str
+    by: str
+    comment: str = ""
+
+
+class FeedbackGiven(Event, tag="run.feedback", frozen=True):
+    """A person judged a run's output: `correct` or `incorrect` (with a correction)."""
+
+    verdict: str
+    by: str
+    correction: str = ""
+    comment: str = ""
+
+
 AnyEvent = (
     RunStarted
     | RunResumed
@@ -205,6 +230,9 @@ AnyEvent = (
     | RunWaiting
     | RunFinished
     | AgentStateChanged
+    | KeyCreated
+    | KeyRevoked
+    | FeedbackGiven
 )
 
 _encoder = msgspec.json.Encoder(order="sorted")

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import and_, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from steward.core.errors import NotFoundError
@@ -81,30 +81,30 @@ def list_runs(
     status: str | None = None,
     limit: int = 50,
     before: float | None = None,
+    before_id: str | None = None,
 ) -> list[RunRow]:
-    """Newest first; `before` (a created_at) pages backwards."""
+    """Newest first. `before` (a created_at), with `before_id` (the id of the last row
+    seen, which breaks ties between runs created in the same instant), pages backwards."""
     query = select(runs).order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit)
     if agent:
         query = query.where(runs.c.agent == agent)
     if status:
         query = query.where(runs.c.status == status)
-    if before is not None:
+    if before is not None and before_id is not None:
+        query = query.where(
+            or_(
+                runs.c.created_at < before,
+                and_(runs.c.created_at == before, runs.c.id < before_id),
+            )
+        )
+    elif before is not None:
         query = query.where(runs.c.created_at < before)
     with db.reader.connect() as connection:
         return [_run_row(r) for r in connection.execute(query)]
 
 
 def read_journal(db: Database, run_id: str) -> list[JournalEntry]:
-    query = (
-        select(events.c.id, events.c.ts, events.c.type, events.c.data)
-        .where(events.c.run_id == run_id)
-        .order_by(events.c.id)
-    )
-    with db.reader.connect() as connection:
-        return [
-            JournalEntry(r.id, r.ts, r.type, decode_event(r.data))
-            for r in connection.execute(query)
-        ]
+    return read_journal_after(db, run_id, 0)
 
 
 def save_agent_version(db: Database, agent: str, version: str, spec_text: str) -> None:
@@ -122,6 +122,42 @@ def save_agent_version(db: Database, agent: str, version: str, spec_text: str) -
                         agent=agent, version=version, spec_text=spec_text, created_at=time.time()
                     )
                 )
+
+
+@dataclass(frozen=True, slots=True)
+class AgentVersion:
+    agent: str
+    version: str
+    created_at: float
+    spec_text: str
+
+
+def list_agent_versions(db: Database, agent: str) -> list[AgentVersion]:
+    """Every spec version an agent has run with, newest first."""
+    query = (
+        select(agent_versions)
+        .where(agent_versions.c.agent == agent)
+        .order_by(agent_versions.c.created_at.desc())
+    )
+    with db.reader.connect() as connection:
+        return [
+            AgentVersion(r.agent, r.version, r.created_at, r.spec_text)
+            for r in connection.execute(query)
+        ]
+
+
+def read_journal_after(db: Database, run_id: str, after_id: int) -> list[JournalEntry]:
+    """A run's events with ids after `after_id` (for followers: SSE, the console)."""
+    query = (
+        select(events.c.id, events.c.ts, events.c.type, events.c.data)
+        .where(events.c.run_id == run_id, events.c.id > after_id)
+        .order_by(events.c.id)
+    )
+    with db.reader.connect() as connection:
+        return [
+            JournalEntry(r.id, r.ts, r.type, decode_event(r.data))
+            for r in connection.execute(query)
+        ]
 
 
 def get_agent_version_text(db: Database, agent: str, version: str) -> str:

@@ -63,7 +63,8 @@ runs = Table(
     Column("finished_at", Float, nullable=True),
     Index("ix_runs_agent_created", "agent", "created_at"),
     Index("ix_runs_status", "status"),
-    Index("ix_runs_created", "created_at"),
+    Index("ix_runs_created_id", "created_at", "id"),
+    Index("ix_runs_status_created", "status", "created_at"),
 )
 
 approvals = Table(
@@ -126,6 +127,32 @@ agents = Table(
     Column("updated_at", Float, nullable=False),
     Column("updated_by", String(128), nullable=False),
     Column("comment", Text, nullable=False),
+)
+
+# API keys: only a SHA-256 of each secret is kept (see steward.security.keys).
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("agent", String(64), nullable=True),
+    Column("secret_hash", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("revoked_at", Float, nullable=True),
+    Column("revoked_by", String(128), nullable=True),
+)
+
+# Console sign-ins: the cookie holds a random token; the table holds its SHA-256.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("key_id", String(32), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_console_sessions_key", "key_id"),
 )
 
 GENESIS_HASH = "0" * 64

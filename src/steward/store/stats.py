@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from steward.store.costs import cost_report
 from steward.store.database import Database
+from steward.store.feedback import accuracy, latest_verdicts
 from steward.store.schema import approvals, events, runs
 
 
@@ -32,7 +33,8 @@ class AgentStats:
     tool_latency_ms: dict[str, list[float]] = field(default_factory=dict)
     with_person: int = 0
     cost_per_transaction: float | None = None
-    accuracy: float | None = None  # from feedback; none is recorded yet
+    accuracy: float | None = None  # share of judged runs marked correct (feedback)
+    judged: int = 0
 
     @property
     def transactions(self) -> int:
@@ -105,6 +107,9 @@ def agent_stats(
             if run_id in wanted:
                 body = json.loads(data)
                 stats.tool_latency_ms.setdefault(body["tool"], []).append(float(body["latency_ms"]))
+    verdicts = latest_verdicts(db, run_ids)
+    stats.judged = len(verdicts)
+    stats.accuracy = accuracy(verdicts)
     stats.cost_per_transaction = cost_report(db, days=max(1, int(window_seconds // 86400) + 1), agent=agent,
                                              now=moment).per_transaction(agent)  # fmt: skip
     return stats

@@ -1,0 +1,41 @@
+"""`steward serve`: the REST API, console and /metrics (FastAPI on uvicorn)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from steward.cli.context import DbOption, console, db_url, handled, open_db
+
+DEMO_SPEC = Path(__file__).resolve().parents[1] / "demo" / "support_agent.yaml"
+
+
+def serve(
+    agent: list[Path] = typer.Option(
+        [], "--agent", "-a", help="A spec file or a directory of them (repeatable)."
+    ),
+    demo: bool = typer.Option(False, "--demo", help="Also load the demo support-desk agent."),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8700, "--port", min=1, max=65535),
+    db: str | None = DbOption,
+) -> None:
+    """Serve the API under /v1 (OpenAPI at /docs), the console at /console and /metrics."""
+    with handled():
+        import uvicorn
+
+        from steward.server import create_app, load_agents
+
+        open_db(db, create=True).close()  # create and migrate before serving
+        paths = list(agent)
+        if demo:
+            from steward.demo.tools import SYSTEMS_ENV, systems_path
+
+            os.environ.setdefault(SYSTEMS_ENV, str(systems_path()))
+            paths.append(DEMO_SPEC)
+        agents = load_agents(paths)
+        names = ", ".join(a.name for a in agents) or "none (runs can still be decided)"
+        console.print(f"steward serving http://{host}:{port} · agents: {names} · db {db_url(db)}")
+        console.print("create a key first: steward keys create --name you --role admin")
+        uvicorn.run(create_app(db_url(db), agents), host=host, port=port, log_level="warning")

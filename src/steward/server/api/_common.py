@@ -1,0 +1,31 @@
+"""Plumbing the API routers share."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from fastapi import Request
+
+from steward.server.errors import ApiError
+from steward.server.service import RunService
+
+
+def service_of(request: Request) -> RunService:
+    service: RunService = request.app.state.service
+    return service
+
+
+def encode_cursor(created_at: float, run_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{created_at!r}|{run_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created, _, run_id = base64.urlsafe_b64decode(padded).decode().partition("|")
+        return float(created), run_id
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ApiError(
+            422, "request.invalid", "query.cursor: not a cursor this API issued"
+        ) from None

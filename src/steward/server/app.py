@@ -1,0 +1,88 @@
+"""The server: REST API under /v1, the console under /console, /metrics, /healthz.
+
+`create_app` builds the FastAPI app; the database, journal, telemetry and the RunService
+live for the app's lifespan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+from prometheus_client import CollectorRegistry
+
+from steward.runtime import AgentRuntime, build_agent
+from steward.security.keys import Permission, Principal
+from steward.server.api import agents as agents_api
+from steward.server.api import approvals, audit, runs, stream
+from steward.server.auth import requires
+from steward.server.console import routes as console
+from steward.server.errors import install_error_handlers
+from steward.server.service import RunService
+from steward.spec.loader import load_spec
+from steward.store.database import Database
+from steward.store.journal import Journal
+from steward.telemetry.metrics import CONTENT_TYPE, render
+from steward.telemetry.setup import install
+
+API_VERSION = "1"
+
+
+def load_agents(paths: Iterable[Path]) -> list[AgentRuntime]:
+    """Agents from spec files (a directory means every *.yaml in it)."""
+    files: list[Path] = []
+    for path in paths:
+        files.extend(sorted(path.glob("*.y*ml")) if path.is_dir() else [path])
+    return [build_agent(load_spec(f)) for f in files]
+
+
+def create_app(db_url: str, agents: Iterable[AgentRuntime] = ()) -> FastAPI:
+    loaded = {agent.name: agent for agent in agents}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database.open(db_url)
+        journal = Journal(db)
+        registry = CollectorRegistry()
+        telemetry = install(journal, registry)
+        service = RunService(db, journal, loaded)
+        app.state.service = service
+        app.state.registry = registry
+        try:
+            yield
+        finally:
+            await service.shutdown()
+            journal.close()
+            if telemetry is not None:
+                telemetry.close()
+            db.close()
+
+    app = FastAPI(
+        title="steward",
+        version=API_VERSION,
+        description="Run AI agents under governance: runs, approvals, agents, audit.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for router in (runs.router, stream.router, approvals.router, agents_api.router, audit.router):
+        app.include_router(router)
+    app.include_router(console.router)
+    app.mount("/console/static", console.static_files(), name="console-static")
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/metrics", tags=["ops"], response_class=Response)
+    def metrics(request: Request, who: Principal = Depends(requires(Permission.READ))) -> Response:
+        """Prometheus exposition of this server's runs (scrape with a viewer key)."""
+        return Response(render(request.app.state.registry), media_type=CONTENT_TYPE)
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/console/", status_code=303)
+
+    return app

@@ -1,0 +1,147 @@
+"""Request and response bodies of the REST API (they document the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from steward.store.approvals import ApprovalRow
+from steward.store.audit import AuditEntry
+from steward.store.runs import RunRow
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StartRun(Body):
+    agent: str = Field(min_length=1, max_length=64)
+    input: str = Field(min_length=1, max_length=100_000)
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class CancelRun(Body):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class Decide(Body):
+    decision: Literal["approve", "reject"]
+    comment: str = Field(default="", max_length=4000)
+    arguments: dict[str, Any] | None = Field(
+        default=None, description="Approve with these arguments instead; policy decides again."
+    )
+
+
+class StateChange(Body):
+    comment: str = Field(default="", max_length=2000)
+
+
+class ModeChange(Body):
+    mode: Literal["advisory", "supervised", "autonomous"]
+    comment: str = Field(default="", max_length=2000)
+
+
+class Feedback(Body):
+    verdict: Literal["correct", "incorrect"]
+    correction: str = Field(default="", max_length=100_000)
+    comment: str = Field(default="", max_length=4000)
+
+
+class RunOut(BaseModel):
+    id: str
+    agent: str
+    agent_version: str
+    status: str
+    input: str
+    output: str
+    confidence: float | None
+    reason_code: str
+    reason: str
+    steps: int
+    tags: dict[str, str]
+    created_at: float
+    updated_at: float
+    finished_at: float | None
+
+    @classmethod
+    def of(cls, row: RunRow) -> RunOut:
+        return cls(
+            id=row.id, agent=row.agent, agent_version=row.agent_version, status=row.status,
+            input=row.input, output=row.output, confidence=row.confidence,
+            reason_code=row.reason_code, reason=row.reason, steps=row.steps, tags=row.tags,
+            created_at=row.created_at, updated_at=row.updated_at, finished_at=row.finished_at,
+        )  # fmt: skip
+
+
+class RunPage(BaseModel):
+    items: list[RunOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next (older) page.")
+
+
+class ApprovalOut(BaseModel):
+    id: str
+    run_id: str
+    agent: str
+    tool: str
+    arguments: dict[str, Any]
+    status: str
+    reason: str
+    requested_at: float
+    expires_at: float
+    decided_by: str
+    comment: str
+    used: bool
+
+    @classmethod
+    def of(cls, row: ApprovalRow) -> ApprovalOut:
+        return cls(
+            id=row.id, run_id=row.run_id, agent=row.agent, tool=row.tool,
+            arguments=row.arguments, status=row.status, reason=row.reason,
+            requested_at=row.requested_at, expires_at=row.expires_at,
+            decided_by=row.decided_by, comment=row.comment, used=row.used,
+        )  # fmt: skip
+
+
+class EventOut(BaseModel):
+    id: int
+    run_id: str | None
+    type: str
+    ts: float
+    hash: str | None = None
+    data: dict[str, Any]
+
+    @classmethod
+    def of(cls, entry: AuditEntry) -> EventOut:
+        return cls(
+            id=entry.id, run_id=entry.run_id, type=entry.type, ts=entry.ts, hash=entry.hash,
+            data=entry.data,
+        )  # fmt: skip
+
+
+class AuditPage(BaseModel):
+    items: list[EventOut]
+    next_after_id: int | None
+
+
+class VerifyOut(BaseModel):
+    ok: bool
+    checked: int
+    head_hash: str
+    problems: list[dict[str, Any]]
+
+
+class AgentOut(BaseModel):
+    name: str
+    loaded_version: str | None
+    enabled: bool
+    mode: str
+    state_version: int
+    updated_by: str | None
+    comment: str | None
+
+
+class VersionOut(BaseModel):
+    version: str
+    created_at: float
+    spec_text: str

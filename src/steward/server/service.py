@@ -1,0 +1,209 @@
+"""What the server does besides answering: it hosts a Runner, drives runs in background
+tasks, resumes a run after a person decides, cancels, and tells followers (Server-Sent
+Events, the console) that a run has news.
+
+Runs of one run id are driven one activation at a time (a per-run lock), so two
+decisions arriving together resume the run once after the other, never concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from steward.core.agent_state import Autonomy
+from steward.core.errors import ConflictError, NotFoundError, StewardError
+from steward.runtime import AgentRuntime, Runner, RunResult
+from steward.runtime.cancel import cancel_run
+from steward.runtime.catalog import agent_for_run
+from steward.runtime.runner import AgentDisabled, new_run_id
+from steward.store.agents import set_agent_state
+from steward.store.approvals import ApprovalRow, decide_approval
+from steward.store.chain import PendingEvent
+from steward.store.database import Database
+from steward.store.journal import Journal
+from steward.store.runs import RunRow, get_run
+
+log = logging.getLogger("steward.server")
+
+
+@dataclass(slots=True)
+class _Follower:
+    """One SSE client of one run: woken when the run's journal grows; tokens queued."""
+
+    loop: asyncio.AbstractEventLoop
+    news: asyncio.Event = field(default_factory=asyncio.Event)
+    tokens: list[str] = field(default_factory=list)
+
+    def wake(self) -> None:
+        self.loop.call_soon_threadsafe(self.news.set)
+
+
+class RunService:
+    def __init__(self, db: Database, journal: Journal, agents: dict[str, AgentRuntime]) -> None:
+        self.db = db
+        self.journal = journal
+        self.agents = agents
+        self.runner = Runner(db, journal)
+        self._tasks: dict[str, asyncio.Task[RunResult]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._followers: dict[str, list[_Follower]] = {}
+        journal.subscribe(self._on_commit)
+
+    # -- runs --------------------------------------------------------------------------
+
+    def agent(self, name: str) -> AgentRuntime:
+        found = self.agents.get(name)
+        if found is None:
+            raise NotFoundError(
+                f"no agent {name!r} is loaded by this server "
+                f"(loaded: {', '.join(sorted(self.agents)) or 'none'})"
+            )
+        return found
+
+    async def start(self, agent_name: str, text: str, tags: dict[str, str]) -> str:
+        """Start a run in the background; returns its id once its start is durable."""
+        agent = self.agent(agent_name)
+        self.runner.states.forget(agent.name)
+        if not self.runner.states(agent.name).enabled:
+            raise AgentDisabled(f"agent {agent.name} is disabled; no new runs start")
+        run_id = new_run_id()
+        self._spawn(run_id, lambda: self.runner.run(
+            agent, text, run_id=run_id, tags=tags, on_text=self._token_sink(run_id)
+        ))  # fmt: skip
+        await asyncio.sleep(0)  # let the run emit its start
+        await self.journal.flush()
+        return run_id
+
+    async def decide(
+        self,
+        approval_id: str,
+        *,
+        approve: bool,
+        by: str,
+        comment: str,
+        arguments: dict[str, Any] | None,
+    ) -> ApprovalRow:
+        """Record a person's decision, then resume the run in the background."""
+        row = await asyncio.to_thread(
+            decide_approval,
+            self.db,
+            approval_id,
+            approve=approve,
+            by=by,
+            comment=comment,
+            arguments=arguments,
+            on_commit=self.journal.publish,
+        )
+        self.resume_later(row.run_id, f"approval {row.id} {row.status} by {by}")
+        return row
+
+    def resume_later(self, run_id: str, reason: str) -> None:
+        self._spawn(run_id, lambda: self._resume(run_id, reason))
+
+    async def _resume(self, run_id: str, reason: str) -> RunResult:
+        run = await asyncio.to_thread(get_run, self.db, run_id)
+        loaded = self.agents.get(run.agent)
+        agent = (
+            loaded
+            if loaded is not None and loaded.version == run.agent_version
+            else await asyncio.to_thread(agent_for_run, self.db, run_id)
+        )
+        return await self.runner.resume(agent, run_id, reason)
+
+    async def cancel(self, run_id: str, *, by: str, reason: str) -> RunRow:
+        run = await asyncio.to_thread(get_run, self.db, run_id)
+        task = self._tasks.get(run_id)
+        if task is not None and not task.done():
+            task.cancel(f"cancelled by {by}: {reason}")
+            with contextlib.suppress(asyncio.CancelledError, StewardError):
+                await task
+            await self.journal.flush()
+            run = await asyncio.to_thread(get_run, self.db, run_id)
+            if run.status == "cancelled":
+                return run
+        if run.status in {"succeeded", "failed", "escalated", "cancelled"}:
+            raise ConflictError(f"run {run_id} already {run.status}")
+        return await asyncio.to_thread(
+            cancel_run, self.db, self.journal, run_id, by=by, reason=reason
+        )
+
+    def _spawn(self, run_id: str, activation: Callable[[], Any]) -> None:
+        lock = self._locks.setdefault(run_id, asyncio.Lock())
+
+        async def drive() -> RunResult:
+            async with lock:
+                result: RunResult = await activation()
+                return result
+
+        task = asyncio.create_task(drive(), name=f"steward-run-{run_id}")
+        self._tasks[run_id] = task
+        task.add_done_callback(lambda done: self._finished(run_id, done))
+
+    def _finished(self, run_id: str, task: asyncio.Task[RunResult]) -> None:
+        if self._tasks.get(run_id) is task:
+            del self._tasks[run_id]
+            self._locks.pop(run_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("run %s: %s", run_id, task.exception())
+
+    async def wait_idle(self) -> None:
+        """Wait for every run this server is driving (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    async def shutdown(self) -> None:
+        """Give activations in flight a bounded time to finish. A shutdown is not a
+        person's decision: nothing is cancelled, waiting runs stay waiting, and a run
+        still in flight afterwards is picked up by `steward runs resume`."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks.values()), timeout=10.0)
+
+    # -- agents ------------------------------------------------------------------------
+
+    def set_state(
+        self,
+        name: str,
+        *,
+        by: str,
+        enabled: bool | None = None,
+        mode: Autonomy | None = None,
+        comment: str = "",
+    ) -> None:
+        set_agent_state(
+            self.db, name, by=by, enabled=enabled, mode=mode, comment=comment,
+            on_commit=self.journal.publish,
+        )  # fmt: skip
+        self.runner.states.forget(name)
+
+    # -- followers ---------------------------------------------------------------------
+
+    def follow(self, run_id: str) -> _Follower:
+        follower = _Follower(asyncio.get_running_loop())
+        self._followers.setdefault(run_id, []).append(follower)
+        return follower
+
+    def unfollow(self, run_id: str, follower: _Follower) -> None:
+        found = self._followers.get(run_id, [])
+        if follower in found:
+            found.remove(follower)
+        if not found:
+            self._followers.pop(run_id, None)
+
+    def _on_commit(self, batch: list[PendingEvent]) -> None:
+        """Journal listener (writer thread): wake the followers of runs that changed."""
+        for run_id in {p.run_id for p in batch if p.run_id is not None}:
+            for follower in self._followers.get(run_id, ()):
+                follower.wake()
+
+    def _token_sink(self, run_id: str) -> Callable[[str], None]:
+        def sink(text: str) -> None:
+            for follower in self._followers.get(run_id, ()):
+                follower.tokens.append(text)
+                follower.news.set()
+
+        return sink

@@ -1,0 +1,75 @@
+"""Feedback on a run's output: a person marks it correct or incorrect (with a correction).
+
+Feedback is an event in the run's journal (so it is audited and chained like the rest);
+accuracy is computed from the latest verdict per run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+
+from sqlalchemy import select
+
+from steward.core.errors import ConflictError, NotFoundError, StewardError
+from steward.core.events import FeedbackGiven, encode_event, event_type
+from steward.store.chain import PendingEvent, append_in_transaction
+from steward.store.database import Database
+from steward.store.schema import events, runs
+
+Published = Callable[[list[PendingEvent]], None]
+VERDICTS = ("correct", "incorrect")
+
+
+def give_feedback(
+    db: Database,
+    run_id: str,
+    *,
+    verdict: str,
+    by: str,
+    correction: str = "",
+    comment: str = "",
+    on_commit: Published | None = None,
+) -> FeedbackGiven:
+    """Record a verdict on a finished run. An `incorrect` verdict needs a correction."""
+    if verdict not in VERDICTS:
+        raise StewardError(f"verdict must be one of {', '.join(VERDICTS)}, not {verdict!r}")
+    if verdict == "incorrect" and not correction.strip():
+        raise StewardError("an `incorrect` verdict needs a correction: what the output should be")
+    moment = time.time()
+    event = FeedbackGiven(verdict, by, correction, comment)
+    with db.writer.begin() as connection:
+        row = connection.execute(select(runs.c.status).where(runs.c.id == run_id)).first()
+        if row is None:
+            raise NotFoundError(f"no run with id {run_id!r}")
+        if row.status in {"queued", "running", "waiting"}:
+            raise ConflictError(f"run {run_id} is {row.status}: it has no output to judge yet")
+        pending = PendingEvent(run_id, event_type(event), moment, encode_event(event), event)
+        append_in_transaction(connection, [pending])
+    if on_commit is not None:
+        on_commit([pending])
+    return event
+
+
+def latest_verdicts(db: Database, run_ids: Iterable[str] | None = None) -> dict[str, str]:
+    """The latest feedback verdict per run (all runs with feedback, or just `run_ids`)."""
+    query = (
+        select(events.c.run_id, events.c.data)
+        .where(events.c.type == "run.feedback")
+        .order_by(events.c.id)
+    )
+    wanted = None if run_ids is None else set(run_ids)
+    found: dict[str, str] = {}
+    with db.reader.connect() as connection:
+        for run_id, data in connection.execute(query):
+            if wanted is None or run_id in wanted:
+                found[run_id] = json.loads(data)["verdict"]
+    return found
+
+
+def accuracy(verdicts: dict[str, str]) -> float | None:
+    """Share of judged runs whose output was correct; None before any feedback."""
+    if not verdicts:
+        return None
+    return sum(1 for v in verdicts.values() if v == "correct") / len(verdicts)

@@ -1,0 +1,175 @@
+"""API keys and console sessions in the store.
+
+Issuing and revoking a key are audited: each appends an event to the chain in the same
+transaction as the row change. Secrets are never stored, only their SHA-256.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+
+from steward.core.errors import ConflictError, NotFoundError, StewardError
+from steward.core.events import Event, KeyCreated, KeyRevoked, encode_event, event_type
+from steward.security.keys import (
+    Principal,
+    Role,
+    hash_secret,
+    new_session_token,
+    new_token,
+    secret_matches,
+    token_key_id,
+)
+from steward.store.chain import PendingEvent, append_in_transaction
+from steward.store.database import Database
+from steward.store.schema import api_keys, console_sessions
+
+Published = Callable[[list[PendingEvent]], None]
+SESSION_SECONDS = 8 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRow:
+    id: str
+    name: str
+    role: Role
+    agent: str | None
+    created_at: float
+    created_by: str
+    revoked_at: float | None
+
+    @property
+    def principal(self) -> Principal:
+        return Principal(self.id, self.name, self.role, self.agent)
+
+
+def _key_row(row: Any) -> KeyRow:
+    return KeyRow(row.id, row.name, Role(row.role), row.agent, row.created_at, row.created_by,
+                  row.revoked_at)  # fmt: skip
+
+
+def _audit(connection: Any, event: Event, moment: float) -> PendingEvent:
+    pending = PendingEvent(None, event_type(event), moment, encode_event(event), event)
+    append_in_transaction(connection, [pending])
+    return pending
+
+
+def create_key(
+    db: Database,
+    *,
+    name: str,
+    role: Role,
+    agent: str | None = None,
+    by: str,
+    on_commit: Published | None = None,
+) -> tuple[KeyRow, str]:
+    """Issue a key; returns its row and the token, which is shown once and never again."""
+    if (role is Role.AGENT) != (agent is not None):
+        raise StewardError("an agent key names its agent; a person's key names none")
+    if not name.strip():
+        raise StewardError("a key needs a name (who or what holds it)")
+    key_id, token = new_token()
+    moment = time.time()
+    with db.writer.begin() as connection:
+        connection.execute(
+            insert(api_keys).values(
+                id=key_id, name=name, role=role.value, agent=agent,
+                secret_hash=hash_secret(token), created_at=moment, created_by=by,
+            )
+        )  # fmt: skip
+        committed = _audit(connection, KeyCreated(key_id, name, role.value, agent, by), moment)
+    if on_commit is not None:
+        on_commit([committed])
+    return KeyRow(key_id, name, role, agent, moment, by, None), token
+
+
+def revoke_key(
+    db: Database, key_id: str, *, by: str, comment: str = "", on_commit: Published | None = None
+) -> KeyRow:
+    """Revoke a key and end its console sessions. Revoking twice is a conflict."""
+    moment = time.time()
+    with db.writer.begin() as connection:
+        row = connection.execute(
+            select(api_keys).where(api_keys.c.id == key_id).with_for_update()
+        ).first()
+        if row is None:
+            raise NotFoundError(f"no key with id {key_id!r}")
+        if row.revoked_at is not None:
+            raise ConflictError(f"key {key_id} is already revoked")
+        connection.execute(
+            update(api_keys).where(api_keys.c.id == key_id).values(revoked_at=moment, revoked_by=by)
+        )
+        connection.execute(delete(console_sessions).where(console_sessions.c.key_id == key_id))
+        committed = _audit(connection, KeyRevoked(key_id, by, comment), moment)
+    if on_commit is not None:
+        on_commit([committed])
+    return get_key(db, key_id)
+
+
+def get_key(db: Database, key_id: str) -> KeyRow:
+    with db.reader.connect() as connection:
+        row = connection.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
+    if row is None:
+        raise NotFoundError(f"no key with id {key_id!r}")
+    return _key_row(row)
+
+
+def list_keys(db: Database, *, include_revoked: bool = False) -> list[KeyRow]:
+    query = select(api_keys).order_by(api_keys.c.created_at)
+    if not include_revoked:
+        query = query.where(api_keys.c.revoked_at.is_(None))
+    with db.reader.connect() as connection:
+        return [_key_row(r) for r in connection.execute(query)]
+
+
+def authenticate_token(db: Database, token: str) -> Principal | None:
+    """The principal a token belongs to, or None (malformed, unknown, wrong or revoked)."""
+    key_id = token_key_id(token)
+    if key_id is None:
+        return None
+    with db.reader.connect() as connection:
+        row = connection.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
+    if row is None or row.revoked_at is not None or not secret_matches(token, row.secret_hash):
+        return None
+    return _key_row(row).principal
+
+
+def open_session(db: Database, principal: Principal, seconds: float = SESSION_SECONDS) -> str:
+    """A console session for a signed-in key; returns the cookie's token."""
+    token = new_session_token()
+    moment = time.time()
+    with db.writer.begin() as connection:
+        connection.execute(
+            insert(console_sessions).values(
+                token_hash=hash_secret(token), key_id=principal.key_id,
+                created_at=moment, expires_at=moment + seconds,
+            )
+        )  # fmt: skip
+    return token
+
+
+def session_principal(db: Database, token: str) -> Principal | None:
+    """The principal of a live session of an unrevoked key, or None."""
+    query = (
+        select(api_keys)
+        .select_from(console_sessions.join(api_keys, console_sessions.c.key_id == api_keys.c.id))
+        .where(
+            console_sessions.c.token_hash == hash_secret(token),
+            console_sessions.c.expires_at > time.time(),
+            api_keys.c.revoked_at.is_(None),
+        )
+    )
+    with db.reader.connect() as connection:
+        row = connection.execute(query).first()
+    return None if row is None else _key_row(row).principal
+
+
+def close_session(db: Database, token: str) -> None:
+    with db.writer.begin() as connection:
+        connection.execute(
+            delete(console_sessions).where(console_sessions.c.token_hash == hash_secret(token))
+        )
