@@ -134,7 +134,14 @@ class Runner:
             executor.emit(RunStarted(agent.name, agent.version, masked, dict(tags or {}), kinds))
             return await self._drive(agent, executor, masked, on_text)
 
-    async def resume(self, agent: AgentRuntime, run_id: str, reason: str = "resumed") -> RunResult:
+    async def resume(
+        self,
+        agent: AgentRuntime,
+        run_id: str,
+        reason: str = "resumed",
+        *,
+        on_text: TextSink | None = None,
+    ) -> RunResult:
         """Continue a run from its journal: recorded steps replay, nothing runs twice."""
         row = get_run(self.db, run_id)
         if row.agent_version != agent.version:
@@ -158,7 +165,7 @@ class Runner:
         self.spend.begin(agent, run_id, resumed=True)
         async with self._slot(agent):
             executor.emit(RunResumed(reason, agent.name))
-            return await self._drive(agent, executor, row.input)
+            return await self._drive(agent, executor, row.input, on_text)
 
     async def _drive(
         self, agent: AgentRuntime, executor: Executor, text: str, on_text: TextSink | None = None

@@ -6,6 +6,7 @@ live for the app's lifespan.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -39,7 +40,11 @@ def load_agents(paths: Iterable[Path]) -> list[AgentRuntime]:
     return [build_agent(load_spec(f)) for f in files]
 
 
-def create_app(db_url: str, agents: Iterable[AgentRuntime] = ()) -> FastAPI:
+def create_app(
+    db_url: str, agents: Iterable[AgentRuntime] = (), *, sweep_seconds: float = 15.0
+) -> FastAPI:
+    """The app over `db_url` serving `agents`; every `sweep_seconds` it expires overdue
+    approvals and lets their runs finish."""
     loaded = {agent.name: agent for agent in agents}
 
     @asynccontextmanager
@@ -51,9 +56,11 @@ def create_app(db_url: str, agents: Iterable[AgentRuntime] = ()) -> FastAPI:
         service = RunService(db, journal, loaded)
         app.state.service = service
         app.state.registry = registry
+        sweeper = asyncio.create_task(service.sweep_forever(sweep_seconds), name="steward-sweep")
         try:
             yield
         finally:
+            sweeper.cancel()
             await service.shutdown()
             journal.close()
             if telemetry is not None:

@@ -22,7 +22,13 @@ from steward.runtime.cancel import cancel_run
 from steward.runtime.catalog import agent_for_run
 from steward.runtime.runner import AgentDisabled, new_run_id
 from steward.store.agents import set_agent_state
-from steward.store.approvals import ApprovalRow, decide_approval
+from steward.store.approvals import (
+    ApprovalRow,
+    decide_approval,
+    expire_approval,
+    get_approval,
+    overdue_approvals,
+)
 from steward.store.chain import PendingEvent
 from steward.store.database import Database
 from steward.store.journal import Journal
@@ -88,19 +94,45 @@ class RunService:
         comment: str,
         arguments: dict[str, Any] | None,
     ) -> ApprovalRow:
-        """Record a person's decision, then resume the run in the background."""
-        row = await asyncio.to_thread(
-            decide_approval,
-            self.db,
-            approval_id,
-            approve=approve,
-            by=by,
-            comment=comment,
-            arguments=arguments,
-            on_commit=self.journal.publish,
-        )
+        """Record a person's decision, then resume the run in the background. A request
+        found expired is a conflict, and its run resumes to finish without the call."""
+        try:
+            row = await asyncio.to_thread(
+                decide_approval,
+                self.db,
+                approval_id,
+                approve=approve,
+                by=by,
+                comment=comment,
+                arguments=arguments,
+                on_commit=self.journal.publish,
+            )
+        except ConflictError:
+            found = await asyncio.to_thread(get_approval, self.db, approval_id)
+            if found.status == "expired":
+                self.resume_later(found.run_id, f"approval {found.id} expired")
+            raise
         self.resume_later(row.run_id, f"approval {row.id} {row.status} by {by}")
         return row
+
+    async def sweep_expired(self) -> int:
+        """Expire overdue approvals and resume their runs; returns how many."""
+        overdue = await asyncio.to_thread(overdue_approvals, self.db)
+        for row in overdue:
+            await asyncio.to_thread(
+                expire_approval, self.db, row.id, on_commit=self.journal.publish
+            )
+            self.resume_later(row.run_id, f"approval {row.id} expired")
+        return len(overdue)
+
+    async def sweep_forever(self, every_seconds: float) -> None:
+        """The server's sweeper: nobody has to run `steward approvals sweep` by hand."""
+        while True:
+            await asyncio.sleep(every_seconds)
+            try:
+                await self.sweep_expired()
+            except StewardError as exc:
+                log.warning("approval sweep failed: %s", exc)
 
     def resume_later(self, run_id: str, reason: str) -> None:
         self._spawn(run_id, lambda: self._resume(run_id, reason))
@@ -113,7 +145,7 @@ class RunService:
             if loaded is not None and loaded.version == run.agent_version
             else await asyncio.to_thread(agent_for_run, self.db, run_id)
         )
-        return await self.runner.resume(agent, run_id, reason)
+        return await self.runner.resume(agent, run_id, reason, on_text=self._token_sink(run_id))
 
     async def cancel(self, run_id: str, *, by: str, reason: str) -> RunRow:
         run = await asyncio.to_thread(get_run, self.db, run_id)
