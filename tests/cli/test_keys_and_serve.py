@@ -1,0 +1,97 @@
+"""`steward keys` and `steward serve`: issue a key, use it against a real served process,
+revoke it, and see it refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from steward.cli.main import app
+
+STEWARD = Path(sys.executable).with_name("steward")
+
+
+def _cli(*args: str, code: int = 0) -> str:
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    return result.output
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _get(url: str, token: str) -> tuple[int, dict[str, object]]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_keys_create_list_revoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STEWARD_DB", f"sqlite:///{tmp_path / 'steward.db'}")
+    out = _cli("keys", "create", "--name", "ana", "--role", "reviewer")
+    token = out.strip().splitlines()[-1]
+    key_id = token.split("_")[1]
+    assert token.startswith("stw_") and f"key {key_id} (reviewer) issued to ana" in out
+    listed = _cli("keys", "list")
+    assert key_id in listed and token not in listed
+    assert "an agent key names its agent" in _cli(
+        "keys", "create", "--name", "b", "--role", "agent", code=1
+    )
+    assert "--role must be one of" in _cli(
+        "keys", "create", "--name", "b", "--role", "root", code=2
+    )
+    _cli("keys", "revoke", key_id, "--comment", "left the team")
+    assert key_id not in _cli("keys", "list") and key_id in _cli("keys", "list", "--all")
+    assert "already revoked" in _cli("keys", "revoke", key_id, code=2)
+    audit = _cli("audit", "export")
+    assert "key.created" in audit and "key.revoked" in audit and token not in audit
+
+
+def test_serve_answers_with_keys_and_refuses_without(tmp_path: Path) -> None:
+    env = {**os.environ, "STEWARD_DB": f"sqlite:///{tmp_path / 'steward.db'}",
+           "STEWARD_DEMO_SYSTEMS": str(tmp_path / "systems.db"), "STEWARD_TELEMETRY": "off"}  # fmt: skip
+    created = subprocess.run(
+        [str(STEWARD), "keys", "create", "--name", "ops", "--role", "admin"],
+        env=env, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    token = created.stdout.strip().splitlines()[-1]
+    port = _free_port()
+    server = subprocess.Popen(
+        [str(STEWARD), "serve", "--demo", "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/healthz", timeout=1).close()
+                break
+            except OSError:
+                assert server.poll() is None, server.communicate()[0]
+                assert time.monotonic() < deadline, "steward serve did not come up in 30 s"
+                time.sleep(0.1)
+        status, body = _get(f"{base}/v1/agents", token)
+        assert status == 200 and body[0]["name"] == "support-desk"  # type: ignore[index]
+        status, body = _get(f"{base}/v1/agents", "stw_0123456789ab_" + "A" * 43)
+        assert status == 401 and body["error"]["code"] == "auth.unauthenticated"  # type: ignore[index]
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
