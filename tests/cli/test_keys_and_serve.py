@@ -52,7 +52,7 @@ def test_keys_create_list_revoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     listed = _cli("keys", "list")
     assert key_id in listed and token not in listed
     assert "an agent key names its agent" in _cli(
-        "keys", "create", "--name", "b", "--role", "agent", code=1
+        "keys", "create", "--name", "b", "--role", "agent", code=2
     )
     assert "--role must be one of" in _cli(
         "keys", "create", "--name", "b", "--role", "root", code=2
