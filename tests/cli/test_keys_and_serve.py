@@ -60,7 +60,7 @@ def test_keys_create_list_revoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     _cli("keys", "revoke", key_id, "--comment", "left the team")
     assert key_id not in _cli("keys", "list") and key_id in _cli("keys", "list", "--all")
     assert "already revoked" in _cli("keys", "revoke", key_id, code=2)
-    audit = _cli("audit", "export")
+    audit = _cli("audit", "export", "--jsonl")
     assert "key.created" in audit and "key.revoked" in audit and token not in audit
 
 
