@@ -22,6 +22,7 @@ BENCHMARKS = {
     "telemetry": "bench_telemetry.py",
     "providers": "bench_providers.py",
     "semantic_cache": "bench_semantic_cache.py",
+    "server": "bench_server.py",
 }
 
 
