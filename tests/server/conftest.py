@@ -16,14 +16,26 @@ from steward.store import Database
 from .served import Served, issue_keys
 
 
-@pytest.fixture
-def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
+def _serve(db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
     monkeypatch.setenv(SYSTEMS_ENV, str(tmp_path / "systems.db"))
     monkeypatch.setenv("STEWARD_TELEMETRY", "off")
-    url = f"sqlite:///{tmp_path / 'steward.db'}"
-    db = Database.open(url)
     tokens = issue_keys(db)
-    app = create_app(url, load_agents([DEMO_SPEC]))
+    app = create_app(db.url, load_agents([DEMO_SPEC]))
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Served(client, db, tokens)
-    db.close()
+
+
+@pytest.fixture
+def served(
+    sqlite_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Served]:
+    """The app over SQLite."""
+    yield from _serve(sqlite_db, tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def served_any(
+    any_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Served]:
+    """The app over SQLite, then over PostgreSQL."""
+    yield from _serve(any_db, tmp_path, monkeypatch)
