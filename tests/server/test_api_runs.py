@@ -125,7 +125,10 @@ def test_feedback_is_recorded_and_feeds_accuracy(served: Served) -> None:
     )  # fmt: skip
     assert given.status_code == 201
     stats = agent_stats(served.db, "support-desk")
-    assert stats.judged == 1 and stats.accuracy == 0.0
+    assert stats.judged == 1 and stats.accuracy == 0.0  # one answer, flagged incorrect
+    second = served.start("Is there a minimum spend for free shipping?")
+    served.wait_for(second["id"], "succeeded")
+    assert agent_stats(served.db, "support-desk").accuracy == 0.5
 
 
 def test_the_kill_switch_stops_new_runs_and_is_audited(served: Served) -> None:

@@ -91,7 +91,10 @@ def stats(
             "automation rate (resolved without a person)", _pct(figures.automation_rate)
         )
         outcome.add_row("escalation rate", _pct(figures.escalation_rate))
-        outcome.add_row("accuracy (from feedback)", _pct(figures.accuracy))
+        outcome.add_row(
+            f"accuracy (1 - flagged incorrect / answered; {figures.judged} judged)",
+            _pct(figures.accuracy),
+        )
         per = figures.cost_per_transaction
         outcome.add_row("cost per transaction", "n/a" if per is None else f"${per:.6f}")
         outcome.add_row("availability (runs not failed by the system)", _pct(figures.availability))

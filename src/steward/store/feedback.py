@@ -68,8 +68,10 @@ def latest_verdicts(db: Database, run_ids: Iterable[str] | None = None) -> dict[
     return found
 
 
-def accuracy(verdicts: dict[str, str]) -> float | None:
-    """Share of judged runs whose output was correct; None before any feedback."""
-    if not verdicts:
+def accuracy(verdicts: dict[str, str], answered: int) -> float | None:
+    """1 - (outputs flagged incorrect / outputs given): an answer counts as correct unless
+    a person flagged it. None while nobody has given any feedback (unmeasured)."""
+    if not verdicts or answered <= 0:
         return None
-    return sum(1 for v in verdicts.values() if v == "correct") / len(verdicts)
+    flagged = sum(1 for v in verdicts.values() if v == "incorrect")
+    return max(0.0, 1.0 - flagged / answered)

@@ -109,7 +109,7 @@ def agent_stats(
                 stats.tool_latency_ms.setdefault(body["tool"], []).append(float(body["latency_ms"]))
     verdicts = latest_verdicts(db, run_ids)
     stats.judged = len(verdicts)
-    stats.accuracy = accuracy(verdicts)
+    stats.accuracy = accuracy(verdicts, stats.statuses.get("succeeded", 0))
     stats.cost_per_transaction = cost_report(db, days=max(1, int(window_seconds // 86400) + 1), agent=agent,
                                              now=moment).per_transaction(agent)  # fmt: skip
     return stats
