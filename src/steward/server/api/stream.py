@@ -61,9 +61,13 @@ async def stream_run(
                 )
                 for entry in entries:
                     after = entry.id
-                    yield sse(entry.type, EventOut.of(entry).model_dump(), entry.id)
                     if entry.type == "run.finished":
+                        # text streamed while the journal was being read goes out first
+                        for text in follower.tokens:
+                            yield sse("token", {"text": text})
+                        yield sse(entry.type, EventOut.of(entry).model_dump(), entry.id)
                         return
+                    yield sse(entry.type, EventOut.of(entry).model_dump(), entry.id)
                 if len(entries) == PAGE:
                     continue
                 if await request.is_disconnected():
