@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from steward.core.errors import ConflictError
+from steward.core.errors import NotFoundError, StewardError
 from steward.core.events import RunStatus
 from steward.security.keys import Permission
 from steward.server.api._common import decode_cursor, encode_cursor
@@ -87,6 +87,8 @@ async def cancel_run(
         return redirect(back, "Say why you cancel the run (the reason is audited).", "error")
     try:
         await service.cancel(run_id, by=who.label, reason=reason.strip())
-    except ConflictError as exc:
+    except NotFoundError:
+        raise
+    except StewardError as exc:  # already finished (409), or not cancellable here
         return redirect(back, f"Not cancelled: {exc}.", "error")
     return redirect(back, "Run cancelled.")
