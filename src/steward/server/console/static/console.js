@@ -6,7 +6,7 @@
     var s = Math.floor(seconds);
     if (s < 60) return "in " + s + " s";
     if (s < 3600) return "in " + Math.floor(s / 60) + " min " + (s % 60) + " s";
-    return "in " + (s / 3600).toFixed(1) + " h";
+    return "in " + Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
   }
   function tick() {
     var now = Date.now() / 1000;
