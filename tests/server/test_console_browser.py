@@ -124,29 +124,45 @@ def test_a_reviewer_approves_a_refund_in_the_browser(live: Live) -> None:
             expect(page.locator(".topbar .count")).to_have_text("1")
             page.screenshot(path=SHOTS / "2-runs.png", full_page=True)
 
-            page.get_by_role("link", name="Approvals").click()
+            page.get_by_role("link", name=run_id).click()
+            expect(page.get_by_text("This run is waiting for a person")).to_be_visible()
+            expect(page.locator("#run-status")).to_have_text("waiting")
+            expect(page.get_by_text("refreshing every 2 s")).to_be_visible()
+            page.screenshot(path=SHOTS / "3-run-waiting.png")
+            reason = page.locator("input[name=reason]")
+            reason.fill("customer withdrew")  # the reload waits while a person types
+            expect(page.get_by_text("refresh paused while you type")).to_be_visible()
+            expect(reason).to_have_value("customer withdrew")
+            reason.fill("")
+            reason.blur()
+
+            watcher = context.new_page()  # a second tab keeps the run page open
+            watcher.goto(f"{live.url}/console/runs/{run_id}")
+            page.get_by_role("link", name="Open the approval queue →").click()
             card = page.locator("article.approval")
             expect(card).to_contain_text("issue_refund")
             expect(card).to_contain_text('"amount_usd": 330.0')
             expect(card.locator(".countdown")).to_contain_text("in ")  # ticking countdown
-            page.screenshot(path=SHOTS / "3-approval-queue.png", full_page=True)
+            page.screenshot(path=SHOTS / "4-approval-queue.png", full_page=True)
             card.locator("input[name=comment]").first.fill("Photo of the box confirms it.")
             card.get_by_role("button", name="Approve", exact=True).click()
             expect(page.get_by_text(f"Approved issue_refund for run {run_id}.")).to_be_visible()
             expect(page.get_by_text("Nothing is waiting for a decision")).to_be_visible()
 
-            page.goto(f"{live.url}/console/runs/{run_id}")
-            expect(page.get_by_text("Outcome: succeeded")).to_be_visible(timeout=WAIT_MS)
-            expect(page.locator("#run-status")).to_have_text("succeeded")
-            expect(page.locator(".timeline")).to_contain_text("approved")
-            page.screenshot(path=SHOTS / "4-run-timeline.png", full_page=True)
-            page.screenshot(path=SHOTS / "4-run-timeline-viewport.png")  # what 1366x768 shows
+            # the watching tab reloads itself until the run has finished
+            expect(watcher.locator("#run-status")).to_have_text("succeeded", timeout=WAIT_MS)
+            expect(watcher.get_by_text("Outcome: succeeded")).to_be_visible()
+            expect(watcher.locator(".timeline")).to_contain_text("approved")
+            expect(watcher.locator(".timeline")).to_contain_text("Photo of the box confirms it.")
+            watcher.screenshot(path=SHOTS / "5-run-timeline.png", full_page=True)
+            watcher.screenshot(path=SHOTS / "5-run-timeline-viewport.png")  # what 1366x768 shows
+            watcher.close()
 
             page.get_by_role("link", name="Audit").click()
             page.get_by_role("button", name="Verify chain").click()
             expect(page.locator("#verify-result")).to_contain_text("OK")
             expect(page.locator("#verify-result")).to_contain_text("events checked")
-            page.screenshot(path=SHOTS / "5-audit-verify.png", full_page=True)
+            page.screenshot(path=SHOTS / "6-audit-verify.png", full_page=True)
 
             page.get_by_role("button", name="Sign out").click()
             expect(page.get_by_text("Signed out.")).to_be_visible()
@@ -156,7 +172,11 @@ def test_a_reviewer_approves_a_refund_in_the_browser(live: Live) -> None:
             agent = page.locator("#agent-support-desk")
             expect(agent.locator(".agent-state")).to_contain_text("enabled")
             expect(agent.get_by_role("button", name="Disable agent")).to_be_visible()
-            page.screenshot(path=SHOTS / "6-agents.png", full_page=True)
+            page.screenshot(path=SHOTS / "7-agents.png", full_page=True)
+
+            page.goto(f"{live.url}/console/runs/run_missing")
+            expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+            page.screenshot(path=SHOTS / "8-not-found.png")
         finally:
             browser.close()
     live.wait_for(run_id, "succeeded")

@@ -1,4 +1,5 @@
-// The console works without this file; it only keeps expiry countdowns ticking.
+// The console works without this file: it keeps expiry countdowns ticking and reloads a
+// live run's page every few seconds, pausing while a form field is in use.
 (function () {
   "use strict";
   function left(seconds) {
@@ -17,8 +18,26 @@
       el.classList.toggle("gone", remaining <= 0);
     });
   }
+  function busy() {
+    return Array.prototype.some.call(
+      document.querySelectorAll("input:not([type=hidden]), textarea, select"),
+      function (el) { return el === document.activeElement || (el.tagName !== "SELECT" && el.value); }
+    );
+  }
+  function autoRefresh(seconds) {
+    var label = document.getElementById("live");
+    setInterval(function () {
+      if (busy()) {
+        if (label) label.textContent = "refresh paused while you type";
+      } else if (!document.hidden) {
+        window.location.reload();
+      }
+    }, seconds * 1000);
+  }
   document.addEventListener("DOMContentLoaded", function () {
     tick();
     setInterval(tick, 1000);
+    var refresh = parseFloat(document.body.getAttribute("data-refresh") || "0");
+    if (refresh > 0) autoRefresh(refresh);
   });
 })();
