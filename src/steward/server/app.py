@@ -73,7 +73,7 @@ def create_app(
         description="Run AI agents under governance: runs, approvals, agents, audit.",
         lifespan=lifespan,
     )
-    install_error_handlers(app)
+    install_error_handlers(app, pages={console.PREFIX: console.error_page})
     for router in (runs.router, stream.router, approvals.router, agents_api.router, audit.router):
         app.include_router(router)
     app.include_router(console.router)

@@ -1,15 +1,17 @@
 """Every error leaves the API as JSON: `{"error": {"code", "message", "fields"?}}`, with a
-4xx status for anything the caller can fix; never a traceback."""
+4xx status for anything the caller can fix; never a traceback. Under a prefix given a page
+renderer (the console's `/console`), the same errors leave as friendly HTML pages."""
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from steward.core.errors import (
@@ -20,6 +22,9 @@ from steward.core.errors import (
 )
 
 log = logging.getLogger("steward.server")
+
+# (request, status, code, message) -> the response a person sees instead of JSON
+PageRenderer = Callable[[Request, int, str, str], Response]
 
 
 class ApiError(Exception):
@@ -51,42 +56,50 @@ def _field(location: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in location)
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, pages: dict[str, PageRenderer] | None = None) -> None:
+    """JSON errors everywhere, except under the path prefixes of `pages` (HTML)."""
+    renderers = dict(pages or {})
+
+    def respond(
+        request: Request,
+        status: int,
+        code: str,
+        message: str,
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> Response:
+        for prefix, render in renderers.items():
+            if request.url.path.startswith(prefix):
+                return render(request, status, code, message)
+        body = error_body(code, message, **extra)
+        return JSONResponse(body, status_code=status, headers=dict(headers or {}) or None)
+
     @app.exception_handler(ApiError)
-    async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(
-            error_body(exc.code, exc.message), status_code=exc.status, headers=exc.headers
-        )
+    async def api_error(request: Request, exc: ApiError) -> Response:
+        return respond(request, exc.status, exc.code, exc.message, exc.headers)
 
     @app.exception_handler(StewardError)
-    async def steward_error(_request: Request, exc: StewardError) -> JSONResponse:
+    async def steward_error(request: Request, exc: StewardError) -> Response:
         code = exc.code if exc.code != "steward.error" else "request.rejected"
-        return JSONResponse(error_body(code, str(exc)), status_code=_steward_status(exc))
+        return respond(request, _steward_status(exc), code, str(exc))
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
         fields = [
             {"field": _field(tuple(e.get("loc", ()))), "message": str(e.get("msg", ""))}
             for e in exc.errors()
         ]
         summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
-        return JSONResponse(
-            error_body("request.invalid", summary or "invalid request", fields=fields),
-            status_code=422,
-        )
+        return respond(request, 422, "request.invalid", summary or "invalid request", fields=fields)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "route.not_found", 405: "method.not_allowed"}.get(exc.status_code, "http")
-        return JSONResponse(
-            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
-        )
+        return respond(request, exc.status_code, code, str(exc.detail), exc.headers)
 
     @app.exception_handler(Exception)
-    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> Response:
         reference = uuid.uuid4().hex[:12]
         log.error("unhandled error %s: %r", reference, exc, exc_info=exc)
-        return JSONResponse(
-            error_body("internal.error", f"internal error (reference {reference} in the log)"),
-            status_code=500,
-        )
+        message = f"internal error (reference {reference} in the log)"
+        return respond(request, 500, "internal.error", message)

@@ -49,3 +49,27 @@ def query_events(
             AuditEntry(r.id, r.run_id, r.type, r.ts, r.hash, r.prev_hash, json.loads(r.data))
             for r in connection.execute(query)
         ]
+
+
+def recent_events(
+    db: Database,
+    *,
+    run_id: str | None = None,
+    type_prefix: str | None = None,
+    before_id: int | None = None,
+    limit: int = 100,
+) -> list[AuditEntry]:
+    """Newest first: events with ids below `before_id` (the last id of the previous page),
+    filtered like `query_events`."""
+    query = select(events).order_by(events.c.id.desc()).limit(limit)
+    if before_id is not None:
+        query = query.where(events.c.id < before_id)
+    if run_id is not None:
+        query = query.where(events.c.run_id == run_id)
+    if type_prefix:
+        query = query.where(events.c.type.startswith(type_prefix, autoescape=True))
+    with db.reader.connect() as connection:
+        return [
+            AuditEntry(r.id, r.run_id, r.type, r.ts, r.hash, r.prev_hash, json.loads(r.data))
+            for r in connection.execute(query)
+        ]

@@ -1,21 +1,32 @@
-"""Console routes (server-rendered)."""
+"""The operator console under /console: server-rendered pages (Jinja2), plain forms that
+POST and redirect (303), a little vanilla JS, no network assets.
+
+Pages: sign-in, runs, a run's timeline, the approval queue, audit, agents. Each page
+module has its own router; `router` here gathers them.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fastapi import APIRouter
-from fastapi.responses import HTMLResponse
+from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-router = APIRouter(prefix="/console", include_in_schema=False)
-STATIC = Path(__file__).with_name("static")
+from steward.server.console import pages_agents, pages_approvals, pages_audit, pages_runs, session
+from steward.server.console.render import HERE, PREFIX, error_page
+
+STATIC = HERE / "static"
+router = APIRouter(include_in_schema=False)
+for _module in (session, pages_runs, pages_approvals, pages_audit, pages_agents):
+    router.include_router(_module.router)
+
+__all__ = ["PREFIX", "error_page", "router", "static_files"]
 
 
 def static_files() -> StaticFiles:
     return StaticFiles(directory=STATIC)
 
 
-@router.get("/", response_class=HTMLResponse)
-def home() -> str:
-    return "<!doctype html><title>steward</title><p>console</p>"
+@router.get(PREFIX)
+@router.get(f"{PREFIX}/")
+def home() -> RedirectResponse:
+    return RedirectResponse(f"{PREFIX}/runs", status_code=303)

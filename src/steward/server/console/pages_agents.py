@@ -1,0 +1,75 @@
+"""The agents page: each agent's kill switch and autonomy mode (admins change them, with a
+comment that is audited) and the spec versions it has run with."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+
+from steward.core.agent_state import Autonomy
+from steward.security.keys import Permission
+from steward.server.api.agents import agent_overview, agents_overview
+from steward.server.auth import check
+from steward.server.console.render import PREFIX, page, redirect
+from steward.server.console.session import Actor, Reader
+from steward.server.service import RunService
+from steward.store.runs import list_agent_versions
+
+router = APIRouter(prefix=PREFIX, include_in_schema=False)
+AGENTS = f"{PREFIX}/agents"
+MODES = {
+    "advisory": "every write waits for a person",
+    "supervised": "the spec's decision tiers apply",
+    "autonomous": "what the spec sends to review is allowed; forbidden stays forbidden",
+}
+
+
+@router.get("/agents")
+def agents_page(request: Request, who: Reader) -> Response:
+    service: RunService = request.app.state.service
+    agents = agents_overview(service)
+    versions = {a.name: list_agent_versions(service.db, a.name) for a in agents}
+    return page(
+        request, "agents.html", who, section="agents", agents=agents, versions=versions,
+        modes=MODES,
+    )  # fmt: skip
+
+
+def _change(request: Request, name: str, who: Actor) -> RunService:
+    check(who, Permission.MANAGE_AGENTS)
+    service: RunService = request.app.state.service
+    agent_overview(service, name)  # 404 for an unknown agent
+    return service
+
+
+@router.post("/agents/{name}/switch")
+def switch(
+    name: str,
+    request: Request,
+    who: Actor,
+    enabled: Annotated[str, Form(pattern="^(on|off)$")],
+    comment: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """The kill switch: off stops new runs and denies pending and next tool calls."""
+    service = _change(request, name, who)
+    on = enabled == "on"
+    if not on and not comment.strip():
+        return redirect(AGENTS, "Say why you disable the agent (the comment is audited).", "error")
+    service.set_state(name, by=who.label, enabled=on, comment=comment.strip())
+    verb = "enabled" if on else "disabled: no new runs start and its tool calls are denied"
+    return redirect(AGENTS, f"{name} {verb}.")
+
+
+@router.post("/agents/{name}/mode")
+def set_mode(
+    name: str,
+    request: Request,
+    who: Actor,
+    mode: Annotated[str, Form(pattern="^(advisory|supervised|autonomous)$")],
+    comment: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    service = _change(request, name, who)
+    service.set_state(name, by=who.label, mode=Autonomy(mode), comment=comment.strip())
+    return redirect(AGENTS, f"{name} is now {mode}: {MODES[mode]}.")

@@ -1,0 +1,166 @@
+"""A run's journal as a timeline a person can read: one step per event, with what
+matters about it (a model turn's text and tokens, a proposed call's arguments, a gate's
+verdict and reasons, an approval, a tool's result, latency and cost) and the run's totals."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from steward.core import events as ev
+from steward.server.console.render import duration, millis, pretty, usd, utc
+from steward.store.runs import JournalEntry, RunRow
+
+
+@dataclass(slots=True)
+class Block:
+    label: str
+    text: str
+    code: bool = False  # preformatted (JSON, raw text)
+
+
+@dataclass(slots=True)
+class Step:
+    kind: str  # model | call | gate | approval | tool | run | note: the marker's colour
+    title: str
+    ts: float
+    pill: str | None = None  # a status word, coloured by its tone
+    meta: list[tuple[str, str]] = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)
+    minor: bool = False  # bookkeeping (a rate slot, a tool start): shown small
+
+
+@dataclass(slots=True)
+class Totals:
+    cost_usd: float = 0.0
+    model_ms: float = 0.0
+    tool_ms: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    model_turns: int = 0
+    tool_calls: int = 0
+    elapsed: str = "—"
+
+
+def _model(event: ev.ModelResponded, totals: Totals) -> Step:
+    response = event.response
+    usage = response.usage
+    totals.cost_usd += usage.cost_usd
+    totals.model_ms += event.latency_ms
+    totals.input_tokens += usage.input_tokens
+    totals.output_tokens += usage.output_tokens
+    totals.model_turns += 1
+    meta = [
+        ("model", response.model),
+        ("role", event.role),
+        ("tokens", f"{usage.input_tokens:,} in · {usage.output_tokens:,} out"),
+        ("latency", millis(event.latency_ms)),
+    ]
+    if usage.cost_usd:
+        meta.append(("cost", usd(usage.cost_usd)))
+    if response.confidence is not None:
+        meta.append(("confidence", f"{response.confidence:.2f}"))
+    if event.cached:
+        meta.append(("cache", "hit (no provider call)"))
+    blocks = [Block("text", response.text)] if response.text else []
+    if response.tool_calls:
+        names = ", ".join(c.name for c in response.tool_calls)
+        blocks.append(Block("asks to call", names))
+    return Step("model", f"Model turn {event.step + 1}", 0.0, None, meta, blocks)
+
+
+def _gate(event: ev.GateDecided) -> Step:
+    decision = event.decision
+    meta = [("stage", event.stage), ("risk", f"{decision.risk:.2f}")]
+    if decision.rule_ids:
+        meta.append(("rules", ", ".join(decision.rule_ids)))
+    reasons = "\n".join(f"{r.code} — {r.message}" for r in decision.reasons)
+    blocks = [Block("reasons", reasons)] if reasons else []
+    title = f"Gate decided {event.tool}"
+    return Step("gate", title, 0.0, decision.verdict.value, meta, blocks)
+
+
+def _step(event: ev.AnyEvent, totals: Totals) -> Step:
+    match event:
+        case ev.RunStarted():
+            meta = [("agent", f"{event.agent} @ {event.agent_version}")]
+            meta += [(k, v) for k, v in sorted(event.tags.items())]
+            return Step("run", "Run started", 0.0, None, meta, [Block("input", event.input)])
+        case ev.ModelResponded():
+            return _model(event, totals)
+        case ev.ToolCallProposed():
+            sources = ", ".join(f"{k} from {v}" for k, v in sorted(event.sources.items()))
+            meta = [("call", event.call.id)] + ([("sources", sources)] if sources else [])
+            blocks = [Block("arguments", pretty(event.call.arguments), code=True)]
+            return Step("call", f"Proposed call: {event.call.name}", 0.0, None, meta, blocks)
+        case ev.GateDecided():
+            return _gate(event)
+        case ev.RateSlotTaken():
+            return Step("note", f"Rate limit slot for {event.tool}: {event.used} of "
+                        f"{event.limit}", 0.0, minor=True)  # fmt: skip
+        case ev.ApprovalRequested():
+            meta = [("approval", event.approval_id), ("reason", event.reason),
+                    ("expires", utc(event.expires_at))]  # fmt: skip
+            blocks = [Block("arguments", pretty(event.arguments), code=True)]
+            return Step("approval", f"Approval requested for {event.tool}", 0.0, None,
+                        meta, blocks)  # fmt: skip
+        case ev.ApprovalDecided():
+            meta = [("by", event.by), ("approval", event.approval_id)]
+            blocks = [Block("comment", event.comment)] if event.comment else []
+            if event.arguments is not None:
+                blocks.append(Block("edited arguments", pretty(event.arguments), code=True))
+            return Step("approval", "Approval decided", 0.0, event.outcome, meta, blocks)
+        case ev.ApprovalUsed():
+            return Step("note", f"Approval {event.approval_id} used", 0.0, minor=True)
+        case ev.ToolStarted():
+            return Step("note", f"Executing {event.tool} (attempt {event.attempt})", 0.0,
+                        minor=True)  # fmt: skip
+        case ev.ToolSucceeded():
+            totals.cost_usd += event.cost_usd
+            totals.tool_ms += event.latency_ms
+            totals.tool_calls += 1
+            meta = [("latency", millis(event.latency_ms)), ("attempts", str(event.attempts))]
+            if event.cost_usd:
+                meta.append(("cost", usd(event.cost_usd)))
+            blocks = [Block("result", pretty(event.result), code=True)]
+            return Step("tool", f"{event.tool} succeeded", 0.0, "succeeded", meta, blocks)
+        case ev.ToolFailed():
+            totals.tool_ms += event.latency_ms
+            totals.tool_calls += 1
+            meta = [("code", event.code), ("latency", millis(event.latency_ms)),
+                    ("attempts", str(event.attempts))]  # fmt: skip
+            if event.outcome_unknown:
+                meta.append(("outcome", "unknown (it may have happened)"))
+            return Step("tool", f"{event.tool} failed", 0.0, "failed", meta,
+                        [Block("error", event.message)])  # fmt: skip
+        case ev.ResultScanned():
+            meta = [("findings", ", ".join(event.findings) or "—")]
+            return Step("gate", f"Result of {event.tool} scanned", 0.0,
+                        event.decision.verdict.value, meta)  # fmt: skip
+        case ev.RunWaiting():
+            return Step("run", "Waiting", 0.0, "waiting", [], [Block("reason", event.reason)])
+        case ev.RunResumed():
+            return Step("note", f"Resumed: {event.reason}", 0.0, minor=True)
+        case ev.RunFinished():
+            meta = [("steps", str(event.steps))]
+            if event.confidence is not None:
+                meta.append(("confidence", f"{event.confidence:.2f}"))
+            if event.reason_code:
+                meta.append(("reason", f"{event.reason_code} — {event.reason}"))
+            blocks = [Block("output", event.output)] if event.output else []
+            return Step("run", "Run finished", 0.0, event.status.value, meta, blocks)
+        case _:
+            name = ev.event_type(event)
+            return Step("note", name, 0.0, minor=True)
+
+
+def build_timeline(run: RunRow, entries: list[JournalEntry]) -> tuple[list[Step], Totals]:
+    totals = Totals()
+    steps = []
+    for entry in entries:
+        step = _step(entry.event, totals)
+        step.ts = entry.ts
+        steps.append(step)
+    end = run.finished_at if run.finished_at is not None else time.time()
+    totals.elapsed = duration(end - run.created_at)
+    return steps, totals

@@ -1,0 +1,182 @@
+"""The console in a real headless Chromium (Debian's, driven by Playwright; no browser
+download): a reviewer signs in, approves a held refund from the queue and watches the run
+succeed; screenshots of each page go to build/screenshots/.
+
+Without chromium the test is skipped, except under CI (env `CI` set), where it fails."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from steward.cli.serve import DEMO_SPEC
+from steward.demo.tools import SYSTEMS_ENV
+from steward.security.keys import Role
+from steward.server import create_app, load_agents
+from steward.store import Database
+from steward.store.keys import create_key
+
+from .served import LARGE_REFUND
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+        "--disable-background-networking"]  # fmt: skip
+SHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
+WAIT_MS = 20_000
+
+
+def _browser_or_skip() -> None:
+    problem = None
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        problem = "the playwright package is not installed (pip install -e '.[dev]')"
+    if problem is None and not CHROMIUM.exists():
+        problem = f"no chromium at {CHROMIUM} (apt-get install chromium)"
+    if problem is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"browser test cannot run under CI: {problem}")
+        pytest.skip(f"browser test skipped: {problem}")
+
+
+@dataclass
+class Live:
+    url: str
+    db: Database
+    tokens: dict[str, str]
+
+    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.tokens['admin']}"}
+        return httpx.request(method, self.url + path, headers=headers, timeout=10, **kwargs)
+
+    def wait_for(self, run_id: str, state: str, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while (status := self.api("GET", f"/v1/runs/{run_id}").json()["status"]) != state:
+            assert time.monotonic() < deadline, f"run {run_id} is {status}, not {state}"
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Live]:
+    """A real uvicorn server on a free loopback port, in a background thread."""
+    _browser_or_skip()
+    monkeypatch.setenv(SYSTEMS_ENV, str(tmp_path / "systems.db"))
+    monkeypatch.setenv("STEWARD_TELEMETRY", "off")
+    url = f"sqlite:///{tmp_path / 'steward.db'}"
+    db = Database.open(url)
+    tokens = {
+        "reviewer": create_key(db, name="rita", role=Role.REVIEWER, by="test")[1],
+        "admin": create_key(db, name="ada", role=Role.ADMIN, by="test")[1],
+    }
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    app = create_app(url, load_agents([DEMO_SPEC]))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    try:
+        yield Live(f"http://127.0.0.1:{port}", db, tokens)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
+        db.close()
+        assert not thread.is_alive(), "the server did not stop within 15 s"
+
+
+def test_a_reviewer_approves_a_refund_in_the_browser(live: Live) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    started = live.api("POST", "/v1/runs", json={"agent": "support-desk", "input": LARGE_REFUND})
+    assert started.status_code == 202, started.text
+    run_id = started.json()["id"]
+    live.wait_for(run_id, "waiting")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, timeout=WAIT_MS)
+        try:
+            context = browser.new_context(viewport={"width": 1366, "height": 768})
+            context.set_default_timeout(WAIT_MS)
+            page = context.new_page()
+
+            page.goto(f"{live.url}/console/")
+            expect(page).to_have_url(f"{live.url}/console/sign-in?next=/console/runs")
+            page.screenshot(path=SHOTS / "1-sign-in.png")
+            page.fill("#token", live.tokens["reviewer"])
+            page.get_by_role("button", name="Sign in").click()
+            expect(page.get_by_text("Signed in as rita (reviewer).")).to_be_visible()
+            expect(page.locator(".topbar .count")).to_have_text("1")
+            page.screenshot(path=SHOTS / "2-runs.png", full_page=True)
+
+            page.get_by_role("link", name=run_id).click()
+            expect(page.get_by_text("This run is waiting for a person")).to_be_visible()
+            expect(page.locator("#run-status")).to_have_text("waiting")
+            expect(page.get_by_text("refreshing every 2 s")).to_be_visible()
+            page.screenshot(path=SHOTS / "3-run-waiting.png")
+            reason = page.locator("input[name=reason]")
+            reason.fill("customer withdrew")  # the reload waits while a person types
+            expect(page.get_by_text("refresh paused while you type")).to_be_visible()
+            expect(reason).to_have_value("customer withdrew")
+            reason.fill("")
+            reason.blur()
+
+            watcher = context.new_page()  # a second tab keeps the run page open
+            watcher.goto(f"{live.url}/console/runs/{run_id}")
+            page.get_by_role("link", name="Open the approval queue →").click()
+            card = page.locator("article.approval")
+            expect(card).to_contain_text("issue_refund")
+            expect(card).to_contain_text('"amount_usd": 330.0')
+            expect(card.locator(".countdown")).to_contain_text("in ")  # ticking countdown
+            page.screenshot(path=SHOTS / "4-approval-queue.png", full_page=True)
+            card.locator("input[name=comment]").first.fill("Photo of the box confirms it.")
+            card.get_by_role("button", name="Approve", exact=True).click()
+            expect(page.get_by_text(f"Approved issue_refund for run {run_id}.")).to_be_visible()
+            expect(page.get_by_text("Nothing is waiting for a decision")).to_be_visible()
+
+            # the watching tab reloads itself until the run has finished
+            expect(watcher.locator("#run-status")).to_have_text("succeeded", timeout=WAIT_MS)
+            expect(watcher.get_by_text("Outcome: succeeded")).to_be_visible()
+            expect(watcher.locator(".timeline")).to_contain_text("approved")
+            expect(watcher.locator(".timeline")).to_contain_text("Photo of the box confirms it.")
+            watcher.screenshot(path=SHOTS / "5-run-timeline.png", full_page=True)
+            watcher.screenshot(path=SHOTS / "5-run-timeline-viewport.png")  # what 1366x768 shows
+            watcher.close()
+
+            page.get_by_role("link", name="Audit").click()
+            page.get_by_role("button", name="Verify chain").click()
+            expect(page.locator("#verify-result")).to_contain_text("OK")
+            expect(page.locator("#verify-result")).to_contain_text("events checked")
+            page.screenshot(path=SHOTS / "6-audit-verify.png", full_page=True)
+
+            page.get_by_role("button", name="Sign out").click()
+            expect(page.get_by_text("Signed out.")).to_be_visible()
+            page.fill("#token", live.tokens["admin"])
+            page.get_by_role("button", name="Sign in").click()
+            page.get_by_role("link", name="Agents").click()
+            agent = page.locator("#agent-support-desk")
+            expect(agent.locator(".agent-state")).to_contain_text("enabled")
+            expect(agent.get_by_role("button", name="Disable agent")).to_be_visible()
+            page.screenshot(path=SHOTS / "7-agents.png", full_page=True)
+
+            page.goto(f"{live.url}/console/runs/run_missing")
+            expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+            page.screenshot(path=SHOTS / "8-not-found.png")
+        finally:
+            browser.close()
+    live.wait_for(run_id, "succeeded")
