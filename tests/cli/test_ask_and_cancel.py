@@ -90,3 +90,27 @@ def test_validate_does_not_call_ask_human_forbidden(spec: Path) -> None:
     assert "ok" in result.stdout and "forbidden" not in result.stdout
     explained = steward("explain", str(spec), "ask_human", "--args", '{"question": "Why?"}')
     assert "review" in explained.stdout and "tier.asks_human" in explained.stdout
+
+
+def test_cancel_a_waiting_run(spec: Path) -> None:
+    steward("db", "init")
+    steward("run", str(spec), "-i", "paint the fence")
+    approval_id, run_id = pending()
+    result = steward("runs", "cancel", run_id, "--reason", "fence sold", "--by", "dana")
+    assert f"run {run_id} cancelled" in result.stdout
+    assert "cancelled by dana: fence sold" in result.stdout
+    assert sql("SELECT status, reason_code FROM runs WHERE id = ?", run_id) == [
+        ("cancelled", "run.cancelled")
+    ]
+    assert sql("SELECT status FROM approvals WHERE id = ?", approval_id) == [("cancelled",)]
+    late = steward("approvals", "answer", approval_id, "green", code=2)
+    assert f"approval {approval_id} is already cancelled" in late.stderr
+    twice = steward("runs", "cancel", run_id, "--reason", "again", code=2)
+    assert f"run {run_id} already cancelled" in twice.stderr
+    resumed = steward("runs", "resume", run_id)
+    assert f"run {run_id} cancelled" in resumed.stdout
+    shown = steward("runs", "show", run_id).stdout
+    assert "approval.decided" in shown and "cancelled run.cancelled" in shown
+    assert "verified 8 events" in steward("audit", "verify").stdout
+    unknown = steward("runs", "cancel", "run_nope", "--reason", "x", code=2)
+    assert "no run with id 'run_nope'" in unknown.stderr
