@@ -181,12 +181,15 @@ async def test_cancelling_the_task_mid_call_records_the_call_and_the_finish(
     task = asyncio.create_task(runner.run(agent, "go"))
     started = asyncio.get_running_loop().time()
     await until(lambda: effects or asyncio.get_running_loop().time() - started > 0.3)
-    task.cancel()
+    # a server says why; a bare cancel (a loop torn down) gets a generic reason
+    said = "cancelled by alice: wrong payee" if unknown else None
+    task.cancel(said)
     with pytest.raises(asyncio.CancelledError):
         await task
     [run_id] = _runs(any_db)
     row = get_run(any_db, run_id)  # durable before the cancellation went on
     assert (row.status, row.reason_code) == ("cancelled", "run.cancelled")
+    assert row.reason == (said or "the task running the run was cancelled")
     recorded = events(any_db, run_id)
     [failed] = [e for e in recorded if isinstance(e, ToolFailed)]
     assert (failed.tool, failed.code, failed.outcome_unknown) == (

@@ -200,15 +200,16 @@ class Runner:
             result = self._finish(
                 executor, progress, RunStatus.ESCALATED, reason_code=exc.code, reason=str(exc)
             )
-        except asyncio.CancelledError:
-            # The task driving the run was cancelled (a server shutting down, a client
-            # gone): the run ends here, on record, and the cancellation goes on.
+        except asyncio.CancelledError as exc:
+            # The task driving the run was cancelled: the run ends here, on record, and
+            # the cancellation goes on. `task.cancel(msg)` gives the reason.
+            said = str(exc.args[0]) if exc.args and exc.args[0] else ""
             self._finish(
                 executor,
                 progress,
                 RunStatus.CANCELLED,
                 reason_code=CANCELLED,
-                reason="the task running the run was cancelled",
+                reason=said or "the task running the run was cancelled",
             )
             await asyncio.shield(executor.durable())
             raise
