@@ -1,4 +1,4 @@
-"""`steward approvals list|approve|reject`."""
+"""`steward approvals list|approve|reject|answer|sweep`."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from steward.core.errors import StewardError
 from steward.runtime import Runner
 from steward.runtime.catalog import agent_for_run
 from steward.runtime.sweep import resume_expired
-from steward.store.approvals import decide_approval, list_approvals
+from steward.store.approvals import decide_approval, get_approval, list_approvals
 from steward.store.database import Database
+from steward.tools.builtin import ASK_HUMAN
 
 app = typer.Typer(help="Decide calls that wait for a person.", no_args_is_help=True)
 
@@ -120,6 +121,28 @@ def reject(
     """Reject a pending call, with a comment, and resume its run."""
     with handled():
         _decide(open_db(db), approval_id, False, by, comment, resume)
+
+
+@app.command("answer")
+def answer(
+    approval_id: str = typer.Argument(..., help="The pending question (an ask_human approval)."),
+    text: str = typer.Argument(..., help="The answer the agent receives."),
+    by: str = typer.Option("cli", "--by", help="Who answers."),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Resume the run now."),
+    db: str | None = DbOption,
+) -> None:
+    """Answer an agent's question (approve it with the answer as comment) and resume its run."""
+    with handled():
+        database = open_db(db)
+        row = get_approval(database, approval_id)
+        if row.tool != ASK_HUMAN:
+            fail(
+                f"approval {approval_id} is for a call of '{row.tool}', not a question; "
+                "use `steward approvals approve` or `reject`"
+            )
+        if not text.strip():
+            fail("the answer is empty")
+        _decide(database, approval_id, True, by, text, resume)
 
 
 @app.command("sweep")

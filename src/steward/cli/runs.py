@@ -1,4 +1,4 @@
-"""`steward run`, `steward runs list|show|resume`."""
+"""`steward run`, `steward runs list|show|resume|cancel`."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from steward.core.events import (
     ToolSucceeded,
 )
 from steward.runtime import Runner, RunResult, build_agent
+from steward.runtime.cancel import cancel_run
 from steward.runtime.catalog import agent_for_run
 from steward.spec import load_spec
 from steward.store.runs import get_run, list_runs, read_journal
@@ -182,3 +183,20 @@ def resume(run_id: str = typer.Argument(...), db: str | None = DbOption) -> None
         with journal_for(database) as journal:
             result = run_async(lambda: Runner(database, journal).resume(agent, run_id))
         print_result(result)
+
+
+@app.command("cancel")
+def cancel(
+    run_id: str = typer.Argument(...),
+    reason: str = typer.Option(..., "--reason", help="Why (kept in the run and the audit)."),
+    by: str = typer.Option("cli", "--by", help="Who cancels."),
+    db: str | None = DbOption,
+) -> None:
+    """Cancel a waiting, queued or orphaned run: it finishes `cancelled`, and its pending
+    approvals can no longer be decided."""
+    with handled():
+        database = open_db(db)
+        with journal_for(database) as journal:
+            row = cancel_run(database, journal, run_id, by=by, reason=reason)
+        console.print(f"run [bold]{row.id}[/] {status(row.status)}", highlight=False)
+        console.print(f"  reason: [{row.reason_code}] {row.reason}", highlight=False)

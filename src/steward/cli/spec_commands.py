@@ -15,6 +15,7 @@ from steward.core.messages import ToolCall
 from steward.policy import PolicyContext, compile_policy
 from steward.runtime.agent import load_toolsets
 from steward.spec import load_spec
+from steward.tools.builtin import BUILTINS
 
 _COLOURS = {
     Verdict.ALLOW: "green",
@@ -30,7 +31,11 @@ def validate(file: Path = typer.Argument(..., help="Agent spec (YAML).")) -> Non
         loaded = load_spec(file)
         registry = load_toolsets(loaded)
         spec = loaded.spec
-        untiered = [t for t in spec.tools if spec.decision_authority.tier_of(t) is None]
+        untiered = [
+            t
+            for t in spec.tools
+            if spec.decision_authority.tier_of(t) is None and t not in BUILTINS
+        ]
         console.print(
             f"[green]ok[/] {file}: agent [bold]{spec.name}[/] version {loaded.version}, "
             f"{len(spec.tools)} tools, {len(spec.conditions)} conditions"

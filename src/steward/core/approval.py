@@ -10,7 +10,7 @@ from typing import Any
 class ApprovalView:
     id: str
     key: str
-    status: str  # pending | approved | rejected | expired
+    status: str  # pending | approved | rejected | expired | cancelled
     call_hash: str
     expires_at: float
     used: bool

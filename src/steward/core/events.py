@@ -96,7 +96,7 @@ class ApprovalRequested(Event, tag="approval.requested", frozen=True):
 class ApprovalDecided(Event, tag="approval.decided", frozen=True):
     approval_id: str
     key: str
-    outcome: str  # approved | rejected | expired
+    outcome: str  # approved | rejected | expired | cancelled (its run was cancelled)
     by: str
     comment: str = ""
     arguments: dict[str, Any] | None = None

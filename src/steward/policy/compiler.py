@@ -20,6 +20,7 @@ from steward.core.decision import Decision, Reason, Verdict, deny
 from steward.core.messages import ToolCall
 from steward.spec.models import AgentSpec, RateLimit, Tier
 from steward.tools.base import DataClass, Effect, Tool
+from steward.tools.builtin import BUILTINS
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +220,13 @@ def _base_decision(name: str, tier: Tier, explicit: bool) -> Decision:
         )
         rule_id = f"decision_authority.forbidden.{name}" if explicit else "default.untiered"
         return deny("tool.forbidden", f"'{name}' is {why}", rule_id)
+    if tier is Tier.REQUIRES_HUMAN_REVIEW and not explicit and name in BUILTINS:
+        return Decision(
+            Verdict.REVIEW,
+            (Reason("tier.asks_human", f"'{name}' is answered by a person"),),
+            (f"builtin.{name}",),
+            _RISK[tier],
+        )
     return Decision(
         _VERDICTS[tier],
         (Reason(f"tier.{tier.value}", f"'{name}' is {tier.value}"),),
@@ -243,8 +251,10 @@ def compile_policy(
     rules: dict[str, _ToolRule] = {}
     for name in spec.tools:
         explicit = spec.decision_authority.tier_of(name)
-        tier = explicit or Tier.FORBIDDEN
-        meta = (tools or {}).get(name)
+        meta = (tools or {}).get(name) or BUILTINS.get(name)
+        # A question for a person needs no tier: listing `ask_human` enables it.
+        asks = meta is not None and meta.asks_human
+        tier = explicit or (Tier.REQUIRES_HUMAN_REVIEW if asks else Tier.FORBIDDEN)
         data_classes = meta.data_classes if meta is not None else frozenset(DataClass)
         conditions = tuple(
             _compile_condition(c.id, c.when, c.then, c.reason)

@@ -15,6 +15,7 @@ from steward.models.protocol import Model
 from steward.policy import Policy, compile_policy
 from steward.spec.models import LoadedSpec
 from steward.tools.base import Tool
+from steward.tools.builtin import BUILTINS
 from steward.tools.registry import ToolRegistry
 
 
@@ -43,8 +44,26 @@ def _line_of(loaded: LoadedSpec, needle: str) -> int:
     return 1
 
 
+def add_builtins(loaded: LoadedSpec, registry: ToolRegistry) -> None:
+    """Register the built-in tools the spec lists (tools/builtin.py); a tool of the
+    program's own under a built-in's name refuses to load."""
+    for index, name in enumerate(loaded.spec.tools):
+        builtin = BUILTINS.get(name)
+        found = registry.get(name)
+        if builtin is None or found is builtin:
+            continue
+        if found is not None:
+            message = f"'{name}' is a built-in tool; a tool of your own cannot take its name"
+            problem = SpecProblem(
+                loaded.path, _line_of(loaded, name), 1, f"tools[{index}]", message
+            )
+            raise SpecError([problem])
+        registry.register(builtin)
+
+
 def load_toolsets(loaded: LoadedSpec) -> ToolRegistry:
-    """Import each `module:function` in `toolsets`; the function returns tools."""
+    """Import each `module:function` in `toolsets`; the function returns tools. The
+    built-in tools the spec lists are registered too."""
     registry = ToolRegistry()
     for index, ref in enumerate(loaded.spec.toolsets):
         module_name, _, attr = ref.partition(":")
@@ -62,6 +81,7 @@ def load_toolsets(loaded: LoadedSpec) -> ToolRegistry:
             raise SpecError([problem]) from None
         for item in tools:
             registry.register(item)
+    add_builtins(loaded, registry)
     return registry
 
 
@@ -84,6 +104,7 @@ def build_agent(
     config: GateConfig | None = None,
 ) -> AgentRuntime:
     registry = tools if isinstance(tools, ToolRegistry) else ToolRegistry(tools or ())
+    add_builtins(loaded, registry)
     if loaded.spec.toolsets and any(name not in registry for name in loaded.spec.tools):
         for item in load_toolsets(loaded):
             if item.name not in registry:

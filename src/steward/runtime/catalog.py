@@ -7,13 +7,14 @@ from steward.runtime.agent import AgentRuntime, build_agent
 from steward.spec.loader import load_spec_text
 from steward.store.database import Database
 from steward.store.runs import get_agent_version_text, get_run
+from steward.tools.builtin import BUILTINS
 
 
 def agent_for_run(db: Database, run_id: str) -> AgentRuntime:
     row = get_run(db, run_id)
     text = get_agent_version_text(db, row.agent, row.agent_version)
     loaded = load_spec_text(text, f"{row.agent}@{row.agent_version}")
-    if not loaded.spec.toolsets:
+    if not loaded.spec.toolsets and any(name not in BUILTINS for name in loaded.spec.tools):
         raise StewardError(
             f"agent {row.agent} binds its tools in code (no `toolsets` in its spec); "
             "resume the run from that program with Runner.resume()"

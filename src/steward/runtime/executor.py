@@ -16,6 +16,7 @@ from steward.core.messages import ModelResponse
 from steward.gate.scope import CallRecord
 from steward.runtime.history import RunHistory
 from steward.store.approvals import expire_approval, get_approval_view
+from steward.store.cancel import cancellation
 from steward.store.database import Database
 from steward.store.journal import Journal
 from steward.store.runs import read_journal
@@ -40,6 +41,10 @@ class Executor(Protocol):
     async def approval(self, approval_id: str) -> ApprovalView | None: ...
 
     async def expire_approval(self, approval_id: str) -> None: ...
+
+    def cancelled(self) -> str | None:
+        """Why the run was cancelled from outside this activation, or None."""
+        ...
 
 
 class EmbeddedExecutor:
@@ -81,3 +86,6 @@ class EmbeddedExecutor:
 
     async def expire_approval(self, approval_id: str) -> None:
         expire_approval(self.db, approval_id, on_commit=self.journal.publish)
+
+    def cancelled(self) -> str | None:
+        return cancellation(self.db, self.run_id)

@@ -74,8 +74,8 @@ class RunHistory:
             self.models[event.step] = event.response
         elif isinstance(event, RunStarted):
             self.started = event
-        elif isinstance(event, RunFinished):
-            self.finished = event
+        elif isinstance(event, RunFinished) and self.finished is None:
+            self.finished = event  # the first finish stands (a cancel may race a finish)
 
     def _record(self, key: str) -> CallRecord:
         record = self.calls.get(key)

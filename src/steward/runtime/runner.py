@@ -5,6 +5,10 @@ through the gate concurrently, feed the outcomes back, until a final answer. Har
 bounds: max_steps and max_run_seconds. A final confidence below the spec's threshold
 ends the run `escalated`. A call waiting for a person ends this activation `waiting`;
 `resume()` picks the run up from its journal, replaying what was recorded.
+
+Cancelling the task that drives a run finishes it `cancelled` (reason code
+`run.cancelled`), durably, before the cancellation propagates; a run cancelled from
+outside (runtime/cancel.py) while it still executes stops at its next step.
 """
 
 from __future__ import annotations
@@ -46,6 +50,17 @@ log = logging.getLogger("steward.runner")
 
 class AgentDisabled(StewardError):
     code = "agent.disabled"
+
+
+CANCELLED = "run.cancelled"
+
+
+class _CancelledElsewhere(Exception):
+    """The run was finished `cancelled` from outside while this activation ran."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +207,28 @@ class Runner:
             result = self._finish(
                 executor, progress, RunStatus.ESCALATED, reason_code=exc.code, reason=str(exc)
             )
+        except asyncio.CancelledError as exc:
+            # The task driving the run was cancelled: the run ends here, on record, and
+            # the cancellation goes on. `task.cancel(msg)` gives the reason.
+            said = str(exc.args[0]) if exc.args and exc.args[0] else ""
+            self._finish(
+                executor,
+                progress,
+                RunStatus.CANCELLED,
+                reason_code=CANCELLED,
+                reason=said or "the task running the run was cancelled",
+            )
+            await asyncio.shield(executor.durable())
+            raise
+        except _CancelledElsewhere as exc:  # its finish is on record already
+            result = RunResult(
+                executor.run_id,
+                RunStatus.CANCELLED,
+                reason_code=CANCELLED,
+                reason=exc.reason,
+                steps=progress.steps,
+                denials=tuple(progress.denials),
+            )
         except StoreError:
             raise  # the journal is down: nothing can be recorded, so nothing more may happen
         except Exception as exc:
@@ -230,6 +267,9 @@ class Runner:
                     after_side_effect=progress.side_effect, on_text=progress.on_text,
                 )  # fmt: skip
             messages.append(Message("assistant", response.text, response.tool_calls))
+            cancelled = executor.cancelled()  # before anything this turn may do or finish
+            if cancelled is not None:
+                raise _CancelledElsewhere(cancelled)
             if response.is_final:
                 return self._final(agent, executor, progress, response.text, response.confidence)
             seen = messages[:-1]

@@ -12,9 +12,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from steward.core.messages import Message, Source
+from steward.tools.builtin import ASK_HUMAN
 
 _ROLE_SOURCE = {"user": Source.USER, "system": Source.CONFIG, "tool": Source.TOOL}
-_RANK = (Source.USER, Source.CONFIG, Source.TOOL)
+# A person's answer to the agent's question (the ask_human tool) is the person's word,
+# not a tool's data: it ranks right after the user's own request.
+_RANK = (Source.USER, Source.HUMAN, Source.CONFIG, Source.TOOL)
 
 
 def _needles(value: Any) -> Iterable[str]:
@@ -36,6 +39,8 @@ def trace_sources(arguments: dict[str, Any], messages: Iterable[Message]) -> dic
     texts: dict[Source, list[str]] = {}
     for message in messages:
         source = _ROLE_SOURCE.get(message.role)
+        if message.role == "tool" and message.name == ASK_HUMAN:
+            source = Source.HUMAN
         if source is not None:
             texts.setdefault(source, []).append(message.content.lower())
     found: dict[str, Source] = {}

@@ -20,6 +20,8 @@ from pydantic import (
     field_validator,
 )
 
+from steward.tools.builtin import ASK_HUMAN
+
 NAME_RE = r"^[a-z][a-z0-9_\-]{0,63}$"
 _RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*$")
 _PERIODS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
@@ -316,6 +318,15 @@ def check_references(spec: AgentSpec) -> list[tuple[Path, str]]:
             seen[tool] = tier.value
             if tool not in listed and tier is not Tier.FORBIDDEN:
                 problems.append((path, f"'{tool}' is not in the agent's `tools` list"))
+    for index, tool in enumerate(spec.decision_authority.autonomous):
+        if tool == ASK_HUMAN:
+            problems.append(
+                (
+                    ("decision_authority", "autonomous", index),
+                    f"'{tool}' always waits for a person: list it under "
+                    "requires_human_review or in no tier",
+                )
+            )
     for index, condition in enumerate(spec.conditions):
         if condition.tool not in listed:
             problems.append(

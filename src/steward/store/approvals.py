@@ -125,11 +125,13 @@ def decide_approval(
             raise ConflictError(f"approval {approval_id} is already {row.status}")
         expired = row.expires_at <= moment
         if expired:
-            committed = _set_status(
+            committed = set_approval_status(
                 connection, row, "expired", "system", "expired before a decision", None, moment
             )
         else:
-            committed = _set_status(connection, row, outcome, by, comment, arguments, moment)
+            committed = set_approval_status(
+                connection, row, outcome, by, comment, arguments, moment
+            )
     if on_commit is not None:
         on_commit([committed])
     if expired:
@@ -147,14 +149,14 @@ def expire_approval(
             select(approvals).where(approvals.c.id == approval_id).with_for_update()
         ).first()
         if row is not None and row.status == "pending" and row.expires_at <= moment:
-            committed = _set_status(
+            committed = set_approval_status(
                 connection, row, "expired", "system", "expired before a decision", None, moment
             )
     if committed is not None and on_commit is not None:
         on_commit([committed])
 
 
-def _set_status(
+def set_approval_status(
     connection: Any,
     row: Any,
     status: str,
@@ -163,6 +165,8 @@ def _set_status(
     arguments: dict[str, Any] | None,
     moment: float,
 ) -> PendingEvent:
+    """Decide a pending request inside the caller's transaction: the row changes and its
+    `approval.decided` event joins the chain in the same commit."""
     connection.execute(
         update(approvals)
         .where(approvals.c.id == row.id, approvals.c.status == "pending")

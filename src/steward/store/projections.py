@@ -32,11 +32,15 @@ _SQL = {
         "INSERT INTO runs (id, agent, agent_version, status, input, output, reason_code, reason,"
         " steps, tags, created_at, updated_at) VALUES (?, ?, ?, ?, ?, '', '', '', 0, ?, ?, ?)"
     ),
-    "run.resumed": "UPDATE runs SET status = ?, updated_at = ? WHERE id = ?",
-    "run.waiting": "UPDATE runs SET status = ?, reason_code = ?, reason = ?, updated_at = ? WHERE id = ?",
+    # A finished run stays finished: the first finish stands (a cancel may race a finish).
+    "run.resumed": "UPDATE runs SET status = ?, updated_at = ? WHERE id = ? AND finished_at IS NULL",
+    "run.waiting": (
+        "UPDATE runs SET status = ?, reason_code = ?, reason = ?, updated_at = ? WHERE id = ?"
+        " AND finished_at IS NULL"
+    ),
     "run.finished": (
         "UPDATE runs SET status = ?, output = ?, confidence = ?, reason_code = ?, reason = ?,"
-        " steps = ?, updated_at = ?, finished_at = ? WHERE id = ?"
+        " steps = ?, updated_at = ?, finished_at = ? WHERE id = ? AND finished_at IS NULL"
     ),
     "approval.requested": (
         "INSERT INTO approvals (id, run_id, call_id, agent, tool, arguments, call_hash, status,"

@@ -62,7 +62,7 @@ OTHER = "other"
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 APPROVAL_BUCKETS = (1, 10, 30, 60, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600, 86400, 3 * 86400)
 CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-_APPROVAL_OUTCOMES = frozenset({"approved", "rejected", "expired"})
+_APPROVAL_OUTCOMES = frozenset({"approved", "rejected", "expired", "cancelled"})
 # Run and approval ids must never become label values, whatever a tool name says.
 _ID_LIKE = re.compile(r"(?:run|apr)_[0-9a-f]{8,}")
 _MAX_LABEL_LENGTH = 100

@@ -59,6 +59,8 @@ class Tool:
     cost_usd: float = 0.0
     context_param: str | None = None
     is_async: bool = False  # set by make_tool(): checked once, not per call
+    # answered by a person through an approval, never executed (tools/builtin.py)
+    asks_human: bool = False
     _args_model: type[BaseModel] | None = field(default=None, repr=False)
     _validate: ArgValidator = field(default=lambda _args: None, repr=False)
 

@@ -3,6 +3,12 @@
 An approval is bound to the SHA-256 of the canonical call (tool, arguments, agent
 version), expires, and is used once. Approved-with-edits arguments are a new call: they
 are validated and decided by policy again before they run.
+
+A question for a person (`ask_human`, tools/builtin.py) always takes this path, whatever
+the policy's verdict short of deny: nothing but a person can answer it. It never reaches
+the execute stage; the approval's comment is the answer and ends the call here as
+executed, with `{"answer": ...}` as its result (recorded as the call's ToolSucceeded, so
+a resumed run replays it and the approval is used once).
 """
 
 from __future__ import annotations
@@ -12,12 +18,14 @@ import time
 import uuid
 from typing import Any
 
+from steward.core.approval import ApprovalView
 from steward.core.decision import Verdict, allow, deny
-from steward.core.events import ApprovalRequested, ApprovalUsed, canonical_json
+from steward.core.events import ApprovalRequested, ApprovalUsed, ToolSucceeded, canonical_json
 from steward.core.messages import ToolCall
 from steward.gate.context import CallContext, Next
 from steward.gate.outcome import CallOutcome, CallStatus
 from steward.policy import PolicyContext
+from steward.security.scanners import IDENTIFIERS, redact_text
 
 
 def call_hash(tool: str, arguments: dict[str, Any], agent_version: str) -> str:
@@ -29,7 +37,8 @@ class ApprovalStage:
     name = "approval"
 
     async def __call__(self, cx: CallContext, proceed: Next) -> CallOutcome:
-        if cx.decision is None or cx.decision.verdict is not Verdict.REVIEW:
+        asks = cx.tool is not None and cx.tool.asks_human
+        if cx.decision is None or (cx.decision.verdict is not Verdict.REVIEW and not asks):
             return await proceed(cx)
         record = cx.scope.recorded_call(cx.key)
         digest = call_hash(cx.call.name, cx.call.arguments, cx.scope.agent_version)
@@ -54,7 +63,12 @@ class ApprovalStage:
                 )
             return self._waiting(cx, view.id)
         if view.status == "rejected":
-            why = f"rejected by {view.decided_by}" + (f": {view.comment}" if view.comment else "")
+            if asks:
+                why = f"the person declined to answer: {view.comment or '(no comment)'}"
+            else:
+                why = f"rejected by {view.decided_by}" + (
+                    f": {view.comment}" if view.comment else ""
+                )
             return cx.stop(self.name, deny("approval.rejected", why))
         if view.status != "approved":
             return cx.stop(
@@ -62,6 +76,8 @@ class ApprovalStage:
             )
         if view.used and not record.approval_used:
             return cx.stop(self.name, deny("approval.used", f"approval {view.id} was already used"))
+        if asks:
+            return self._answered(cx, view, record.approval_used)
         if view.decided_arguments is not None:
             edited = self._apply_edit(cx, view.decided_arguments)
             if edited is not None:
@@ -77,11 +93,12 @@ class ApprovalStage:
     def _request(self, cx: CallContext, digest: str) -> CallOutcome:
         approval_id = "apr_" + uuid.uuid4().hex[:20]
         ttl = cx.policy.spec.approvals.expires_after_seconds
-        reason = (
-            cx.decision.reasons[0].message
-            if cx.decision and cx.decision.reasons
-            else "review required"
-        )
+        if cx.tool is not None and cx.tool.asks_human:
+            reason = "the agent asks a person a question"
+        elif cx.decision and cx.decision.reasons:
+            reason = cx.decision.reasons[0].message
+        else:
+            reason = "review required"
         cx.scope.emit(
             ApprovalRequested(
                 approval_id=approval_id,
@@ -95,6 +112,20 @@ class ApprovalStage:
             )
         )
         return self._waiting(cx, approval_id)
+
+    def _answered(self, cx: CallContext, view: ApprovalView, used: bool) -> CallOutcome:
+        """The person's comment is the answer: the call ends here as executed. Card
+        numbers, SSNs and IBANs are masked as in a run's input: the model never sees them."""
+        if not used:
+            cx.scope.emit(ApprovalUsed(view.id, cx.key))
+        decision = allow(
+            "approval.answered", f"answered by {view.decided_by}", f"approval.{view.id}"
+        )
+        cx.decided(self.name, decision)
+        answer, _ = redact_text(view.comment, IDENTIFIERS)
+        result = {"answer": answer}
+        cx.scope.emit(ToolSucceeded(cx.key, cx.call.name, result, 0.0, 1))
+        return CallOutcome(cx.call, cx.key, CallStatus.EXECUTED, decision, result=result)
 
     def _waiting(self, cx: CallContext, approval_id: str) -> CallOutcome:
         assert cx.decision is not None

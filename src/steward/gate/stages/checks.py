@@ -86,7 +86,11 @@ class BudgetStage:
         )
         if verdict is not None:
             return cx.stop(self.name, verdict)
-        outcome = await proceed(cx)
+        try:
+            outcome = await proceed(cx)
+        except BaseException:  # cancelled mid-call: the reservation is released, not kept
+            self.ledger.settle(cx.policy.agent, cx.scope.run_id, estimate, 0.0)
+            raise
         actual = estimate if outcome.status.value == "executed" else 0.0
         self.ledger.settle(cx.policy.agent, cx.scope.run_id, estimate, actual)
         return outcome

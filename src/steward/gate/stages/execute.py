@@ -72,6 +72,14 @@ async def _invoke(tool: Tool, arguments: dict[str, Any], context: ToolContext | 
 
 
 @dataclass(slots=True)
+class _Flight:
+    """How far a call got, for the record when its run is cancelled mid-call."""
+
+    attempt: int = 1
+    invoked: bool = False  # handed to the tool at least once
+
+
+@dataclass(slots=True)
 class ExecuteStage:
     scanners: Sequence[Scanner] = field(default_factory=lambda: DEFAULT_SCANNERS)
     name: str = "execute"
@@ -80,7 +88,6 @@ class ExecuteStage:
         del proceed  # innermost stage
         tool = cx.tool
         assert tool is not None  # the policy stage denies unbound tools
-        limits = cx.policy.spec.limits
         side_effect = tool.effect is Effect.WRITE
         record = cx.scope.recorded_call(cx.key) if side_effect else None
         if record is not None and record.started and not tool.retry_safe:
@@ -92,11 +99,33 @@ class ExecuteStage:
                 0,
                 unknown=True,
             )
+        begun = time.perf_counter()
+        flight = _Flight()
+        try:
+            return await self._attempts(cx, tool, flight, begun)
+        except asyncio.CancelledError:
+            # The run's task was cancelled. A write that was handed to its tool may or may
+            # not have taken effect (a tool in a thread even runs on): its outcome is
+            # recorded unknown, never failed, so nobody repeats it blindly.
+            unknown = side_effect and flight.invoked
+            message = "the run was cancelled " + (
+                "while this call ran; it may or may not have taken effect"
+                if unknown
+                else "before this call completed"
+            )
+            self._fail(cx, "tool.cancelled", message, flight.attempt, unknown=unknown, since=begun)
+            raise
+
+    async def _attempts(
+        self, cx: CallContext, tool: Tool, flight: _Flight, begun: float
+    ) -> CallOutcome:
+        limits = cx.policy.spec.limits
+        side_effect = tool.effect is Effect.WRITE
         timeout = tool.timeout or limits.tool_timeout_seconds
         attempts = 1 + (limits.max_retries if tool.retry_safe else 0)
         code, message = "tool.failed", ""
-        begun = time.perf_counter()
         for attempt in range(1, attempts + 1):
+            flight.attempt = attempt
             if side_effect:
                 cx.scope.emit(ToolStarted(cx.key, tool.name, attempt))
                 await cx.scope.durable()  # write-ahead: the intent is on disk first
@@ -107,6 +136,7 @@ class ExecuteStage:
                 if tool.context_param
                 else None
             )
+            flight.invoked = True
             try:
                 async with asyncio.timeout(timeout):
                     result = await _invoke(tool, cx.call.arguments, context)
