@@ -19,6 +19,11 @@ def serve(
     demo: bool = typer.Option(False, "--demo", help="Also load the demo support-desk agent."),
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8700, "--port", min=1, max=65535),
+    recover: bool = typer.Option(
+        True,
+        "--recover/--no-recover",
+        help="Resume runs a stopped server left running (one recovering server per database).",
+    ),
     db: str | None = DbOption,
 ) -> None:
     """Serve the API under /v1 (OpenAPI at /docs), the console at /console and /metrics."""
@@ -38,4 +43,9 @@ def serve(
         names = ", ".join(a.name for a in agents) or "none (runs can still be decided)"
         console.print(f"steward serving http://{host}:{port} · agents: {names} · db {db_url(db)}")
         console.print("create a key first: steward keys create --name you --role admin")
-        uvicorn.run(create_app(db_url(db), agents), host=host, port=port, log_level="warning")
+        uvicorn.run(
+            create_app(db_url(db), agents, recover=recover),
+            host=host,
+            port=port,
+            log_level="warning",
+        )

@@ -27,6 +27,7 @@ from steward.core.events import (
     RunStatus,
     RunWaiting,
 )
+from steward.core.lifecycle import is_shutdown
 from steward.core.messages import Message
 from steward.gate.outcome import CallOutcome, CallStatus
 from steward.gate.ratelimit import no_history
@@ -210,6 +211,9 @@ class Runner:
         except asyncio.CancelledError as exc:
             # The task driving the run was cancelled: the run ends here, on record, and
             # the cancellation goes on. `task.cancel(msg)` gives the reason.
+            if is_shutdown(exc):  # stopping the process is not ending the run
+                await asyncio.shield(executor.durable())
+                raise
             said = str(exc.args[0]) if exc.args and exc.args[0] else ""
             self._finish(
                 executor,

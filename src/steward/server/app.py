@@ -41,10 +41,16 @@ def load_agents(paths: Iterable[Path]) -> list[AgentRuntime]:
 
 
 def create_app(
-    db_url: str, agents: Iterable[AgentRuntime] = (), *, sweep_seconds: float = 15.0
+    db_url: str,
+    agents: Iterable[AgentRuntime] = (),
+    *,
+    sweep_seconds: float = 15.0,
+    recover: bool = True,
+    grace_seconds: float = 10.0,
 ) -> FastAPI:
-    """The app over `db_url` serving `agents`; every `sweep_seconds` it expires overdue
-    approvals and lets their runs finish."""
+    """The app over `db_url` serving `agents`. Every `sweep_seconds` it expires overdue
+    approvals and lets their runs finish. With `recover`, runs left `running` by a
+    stopped server resume at start; on stop, runs in flight get `grace_seconds`."""
     loaded = {agent.name: agent for agent in agents}
 
     @asynccontextmanager
@@ -57,11 +63,13 @@ def create_app(
         app.state.service = service
         app.state.registry = registry
         sweeper = asyncio.create_task(service.sweep_forever(sweep_seconds), name="steward-sweep")
+        if recover:
+            await service.recover()
         try:
             yield
         finally:
             sweeper.cancel()
-            await service.shutdown()
+            await service.shutdown(grace_seconds)
             journal.close()
             if telemetry is not None:
                 telemetry.close()

@@ -17,6 +17,7 @@ from typing import Any
 
 from steward.core.agent_state import Autonomy
 from steward.core.errors import ConflictError, NotFoundError, StewardError
+from steward.core.lifecycle import SHUTDOWN
 from steward.runtime import AgentRuntime, Runner, RunResult
 from steward.runtime.cancel import cancel_run
 from steward.runtime.catalog import agent_for_run
@@ -32,7 +33,7 @@ from steward.store.approvals import (
 from steward.store.chain import PendingEvent
 from steward.store.database import Database
 from steward.store.journal import Journal
-from steward.store.runs import RunRow, get_run
+from steward.store.runs import RunRow, get_run, list_runs
 
 log = logging.getLogger("steward.server")
 
@@ -188,12 +189,26 @@ class RunService:
         while self._tasks:
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
-    async def shutdown(self) -> None:
-        """Give activations in flight a bounded time to finish. A shutdown is not a
-        person's decision: nothing is cancelled, waiting runs stay waiting, and a run
-        still in flight afterwards is picked up by `steward runs resume`."""
+    async def shutdown(self, grace_seconds: float = 10.0) -> None:
+        """Give activations in flight `grace_seconds` to finish, then stop the rest. A
+        shutdown is not a person's decision: a stopped run is not cancelled, it stays
+        `running` with everything it recorded, and the next start recovers it."""
         if self._tasks:
-            await asyncio.wait(list(self._tasks.values()), timeout=10.0)
+            await asyncio.wait(list(self._tasks.values()), timeout=grace_seconds)
+        left = [task for task in self._tasks.values() if not task.done()]
+        for task in left:
+            task.cancel(SHUTDOWN)
+        if left:
+            await asyncio.gather(*left, return_exceptions=True)
+
+    async def recover(self) -> list[str]:
+        """Resume runs a stopped or crashed server left `running` (one server per
+        database drives runs; start others with recover=False). Returns their ids."""
+        orphans = await asyncio.to_thread(list_runs, self.db, status="running", limit=10_000)
+        for run in orphans:
+            if run.id not in self._tasks:
+                self.resume_later(run.id, "recovered after a server restart")
+        return [run.id for run in orphans]
 
     # -- agents ------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from steward.core.events import (
     ToolSucceeded,
 )
 from steward.core.faults import crashpoint
+from steward.core.lifecycle import is_shutdown
 from steward.gate.context import CallContext, Next
 from steward.gate.outcome import CallOutcome, CallStatus
 from steward.gate.stages.scan import DEFAULT_SCANNERS, scan_result
@@ -103,7 +104,9 @@ class ExecuteStage:
         flight = _Flight()
         try:
             return await self._attempts(cx, tool, flight, begun)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
+            if is_shutdown(exc):  # the process stops; a resume settles this call as after a crash
+                raise
             # The run's task was cancelled. A write that was handed to its tool may or may
             # not have taken effect (a tool in a thread even runs on): its outcome is
             # recorded unknown, never failed, so nobody repeats it blindly.

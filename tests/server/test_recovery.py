@@ -1,0 +1,88 @@
+"""Stopping the server is not ending a run: a run in flight when the server stops stays
+`running` with what it recorded, and the next server resumes it to the end."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from steward.runtime import AgentRuntime, build_agent
+from steward.security.keys import Role
+from steward.server import create_app
+from steward.spec import load_spec_text
+from steward.store import Database
+from steward.store.keys import create_key
+from steward.store.runs import get_run, read_journal
+from steward.testing import ScriptedModel, calls, final
+from steward.tools import tool
+
+SPEC = """
+name: slowpoke
+model: scripted
+tools: [look_up]
+decision_authority:
+  autonomous: [look_up]
+limits:
+  max_run_seconds: 120
+  tool_timeout_seconds: 90
+"""
+HOLD = {"seconds": 60.0}
+CALLS: list[str] = []
+
+
+@tool(effect="read")
+async def look_up(order: str) -> dict[str, Any]:
+    """Look an order up (slowly, while HOLD says so)."""
+    CALLS.append(order)
+    await asyncio.sleep(HOLD["seconds"])
+    return {"order": order, "status": "shipped"}
+
+
+def slowpoke() -> AgentRuntime:
+    script = [calls(("look_up", {"order": "10042"})), final("Order 10042 has shipped.", 0.9)]
+    return build_agent(
+        load_spec_text(SPEC, "slowpoke.yaml"), [look_up], model=ScriptedModel(script)
+    )
+
+
+def test_a_run_in_flight_survives_a_server_stop_and_finishes_after_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STEWARD_TELEMETRY", "off")
+    monkeypatch.setitem(HOLD, "seconds", 60.0)
+    CALLS.clear()
+    url = f"sqlite:///{tmp_path / 'steward.db'}"
+    db = Database.open(url)
+    token = create_key(db, name="ops", role=Role.ADMIN, by="test")[1]
+    headers = {"Authorization": f"Bearer {token}"}
+
+    first = create_app(url, [slowpoke()], grace_seconds=0.2)
+    with TestClient(first) as client:
+        run_id = client.post(
+            "/v1/runs", json={"agent": "slowpoke", "input": "where is 10042?"}, headers=headers
+        ).json()["id"]
+        deadline = time.monotonic() + 10
+        while not CALLS:
+            assert time.monotonic() < deadline, "the tool was never called"
+            time.sleep(0.01)
+    assert get_run(db, run_id).status == "running"  # stopped, not cancelled or failed
+    assert not [e for e in read_journal(db, run_id) if e.type in {"run.finished", "tool.failed"}]
+
+    HOLD["seconds"] = 0.0
+    with TestClient(create_app(url, [slowpoke()])) as client:
+        deadline = time.monotonic() + 15
+        while (body := client.get(f"/v1/runs/{run_id}", headers=headers).json())["status"] != (
+            "succeeded"
+        ):
+            assert time.monotonic() < deadline, body
+            time.sleep(0.02)
+    assert body["output"] == "Order 10042 has shipped."
+    resumed = [e.event for e in read_journal(db, run_id) if e.type == "run.resumed"]
+    assert [r.reason for r in resumed] == ["recovered after a server restart"]  # type: ignore[union-attr]
+    assert CALLS == ["10042", "10042"]  # a read is simply asked again
+    db.close()
