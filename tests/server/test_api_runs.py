@@ -152,3 +152,23 @@ def test_audit_verify_and_metrics(served: Served) -> None:
     assert report["ok"] is True and report["checked"] > 5
     versions = served.as_("viewer", "GET", "/v1/agents/support-desk/versions").json()
     assert len(versions) == 1 and "name: support-desk" in versions[0]["spec_text"]
+
+
+def test_cancelling_a_waiting_run_voids_its_approval(served_any: Served) -> None:
+    served = served_any
+    run = served.start()
+    served.wait_for(run["id"], "waiting")
+    approval = _pending(served, run["id"])
+    cancelled = served.as_(
+        "reviewer", "POST", f"/v1/runs/{run['id']}/cancel", json={"reason": "duplicate ticket"}
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] == "cancelled"
+    assert cancelled.json()["reason"] == "cancelled by reviewer:reviewer-1: duplicate ticket"
+    late = served.as_(
+        "reviewer", "POST", f"/v1/approvals/{approval['id']}/decision", json={"decision": "approve"}
+    )
+    assert late.status_code == 409 and "cancelled" in late.json()["error"]["message"]
+    again = served.as_("admin", "POST", f"/v1/runs/{run['id']}/cancel", json={"reason": "x"})
+    assert again.status_code == 409
+    assert again.json()["error"]["message"] == f"run {run['id']} already cancelled"

@@ -123,11 +123,12 @@ def test_cancel_from_the_run_page(served: Served) -> None:
     done = post(served, f"/console/runs/{run_id}/cancel", {"reason": "customer withdrew"})
     assert done.status_code == 303 and done.headers["location"] == f"/console/runs/{run_id}"
     page = get(served, f"/console/runs/{run_id}")
-    status = served.wait_for(run_id, "cancelled", "waiting")["status"]
-    if status == "cancelled":
-        assert "Run cancelled." in page and "Outcome: cancelled" in page
-    else:  # cancelling a run not executing here lands with the runtime's cancel branch
-        assert "Not cancelled:" in page and "flash-error" in page
+    assert served.wait_for(run_id, "cancelled")["reason"] == (
+        "cancelled by reviewer:reviewer-1: customer withdrew"
+    )
+    assert "Run cancelled." in page and "Outcome: cancelled" in page
+    approvals = served.as_("admin", "GET", "/v1/approvals", params={"status": "all"}).json()
+    assert [a["status"] for a in approvals if a["run_id"] == run_id] == ["cancelled"]
 
 
 def test_cancelling_a_finished_run_is_a_flash(served: Served) -> None:

@@ -86,3 +86,34 @@ def test_a_run_in_flight_survives_a_server_stop_and_finishes_after_restart(
     assert [r.reason for r in resumed] == ["recovered after a server restart"]  # type: ignore[union-attr]
     assert CALLS == ["10042", "10042"]  # a read is simply asked again
     db.close()
+
+
+def test_cancelling_a_run_while_its_tool_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STEWARD_TELEMETRY", "off")
+    monkeypatch.setitem(HOLD, "seconds", 60.0)
+    CALLS.clear()
+    url = f"sqlite:///{tmp_path / 'steward.db'}"
+    db = Database.open(url)
+    token = create_key(db, name="ops", role=Role.ADMIN, by="test")[1]
+    headers = {"Authorization": f"Bearer {token}"}
+    with TestClient(create_app(url, [slowpoke()])) as client:
+        run_id = client.post(
+            "/v1/runs", json={"agent": "slowpoke", "input": "where is 10042?"}, headers=headers
+        ).json()["id"]
+        deadline = time.monotonic() + 10
+        while not CALLS:
+            assert time.monotonic() < deadline, "the tool was never called"
+            time.sleep(0.01)
+        started = time.monotonic()
+        response = client.post(
+            f"/v1/runs/{run_id}/cancel", json={"reason": "customer hung up"}, headers=headers
+        )
+        assert time.monotonic() - started < 5  # the 60 s tool did not have to finish
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "cancelled"
+    assert response.json()["reason"] == "cancelled by admin:ops: customer hung up"
+    failed = [e.event for e in read_journal(db, run_id) if e.type == "tool.failed"]
+    assert [f.code for f in failed] == ["tool.cancelled"]  # type: ignore[union-attr]
+    db.close()
