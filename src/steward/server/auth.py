@@ -3,7 +3,7 @@ in with a key and then carries a session cookie (HttpOnly, SameSite=Strict)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastapi import Depends, Request
 
@@ -50,17 +50,17 @@ def check(who: Principal, permission: Permission, agent: str | None = None) -> N
         raise ApiError(403, reason.code, reason.message)
 
 
-def requires(permission: Permission) -> Callable[..., Principal]:
+def requires(permission: Permission) -> Callable[..., Awaitable[Principal]]:
     """A dependency for routes not scoped to one agent: agent keys are refused."""
 
-    def dependency(who: Principal = Depends(principal)) -> Principal:
+    async def dependency(who: Principal = Depends(principal)) -> Principal:  # no I/O: no thread
         check(who, permission)
         return who
 
     return dependency
 
 
-def scoped_reader(who: Principal = Depends(principal)) -> Principal:
+async def scoped_reader(who: Principal = Depends(principal)) -> Principal:
     """Anyone who may read; agent keys read only their own agent's resources (the route
     filters or checks with `check(who, Permission.READ, agent)`)."""
     check(who, Permission.READ, who.agent)
