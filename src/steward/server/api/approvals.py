@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -48,7 +49,7 @@ async def decide(
     """Decide a pending request; the run resumes in the background. 409 when the request
     was already decided, has expired or was used."""
     service = service_of(request)
-    row = get_approval(service.db, approval_id)
+    row = await asyncio.to_thread(get_approval, service.db, approval_id)
     check(who, Permission.DECIDE_APPROVAL, row.agent)
     if body.decision == "reject" and not body.comment.strip():
         raise ApiError(422, "request.invalid", "body.comment: a rejection needs a comment")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
@@ -35,7 +36,7 @@ async def start_run(
     service = service_of(request)
     tags = {**body.tags, "started_by": who.label}
     run_id = await service.start(body.agent, body.input, tags)
-    return RunOut.of(get_run(service.db, run_id))
+    return RunOut.of(await asyncio.to_thread(get_run, service.db, run_id))
 
 
 @router.get("", response_model=RunPage)
@@ -96,7 +97,7 @@ async def cancel_run_route(
 ) -> RunOut:
     """Cancel a run that has not finished (409 if it has)."""
     service = service_of(request)
-    row = get_run(service.db, run_id)
+    row = await asyncio.to_thread(get_run, service.db, run_id)
     check(who, Permission.CANCEL_RUN, row.agent)
     return RunOut.of(await service.cancel(run_id, by=who.label, reason=body.reason))
 
