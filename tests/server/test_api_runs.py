@@ -78,6 +78,27 @@ def test_approve_with_edited_arguments_is_decided_by_policy_again(served: Served
         e for e in events if e["type"] == "tool.succeeded" and e["data"]["tool"] == "issue_refund"
     ]
     assert any("condition.refund-over-500" in json.dumps(e["data"]) for e in events)
+    requested = next(e["data"] for e in events if e["type"] == "approval.requested")
+    assert not [e for e in events if e["type"] == "approval.used"]  # denied: never released
+    assert requested["arguments"]["amount_usd"] == 330.0
+
+
+def test_an_edit_within_policy_runs_as_a_new_call_with_its_own_hash(served: Served) -> None:
+    run = served.start()
+    served.wait_for(run["id"], "waiting")
+    approval = _pending(served, run["id"])
+    edited = {**approval["arguments"], "amount_usd": 120.0}
+    response = served.as_(
+        "reviewer", "POST", f"/v1/approvals/{approval['id']}/decision",
+        json={"decision": "approve", "arguments": edited, "comment": "partial refund"},
+    )  # fmt: skip
+    assert response.status_code == 200
+    done = served.wait_for(run["id"], "succeeded")
+    assert "refunded $120" in done["output"]
+    events = served.as_("admin", "GET", f"/v1/runs/{run['id']}/events").json()
+    requested = next(e["data"] for e in events if e["type"] == "approval.requested")
+    used = next(e["data"] for e in events if e["type"] == "approval.used")
+    assert used["call_hash"] and used["call_hash"] != requested["call_hash"]
 
 
 def test_deciding_twice_is_a_conflict_with_the_reason(served_any: Served) -> None:

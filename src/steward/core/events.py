@@ -103,10 +103,13 @@ class ApprovalDecided(Event, tag="approval.decided", frozen=True):
 
 
 class ApprovalUsed(Event, tag="approval.used", frozen=True):
-    """An approved call was released to execute; an approval is used once."""
+    """An approved call was released to execute; an approval is used once. `call_hash`
+    is the SHA-256 of the call released: the requested one, or, approved with edited
+    arguments, the new call (which policy decided again)."""
 
     approval_id: str
     key: str
+    call_hash: str = ""
 
 
 class ToolStarted(Event, tag="tool.started", frozen=True):

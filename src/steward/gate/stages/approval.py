@@ -83,7 +83,8 @@ class ApprovalStage:
             if edited is not None:
                 return edited
         if not record.approval_used:
-            cx.scope.emit(ApprovalUsed(view.id, cx.key))
+            released = call_hash(cx.call.name, cx.call.arguments, cx.scope.agent_version)
+            cx.scope.emit(ApprovalUsed(view.id, cx.key, released))
         cx.decided(
             self.name,
             allow("approval.granted", f"approved by {view.decided_by}", f"approval.{view.id}"),
@@ -117,7 +118,7 @@ class ApprovalStage:
         """The person's comment is the answer: the call ends here as executed. Card
         numbers, SSNs and IBANs are masked as in a run's input: the model never sees them."""
         if not used:
-            cx.scope.emit(ApprovalUsed(view.id, cx.key))
+            cx.scope.emit(ApprovalUsed(view.id, cx.key, view.call_hash))
         decision = allow(
             "approval.answered", f"answered by {view.decided_by}", f"approval.{view.id}"
         )
