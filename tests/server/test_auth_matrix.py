@@ -57,7 +57,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Served, di
         served = Served(c, db, issue_keys(db))
         from .served import LARGE_REFUND
 
-        run = served.start(LARGE_REFUND)
+        run = served.start(LARGE_REFUND, who="agent")  # so that no person is its starter
         served.wait_for(run["id"], "waiting")
         approval = served.as_("admin", "GET", "/v1/approvals").json()[0]
         yield served, {"run": run["id"], "approval": approval["id"]}
@@ -128,3 +128,27 @@ def test_a_revoked_key_is_refused_at_once(world: tuple[Served, dict[str, str]]) 
     revoke_key(served.db, row.id, by="test")
     refused = served.client.get("/v1/runs", headers=headers)
     assert refused.status_code == 401
+
+
+def test_whoever_started_a_run_may_not_decide_its_requests(
+    world: tuple[Served, dict[str, str]],
+) -> None:
+    from .served import LARGE_REFUND
+
+    served, _ = world
+    served.as_(
+        "admin", "POST", "/v1/agents/support-desk/enable", json={}
+    )  # the matrix turned it off
+    run = served.start(LARGE_REFUND, who="admin")
+    served.wait_for(run["id"], "waiting")
+    mine = [
+        a for a in served.as_("admin", "GET", "/v1/approvals").json() if a["run_id"] == run["id"]
+    ]
+    url = f"/v1/approvals/{mine[0]['id']}/decision"
+    own = served.as_("admin", "POST", url, json={"decision": "approve"})
+    assert own.status_code == 403
+    assert own.json()["error"] == {
+        "code": "auth.separation_of_duties",
+        "message": f"admin:admin-1 started run {run['id']}; another person must decide its requests",
+    }
+    assert served.as_("reviewer", "POST", url, json={"decision": "approve"}).status_code == 200

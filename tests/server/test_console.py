@@ -44,7 +44,7 @@ def pending_id(served: Served, run_id: str) -> str:
 
 
 def waiting_run(served: Served) -> tuple[str, str]:
-    run_id = str(served.start()["id"])
+    run_id = str(served.start(who="agent")["id"])
     served.wait_for(run_id, "waiting")
     return run_id, pending_id(served, run_id)
 

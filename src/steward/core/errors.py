@@ -63,6 +63,12 @@ class ToolExecutionError(StewardError):
         self.retryable = retryable
 
 
+class PermissionDenied(StewardError):
+    """The caller may not do this (beyond their role: e.g. deciding their own request)."""
+
+    code = "auth.forbidden"
+
+
 class StoreError(StewardError):
     code = "store.error"
 

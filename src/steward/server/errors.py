@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from steward.core.errors import (
     ConflictError,
     NotFoundError,
+    PermissionDenied,
     SpecError,
     StewardError,
 )
@@ -45,6 +46,8 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
 def _steward_status(exc: StewardError) -> int:
     if isinstance(exc, NotFoundError):
         return 404
+    if isinstance(exc, PermissionDenied):
+        return 403
     if isinstance(exc, ConflictError) or exc.code == "agent.disabled":
         return 409
     if isinstance(exc, SpecError):

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from steward.core.agent_state import Autonomy
-from steward.core.errors import ConflictError, NotFoundError, StewardError
+from steward.core.errors import ConflictError, NotFoundError, PermissionDenied, StewardError
 from steward.core.lifecycle import SHUTDOWN
 from steward.runtime import AgentRuntime, Runner, RunResult
 from steward.runtime.cancel import cancel_run
@@ -96,7 +96,15 @@ class RunService:
         arguments: dict[str, Any] | None,
     ) -> ApprovalRow:
         """Record a person's decision, then resume the run in the background. A request
-        found expired is a conflict, and its run resumes to finish without the call."""
+        found expired is a conflict, and its run resumes to finish without the call.
+        Four eyes: whoever started a run may not decide its requests."""
+        pending = await asyncio.to_thread(get_approval, self.db, approval_id)
+        run = await asyncio.to_thread(get_run, self.db, pending.run_id)
+        if run.tags.get("started_by") == by:
+            raise PermissionDenied(
+                f"{by} started run {run.id}; another person must decide its requests",
+                code="auth.separation_of_duties",
+            )
         try:
             row = await asyncio.to_thread(
                 decide_approval,

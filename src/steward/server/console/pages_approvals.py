@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from steward.core.errors import ConflictError
+from steward.core.errors import ConflictError, PermissionDenied
 from steward.security.keys import Permission, Principal
 from steward.server.auth import check
 from steward.server.console.render import PREFIX, page, redirect
@@ -86,7 +86,7 @@ async def decide(
             approval_id, approve=decision != "reject", by=who.label, comment=comment.strip(),
             arguments=edited,
         )  # fmt: skip
-    except ConflictError as exc:
+    except (ConflictError, PermissionDenied) as exc:
         return redirect(QUEUE, f"Not decided: {exc}.", "error")
     verb = {"approve": "Approved", "reject": "Rejected", "edit": "Approved with edits"}[decision]
     note = " — policy decides the edited call again" if decision == "edit" else ""
