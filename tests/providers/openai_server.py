@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import sys
 import threading
 import time
 from collections import deque
@@ -212,6 +213,12 @@ class _HTTPServer(ThreadingHTTPServer):
         self.owner = owner
         self._connections: set[socket.socket] = set()
         self._conn_lock = threading.Lock()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up mid-stream (a caller that stops at the first token)
+        is normal here; anything else is printed as usual."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._conn_lock:
