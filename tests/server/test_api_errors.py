@@ -127,3 +127,21 @@ def test_the_openapi_schema_documents_the_api(served: Served) -> None:
     assert {"/v1/runs", "/v1/runs/{run_id}/cancel", "/v1/approvals/{approval_id}/decision",
             "/v1/agents/{name}/disable", "/v1/audit/verify", "/v1/runs/{run_id}/stream",
             "/v1/runs/{run_id}/feedback"} <= set(schema["paths"])  # fmt: skip
+
+
+def test_an_oversized_body_is_413_before_it_is_read(served: Served) -> None:
+    huge = {"agent": "support-desk", "input": "x" * (2 << 20)}
+    response = served.as_("admin", "POST", "/v1/runs", json=huge)
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "request.too_large"
+
+
+def test_security_headers_and_the_console_csp(served: Served) -> None:
+    api = served.as_("viewer", "GET", "/v1/runs")
+    assert api.headers["x-content-type-options"] == "nosniff"
+    assert api.headers["x-frame-options"] == "DENY"
+    assert "content-security-policy" not in api.headers
+    page = served.client.get("/console/sign-in")
+    assert page.status_code == 200
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp

@@ -22,6 +22,7 @@ from steward.server.api import approvals, audit, runs, stream
 from steward.server.auth import requires
 from steward.server.console import routes as console
 from steward.server.errors import install_error_handlers
+from steward.server.middleware import HygieneMiddleware
 from steward.server.service import RunService
 from steward.spec.loader import load_spec
 from steward.store.database import Database
@@ -81,6 +82,7 @@ def create_app(
         description="Run AI agents under governance: runs, approvals, agents, audit.",
         lifespan=lifespan,
     )
+    app.add_middleware(HygieneMiddleware)
     install_error_handlers(app, pages={console.PREFIX: console.error_page})
     for router in (runs.router, stream.router, approvals.router, agents_api.router, audit.router):
         app.include_router(router)
