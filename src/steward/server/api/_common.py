@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Query, Request
 
 from steward.server.errors import ApiError
 from steward.server.service import RunService
+
+# Bounds for numbers in queries: ids fit a signed 64-bit column; times are Unix seconds
+# between 1970 and 2100 (NaN and infinities fail these bounds).
+MAX_ID = 2**63 - 1
+EventId = Annotated[int, Query(ge=0, le=MAX_ID)]
+Timestamp = Annotated[float | None, Query(ge=0, le=4_102_444_800)]
 
 
 def service_of(request: Request) -> RunService:

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from steward.security.keys import Permission, Principal
-from steward.server.api._common import service_of
+from steward.server.api._common import EventId, Timestamp, service_of
 from steward.server.auth import requires
 from steward.server.schemas import AuditPage, EventOut, VerifyOut
 from steward.store.audit import query_events
@@ -24,9 +24,9 @@ def audit_events(
     type: Annotated[
         str | None, Query(description="An event type, or a prefix such as `approval.`")
     ] = None,
-    since: float | None = None,
-    until: float | None = None,
-    after_id: Annotated[int, Query(ge=0)] = 0,
+    since: Timestamp = None,
+    until: Timestamp = None,
+    after_id: EventId = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AuditPage:
     """Events in chain order; page with `after_id` = the previous page's `next_after_id`."""

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from steward.security.keys import Permission, Principal
-from steward.server.api._common import decode_cursor, encode_cursor, service_of
+from steward.server.api._common import EventId, decode_cursor, encode_cursor, service_of
 from steward.server.auth import check, principal, scoped_reader
 from steward.server.schemas import (
     CancelRun,
@@ -80,7 +80,7 @@ def run_events(
     run_id: str,
     request: Request,
     who: Principal = Depends(principal),
-    after_id: Annotated[int, Query(ge=0)] = 0,
+    after_id: EventId = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> list[EventOut]:
     """The run's journal: model turns, proposed calls, decisions, approvals, results."""

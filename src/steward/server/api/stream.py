@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import StreamingResponse
 
 from steward.security.keys import Permission, Principal
-from steward.server.api._common import service_of
+from steward.server.api._common import MAX_ID, service_of
 from steward.server.auth import check, principal
 from steward.server.schemas import EventOut
 from steward.store.audit import query_events
@@ -46,6 +46,7 @@ async def stream_run(
     row = await asyncio.to_thread(get_run, service.db, run_id)
     check(who, Permission.READ, row.agent)
     after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+    after = min(after, MAX_ID)
 
     async def events() -> AsyncIterator[str]:
         nonlocal after

@@ -47,7 +47,7 @@ def audit_page(
     who: Reader,
     run_id: str = "",
     type: str = "",
-    before_id: Annotated[int | None, Query(ge=1)] = None,
+    before_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
 ) -> Response:
     return _audit(request, who, run_id, type, before_id)
 
