@@ -26,7 +26,7 @@ def serve(
     ),
     db: str | None = DbOption,
 ) -> None:
-    """Serve the API under /v1 (OpenAPI at /docs), the console at /console and /metrics."""
+    """Serve the API under /v1 (schema at /openapi.json), the console at /console, /metrics."""
     with handled():
         import uvicorn
 
