@@ -109,5 +109,6 @@ def _summary(report: object) -> None:
     )
     console.print(
         "next: [bold]steward runs list[/], [bold]steward runs show RUN[/], "
-        "[bold]steward approvals list[/], [bold]steward audit verify[/]"
+        "[bold]steward approvals list[/], [bold]steward audit verify[/]; the console: "
+        "[bold]steward keys create --name you --role reviewer[/], then [bold]steward serve --demo[/]"
     )
