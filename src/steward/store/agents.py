@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from sqlalchemy import insert, select, update
 
 from steward.core.agent_state import DEFAULT_STATE, AgentState, Autonomy
-from steward.core.events import AgentStateChanged, encode_event, event_type
-from steward.store.approvals import Published
-from steward.store.chain import PendingEvent, append_in_transaction
+from steward.core.events import AgentStateChanged
+from steward.store.chain import Published, append_event
 from steward.store.database import Database
 from steward.store.schema import agents
 
@@ -73,8 +72,7 @@ def set_agent_state(
         else:
             connection.execute(update(agents).where(agents.c.name == name).values(**values))
         event = AgentStateChanged(name, new.enabled, by, comment, new.mode.value)
-        pending = PendingEvent(None, event_type(event), moment, encode_event(event), event)
-        append_in_transaction(connection, [pending])
+        pending = append_event(connection, None, event, moment)
     if on_commit is not None:
         on_commit([pending])
     return new

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,12 +15,10 @@ from sqlalchemy import select, update
 
 from steward.core.approval import ApprovalView
 from steward.core.errors import ConflictError, NotFoundError
-from steward.core.events import ApprovalDecided, encode_event, event_type
-from steward.store.chain import PendingEvent, append_in_transaction
+from steward.core.events import ApprovalDecided
+from steward.store.chain import PendingEvent, Published, append_event
 from steward.store.database import Database
 from steward.store.schema import approvals
-
-Published = Callable[[list[PendingEvent]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,9 +178,7 @@ def set_approval_status(
         )
     )
     event = ApprovalDecided(row.id, row.call_id, status, by, comment, arguments)
-    pending = PendingEvent(row.run_id, event_type(event), moment, encode_event(event), event)
-    append_in_transaction(connection, [pending])
-    return pending
+    return append_event(connection, row.run_id, event, moment)
 
 
 def overdue_approvals(

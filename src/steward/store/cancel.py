@@ -9,9 +9,9 @@ import time
 from sqlalchemy import select
 
 from steward.core.errors import ConflictError, NotFoundError
-from steward.core.events import RunFinished, RunStatus, encode_event, event_type
-from steward.store.approvals import Published, set_approval_status
-from steward.store.chain import PendingEvent, append_in_transaction
+from steward.core.events import RunFinished, RunStatus
+from steward.store.approvals import set_approval_status
+from steward.store.chain import Published, append_event
 from steward.store.database import Database
 from steward.store.runs import RunRow, get_run
 from steward.store.schema import approvals, runs
@@ -67,8 +67,7 @@ def cancel_run_record(
             reason=f"cancelled by {by}: {reason}",
             steps=steps,
         )
-        finished = PendingEvent(run_id, event_type(event), moment, encode_event(event), event)
-        append_in_transaction(connection, [finished])
+        finished = append_event(connection, run_id, event, moment)
         committed.append(finished)
     if on_commit is not None:
         on_commit(committed)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, select
 
 from steward.core.errors import StoreError
+from steward.core.events import Event, encode_event, event_type
 from steward.store.projections import PROJECTED, projection
 from steward.store.schema import GENESIS_HASH, chain_head, events
 
@@ -101,6 +102,21 @@ def append_in_transaction(connection: Connection, batch: Sequence[PendingEvent])
         return append_rows(cursor, connection.dialect.name, connection.dialect.paramstyle, batch)
     finally:
         cursor.close()
+
+
+# Receives events once their transaction committed (a journal's `publish`, for consumers).
+Published = Callable[[list[PendingEvent]], None]
+
+
+def append_event(
+    connection: Connection, run_id: str | None, event: Event, ts: float
+) -> PendingEvent:
+    """Append one event to the chain inside the caller's transaction (a decision, a
+    state change: the row change and its audit event commit together). Returns it, for
+    the caller to publish after the commit."""
+    pending = PendingEvent(run_id, event_type(event), ts, encode_event(event), event)
+    append_in_transaction(connection, [pending])
+    return pending
 
 
 def _sql(paramstyle: str, statement: str) -> str:

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from sqlalchemy import select
 
 from steward.core.errors import ConflictError, NotFoundError, StewardError
-from steward.core.events import FeedbackGiven, encode_event, event_type
-from steward.store.chain import PendingEvent, append_in_transaction
+from steward.core.events import FeedbackGiven
+from steward.store.chain import Published, append_event
 from steward.store.database import Database
 from steward.store.schema import events, runs
 
-Published = Callable[[list[PendingEvent]], None]
 VERDICTS = ("correct", "incorrect")
 
 
@@ -45,8 +44,7 @@ def give_feedback(
             raise NotFoundError(f"no run with id {run_id!r}")
         if row.status in {"queued", "running", "waiting"}:
             raise ConflictError(f"run {run_id} is {row.status}: it has no output to judge yet")
-        pending = PendingEvent(run_id, event_type(event), moment, encode_event(event), event)
-        append_in_transaction(connection, [pending])
+        pending = append_event(connection, run_id, event, moment)
     if on_commit is not None:
         on_commit([pending])
     return event

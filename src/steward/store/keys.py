@@ -7,14 +7,13 @@ transaction as the row change. Secrets are never stored, only their SHA-256.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
 from steward.core.errors import ConflictError, NotFoundError, StewardError
-from steward.core.events import Event, KeyCreated, KeyRevoked, encode_event, event_type
+from steward.core.events import KeyCreated, KeyRevoked
 from steward.security.keys import (
     Principal,
     Role,
@@ -24,11 +23,10 @@ from steward.security.keys import (
     secret_matches,
     token_key_id,
 )
-from steward.store.chain import PendingEvent, append_in_transaction
+from steward.store.chain import Published, append_event
 from steward.store.database import Database
 from steward.store.schema import api_keys, console_sessions
 
-Published = Callable[[list[PendingEvent]], None]
 SESSION_SECONDS = 8 * 3600
 
 
@@ -50,12 +48,6 @@ class KeyRow:
 def _key_row(row: Any) -> KeyRow:
     return KeyRow(row.id, row.name, Role(row.role), row.agent, row.created_at, row.created_by,
                   row.revoked_at)  # fmt: skip
-
-
-def _audit(connection: Any, event: Event, moment: float) -> PendingEvent:
-    pending = PendingEvent(None, event_type(event), moment, encode_event(event), event)
-    append_in_transaction(connection, [pending])
-    return pending
 
 
 def create_key(
@@ -81,7 +73,9 @@ def create_key(
                 secret_hash=hash_secret(token), created_at=moment, created_by=by,
             )
         )  # fmt: skip
-        committed = _audit(connection, KeyCreated(key_id, name, role.value, agent, by), moment)
+        committed = append_event(
+            connection, None, KeyCreated(key_id, name, role.value, agent, by), moment
+        )
     if on_commit is not None:
         on_commit([committed])
     return KeyRow(key_id, name, role, agent, moment, by, None), token
@@ -104,7 +98,7 @@ def revoke_key(
             update(api_keys).where(api_keys.c.id == key_id).values(revoked_at=moment, revoked_by=by)
         )
         connection.execute(delete(console_sessions).where(console_sessions.c.key_id == key_id))
-        committed = _audit(connection, KeyRevoked(key_id, by, comment), moment)
+        committed = append_event(connection, None, KeyRevoked(key_id, by, comment), moment)
     if on_commit is not None:
         on_commit([committed])
     return get_key(db, key_id)
