@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
-
-from steward.store.approvals import ApprovalRow
-from steward.store.audit import AuditEntry
-from steward.store.runs import RunRow
 
 
 class Body(BaseModel):
@@ -48,7 +44,17 @@ class Feedback(Body):
     comment: str = Field(default="", max_length=4000)
 
 
-class RunOut(BaseModel):
+class Out(BaseModel):
+    """A response body read off the store's row dataclass, field by field of the same name."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    @classmethod
+    def of(cls, row: object) -> Self:
+        return cls.model_validate(row)
+
+
+class RunOut(Out):
     id: str
     agent: str
     agent_version: str
@@ -64,22 +70,13 @@ class RunOut(BaseModel):
     updated_at: float
     finished_at: float | None
 
-    @classmethod
-    def of(cls, row: RunRow) -> RunOut:
-        return cls(
-            id=row.id, agent=row.agent, agent_version=row.agent_version, status=row.status,
-            input=row.input, output=row.output, confidence=row.confidence,
-            reason_code=row.reason_code, reason=row.reason, steps=row.steps, tags=row.tags,
-            created_at=row.created_at, updated_at=row.updated_at, finished_at=row.finished_at,
-        )  # fmt: skip
-
 
 class RunPage(BaseModel):
     items: list[RunOut]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next (older) page.")
 
 
-class ApprovalOut(BaseModel):
+class ApprovalOut(Out):
     id: str
     run_id: str
     agent: str
@@ -93,30 +90,14 @@ class ApprovalOut(BaseModel):
     comment: str
     used: bool
 
-    @classmethod
-    def of(cls, row: ApprovalRow) -> ApprovalOut:
-        return cls(
-            id=row.id, run_id=row.run_id, agent=row.agent, tool=row.tool,
-            arguments=row.arguments, status=row.status, reason=row.reason,
-            requested_at=row.requested_at, expires_at=row.expires_at,
-            decided_by=row.decided_by, comment=row.comment, used=row.used,
-        )  # fmt: skip
 
-
-class EventOut(BaseModel):
+class EventOut(Out):
     id: int
     run_id: str | None
     type: str
     ts: float
     hash: str | None = None
     data: dict[str, Any]
-
-    @classmethod
-    def of(cls, entry: AuditEntry) -> EventOut:
-        return cls(
-            id=entry.id, run_id=entry.run_id, type=entry.type, ts=entry.ts, hash=entry.hash,
-            data=entry.data,
-        )  # fmt: skip
 
 
 class AuditPage(BaseModel):

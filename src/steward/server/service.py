@@ -88,7 +88,7 @@ class RunService:
 
     async def decide(
         self,
-        approval_id: str,
+        pending: ApprovalRow,
         *,
         approve: bool,
         by: str,
@@ -97,8 +97,9 @@ class RunService:
     ) -> ApprovalRow:
         """Record a person's decision, then resume the run in the background. A request
         found expired is a conflict, and its run resumes to finish without the call.
-        Four eyes: whoever started a run may not decide its requests."""
-        pending = await asyncio.to_thread(get_approval, self.db, approval_id)
+        Four eyes: whoever started a run may not decide its requests. `pending` is the
+        request as the caller read it to authorise the decision."""
+        approval_id = pending.id
         run = await asyncio.to_thread(get_run, self.db, pending.run_id)
         if run.tags.get("started_by") == by:
             raise PermissionDenied(

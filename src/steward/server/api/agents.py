@@ -76,6 +76,22 @@ def versions(name: str, request: Request, who: Principal = Depends(principal)) -
     ]
 
 
+def _change_state(
+    request: Request,
+    name: str,
+    who: Principal,
+    *,
+    enabled: bool | None = None,
+    mode: Autonomy | None = None,
+    comment: str = "",
+) -> AgentOut:
+    """Flip the kill switch and/or the mode of a known agent (404 otherwise)."""
+    service = service_of(request)
+    agent_overview(service, name)
+    service.set_state(name, by=who.label, enabled=enabled, mode=mode, comment=comment)
+    return agent_overview(service, name)
+
+
 @router.post("/{name}/disable", response_model=AgentOut)
 def disable(
     name: str,
@@ -84,10 +100,7 @@ def disable(
     who: Principal = Depends(requires(Permission.MANAGE_AGENTS)),
 ) -> AgentOut:
     """The kill switch: no new runs; pending and next tool calls are denied."""
-    service = service_of(request)
-    agent_overview(service, name)  # 404 for an unknown agent
-    service.set_state(name, by=who.label, enabled=False, comment=body.comment)
-    return agent_overview(service, name)
+    return _change_state(request, name, who, enabled=False, comment=body.comment)
 
 
 @router.post("/{name}/enable", response_model=AgentOut)
@@ -97,10 +110,7 @@ def enable(
     request: Request,
     who: Principal = Depends(requires(Permission.MANAGE_AGENTS)),
 ) -> AgentOut:
-    service = service_of(request)
-    agent_overview(service, name)  # 404 for an unknown agent
-    service.set_state(name, by=who.label, enabled=True, comment=body.comment)
-    return agent_overview(service, name)
+    return _change_state(request, name, who, enabled=True, comment=body.comment)
 
 
 @router.put("/{name}/mode", response_model=AgentOut)
@@ -112,7 +122,4 @@ def set_mode(
 ) -> AgentOut:
     """Progressive autonomy: advisory (every write reviewed), supervised (the spec's
     tiers) or autonomous. Each change is a recorded, audited state version."""
-    service = service_of(request)
-    agent_overview(service, name)  # 404 for an unknown agent
-    service.set_state(name, by=who.label, mode=Autonomy(body.mode), comment=body.comment)
-    return agent_overview(service, name)
+    return _change_state(request, name, who, mode=Autonomy(body.mode), comment=body.comment)

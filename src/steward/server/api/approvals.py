@@ -56,7 +56,7 @@ async def decide(
     if body.decision == "reject" and body.arguments is not None:
         raise ApiError(422, "request.invalid", "body.arguments: only an approval carries edits")
     decided = await service.decide(
-        approval_id,
+        row,
         approve=body.decision == "approve",
         by=who.label,
         comment=body.comment,

@@ -3,6 +3,7 @@ reject with a comment, or approve with edited arguments, which policy decides ag
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Annotated, Any
 
@@ -66,7 +67,7 @@ async def decide(
     arguments: Annotated[str, Form(max_length=100_000)] = "",
 ) -> Response:
     service: RunService = request.app.state.service
-    row = get_approval(service.db, approval_id)
+    row = await asyncio.to_thread(get_approval, service.db, approval_id)
     check(who, Permission.DECIDE_APPROVAL, row.agent)
     edited: dict[str, Any] | None = None
     if decision == "reject" and not comment.strip():
@@ -83,7 +84,7 @@ async def decide(
             )  # fmt: skip
     try:
         decided = await service.decide(
-            approval_id, approve=decision != "reject", by=who.label, comment=comment.strip(),
+            row, approve=decision != "reject", by=who.label, comment=comment.strip(),
             arguments=edited,
         )  # fmt: skip
     except (ConflictError, PermissionDenied) as exc:
