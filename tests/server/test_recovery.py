@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +52,27 @@ def slowpoke() -> AgentRuntime:
     )
 
 
-def test_a_run_in_flight_survives_a_server_stop_and_finishes_after_restart(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@dataclass
+class World:
+    url: str
+    db: Database
+    headers: dict[str, str]
+
+    def start_and_wait_for_the_tool(self, client: TestClient) -> str:
+        run_id: str = client.post(
+            "/v1/runs", json={"agent": "slowpoke", "input": "where is 10042?"},
+            headers=self.headers,
+        ).json()["id"]  # fmt: skip
+        deadline = time.monotonic() + 10
+        while not CALLS:
+            assert time.monotonic() < deadline, "the tool was never called"
+            time.sleep(0.01)
+        return run_id
+
+
+@pytest.fixture
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    """A database with an admin key; the slowpoke's tool holds for 60 s until released."""
     monkeypatch.setenv("STEWARD_TELEMETRY", "off")
     monkeypatch.setitem(HOLD, "seconds", 60.0)
     CALLS.clear()
@@ -60,16 +80,18 @@ def test_a_run_in_flight_survives_a_server_stop_and_finishes_after_restart(
     db = Database.open(url)
     token = create_key(db, name="ops", role=Role.ADMIN, by="test")[1]
     headers = {"Authorization": f"Bearer {token}"}
+    yield World(url, db, headers)
+    db.close()
+
+
+def test_a_run_in_flight_survives_a_server_stop_and_finishes_after_restart(
+    world: World,
+) -> None:
+    url, db, headers = world.url, world.db, world.headers
 
     first = create_app(url, [slowpoke()], grace_seconds=0.2)
     with TestClient(first) as client:
-        run_id = client.post(
-            "/v1/runs", json={"agent": "slowpoke", "input": "where is 10042?"}, headers=headers
-        ).json()["id"]
-        deadline = time.monotonic() + 10
-        while not CALLS:
-            assert time.monotonic() < deadline, "the tool was never called"
-            time.sleep(0.01)
+        run_id = world.start_and_wait_for_the_tool(client)
     assert get_run(db, run_id).status == "running"  # stopped, not cancelled or failed
     assert not [e for e in read_journal(db, run_id) if e.type in {"run.finished", "tool.failed"}]
 
@@ -85,27 +107,12 @@ def test_a_run_in_flight_survives_a_server_stop_and_finishes_after_restart(
     resumed = [e.event for e in read_journal(db, run_id) if e.type == "run.resumed"]
     assert [r.reason for r in resumed] == ["recovered after a server restart"]  # type: ignore[union-attr]
     assert CALLS == ["10042", "10042"]  # a read is simply asked again
-    db.close()
 
 
-def test_cancelling_a_run_while_its_tool_runs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("STEWARD_TELEMETRY", "off")
-    monkeypatch.setitem(HOLD, "seconds", 60.0)
-    CALLS.clear()
-    url = f"sqlite:///{tmp_path / 'steward.db'}"
-    db = Database.open(url)
-    token = create_key(db, name="ops", role=Role.ADMIN, by="test")[1]
-    headers = {"Authorization": f"Bearer {token}"}
+def test_cancelling_a_run_while_its_tool_runs(world: World) -> None:
+    url, db, headers = world.url, world.db, world.headers
     with TestClient(create_app(url, [slowpoke()])) as client:
-        run_id = client.post(
-            "/v1/runs", json={"agent": "slowpoke", "input": "where is 10042?"}, headers=headers
-        ).json()["id"]
-        deadline = time.monotonic() + 10
-        while not CALLS:
-            assert time.monotonic() < deadline, "the tool was never called"
-            time.sleep(0.01)
+        run_id = world.start_and_wait_for_the_tool(client)
         started = time.monotonic()
         response = client.post(
             f"/v1/runs/{run_id}/cancel", json={"reason": "customer hung up"}, headers=headers
@@ -116,4 +123,3 @@ def test_cancelling_a_run_while_its_tool_runs(
     assert response.json()["reason"] == "cancelled by admin:ops: customer hung up"
     failed = [e.event for e in read_journal(db, run_id) if e.type == "tool.failed"]
     assert [f.code for f in failed] == ["tool.cancelled"]  # type: ignore[union-attr]
-    db.close()
