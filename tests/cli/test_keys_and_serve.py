@@ -95,3 +95,14 @@ def test_serve_answers_with_keys_and_refuses_without(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=15)
+
+
+def test_serve_refuses_a_bad_spec_naming_file_line_and_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STEWARD_DB", f"sqlite:///{tmp_path / 'steward.db'}")
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("name: x\nmodel: rules\ntools: [nope]\n")
+    out = _cli("serve", "--agent", str(spec), code=2)
+    assert f"{spec}:2:1: model.name:" in out
+    assert "no such file" in _cli("serve", "--agent", str(tmp_path / "missing.yaml"), code=2)

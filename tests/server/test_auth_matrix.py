@@ -152,3 +152,20 @@ def test_whoever_started_a_run_may_not_decide_its_requests(
         "message": f"admin:admin-1 started run {run['id']}; another person must decide its requests",
     }
     assert served.as_("reviewer", "POST", url, json={"decision": "approve"}).status_code == 200
+
+
+def test_a_key_whose_stored_role_is_unknown_is_refused(
+    world: tuple[Served, dict[str, str]],
+) -> None:
+    from sqlalchemy import update
+
+    from steward.security.keys import Role
+    from steward.store.keys import create_key
+    from steward.store.schema import api_keys
+
+    served, _ = world
+    row, token = create_key(served.db, name="edited", role=Role.VIEWER, by="test")
+    with served.db.writer.begin() as connection:
+        connection.execute(update(api_keys).where(api_keys.c.id == row.id).values(role="root"))
+    refused = served.client.get("/v1/runs", headers={"Authorization": f"Bearer {token}"})
+    assert refused.status_code == 401

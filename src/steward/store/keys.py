@@ -50,6 +50,15 @@ def _key_row(row: Any) -> KeyRow:
                   row.revoked_at)  # fmt: skip
 
 
+def _principal(row: Any) -> Principal | None:
+    """A stored key's principal; None (unauthenticated) for a role this version does not
+    know, e.g. a row edited by hand: an unknown role is never granted anything."""
+    try:
+        return _key_row(row).principal
+    except ValueError:
+        return None
+
+
 def create_key(
     db: Database,
     *,
@@ -129,7 +138,7 @@ def authenticate_token(db: Database, token: str) -> Principal | None:
         row = connection.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
     if row is None or row.revoked_at is not None or not secret_matches(token, row.secret_hash):
         return None
-    return _key_row(row).principal
+    return _principal(row)
 
 
 def open_session(db: Database, principal: Principal, seconds: float = SESSION_SECONDS) -> str:
@@ -159,7 +168,7 @@ def session_principal(db: Database, token: str) -> Principal | None:
     )
     with db.reader.connect() as connection:
         row = connection.execute(query).first()
-    return None if row is None else _key_row(row).principal
+    return None if row is None else _principal(row)
 
 
 def close_session(db: Database, token: str) -> None:
