@@ -30,6 +30,7 @@ tools: [look_up]
 decision_authority:
   autonomous: [look_up]
 limits:
+  max_concurrent_runs: 1
   max_run_seconds: 120
   tool_timeout_seconds: 90
 """
@@ -123,3 +124,15 @@ def test_cancelling_a_run_while_its_tool_runs(world: World) -> None:
     assert response.json()["reason"] == "cancelled by admin:ops: customer hung up"
     failed = [e.event for e in read_journal(db, run_id) if e.type == "tool.failed"]
     assert [f.code for f in failed] == ["tool.cancelled"]  # type: ignore[union-attr]
+
+
+def test_a_run_waiting_for_a_slot_is_accepted_as_queued(world: World) -> None:
+    with TestClient(create_app(world.url, [slowpoke()], grace_seconds=0.2)) as client:
+        world.start_and_wait_for_the_tool(client)  # holds the agent's only slot
+        second = client.post(
+            "/v1/runs", json={"agent": "slowpoke", "input": "and order 10043?"},
+            headers=world.headers,
+        )  # fmt: skip
+        assert second.status_code == 202, second.text
+        assert second.json()["status"] == "queued"
+        assert second.json()["input"] == "and order 10043?"
