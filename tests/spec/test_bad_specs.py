@@ -129,7 +129,8 @@ BAD_SPECS = [
         3,
         "limits.colour",
         "unknown key 'colour' (expected one of: max_steps, max_run_seconds, "
-        "tool_timeout_seconds, max_retries, max_concurrent_runs, max_output_tokens, context_strategy)",
+        "tool_timeout_seconds, max_retries, max_concurrent_runs, tool_workers, "
+        "max_output_tokens, context_strategy)",
         id="unknown-nested-key",
     ),
     pytest.param(

@@ -137,6 +137,9 @@ class ToolFailed(Event, tag="tool.failed", frozen=True):
     attempts: int
     outcome_unknown: bool = False
     latency_ms: float = 0.0
+    # how a call cut off at its timeout ended (ON_TIMEOUT in gate/stages/execute.py):
+    # "cancelled", "left_running" or "not_started"; "" when it did not time out
+    on_timeout: str = ""
 
 
 class ResultScanned(Event, tag="tool.scanned", frozen=True):

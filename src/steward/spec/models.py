@@ -171,6 +171,8 @@ class Limits(_Strict):
     tool_timeout_seconds: float = Field(default=30.0, gt=0, allow_inf_nan=False)
     max_retries: int = Field(default=2, ge=0, le=10, strict=True)
     max_concurrent_runs: int = Field(default=10, ge=1, strict=True)
+    # threads of this agent's own that run its synchronous tools (gate/workers.py)
+    tool_workers: int = Field(default=8, ge=1, le=256, strict=True)
     max_output_tokens: int = Field(default=4096, ge=1, strict=True)
     # a request over the model's context window: trim the oldest tool results, or refuse
     context_strategy: str = Field(

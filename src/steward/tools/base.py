@@ -55,6 +55,8 @@ class Tool:
     idempotent: bool = False
     keyed: bool = False
     timeout: float | None = None
+    # a write cut off at its timeout cannot take effect afterwards (see `tool()`)
+    abandon_on_timeout: bool = False
     limit_arg: str | None = None
     cost_usd: float = 0.0
     context_param: str | None = None
@@ -130,6 +132,7 @@ def make_tool(
     idempotent: bool = False,
     keyed: bool = False,
     timeout: float | None = None,
+    abandon_on_timeout: bool = False,
     limit_arg: str | None = None,
     cost_usd: float = 0.0,
 ) -> Tool:
@@ -148,6 +151,7 @@ def make_tool(
         idempotent=idempotent,
         keyed=keyed,
         timeout=timeout,
+        abandon_on_timeout=abandon_on_timeout,
         limit_arg=limit_arg,
         cost_usd=cost_usd,
         context_param=context_param,
@@ -171,6 +175,7 @@ def tool(
     idempotent: bool = False,
     keyed: bool = False,
     timeout: float | None = None,
+    abandon_on_timeout: bool = False,
     limit_arg: str | None = None,
     cost_usd: float = 0.0,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
@@ -186,6 +191,10 @@ def tool(
     effect: `read` or `write`; data_classes: `pii`, `financial`, `internal`;
     idempotent: safe to repeat; keyed: honours ToolContext.idempotency_key downstream;
     timeout: seconds (the spec's tool_timeout_seconds applies otherwise);
+    abandon_on_timeout: a write cut off at its timeout is recorded `failed`, not outcome
+      unknown. Declare it only when a late call cannot take effect: its downstream refuses
+      work past a deadline the tool passes on, or it is a coroutine whose cancellation
+      undoes what it began;
     limit_arg: the argument bounded by data_access.max_records_per_query.
     """
     if function is not None:

@@ -4,14 +4,26 @@ A side-effecting call's intent (ToolStarted) is durable before the tool runs. If
 journal later shows an intent with no result, the process died mid-call: a keyed or
 idempotent tool is run again with the same key (its downstream deduplicates); any other
 write is reported `unknown` and never repeated.
+
+A call cut off at its timeout is recorded for what it may have done (`on_timeout`):
+a coroutine tool is cancelled (`cancelled`: it runs no more); a synchronous tool's thread
+cannot be stopped (`left_running`: it may still run, and write); a call that found all of
+its agent's tool workers busy is withdrawn unstarted (`not_started`). A write cut off
+after it reached its tool is outcome unknown, never failed, unless the tool is declared
+`abandon_on_timeout`. An attempt that may still run is never retried (a second one beside
+it would hold a second worker and, for a write, could act twice): a keyed, idempotent or
+read call is retried after a timeout only when its attempt was cancelled. A call withdrawn
+unstarted is not retried either: the agent's workers are all held.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,10 +42,17 @@ from steward.core.lifecycle import is_shutdown
 from steward.gate.context import CallContext, Next
 from steward.gate.outcome import CallOutcome, CallStatus
 from steward.gate.stages.scan import DEFAULT_SCANNERS, scan_result
+from steward.gate.workers import ToolWorkers
 from steward.security.scanners import Scanner
 from steward.tools.base import Effect, Tool, ToolContext
 
 _REJECTIONS = (LookupError, ValueError, TypeError, PermissionError)
+log = logging.getLogger("steward.gate")
+
+# How a call cut off at its timeout ended (ToolFailed.on_timeout)
+CANCELLED = "cancelled"  # a coroutine tool, cancelled: it runs no more
+LEFT_RUNNING = "left_running"  # a thread cannot be stopped: it may still run, and write
+NOT_STARTED = "not_started"  # no worker of the agent was free: the tool never ran
 
 
 @dataclass(slots=True)
@@ -65,25 +84,42 @@ def backoff_delay(attempt: int, base: float = 0.05, cap: float = 2.0) -> float:
     return random.uniform(0, min(cap, base * (2 ** (attempt - 1))))
 
 
-async def _invoke(tool: Tool, arguments: dict[str, Any], context: ToolContext | None) -> Any:
-    kwargs = tool.bind(arguments, context)
-    if tool.is_async:
-        return await tool.function(**kwargs)
-    return await asyncio.to_thread(tool.function, **kwargs)
-
-
 @dataclass(slots=True)
 class _Flight:
-    """How far a call got, for the record when its run is cancelled mid-call."""
+    """How far a call got, for the record when it is cut off."""
 
     attempt: int = 1
     invoked: bool = False  # handed to the tool at least once
+    job: Future[Any] | None = None  # the current attempt's thread job (a synchronous tool)
+
+    def cut_off(self) -> str:
+        """How the current attempt ended when its timeout expired."""
+        if self.job is None:
+            return CANCELLED
+        return NOT_STARTED if self.job.cancelled() else LEFT_RUNNING
+
+
+def _report_late(
+    key: str, tool: str, timeout: float, since: float
+) -> Callable[[Future[Any]], None]:
+    """Log when a thread left running past its timeout ends, for whoever reconciles it."""
+
+    def ended(job: Future[Any]) -> None:
+        how = "failed" if job.exception() is not None else "returned"
+        log.warning(
+            "tool %s (call %s) %s %.1fs after its %gs timeout; that result is not recorded",
+            tool, key, how, time.perf_counter() - since - timeout, timeout,
+        )  # fmt: skip
+
+    return ended
 
 
 @dataclass(slots=True)
 class ExecuteStage:
     scanners: Sequence[Scanner] = field(default_factory=lambda: DEFAULT_SCANNERS)
     name: str = "execute"
+    # this gate's agent's own threads for synchronous tools, made at the first call
+    workers: ToolWorkers | None = None
 
     async def __call__(self, cx: CallContext, proceed: Next) -> CallOutcome:
         del proceed  # innermost stage
@@ -139,12 +175,13 @@ class ExecuteStage:
                 if tool.context_param
                 else None
             )
-            flight.invoked = True
+            cut = ""  # how this attempt ended if its timeout expired
             try:
                 async with asyncio.timeout(timeout):
-                    result = await _invoke(tool, cx.call.arguments, context)
+                    result = await self._invoke(cx, tool, context, flight)
             except TimeoutError:
-                code, message, retryable = "tool.timeout", f"no result within {timeout:g}s", True
+                cut, code, message = self._timed_out(cx, flight, timeout, started)
+                retryable = cut == CANCELLED  # never beside an attempt that may still run
             except ToolExecutionError as exc:
                 code, message, retryable = exc.code, exc.message, exc.retryable
             except _REJECTIONS as exc:  # the tool refused these arguments: retrying cannot help
@@ -159,10 +196,48 @@ class ExecuteStage:
             if attempt < attempts and retryable:
                 await asyncio.sleep(backoff_delay(attempt))
                 continue
-            return self._fail(cx, code, message, attempt, since=begun)
+            # a write cut off after it reached its tool may yet take effect
+            unknown = side_effect and cut in (CANCELLED, LEFT_RUNNING)
+            return self._fail(
+                cx, code, message, attempt,
+                unknown=unknown and not tool.abandon_on_timeout, since=begun, on_timeout=cut,
+            )  # fmt: skip
         return self._fail(
             cx, code, message, attempts, since=begun
         )  # pragma: no cover - loop always returns
+
+    async def _invoke(
+        self, cx: CallContext, tool: Tool, context: ToolContext | None, flight: _Flight
+    ) -> Any:
+        kwargs = tool.bind(cx.call.arguments, context)
+        if tool.is_async:
+            flight.invoked, flight.job = True, None
+            return await tool.function(**kwargs)
+        if self.workers is None:
+            self.workers = ToolWorkers(cx.policy.spec.limits.tool_workers, cx.policy.spec.name)
+        job = flight.job = self.workers.submit(tool.function, kwargs)
+        try:
+            return await asyncio.wrap_future(job)
+        finally:
+            # cut off (timeout, cancelled run): a job still queued is withdrawn and never runs
+            flight.invoked = not job.cancel() or flight.invoked
+
+    def _timed_out(
+        self, cx: CallContext, flight: _Flight, timeout: float, since: float
+    ) -> tuple[str, str, str]:
+        """How an attempt cut off at its timeout ended: (on_timeout, code, message)."""
+        cut = flight.cut_off()
+        late = f"no result within {timeout:g}s; "
+        if cut == NOT_STARTED:
+            size = self.workers.size if self.workers is not None else 0
+            busy = f"(limits.tool_workers={size}, all busy); the call never reached the tool"
+            return cut, "tool.no_worker", f"no tool worker was free within {timeout:g}s {busy}"
+        if cut == CANCELLED:
+            return cut, "tool.timeout", late + "the tool was cancelled"
+        assert flight.job is not None
+        flight.job.add_done_callback(_report_late(cx.key, cx.call.name, timeout, since))
+        running = "its thread cannot be stopped and may still be running, so it is not retried"
+        return cut, "tool.timeout", late + running
 
     def _succeeded(
         self, cx: CallContext, tool: Tool, result: Any, latency_ms: float, attempt: int
@@ -191,10 +266,15 @@ class ExecuteStage:
         *,
         unknown: bool = False,
         since: float = 0.0,
+        on_timeout: str = "",
     ) -> CallOutcome:
         latency_ms = (time.perf_counter() - since) * 1000 if since else 0.0
+        if unknown and on_timeout:
+            message += "; the write may or may not take effect"
         cx.scope.emit(
-            ToolFailed(cx.key, cx.call.name, code, message, attempts, unknown, latency_ms)
+            ToolFailed(
+                cx.key, cx.call.name, code, message, attempts, unknown, latency_ms, on_timeout
+            )
         )
         decision = cx.decision if cx.decision is not None else deny(code, message)
         status = CallStatus.UNKNOWN if unknown else CallStatus.FAILED
