@@ -375,8 +375,9 @@ def new_run_id() -> str:
 
 
 def _describe_unknown(outcomes: list[CallOutcome]) -> str:
-    tools = ", ".join(sorted({o.call.name for o in outcomes}))
-    return f"the outcome of {tools} is unknown after a crash; a person must reconcile it"
+    """What happened to each call whose outcome is unknown (a crash, a timeout)."""
+    said = "; ".join(f"{o.call.name}: {o.error}" for o in outcomes)
+    return f"the outcome of a write is unknown ({said}); a person must reconcile it"
 
 
 def _with_time(result: RunResult, seconds: float) -> RunResult:
