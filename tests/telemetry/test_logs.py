@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import format_trace_id
 
-from steward.core.events import RunFinished, RunStarted, RunStatus, event_type
+from steward.core.events import RunFinished, RunStarted, RunStatus, ToolFailed, event_type
 from steward.core.messages import Usage
 from steward.runtime import Runner, build_agent
 from steward.spec import load_spec_text
@@ -134,11 +134,17 @@ def test_default_stream_is_stderr_and_levels_follow_outcomes(
         [
             Item("run_a", 0.0, RunStarted("desk", "v1", "hi")),
             Item("run_a", 1.5, RunFinished(RunStatus.FAILED, reason_code="internal.error")),
+            Item(
+                "run_a",
+                1.6,
+                ToolFailed("k", "pay", "tool.timeout", "late", 1, True, on_timeout="left_running"),
+            ),
         ]
     )
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
-    stamps = [line["ts"] for line in lines]
+    stamps = [line["ts"] for line in lines[:2]]
     assert stamps == ["1970-01-01T00:00:00.000Z", "1970-01-01T00:00:01.500Z"]
+    assert (lines[2]["level"], lines[2]["on_timeout"]) == ("error", "left_running")
     assert lines[1]["level"] == "error" and lines[1]["reason_code"] == "internal.error"
     assert lines[1]["agent"] == "desk" and lines[1]["trace_id"] is None
     assert "input" not in lines[0] and "reason" not in lines[1]

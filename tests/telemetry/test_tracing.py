@@ -404,7 +404,11 @@ def test_joining_mid_run_failures_breaker_trips_and_close() -> None:
     consumer(
         [  # this process never saw RunStarted: the run span opens at the first event
             item("run_y", 10.0, ToolCallProposed(3, ToolCall("c9", "pay", {}), key)),
-            item("run_y", 10.5, ToolFailed(key, "pay", "tool.timeout", "no result", 3)),
+            item(
+                "run_y",
+                10.5,
+                ToolFailed(key, "pay", "tool.timeout", "no result", 3, on_timeout="cancelled"),
+            ),
             item("run_y", 10.6, BreakerTripped("pay", 5, 30.0)),
         ]
     )
@@ -412,6 +416,7 @@ def test_joining_mid_run_failures_breaker_trips_and_close() -> None:
     [failed] = exporter.get_finished_spans()
     assert failed.status.status_code is StatusCode.ERROR
     assert attrs(failed)["error.type"] == "tool.timeout"
+    assert attrs(failed)["steward.tool.on_timeout"] == "cancelled"
     assert attrs(failed)["gen_ai.tool.call.id"] == "c9"
     consumer.close(11.0)
     run = exporter.get_finished_spans()[-1]

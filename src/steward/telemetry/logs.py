@@ -181,6 +181,8 @@ class JsonLogConsumer:
             case ToolFailed():
                 out.update(tool=event.tool, key=event.key, status="failed", code=event.code)
                 out.update(attempts=event.attempts, outcome_unknown=event.outcome_unknown)
+                if event.on_timeout:
+                    out["on_timeout"] = event.on_timeout
                 out["level"] = "error" if event.outcome_unknown else "warning"
                 self._content(out, "message", event.message)
             case ResultScanned():

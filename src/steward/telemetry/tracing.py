@@ -221,6 +221,8 @@ class TraceConsumer:
                 span = self._tool(run_id, at, event.key, event.tool)
                 span.set_attribute("steward.tool.attempts", event.attempts)
                 span.set_attribute("steward.tool.outcome_unknown", event.outcome_unknown)
+                if event.on_timeout:
+                    span.set_attribute("steward.tool.on_timeout", event.on_timeout)
                 if self.config.record_content:
                     span.set_attribute("steward.error.message", redact_text(event.message)[0])
                 self._end_tool(run_id, event.key, at, "failed", event.code)

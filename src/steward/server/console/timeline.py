@@ -129,6 +129,8 @@ def _step(event: ev.AnyEvent, totals: Totals) -> Step:
             totals.tool_calls += 1
             meta = [("code", event.code), ("latency", millis(event.latency_ms)),
                     ("attempts", str(event.attempts))]  # fmt: skip
+            if event.on_timeout:
+                meta.append(("at its timeout", event.on_timeout.replace("_", " ")))
             if event.outcome_unknown:
                 meta.append(("outcome", "unknown (it may have happened)"))
             return Step("tool", f"{event.tool} failed", 0.0, "failed", meta,
