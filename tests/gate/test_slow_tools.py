@@ -5,6 +5,7 @@ agent's own bounded workers, never the event loop's default pool."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import threading
 import time
@@ -220,6 +221,20 @@ def _fill_default_pool(loop: asyncio.AbstractEventLoop, hold: threading.Event) -
     for _ in range(size):
         loop.run_in_executor(None, hold.wait, 30)
     return size
+
+
+async def test_a_thread_tool_sees_the_callers_context_variables() -> None:
+    request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id")
+
+    @tool
+    def whoami() -> str:
+        return request_id.get("none")
+
+    loaded = load_spec_text(SPEC % ("ctx", "whoami", "whoami", 1.0, ""), "ctx.yaml")
+    gate = Gate(compile_policy(loaded.spec, loaded.version, {"whoami": whoami}), {"whoami": whoami})
+    request_id.set("req-7")
+    outcome = await call(gate, MemoryScope(), "whoami")
+    assert outcome.result == "req-7"
 
 
 async def test_tools_never_run_on_the_loops_default_pool(down: Downstream) -> None:

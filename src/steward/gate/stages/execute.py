@@ -19,12 +19,14 @@ unstarted is not retried either: the agent's workers are all held.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import random
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from steward.core.breaker import CircuitBreakers
@@ -215,7 +217,8 @@ class ExecuteStage:
             return await tool.function(**kwargs)
         if self.workers is None:
             self.workers = ToolWorkers(cx.policy.spec.limits.tool_workers, cx.policy.spec.name)
-        job = flight.job = self.workers.submit(tool.function, kwargs)
+        in_context = partial(contextvars.copy_context().run, tool.function)  # as to_thread does
+        job = flight.job = self.workers.submit(in_context, kwargs)
         try:
             return await asyncio.wrap_future(job)
         finally:
