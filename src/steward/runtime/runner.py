@@ -34,6 +34,7 @@ from steward.gate.ratelimit import no_history
 from steward.gate.stages.agent_state import AgentStateCache, always_default
 from steward.models.pricing import PriceTable, load_prices
 from steward.models.protocol import ModelRequest
+from steward.models.retry import deadline
 from steward.runtime.agent import AgentRuntime
 from steward.runtime.executor import EmbeddedExecutor, Executor
 from steward.runtime.model_calls import ModelCaller, TextSink
@@ -190,8 +191,9 @@ class Runner:
         progress = _Progress(on_text=on_text)
         limits = agent.loaded.spec.limits
         try:
-            async with asyncio.timeout(limits.max_run_seconds):
-                result = await self._loop(agent, executor, text, progress)
+            async with asyncio.timeout(limits.max_run_seconds) as bound:
+                with deadline(bound.when()):  # model retries never wait past it
+                    result = await self._loop(agent, executor, text, progress)
         except TimeoutError:
             result = self._finish(
                 executor,

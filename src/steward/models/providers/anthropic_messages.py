@@ -89,6 +89,8 @@ class AnthropicModel:
         self._client = client or AsyncAnthropic(
             base_url=base_url, api_key=api_key, max_retries=0, timeout=timeout
         )
+        # what a circuit breaker guards: the same model at another base_url is another endpoint
+        self.endpoint = f"{self.name}@{self._client.base_url}"
 
     @classmethod
     def from_env(

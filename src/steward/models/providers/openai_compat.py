@@ -80,6 +80,8 @@ class OpenAICompatModel:
             except OpenAIError as exc:
                 raise ModelError(f"cannot configure {self.name}: {exc}", code="model.auth") from exc
         self._client = client
+        # what a circuit breaker guards: the same model at another base_url is another endpoint
+        self.endpoint = f"{self.name}@{client.base_url}"
 
     @classmethod
     def from_env(
