@@ -163,6 +163,23 @@ async def test_structured_output(
     assert body["tools"][-1]["name"] == "answer" and body["tools"][-1]["input_schema"] == schema
 
 
+@pytest.mark.parametrize("streaming", [False, True])
+@pytest.mark.parametrize(
+    ("stop_reason", "finish"),
+    [("max_tokens", "length"), ("model_context_window_exceeded", "length"),
+     ("refusal", "content_filter"), ("stop_sequence", "stop")],
+)  # fmt: skip
+async def test_stop_reasons_say_whether_the_answer_was_cut_off(
+    server: AnthropicServer, model: AnthropicModel, streaming: bool, stop_reason: str, finish: str
+) -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}}
+    server.reply(tool_calls=[("answer", {"city": "Par"})], stop_reason=stop_reason)
+    request = ask("Capital of France?", output_schema=schema)
+    response = (await collect(model, request))[1] if streaming else await model.respond(request)
+    assert response.finish_reason == finish, "a structured answer cut off is still cut off"
+    assert response.cut_off is (finish != "stop") and response.is_final is (finish == "stop")
+
+
 async def test_structured_output_non_object_and_with_tools(
     server: AnthropicServer, model: AnthropicModel
 ) -> None:

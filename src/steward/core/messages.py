@@ -62,5 +62,15 @@ class ModelResponse(msgspec.Struct, frozen=True):
     usage: Usage = Usage()
 
     @property
+    def cut_off(self) -> bool:
+        """Stopped by the output limit ("length") or a content filter: never an answer,
+        and its tool calls (perhaps cut mid-way) are never made."""
+        return self.finish_reason in CUT_OFF
+
+    @property
     def is_final(self) -> bool:
-        return not self.tool_calls
+        return not self.tool_calls and not self.cut_off
+
+
+# the finish reasons that end a response before the model meant it to end
+CUT_OFF = frozenset({"length", "content_filter"})

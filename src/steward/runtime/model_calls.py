@@ -108,7 +108,7 @@ class ModelCaller:
             ModelResponded(step, response, (time.perf_counter() - began) * 1000, request.role)
         )
         crashpoint("model.responded")
-        if cache is not None and key is not None:
+        if cache is not None and key is not None and not response.cut_off:
             cache.put(key, response)
         if semantic is not None and text is not None and response.is_final:
             # final answers only: a cached tool call carries arguments read from another text

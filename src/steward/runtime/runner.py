@@ -39,6 +39,7 @@ from steward.runtime.agent import AgentRuntime
 from steward.runtime.executor import EmbeddedExecutor, Executor
 from steward.runtime.model_calls import ModelCaller, TextSink
 from steward.runtime.spend import BudgetExhausted
+from steward.runtime.truncation import on_cut_off
 from steward.security.provenance import trace_sources
 from steward.security.scanners import IDENTIFIERS, redact_text
 from steward.store.agents import agent_state
@@ -258,6 +259,7 @@ class Runner:
             messages.append(Message("system", spec.prompt))
         messages.append(Message("user", text))
         tool_specs = tuple(agent.tools[name].spec() for name in spec.tools if name in agent.tools)
+        said = ""  # the text of cut-off answers the model was asked to continue
         for step in range(spec.limits.max_steps):
             progress.steps = step + 1
             response = executor.recorded_model(step)
@@ -276,8 +278,16 @@ class Runner:
             cancelled = executor.cancelled()  # before anything this turn may do or finish
             if cancelled is not None:
                 raise _CancelledElsewhere(cancelled)
+            if response.cut_off:  # never an answer; its tool calls never reach the gate
+                cut, said = on_cut_off(response, spec.limits.on_truncation), said + response.text
+                if cut.go_on is None:
+                    return self._finish(executor, progress, RunStatus.ESCALATED, output=said,
+                                        reason_code=cut.reason_code, reason=cut.reason)  # fmt: skip
+                messages[-1:] = cut.go_on
+                continue
             if response.is_final:
-                return self._final(agent, executor, progress, response.text, response.confidence)
+                text = said + response.text  # with what came before a cut-off, if any
+                return self._final(agent, executor, progress, text, response.confidence)
             seen = messages[:-1]
             pending = [
                 agent.gate.process(executor, call, step, trace_sources(call.arguments, seen))
