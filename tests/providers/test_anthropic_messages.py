@@ -124,7 +124,20 @@ async def test_usage_counts_cache_reads(server: AnthropicServer, model: Anthropi
         # steward counts cached tokens inside input_tokens (pricing.Rate.cost)
         assert response.usage.input_tokens == 12 + 900 + 88
         assert response.usage.cached_input_tokens == 900
+        assert response.usage.cache_write_tokens == 88
         assert response.usage.output_tokens == 30
+
+
+def test_cache_writes_are_priced_at_the_cache_write_rate() -> None:
+    from steward.core.messages import Usage
+    from steward.models.pricing import default_prices
+
+    rate = default_prices().rate("anthropic:claude-sonnet-4-5")
+    assert rate is not None and rate.cache_write == 3.75
+    usage = Usage(input_tokens=12 + 900 + 88, output_tokens=30, cached_input_tokens=900,
+                  cache_write_tokens=88)  # fmt: skip
+    expected = (12 * 3.00 + 900 * 0.30 + 88 * 3.75 + 30 * 15.00) / 1e6
+    assert rate.cost(usage) == pytest.approx(expected)
 
 
 async def test_stream_text(server: AnthropicServer, model: AnthropicModel) -> None:

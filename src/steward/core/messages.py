@@ -27,10 +27,15 @@ class ToolCall(msgspec.Struct, frozen=True):
 
 
 class Usage(msgspec.Struct, frozen=True):
+    """Tokens of one model call. `input_tokens` includes cached reads and cache writes.
+    `estimated`: the provider reported none, so they were counted locally."""
+
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
     cost_usd: float = 0.0
+    cache_write_tokens: int = 0
+    estimated: bool = False
 
 
 class Message(msgspec.Struct, frozen=True):

@@ -284,6 +284,7 @@ def _usage(fresh: int | None, output: int | None, read: int | None, write: int |
         input_tokens=(fresh or 0) + read + write,
         output_tokens=output or 0,
         cached_input_tokens=read,
+        cache_write_tokens=write,
     )
 
 
