@@ -128,7 +128,9 @@ async def test_breakers_are_keyed_by_endpoint_not_model_name(protocol: str) -> N
                 alive.reply("from the replica")
             primary = OpenAICompatModel("gpt-test", base_url=dead.base_url, api_key="sk")
             replica = OpenAICompatModel("gpt-test", base_url=alive.base_url, api_key="sk")
-            chain = FallbackModel([primary, replica], CircuitBreakers(threshold=2, cooldown=60), NO_RETRY)
+            chain = FallbackModel(
+                [primary, replica], CircuitBreakers(threshold=2, cooldown=60), NO_RETRY
+            )
             assert primary.name == replica.name
             for _ in range(5):
                 assert (await chain.respond(ASK)).text == "from the replica"
@@ -140,7 +142,9 @@ async def test_breakers_are_keyed_by_endpoint_not_model_name(protocol: str) -> N
                 alive.reply("from the replica")
             primary = AnthropicModel("claude-test", base_url=dead.url, api_key="sk")
             replica = AnthropicModel("claude-test", base_url=alive.url, api_key="sk")
-            chain = FallbackModel([primary, replica], CircuitBreakers(threshold=2, cooldown=60), NO_RETRY)
+            chain = FallbackModel(
+                [primary, replica], CircuitBreakers(threshold=2, cooldown=60), NO_RETRY
+            )
             for _ in range(5):
                 assert (await chain.respond(ASK)).text == "from the replica"
             assert len(dead.requests) == 2, "after two failures the primary's circuit is open"
@@ -151,7 +155,9 @@ async def test_breakers_are_keyed_by_endpoint_not_model_name(protocol: str) -> N
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 @PATHS
-async def test_a_transient_error_is_retried(models: dict[str, Any], protocol: str, streaming: bool) -> None:
+async def test_a_transient_error_is_retried(
+    models: dict[str, Any], protocol: str, streaming: bool
+) -> None:
     model, server = models[protocol]
     fail(server, 500)
     fail(server, 529)
@@ -162,7 +168,9 @@ async def test_a_transient_error_is_retried(models: dict[str, Any], protocol: st
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 @PATHS
-async def test_retry_after_is_honoured(models: dict[str, Any], protocol: str, streaming: bool) -> None:
+async def test_retry_after_is_honoured(
+    models: dict[str, Any], protocol: str, streaming: bool
+) -> None:
     model, server = models[protocol]
     fail(server, 429, retry_after="0.3")
     server.reply("after the wait")
@@ -229,7 +237,10 @@ async def test_every_failed_attempt_and_breaker_change_is_reported(oai: OpenAISe
         oai.reply("healthy")
         assert (await chain.respond(ASK)).text == "healthy"
     failed = [e for e in events if isinstance(e, ModelFailed)]
-    assert [(e.code, e.attempt) for e in failed] == [("model.unavailable", 1), ("model.unavailable", 2)]
+    assert [(e.code, e.attempt) for e in failed] == [
+        ("model.unavailable", 1),
+        ("model.unavailable", 2),
+    ]
     assert failed[0].endpoint == f"openai:gpt-test@{oai.base_url}/" and failed[0].elapsed_ms >= 0
     assert [type(e) for e in events if not isinstance(e, ModelFailed)] == [
         ModelBreakerOpened,

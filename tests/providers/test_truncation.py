@@ -59,7 +59,9 @@ def cut(server: OpenAIServer | AnthropicServer, text: str, **kw: Any) -> None:
         server.reply(text, stop_reason="max_tokens", **kw)
 
 
-async def run(db: Database, server: OpenAIServer | AnthropicServer, streamed: bool, extra: str = "") -> RunResult:
+async def run(
+    db: Database, server: OpenAIServer | AnthropicServer, streamed: bool, extra: str = ""
+) -> RunResult:
     if isinstance(server, OpenAIServer):
         text = SPEC.format(model="openai:gpt-4o-mini", url=server.base_url, extra=extra)
     else:
@@ -81,24 +83,34 @@ CASES = pytest.mark.parametrize(
 )
 
 
-def pick(servers: tuple[OpenAIServer, AnthropicServer], protocol: str) -> OpenAIServer | AnthropicServer:
+def pick(
+    servers: tuple[OpenAIServer, AnthropicServer], protocol: str
+) -> OpenAIServer | AnthropicServer:
     return servers[0] if protocol == "openai" else servers[1]
 
 
 @CASES
 async def test_a_cut_off_answer_escalates(
-    servers: tuple[OpenAIServer, AnthropicServer], sqlite_db: Database, protocol: str, streamed: bool
+    servers: tuple[OpenAIServer, AnthropicServer],
+    sqlite_db: Database,
+    protocol: str,
+    streamed: bool,
 ) -> None:
     server = pick(servers, protocol)
     cut(server, "The answer is")
     result = await run(sqlite_db, server, streamed)
     assert (result.status, result.reason_code) == (RunStatus.ESCALATED, "model.truncated")
-    assert result.output == "The answer is", "the partial text is kept for the person who takes over"
+    assert result.output == "The answer is", (
+        "the partial text is kept for the person who takes over"
+    )
 
 
 @CASES
 async def test_tool_calls_of_a_cut_off_response_never_reach_the_gate(
-    servers: tuple[OpenAIServer, AnthropicServer], sqlite_db: Database, protocol: str, streamed: bool
+    servers: tuple[OpenAIServer, AnthropicServer],
+    sqlite_db: Database,
+    protocol: str,
+    streamed: bool,
 ) -> None:
     server = pick(servers, protocol)
     cut(server, "Refunding.", tool_calls=[("refund", {"order_id": "7"})])
@@ -111,7 +123,10 @@ async def test_tool_calls_of_a_cut_off_response_never_reach_the_gate(
 
 @CASES
 async def test_on_truncation_continue_asks_the_model_to_go_on(
-    servers: tuple[OpenAIServer, AnthropicServer], sqlite_db: Database, protocol: str, streamed: bool
+    servers: tuple[OpenAIServer, AnthropicServer],
+    sqlite_db: Database,
+    protocol: str,
+    streamed: bool,
 ) -> None:
     server = pick(servers, protocol)
     cut(server, "The answer is")
@@ -121,7 +136,11 @@ async def test_on_truncation_continue_asks_the_model_to_go_on(
     second = server.requests[1].body["messages"]
     said = json_text(second[-1])
     assert "cut off" in said and json_text(second[-2]) == "The answer is"
-    responded = [e.event for e in read_journal(sqlite_db, result.run_id) if isinstance(e.event, ModelResponded)]
+    responded = [
+        e.event
+        for e in read_journal(sqlite_db, result.run_id)
+        if isinstance(e.event, ModelResponded)
+    ]
     assert [r.response.finish_reason for r in responded] == ["length", "stop"]
 
 

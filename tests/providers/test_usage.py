@@ -58,7 +58,9 @@ async def test_missing_usage_is_estimated_priced_and_charged(
     server.reply("Your order shipped yesterday.", usage=None)
     status, _, run_id = await run(sqlite_db, server, streamed)
     assert status is RunStatus.SUCCEEDED
-    [responded] = [e.event for e in read_journal(sqlite_db, run_id) if isinstance(e.event, ModelResponded)]
+    [responded] = [
+        e.event for e in read_journal(sqlite_db, run_id) if isinstance(e.event, ModelResponded)
+    ]
     usage = responded.response.usage
     assert usage.estimated and usage.input_tokens > 0 and usage.output_tokens > 0
     expected = (usage.input_tokens * 0.15 + usage.output_tokens * 0.60) / 1e6

@@ -42,7 +42,9 @@ def chain(ref: ModelRef, spec: AgentSpec, breakers: CircuitBreakers) -> Model:
     if not ref.fallbacks and ref.name in {"rules", "scripted"}:
         return primary
     r = ref.retries
-    retries = RetryPolicy(r.attempts, r.backoff_seconds, r.max_backoff_seconds, r.max_retry_after_seconds)
+    retries = RetryPolicy(
+        r.attempts, r.backoff_seconds, r.max_backoff_seconds, r.max_retry_after_seconds
+    )
     models = [primary, *(provider_model(f, spec) for f in ref.fallbacks)]
     return FallbackModel(models, breakers, retries)
 

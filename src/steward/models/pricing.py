@@ -1,8 +1,8 @@
 """The price table: USD per token by model, versioned, with its source and date.
 
 Cost is computed from the usage a provider reports (input, output, cached-input and
-cache-write tokens), or from the offline estimate when it reports none. An unknown model has no price: callers that enforce a budget must treat that
-as undecidable and fail closed.
+cache-write tokens), or from the offline estimate when it reports none. An unknown model
+has no price: callers that enforce a budget must treat that as undecidable and fail closed.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing
 
 from steward.core.breaker import CircuitBreakers
@@ -57,7 +57,9 @@ class FallbackModel:
             async for item in items:
                 yield item
 
-    async def _serve(self, request: ModelRequest, *, streaming: bool) -> AsyncIterator[StreamEvent]:
+    async def _serve(
+        self, request: ModelRequest, *, streaming: bool
+    ) -> AsyncGenerator[StreamEvent, None]:
         failures: list[str] = []
         last: ModelError | None = None
         for model in self.chain:

@@ -31,9 +31,13 @@ class CutOff:
 
 def on_cut_off(response: ModelResponse, policy: str) -> CutOff:
     if response.finish_reason == "content_filter":
-        return CutOff("model.content_filtered", f"{response.model} stopped its answer: content filter")
+        return CutOff(
+            "model.content_filtered", f"{response.model} stopped its answer: content filter"
+        )
     reason = f"{response.model} was cut off by the output token limit (finish_reason 'length')"
     if policy != "continue":
         return CutOff("model.truncated", reason)
     # the partial text stays in the conversation; the cut tool calls do not
-    return CutOff("model.truncated", reason, (Message("assistant", response.text), Message("user", GO_ON)))
+    return CutOff(
+        "model.truncated", reason, (Message("assistant", response.text), Message("user", GO_ON))
+    )

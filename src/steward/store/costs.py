@@ -77,9 +77,17 @@ def cost_report(
         finished = finished.where(runs.c.agent == agent)
     merged: dict[tuple[str, str, int, str], list[float]] = defaultdict(lambda: [0, 0, 0, 0.0, 0])
     with db.reader.connect() as connection:
-        for name, model, day, tags, calls, tokens_in, tokens_out, cost, guessed in connection.execute(
-            query
-        ):
+        for (
+            name,
+            model,
+            day,
+            tags,
+            calls,
+            tokens_in,
+            tokens_out,
+            cost,
+            guessed,
+        ) in connection.execute(query):
             tenant = str(json.loads(tags or "{}").get("tenant", "-"))
             totals = merged[(name, model, int(day), tenant)]
             totals[0] += calls

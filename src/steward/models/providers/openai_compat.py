@@ -158,7 +158,11 @@ class OpenAICompatModel:
         await self.aclose()
 
     def usage(
-        self, usage: CompletionUsage | None, request: ModelRequest, text: str, calls: tuple[ToolCall, ...]
+        self,
+        usage: CompletionUsage | None,
+        request: ModelRequest,
+        text: str,
+        calls: tuple[ToolCall, ...],
     ) -> Usage:
         """The usage the server reported, or (it reported none) an offline estimate."""
         if usage is not None:
