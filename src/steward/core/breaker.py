@@ -64,7 +64,3 @@ class CircuitBreakers:
             if state.opened_at is not None:
                 state.opened_at = now  # a failed trial re-opens
             return None
-
-    def is_open(self, key: str) -> bool:
-        state = self._states.get(key)
-        return state is not None and state.opened_at is not None
