@@ -341,6 +341,16 @@ async def test_breaker_opens_after_consecutive_failures() -> None:
     assert len(h.invocations) == 2
 
 
+async def test_a_cancelled_half_open_trial_does_not_keep_the_breaker_open() -> None:
+    breakers = CircuitBreakers(threshold=1, cooldown=0.05)
+    h = Harness(breakers=breakers)
+    breakers.record("slow", False, time.monotonic())  # the tool failed: its circuit is open
+    await asyncio.sleep(0.06)
+    with pytest.raises(TimeoutError):  # the trial call is cancelled (the run's time bound)
+        await asyncio.wait_for(h.call("slow"), 0.1)
+    assert breakers.admit("slow", time.monotonic()), "the next call is the next trial"
+
+
 async def test_injection_in_a_result_is_quarantined_and_lists_are_cut() -> None:
     h = Harness()
     outcome = await h.call("docs", query="returns")

@@ -14,6 +14,7 @@ from steward.core.errors import ModelError, ProviderError
 from steward.core.events import ModelResponded, RunStatus
 from steward.core.messages import ModelResponse
 from steward.models.protocol import ModelRequest
+from steward.models.retry import NO_RETRY, RetryPolicy
 from steward.models.routing import FallbackModel, RoleRouter
 from steward.runtime import Runner, build_agent
 from steward.spec import load_spec_text
@@ -88,8 +89,15 @@ REQUEST = ModelRequest(())
 
 async def test_fallback_serves_from_the_next_model() -> None:
     first, second = Down("a:one"), ScriptedModel([final("from b")], name="b:two")
-    response = await FallbackModel([first, second]).respond(REQUEST)
+    response = await FallbackModel([first, second], retries=NO_RETRY).respond(REQUEST)
     assert (response.text, response.model, first.calls) == ("from b", "b:two", 1)
+
+
+async def test_a_transient_failure_is_retried_before_falling_back() -> None:
+    first, second = Down("a:one"), ScriptedModel([final("from b")], name="b:two")
+    quick = RetryPolicy(attempts=3, backoff_seconds=0.01)
+    response = await FallbackModel([first, second], retries=quick).respond(REQUEST)
+    assert (response.text, response.model, first.calls) == ("from b", "b:two", 3)
 
 
 async def test_a_short_retry_after_is_honoured_once() -> None:
@@ -101,10 +109,10 @@ async def test_a_short_retry_after_is_honoured_once() -> None:
 
 
 async def test_everything_down_is_one_typed_error_with_every_reason() -> None:
-    chain = FallbackModel([Down("a:one"), Down("b:two", code="model.timeout")])
+    chain = FallbackModel([Down("a:one"), Down("b:two", code="model.timeout")], retries=NO_RETRY)
     with pytest.raises(ModelError) as caught:
         await chain.respond(REQUEST)
-    assert caught.value.code == "model.unavailable"
+    assert caught.value.code == "model.timeout", "the cause of the last failure, not a generic code"
     assert (
         "a:one: [model.unavailable]" in caught.value.message
         and "b:two: [model.timeout]" in caught.value.message
@@ -113,7 +121,7 @@ async def test_everything_down_is_one_typed_error_with_every_reason() -> None:
 
 async def test_an_open_circuit_skips_a_failing_provider() -> None:
     failing, backup = Down("a:one"), ScriptedModel([final("ok")] * 10, name="b:two")
-    chain = FallbackModel([failing, backup], CircuitBreakers(threshold=2, cooldown=60))
+    chain = FallbackModel([failing, backup], CircuitBreakers(threshold=2, cooldown=60), NO_RETRY)
     for _ in range(5):
         await chain.respond(REQUEST)
     assert failing.calls == 2, "after two failures the circuit opens and the provider is skipped"

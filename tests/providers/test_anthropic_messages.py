@@ -124,7 +124,20 @@ async def test_usage_counts_cache_reads(server: AnthropicServer, model: Anthropi
         # steward counts cached tokens inside input_tokens (pricing.Rate.cost)
         assert response.usage.input_tokens == 12 + 900 + 88
         assert response.usage.cached_input_tokens == 900
+        assert response.usage.cache_write_tokens == 88
         assert response.usage.output_tokens == 30
+
+
+def test_cache_writes_are_priced_at_the_cache_write_rate() -> None:
+    from steward.core.messages import Usage
+    from steward.models.pricing import default_prices
+
+    rate = default_prices().rate("anthropic:claude-sonnet-4-5")
+    assert rate is not None and rate.cache_write == 3.75
+    usage = Usage(input_tokens=12 + 900 + 88, output_tokens=30, cached_input_tokens=900,
+                  cache_write_tokens=88)  # fmt: skip
+    expected = (12 * 3.00 + 900 * 0.30 + 88 * 3.75 + 30 * 15.00) / 1e6
+    assert rate.cost(usage) == pytest.approx(expected)
 
 
 async def test_stream_text(server: AnthropicServer, model: AnthropicModel) -> None:
@@ -161,6 +174,23 @@ async def test_structured_output(
     body = server.requests[0].body
     assert body["tool_choice"] == {"type": "tool", "name": "answer"}
     assert body["tools"][-1]["name"] == "answer" and body["tools"][-1]["input_schema"] == schema
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+@pytest.mark.parametrize(
+    ("stop_reason", "finish"),
+    [("max_tokens", "length"), ("model_context_window_exceeded", "length"),
+     ("refusal", "content_filter"), ("stop_sequence", "stop")],
+)  # fmt: skip
+async def test_stop_reasons_say_whether_the_answer_was_cut_off(
+    server: AnthropicServer, model: AnthropicModel, streaming: bool, stop_reason: str, finish: str
+) -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}}
+    server.reply(tool_calls=[("answer", {"city": "Par"})], stop_reason=stop_reason)
+    request = ask("Capital of France?", output_schema=schema)
+    response = (await collect(model, request))[1] if streaming else await model.respond(request)
+    assert response.finish_reason == finish, "a structured answer cut off is still cut off"
+    assert response.cut_off is (finish != "stop") and response.is_final is (finish == "stop")
 
 
 async def test_structured_output_non_object_and_with_tools(

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from steward.core.errors import SpecError
-from steward.core.events import ModelResponded, RunStatus
+from steward.core.events import ModelFailed, ModelResponded, RunStatus
 from steward.runtime import Runner, build_agent
 from steward.spec import load_spec_text
 from steward.store import Database, Journal
@@ -16,7 +16,7 @@ from steward.store.runs import read_journal
 from steward.tools import tool
 
 from .anthropic_server import AnthropicServer
-from .openai_server import OpenAIServer, usage
+from .openai_server import OpenAIServer, Stream, usage
 
 SPEC = """
 name: desk
@@ -120,3 +120,52 @@ def test_a_missing_key_refuses_to_start(monkeypatch: pytest.MonkeyPatch) -> None
         and "STEWARD_TEST_OPENAI_KEY" in problem.message
         and problem.line == 4
     )
+
+
+def _quick_retries(openai_server: OpenAIServer, anthropic_server: AnthropicServer,
+                   attempts: int, fallback: bool = True) -> object:  # fmt: skip
+    text = SPEC.format(openai=openai_server.base_url, anthropic=anthropic_server.url)
+    retries = f"  retries: {{attempts: {attempts}, backoff_seconds: 0.01}}\n"
+    text = text.replace("  timeout_seconds: 5\n", "  timeout_seconds: 5\n" + retries)
+    if not fallback:
+        text = text.split("  fallbacks:")[0] + "tools: [lookup]" + text.split("tools: [lookup]")[1]
+    return build_agent(load_spec_text(text, "desk.yaml"), [lookup])
+
+
+async def test_every_failed_attempt_is_on_the_record(
+    servers: tuple[OpenAIServer, AnthropicServer], sqlite_db: Database
+) -> None:
+    openai_server, anthropic_server = servers
+    openai_server.status(503)
+    openai_server.status(500)
+    anthropic_server.status(529)
+    anthropic_server.status(529)
+    journal = Journal(sqlite_db)
+    agent = _quick_retries(openai_server, anthropic_server, attempts=2)
+    result = await Runner(sqlite_db, journal).run(agent, "hello")  # type: ignore[arg-type]
+    journal.close()
+    assert (result.status, result.reason_code) == (RunStatus.ESCALATED, "model.unavailable")
+    failed = [
+        e.event for e in read_journal(sqlite_db, result.run_id) if isinstance(e.event, ModelFailed)
+    ]
+    assert [(f.model, f.attempt, f.step) for f in failed] == [
+        ("openai:gpt-4o-mini", 1, 0),
+        ("openai:gpt-4o-mini", 2, 0),
+        ("anthropic:claude-haiku-4-5", 1, 0),
+        ("anthropic:claude-haiku-4-5", 2, 0),
+    ]
+    assert failed[0].endpoint.startswith("openai:gpt-4o-mini@http://127.0.0.1:")
+    assert all(f.code == "model.unavailable" and f.elapsed_ms > 0 for f in failed)
+
+
+@pytest.mark.parametrize("cut_after", [1, 2], ids=["before-text", "after-text"])
+async def test_the_reason_code_is_the_same_wherever_the_stream_broke(
+    servers: tuple[OpenAIServer, AnthropicServer], sqlite_db: Database, cut_after: int
+) -> None:
+    openai_server, anthropic_server = servers
+    openai_server.enqueue(Stream(["Order 10005 "], truncate_after=cut_after))
+    journal = Journal(sqlite_db)
+    agent = _quick_retries(openai_server, anthropic_server, attempts=1, fallback=False)
+    result = await Runner(sqlite_db, journal).run(agent, "hello", on_text=lambda _t: None)  # type: ignore[arg-type]
+    journal.close()
+    assert (result.status, result.reason_code) == (RunStatus.ESCALATED, "model.truncated")

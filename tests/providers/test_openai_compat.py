@@ -23,6 +23,7 @@ from steward.models.protocol import (
 )
 from steward.models.providers._http import parse_retry_after
 from steward.models.providers.openai_compat import OpenAICompatModel
+from steward.models.tokens import count_text
 
 from .openai_server import Behaviour, Hang, OpenAIServer, Reply, Status, Stream, usage
 
@@ -175,7 +176,8 @@ async def test_refusal_is_the_answer_text(server: OpenAIServer, model: OpenAICom
     }
     server.raw(200, json.dumps(body).encode())
     response = await model.respond(ASK)
-    assert response.text == "I can't help with that." and response.usage == Usage()
+    assert response.text == "I can't help with that."
+    assert response.usage.estimated and response.usage.output_tokens > 0, "no usage: counted here"
 
 
 # -- streaming ----------------------------------------------------------------------------
@@ -324,6 +326,46 @@ async def test_truncated_stream(
             seen.append(event)
     assert (info.value.code, info.value.retryable) == ("model.truncated", True)
     assert seen == [TextDelta("partial")]
+
+
+async def test_a_stream_cut_after_its_finish_reason_is_truncated_not_free(
+    server: OpenAIServer, model: OpenAICompatModel
+) -> None:
+    """finish_reason arrived, then the connection ended cleanly: no usage chunk, no [DONE].
+    That is not a complete response, so it is not accepted at 0 tokens and $0."""
+    server.enqueue(Stream(["The answer is 42."], usage=None, done=False))
+    with pytest.raises(ProviderError) as info:
+        await collect(model)
+    assert (info.value.code, info.value.retryable) == ("model.truncated", True)
+    assert "[DONE]" in info.value.message
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["respond", "stream"])
+async def test_missing_usage_is_estimated_offline_and_marked(
+    server: OpenAIServer, model: OpenAICompatModel, stream: bool
+) -> None:
+    """A server that reports no usage (a local server ignoring stream_options): the tokens
+    are counted with the offline tokenizer and the usage says it is an estimate."""
+    server.reply("The answer is 42.", usage=None)
+    if stream:
+        end = (await collect(model))[-1]
+        assert isinstance(end, StreamEnd)
+        response = end.response
+    else:
+        response = await model.respond(ASK)
+    assert response.usage.estimated
+    assert response.usage.input_tokens > 0 and response.usage.output_tokens == count_text(
+        "gpt-test", "The answer is 42."
+    )
+
+
+async def test_reported_usage_is_not_marked_estimated(
+    server: OpenAIServer, model: OpenAICompatModel
+) -> None:
+    server.stream(["ok"], usage=usage(9, 1))
+    end = (await collect(model))[-1]
+    assert isinstance(end, StreamEnd) and not end.response.usage.estimated
+    assert end.response.usage.input_tokens == 9
 
 
 async def test_error_event_inside_stream(server: OpenAIServer, model: OpenAICompatModel) -> None:

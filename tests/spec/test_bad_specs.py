@@ -130,7 +130,7 @@ BAD_SPECS = [
         "limits.colour",
         "unknown key 'colour' (expected one of: max_steps, max_run_seconds, "
         "tool_timeout_seconds, max_retries, max_concurrent_runs, tool_workers, "
-        "max_output_tokens, context_strategy)",
+        "max_output_tokens, context_strategy, on_truncation)",
         id="unknown-nested-key",
     ),
     pytest.param(
@@ -140,6 +140,25 @@ BAD_SPECS = [
         "model.colour",
         "expected one of: name, base_url, api_key_env, timeout_seconds, fallbacks",
         id="unknown-key-in-model",
+    ),
+    pytest.param(
+        with_base("""\
+            limits:
+              on_truncation: retry
+            """),
+        5,
+        3,
+        "limits.on_truncation",
+        "should match pattern '^(escalate|continue)$'",
+        id="bad-on-truncation",
+    ),
+    pytest.param(
+        BASE.replace("model: scripted\n", "model:\n  name: scripted\n  retries: {attempts: 0}\n"),
+        4,
+        None,
+        "model.retries.attempts",
+        "greater than or equal to 1",
+        id="bad-model-retries",
     ),
     pytest.param("model: scripted\n", 1, 1, "name", "required field is missing", id="missing-name"),
     pytest.param("name: probe\n", 1, 1, "model", "required field is missing", id="missing-model"),

@@ -41,17 +41,22 @@ def costs(
             "tokens in",
             "tokens out",
             "USD",
+            "estimated",
         ):
             table.add_column(
                 column,
                 justify="right"
-                if column in {"calls", "tokens in", "tokens out", "USD"}
+                if column in {"calls", "tokens in", "tokens out", "USD", "estimated"}
                 else "left",
             )
         for row in report.rows:
             table.add_row(row.day, row.agent, row.model, row.tenant, str(row.calls), str(row.input_tokens),
-                          str(row.output_tokens), f"{row.cost_usd:.6f}")  # fmt: skip
+                          str(row.output_tokens), f"{row.cost_usd:.6f}", str(row.estimated))  # fmt: skip
         console.print(table)
+        guessed = sum(r.estimated for r in report.rows)
+        if guessed:
+            console.print(f"estimated: {guessed} call(s) got no usage from their provider; "
+                          "their tokens were counted locally and priced (budgets charged them)")  # fmt: skip
         for name in sorted({r.agent for r in report.rows} | set(report.runs_by_agent)):
             per = report.per_transaction(name)
             shown = "n/a" if per is None else f"${per:.6f}"

@@ -16,6 +16,9 @@ from steward.core.events import (
     ApprovalUsed,
     BreakerTripped,
     GateDecided,
+    ModelBreakerClosed,
+    ModelBreakerOpened,
+    ModelFailed,
     ModelResponded,
     ResultScanned,
     RunFinished,
@@ -135,7 +138,15 @@ def _detail(event: object) -> str:
                 return f"step {event.step}: proposes " + ", ".join(
                     c.name for c in event.response.tool_calls
                 )
+            if event.response.cut_off:
+                return f"step {event.step}: cut off (finish_reason {event.response.finish_reason})"
             return f"step {event.step}: answers (confidence {event.response.confidence})"
+        case ModelFailed():
+            return f"step {event.step}: {event.model} attempt {event.attempt} failed [{event.code}] {event.message}"
+        case ModelBreakerOpened():
+            return f"{event.endpoint} circuit opened after {event.failures} failures"
+        case ModelBreakerClosed():
+            return f"{event.endpoint} circuit closed"
         case ToolCallProposed():
             sources = ", ".join(f"{k}←{v.value}" for k, v in event.sources.items())
             return f"{event.call.name} {compact(event.call.arguments, 60)}" + (

@@ -1,10 +1,19 @@
-"""A circuit breaker per name (a tool, a model provider): after `threshold` consecutive
-failures it opens for `cooldown` seconds, then lets one trial call through (half-open)."""
+"""A circuit breaker per key (a tool, a model endpoint): after `threshold` consecutive
+failures it opens for `cooldown` seconds, then lets one trial call through (half-open).
+
+Every call that `admit` let through must end in `record`: ok=True (success), ok=False
+(failure) or ok=None (it ended with no verdict on the provider, say it was cancelled).
+A half-open trial that ended with no verdict frees the trial slot, so the next call is
+the next trial: a trial that was cancelled never leaves the breaker open for good.
+"""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import Literal
+
+Change = Literal["opened", "closed"]
 
 
 @dataclass(slots=True)
@@ -21,8 +30,8 @@ class CircuitBreakers:
     _states: dict[str, _State] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def admit(self, tool: str, now: float) -> bool:
-        state = self._states.get(tool)
+    def admit(self, key: str, now: float) -> bool:
+        state = self._states.get(key)
         if state is None or state.opened_at is None:  # the common case needs no lock
             return True
         with self._lock:
@@ -33,21 +42,25 @@ class CircuitBreakers:
             state.trial_in_flight = True  # half-open: one trial
             return True
 
-    def record(self, tool: str, ok: bool, now: float) -> bool:
-        """Record a result; returns True when this failure opened the breaker."""
-        if ok and tool not in self._states:  # healthy and never failed: nothing to record
-            return False
+    def record(self, key: str, ok: bool | None, now: float) -> Change | None:
+        """Record how an admitted call ended; returns the state change it caused, if any:
+        "opened" when this failure opened the breaker, "closed" when a success closed it."""
+        if ok is not False and key not in self._states:  # never failed: nothing to record
+            return None
         with self._lock:
-            state = self._states.setdefault(tool, _State())
+            state = self._states.setdefault(key, _State())
             state.trial_in_flight = False
+            if ok is None:  # no verdict: the trial slot is free again, nothing else changes
+                return None
             if ok:
+                was_open = state.opened_at is not None
                 state.failures = 0
                 state.opened_at = None
-                return False
+                return "closed" if was_open else None
             state.failures += 1
             if state.failures >= self.threshold and state.opened_at is None:
                 state.opened_at = now
-                return True
+                return "opened"
             if state.opened_at is not None:
                 state.opened_at = now  # a failed trial re-opens
-            return False
+            return None

@@ -59,6 +59,30 @@ class ModelResponded(Event, tag="model.responded", frozen=True):
     cached: bool = False  # served from the response cache: no provider call, no cost
 
 
+class ModelFailed(Event, tag="model.failed", frozen=True):
+    """One failed attempt at one model endpoint. The step may still be served by a retry
+    or a fallback; `streamed`: text had reached the client before the failure."""
+
+    model: str
+    endpoint: str
+    code: str
+    message: str
+    attempt: int
+    elapsed_ms: float
+    step: int = -1
+    streamed: bool = False
+
+
+class ModelBreakerOpened(Event, tag="model.breaker_opened", frozen=True):
+    endpoint: str
+    failures: int
+    cooldown_seconds: float
+
+
+class ModelBreakerClosed(Event, tag="model.breaker_closed", frozen=True):
+    endpoint: str
+
+
 class ToolCallProposed(Event, tag="tool.proposed", frozen=True):
     step: int
     call: ToolCall
@@ -221,6 +245,9 @@ AnyEvent = (
     RunStarted
     | RunResumed
     | ModelResponded
+    | ModelFailed
+    | ModelBreakerOpened
+    | ModelBreakerClosed
     | ToolCallProposed
     | GateDecided
     | RateSlotTaken

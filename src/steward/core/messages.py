@@ -27,10 +27,15 @@ class ToolCall(msgspec.Struct, frozen=True):
 
 
 class Usage(msgspec.Struct, frozen=True):
+    """Tokens of one model call. `input_tokens` includes cached reads and cache writes.
+    `estimated`: the provider reported none, so they were counted locally."""
+
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
     cost_usd: float = 0.0
+    cache_write_tokens: int = 0
+    estimated: bool = False
 
 
 class Message(msgspec.Struct, frozen=True):
@@ -62,5 +67,15 @@ class ModelResponse(msgspec.Struct, frozen=True):
     usage: Usage = Usage()
 
     @property
+    def cut_off(self) -> bool:
+        """Stopped by the output limit ("length") or a content filter: never an answer,
+        and its tool calls (perhaps cut mid-way) are never made."""
+        return self.finish_reason in CUT_OFF
+
+    @property
     def is_final(self) -> bool:
-        return not self.tool_calls
+        return not self.tool_calls and not self.cut_off
+
+
+# the finish reasons that end a response before the model meant it to end
+CUT_OFF = frozenset({"length", "content_filter"})

@@ -7,6 +7,7 @@ from __future__ import annotations
 from steward.core.breaker import CircuitBreakers
 from steward.core.errors import ModelError
 from steward.models.protocol import Model
+from steward.models.retry import RetryPolicy
 from steward.models.routing import FallbackModel, RoleRouter
 from steward.models.rules import RulesModel
 from steward.spec.models import AgentSpec, ModelRef, ProviderRef
@@ -38,9 +39,14 @@ def provider_model(ref: ProviderRef, spec: AgentSpec) -> Model:
 
 def chain(ref: ModelRef, spec: AgentSpec, breakers: CircuitBreakers) -> Model:
     primary = provider_model(ref, spec)
-    if not ref.fallbacks:
-        return primary if ref.name in {"rules", "scripted"} else FallbackModel([primary], breakers)
-    return FallbackModel([primary, *(provider_model(f, spec) for f in ref.fallbacks)], breakers)
+    if not ref.fallbacks and ref.name in {"rules", "scripted"}:
+        return primary
+    r = ref.retries
+    retries = RetryPolicy(
+        r.attempts, r.backoff_seconds, r.max_backoff_seconds, r.max_retry_after_seconds
+    )
+    models = [primary, *(provider_model(f, spec) for f in ref.fallbacks)]
+    return FallbackModel(models, breakers, retries)
 
 
 def models_for(spec: AgentSpec) -> Model:

@@ -1,8 +1,8 @@
 """The price table: USD per token by model, versioned, with its source and date.
 
-Cost is computed from the usage a provider reports (input, output and cached-input
-tokens). An unknown model has no price: callers that enforce a budget must treat that
-as undecidable and fail closed.
+Cost is computed from the usage a provider reports (input, output, cached-input and
+cache-write tokens), or from the offline estimate when it reports none. An unknown model
+has no price: callers that enforce a budget must treat that as undecidable and fail closed.
 """
 
 from __future__ import annotations
@@ -29,12 +29,18 @@ class Rate:
     output: float
     cached_input: float
     context: int | None = None  # the model's context window, in tokens
+    cache_write: float | None = None  # writing the prompt cache (Anthropic); None: input rate
 
     def cost(self, usage: Usage) -> float:
         cached = min(usage.cached_input_tokens, usage.input_tokens)
-        fresh = usage.input_tokens - cached
+        written = min(usage.cache_write_tokens, usage.input_tokens - cached)
+        fresh = usage.input_tokens - cached - written
+        write_rate = self.input if self.cache_write is None else self.cache_write
         return (
-            fresh * self.input + cached * self.cached_input + usage.output_tokens * self.output
+            fresh * self.input
+            + cached * self.cached_input
+            + written * write_rate
+            + usage.output_tokens * self.output
         ) / _MILLION
 
 
@@ -79,12 +85,24 @@ def _parse(data: Any, where: str) -> PriceTable:
             raise StewardError(
                 f"{where}: models.{name} rates must be finite and ≥ 0", code="prices.invalid"
             )
+        cache_write = row.get("cache_write")
+        if cache_write is not None and (
+            isinstance(cache_write, bool)
+            or not isinstance(cache_write, int | float)
+            or not math.isfinite(cache_write)
+            or cache_write < 0
+        ):
+            raise StewardError(
+                f"{where}: models.{name}.cache_write must be a finite number ≥ 0",
+                code="prices.invalid",
+            )
         context = row.get("context")
         if context is not None and (not isinstance(context, int) or context < 1):
             raise StewardError(
                 f"{where}: models.{name}.context must be a positive integer", code="prices.invalid"
             )
-        rates[str(name)] = Rate(values[0], values[1], values[2], context=context)
+        rates[str(name)] = Rate(values[0], values[1], values[2], context=context,
+                                cache_write=None if cache_write is None else float(cache_write))  # fmt: skip
     return PriceTable(str(data.get("version", "custom")), str(data.get("source", where)), rates)
 
 

@@ -9,79 +9,111 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing
 
 from steward.core.breaker import CircuitBreakers
-from steward.core.errors import ModelError, ProviderError
+from steward.core.errors import ModelError
+from steward.core.events import ModelBreakerClosed, ModelBreakerOpened, ModelFailed
 from steward.core.messages import ModelResponse
 from steward.models.protocol import Model, ModelRequest, StreamEnd, StreamEvent, StreamingModel
+from steward.models.retry import RetryPolicy, report
 
-# One wait for a provider's own Retry-After advice is worth it only when it is short.
-MAX_RETRY_AFTER = 2.0
+
+def endpoint(model: Model) -> str:
+    """What a breaker guards: provider, model and base_url (`name@url`) when the model
+    says where it is, else its name."""
+    return str(getattr(model, "endpoint", model.name))
 
 
 class FallbackModel:
-    def __init__(self, chain: Sequence[Model], breakers: CircuitBreakers | None = None) -> None:
+    """Tries each model in order: each up to `retries.attempts` times on transient errors
+    (same wait rule on both paths), skipping a model whose breaker is open. A stream that
+    already delivered text is never restarted: its failure is the step's failure."""
+
+    def __init__(
+        self,
+        chain: Sequence[Model],
+        breakers: CircuitBreakers | None = None,
+        retries: RetryPolicy | None = None,
+    ) -> None:
         if not chain:
             raise ValueError("a fallback chain needs at least one model")
         self.chain = list(chain)
         self.breakers = breakers or CircuitBreakers(threshold=3, cooldown=30.0)
+        self.retries = retries or RetryPolicy()
         self.name = self.chain[0].name
 
     async def respond(self, request: ModelRequest) -> ModelResponse:
-        failures: list[str] = []
-        for model in self.chain:
-            if not self.breakers.admit(model.name, time.monotonic()):
-                failures.append(f"{model.name}: circuit open")
-                continue
-            try:
-                response = await self._attempt(model, request)
-            except ModelError as exc:
-                self.breakers.record(model.name, False, time.monotonic())
-                failures.append(f"{model.name}: [{exc.code}] {exc.message}")
-                continue
-            self.breakers.record(model.name, True, time.monotonic())
-            return response
-        raise ModelError(
-            "every model is unavailable: " + "; ".join(failures), code="model.unavailable"
-        )
-
-    async def _attempt(self, model: Model, request: ModelRequest) -> ModelResponse:
-        try:
-            return await model.respond(request)
-        except ProviderError as exc:
-            wait = exc.retry_after
-            if exc.code != "model.rate_limited" or wait is None or wait > MAX_RETRY_AFTER:
-                raise
-            await asyncio.sleep(wait)  # the provider said when; once, then fall back
-            return await model.respond(request)
+        final: ModelResponse | None = None
+        async for item in self._serve(request, streaming=False):  # to the end: it records
+            if isinstance(item, StreamEnd):
+                final = item.response
+        assert final is not None, "_serve ends with a response or raises"
+        return final
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
-        """Falls back only before the first delta: text already shown cannot be unsaid."""
+        async with aclosing(self._serve(request, streaming=True)) as items:
+            async for item in items:
+                yield item
+
+    async def _serve(
+        self, request: ModelRequest, *, streaming: bool
+    ) -> AsyncGenerator[StreamEvent, None]:
         failures: list[str] = []
+        last: ModelError | None = None
         for model in self.chain:
-            if not self.breakers.admit(model.name, time.monotonic()):
-                failures.append(f"{model.name}: circuit open")
-                continue
-            started = False
-            try:
-                if isinstance(model, StreamingModel):
-                    async for item in model.stream(request):
-                        started = True
-                        yield item
-                else:
-                    yield StreamEnd(await model.respond(request))
-            except ModelError as exc:
-                self.breakers.record(model.name, False, time.monotonic())
-                if started:
-                    raise
-                failures.append(f"{model.name}: [{exc.code}] {exc.message}")
-                continue
-            self.breakers.record(model.name, True, time.monotonic())
-            return
+            key = endpoint(model)
+            attempt = 0
+            while True:
+                attempt += 1
+                if not self.breakers.admit(key, time.monotonic()):
+                    failures.append(f"{model.name}: circuit open")
+                    break
+                began = time.monotonic()
+                verdict: bool | None = None  # None: cancelled mid-call, no verdict on the provider
+                delivered = False
+                error: ModelError | None = None
+                try:
+                    if streaming and isinstance(model, StreamingModel):
+                        async for item in model.stream(request):
+                            if isinstance(item, StreamEnd):
+                                verdict = True
+                            else:
+                                delivered = True
+                            yield item
+                    else:
+                        response = await model.respond(request)
+                        verdict = True
+                        yield StreamEnd(response)
+                except ModelError as exc:
+                    verdict, error = False, exc
+                finally:
+                    self._record(key, verdict)
+                if error is None:
+                    return
+                elapsed = (time.monotonic() - began) * 1000
+                report(ModelFailed(model.name, key, error.code, error.message, attempt, elapsed,
+                                   streamed=delivered))  # fmt: skip
+                if delivered:
+                    raise error  # text already shown cannot be unsaid, nor said twice
+                failures.append(f"{model.name}: [{error.code}] {error.message}")
+                last = error
+                wait = self.retries.wait(error, attempt)
+                if wait is None:
+                    break
+                await asyncio.sleep(wait)
         raise ModelError(
-            "every model is unavailable: " + "; ".join(failures), code="model.unavailable"
+            "every model is unavailable: " + "; ".join(failures),
+            code=last.code if last is not None else "model.unavailable",
         )
+
+    def _record(self, key: str, verdict: bool | None) -> None:
+        change = self.breakers.record(key, verdict, time.monotonic())
+        if change == "opened":
+            report(ModelBreakerOpened(key, self.breakers.threshold, self.breakers.cooldown))
+        elif change == "closed":
+            report(ModelBreakerClosed(key))
 
 
 class RoleRouter:

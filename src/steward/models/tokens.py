@@ -11,7 +11,7 @@ from typing import Any
 import bpe_openai
 import msgspec
 
-from steward.core.messages import Message, ToolSpec
+from steward.core.messages import Message, ToolCall, ToolSpec, Usage
 
 _PER_MESSAGE = 4  # role and separators, as OpenAI documents for chat formats
 
@@ -46,3 +46,19 @@ def count_messages(
     for spec in tools:
         total += len(encoding.encode(msgspec.json.encode(spec).decode()))
     return total
+
+
+def estimated_usage(
+    model: str,
+    messages: tuple[Message, ...],
+    tools: tuple[ToolSpec, ...],
+    text: str,
+    calls: tuple[ToolCall, ...] = (),
+) -> Usage:
+    """The usage of a call whose provider reported none, counted here and marked so."""
+    output = count_messages(model, (Message("assistant", text, calls),)) - 3 - _PER_MESSAGE
+    return Usage(
+        input_tokens=count_messages(model, messages, tools),
+        output_tokens=max(output, 0),
+        estimated=True,
+    )

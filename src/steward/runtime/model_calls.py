@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from steward.core.errors import ModelError, ProviderError
-from steward.core.events import ModelResponded
+from steward.core.events import Event, ModelFailed, ModelResponded
 from steward.core.faults import crashpoint
 from steward.core.messages import ModelResponse, Usage
 from steward.models.cache import ResponseCache, cache_key
 from steward.models.factory import model_names
 from steward.models.pricing import PriceTable
 from steward.models.protocol import ModelRequest, StreamEnd, StreamingModel, TextDelta
+from steward.models.retry import reporting
 from steward.runtime.agent import AgentRuntime
 from steward.runtime.context import fit_context
 from steward.runtime.executor import Executor
@@ -96,7 +97,8 @@ class ModelCaller:
         estimate = self.spend.reserve(agent, executor.run_id, request)
         began = time.perf_counter()
         try:
-            raw = await self._ask(agent, request, on_text)
+            with reporting(lambda event: executor.emit(_at_step(event, step))):
+                raw = await self._ask(agent, request, on_text)
         except BaseException:
             self.spend.settle(agent, executor.run_id, estimate, None)
             raise
@@ -106,7 +108,7 @@ class ModelCaller:
             ModelResponded(step, response, (time.perf_counter() - began) * 1000, request.role)
         )
         crashpoint("model.responded")
-        if cache is not None and key is not None:
+        if cache is not None and key is not None and not response.cut_off:
             cache.put(key, response)
         if semantic is not None and text is not None and response.is_final:
             # final answers only: a cached tool call carries arguments read from another text
@@ -162,3 +164,8 @@ class ModelCaller:
                 f"{model.name} ended its stream without a response", code="model.truncated"
             )
         return final
+
+
+def _at_step(event: Event, step: int) -> Event:
+    """A failed attempt, placed at the run's step it belongs to."""
+    return msgspec.structs.replace(event, step=step) if isinstance(event, ModelFailed) else event

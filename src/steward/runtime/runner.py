@@ -34,10 +34,12 @@ from steward.gate.ratelimit import no_history
 from steward.gate.stages.agent_state import AgentStateCache, always_default
 from steward.models.pricing import PriceTable, load_prices
 from steward.models.protocol import ModelRequest
+from steward.models.retry import deadline
 from steward.runtime.agent import AgentRuntime
 from steward.runtime.executor import EmbeddedExecutor, Executor
 from steward.runtime.model_calls import ModelCaller, TextSink
 from steward.runtime.spend import BudgetExhausted
+from steward.runtime.truncation import on_cut_off
 from steward.security.provenance import trace_sources
 from steward.security.scanners import IDENTIFIERS, redact_text
 from steward.store.agents import agent_state
@@ -190,8 +192,9 @@ class Runner:
         progress = _Progress(on_text=on_text)
         limits = agent.loaded.spec.limits
         try:
-            async with asyncio.timeout(limits.max_run_seconds):
-                result = await self._loop(agent, executor, text, progress)
+            async with asyncio.timeout(limits.max_run_seconds) as bound:
+                with deadline(bound.when()):  # model retries never wait past it
+                    result = await self._loop(agent, executor, text, progress)
         except TimeoutError:
             result = self._finish(
                 executor,
@@ -256,6 +259,7 @@ class Runner:
             messages.append(Message("system", spec.prompt))
         messages.append(Message("user", text))
         tool_specs = tuple(agent.tools[name].spec() for name in spec.tools if name in agent.tools)
+        said = ""  # the text of cut-off answers the model was asked to continue
         for step in range(spec.limits.max_steps):
             progress.steps = step + 1
             response = executor.recorded_model(step)
@@ -274,8 +278,16 @@ class Runner:
             cancelled = executor.cancelled()  # before anything this turn may do or finish
             if cancelled is not None:
                 raise _CancelledElsewhere(cancelled)
+            if response.cut_off:  # never an answer; its tool calls never reach the gate
+                cut, said = on_cut_off(response, spec.limits.on_truncation), said + response.text
+                if cut.go_on is None:
+                    return self._finish(executor, progress, RunStatus.ESCALATED, output=said,
+                                        reason_code=cut.reason_code, reason=cut.reason)  # fmt: skip
+                messages[-1:] = cut.go_on
+                continue
             if response.is_final:
-                return self._final(agent, executor, progress, response.text, response.confidence)
+                text = said + response.text  # with what came before a cut-off, if any
+                return self._final(agent, executor, progress, text, response.confidence)
             seen = messages[:-1]
             pending = [
                 agent.gate.process(executor, call, step, trace_sources(call.arguments, seen))

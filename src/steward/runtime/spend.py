@@ -62,8 +62,8 @@ class SpendGuard:
         if any(r is None for r in rates):
             return None
         known = [r for r in rates if r is not None]
-        return Rate(
-            max(r.input for r in known),
+        return Rate(  # input at the dearer of the plain and the cache-write rate
+            max(max(r.input, r.cache_write or 0.0) for r in known),
             max(r.output for r in known),
             max(r.cached_input for r in known),
         )

@@ -59,10 +59,22 @@ class ProviderRef(_Strict):
         return self.name.split(":", 1)[0] if ":" in self.name else self.name
 
 
+class ModelRetries(_Strict):
+    """Per model, before its fallback: transient errors (429, 5xx, 529, timeouts, resets)
+    retried with exponential backoff and full jitter, Retry-After honoured up to
+    max_retry_after_seconds, never past the run's deadline. `attempts` counts the first."""
+
+    attempts: int = Field(default=3, ge=1, le=10, strict=True)
+    backoff_seconds: float = Field(default=0.5, ge=0, le=60, allow_inf_nan=False)
+    max_backoff_seconds: float = Field(default=8.0, ge=0, le=300, allow_inf_nan=False)
+    max_retry_after_seconds: float = Field(default=30.0, ge=0, le=3600, allow_inf_nan=False)
+
+
 class ModelRef(ProviderRef):
     """The model, and the fallbacks tried in order when it is unavailable."""
 
     fallbacks: tuple[Annotated[ProviderRef, BeforeValidator(_name_shorthand)], ...] = ()
+    retries: ModelRetries = ModelRetries()
 
 
 class SemanticConfig(_Strict):
@@ -178,6 +190,8 @@ class Limits(_Strict):
     context_strategy: str = Field(
         default="trim_tool_results", pattern="^(trim_tool_results|refuse)$"
     )
+    # an answer cut off by the output limit: escalate, or ask the model to go on (max_steps)
+    on_truncation: str = Field(default="escalate", pattern="^(escalate|continue)$")
 
 
 class Escalation(_Strict):

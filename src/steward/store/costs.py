@@ -7,7 +7,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from steward.store.database import Database
 from steward.store.schema import cost_ledger, runs
@@ -39,6 +39,7 @@ class CostRow:
     input_tokens: int
     output_tokens: int
     cost_usd: float
+    estimated: int = 0  # calls whose tokens were counted locally (the provider said none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +63,7 @@ def cost_report(
     query = select(
         cost_ledger.c.agent, cost_ledger.c.model, cost_ledger.c.day, cost_ledger.c.tags,
         func.count(), func.sum(cost_ledger.c.input_tokens), func.sum(cost_ledger.c.output_tokens),
-        func.sum(cost_ledger.c.cost_usd),
+        func.sum(cost_ledger.c.cost_usd), func.sum(case((cost_ledger.c.estimated, 1), else_=0)),
     ).where(cost_ledger.c.day >= first_day).group_by(
         cost_ledger.c.agent, cost_ledger.c.model, cost_ledger.c.day, cost_ledger.c.tags
     )  # fmt: skip
@@ -74,15 +75,26 @@ def cost_report(
     if agent:
         query = query.where(cost_ledger.c.agent == agent)
         finished = finished.where(runs.c.agent == agent)
-    merged: dict[tuple[str, str, int, str], list[float]] = defaultdict(lambda: [0, 0, 0, 0.0])
+    merged: dict[tuple[str, str, int, str], list[float]] = defaultdict(lambda: [0, 0, 0, 0.0, 0])
     with db.reader.connect() as connection:
-        for name, model, day, tags, calls, tokens_in, tokens_out, cost in connection.execute(query):
+        for (
+            name,
+            model,
+            day,
+            tags,
+            calls,
+            tokens_in,
+            tokens_out,
+            cost,
+            guessed,
+        ) in connection.execute(query):
             tenant = str(json.loads(tags or "{}").get("tenant", "-"))
             totals = merged[(name, model, int(day), tenant)]
             totals[0] += calls
             totals[1] += tokens_in or 0
             totals[2] += tokens_out or 0
             totals[3] += cost or 0.0
+            totals[4] += guessed or 0
         counts = {name: int(n) for name, n in connection.execute(finished)}
     rows = [
         CostRow(
@@ -94,6 +106,7 @@ def cost_report(
             int(t[1]),
             int(t[2]),
             float(t[3]),
+            int(t[4]),
         )
         for (name, model, day, tenant), t in sorted(merged.items())
     ]

@@ -25,7 +25,8 @@ from steward.core.events import (
 
 _COST = (
     "INSERT INTO cost_ledger (run_id, agent, tags, model, day, ts, input_tokens, output_tokens,"
-    " cached_input_tokens, cost_usd) SELECT id, agent, tags, ?, ?, ?, ?, ?, ?, ? FROM runs WHERE id = ?"
+    " cached_input_tokens, cost_usd, estimated) SELECT id, agent, tags, ?, ?, ?, ?, ?, ?, ?, ?"
+    " FROM runs WHERE id = ?"
 )
 _SQL = {
     "run.started": (
@@ -90,9 +91,10 @@ def projection(
     if isinstance(event, ModelResponded):
         usage = event.response.usage
         return _COST, (event.response.model, int(ts // 86400), ts, usage.input_tokens, usage.output_tokens,
-                       usage.cached_input_tokens, usage.cost_usd, run_id)  # fmt: skip
+                       usage.cached_input_tokens, usage.cost_usd, usage.estimated, run_id)  # fmt: skip
     if isinstance(event, ToolSucceeded):
         if event.cost_usd <= 0:
             return None
-        return _COST, (f"tool:{event.tool}", int(ts // 86400), ts, 0, 0, 0, event.cost_usd, run_id)
+        return _COST, (f"tool:{event.tool}", int(ts // 86400), ts, 0, 0, 0, event.cost_usd, False,
+                       run_id)  # fmt: skip
     return _SQL[type_], _params(run_id, ts, event)

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 
 metadata = MetaData()
@@ -113,6 +114,8 @@ cost_ledger = Table(
     Column("output_tokens", Integer, nullable=False),
     Column("cached_input_tokens", Integer, nullable=False),
     Column("cost_usd", Float, nullable=False),
+    # the provider reported no usage: the tokens were counted locally (models.tokens)
+    Column("estimated", Boolean, nullable=False, server_default=false()),
     Index("ix_cost_ledger_agent_day", "agent", "day"),
     Index("ix_cost_ledger_run", "run_id"),
 )

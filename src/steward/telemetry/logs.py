@@ -26,6 +26,9 @@ from steward.core.events import (
     BreakerTripped,
     Event,
     GateDecided,
+    ModelBreakerClosed,
+    ModelBreakerOpened,
+    ModelFailed,
     ModelResponded,
     ResultScanned,
     RunFinished,
@@ -142,6 +145,7 @@ class JsonLogConsumer:
                     output_tokens=usage.output_tokens,
                     cost_usd=usage.cost_usd,
                     finish_reason=event.response.finish_reason,
+                    estimated_usage=usage.estimated,
                     tool_calls=[c.name for c in event.response.tool_calls],
                 )
                 if event.response.text:
@@ -189,6 +193,16 @@ class JsonLogConsumer:
                 out.update(tool=event.tool, key=event.key, verdict=event.decision.verdict.value)
                 out.update(reason_codes=[r.code for r in event.decision.reasons])
                 out.update(findings=list(event.findings))
+            case ModelFailed():
+                out.update(step=event.step, model=event.model, endpoint=event.endpoint)
+                out.update(code=event.code, attempt=event.attempt, level="warning")
+                out.update(elapsed_ms=round(event.elapsed_ms, 3), streamed=event.streamed)
+                self._content(out, "message", event.message)
+            case ModelBreakerOpened():
+                out.update(endpoint=event.endpoint, failures=event.failures, level="warning")
+                out.update(cooldown_seconds=event.cooldown_seconds)
+            case ModelBreakerClosed():
+                out.update(endpoint=event.endpoint)
             case BreakerTripped():
                 out.update(tool=event.tool, failures=event.failures, level="warning")
                 out.update(cooldown_seconds=event.cooldown_seconds)

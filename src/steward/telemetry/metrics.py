@@ -42,6 +42,8 @@ from steward.core.events import (
     ApprovalUsed,
     BreakerTripped,
     GateDecided,
+    ModelBreakerOpened,
+    ModelFailed,
     ModelResponded,
     RunFinished,
     RunResumed,
@@ -188,6 +190,18 @@ class MetricsConsumer:
             ["agent_name", "tool"],
             registry=r,
         )
+        self.model_failures = Counter(
+            "agent_model_failures_total",
+            "Failed model attempts (each retry and fallback counts), by typed code.",
+            ["agent_name", "model", "code"],
+            registry=r,
+        )
+        self.model_breaker_trips = Counter(
+            "agent_model_breaker_trips_total",
+            "Model endpoint circuit breakers opened.",
+            ["agent_name", "model"],
+            registry=r,
+        )
         self.errors = Counter(
             "steward_telemetry_errors_total",
             "Committed events a telemetry consumer could not fold.",
@@ -255,6 +269,13 @@ class MetricsConsumer:
                         else _seconds(ts - (began or ts))
                     )
                     self.duration.labels(self._agent(run_id), tool).observe(seconds)
+            case ModelFailed():
+                model = self._label("model", event.model or UNKNOWN)
+                code = self._label("code", event.code or UNKNOWN)
+                self.model_failures.labels(self._agent(run_id), model, code).inc()
+            case ModelBreakerOpened():
+                model = self._label("model", event.endpoint.split("@", 1)[0] or UNKNOWN)
+                self.model_breaker_trips.labels(self._agent(run_id), model).inc()
             case BreakerTripped():
                 self.breaker_trips.labels(
                     self._agent(run_id), self._label("tool", event.tool)

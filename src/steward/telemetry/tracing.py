@@ -226,6 +226,17 @@ class TraceConsumer:
                 if self.config.record_content:
                     span.set_attribute("steward.error.message", redact_text(event.message)[0])
                 self._end_tool(run_id, event.key, at, "failed", event.code)
+            case ev.ModelFailed():
+                provider, model = split_model(event.model)
+                attrs = {"gen_ai.provider.name": provider, "gen_ai.request.model": model,
+                         "error.type": event.code, "steward.model.attempt": event.attempt,
+                         "steward.model.endpoint": event.endpoint, "steward.step": event.step,
+                         "steward.model.elapsed_ms": event.elapsed_ms}  # fmt: skip
+                self._run(run_id, at).span.add_event("steward.model.failed", attrs, at)
+            case ev.ModelBreakerOpened() | ev.ModelBreakerClosed():
+                name = "opened" if isinstance(event, ev.ModelBreakerOpened) else "closed"
+                attrs = {"steward.model.endpoint": event.endpoint}
+                self._run(run_id, at).span.add_event(f"steward.model.breaker_{name}", attrs, at)
             case ev.BreakerTripped():
                 attrs = {"gen_ai.tool.name": event.tool, "steward.breaker.failures": event.failures}
                 attrs["steward.breaker.cooldown_seconds"] = event.cooldown_seconds
@@ -343,6 +354,8 @@ class TraceConsumer:
             "gen_ai.response.finish_reasons": [response.finish_reason],
             "steward.step": event.step,
         }
+        if response.usage.estimated:
+            attrs["steward.usage.estimated"] = True
         if response.usage.cost_usd:
             attrs["steward.usage.cost_usd"] = response.usage.cost_usd
         if self.config.record_content:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import random
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -29,6 +28,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from steward.core.backoff import backoff_delay
 from steward.core.breaker import CircuitBreakers
 from steward.core.decision import Verdict, deny
 from steward.core.errors import ToolExecutionError
@@ -68,22 +68,20 @@ class BreakerStage:
                 self.name,
                 deny("breaker.open", f"'{cx.call.name}' is failing; its circuit is open", risk=0.5),
             )
-        outcome = await proceed(cx)
-        # A tool refusing bad arguments is healthy; only real failures count toward opening.
-        if outcome.status is CallStatus.EXECUTED or (
-            outcome.status is CallStatus.FAILED and outcome.error_code != "tool.rejected"
-        ):
-            ok = outcome.status is CallStatus.EXECUTED
-            if self.breakers.record(cx.call.name, ok, time.monotonic()):
+        verdict: bool | None = None  # none (a rejection, a cancel) frees a half-open trial
+        try:
+            outcome = await proceed(cx)
+            # A tool refusing bad arguments is healthy; only real failures count toward opening.
+            if outcome.status is CallStatus.EXECUTED or (
+                outcome.status is CallStatus.FAILED and outcome.error_code != "tool.rejected"
+            ):
+                verdict = outcome.status is CallStatus.EXECUTED
+            return outcome
+        finally:
+            if self.breakers.record(cx.call.name, verdict, time.monotonic()) == "opened":
                 cx.scope.emit(
                     BreakerTripped(cx.call.name, self.breakers.threshold, self.breakers.cooldown)
                 )
-        return outcome
-
-
-def backoff_delay(attempt: int, base: float = 0.05, cap: float = 2.0) -> float:
-    """Exponential backoff with full jitter."""
-    return random.uniform(0, min(cap, base * (2 ** (attempt - 1))))
 
 
 @dataclass(slots=True)

@@ -40,7 +40,10 @@ from steward.models.providers._http import api_key_from_env, parse_retry_after
 
 PROVIDER = "anthropic"
 ANSWER_TOOL = "answer"  # the forced tool that carries a structured answer
-_FINISH = {"end_turn": "stop", "tool_use": "tool_calls", "max_tokens": "length"}
+# stop reasons in the OpenAI vocabulary steward uses (core.messages.CUT_OFF names the cut-offs)
+_FINISH = {"end_turn": "stop", "stop_sequence": "stop", "tool_use": "tool_calls",
+           "max_tokens": "length", "model_context_window_exceeded": "length",
+           "refusal": "content_filter"}  # fmt: skip
 # failures the SDK call or its stream may raise: SDK errors, raw transport errors while a
 # stream is read (the SDK does not wrap those), and undecodable bodies
 _FAILURES = (anthropic.AnthropicError, httpx2.HTTPError, ValueError)
@@ -89,6 +92,8 @@ class AnthropicModel:
         self._client = client or AsyncAnthropic(
             base_url=base_url, api_key=api_key, max_retries=0, timeout=timeout
         )
+        # what a circuit breaker guards: the same model at another base_url is another endpoint
+        self.endpoint = f"{self.name}@{self._client.base_url}"
 
     @classmethod
     def from_env(
@@ -229,7 +234,7 @@ class AnthropicModel:
                         )
                     value = value["answer"]
                 text = json.dumps(value, ensure_ascii=False)
-                if not calls:
+                if not calls and finish == "tool_calls":  # the answer tool is the answer
                     finish = "stop"
         return ModelResponse(
             model=self.name, text=text, tool_calls=tuple(calls), finish_reason=finish, usage=usage
@@ -279,6 +284,7 @@ def _usage(fresh: int | None, output: int | None, read: int | None, write: int |
         input_tokens=(fresh or 0) + read + write,
         output_tokens=output or 0,
         cached_input_tokens=read,
+        cache_write_tokens=write,
     )
 
 

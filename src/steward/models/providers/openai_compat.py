@@ -21,8 +21,10 @@ from openai import (
     APIStatusError,
     APITimeoutError,
     AsyncOpenAI,
+    AsyncStream,
     OpenAIError,
 )
+from openai._streaming import ServerSentEvent
 from openai.types import CompletionUsage
 from openai.types.chat import (
     ChatCompletion,
@@ -38,6 +40,7 @@ from steward.core.errors import ModelError, ProviderError
 from steward.core.messages import Message, ModelResponse, ToolCall, ToolSpec, Usage
 from steward.models.protocol import ModelRequest, StreamEnd, StreamEvent, TextDelta
 from steward.models.providers._http import api_key_from_env, parse_retry_after
+from steward.models.tokens import estimated_usage
 
 PROVIDER = "openai"
 _DETAIL_LIMIT = 300
@@ -80,6 +83,8 @@ class OpenAICompatModel:
             except OpenAIError as exc:
                 raise ModelError(f"cannot configure {self.name}: {exc}", code="model.auth") from exc
         self._client = client
+        # what a circuit breaker guards: the same model at another base_url is another endpoint
+        self.endpoint = f"{self.name}@{client.base_url}"
 
     @classmethod
     def from_env(
@@ -101,7 +106,7 @@ class OpenAICompatModel:
             raise map_error(exc) from exc
         except ValueError as exc:  # a body that is not JSON (say, a proxy's HTML page)
             raise _bad_response(f"response body is not JSON: {exc}") from exc
-        return self._from_completion(completion)
+        return self._from_completion(completion, request)
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
         state = _StreamState()
@@ -109,6 +114,7 @@ class OpenAICompatModel:
             chunks = await self._client.chat.completions.create(
                 **self._params(request), stream=True, stream_options={"include_usage": True}
             )
+            _watch_done(chunks, state)
             async with chunks:
                 async for chunk in chunks:
                     text = state.add(chunk)
@@ -118,7 +124,7 @@ class OpenAICompatModel:
             raise map_error(exc, streamed=state.started) from exc
         except ValueError as exc:  # an SSE event whose data is not JSON
             raise _bad_response(f"stream event is not JSON: {exc}") from exc
-        yield StreamEnd(state.finish(self.name))
+        yield StreamEnd(state.finish(self, request))
 
     def _params(self, request: ModelRequest) -> _Params:
         params: _Params = {"model": self.model, "messages": to_openai_messages(request.messages)}
@@ -151,7 +157,19 @@ class OpenAICompatModel:
     ) -> None:
         await self.aclose()
 
-    def _from_completion(self, completion: ChatCompletion) -> ModelResponse:
+    def usage(
+        self,
+        usage: CompletionUsage | None,
+        request: ModelRequest,
+        text: str,
+        calls: tuple[ToolCall, ...],
+    ) -> Usage:
+        """The usage the server reported, or (it reported none) an offline estimate."""
+        if usage is not None:
+            return to_usage(usage)
+        return estimated_usage(self.model, request.messages, request.tools, text, calls)
+
+    def _from_completion(self, completion: ChatCompletion, request: ModelRequest) -> ModelResponse:
         if not completion.choices:
             raise _bad_response("the response has no choices")
         choice = completion.choices[0]
@@ -166,12 +184,13 @@ class OpenAICompatModel:
                     call.id or f"call_{i}", name, parse_arguments(name, call.function.arguments)
                 )
             )
+        text = message.content or message.refusal or ""
         return ModelResponse(
             model=self.name,
-            text=message.content or message.refusal or "",
+            text=text,
             tool_calls=tuple(calls),
             finish_reason=str(choice.finish_reason or "stop"),
-            usage=to_usage(completion.usage),
+            usage=self.usage(completion.usage, request, text, tuple(calls)),
         )
 
 
@@ -241,9 +260,7 @@ def parse_arguments(tool: str, arguments: str | None) -> dict[str, Any]:
     return value
 
 
-def to_usage(usage: CompletionUsage | None) -> Usage:
-    if usage is None:
-        return Usage()
+def to_usage(usage: CompletionUsage) -> Usage:
     details = usage.prompt_tokens_details
     cached = details.cached_tokens if details is not None else None
     return Usage(
@@ -269,6 +286,7 @@ class _StreamState:
     calls: dict[int, _PartialCall] = field(default_factory=dict)
     finish_reason: str | None = None
     usage: CompletionUsage | None = None
+    done: bool = False  # the [DONE] marker arrived
 
     def add(self, chunk: ChatCompletionChunk) -> str:
         self.started = True
@@ -295,10 +313,11 @@ class _StreamState:
             self.text.append(piece)
         return piece
 
-    def finish(self, model: str) -> ModelResponse:
-        if self.finish_reason is None:
+    def finish(self, model: OpenAICompatModel, request: ModelRequest) -> ModelResponse:
+        if self.finish_reason is None or not self.done:
+            missing = "a finish_reason" if self.finish_reason is None else "[DONE]"
             raise ProviderError(
-                f"{PROVIDER}: the stream ended before a finish_reason (truncated)",
+                f"{PROVIDER}: the stream ended before {missing} (truncated)",
                 code="model.truncated",
                 provider=PROVIDER,
                 retryable=True,
@@ -311,13 +330,29 @@ class _StreamState:
             )
             for index, c in sorted(self.calls.items())
         )
+        text = "".join(self.text)
         return ModelResponse(
-            model=model,
-            text="".join(self.text),
+            model=model.name,
+            text=text,
             tool_calls=calls,
             finish_reason=self.finish_reason,
-            usage=to_usage(self.usage),
+            usage=model.usage(self.usage, request, text, calls),
         )
+
+
+def _watch_done(chunks: AsyncStream[ChatCompletionChunk], state: _StreamState) -> None:
+    """Notes the `[DONE]` marker, which the SDK consumes without a sign: a stream that
+    ends without it was cut off, though the SDK yields the same chunks either way. (The
+    SDK reads its events through `_iter_events` lazily, at the first chunk.)"""
+    events = chunks._iter_events
+
+    async def watched() -> AsyncIterator[ServerSentEvent]:
+        async for sse in events():
+            if sse.data.startswith("[DONE]"):
+                state.done = True
+            yield sse
+
+    chunks._iter_events = watched  # type: ignore[method-assign]
 
 
 # -- errors -------------------------------------------------------------------------------

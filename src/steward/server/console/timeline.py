@@ -53,7 +53,11 @@ def _model(event: ev.ModelResponded, totals: Totals) -> Step:
     meta = [
         ("model", response.model),
         ("role", event.role),
-        ("tokens", f"{usage.input_tokens:,} in · {usage.output_tokens:,} out"),
+        (
+            "tokens",
+            f"{usage.input_tokens:,} in · {usage.output_tokens:,} out"
+            + (" (estimated: the provider reported none)" if usage.estimated else ""),
+        ),
         ("latency", millis(event.latency_ms)),
     ]
     if usage.cost_usd:
@@ -62,6 +66,8 @@ def _model(event: ev.ModelResponded, totals: Totals) -> Step:
         meta.append(("confidence", f"{response.confidence:.2f}"))
     if event.cached:
         meta.append(("cache", "hit (no provider call)"))
+    if response.cut_off:
+        meta.append(("cut off", f"finish_reason {response.finish_reason}"))
     blocks = [Block("text", response.text)] if response.text else []
     if response.tool_calls:
         names = ", ".join(c.name for c in response.tool_calls)
@@ -112,6 +118,16 @@ def _step(event: ev.AnyEvent, totals: Totals) -> Step:
             return Step("approval", "Approval decided", 0.0, event.outcome, meta, blocks)
         case ev.ApprovalUsed():
             return Step("note", f"Approval {event.approval_id} used", 0.0, minor=True)
+        case ev.ModelFailed():
+            meta = [("model", event.model), ("endpoint", event.endpoint), ("code", event.code),
+                    ("attempt", str(event.attempt)), ("latency", millis(event.elapsed_ms))]  # fmt: skip
+            return Step("model", f"Model attempt failed: {event.model}", 0.0, "failed", meta,
+                        [Block("error", event.message)])  # fmt: skip
+        case ev.ModelBreakerOpened():
+            return Step("note", f"Circuit opened for {event.endpoint} after {event.failures} "
+                        "failures", 0.0)  # fmt: skip
+        case ev.ModelBreakerClosed():
+            return Step("note", f"Circuit closed for {event.endpoint}", 0.0, minor=True)
         case ev.ToolStarted():
             return Step("note", f"Executing {event.tool} (attempt {event.attempt})", 0.0,
                         minor=True)  # fmt: skip
