@@ -1,6 +1,7 @@
-"""Baseline result scanners: PII redaction and prompt-injection detection.
+"""Result scanners: PII redaction (validated detectors, security/pii.py) and a
+prompt-injection baseline.
 
-These are deliberately simple, pattern-based baselines behind a small protocol
+The injection detector is a deliberately simple, pattern-based baseline behind a small protocol
 (`Scanner`); stronger detectors plug in the same way. A scanner never raises into the
 gate: the scan stage treats an error as a finding and quarantines the result.
 """
@@ -11,6 +12,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from steward.security.pii import CARD, EMAIL, IBAN, PHONE, SSN, find_pii
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,54 +34,25 @@ class Scanner(Protocol):
     def scan(self, value: Any) -> ScanResult: ...
 
 
-def _luhn_ok(digits: str) -> bool:
-    total, parity = 0, len(digits) % 2
-    for index, char in enumerate(digits):
-        n = int(char)
-        if index % 2 == parity:
-            n *= 2
-            if n > 9:
-                n -= 9
-        total += n
-    return total % 10 == 0
-
-
-_EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b")
-_CARD = re.compile(r"\b\d(?:[ -]?\d){12,18}\b")
-_SSN = re.compile(r"\b\d{3}-\d{2}-\d{4}\b")
-_PHONE = re.compile(r"(?<!\w)(?:\+?\d{1,3}[ .-]?)?\(?\d{3}\)?[ .-]?\d{3}[ .-]?\d{4}\b")
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){3,7}(?: ?[A-Z0-9]{1,3})?\b")
-
-
-IDENTIFIERS = frozenset({"pii.card_number", "pii.ssn", "pii.iban"})
-ALL_PII = IDENTIFIERS | {"pii.email", "pii.phone"}
+IDENTIFIERS = frozenset({CARD, SSN, IBAN})
+ALL_PII = IDENTIFIERS | {EMAIL, PHONE}
+_MASKS = {SSN: "[SSN]", IBAN: "[IBAN]", EMAIL: "[EMAIL]", PHONE: "[PHONE]"}
 
 
 def redact_text(text: str, kinds: frozenset[str] = ALL_PII) -> tuple[str, tuple[str, ...]]:
-    """Mask PII of the given kinds in text; returns the masked text and the kinds found."""
-    found: list[str] = []
-
-    def card(match: re.Match[str]) -> str:
-        digits = re.sub(r"\D", "", match.group(0))
-        if 13 <= len(digits) <= 19 and _luhn_ok(digits):
-            found.append("pii.card_number")
-            return f"[CARD ****{digits[-4:]}]"
-        return match.group(0)
-
-    if "pii.card_number" in kinds:
-        text = _CARD.sub(card, text)
-    for pattern, kind, mask in (
-        (_SSN, "pii.ssn", "[SSN]"),
-        (_IBAN, "pii.iban", "[IBAN]"),
-        (_EMAIL, "pii.email", "[EMAIL]"),
-        (_PHONE, "pii.phone", "[PHONE]"),
-    ):
-        if kind not in kinds:
-            continue
-        text, count = pattern.subn(mask, text)
-        if count:
-            found.append(kind)
-    return text, tuple(dict.fromkeys(found))
+    """Mask PII of the given kinds in text (validated detectors: security/pii.py);
+    returns the masked text and the kinds found."""
+    matches = find_pii(text, kinds)
+    if not matches:
+        return text, ()
+    parts: list[str] = []
+    at = 0
+    for match in matches:
+        mask = f"[CARD ****{match.canonical[-4:]}]" if match.kind == CARD else _MASKS[match.kind]
+        parts += [text[at : match.start], mask]
+        at = match.end
+    parts.append(text[at:])
+    return "".join(parts), tuple(dict.fromkeys(m.kind for m in matches))
 
 
 def collect_strings(value: Any, into: list[str] | None = None) -> list[str]:
@@ -105,26 +79,22 @@ def _map_strings(value: Any, fn: Callable[[str], str]) -> Any:
     return value
 
 
-# Necessary conditions, each one cheap search: a card, SSN or phone number is a run of at
-# least 10 digits and separators (555-123-4567 is 12; a date, 2025-07-05, is 10 but holds
-# only 8 digits, so it passes this check and fails the patterns); an IBAN starts with two
+# Necessary conditions, each one cheap search: an email holds "@"; a card, SSN or phone
+# number holds at least 7 digits with few separators between them; an IBAN starts with two
 # letters and two digits.
-_DIGIT_RUN = re.compile(r"[0-9(][0-9 .()+-]{9,}")
-_IBAN_START = re.compile(r"[A-Z]{2}\d{2}")
+_SEVEN_DIGITS = re.compile(r"(?:\d[ ().+/-]{0,3}){6}\d")
+_IBAN_START = re.compile(r"[A-Za-z]{2}\d{2}")
 
 
 class PiiRedactor:
     name = "pii"
 
     def might_match(self, text: str) -> bool:
-        # Cheap necessary conditions first; the full patterns run only past them.
-        if "@" in text and _EMAIL.search(text):
-            return True
-        if _DIGIT_RUN.search(text) and (
-            _CARD.search(text) or _SSN.search(text) or _PHONE.search(text)
-        ):
-            return True
-        return _IBAN_START.search(text) is not None and _IBAN.search(text) is not None
+        return (
+            "@" in text
+            or _SEVEN_DIGITS.search(text) is not None
+            or _IBAN_START.search(text) is not None
+        )
 
     def scan(self, value: Any) -> ScanResult:
         kinds: list[str] = []

@@ -1,0 +1,140 @@
+"""PII detection: precision and recall per entity of steward's validated detectors
+(security/pii.py) on a labelled set of 402 strings (benchmarks/data/pii_labelled.jsonl):
+phone numbers, cards, IBANs, SSNs and emails in US, UK, German, French, Indian, Brazilian
+and other formats, and hard negatives: carrier tracking numbers, order and invoice ids,
+dates, times, IP addresses, near misses (bad checksums, forbidden SSN ranges).
+
+The labels were written from the values' definitions (published test card numbers,
+registry example IBANs, fictional phone ranges), not from the detector's output. A
+detection counts as correct when it has a labelled entity's type and overlaps it.
+
+Also: detection time per string over the whole set.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from _common import Measurement, Report, main, sample_sync, scaled
+from steward.security.pii import find_pii
+
+DATA = Path(__file__).resolve().parent / "data" / "pii_labelled.jsonl"
+ENTITIES = ("phone", "card_number", "iban", "ssn", "email")
+PRECISION_TARGET = 0.98
+RECALL_TARGET = 0.95
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    tp: int
+    fp: int
+    fn: int
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
+
+
+def load(path: Path = DATA) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def _spans(text: str, entities: list[dict[str, str]]) -> list[tuple[str, int, int]]:
+    out = []
+    for entity in entities:
+        start = text.index(entity["text"])
+        out.append((entity["type"], start, start + len(entity["text"])))
+    return out
+
+
+def evaluate(
+    rows: list[dict[str, Any]],
+) -> tuple[dict[str, Score], list[tuple[str, str, str]]]:
+    """Scores per entity, and the errors: (fp|fn, type, text)."""
+    tp: Counter[str] = Counter()
+    fp: Counter[str] = Counter()
+    fn: Counter[str] = Counter()
+    errors: list[tuple[str, str, str]] = []
+    for row in rows:
+        text = row["text"]
+        gold = _spans(text, row["entities"])
+        found = [(m.kind.removeprefix("pii."), m.start, m.end) for m in find_pii(text)]
+        matched: set[int] = set()
+        for kind, start, end in found:
+            hit = next(
+                (
+                    i
+                    for i, (g_kind, g_start, g_end) in enumerate(gold)
+                    if g_kind == kind and start < g_end and g_start < end and i not in matched
+                ),
+                None,
+            )
+            if hit is None:
+                fp[kind] += 1
+                errors.append(("fp", kind, text))
+            else:
+                matched.add(hit)
+                tp[kind] += 1
+        for i, (kind, _, _) in enumerate(gold):
+            if i not in matched:
+                fn[kind] += 1
+                errors.append(("fn", kind, text))
+    scores = {kind: Score(tp[kind], fp[kind], fn[kind]) for kind in ENTITIES}
+    return scores, errors
+
+
+def overall(scores: dict[str, Score]) -> Score:
+    return Score(
+        sum(s.tp for s in scores.values()),
+        sum(s.fp for s in scores.values()),
+        sum(s.fn for s in scores.values()),
+    )
+
+
+async def collect(quick: bool) -> Report:
+    rows = load()
+    report = Report(
+        "pii",
+        "PII detection: precision and recall per entity",
+        quick,
+        {
+            "strings": len(rows),
+            "entities": sum(len(r["entities"]) for r in rows),
+            "hard_negatives": sum(not r["entities"] for r in rows),
+        },
+    )
+    scores, errors = evaluate(rows)
+    for kind in (*ENTITIES, "all"):
+        score = overall(scores) if kind == "all" else scores[kind]
+        report.figure(
+            f"{kind}.precision",
+            f"{kind} precision (tp {score.tp}, fp {score.fp})",
+            score.precision,
+            target=f">= {PRECISION_TARGET}",
+            ok=score.precision >= PRECISION_TARGET,
+        )
+        report.figure(
+            f"{kind}.recall",
+            f"{kind} recall (fn {score.fn})",
+            score.recall,
+            target=f">= {RECALL_TARGET}",
+            ok=score.recall >= RECALL_TARGET,
+        )
+    texts = [r["text"] for r in rows]
+    repeats = scaled(quick, 5, 1)
+    samples = sample_sync(lambda i: find_pii(texts[i % len(texts)]), len(texts) * repeats, 20)
+    report.add(Measurement("detect", "find_pii, one labelled string", samples, unit="string"))
+    report.params["errors"] = [" ".join(e) for e in errors]
+    return report
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(collect, __doc__))
