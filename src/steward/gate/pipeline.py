@@ -22,6 +22,7 @@ from steward.gate.stages import (
     ApprovalStage,
     BreakerStage,
     BudgetStage,
+    EgressStage,
     ExecuteStage,
     PolicyStage,
     RateLimitStage,
@@ -50,6 +51,7 @@ def default_stages(config: GateConfig) -> list[Stage]:
     return [
         KillSwitchStage(lambda agent: config.states(agent)),  # read late: the runtime may rebind it
         ValidateStage(),
+        EgressStage(),
         PolicyStage(),
         AutonomyStage(),
         RateLimitStage(config.counter),
