@@ -9,12 +9,12 @@ import pytest
 from pydantic import AnyUrl
 
 from steward.core.decision import Verdict
+from steward.core.errors import SpecError
 from steward.core.messages import ToolCall
 from steward.gate import Gate, GateConfig
 from steward.policy import compile_policy
 from steward.security.egress import allowed
 from steward.spec import load_spec_text
-from steward.core.errors import SpecError
 from steward.testing import MemoryScope
 from steward.tools import tool
 

@@ -1,9 +1,9 @@
-"""Result scanners: PII redaction (validated detectors, security/pii.py) and a
-prompt-injection baseline.
+"""Result scanners: PII redaction (validated detectors, security/pii.py) and injection
+detection (phrase rules, then a learned model shipped in the package: security/injection/).
 
-The injection detector is a deliberately simple, pattern-based baseline behind a small protocol
-(`Scanner`); stronger detectors plug in the same way. A scanner never raises into the
-gate: the scan stage treats an error as a finding and quarantines the result.
+Scanners sit behind a small protocol (`Scanner`); stronger detectors plug in the same way.
+A scanner never raises into the gate: the scan stage treats an error as a finding and
+quarantines the result.
 """
 
 from __future__ import annotations
@@ -13,6 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from steward.core.events import Finding
+from steward.security.injection.model import Score as InjectionScore
+from steward.security.injection.model import shipped_model
 from steward.security.pii import CARD, EMAIL, IBAN, PHONE, SSN, find_pii
 
 
@@ -21,6 +24,7 @@ class ScanResult:
     findings: tuple[str, ...] = ()
     value: Any = None
     changed: bool = False
+    details: tuple[Finding, ...] = ()
 
 
 class Scanner(Protocol):
@@ -70,12 +74,17 @@ def collect_strings(value: Any, into: list[str] | None = None) -> list[str]:
 
 
 def _map_strings(value: Any, fn: Callable[[str], str]) -> Any:
+    return map_strings(value, lambda _path, text: fn(text))
+
+
+def map_strings(value: Any, fn: Callable[[str, str], str], path: str = "$") -> Any:
+    """value with each string inside replaced by fn(its JSON path, the string)."""
     if isinstance(value, str):
-        return fn(value)
+        return fn(path, value)
     if isinstance(value, list | tuple):
-        return [_map_strings(v, fn) for v in value]
+        return [map_strings(v, fn, f"{path}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, dict):
-        return {k: _map_strings(v, fn) for k, v in value.items()}
+        return {k: map_strings(v, fn, f"{path}.{k}") for k, v in value.items()}
     return value
 
 
@@ -127,29 +136,66 @@ _INJECTION_WORDS = ("ignore", "disregard", "you are now", "system", "instruction
                     "exfiltrate", "send all", "send every")  # fmt: skip
 
 
+def phrase_match(text: str) -> re.Match[str] | None:
+    """The phrase rules: a cheap first layer that catches the classic wordings."""
+    lowered = text.lower()
+    if not any(word in lowered for word in _INJECTION_WORDS):
+        return None
+    return _INJECTION.search(text)
+
+
+class TextModel(Protocol):
+    """A model that scores how much a text addresses an AI with instructions: the shipped
+    one (security/injection/model.py) or one a user brings (security/injection/local.py)."""
+
+    threshold: float
+
+    def score(self, text: str) -> InjectionScore: ...
+
+
+QUARANTINED = "[QUARANTINED: untrusted content that contained instructions was removed]"
+
+
 class InjectionDetector:
-    """Flags text that addresses the model with instructions. Flagged content is
-    quarantined: the model receives it wrapped as inert, untrusted data."""
+    """Flags text that addresses the model with instructions: the phrase rules first, then
+    a learned model over every string of the value. Flagged content is quarantined: the
+    model receives it wrapped as inert, untrusted data."""
 
     name = "injection"
 
+    def __init__(self, model: Callable[[], TextModel] | None = shipped_model) -> None:
+        self._model = model  # called on first use: the weights load lazily
+
     def might_match(self, text: str) -> bool:
-        lowered = text.lower()
-        if not any(word in lowered for word in _INJECTION_WORDS):
-            return False
-        return _INJECTION.search(text) is not None
+        if self._model is None:
+            return phrase_match(text) is not None
+        return any(c.isalpha() for c in text)
+
+    def find(self, path: str, text: str) -> Finding | None:
+        """The finding in one string, or None."""
+        match = phrase_match(text)
+        if match is not None:
+            return Finding("injection.suspected", "injection.rules", path, 1.0, *match.span())
+        if self._model is None:
+            return None
+        model = self._model()
+        scored = model.score(text)
+        if scored.score <= model.threshold:
+            return None
+        return Finding("injection.suspected", "injection.model", path, round(scored.score, 4),
+                       scored.start, scored.end)  # fmt: skip
 
     def scan(self, value: Any) -> ScanResult:
-        hits = 0
+        found: list[Finding] = []
 
-        def check(text: str) -> str:
-            nonlocal hits
-            if _INJECTION.search(text):
-                hits += 1
-                return "[QUARANTINED: untrusted content that contained instructions was removed]"
-            return text
+        def check(path: str, text: str) -> str:
+            finding = self.find(path, text)
+            if finding is None:
+                return text
+            found.append(finding)
+            return QUARANTINED
 
-        cleaned = _map_strings(value, check)
-        if not hits:
+        cleaned = map_strings(value, check)
+        if not found:
             return ScanResult((), value, False)
-        return ScanResult(("injection.suspected",), cleaned, True)
+        return ScanResult(("injection.suspected",), cleaned, True, tuple(found))

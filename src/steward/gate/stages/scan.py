@@ -4,12 +4,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from steward.core.decision import Decision, Reason, Verdict
+from steward.core.events import Finding
 from steward.security.scanners import InjectionDetector, PiiRedactor, Scanner, collect_strings
 
 DEFAULT_SCANNERS: tuple[Scanner, ...] = (InjectionDetector(), PiiRedactor())
+
+
+class Scanned(NamedTuple):
+    value: Any  # the result as the model may see it
+    decision: Decision | None  # a transform decision, or None when nothing changed
+    findings: tuple[str, ...]
+    details: tuple[Finding, ...]  # detector, score, path and span of each finding
 
 
 def scan_result(
@@ -18,9 +26,9 @@ def scan_result(
     *,
     allow_pii: bool,
     max_records: int,
-) -> tuple[Any, Decision | None, tuple[str, ...]]:
-    """Returns (result as the model may see it, a transform decision or None, findings)."""
+) -> Scanned:
     findings: list[str] = []
+    details: list[Finding] = []
     reasons: list[Reason] = []
     value = result
     if isinstance(value, list) and len(value) > max_records:
@@ -49,14 +57,12 @@ def scan_result(
             continue
         if scanned.changed:
             findings.extend(scanned.findings)
+            details.extend(scanned.details)
             reasons.append(Reason(f"scan.{scanner.name}", ", ".join(scanned.findings)))
             value = scanned.value
     if not reasons:
-        return result, None, ()
+        return Scanned(result, None, (), ())
     risk = 0.8 if any(f.startswith("injection") for f in findings) else 0.3
     rule_ids = tuple(f"scan.{f}" for f in dict.fromkeys(findings))
-    return (
-        value,
-        Decision(Verdict.TRANSFORM, tuple(reasons), rule_ids, risk),
-        tuple(dict.fromkeys(findings)),
-    )
+    decision = Decision(Verdict.TRANSFORM, tuple(reasons), rule_ids, risk)
+    return Scanned(value, decision, tuple(dict.fromkeys(findings)), tuple(details))
