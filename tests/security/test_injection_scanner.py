@@ -85,8 +85,8 @@ def test_a_model_the_user_brings_plugs_in_behind_the_same_protocol() -> None:
             return Score(0.9, at, at + 5) if at >= 0 else Score(0.1)
 
     detector = InjectionDetector(lambda: Keyword())
-    (finding,) = detector.scan({"a": "calm", "b": "a zebra here"}).details
-    assert (finding.path, finding.start, finding.score) == ("$.b", 2, 0.9)
+    (finding,) = detector.scan({"a": "calm", "b": "look, there is a zebra here"}).details
+    assert (finding.path, finding.start, finding.score) == ("$.b", 17, 0.9)
 
 
 def test_a_local_transformers_model_when_one_is_installed() -> None:

@@ -153,6 +153,13 @@ class TextModel(Protocol):
     def score(self, text: str) -> InjectionScore: ...
 
 
+MIN_WORDS = 5  # a shorter string (a status, an id, a name) is left to the phrase rules
+
+
+def _enough_words(text: str) -> bool:
+    return len(text.split(None, MIN_WORDS - 1)) >= MIN_WORDS
+
+
 QUARANTINED = "[QUARANTINED: untrusted content that contained instructions was removed]"
 
 
@@ -167,16 +174,16 @@ class InjectionDetector:
         self._model = model  # called on first use: the weights load lazily
 
     def might_match(self, text: str) -> bool:
-        if self._model is None:
+        if self._model is None or not _enough_words(text):
             return phrase_match(text) is not None
-        return any(c.isalpha() for c in text)
+        return True
 
     def find(self, path: str, text: str) -> Finding | None:
         """The finding in one string, or None."""
         match = phrase_match(text)
         if match is not None:
             return Finding("injection.suspected", "injection.rules", path, 1.0, *match.span())
-        if self._model is None:
+        if self._model is None or not _enough_words(text):
             return None
         model = self._model()
         scored = model.score(text)

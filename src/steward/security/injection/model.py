@@ -38,7 +38,7 @@ class ModelIntegrityError(RuntimeError):
 @dataclass(frozen=True, slots=True)
 class Score:
     score: float  # probability-like, 0..1: the highest window's
-    start: int = 0  # the highest window's characters in the text
+    start: int = 0  # the highest window's characters in the text (when over the threshold)
     end: int = 0
 
 
@@ -89,8 +89,10 @@ class InjectionModel:
             logit = (sums[last] - sums[first]) / math.sqrt(counts[last] - counts[first])
             if logit > best:
                 best, best_window = logit, (first, last)
-        spans = word_spans(text)
         probability = 1 / (1 + math.exp(-(best + self.bias)))
+        if probability <= self.threshold:  # not a finding: where it was is not needed
+            return Score(probability)
+        spans = word_spans(text)
         return Score(probability, spans[best_window[0]][0], spans[best_window[1] - 1][1])
 
 
