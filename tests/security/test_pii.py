@@ -13,7 +13,7 @@ from steward.security.scanners import redact_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-import bench_pii  # noqa: E402
+import bench_pii
 
 
 def test_the_labelled_set_meets_the_targets() -> None:
