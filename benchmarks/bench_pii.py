@@ -120,20 +120,16 @@ def _figures(report: Report, prefix: str, scores: dict[str, Score]) -> None:
     for kind in (*ENTITIES, "all"):
         score = overall(scores) if kind == "all" else scores[kind]
         key = prefix.strip().replace(" ", "_") + ("." if prefix else "") + kind
-        report.figure(
-            f"{key}.precision",
-            f"{prefix}{kind} precision (tp {score.tp}, fp {score.fp})",
-            score.precision,
-            target=f">= {PRECISION_TARGET}",
-            ok=score.precision >= PRECISION_TARGET,
-        )
-        report.figure(
-            f"{key}.recall",
-            f"{prefix}{kind} recall (fn {score.fn})",
-            score.recall,
-            target=f">= {RECALL_TARGET}",
-            ok=score.recall >= RECALL_TARGET,
-        )
+        for metric, target in (("precision", PRECISION_TARGET), ("recall", RECALL_TARGET)):
+            value = getattr(score, metric)
+            counts = f"tp {score.tp}, fp {score.fp}" if metric == "precision" else f"fn {score.fn}"
+            report.figure(
+                f"{key}.{metric}",
+                f"{prefix}{kind} {metric} ({counts})",
+                value,
+                target=f">= {target}",
+                ok=value >= target,
+            )
 
 
 async def collect(quick: bool) -> Report:

@@ -65,6 +65,8 @@ def test_the_users_words_before_redaction_count() -> None:
     assert _trace("DE89370400440532013000", masked) is Source.MODEL
     said = "pay DE89 3704 0044 0532 0130 00 please"
     assert _trace("DE89370400440532013000", masked, said=said) is Source.USER
+    # what a mask leaves is no one's words: not the last four digits of a card
+    assert _trace(1111, "my card [CARD ****1111] was charged") is Source.MODEL
 
 
 def test_values_in_a_tool_result_are_read_decoded() -> None:

@@ -18,6 +18,8 @@ A value is credited to a source only when the source holds it whole (the README'
 - numbers are compared as numbers: 1234567.89 matches "1234567.89", "1,234,567.89",
   "$1,234,567.890"; a token with a leading zero ("007") is an id, compared as a string;
 - tool results are read decoded (their string and number values), never as JSON text;
+- a redaction mask ("[CARD ****1111]", "[EMAIL]") holds nothing: the user's own words
+  before redaction are passed as `said`;
 - a list or object value is credited to a source only when every part of it is.
 """
 
@@ -34,7 +36,8 @@ from typing import Any
 import msgspec
 
 from steward.core.messages import Message, Source
-from steward.security.pii import find_pii_cached
+from steward.security.pii import find_pii, find_pii_cached
+from steward.security.scanners import MASK
 from steward.tools.builtin import ASK_HUMAN
 
 MIN_STRING_LENGTH = 3
@@ -75,13 +78,14 @@ def _number(token: str) -> Decimal | None:
         return None
 
 
-def _tokens(text: str) -> tuple[list[str], list[str]]:
+def _tokens(text: str, *, cache: bool = True) -> tuple[list[str], list[str]]:
     """The text's tokens, casefolded, each PII identifier one token in canonical form;
-    and each identifier's digits as written, without separators ("4155550132")."""
+    and each identifier's digits as written, without separators ("4155550132"). The
+    user's unmasked words are never cached (`cache=False`): they leave memory with the run."""
     parts: list[str] = []
     written: list[str] = []
     at = 0
-    for match in find_pii_cached(text):
+    for match in find_pii_cached(text) if cache else find_pii(text):
         parts += text[at : match.start].split()
         parts.append(match.canonical)
         written.append(_SEPARATORS.sub("", text[match.start : match.end]))
@@ -100,8 +104,8 @@ class _Holdings:
     written: set[str] = field(default_factory=set)
     numbers: set[Decimal] = field(default_factory=set)
 
-    def add_text(self, text: str) -> None:
-        tokens, written = _tokens(text)
+    def add_text(self, text: str, *, cache: bool = True) -> None:
+        tokens, written = _tokens(MASK.sub(" ", text), cache=cache)
         self.lines.append(" " + " ".join(tokens) + " ")
         self.written.update(written)
         for token in (*tokens, *written):
@@ -209,7 +213,7 @@ def trace_sources(
         else:
             holdings.add_text(message.content)
     for text in said:
-        held.setdefault(Source.USER, _Holdings()).add_text(text)
+        held.setdefault(Source.USER, _Holdings()).add_text(text, cache=False)
     found: dict[str, Source] = {}
     for name, value in arguments.items():
         parts = list(_parts(value))
