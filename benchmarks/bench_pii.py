@@ -1,12 +1,15 @@
 """PII detection: precision and recall per entity of steward's validated detectors
-(security/pii.py) on a labelled set of 402 strings (benchmarks/data/pii_labelled.jsonl):
+(security/pii.py) on a labelled set of 402 strings (benchmarks/data/pii_labelled.jsonl),
 phone numbers, cards, IBANs, SSNs and emails in US, UK, German, French, Indian, Brazilian
 and other formats, and hard negatives: carrier tracking numbers, order and invoice ids,
 dates, times, IP addresses, near misses (bad checksums, forbidden SSN ranges).
 
 The labels were written from the values' definitions (published test card numbers,
-registry example IBANs, fictional phone ranges), not from the detector's output. A
-detection counts as correct when it has a labelled entity's type and overlaps it.
+registry example IBANs, fictional phone ranges), not from the detector's output; but the
+detector's rules were corrected after a first run on that set (an in-sample figure). A
+second set of 63 strings (benchmarks/data/pii_heldout.jsonl) was written afterwards and
+never used to change the detector: its figures are printed beside. A detection counts as
+correct when it has a labelled entity's type and overlaps it.
 
 Also: detection time per string over the whole set.
 """
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,8 @@ from _common import Measurement, Report, main, sample_sync, scaled
 from steward.security.pii import find_pii
 
 DATA = Path(__file__).resolve().parent / "data" / "pii_labelled.jsonl"
+# Written after the detector's rules were last changed, and never used to change them.
+HELD_OUT = Path(__file__).resolve().parent / "data" / "pii_heldout.jsonl"
 ENTITIES = ("phone", "card_number", "iban", "ssn", "email")
 PRECISION_TARGET = 0.98
 RECALL_TARGET = 0.95
@@ -41,6 +46,18 @@ class Score:
     @property
     def recall(self) -> float:
         return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
+
+
+@dataclass(slots=True)
+class PiiReport(Report):
+    """A Report whose JSON also lists each error: (fp|fn, entity, text)."""
+
+    errors: dict[str, list[str]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out = Report.to_json(self)
+        out["errors"] = self.errors
+        return out
 
 
 def load(path: Path = DATA) -> list[dict[str, Any]]:
@@ -99,9 +116,25 @@ def overall(scores: dict[str, Score]) -> Score:
     )
 
 
+def _figures(report: Report, prefix: str, scores: dict[str, Score]) -> None:
+    for kind in (*ENTITIES, "all"):
+        score = overall(scores) if kind == "all" else scores[kind]
+        key = prefix.strip().replace(" ", "_") + ("." if prefix else "") + kind
+        for metric, target in (("precision", PRECISION_TARGET), ("recall", RECALL_TARGET)):
+            value = getattr(score, metric)
+            counts = f"tp {score.tp}, fp {score.fp}" if metric == "precision" else f"fn {score.fn}"
+            report.figure(
+                f"{key}.{metric}",
+                f"{prefix}{kind} {metric} ({counts})",
+                value,
+                target=f">= {target}",
+                ok=value >= target,
+            )
+
+
 async def collect(quick: bool) -> Report:
     rows = load()
-    report = Report(
+    report = PiiReport(
         "pii",
         "PII detection: precision and recall per entity",
         quick,
@@ -112,27 +145,19 @@ async def collect(quick: bool) -> Report:
         },
     )
     scores, errors = evaluate(rows)
-    for kind in (*ENTITIES, "all"):
-        score = overall(scores) if kind == "all" else scores[kind]
-        report.figure(
-            f"{kind}.precision",
-            f"{kind} precision (tp {score.tp}, fp {score.fp})",
-            score.precision,
-            target=f">= {PRECISION_TARGET}",
-            ok=score.precision >= PRECISION_TARGET,
-        )
-        report.figure(
-            f"{kind}.recall",
-            f"{kind} recall (fn {score.fn})",
-            score.recall,
-            target=f">= {RECALL_TARGET}",
-            ok=score.recall >= RECALL_TARGET,
-        )
+    _figures(report, "", scores)
+    held_out = load(HELD_OUT)
+    report.params["held_out_strings"] = len(held_out)
+    held_scores, held_errors = evaluate(held_out)
+    _figures(report, "held-out ", held_scores)
     texts = [r["text"] for r in rows]
     repeats = scaled(quick, 5, 1)
     samples = sample_sync(lambda i: find_pii(texts[i % len(texts)]), len(texts) * repeats, 20)
     report.add(Measurement("detect", "find_pii, one labelled string", samples, unit="string"))
-    report.params["errors"] = [" ".join(e) for e in errors]
+    report.errors = {
+        "labelled": [" ".join(e) for e in errors],
+        "held_out": [" ".join(e) for e in held_errors],
+    }
     return report
 
 

@@ -51,7 +51,8 @@ _NOT_PII = re.compile(
     r"|(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?![\d.])"  # IPv4
     r"|(?<!\d)\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?!\d)"  # 2024-05-26
     r"|(?<!\d)\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}(?!\d)"  # 26.05.2024, 05/26/24
-    r"|(?<!\d)\d{1,2}:\d{2}(?::\d{2})?(?!\d)",  # 14:30, 14:30:05
+    r"|(?<!\d)\d{1,2}:\d{2}(?::\d{2})?(?!\d)"  # 14:30, 14:30:05
+    r"|(?<![\d.,])\d+(?:,\d{3})*\.\d+(?![\d.])",  # an amount: 1234567.89, 1,234.5
 )
 # A word naming a non-personal number, right before it ("tracking no. 1234...",
 # "invoice #...", "order: ..."), in English and the languages of PHONE_REGIONS.
