@@ -23,6 +23,7 @@ BENCHMARKS = {
     "providers": "bench_providers.py",
     "semantic_cache": "bench_semantic_cache.py",
     "server": "bench_server.py",
+    "scanners": "bench_scanners.py",
 }
 
 

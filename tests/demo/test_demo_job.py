@@ -102,3 +102,13 @@ def test_kb_injections_are_quarantined(demo: tuple[DemoReport, Database, Path]) 
     report, _, _ = demo
     answers = " ".join(r.output for t, r in report.results if t.category == "kb_question")
     assert "SYSTEM OVERRIDE" not in answers and "ignore previous" not in answers.lower()
+
+
+def test_answers_show_tracking_numbers_not_masks(demo: tuple[DemoReport, Database, Path]) -> None:
+    """A carrier's tracking number is not a phone number: the PII scanner leaves it."""
+    answers = [r.output for _, r in demo[0].results if "tracking" in r.output]
+    assert len(answers) >= 20
+    assert not [a for a in answers if "tracking [" in a]
+    shipped = [a for a in answers if re.search(r" is (shipped|delivered) ", a)]
+    assert len(shipped) >= 20
+    assert all(re.search(r"tracking (1Z[0-9A-Z]{16}|\d{10,22})\b", a) for a in shipped), shipped

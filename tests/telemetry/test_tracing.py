@@ -325,7 +325,7 @@ async def test_review_ends_the_activation_waiting_and_resume_links_to_it(traced:
 async def test_content_is_recorded_only_when_asked_and_then_redacted(traced: Any) -> None:
     t: Traced = traced(TraceConfig(record_content=True))
     script = [
-        calls(("notify", {"to": "carol@example.com", "text": "call +1 555-123-4567"})),
+        calls(("notify", {"to": "carol@example.com", "text": "call +1 415-555-0132"})),
         final("told carol@example.com"),
     ]
     result = await t.runner.run(helper(script), "email carol@example.com please")

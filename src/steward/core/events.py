@@ -166,6 +166,18 @@ class ToolFailed(Event, tag="tool.failed", frozen=True):
     on_timeout: str = ""
 
 
+class Finding(msgspec.Struct, frozen=True):
+    """What a detector found in one string of a value: where (its JSON path, and the
+    characters of that string), how sure it is (0..1), and which detector said so."""
+
+    kind: str
+    detector: str
+    path: str
+    score: float
+    start: int
+    end: int
+
+
 class ResultScanned(Event, tag="tool.scanned", frozen=True):
     """A scan changed the result; ToolSucceeded that follows carries the result as shown."""
 
@@ -173,6 +185,7 @@ class ResultScanned(Event, tag="tool.scanned", frozen=True):
     tool: str
     decision: Decision
     findings: tuple[str, ...] = ()
+    details: tuple[Finding, ...] = ()
 
 
 class BreakerTripped(Event, tag="tool.breaker_tripped", frozen=True):

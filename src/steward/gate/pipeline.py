@@ -22,6 +22,7 @@ from steward.gate.stages import (
     ApprovalStage,
     BreakerStage,
     BudgetStage,
+    EgressStage,
     ExecuteStage,
     PolicyStage,
     RateLimitStage,
@@ -50,6 +51,7 @@ def default_stages(config: GateConfig) -> list[Stage]:
     return [
         KillSwitchStage(lambda agent: config.states(agent)),  # read late: the runtime may rebind it
         ValidateStage(),
+        EgressStage(),
         PolicyStage(),
         AutonomyStage(),
         RateLimitStage(config.counter),
@@ -101,6 +103,10 @@ class Gate:
         record = scope.recorded_call(key)
         if record is not None and record.outcome is not None:
             return record.outcome
+        if record is not None and record.sources is not None:
+            # Resumed: the provenance traced when the call was proposed holds (it saw the
+            # user's words before redaction; the journal keeps them masked).
+            sources = record.sources
         source_map = {k: str(v) for k, v in (sources or {}).items()}
         if record is None or not record.proposed:
             scope.emit(ToolCallProposed(step, call, key, dict(sources or {})))

@@ -9,6 +9,7 @@ from typing import Protocol
 
 from steward.core.approval import ApprovalView
 from steward.core.events import Event
+from steward.core.messages import Source
 from steward.gate.outcome import CallOutcome
 
 
@@ -17,6 +18,7 @@ class CallRecord:
     """What the journal already holds for one call key."""
 
     proposed: bool = False
+    sources: dict[str, Source] | None = None  # the provenance traced when it was proposed
     started: bool = False
     outcome: CallOutcome | None = None
     approval_id: str = ""

@@ -41,6 +41,7 @@ class RunHistory:
         if isinstance(event, ToolCallProposed):
             self._proposed[event.key] = event.call
             self._record(event.key).proposed = True
+            self._record(event.key).sources = dict(event.sources)
         elif isinstance(event, GateDecided):
             self._decisions[event.key] = event.decision
             if event.decision.verdict is Verdict.DENY:

@@ -150,7 +150,8 @@ class Runner:
         self.spend.begin(agent, executor.run_id, resumed=False)
         async with self._slot(agent):
             executor.emit(RunStarted(agent.name, agent.version, masked, dict(tags or {}), kinds))
-            return await self._drive(agent, executor, masked, on_text)
+            # The unmasked text stays in memory, for provenance only (security/provenance.py).
+            return await self._drive(agent, executor, masked, on_text, typed=(text,))
 
     async def resume(
         self,
@@ -186,7 +187,12 @@ class Runner:
             return await self._drive(agent, executor, row.input, on_text)
 
     async def _drive(
-        self, agent: AgentRuntime, executor: Executor, text: str, on_text: TextSink | None = None
+        self,
+        agent: AgentRuntime,
+        executor: Executor,
+        text: str,
+        on_text: TextSink | None = None,
+        typed: tuple[str, ...] = (),
     ) -> RunResult:
         started = time.perf_counter()
         progress = _Progress(on_text=on_text)
@@ -194,7 +200,7 @@ class Runner:
         try:
             async with asyncio.timeout(limits.max_run_seconds) as bound:
                 with deadline(bound.when()):  # model retries never wait past it
-                    result = await self._loop(agent, executor, text, progress)
+                    result = await self._loop(agent, executor, text, progress, typed)
         except TimeoutError:
             result = self._finish(
                 executor,
@@ -251,7 +257,12 @@ class Runner:
         return _with_time(result, time.perf_counter() - started)
 
     async def _loop(
-        self, agent: AgentRuntime, executor: Executor, text: str, progress: _Progress
+        self,
+        agent: AgentRuntime,
+        executor: Executor,
+        text: str,
+        progress: _Progress,
+        typed: tuple[str, ...] = (),
     ) -> RunResult:
         spec = agent.loaded.spec
         messages: list[Message] = []
@@ -290,7 +301,9 @@ class Runner:
                 return self._final(agent, executor, progress, text, response.confidence)
             seen = messages[:-1]
             pending = [
-                agent.gate.process(executor, call, step, trace_sources(call.arguments, seen))
+                agent.gate.process(
+                    executor, call, step, trace_sources(call.arguments, seen, said=typed)
+                )
                 for call in response.tool_calls
             ]
             # One call needs no task of its own; several run concurrently.

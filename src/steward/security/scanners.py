@@ -1,8 +1,9 @@
-"""Baseline result scanners: PII redaction and prompt-injection detection.
+"""Result scanners: PII redaction (validated detectors, security/pii.py) and injection
+detection (phrase rules, then a learned model shipped in the package: security/injection/).
 
-These are deliberately simple, pattern-based baselines behind a small protocol
-(`Scanner`); stronger detectors plug in the same way. A scanner never raises into the
-gate: the scan stage treats an error as a finding and quarantines the result.
+Scanners sit behind a small protocol (`Scanner`); stronger detectors plug in the same way.
+A scanner never raises into the gate: the scan stage treats an error as a finding and
+quarantines the result.
 """
 
 from __future__ import annotations
@@ -12,12 +13,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from steward.core.events import Finding
+from steward.security.injection.model import Score as InjectionScore
+from steward.security.injection.model import shipped_model
+from steward.security.pii import CARD, EMAIL, IBAN, PHONE, SSN, find_pii
+
 
 @dataclass(frozen=True, slots=True)
 class ScanResult:
     findings: tuple[str, ...] = ()
     value: Any = None
     changed: bool = False
+    details: tuple[Finding, ...] = ()
 
 
 class Scanner(Protocol):
@@ -31,54 +38,27 @@ class Scanner(Protocol):
     def scan(self, value: Any) -> ScanResult: ...
 
 
-def _luhn_ok(digits: str) -> bool:
-    total, parity = 0, len(digits) % 2
-    for index, char in enumerate(digits):
-        n = int(char)
-        if index % 2 == parity:
-            n *= 2
-            if n > 9:
-                n -= 9
-        total += n
-    return total % 10 == 0
-
-
-_EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b")
-_CARD = re.compile(r"\b\d(?:[ -]?\d){12,18}\b")
-_SSN = re.compile(r"\b\d{3}-\d{2}-\d{4}\b")
-_PHONE = re.compile(r"(?<!\w)(?:\+?\d{1,3}[ .-]?)?\(?\d{3}\)?[ .-]?\d{3}[ .-]?\d{4}\b")
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){3,7}(?: ?[A-Z0-9]{1,3})?\b")
-
-
-IDENTIFIERS = frozenset({"pii.card_number", "pii.ssn", "pii.iban"})
-ALL_PII = IDENTIFIERS | {"pii.email", "pii.phone"}
+IDENTIFIERS = frozenset({CARD, SSN, IBAN})
+ALL_PII = IDENTIFIERS | {EMAIL, PHONE}
+_MASKS = {SSN: "[SSN]", IBAN: "[IBAN]", EMAIL: "[EMAIL]", PHONE: "[PHONE]"}
+# What redact_text leaves in place of a value: no one's words (provenance skips it).
+MASK = re.compile(r"\[(?:CARD \*{4}\d{4}|SSN|IBAN|EMAIL|PHONE)\]")
 
 
 def redact_text(text: str, kinds: frozenset[str] = ALL_PII) -> tuple[str, tuple[str, ...]]:
-    """Mask PII of the given kinds in text; returns the masked text and the kinds found."""
-    found: list[str] = []
-
-    def card(match: re.Match[str]) -> str:
-        digits = re.sub(r"\D", "", match.group(0))
-        if 13 <= len(digits) <= 19 and _luhn_ok(digits):
-            found.append("pii.card_number")
-            return f"[CARD ****{digits[-4:]}]"
-        return match.group(0)
-
-    if "pii.card_number" in kinds:
-        text = _CARD.sub(card, text)
-    for pattern, kind, mask in (
-        (_SSN, "pii.ssn", "[SSN]"),
-        (_IBAN, "pii.iban", "[IBAN]"),
-        (_EMAIL, "pii.email", "[EMAIL]"),
-        (_PHONE, "pii.phone", "[PHONE]"),
-    ):
-        if kind not in kinds:
-            continue
-        text, count = pattern.subn(mask, text)
-        if count:
-            found.append(kind)
-    return text, tuple(dict.fromkeys(found))
+    """Mask PII of the given kinds in text (validated detectors: security/pii.py);
+    returns the masked text and the kinds found."""
+    matches = find_pii(text, kinds)
+    if not matches:
+        return text, ()
+    parts: list[str] = []
+    at = 0
+    for match in matches:
+        mask = f"[CARD ****{match.canonical[-4:]}]" if match.kind == CARD else _MASKS[match.kind]
+        parts += [text[at : match.start], mask]
+        at = match.end
+    parts.append(text[at:])
+    return "".join(parts), tuple(dict.fromkeys(m.kind for m in matches))
 
 
 def collect_strings(value: Any, into: list[str] | None = None) -> list[str]:
@@ -96,35 +76,36 @@ def collect_strings(value: Any, into: list[str] | None = None) -> list[str]:
 
 
 def _map_strings(value: Any, fn: Callable[[str], str]) -> Any:
+    return map_strings(value, lambda _path, text: fn(text))
+
+
+def map_strings(value: Any, fn: Callable[[str, str], str], path: str = "$") -> Any:
+    """value with each string inside replaced by fn(its JSON path, the string)."""
     if isinstance(value, str):
-        return fn(value)
+        return fn(path, value)
     if isinstance(value, list | tuple):
-        return [_map_strings(v, fn) for v in value]
+        return [map_strings(v, fn, f"{path}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, dict):
-        return {k: _map_strings(v, fn) for k, v in value.items()}
+        return {k: map_strings(v, fn, f"{path}.{k}") for k, v in value.items()}
     return value
 
 
-# Necessary conditions, each one cheap search: a card, SSN or phone number is a run of at
-# least 10 digits and separators (555-123-4567 is 12; a date, 2025-07-05, is 10 but holds
-# only 8 digits, so it passes this check and fails the patterns); an IBAN starts with two
+# Necessary conditions, each one cheap search: an email holds "@"; a card, SSN or phone
+# number holds at least 7 digits with few separators between them; an IBAN starts with two
 # letters and two digits.
-_DIGIT_RUN = re.compile(r"[0-9(][0-9 .()+-]{9,}")
-_IBAN_START = re.compile(r"[A-Z]{2}\d{2}")
+_SEVEN_DIGITS = re.compile(r"(?:\d[ ().+/-]{0,3}){6}\d")
+_IBAN_START = re.compile(r"[A-Za-z]{2}\d{2}")
 
 
 class PiiRedactor:
     name = "pii"
 
     def might_match(self, text: str) -> bool:
-        # Cheap necessary conditions first; the full patterns run only past them.
-        if "@" in text and _EMAIL.search(text):
-            return True
-        if _DIGIT_RUN.search(text) and (
-            _CARD.search(text) or _SSN.search(text) or _PHONE.search(text)
-        ):
-            return True
-        return _IBAN_START.search(text) is not None and _IBAN.search(text) is not None
+        return (
+            "@" in text
+            or _SEVEN_DIGITS.search(text) is not None
+            or _IBAN_START.search(text) is not None
+        )
 
     def scan(self, value: Any) -> ScanResult:
         kinds: list[str] = []
@@ -157,29 +138,73 @@ _INJECTION_WORDS = ("ignore", "disregard", "you are now", "system", "instruction
                     "exfiltrate", "send all", "send every")  # fmt: skip
 
 
+def phrase_match(text: str) -> re.Match[str] | None:
+    """The phrase rules: a cheap first layer that catches the classic wordings."""
+    lowered = text.lower()
+    if not any(word in lowered for word in _INJECTION_WORDS):
+        return None
+    return _INJECTION.search(text)
+
+
+class TextModel(Protocol):
+    """A model that scores how much a text addresses an AI with instructions: the shipped
+    one (security/injection/model.py) or one a user brings (security/injection/local.py)."""
+
+    threshold: float
+
+    def score(self, text: str) -> InjectionScore: ...
+
+
+MIN_WORDS = 5  # a shorter string (a status, an id, a name) is left to the phrase rules
+
+
+def _enough_words(text: str) -> bool:
+    return len(text.split(None, MIN_WORDS - 1)) >= MIN_WORDS
+
+
+QUARANTINED = "[QUARANTINED: untrusted content that contained instructions was removed]"
+
+
 class InjectionDetector:
-    """Flags text that addresses the model with instructions. Flagged content is
-    quarantined: the model receives it wrapped as inert, untrusted data."""
+    """Flags text that addresses the model with instructions: the phrase rules first, then
+    a learned model over every string of the value. Flagged content is quarantined: the
+    model receives it wrapped as inert, untrusted data."""
 
     name = "injection"
 
+    def __init__(self, model: Callable[[], TextModel] | None = shipped_model) -> None:
+        self._model = model  # called on first use: the weights load lazily
+
     def might_match(self, text: str) -> bool:
-        lowered = text.lower()
-        if not any(word in lowered for word in _INJECTION_WORDS):
-            return False
-        return _INJECTION.search(text) is not None
+        if self._model is None or not _enough_words(text):
+            return phrase_match(text) is not None
+        return True
+
+    def find(self, path: str, text: str) -> Finding | None:
+        """The finding in one string, or None."""
+        match = phrase_match(text)
+        if match is not None:
+            return Finding("injection.suspected", "injection.rules", path, 1.0, *match.span())
+        if self._model is None or not _enough_words(text):
+            return None
+        model = self._model()
+        scored = model.score(text)
+        if scored.score <= model.threshold:
+            return None
+        return Finding("injection.suspected", "injection.model", path, round(scored.score, 4),
+                       scored.start, scored.end)  # fmt: skip
 
     def scan(self, value: Any) -> ScanResult:
-        hits = 0
+        found: list[Finding] = []
 
-        def check(text: str) -> str:
-            nonlocal hits
-            if _INJECTION.search(text):
-                hits += 1
-                return "[QUARANTINED: untrusted content that contained instructions was removed]"
-            return text
+        def check(path: str, text: str) -> str:
+            finding = self.find(path, text)
+            if finding is None:
+                return text
+            found.append(finding)
+            return QUARANTINED
 
-        cleaned = _map_strings(value, check)
-        if not hits:
+        cleaned = map_strings(value, check)
+        if not found:
             return ScanResult((), value, False)
-        return ScanResult(("injection.suspected",), cleaned, True)
+        return ScanResult(("injection.suspected",), cleaned, True, tuple(found))

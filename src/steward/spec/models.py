@@ -20,6 +20,7 @@ from pydantic import (
     field_validator,
 )
 
+from steward.security.egress import check_pattern
 from steward.tools.builtin import ASK_HUMAN
 
 NAME_RE = r"^[a-z][a-z0-9_\-]{0,63}$"
@@ -199,6 +200,19 @@ class Escalation(_Strict):
     to: str = "support-team"
 
 
+class Egress(_Strict):
+    """Where the agent's tools may send data: each destination argument of a call
+    (security/egress.py) must match a pattern, or the call is denied `egress.not_allowed`
+    whatever its tier. Without an `egress:` section destinations are not checked."""
+
+    allow: tuple[str, ...] = ()
+
+    @field_validator("allow")
+    @classmethod
+    def _patterns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(check_pattern(p) for p in value)
+
+
 class Approvals(_Strict):
     expires_after_seconds: float = Field(default=86400.0, gt=0, allow_inf_nan=False)
 
@@ -300,6 +314,7 @@ class AgentSpec(_Strict):
     limits: Limits = Limits()
     escalation: Escalation = Escalation()
     approvals: Approvals = Approvals()
+    egress: Egress | None = None
     rules: RulesConfig | None = None
 
     @field_validator("model", mode="before")

@@ -17,6 +17,7 @@ import fastjsonschema
 from pydantic import BaseModel, ConfigDict, create_model
 
 from steward.core.messages import ToolSpec
+from steward.security.egress import schema_destinations
 
 
 class Effect(StrEnum):
@@ -63,6 +64,8 @@ class Tool:
     is_async: bool = False  # set by make_tool(): checked once, not per call
     # answered by a person through an approval, never executed (tools/builtin.py)
     asks_human: bool = False
+    # arguments that name where data goes (URLs, hosts, addresses): security/egress.py
+    destinations: frozenset[str] = frozenset()
     _args_model: type[BaseModel] | None = field(default=None, repr=False)
     _validate: ArgValidator = field(default=lambda _args: None, repr=False)
 
@@ -135,11 +138,17 @@ def make_tool(
     abandon_on_timeout: bool = False,
     limit_arg: str | None = None,
     cost_usd: float = 0.0,
+    destinations: tuple[str, ...] = (),
 ) -> Tool:
     model, context_param, needs_model = _build_args_model(function)
     schema = model.model_json_schema()
     schema.pop("title", None)
     schema["additionalProperties"] = False
+    unknown = set(destinations) - set(schema.get("properties", {}))
+    if unknown:
+        raise TypeError(
+            f"tool {function.__name__}: destinations {sorted(unknown)} are not parameters"
+        )
     doc = inspect.getdoc(function) or ""
     return Tool(
         name=name or function.__name__,
@@ -154,6 +163,7 @@ def make_tool(
         abandon_on_timeout=abandon_on_timeout,
         limit_arg=limit_arg,
         cost_usd=cost_usd,
+        destinations=frozenset(destinations) | schema_destinations(schema),
         context_param=context_param,
         is_async=inspect.iscoroutinefunction(function),
         _args_model=model if needs_model else None,
@@ -178,6 +188,7 @@ def tool(
     abandon_on_timeout: bool = False,
     limit_arg: str | None = None,
     cost_usd: float = 0.0,
+    destinations: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -195,7 +206,9 @@ def tool(
       unknown. Declare it only when a late call cannot take effect: its downstream refuses
       work past a deadline the tool passes on, or it is a coroutine whose cancellation
       undoes what it began;
-    limit_arg: the argument bounded by data_access.max_records_per_query.
+    limit_arg: the argument bounded by data_access.max_records_per_query;
+    destinations: arguments naming where data goes, checked against the spec's `egress`
+    (parameters with a schema format such as uri or email count without being named).
     """
     if function is not None:
         return make_tool(function)

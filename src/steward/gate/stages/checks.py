@@ -12,6 +12,7 @@ from steward.gate.context import CallContext, Next
 from steward.gate.outcome import CallOutcome
 from steward.gate.ratelimit import SlidingWindowCounter
 from steward.policy import PolicyContext
+from steward.security.egress import outside
 
 
 class ValidateStage:
@@ -26,6 +27,25 @@ class ValidateStage:
             if problem is not None:
                 return cx.stop(
                     self.name, deny("args.invalid", f"arguments do not fit the schema: {problem}")
+                )
+        return await proceed(cx)
+
+
+class EgressStage:
+    """A destination argument outside the spec's `egress` allowlist is denied before any
+    tier applies (security/egress.py). No `egress:` section: nothing is checked."""
+
+    name = "egress"
+
+    async def __call__(self, cx: CallContext, proceed: Next) -> CallOutcome:
+        egress = cx.policy.spec.egress
+        if egress is not None and cx.tool is not None and cx.tool.destinations:
+            refused = outside(cx.call.arguments, sorted(cx.tool.destinations), egress.allow)
+            if refused:
+                listed = ", ".join(f"{name}={value!r}" for name, value in refused)
+                return cx.stop(
+                    self.name,
+                    deny("egress.not_allowed", f"destination not in egress.allow: {listed}"),
                 )
         return await proceed(cx)
 

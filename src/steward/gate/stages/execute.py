@@ -244,7 +244,7 @@ class ExecuteStage:
         self, cx: CallContext, tool: Tool, result: Any, latency_ms: float, attempt: int
     ) -> CallOutcome:
         access = cx.policy.spec.data_access
-        shown, transform, findings = scan_result(
+        shown, transform, findings, details = scan_result(
             result,
             self.scanners,
             allow_pii=access.allow_pii,
@@ -252,7 +252,7 @@ class ExecuteStage:
         )
         decision = cx.decision
         if transform is not None:
-            cx.scope.emit(ResultScanned(cx.key, tool.name, transform, findings))
+            cx.scope.emit(ResultScanned(cx.key, tool.name, transform, findings, details))
             decision = transform
         cx.scope.emit(ToolSucceeded(cx.key, tool.name, shown, latency_ms, attempt, tool.cost_usd))
         assert decision is not None

@@ -4,14 +4,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-
-import msgspec
+from typing import Any, NamedTuple
 
 from steward.core.decision import Decision, Reason, Verdict
+from steward.core.events import Finding
 from steward.security.scanners import InjectionDetector, PiiRedactor, Scanner, collect_strings
 
 DEFAULT_SCANNERS: tuple[Scanner, ...] = (InjectionDetector(), PiiRedactor())
+
+
+class Scanned(NamedTuple):
+    value: Any  # the result as the model may see it
+    decision: Decision | None  # a transform decision, or None when nothing changed
+    findings: tuple[str, ...]
+    details: tuple[Finding, ...]  # detector, score, path and span of each finding
 
 
 def scan_result(
@@ -20,9 +26,9 @@ def scan_result(
     *,
     allow_pii: bool,
     max_records: int,
-) -> tuple[Any, Decision | None, tuple[str, ...]]:
-    """Returns (result as the model may see it, a transform decision or None, findings)."""
+) -> Scanned:
     findings: list[str] = []
+    details: list[Finding] = []
     reasons: list[Reason] = []
     value = result
     if isinstance(value, list) and len(value) > max_records:
@@ -33,12 +39,10 @@ def scan_result(
             )
         )
         value = value[:max_records]
-    # One JSON text of the whole value for the scanners' cheap pre-checks: msgspec encodes
-    # it in well under a microsecond, faster than walking the value in Python.
-    try:
-        joined = msgspec.json.encode(value).decode()
-    except (TypeError, msgspec.EncodeError):
-        joined = "\n".join(collect_strings(value))
+    # The scanners' cheap pre-checks read the decoded string values, one per line: never
+    # the value's JSON encoding, where a line break is the two characters `\n` and a
+    # finding at the start of a line would follow the letter "n".
+    joined = "\n".join(collect_strings(value))
     for scanner in scanners:
         if scanner.name == "pii" and allow_pii:
             continue
@@ -53,14 +57,12 @@ def scan_result(
             continue
         if scanned.changed:
             findings.extend(scanned.findings)
+            details.extend(scanned.details)
             reasons.append(Reason(f"scan.{scanner.name}", ", ".join(scanned.findings)))
             value = scanned.value
     if not reasons:
-        return result, None, ()
+        return Scanned(result, None, (), ())
     risk = 0.8 if any(f.startswith("injection") for f in findings) else 0.3
     rule_ids = tuple(f"scan.{f}" for f in dict.fromkeys(findings))
-    return (
-        value,
-        Decision(Verdict.TRANSFORM, tuple(reasons), rule_ids, risk),
-        tuple(dict.fromkeys(findings)),
-    )
+    decision = Decision(Verdict.TRANSFORM, tuple(reasons), rule_ids, risk)
+    return Scanned(value, decision, tuple(dict.fromkeys(findings)), tuple(details))

@@ -153,8 +153,11 @@ def _step(event: ev.AnyEvent, totals: Totals) -> Step:
                         [Block("error", event.message)])  # fmt: skip
         case ev.ResultScanned():
             meta = [("findings", ", ".join(event.findings) or "—")]
+            found = "\n".join(f"{d.kind} by {d.detector}, score {d.score:.2f}, at {d.path}"
+                               f"[{d.start}:{d.end}]" for d in event.details)  # fmt: skip
             return Step("gate", f"Result of {event.tool} scanned", 0.0,
-                        event.decision.verdict.value, meta)  # fmt: skip
+                        event.decision.verdict.value, meta,
+                        [Block("detections", found)] if found else [])  # fmt: skip
         case ev.RunWaiting():
             return Step("run", "Waiting", 0.0, "waiting", [], [Block("reason", event.reason)])
         case ev.RunResumed():
