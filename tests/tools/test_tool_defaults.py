@@ -9,8 +9,7 @@ from typing import Annotated, Any
 import pytest
 from pydantic import BaseModel, Field
 
-from steward.tools import Effect, Tool, tool
-from steward.tools.base import compile_validator
+from steward.tools import Effect, Tool, compile_validator, tool
 
 
 def test_a_tool_without_an_effect_refuses_to_build() -> None:
