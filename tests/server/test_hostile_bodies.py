@@ -15,6 +15,7 @@ from steward.core.values import MAX_JSON_DEPTH
 from steward.store.approvals import decide_approval, get_approval
 
 from .served import Served
+from .test_stream import _events
 
 
 def nested(depth: int) -> dict[str, Any]:
@@ -80,18 +81,6 @@ def test_any_body_nested_too_deep_is_422_naming_its_field(served: Served) -> Non
     assert fields and all(f.startswith("body.tags") for f in fields), fields
 
 
-def _sse_records(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
-    record: dict[str, Any] = {}
-    for line in lines:
-        if not line:
-            if record:
-                yield record
-            record = {}
-        elif not line.startswith(":"):
-            name, _, value = line.partition(": ")
-            record[name] = json.loads(value) if name == "data" else value
-
-
 def _contains(haystack: Any, needle: Any) -> bool:
     if haystack == needle:
         return True
@@ -131,7 +120,7 @@ def test_the_deepest_accepted_edit_reads_back_through_every_route(served: Served
     url = f"/v1/runs/{run['id']}/stream"
     with served.client.stream("GET", url, headers=served.headers("viewer")) as response:
         assert response.status_code == 200
-        records = list(_sse_records(response.iter_lines()))
+        records = list(_events(response.iter_lines()))
     assert records[-1]["event"] == "run.finished"
     assert _contains([r["data"] for r in records], deepest)
     denied = [e for e in events.json() if e["type"] == "gate.decided"]

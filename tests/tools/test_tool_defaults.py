@@ -74,6 +74,17 @@ def test_a_tool_built_by_hand_needs_an_effect_and_a_validator() -> None:
     )
     assert built.validate_arguments({}) is None
     assert built.validate_arguments({"x": 1}) is not None
+    by_name = Tool(
+        name="t",
+        description="",
+        parameters=schema,
+        function=lambda: None,
+        effect="write",  # type: ignore[arg-type]
+        validator=compile_validator(schema),
+    )
+    assert (
+        by_name.effect is Effect.WRITE
+    )  # the gate compares with `is`: a str would pass for a read
 
 
 def test_validation_never_writes_defaults_into_the_arguments() -> None:
