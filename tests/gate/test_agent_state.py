@@ -36,7 +36,7 @@ decision_authority:
 """
 
 
-@tool
+@tool(effect="read")
 async def read() -> str:
     return "r"
 

@@ -68,7 +68,7 @@ class Harness:
         seen = self.invocations
         harness = self
 
-        @tool
+        @tool(effect="read")
         async def lookup(order_id: str) -> dict[str, Any]:
             seen.append(("lookup", {"order_id": order_id}))
             return {"order_id": order_id, "status": "shipped"}
@@ -81,7 +81,7 @@ class Harness:
             seen.append(("pay", {"to": to, "amount": amount, "key": ctx.idempotency_key}))
             return {"paid": amount}
 
-        @tool(idempotent=True)
+        @tool(effect="read", idempotent=True)
         async def flaky() -> str:
             seen.append(("flaky", {}))
             if harness.flaky_failures > 0:
@@ -89,7 +89,7 @@ class Harness:
                 raise ToolExecutionError("upstream 503")
             return "ok"
 
-        @tool
+        @tool(effect="read")
         async def slow() -> str:
             seen.append(("slow", {}))
             await asyncio.sleep(5)
@@ -105,7 +105,7 @@ class Harness:
             seen.append(("wire", {"amount": amount}))
             raise ToolExecutionError("bank said no")
 
-        @tool
+        @tool(effect="read")
         def docs(query: str) -> list[str]:
             return [
                 f"{query}: normal text",
@@ -115,7 +115,7 @@ class Harness:
                 "c",
             ]
 
-        @tool
+        @tool(effect="read")
         def contacts() -> dict[str, str]:
             return {"email": "jane.doe@example.com", "card": "4111 1111 1111 1111"}
 

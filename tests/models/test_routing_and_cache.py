@@ -59,7 +59,7 @@ class Flaky(Down):
         return final("after the wait")
 
 
-@tool
+@tool(effect="read")
 async def lookup(q: str) -> str:
     return f"found {q}"
 

@@ -209,7 +209,7 @@ cache: %s
 SEMANTIC = "{semantic: {enabled: true, threshold: 0.9}}"
 
 
-@tool
+@tool(effect="read")
 async def lookup(q: str) -> str:
     return f"found {q}"
 

@@ -59,7 +59,7 @@ def test_refuse_and_impossible_requests_are_errors() -> None:
         fit_context(huge, "openai:gpt-4o", 700, "trim_tool_results")
 
 
-@tool
+@tool(effect="read")
 async def lookup(n: int) -> str:
     return "order " * 300
 

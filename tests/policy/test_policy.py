@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from steward.core.decision import Verdict
 from steward.core.messages import ToolCall
+from steward.core.values import json_problem
 from steward.policy import Policy, PolicyContext, compile_policy
 from steward.spec import load_spec_text
 from steward.tools import tool
@@ -50,7 +51,7 @@ cost_controls:
 """
 
 
-@tool(limit_arg="limit")
+@tool(effect="read", limit_arg="limit")
 def search(query: str, limit: int = 5) -> list[str]:
     return []
 
@@ -60,17 +61,17 @@ def pay(to: str, amount: float) -> dict[str, Any]:
     return {}
 
 
-@tool(data_classes=("financial",))
+@tool(effect="read", data_classes=("financial",))
 def read_card(customer: str) -> dict[str, Any]:
     return {}
 
 
-@tool
+@tool(effect="read")
 def export() -> str:
     return ""
 
 
-@tool
+@tool(effect="read")
 def untiered() -> str:
     return ""
 
@@ -229,7 +230,9 @@ def test_any_evaluation_error_yields_deny(program: object, args: dict[str, Any])
     )
     decision = policy.evaluate(ToolCall("c", "pay", args))
     assert decision.verdict is Verdict.DENY
-    assert decision.reasons[0].code == "policy.condition_error"
+    # arguments holding NaN or ±Infinity are denied before any condition runs
+    finite = json_problem(args, max_depth=None) is None
+    assert decision.reasons[0].code == ("policy.condition_error" if finite else "args.not_finite")
 
 
 def test_an_exception_anywhere_in_evaluate_is_a_deny() -> None:

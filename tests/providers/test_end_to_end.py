@@ -35,7 +35,7 @@ limits: {{max_run_seconds: 20}}
 """
 
 
-@tool
+@tool(effect="read")
 async def lookup(order_id: str) -> dict[str, str]:
     return {"order_id": order_id, "status": "shipped"}
 

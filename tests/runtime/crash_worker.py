@@ -48,7 +48,7 @@ def build(systems: SupportSystems, email: str, log: Path) -> AgentRuntime:
         with log.open("a") as handle:
             handle.write(f"{name} {key}\n")
 
-    @tool(idempotent=True)
+    @tool(effect="read", idempotent=True)
     def lookup_order(order_id: str) -> dict[str, object]:
         return systems.lookup_order(order_id)
 
@@ -64,7 +64,7 @@ def build(systems: SupportSystems, email: str, log: Path) -> AgentRuntime:
         logged("reset_password", ctx.idempotency_key)
         return result
 
-    @tool
+    @tool(effect="read")
     def note(text: str) -> str:
         return text
 

@@ -55,7 +55,7 @@ async def wire(to: str) -> str:
     return "wired"
 
 
-@tool
+@tool(effect="read")
 async def slow_read() -> str:
     await asyncio.sleep(10)
     return "read"

@@ -37,7 +37,7 @@ escalation: {confidence_below: 0.6, to: humans}
 transfers: list[dict[str, Any]] = []
 
 
-@tool
+@tool(effect="read")
 async def nap(seconds: float) -> str:
     await asyncio.sleep(seconds)
     return "rested"
@@ -49,7 +49,7 @@ async def transfer(to: str, amount: float, ctx: ToolContext) -> dict[str, Any]:
     return {"sent": amount}
 
 
-@tool
+@tool(effect="read")
 async def lookup(name: str) -> dict[str, str]:
     return {"name": name, "iban": "XX00"}
 

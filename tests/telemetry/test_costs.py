@@ -39,12 +39,12 @@ limits: {max_output_tokens: 100, max_steps: 10}
 USAGE = Usage(input_tokens=1000, output_tokens=100, cached_input_tokens=200)
 
 
-@tool
+@tool(effect="read")
 async def quote(item: str) -> dict[str, str]:
     return {"item": item, "price": "12"}
 
 
-@tool(cost_usd=0.01)
+@tool(effect="read", cost_usd=0.01)
 async def paid_lookup(item: str) -> str:
     return item
 

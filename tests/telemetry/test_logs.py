@@ -35,12 +35,12 @@ escalation: {confidence_below: 0.6, to: humans}
 """
 
 
-@tool
+@tool(effect="read")
 async def notify(to: str, text: str) -> str:
     return f"sent to {to}"
 
 
-@tool
+@tool(effect="read")
 async def wipe() -> str:
     return "wiped"
 

@@ -50,7 +50,7 @@ escalation: {confidence_below: 0.6, to: humans}
 """
 
 
-@tool
+@tool(effect="read")
 async def lookup(name: str) -> dict[str, str]:
     return {"name": name}
 
@@ -60,7 +60,7 @@ async def refund(order: str, amount: float) -> dict[str, Any]:
     return {"refunded": amount, "order": order}
 
 
-@tool
+@tool(effect="read")
 async def flaky() -> str:
     raise ValueError("no such thing")
 

@@ -64,12 +64,12 @@ escalation: {confidence_below: 0.6, to: humans}
 charges: list[int] = []
 
 
-@tool
+@tool(effect="read")
 async def lookup(name: str) -> dict[str, str]:
     return {"name": name, "email": f"{name}@example.com"}
 
 
-@tool
+@tool(effect="read")
 async def notify(to: str, text: str) -> str:
     return "sent"
 
@@ -79,7 +79,7 @@ async def transfer(to: str, amount: float, ctx: ToolContext) -> dict[str, float]
     return {"sent": amount}
 
 
-@tool
+@tool(effect="read")
 async def wipe() -> str:
     return "wiped"
 

@@ -7,13 +7,19 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from steward.demo.systems import SupportSystems
 from steward.tools import Tool, ToolContext, tool
 
 SYSTEMS_ENV = "STEWARD_DEMO_SYSTEMS"
 DEFAULT_SYSTEMS = ".steward/support-systems.db"
+
+# Money is a positive, finite amount: a refund of $0, -$5 or -inf never reaches policy
+# (whose `amount_usd <= 50` condition would otherwise let a negative one through).
+PositiveUsd = Annotated[float, Field(gt=0)]
 
 _open: dict[str, SupportSystems] = {}
 _lock = threading.Lock()
@@ -73,7 +79,7 @@ def support_tools(path: Path | None = None) -> list[Tool]:
 
     @tool(effect="write", keyed=True)
     def issue_refund(
-        order_id: str, amount_usd: float, reason: str, ctx: ToolContext
+        order_id: str, amount_usd: PositiveUsd, reason: str, ctx: ToolContext
     ) -> dict[str, Any]:
         """Refund part or all of an order."""
         return systems.issue_refund(order_id, amount_usd, reason, ctx.idempotency_key)

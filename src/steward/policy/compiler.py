@@ -1,7 +1,9 @@
 """Compile an agent spec into a Policy and evaluate proposed calls against it.
 
 Precedence, strictest first, so the answer never depends on rule order:
-unlisted tool → deny; `forbidden` tier → deny; data class not allowed → deny;
+unlisted tool → deny; `forbidden` tier → deny; an argument holding NaN or ±Infinity →
+deny (no comparison with such a number means anything); data class not allowed → deny
+(every such class is a reason, in DataClass order, never in hash order);
 record limit exceeded → deny; any matching `forbidden` condition → deny; any matching
 `requires_human_review` condition → review; any matching `autonomous` condition →
 allow; otherwise the tool's tier. A condition that errors denies (fail closed).
@@ -18,6 +20,7 @@ import cel
 
 from steward.core.decision import Decision, Reason, Verdict, deny
 from steward.core.messages import ToolCall
+from steward.core.values import json_problem
 from steward.spec.models import AgentSpec, RateLimit, Tier
 from steward.tools.base import DataClass, Effect, Tool
 from steward.tools.builtin import BUILTINS
@@ -48,7 +51,7 @@ class _Condition:
 class _ToolRule:
     name: str
     tier: Tier
-    data_classes: frozenset[DataClass]
+    data_classes: tuple[DataClass, ...]  # in DataClass order: reasons never follow hash order
     effect: Effect
     limit_arg: str | None
     conditions: tuple[_Condition, ...]
@@ -114,13 +117,25 @@ class Policy:
             )
         if rule.tier is Tier.FORBIDDEN:
             return rule.base
-        for data_class in rule.data_classes:
-            if not getattr(self.spec.data_access, _DATA_FLAGS[data_class]):
-                return deny(
-                    f"data_access.{data_class.value}",
-                    f"'{call.name}' touches {data_class.value} data, which this agent may not access",
-                    f"data_access.{_DATA_FLAGS[data_class]}",
-                )
+        not_a_number = json_problem(call.arguments, max_depth=None)
+        if not_a_number is not None:
+            return deny("args.not_finite", f"'{call.name}' arguments: {not_a_number}")
+        refused = [
+            d for d in rule.data_classes if not getattr(self.spec.data_access, _DATA_FLAGS[d])
+        ]
+        if refused:
+            return Decision(
+                Verdict.DENY,
+                tuple(
+                    Reason(
+                        f"data_access.{d.value}",
+                        f"'{call.name}' touches {d.value} data, which this agent may not access",
+                    )
+                    for d in refused
+                ),
+                tuple(f"data_access.{_DATA_FLAGS[d]}" for d in refused),
+                1.0,
+            )
         if rule.limit_arg is not None:
             requested = call.arguments.get(rule.limit_arg)
             if isinstance(requested, int | float) and requested > self._max_records:
@@ -255,7 +270,8 @@ def compile_policy(
         # A question for a person needs no tier: listing `ask_human` enables it.
         asks = meta is not None and meta.asks_human
         tier = explicit or (Tier.REQUIRES_HUMAN_REVIEW if asks else Tier.FORBIDDEN)
-        data_classes = meta.data_classes if meta is not None else frozenset(DataClass)
+        touched = meta.data_classes if meta is not None else frozenset(DataClass)
+        data_classes = tuple(d for d in DataClass if d in touched)
         conditions = tuple(
             _compile_condition(c.id, c.when, c.then, c.reason)
             for c in spec.conditions
@@ -277,7 +293,7 @@ def compile_policy(
             rules[name] = _ToolRule(
                 name,
                 Tier.FORBIDDEN,
-                frozenset(),
+                (),
                 Effect.WRITE,
                 None,
                 (),

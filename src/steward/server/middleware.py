@@ -39,18 +39,25 @@ class HygieneMiddleware:
             return
         console = str(scope.get("path", "")).startswith("/console")
         seen = 0
+        overflow = False  # a body without Content-Length went over the cap while being read
+        started = False
 
         async def capped_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, overflow
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_body:
+                    overflow = True
                     raise _BodyTooLarge
             return message
 
         async def with_headers(message: Message) -> None:
+            nonlocal started
+            if overflow:  # the app's answer to a body it could not read (FastAPI says 400)
+                return
             if message["type"] == "http.response.start":
+                started = True
                 headers = list(message.get("headers", []))
                 headers.extend(_COMMON)
                 if console:
@@ -60,7 +67,10 @@ class HygieneMiddleware:
 
         try:
             await self.app(scope, capped_receive, with_headers)
-        except _BodyTooLarge:
+        except Exception:
+            if not overflow or started:
+                raise
+        if overflow and not started:
             await _too_large(send, self.max_body)
 
 

@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from steward.core.values import json_problem
+
+
+def _bounded(value: dict[str, Any]) -> dict[str, Any]:
+    """Free-form JSON is bounded: nested at most MAX_JSON_DEPTH deep (the read routes must
+    be able to serialise whatever is stored), and only finite numbers."""
+    problem = json_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+# a JSON object from a caller (edited tool arguments); the only free-form body field
+JsonObject = Annotated[dict[str, Any], AfterValidator(_bounded)]
 
 
 class Body(BaseModel):
@@ -24,7 +39,7 @@ class CancelRun(Body):
 class Decide(Body):
     decision: Literal["approve", "reject"]
     comment: str = Field(default="", max_length=4000)
-    arguments: dict[str, Any] | None = Field(
+    arguments: JsonObject | None = Field(
         default=None, description="Approve with these arguments instead; policy decides again."
     )
 

@@ -2,7 +2,10 @@
 
 PyYAML's composed node tree keeps a mark (line, column) for every key and value; we build
 the plain data ourselves from it so we can (a) refuse duplicate keys, which YAML parsers
-silently overwrite, and (b) map pydantic's error paths back to the exact place in the file.
+silently overwrite, (b) map pydantic's error paths back to the exact place in the file,
+and (c) turn every value YAML cannot construct (an explicit tag such as `!!int abc`,
+`!!python/object:...`, an impossible date) into a located problem, never a traceback.
+Only the plain collections `!!map` and `!!seq` are accepted as collection tags.
 """
 
 from __future__ import annotations
@@ -18,10 +21,22 @@ from steward.core.errors import SpecError, SpecProblem
 from steward.spec.models import AgentSpec, LoadedSpec, check_references
 
 Loc = tuple[str | int, ...]
-Marks = dict[Loc, tuple[int, int]]
+Mark = tuple[int, int]
+Marks = dict[Loc, Mark]
+Problem = tuple[Loc, Mark, str]  # where in the data, where in the file, what is wrong
 
 
 MAX_NODES = 20_000  # a spec is small; this refuses alias bombs ("billion laughs")
+MAX_DEPTH = 64  # a spec nests about 8 deep; deeper (in the text or through aliases) is refused
+_COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+
+
+def _mark_of(node: yaml.Node) -> tuple[int, int]:
+    return (node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def _shown_tag(tag: str) -> str:
+    return "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml.org") else tag
 
 
 class _Builder:
@@ -30,72 +45,102 @@ class _Builder:
     Aliased nodes are built once and shared; an alias that refers to itself, or a tree
     whose expansion passes MAX_NODES, is a problem rather than a hang or a crash."""
 
-    def __init__(self, marks: Marks, problems: list[tuple[Loc, str]]) -> None:
+    def __init__(self, marks: Marks, problems: list[Problem]) -> None:
         self.marks = marks
         self.problems = problems
         self.built: dict[int, Any] = {}
         self.building: set[int] = set()
         self.sizes: dict[int, int] = {}
         self.cyclic = False
+        self.too_deep: yaml.Node | None = None  # the first node nested deeper than MAX_DEPTH
         self.scalars = yaml.SafeLoader("")
 
-    def size(self, node: yaml.Node) -> int:
+    def size(self, node: yaml.Node, depth: int = 0) -> int:
+        """Nodes after alias expansion; stops at a cycle or past MAX_DEPTH (aliases can nest
+        deeper than the text does), so neither this nor `build` can exhaust the stack."""
         known = self.sizes.get(id(node))
         if known is not None:
             return known
         if id(node) in self.building:
             self.cyclic = True
             return MAX_NODES + 1
+        if depth > MAX_DEPTH:
+            self.too_deep = self.too_deep or node
+            return MAX_NODES + 1
         self.building.add(id(node))
         total = 1
         if isinstance(node, yaml.MappingNode):
-            total += sum(self.size(k) + self.size(v) for k, v in node.value)
+            total += sum(self.size(k, depth + 1) + self.size(v, depth + 1) for k, v in node.value)
         elif isinstance(node, yaml.SequenceNode):
-            total += sum(self.size(item) for item in node.value)
+            total += sum(self.size(item, depth + 1) for item in node.value)
         self.building.discard(id(node))
         total = min(total, MAX_NODES + 1)
         self.sizes[id(node)] = total
         return total
 
     def build(self, node: yaml.Node, path: Loc) -> Any:
-        self.marks.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+        self.marks.setdefault(path, _mark_of(node))
         key = id(node)
         if key in self.built:
             return self.built[key]
         if key in self.building:
-            self.problems.append((path, "an alias refers to itself"))
+            self.problem(node, path, "an alias refers to itself")
             return None
         self.building.add(key)
         try:
-            if isinstance(node, yaml.MappingNode):
-                value: Any = self._mapping(node, path)
-            elif isinstance(node, yaml.SequenceNode):
-                value = [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+            if isinstance(node, yaml.ScalarNode):
+                value: Any = self.scalar(node, path)
+            elif node.tag not in _COLLECTION_TAGS:
+                self.problem(node, path, f"the tag {_shown_tag(node.tag)} is not supported")
+                value = None
+            elif isinstance(node, yaml.MappingNode):
+                value = self._mapping(node, path)
             else:
-                value = self.scalars.construct_object(node)
+                value = [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
         finally:
             self.building.discard(key)
         self.built[key] = value
         return value
+
+    def problem(self, node: yaml.Node, path: Loc, message: str) -> None:
+        self.problems.append((path, _mark_of(node), message))
+
+    def scalar(self, node: yaml.ScalarNode, path: Loc) -> Any:
+        """The scalar's value, or None and a problem: PyYAML's constructors raise anything
+        from ConstructorError to ValueError, KeyError or AttributeError on odd input."""
+        try:
+            return self.scalars.construct_object(node)
+        except Exception as exc:
+            unknown = "could not determine a constructor" in str(getattr(exc, "problem", ""))
+            tag = _shown_tag(node.tag)
+            shown = node.value if len(node.value) <= 40 else node.value[:37] + "..."
+            self.problem(
+                node,
+                path,
+                f"the tag {tag} is not supported"
+                if unknown
+                else f"{shown!r} is not a valid {tag.removeprefix('!!')} (quote it if it is text)",
+            )
+            return None
 
     def _mapping(self, node: yaml.MappingNode, path: Loc) -> dict[Any, Any]:
         own = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
         try:
             self.scalars.flatten_mapping(node)  # resolve `<<` merge keys (merged pairs first)
         except yaml.MarkedYAMLError as exc:
-            self.problems.append((path, f"bad merge key: {exc.problem}"))
+            self.problem(node, path, f"bad merge key: {exc.problem}")
             return {}
         result: dict[Any, Any] = {}
         from_merge: set[Any] = set()
         for key_node, value_node in node.value:
-            where = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            where = _mark_of(key_node)
             if not isinstance(key_node, yaml.ScalarNode):
-                self.marks.setdefault((*path, "?"), where)
-                self.problems.append(((*path, "?"), "keys must be plain scalars"))
+                self.problem(key_node, (*path, "?"), "keys must be plain scalars")
                 continue
-            key = self.scalars.construct_object(key_node)
+            key = self.scalar(key_node, (*path, "?"))
             if not isinstance(key, str | int):
-                self.problems.append((path, "keys must be strings"))
+                if key is not None:
+                    self.problem(key_node, (*path, "?"), "keys must be strings")
                 continue
             child: Loc = (*path, key)
             merged = id(key_node) not in own
@@ -104,7 +149,7 @@ class _Builder:
                     continue  # an earlier merge source, or the mapping's own key, wins
                 if key not in from_merge:
                     self.marks[child] = where
-                    self.problems.append((child, f"duplicate key '{key}'"))
+                    self.problem(key_node, child, f"duplicate key '{key}'")
                     continue
             self.marks[child] = where
             (from_merge.add if merged else from_merge.discard)(key)
@@ -171,25 +216,58 @@ def _describe(error: Any) -> str:
     return message
 
 
-def load_spec_text(text: str, path: str = "<spec>") -> LoadedSpec:
-    """Validate spec text. Raises SpecError listing every problem with its location."""
-    problems: list[SpecProblem] = []
+def _first_too_deep(text: str) -> Mark:
+    """Where the text first nests deeper than MAX_DEPTH, by an iterative scan of the parse
+    events (the composer recurses, so it cannot be asked)."""
+    depth = 0
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                mark = event.start_mark
+                if depth > MAX_DEPTH and mark is not None:
+                    return (mark.line + 1, mark.column + 1)
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        pass
+    return (1, 1)
+
+
+def _compose(text: str, path: str) -> yaml.Node | None:
+    too_deep = f"nested deeper than {MAX_DEPTH} levels"
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise SpecError(
-            [SpecProblem(path, line, col, "", f"not valid YAML: {exc.problem or exc}")]
-        ) from None
+        message = f"not valid YAML: {exc.problem or exc}"
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow
+        line = text.count("\n", 0, exc.position) + 1
+        col = exc.position - text.rfind("\n", 0, exc.position)
+        message = f"not valid YAML: {exc.reason} ({exc.character!r})"
+    except yaml.YAMLError as exc:
+        line, col, message = 1, 1, f"not valid YAML: {exc}"
+    except RecursionError:
+        (line, col), message = _first_too_deep(text), too_deep
+    raise SpecError([SpecProblem(path, line, col, "", message)])
+
+
+def load_spec_text(text: str, path: str = "<spec>") -> LoadedSpec:
+    """Validate spec text. Raises SpecError listing every problem with its location."""
+    problems: list[SpecProblem] = []
+    node = _compose(text, path)
     if node is None:
         raise SpecError([SpecProblem(path, 1, 1, "", "the file is empty; expected a mapping")])
     marks: Marks = {}
-    structural: list[tuple[Loc, str]] = []
+    structural: list[Problem] = []
     builder = _Builder(marks, structural)
     expanded = builder.size(node)
     if builder.cyclic:
         raise SpecError([SpecProblem(path, 1, 1, "", "an alias refers to itself")])
+    if builder.too_deep is not None:
+        where = _mark_of(builder.too_deep)
+        raise SpecError([SpecProblem(path, *where, "", f"nested deeper than {MAX_DEPTH} levels")])
     if expanded > MAX_NODES:
         raise SpecError(
             [SpecProblem(path, 1, 1, "", f"the document expands to more than {MAX_NODES} nodes")]
@@ -197,7 +275,7 @@ def load_spec_text(text: str, path: str = "<spec>") -> LoadedSpec:
     data = builder.build(node, ())
     if structural:
         raise SpecError(
-            [SpecProblem(path, *_locate(marks, loc), _field_path(loc), m) for loc, m in structural]
+            [SpecProblem(path, *mark, _field_path(loc), m) for loc, mark, m in structural]
         )
     if not isinstance(data, dict):
         raise SpecError([SpecProblem(path, 1, 1, "", "expected a mapping of spec fields")])

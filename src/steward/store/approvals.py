@@ -14,8 +14,9 @@ from typing import Any
 from sqlalchemy import select, update
 
 from steward.core.approval import ApprovalView
-from steward.core.errors import ConflictError, NotFoundError
+from steward.core.errors import ConflictError, NotFoundError, StewardError
 from steward.core.events import ApprovalDecided
+from steward.core.values import json_problem
 from steward.store.chain import PendingEvent, Published, append_event
 from steward.store.database import Database
 from steward.store.schema import approvals
@@ -110,6 +111,9 @@ def decide_approval(
     """Approve or reject a pending request. Raises NotFoundError, or ConflictError when
     it was already decided or has expired (an expired request is marked expired).
     `on_commit` receives the committed event (a journal's `publish`, for its consumers)."""
+    problem = json_problem(arguments) if arguments is not None else None
+    if problem is not None:  # every face decides through here: nothing unreadable is stored
+        raise StewardError(f"edited arguments: {problem}", code="request.invalid")
     moment = time.time() if now is None else now
     outcome = "approved" if approve else "rejected"
     with db.writer.begin() as connection:

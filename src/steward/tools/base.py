@@ -1,8 +1,14 @@
 """A tool is a typed function plus the metadata the gate needs to govern it.
 
 The JSON Schema of the arguments is derived from the type hints through a pydantic model
-built from the signature; the gate validates against that schema with a compiled
-validator (fastjsonschema), which costs about a microsecond per call.
+built from the signature (bounds come from `Annotated[float, Field(gt=0)]`); the gate
+validates against that schema with a compiled validator (fastjsonschema), which costs
+about a microsecond per call.
+
+Safe defaults: a tool must say its `effect` (nothing is a read by omission), a Tool cannot
+be built without a validator, validation never writes schema defaults into the caller's
+arguments (the function's own defaults apply when it is called), and arguments holding
+NaN or ±Infinity, or nested deeper than MAX_JSON_DEPTH, never validate.
 """
 
 from __future__ import annotations
@@ -11,12 +17,13 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, get_type_hints, overload
+from typing import Annotated, Any, get_args, get_origin, get_type_hints
 
 import fastjsonschema
 from pydantic import BaseModel, ConfigDict, create_model
 
 from steward.core.messages import ToolSpec
+from steward.core.values import json_problem
 from steward.security.egress import schema_destinations
 
 
@@ -45,13 +52,28 @@ class ToolContext:
 ArgValidator = Callable[[dict[str, Any]], Any]
 
 
-@dataclass(frozen=True, slots=True)
+def compile_validator(schema: dict[str, Any]) -> ArgValidator:
+    """A validator of arguments against `schema` that raises JsonSchemaException and never
+    changes what it checks (fastjsonschema fills in defaults unless told not to)."""
+    validate: ArgValidator = fastjsonschema.compile(schema, use_default=False)
+    return validate
+
+
+def _effect(value: Effect | str, name: str) -> Effect:
+    try:
+        return Effect(value)
+    except ValueError:
+        raise ValueError(f"tool {name}: effect must be 'read' or 'write', not {value!r}") from None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Tool:
     name: str
     description: str
     parameters: dict[str, Any]
     function: Callable[..., Any]
-    effect: Effect = Effect.READ
+    effect: Effect  # required: a write that forgot to say so must not pass for a read
+    validator: ArgValidator = field(repr=False)  # required: see compile_validator()
     data_classes: frozenset[DataClass] = frozenset()
     idempotent: bool = False
     keyed: bool = False
@@ -67,7 +89,13 @@ class Tool:
     # arguments that name where data goes (URLs, hosts, addresses): security/egress.py
     destinations: frozenset[str] = frozenset()
     _args_model: type[BaseModel] | None = field(default=None, repr=False)
-    _validate: ArgValidator = field(default=lambda _args: None, repr=False)
+
+    def __post_init__(self) -> None:
+        if not callable(self.validator):
+            raise TypeError(
+                f"tool {self.name}: a validator is required, e.g. compile_validator(parameters)"
+            )
+        object.__setattr__(self, "effect", _effect(self.effect, self.name))
 
     @property
     def retry_safe(self) -> bool:
@@ -75,9 +103,12 @@ class Tool:
         return self.effect is Effect.READ or self.idempotent or self.keyed
 
     def validate_arguments(self, arguments: dict[str, Any]) -> str | None:
-        """None if the arguments fit the schema, else a one-line reason."""
+        """None if the arguments fit the schema, else a one-line reason. Never changes them."""
+        problem = json_problem(arguments)
+        if problem is not None:
+            return problem
         try:
-            self._validate(arguments)
+            self.validator(arguments)
         except fastjsonschema.JsonSchemaException as exc:
             return str(getattr(exc, "message", exc))
         return None
@@ -102,18 +133,19 @@ def _build_args_model(
     function: Callable[..., Any],
 ) -> tuple[type[BaseModel], str | None, bool]:
     """A pydantic model of the parameters; the ToolContext parameter is left out."""
-    hints = get_type_hints(function)
+    hints = get_type_hints(function, include_extras=True)  # keep Field(gt=0) bounds
     fields: dict[str, Any] = {}
     context_param: str | None = None
     needs_model = False
     for name, param in inspect.signature(function).parameters.items():
         annotation = hints.get(name, Any)
-        if annotation is ToolContext:
+        bare = get_args(annotation)[0] if get_origin(annotation) is Annotated else annotation
+        if bare is ToolContext:
             context_param = name
             continue
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             raise TypeError(f"tool {function.__name__}: *args/**kwargs cannot be described")
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        if isinstance(bare, type) and issubclass(bare, BaseModel):
             needs_model = True
         default = ... if param.default is inspect.Parameter.empty else param.default
         fields[name] = (annotation, default)
@@ -128,9 +160,9 @@ def _build_args_model(
 def make_tool(
     function: Callable[..., Any],
     *,
+    effect: Effect | str,
     name: str | None = None,
     description: str | None = None,
-    effect: Effect | str = Effect.READ,
     data_classes: tuple[DataClass | str, ...] = (),
     idempotent: bool = False,
     keyed: bool = False,
@@ -155,7 +187,7 @@ def make_tool(
         description=description if description is not None else doc.split("\n\n")[0],
         parameters=schema,
         function=function,
-        effect=Effect(effect),
+        effect=_effect(effect, name or function.__name__),
         data_classes=frozenset(DataClass(d) for d in data_classes),
         idempotent=idempotent,
         keyed=keyed,
@@ -166,21 +198,18 @@ def make_tool(
         destinations=frozenset(destinations) | schema_destinations(schema),
         context_param=context_param,
         is_async=inspect.iscoroutinefunction(function),
+        validator=compile_validator(schema),
         _args_model=model if needs_model else None,
-        _validate=fastjsonschema.compile(schema),
     )
 
 
-@overload
-def tool(function: Callable[..., Any], /) -> Tool: ...
-
-
-@overload
 def tool(
+    function: None = None,
+    /,
     *,
+    effect: Effect | str,
     name: str | None = None,
     description: str | None = None,
-    effect: Effect | str = Effect.READ,
     data_classes: tuple[DataClass | str, ...] = (),
     idempotent: bool = False,
     keyed: bool = False,
@@ -189,19 +218,13 @@ def tool(
     limit_arg: str | None = None,
     cost_usd: float = 0.0,
     destinations: tuple[str, ...] = (),
-) -> Callable[[Callable[..., Any]], Tool]: ...
+) -> Callable[[Callable[..., Any]], Tool]:
+    """Turn a typed function into a governed tool: `@tool(effect="read")`.
 
-
-def tool(
-    function: Callable[..., Any] | None = None,
-    /,
-    **options: Any,
-) -> Tool | Callable[[Callable[..., Any]], Tool]:
-    """Turn a typed function into a governed tool.
-
-    effect: `read` or `write`; data_classes: `pii`, `financial`, `internal`;
-    idempotent: safe to repeat; keyed: honours ToolContext.idempotency_key downstream;
-    timeout: seconds (the spec's tool_timeout_seconds applies otherwise);
+    effect (required, so a bare `@tool` fails with "missing ... 'effect'"): `read` or
+    `write`; data_classes: `pii`, `financial`, `internal`; idempotent: safe to repeat;
+    keyed: honours ToolContext.idempotency_key downstream; timeout: seconds (the spec's
+    tool_timeout_seconds applies otherwise);
     abandon_on_timeout: a write cut off at its timeout is recorded `failed`, not outcome
       unknown. Declare it only when a late call cannot take effect: its downstream refuses
       work past a deadline the tool passes on, or it is a coroutine whose cancellation
@@ -210,10 +233,14 @@ def tool(
     destinations: arguments naming where data goes, checked against the spec's `egress`
     (parameters with a schema format such as uri or email count without being named).
     """
-    if function is not None:
-        return make_tool(function)
+    del function  # only there so that a bare @tool names the missing `effect`
 
     def decorate(fn: Callable[..., Any]) -> Tool:
-        return make_tool(fn, **options)
+        return make_tool(
+            fn, effect=effect, name=name, description=description, data_classes=data_classes,
+            idempotent=idempotent, keyed=keyed, timeout=timeout,
+            abandon_on_timeout=abandon_on_timeout, limit_arg=limit_arg, cost_usd=cost_usd,
+            destinations=destinations,
+        )  # fmt: skip
 
     return decorate

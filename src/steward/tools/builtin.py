@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import fastjsonschema
-
-from steward.tools.base import Effect, Tool
+from steward.tools.base import Effect, Tool, compile_validator
 
 ASK_HUMAN = "ask_human"
 MAX_QUESTION_CHARS = 2000
@@ -47,8 +45,8 @@ ask_human = Tool(
     parameters=ASK_HUMAN_SCHEMA,
     function=_never_executed,
     effect=Effect.READ,
+    validator=compile_validator(ASK_HUMAN_SCHEMA),
     asks_human=True,
-    _validate=fastjsonschema.compile(ASK_HUMAN_SCHEMA),
 )
 
 BUILTINS: dict[str, Tool] = {ask_human.name: ask_human}

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from steward.core.errors import ConflictError, PermissionDenied
+from steward.core.values import MAX_JSON_DEPTH, json_problem
 from steward.security.keys import Permission, Principal
 from steward.server.auth import check
 from steward.server.console.render import PREFIX, page, redirect
@@ -52,8 +53,16 @@ def _edited(text: str) -> tuple[dict[str, Any] | None, str | None]:
             f"The edited arguments are not valid JSON: {exc.msg} "
             f"(line {exc.lineno}, column {exc.colno}). Nothing was decided."
         )
+    except RecursionError:
+        return (
+            None,
+            f"The edited arguments nest deeper than {MAX_JSON_DEPTH} levels. Nothing was decided.",
+        )
     if not isinstance(value, dict):
         return None, "The edited arguments must be a JSON object ({...}). Nothing was decided."
+    problem = json_problem(value)
+    if problem is not None:
+        return None, f"The edited arguments cannot be used: {problem}. Nothing was decided."
     return value, None
 
 
