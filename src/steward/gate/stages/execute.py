@@ -9,12 +9,12 @@ write is reported `unknown` and never repeated.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from steward.core.backoff import backoff_delay
 from steward.core.breaker import CircuitBreakers
 from steward.core.decision import Verdict, deny
 from steward.core.errors import ToolExecutionError
@@ -58,11 +58,6 @@ class BreakerStage:
                     BreakerTripped(cx.call.name, self.breakers.threshold, self.breakers.cooldown)
                 )
         return outcome
-
-
-def backoff_delay(attempt: int, base: float = 0.05, cap: float = 2.0) -> float:
-    """Exponential backoff with full jitter."""
-    return random.uniform(0, min(cap, base * (2 ** (attempt - 1))))
 
 
 async def _invoke(tool: Tool, arguments: dict[str, Any], context: ToolContext | None) -> Any:
