@@ -19,6 +19,7 @@ from steward.core.errors import StoreUnavailable
 from steward.core.events import ToolSucceeded
 from steward.store import Database, Journal
 from steward.store.chain import PendingEvent, verify_chain
+from steward.store.database import IDENTITY_CHECK_SECONDS
 from steward.store.runs import read_journal
 from steward.store.schema import events
 
@@ -136,6 +137,10 @@ async def test_a_deleted_database_file_is_never_acknowledged(
         path = tmp_path / "steward.db"
         for leftover in (path, path.with_name("steward.db-wal"), path.with_name("steward.db-shm")):
             leftover.unlink(missing_ok=True)
+        with pytest.raises(StoreUnavailable, match="deleted"):
+            journal.check_available()  # what POST /v1/runs asks first: at once
+        # The writer looks at most every IDENTITY_CHECK_SECONDS (the documented window).
+        await asyncio.sleep(IDENTITY_CHECK_SECONDS)
         journal.append("r1", _succeeded(1))
         with pytest.raises(StoreUnavailable, match="deleted"):
             await journal.flush(patience=1.0)
