@@ -194,3 +194,18 @@ async def test_probe_says_why_a_locked_database_is_not_ready(
     assert "locked" in problem and time.monotonic() - started < 1.2
     holder.join()
     assert sqlite_db.probe() == ""
+
+
+async def test_closing_during_an_outage_releases_its_waiters_unacknowledged(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    journal = Journal(sqlite_db, lock_wait=0.2)
+    holder = hold_sqlite_lock(tmp_path / "steward.db", 2.0)
+    journal.append("r1", _succeeded(0))
+    flushing = asyncio.ensure_future(journal.flush(patience=30))
+    await asyncio.sleep(0.5)  # the writer has met the lock
+    await asyncio.to_thread(journal.close)  # one more attempt, then it gives up
+    with pytest.raises(StoreUnavailable, match="closed while the store was unavailable"):
+        await flushing
+    holder.join()
+    assert _numbers(sqlite_db) == []  # nothing was acknowledged, nothing was written

@@ -320,15 +320,21 @@ class Journal:
         connection = self.db.writer.connect()
         connection.detach()  # its session settings below never go back to the pool
         raw = connection.connection
-        cursor = raw.cursor()
         try:
-            if connection.dialect.name == "sqlite":
-                cursor.execute(f"PRAGMA busy_timeout={int(self.lock_wait * 1000)}")
-            else:
-                cursor.execute(f"SET lock_timeout = {int(self.lock_wait * 1000)}")
-                raw.commit()
-        finally:
-            cursor.close()
+            cursor = raw.cursor()
+            try:
+                if connection.dialect.name == "sqlite":
+                    cursor.execute(f"PRAGMA busy_timeout={int(self.lock_wait * 1000)}")
+                else:
+                    cursor.execute(f"SET lock_timeout = {int(self.lock_wait * 1000)}")
+                    raw.commit()
+            finally:
+                cursor.close()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                connection.invalidate()
+            connection.close()
+            raise
         return connection
 
     def _disconnect(self, *, broken: bool = False) -> None:
