@@ -1,7 +1,9 @@
 """Journal throughput: events/s of Journal.append + a final `await journal.flush()`, against
 a raw sqlite3 floor in the same run (WAL, synchronous=NORMAL, explicit BEGIN/COMMIT,
 pre-built rows, same table shape and batch size as the journal). Also the group-commit
-case: 8 producer tasks each awaiting flush after every event.
+case: 8 producer tasks each awaiting flush after every event. And the writer's check that
+the SQLite file is still the one opened (a stat after a commit, at most every 50 ms), against
+the latency of one commit.
 """
 
 from __future__ import annotations
@@ -182,7 +184,7 @@ async def collect(quick: bool) -> Report:
             commits0, events0 = stats.commits, stats.events
             single_lat, single_wall = await flush_each(journal, single_items, 1)
             single_batch = (stats.events - events0) / max(1, stats.commits - commits0)
-            report.add(
+            single = report.add(
                 Measurement(
                     "journal_flush_each_1",
                     "journal: 1 producer, flush per event",
@@ -208,6 +210,22 @@ async def collect(quick: bool) -> Report:
                     wall_ns=group_wall,
                 )
             )
+            # -- the writer's identity check (a stat, at most every 50 ms) -----------------
+            clock = time.perf_counter_ns
+            check_ns: list[int] = []
+            for _ in range(scaled(quick, 20_000, 2_000)):
+                start = clock()
+                db.identity_problem()
+                check_ns.append(clock() - start)
+            identity = report.add(
+                Measurement(
+                    "identity_check",
+                    "identity check (stat of the database file)",
+                    check_ns,
+                    unit="check",
+                    note="at most 1 per 50 ms",
+                )
+            )
             if stats.last_error:
                 raise RuntimeError(f"journal failed: {stats.last_error}")
         finally:
@@ -229,6 +247,15 @@ async def collect(quick: bool) -> Report:
     )
     report.figure("group_mean_batch", "group commit mean batch size", group_batch, "events")
     report.figure("single_mean_batch", "1 producer mean batch size", single_batch, "events")
+    share = identity.figures()["p50_us"] / single.figures()["p50_us"]
+    report.figure(
+        "identity_share_of_commit",
+        "one identity check / one commit's latency (p50; ≤ 1 check per 50 ms)",
+        100 * share,
+        "%",
+        "≤ 5 %",
+        share <= 0.05,
+    )
     return report
 
 

@@ -166,9 +166,9 @@ async def collect(quick: bool) -> Report:
                                        note="resume, refund, final answer"))  # fmt: skip
 
                 async def floor(_i: int) -> None:
-                    assert (await client.get("/healthz")).status_code == 200
+                    assert (await client.get("/livez")).status_code == 200
 
-                report.add(Measurement("http_floor", "GET /healthz (HTTP round trip floor)",
+                report.add(Measurement("http_floor", "GET /livez (HTTP round trip floor)",
                                        await sample_async(floor, n_list, 10),
                                        unit="request"))  # fmt: skip
                 fill_runs(db, stored)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -30,15 +31,16 @@ def sqlite_db(tmp_path: Path) -> Iterator[Database]:
     db.close()
 
 
-@pytest.fixture
-def postgres_db() -> Iterator[Database]:
+def _postgres_schema(application_name: str = "") -> Iterator[Database]:
+    """A fresh schema of the test server, dropped afterwards."""
     base = _postgres_or_skip()
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(base)
     with admin.begin() as connection:
         connection.execute(text(f"CREATE SCHEMA {schema}"))
     separator = "&" if "?" in base else "?"
-    db = Database.open(f"{base}{separator}options=-csearch_path%3D{schema}")
+    named = f"&application_name={application_name}" if application_name else ""
+    db = Database.open(f"{base}{separator}options=-csearch_path%3D{schema}{named}")
     try:
         yield db
     finally:
@@ -46,6 +48,44 @@ def postgres_db() -> Iterator[Database]:
         with admin.begin() as connection:
             connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_db() -> Iterator[Database]:
+    yield from _postgres_schema()
+
+
+@dataclass
+class NamedPostgres:
+    """A PostgreSQL database whose connections carry a unique application_name, so a
+    test can find exactly them in pg_stat_activity and terminate them."""
+
+    db: Database
+    application_name: str
+
+    def terminate_backends(self) -> int:
+        """pg_terminate_backend every connection with this application_name (any
+        process's: a served subprocess's too); returns how many were terminated."""
+        admin = create_engine(POSTGRES_URL)
+        try:
+            with admin.begin() as connection:
+                killed = connection.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE application_name = :name AND pid <> pg_backend_pid()"
+                    ),
+                    {"name": self.application_name},
+                ).all()
+        finally:
+            admin.dispose()
+        return len(killed)
+
+
+@pytest.fixture
+def postgres_named() -> Iterator[NamedPostgres]:
+    name = f"steward-test-{uuid.uuid4().hex[:12]}"
+    for db in _postgres_schema(name):
+        yield NamedPostgres(db, name)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -16,9 +13,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from server.served import STEWARD, steward_serve
 from steward.cli.main import app
-
-STEWARD = Path(sys.executable).with_name("steward")
 
 
 def _cli(*args: str, code: int = 0) -> str:
@@ -26,12 +22,6 @@ def _cli(*args: str, code: int = 0) -> str:
     assert result.exit_code == code, result.output
     assert "Traceback" not in result.output
     return result.output
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _get(url: str, token: str) -> tuple[int, dict[str, object]]:
@@ -65,36 +55,19 @@ def test_keys_create_list_revoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_serve_answers_with_keys_and_refuses_without(tmp_path: Path) -> None:
-    env = {**os.environ, "STEWARD_DB": f"sqlite:///{tmp_path / 'steward.db'}",
+    db_url = f"sqlite:///{tmp_path / 'steward.db'}"
+    env = {**os.environ, "STEWARD_DB": db_url,
            "STEWARD_DEMO_SYSTEMS": str(tmp_path / "systems.db"), "STEWARD_TELEMETRY": "off"}  # fmt: skip
     created = subprocess.run(
         [str(STEWARD), "keys", "create", "--name", "ops", "--role", "admin"],
         env=env, capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     token = created.stdout.strip().splitlines()[-1]
-    port = _free_port()
-    server = subprocess.Popen(
-        [str(STEWARD), "serve", "--demo", "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/healthz", timeout=1).close()
-                break
-            except OSError:
-                assert server.poll() is None, server.communicate()[0]
-                assert time.monotonic() < deadline, "steward serve did not come up in 30 s"
-                time.sleep(0.1)
+    with steward_serve(db_url, "--demo", env=env) as base:
         status, body = _get(f"{base}/v1/agents", token)
         assert status == 200 and body[0]["name"] == "support-desk"  # type: ignore[index]
         status, body = _get(f"{base}/v1/agents", "stw_0123456789ab_" + "A" * 43)
         assert status == 401 and body["error"]["code"] == "auth.unauthenticated"  # type: ignore[index]
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
 
 
 def test_serve_refuses_a_bad_spec_naming_file_line_and_field(

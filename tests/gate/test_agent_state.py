@@ -93,7 +93,21 @@ def test_an_unreadable_state_fails_closed() -> None:
     def broken(_agent: str) -> AgentState:
         raise RuntimeError("database gone")
 
-    assert AgentStateCache(broken)("ops").enabled is False
+    state = AgentStateCache(broken)("ops")
+    assert state.enabled is False and state.unknown == "RuntimeError: database gone"
+
+
+def test_a_read_that_fails_once_is_asked_again_before_failing_closed() -> None:
+    """A pooled connection the database dropped fails one read; the next gets a new one."""
+    failures = [RuntimeError("connection terminated")]
+
+    def flaky(_agent: str) -> AgentState:
+        if failures:
+            raise failures.pop()
+        return AgentState(enabled=True)
+
+    state = AgentStateCache(flaky)("ops")
+    assert state.enabled is True and state.unknown == ""
 
 
 @pytest.fixture

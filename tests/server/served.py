@@ -1,9 +1,17 @@
-"""Helpers for the server tests: a served app, its keys, polling for a run's state."""
+"""Helpers for the server tests: a served app, its keys, polling for a run's state, and a
+real `steward serve` process."""
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -61,3 +69,46 @@ def issue_keys(db: Database) -> dict[str, str]:
         db, name="other", role=Role.AGENT, agent="another-agent", by="test"
     )[1]
     return tokens
+
+
+STEWARD = Path(sys.executable).with_name("steward")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def steward_serve(
+    db_url: str, *args: str, env: dict[str, str] | None = None, timeout: float = 30.0
+) -> Iterator[str]:
+    """A real `steward serve` process over `db_url` (extra CLI `args`, e.g. "--demo");
+    yields its base URL once /livez answers, and stops it (SIGTERM, then SIGKILL)."""
+    environment = {**os.environ, "STEWARD_DB": db_url, "STEWARD_TELEMETRY": "off", **(env or {})}
+    port = free_port()
+    server = subprocess.Popen(
+        [str(STEWARD), "serve", "--port", str(port), *args],
+        env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if httpx.get(f"{base}/livez", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None, server.communicate()[0]
+            assert time.monotonic() < deadline, f"steward serve did not come up in {timeout} s"
+            time.sleep(0.1)
+        yield base
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=5)

@@ -19,6 +19,7 @@ class AgentState:
     enabled: bool = True
     mode: Autonomy = Autonomy.SUPERVISED
     version: int = 0  # how many changes the store has recorded
+    unknown: str = ""  # why the store could not be read; the agent counts as disabled then
 
 
 DEFAULT_STATE = AgentState()

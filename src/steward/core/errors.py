@@ -81,6 +81,18 @@ class ConflictError(StoreError):
     code = "store.conflict"
 
 
+class StoreUnavailable(StoreError):
+    """The store cannot take a write (or answer) now: locked, unreachable, its file gone,
+    or the journal stopped. A server-side fault, never the caller's; nothing it touched
+    was acknowledged. `retry_after` hints (in seconds) when asking again may succeed."""
+
+    code = "store.unavailable"
+
+    def __init__(self, message: str, *, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class ModelError(StewardError):
     code = "model.error"
 

@@ -1,4 +1,5 @@
-"""The server: REST API under /v1, the console under /console, /metrics, /healthz.
+"""The server: REST API under /v1, the console under /console, /metrics, and the health
+endpoints /livez, /readyz and /healthz (see `health`).
 
 `create_app` builds the FastAPI app; the database, journal, telemetry and the RunService
 live for the app's lifespan.
@@ -22,6 +23,7 @@ from steward.server.api import approvals, audit, runs, stream
 from steward.server.auth import requires
 from steward.server.console import routes as console
 from steward.server.errors import install_error_handlers
+from steward.server.health import router as health_router
 from steward.server.middleware import HygieneMiddleware
 from steward.server.service import RunService
 from steward.spec.loader import load_spec
@@ -84,14 +86,11 @@ def create_app(
     )
     app.add_middleware(HygieneMiddleware)
     install_error_handlers(app, pages={console.PREFIX: console.error_page})
-    for router in (runs.router, stream.router, approvals.router, agents_api.router, audit.router):
+    routers = (runs.router, stream.router, approvals.router, agents_api.router, audit.router)
+    for router in (*routers, health_router):
         app.include_router(router)
     app.include_router(console.router)
     app.mount("/console/static", console.static_files(), name="console-static")
-
-    @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
 
     @app.get("/metrics", tags=["ops"], response_class=Response)
     def metrics(request: Request, who: Principal = Depends(requires(Permission.READ))) -> Response:

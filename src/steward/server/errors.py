@@ -1,10 +1,12 @@
 """Every error leaves the API as JSON: `{"error": {"code", "message", "fields"?}}`, with a
-4xx status for anything the caller can fix; never a traceback. Under a prefix given a page
+4xx status for anything the caller can fix and a 5xx for the server's own faults (a store
+that is unavailable is 503 `store.unavailable` with `Retry-After`); never a traceback. Under a prefix given a page
 renderer (the console's `/console`), the same errors leave as friendly HTML pages."""
 
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -20,7 +22,10 @@ from steward.core.errors import (
     PermissionDenied,
     SpecError,
     StewardError,
+    StoreError,
+    StoreUnavailable,
 )
+from steward.store.transient import is_transient, unavailable
 
 log = logging.getLogger("steward.server")
 
@@ -52,6 +57,10 @@ def _steward_status(exc: StewardError) -> int:
         return 409
     if isinstance(exc, SpecError):
         return 422
+    if isinstance(exc, StoreUnavailable):
+        return 503
+    if isinstance(exc, StoreError):  # not found and conflicts are above: the rest is ours
+        return 500
     return 400
 
 
@@ -81,10 +90,20 @@ def install_error_handlers(app: FastAPI, pages: dict[str, PageRenderer] | None =
     async def api_error(request: Request, exc: ApiError) -> Response:
         return respond(request, exc.status, exc.code, exc.message, exc.headers)
 
+    def store_unavailable(request: Request, exc: StoreUnavailable) -> Response:
+        log.warning("503 %s %s: %s", request.method, request.url.path, exc)
+        retry_after = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+        return respond(request, 503, exc.code, str(exc), retry_after)
+
     @app.exception_handler(StewardError)
     async def steward_error(request: Request, exc: StewardError) -> Response:
+        if isinstance(exc, StoreUnavailable):
+            return store_unavailable(request, exc)
+        status = _steward_status(exc)
+        if status >= 500:
+            log.error("%s %s: %s", request.method, request.url.path, exc)
         code = exc.code if exc.code != "steward.error" else "request.rejected"
-        return respond(request, _steward_status(exc), code, str(exc))
+        return respond(request, status, code, str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -102,6 +121,8 @@ def install_error_handlers(app: FastAPI, pages: dict[str, PageRenderer] | None =
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
+        if is_transient(exc):  # a read or a write met a store fault: not a bug, not a 4xx
+            return store_unavailable(request, unavailable(exc))
         reference = uuid.uuid4().hex[:12]
         log.error("unhandled error %s: %r", reference, exc, exc_info=exc)
         message = f"internal error (reference {reference} in the log)"

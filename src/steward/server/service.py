@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from steward.core.agent_state import Autonomy
-from steward.core.errors import ConflictError, NotFoundError, PermissionDenied, StewardError
+from steward.core.errors import (
+    ConflictError,
+    NotFoundError,
+    PermissionDenied,
+    StewardError,
+    StoreUnavailable,
+)
 from steward.core.lifecycle import SHUTDOWN
 from steward.runtime import AgentRuntime, Runner, RunResult
 from steward.runtime.cancel import cancel_run
@@ -36,6 +42,10 @@ from steward.store.journal import Journal
 from steward.store.runs import RunRow, get_run, list_runs
 
 log = logging.getLogger("steward.server")
+
+# How long POST /v1/runs waits for a run's start to be durable before it answers 503 (the
+# run is not acknowledged then; it may still start once the store heals).
+START_PATIENCE = 2.0
 
 
 @dataclass(slots=True)
@@ -76,14 +86,18 @@ class RunService:
         """Start a run in the background; returns its id once its start is durable."""
         agent = self.agent(agent_name)
         self.runner.states.forget(agent.name)
-        if not self.runner.states(agent.name).enabled:
+        state = self.runner.states(agent.name)
+        if state.unknown:  # the store did not answer: that is not the agent's kill switch
+            raise StoreUnavailable(f"the state of agent {agent.name} cannot be read now")
+        if not state.enabled:
             raise AgentDisabled(f"agent {agent.name} is disabled; no new runs start")
+        self.journal.check_available()  # in an outage, refuse before creating anything
         run_id = new_run_id()
         self._spawn(run_id, lambda: self.runner.run(
             agent, text, run_id=run_id, tags=tags, on_text=self._token_sink(run_id)
         ))  # fmt: skip
         await asyncio.sleep(0)  # let the run emit its start
-        await self.journal.flush()
+        await self.journal.flush(patience=START_PATIENCE)
         return run_id
 
     async def decide(

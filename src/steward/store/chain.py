@@ -12,7 +12,7 @@ import hashlib
 import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, select
 
@@ -70,9 +70,28 @@ def row_digest(
     ).hexdigest()
 
 
-def append_rows(cursor: Any, dialect: str, paramstyle: str, batch: Sequence[PendingEvent]) -> int:
+class ChainTip(NamedTuple):
+    """The last row a batch appended: its id and hash name that row and nothing else, so
+    finding them tells whether the batch's transaction committed."""
+
+    last_id: int
+    last_hash: str
+
+
+_LANDED = "SELECT 1 FROM events WHERE id = ? AND hash = ?"
+
+
+def landed(cursor: Any, paramstyle: str, tip: ChainTip) -> bool:
+    """Whether the transaction that would have ended the chain at `tip` committed."""
+    cursor.execute(_sql(paramstyle, _LANDED), (tip.last_id, tip.last_hash))
+    return cursor.fetchone() is not None
+
+
+def append_rows(
+    cursor: Any, dialect: str, paramstyle: str, batch: Sequence[PendingEvent]
+) -> ChainTip:
     """Append a batch to the chain through a DBAPI cursor whose transaction is open;
-    returns the last id. The chain head row is read FOR UPDATE (PostgreSQL) or under
+    returns its tip. The chain head row is read FOR UPDATE (PostgreSQL) or under
     BEGIN IMMEDIATE (SQLite), so writers in this process or another serialise on it."""
     cursor.execute(_HEAD.get(dialect, _HEAD["postgresql"]))
     head = cursor.fetchone()
@@ -92,14 +111,15 @@ def append_rows(cursor: Any, dialect: str, paramstyle: str, batch: Sequence[Pend
             projected = projection(item.run_id, item.ts, item.type, item.event)
             if projected is not None:
                 cursor.execute(_sql(paramstyle, projected[0]), projected[1])
-    return last_id
+    return ChainTip(last_id, last_hash)
 
 
 def append_in_transaction(connection: Connection, batch: Sequence[PendingEvent]) -> int:
     """The same, inside a SQLAlchemy transaction the caller holds."""
     cursor = connection.connection.cursor()  # the DBAPI connection, same transaction
     try:
-        return append_rows(cursor, connection.dialect.name, connection.dialect.paramstyle, batch)
+        dialect = connection.dialect
+        return append_rows(cursor, dialect.name, dialect.paramstyle, batch).last_id
     finally:
         cursor.close()
 

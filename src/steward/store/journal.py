@@ -8,12 +8,23 @@ insert floor while `await journal.flush()` still means "everything I appended is
 Durability is asked for only where it matters: before a side effect (the write-ahead
 intent), before a run is reported waiting or finished, and on close. A crash can lose
 only events nobody was told were durable; the runner's replay re-creates those.
+
+The journal heals. A transient store fault (a lock held elsewhere, a connection the
+database dropped) makes the writer drop its connection, wait (capped exponential
+backoff with jitter), reconnect and write the same batch again: appends keep queuing in
+order meanwhile, and waiters wait, each at most its patience, then get StoreUnavailable.
+A retried batch is never written twice: the hash of the row it would have ended the chain
+with tells whether the attempt whose answer was lost committed after all. A SQLite file
+deleted or replaced under the server is never written to or acknowledged. A permanent
+error (a bug, a constraint) stops the journal: it fails closed until a restart.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -21,13 +32,20 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
-from steward.core.errors import StoreError
+from steward.core.backoff import backoff_ceiling, backoff_delay
+from steward.core.errors import StoreUnavailable
 from steward.core.events import Event, encode_event, event_type
 from steward.core.faults import crashpoint
-from steward.store.chain import PendingEvent, append_rows
+from steward.store.chain import ChainTip, PendingEvent, append_rows, landed
 from steward.store.database import Database
+from steward.store.transient import is_transient, reason
 
 Listener = Callable[[list[PendingEvent]], None]
+log = logging.getLogger("steward.store.journal")
+
+BACKOFF_BASE = 0.05  # seconds before the first retry, at most
+BACKOFF_CAP = 2.0  # the longest pause between two attempts
+REAP_SECONDS = 0.1  # how often overdue waiters are looked for
 
 
 @dataclass(slots=True)
@@ -36,6 +54,9 @@ class _Waiter:
     loop: asyncio.AbstractEventLoop | None
     future: asyncio.Future[None] | None = None
     event: threading.Event | None = None
+    error: StoreUnavailable | None = None
+    patience: float = 0.0
+    deadline: float = 0.0  # time.monotonic() after which the reaper releases it
 
 
 @dataclass(slots=True)
@@ -44,14 +65,50 @@ class JournalStats:
     events: int = 0
     largest_batch: int = 0
     listeners_failed: int = 0
+    retries: int = 0  # attempts that met a transient fault
+    outages: int = 0  # times the store became unavailable
     last_error: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class JournalHealth:
+    """Whether the journal can make appends durable now: `ok`, `unavailable` (a
+    transient fault; it is retrying) or `stopped` (a permanent fault; restart)."""
+
+    state: str = "ok"
+    reason: str = ""
+    since: float = 0.0  # time.monotonic() when this state began
+    retry_after: float = 0.0  # seconds, a hint for clients
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "ok"
+
+    @property
+    def unavailable(self) -> bool:
+        return self.state == "unavailable"
+
+    def error(self) -> StoreUnavailable:
+        return StoreUnavailable(self.reason, retry_after=self.retry_after)
+
+
 class Journal:
-    def __init__(self, db: Database, *, max_batch: int = 1000, linger: float = 0.002) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        max_batch: int = 1000,
+        linger: float = 0.002,
+        lock_wait: float = 1.0,
+        patience: float = 30.0,
+    ) -> None:
+        """`lock_wait`: seconds a write waits for a lock held elsewhere before the store
+        counts as unavailable; `patience`: how long flush() waits by default."""
         self.db = db
         self.max_batch = max_batch
         self.linger = linger
+        self.lock_wait = lock_wait
+        self.patience = patience
         self.stats = JournalStats()
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
@@ -59,12 +116,20 @@ class Journal:
         self._appended = 0  # tickets handed out
         self._durable = 0  # tickets committed
         self._waiters: list[_Waiter] = []
-        self._failure: BaseException | None = None
+        self._health = JournalHealth()
         self._closing = False
+        self._stop = threading.Event()  # set by close(): cuts a backoff pause short
+        self._writer_done = threading.Event()  # the reaper works until the writer ends
         self._idle = False  # the writer is parked on the condition
         self._listeners: list[Listener] = []
+        self._connection: Connection | None = None
+        self._tip: ChainTip | None = None  # where the batch in flight ends the chain
         self._thread = threading.Thread(target=self._run, name="steward-journal", daemon=True)
         self._thread.start()
+        self._reaper = threading.Thread(
+            target=self._reap, name="steward-journal-reaper", daemon=True
+        )
+        self._reaper.start()
 
     # -- producers ---------------------------------------------------------------------
 
@@ -73,8 +138,23 @@ class Journal:
         after the write commits). A failing listener never affects the journal."""
         self._listeners.append(listener)
 
+    def health(self) -> JournalHealth:
+        return self._health
+
+    def check_available(self) -> None:
+        """Raise StoreUnavailable unless a new append can be made durable now: for a
+        caller about to create something a client will be told exists. One stat."""
+        health = self._health
+        if not health.ok:
+            raise health.error()
+        problem = self.db.identity_problem()
+        if problem:
+            raise StoreUnavailable(problem, retry_after=self._retry_after(1))
+
     def append(self, run_id: str | None, event: Event, ts: float | None = None) -> int:
-        """Queue an event; returns its ticket. Cheap: encoding happens here, I/O does not."""
+        """Queue an event; returns its ticket. Cheap: encoding happens here, I/O does not.
+        While the store is unavailable appends still queue, in order, for the writer to
+        write once it heals; only a stopped or closed journal refuses them."""
         pending = PendingEvent(
             run_id,
             event_type(event),
@@ -83,10 +163,10 @@ class Journal:
             event,
         )
         with self._lock:
-            if self._failure is not None:
-                raise StoreError(f"journal is down: {self._failure}")
+            if self._health.state == "stopped":
+                raise self._health.error()
             if self._closing:
-                raise StoreError("journal is closed")
+                raise StoreUnavailable("the journal is closed: the server is stopping")
             self._queue.append(pending)
             self._appended += 1
             ticket = self._appended
@@ -94,67 +174,87 @@ class Journal:
                 self._wake.notify()
         return ticket
 
-    async def flush(self, ticket: int | None = None) -> None:
-        """Wait until everything appended so far (or up to `ticket`) is committed."""
+    async def flush(self, ticket: int | None = None, patience: float | None = None) -> None:
+        """Wait until everything appended so far (or up to `ticket`) is committed, at
+        most `patience` seconds (default: the journal's); StoreUnavailable if it is not
+        durable by then or the journal stopped."""
         loop = asyncio.get_running_loop()
-        with self._lock:
-            target = self._appended if ticket is None else ticket
-            if self._failure is not None:
-                raise StoreError(f"journal is down: {self._failure}")
-            if self._durable >= target:
-                return
-            waiter = _Waiter(target, loop, loop.create_future())
-            self._waiters.append(waiter)
-            self._wake.notify()
-        assert waiter.future is not None
-        await waiter.future
+        waiter = _Waiter(0, loop, loop.create_future())
+        if self._enqueue(ticket, waiter, patience):
+            assert waiter.future is not None
+            await waiter.future  # no timer per flush: the reaper enforces the deadline
 
-    def flush_sync(self, ticket: int | None = None, timeout: float = 30.0) -> None:
+    def flush_sync(self, ticket: int | None = None, patience: float | None = None) -> None:
+        waiter = _Waiter(0, None, event=threading.Event())
+        if self._enqueue(ticket, waiter, patience):
+            assert waiter.event is not None
+            waiter.event.wait()
+            if waiter.error is not None:
+                raise waiter.error
+
+    def _enqueue(self, ticket: int | None, waiter: _Waiter, patience: float | None) -> bool:
+        """Register a waiter for `ticket` (everything so far if None); False if durable."""
+        waiter.patience = self.patience if patience is None else patience
+        waiter.deadline = time.monotonic() + waiter.patience
         with self._lock:
-            target = self._appended if ticket is None else ticket
-            if self._failure is not None:
-                raise StoreError(f"journal is down: {self._failure}")
-            if self._durable >= target:
-                return
-            waiter = _Waiter(target, None, event=threading.Event())
+            waiter.ticket = self._appended if ticket is None else ticket
+            if self._health.state == "stopped":
+                raise self._health.error()
+            if self._durable >= waiter.ticket:
+                return False
             self._waiters.append(waiter)
             self._wake.notify()
-        assert waiter.event is not None
-        if not waiter.event.wait(timeout):
-            raise StoreError("journal flush timed out")
-        if self._failure is not None:
-            raise StoreError(f"journal is down: {self._failure}")
+        return True
+
+    def _reap(self) -> None:
+        """Release waiters past their deadline with StoreUnavailable. A thread of its own:
+        the writer may be stuck in a driver call while the store is unreachable, and an
+        asyncio timer per flush cost ~25 µs of every commit's latency."""
+        while not self._writer_done.wait(REAP_SECONDS):
+            now = time.monotonic()
+            with self._lock:
+                if not any(w.deadline <= now for w in self._waiters):
+                    continue
+                overdue = [w for w in self._waiters if w.deadline <= now]
+                self._waiters = [w for w in self._waiters if w.deadline > now]
+                health = self._health
+            for waiter in overdue:
+                _release(waiter, self._overdue(health, waiter.patience))
+
+    def _overdue(self, health: JournalHealth, patience: float) -> StoreUnavailable:
+        if not health.ok:
+            return health.error()
+        return StoreUnavailable(
+            f"the store did not confirm the write within {patience:g} s",
+            retry_after=self._retry_after(1),
+        )
 
     def close(self) -> None:
+        """Write what is queued and stop. If the store is unavailable now, it gets one
+        more attempt: what cannot be written then was never acknowledged, and its
+        waiters get StoreUnavailable."""
         with self._lock:
             self._closing = True
+            self._stop.set()
             self._wake.notify()
         self._thread.join(timeout=30)
+        self._reaper.join(timeout=5)
 
     # -- the writer thread -------------------------------------------------------------
 
     def _run(self) -> None:
-        # The writer keeps one connection for its life: checking one out of the pool per
-        # batch costs a reset (a ROLLBACK) on every return, which doubled commit latency.
-        connection: Connection | None = None
+        # The writer keeps one connection while it works: checking one out of the pool
+        # per batch costs a reset (a ROLLBACK) on every return, which doubled commit
+        # latency. A transient fault replaces it; a permanent one stops the journal.
         try:
-            connection = self.db.writer.connect()
-            self._loop(connection)
-        except BaseException as exc:  # any failure stops the journal: fail closed
-            self._fail(exc)
+            self._loop()
+        except BaseException as exc:  # a permanent failure stops the journal: fail closed
+            self._stopped(exc)
         finally:
-            if connection is not None:
-                connection.close()
+            self._disconnect()
+            self._writer_done.set()
 
-    def _fail(self, exc: BaseException) -> None:
-        with self._lock:
-            self._failure = exc
-            self.stats.last_error = repr(exc)
-            waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            _release(waiter, exc)
-
-    def _loop(self, connection: Connection) -> None:
+    def _loop(self) -> None:
         while True:
             with self._lock:
                 while not self._queue and not self._closing:
@@ -171,9 +271,91 @@ class Journal:
                 batch = self._queue[: self.max_batch]
                 del self._queue[: self.max_batch]
                 upto = self._durable + len(batch)
-            self._write(connection, batch)
+            self._write_durably(batch)
             crashpoint("journal.committed")
             self._committed(batch, upto)
+
+    def _write_durably(self, batch: list[PendingEvent]) -> None:
+        """Write the batch exactly once, however many attempts that takes."""
+        attempt = 0
+        while True:
+            try:
+                self._attempt(batch, retry=attempt > 0)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                attempt += 1
+                self._disconnect(broken=True)
+                self._unavailable(exc, attempt, len(batch))
+                if self._stop.is_set():
+                    raise StoreUnavailable(
+                        f"the journal closed while the store was unavailable ({reason(exc)}); "
+                        f"{len(batch) + len(self._queue)} events never acknowledged were not "
+                        "written"
+                    ) from exc
+                self._stop.wait(backoff_delay(attempt, BACKOFF_BASE, BACKOFF_CAP))
+                continue
+            if attempt:
+                self._recovered(attempt)
+            return
+
+    def _attempt(self, batch: list[PendingEvent], *, retry: bool) -> None:
+        if self._connection is None:
+            # A (re)connection opens whatever the path names now: never another file.
+            problem = self.db.identity_problem()
+            if problem:
+                raise StoreUnavailable(problem)
+            self._connection = self._connect()
+        if retry and self._tip is not None and self._landed(self._connection, self._tip):
+            return  # the attempt whose answer was lost had committed
+        self._tip = None
+        self._write(self._connection, batch)
+        # A commit into a file deleted or replaced meanwhile (the open connection still
+        # writes its old inode) is lost with that file: it is never acknowledged.
+        problem = self.db.commit_check()
+        if problem:
+            raise StoreUnavailable(problem)
+
+    def _connect(self) -> Connection:
+        connection = self.db.writer.connect()
+        connection.detach()  # its session settings below never go back to the pool
+        raw = connection.connection
+        try:
+            cursor = raw.cursor()
+            try:
+                if connection.dialect.name == "sqlite":
+                    cursor.execute(f"PRAGMA busy_timeout={int(self.lock_wait * 1000)}")
+                else:
+                    cursor.execute(f"SET lock_timeout = {int(self.lock_wait * 1000)}")
+                    raw.commit()
+            finally:
+                cursor.close()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                connection.invalidate()
+            connection.close()
+            raise
+        return connection
+
+    def _disconnect(self, *, broken: bool = False) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):  # it may be dead already
+                if broken:
+                    connection.invalidate()  # closed as is: no reset on a dead connection
+                connection.close()
+
+    def _landed(self, connection: Connection, tip: ChainTip) -> bool:
+        raw = connection.connection
+        cursor = raw.cursor()
+        try:
+            found = landed(cursor, connection.dialect.paramstyle, tip)
+            raw.rollback()
+        finally:
+            cursor.close()
+        if found:
+            log.warning("journal: a commit whose answer was lost had landed; not rewriting it")
+        return found
 
     def _write(self, connection: Connection, batch: list[PendingEvent]) -> None:
         """One transaction on the writer's own DBAPI connection. SQLAlchemy's per-statement
@@ -184,13 +366,67 @@ class Journal:
         try:
             if dialect.name == "sqlite":
                 cursor.execute("BEGIN IMMEDIATE")
-            append_rows(cursor, dialect.name, dialect.paramstyle, batch)
+            self._tip = append_rows(cursor, dialect.name, dialect.paramstyle, batch)
             raw.commit()
         except BaseException:
-            raw.rollback()
+            with contextlib.suppress(Exception):  # a dead connection cannot roll back
+                raw.rollback()
             raise
         finally:
-            cursor.close()
+            with contextlib.suppress(Exception):
+                cursor.close()
+
+    def _retry_after(self, attempt: int) -> float:
+        return float(
+            max(1, math.ceil(self.lock_wait + backoff_ceiling(attempt, BACKOFF_BASE, BACKOFF_CAP)))
+        )
+
+    def _unavailable(self, exc: BaseException, attempt: int, waiting: int) -> None:
+        why = reason(exc)
+        with self._lock:
+            first = self._health.ok
+            since = time.monotonic() if first else self._health.since
+            self._health = JournalHealth(
+                "unavailable",
+                f"the store is unavailable: {why}",
+                since,
+                self._retry_after(attempt + 1),
+            )
+            self.stats.retries += 1
+            self.stats.outages += first
+            self.stats.last_error = repr(exc)
+        if first:
+            log.warning(
+                "journal: the store is unavailable (%s); %d events wait, retrying with backoff",
+                why,
+                waiting,
+            )
+
+    def _recovered(self, attempts: int) -> None:
+        with self._lock:
+            down = time.monotonic() - self._health.since
+            self._health = JournalHealth()
+        log.warning("journal: the store is available again (%d retries, %.1f s)", attempts, down)
+
+    def _stopped(self, exc: BaseException) -> None:
+        why = reason(exc)
+        closing = isinstance(exc, StoreUnavailable)
+        message = (
+            why
+            if closing
+            else (
+                f"the journal stopped after a permanent store error ({why}); "
+                "restart the server once the database is fixed"
+            )
+        )
+        error = StoreUnavailable(message, retry_after=self._retry_after(1))
+        with self._lock:
+            self._health = JournalHealth("stopped", message, time.monotonic(), error.retry_after)
+            self.stats.last_error = repr(exc)
+            waiters, self._waiters = self._waiters, []
+        log.error("journal: %s", message, exc_info=None if closing else exc)
+        for waiter in waiters:
+            _release(waiter, error)
 
     def _committed(self, batch: list[PendingEvent], upto: int) -> None:
         with self._lock:
@@ -214,8 +450,9 @@ class Journal:
                 self.stats.listeners_failed += 1
 
 
-def _release(waiter: _Waiter, error: BaseException | None) -> None:
+def _release(waiter: _Waiter, error: StoreUnavailable | None) -> None:
     if waiter.event is not None:
+        waiter.error = error
         waiter.event.set()
         return
     future, loop = waiter.future, waiter.loop
@@ -227,7 +464,7 @@ def _release(waiter: _Waiter, error: BaseException | None) -> None:
         if error is None:
             future.set_result(None)
         else:
-            future.set_exception(StoreError(f"journal write failed: {error}"))
+            future.set_exception(error)
 
     with contextlib.suppress(RuntimeError):  # a closed loop has nobody waiting any more
         loop.call_soon_threadsafe(settle)

@@ -35,8 +35,11 @@ class AgentStateCache:
             return found[1]
         try:
             state = self._load(agent)
-        except Exception:  # cannot tell whether the agent is enabled: fail closed
-            state = AgentState(enabled=False)
+        except Exception:  # a connection the store dropped is replaced: ask once more
+            try:
+                state = self._load(agent)
+            except Exception as exc:  # cannot tell whether the agent is enabled: fail closed
+                state = AgentState(enabled=False, unknown=f"{type(exc).__name__}: {exc}")
         with self._lock:
             self._known[agent] = (now + self._ttl, state)
         return state
@@ -58,9 +61,9 @@ class KillSwitchStage:
     async def __call__(self, cx: CallContext, proceed: Next) -> CallOutcome:
         state = self.states(cx.policy.agent)
         if not state.enabled:
+            why = f"its state cannot be read ({state.unknown})" if state.unknown else "kill switch"
             return cx.stop(
-                self.name,
-                deny("agent.disabled", f"agent {cx.policy.agent} is disabled (kill switch)"),
+                self.name, deny("agent.disabled", f"agent {cx.policy.agent} is disabled ({why})")
             )
         cx.notes["autonomy"] = state.mode
         return await proceed(cx)
