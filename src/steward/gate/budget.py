@@ -30,6 +30,9 @@ def day_account(agent: str, day: int) -> str:
     return f"spend:day:{agent}:{day}"
 
 
+NOTHING_HELD = Hold("", (), 0.0)
+
+
 @dataclass(frozen=True, slots=True)
 class Caps:
     per_run: float | None
@@ -52,6 +55,8 @@ class BudgetLedger:
         invalid = check(0.0, 0.0, estimate)  # a NaN or negative estimate, or one over a cap alone
         if invalid is not None:
             return invalid
+        if estimate == 0.0:  # a free call cannot overshoot: no store round trip
+            return NOTHING_HELD
         now = time.time()
         accounts = (
             Account(run_account(run_id), caps.per_run),
@@ -66,7 +71,8 @@ class BudgetLedger:
         )
 
     async def settle(self, hold: Hold, actual: float) -> None:
-        await self.store.settle(hold, actual)
+        if hold.keys:
+            await self.store.settle(hold, actual)
 
     async def crossed(self, agent: str, limit: float | None, fraction: float) -> float | None:
         """Today's spend, the first time (in the deployment) it reaches `fraction` of
