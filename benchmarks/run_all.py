@@ -1,4 +1,4 @@
-"""Run every benchmark (gate, journal, runner), each in its own interpreter.
+"""Run every benchmark (gate, journal, runner, ..., limits), each in its own interpreter.
 
 `--quick` and `--json` are passed through; with `--json` the three JSON objects are printed
 as one: {"gate": {...}, "journal": {...}, "runner": {...}}.
@@ -23,6 +23,7 @@ BENCHMARKS = {
     "providers": "bench_providers.py",
     "semantic_cache": "bench_semantic_cache.py",
     "server": "bench_server.py",
+    "limits": "bench_limits.py",
 }
 
 
