@@ -32,6 +32,7 @@ from typing import Protocol
 
 from sqlalchemy import Connection, delete, func, insert, select, text, update
 
+from steward.core.errors import StoreError
 from steward.store.database import Database
 from steward.store.schema import limit_usage
 
@@ -195,7 +196,12 @@ def limit_store(db: Database) -> LimitStore:
     """The deployment's limit store: Redis when STEWARD_REDIS_URL is set, else `db`."""
     url = os.environ.get(REDIS_ENV, "").strip()
     if url:
-        from steward.store.limits_redis import RedisLimits
-
+        try:
+            from steward.store.limits_redis import RedisLimits
+        except ImportError:
+            raise StoreError(
+                f"{REDIS_ENV} is set but the redis package is not installed "
+                "(pip install 'steward[redis]')"
+            ) from None
         return RedisLimits(url, namespace=db.url)
     return SqlLimits(db)
