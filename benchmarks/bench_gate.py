@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from _common import Measurement, Report, main, sample_async, sample_sync, scaled
+from steward.core.agent_state import DEFAULT_STATE
 from steward.core.messages import ToolCall
-from steward.gate import Gate
+from steward.gate import Gate, GateConfig
 from steward.policy import compile_policy
 from steward.runtime.executor import EmbeddedExecutor
 from steward.spec import load_spec_text
 from steward.store import Database, Journal
+from steward.store.limits import MemoryLimits
 from steward.testing import MemoryScope
 from steward.tools import Tool, tool
 
@@ -66,7 +68,9 @@ TOOLS: dict[str, Tool] = {
 def build_gate() -> Gate:
     loaded = load_spec_text(SPEC, "bench-gate.yaml")
     policy = compile_policy(loaded.spec, loaded.version, TOOLS)
-    return Gate(policy, TOOLS)
+    # in-process limits and the default state: the gate's own cost, no store round trip
+    config = GateConfig(states=lambda _agent: DEFAULT_STATE, limits=MemoryLimits())
+    return Gate(policy, TOOLS, config)
 
 
 def tool_calls(name: str, count: int, prefix: str) -> list[ToolCall]:

@@ -1,4 +1,4 @@
-"""Run every benchmark (gate, journal, runner), each in its own interpreter.
+"""Run every benchmark (gate, journal, runner, ..., limits), each in its own interpreter.
 
 `--quick` and `--json` are passed through; with `--json` the three JSON objects are printed
 as one: {"gate": {...}, "journal": {...}, "runner": {...}}.
@@ -24,6 +24,7 @@ BENCHMARKS = {
     "semantic_cache": "bench_semantic_cache.py",
     "server": "bench_server.py",
     "scanners": "bench_scanners.py",
+    "limits": "bench_limits.py",
 }
 
 

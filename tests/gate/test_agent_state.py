@@ -22,6 +22,7 @@ from steward.spec import load_spec_text
 from steward.store import Database, Journal
 from steward.store.agents import agent_state, list_agents, set_agent_state
 from steward.store.chain import verify_chain
+from steward.store.limits import MemoryLimits, SqlLimits
 from steward.testing import MemoryScope, ScriptedModel, calls, final
 from steward.tools import tool
 
@@ -62,7 +63,7 @@ TOOLS = {t.name: t for t in (read, write, pay, wipe)}
 def gate_in(state: AgentState) -> Gate:
     loaded = load_spec_text(SPEC, "ops.yaml")
     policy = compile_policy(loaded.spec, loaded.version, TOOLS)
-    return Gate(policy, TOOLS, GateConfig(states=lambda _agent: state))
+    return Gate(policy, TOOLS, GateConfig(states=lambda _agent: state, limits=MemoryLimits()))
 
 
 @pytest.mark.parametrize(
@@ -108,6 +109,29 @@ def test_a_read_that_fails_once_is_asked_again_before_failing_closed() -> None:
 
     state = AgentStateCache(flaky)("ops")
     assert state.enabled is True and state.unknown == ""
+
+
+async def test_a_gate_built_by_hand_obeys_the_stored_kill_switch(sqlite_db: Database) -> None:
+    """No Runner: the gate takes the store's kill switch and limits at construction, so
+    a switch flipped in the store (by another process, say) bites."""
+    loaded = load_spec_text(SPEC, "ops.yaml")
+    policy = compile_policy(loaded.spec, loaded.version, TOOLS)
+    states = AgentStateCache(lambda name: agent_state(sqlite_db, name), ttl=0.0)
+    gate = Gate(policy, TOOLS, GateConfig(states=states, limits=SqlLimits(sqlite_db)))
+    before = await gate.process(MemoryScope(), ToolCall("c1", "read", {}), 0)
+    set_agent_state(sqlite_db, "ops", by="alice", enabled=False, comment="incident")
+    after = await gate.process(MemoryScope(), ToolCall("c2", "read", {}), 1)
+    assert before.status is CallStatus.EXECUTED
+    assert (after.status, after.decision.primary_code) == (CallStatus.DENIED, "agent.disabled")
+
+
+def test_a_gate_cannot_be_built_without_its_state() -> None:
+    loaded = load_spec_text(SPEC, "ops.yaml")
+    policy = compile_policy(loaded.spec, loaded.version, TOOLS)
+    with pytest.raises(TypeError):
+        Gate(policy, TOOLS)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        GateConfig(states=lambda _agent: AgentState())  # type: ignore[call-arg]
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from steward.gate import CallStatus, Gate, GateConfig
 from steward.gate.stages.approval import call_hash
 from steward.policy import compile_policy
 from steward.spec import load_spec_text
+from steward.store.limits import MemoryLimits
 from steward.testing import MemoryScope
 from steward.tools.builtin import ask_human
 
@@ -34,7 +35,7 @@ CALL = ToolCall("q1", "ask_human", {"question": "Which order?"})
 def gate(mode: Autonomy = Autonomy.SUPERVISED) -> Gate:
     loaded = load_spec_text(SPEC, "asker.yaml")
     policy = compile_policy(loaded.spec, loaded.version, {"ask_human": ask_human})
-    config = GateConfig(states=lambda _agent: AgentState(True, mode))
+    config = GateConfig(states=lambda _agent: AgentState(True, mode), limits=MemoryLimits())
     return Gate(policy, {"ask_human": ask_human}, config)
 
 

@@ -8,16 +8,16 @@ from typing import Any
 
 import pytest
 
+from steward.core.agent_state import DEFAULT_STATE
 from steward.core.approval import ApprovalView
 from steward.core.breaker import CircuitBreakers
 from steward.core.decision import Verdict
-from steward.core.errors import ToolExecutionError
+from steward.core.errors import StoreError, ToolExecutionError
 from steward.core.events import (
     ApprovalRequested,
     ApprovalUsed,
     BreakerTripped,
     GateDecided,
-    RateSlotTaken,
     ResultScanned,
     ToolFailed,
     ToolStarted,
@@ -25,9 +25,12 @@ from steward.core.events import (
 )
 from steward.core.messages import ToolCall
 from steward.gate import CallStatus, Gate, GateConfig
+from steward.gate.budget import run_account
 from steward.gate.stages.approval import call_hash
 from steward.policy import compile_policy
 from steward.spec import load_spec_text
+from steward.store import Database
+from steward.store.limits import LimitStore, MemoryLimits, SqlLimits
 from steward.testing import MemoryScope
 from steward.tools import Tool, ToolContext, tool
 
@@ -53,14 +56,25 @@ approvals: {expires_after_seconds: 60}
 
 
 class Harness:
-    def __init__(self, *, allow_pii: bool = False, breakers: CircuitBreakers | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        allow_pii: bool = False,
+        breakers: CircuitBreakers | None = None,
+        limits: LimitStore | None = None,
+    ) -> None:
         self.invocations: list[tuple[str, dict[str, Any]]] = []
         self.flaky_failures = 0
         self.scope = MemoryScope()
         tools = self._tools()
         loaded = load_spec_text(SPEC % ("true" if allow_pii else "false"), "ops.yaml")
         policy = compile_policy(loaded.spec, loaded.version, {t.name: t for t in tools})
-        config = GateConfig(breakers=breakers or CircuitBreakers())
+        self.limits = limits if limits is not None else MemoryLimits()
+        config = GateConfig(
+            states=lambda _agent: DEFAULT_STATE,
+            limits=self.limits,
+            breakers=breakers or CircuitBreakers(),
+        )
         self.gate = Gate(policy, {t.name: t for t in tools}, config)
         self.step = 0
 
@@ -159,29 +173,28 @@ async def test_policy_denials_never_reach_the_tool(name: str, code: str) -> None
     assert h.invocations == []
 
 
-async def test_rate_windows_survive_a_restart() -> None:
-    """A new counter (a restarted process) starts from the slots on record."""
-    h = Harness()
+async def test_rate_windows_survive_a_restart(sqlite_db: Database) -> None:
+    """A gate built by hand over the store (no Runner), then a new one (a restarted
+    process): the second counts the slots the first took."""
+    h = Harness(limits=SqlLimits(sqlite_db))
     for n in range(2):
         await h.call("lookup", order_id=str(n))
-    taken = [time.time() for e in h.scope.events if isinstance(e, RateSlotTaken)]
-    restarted = Harness()
-    restarted.gate.config.counter.history = lambda agent, tool, since: (
-        taken if tool == "lookup" else []
-    )
+    restarted = Harness(limits=SqlLimits(sqlite_db))
     results = [await restarted.call("lookup", order_id=str(n)) for n in range(2)]
     assert [r.status for r in results] == [CallStatus.EXECUTED, CallStatus.DENIED]
+    assert results[1].decision.primary_code == "rate_limit.exceeded"
 
 
-async def test_an_unreadable_rate_history_fails_closed() -> None:
-    h = Harness()
+class _BrokenLimits(MemoryLimits):
+    async def take_slot(self, key: str, limit: int, period: float, now: float) -> int:
+        raise StoreError("limit store unreachable")
 
-    def broken(agent: str, tool: str, since: float) -> list[float]:
-        raise RuntimeError("journal unreadable")
 
-    h.gate.config.counter.history = broken
+async def test_an_unreachable_limit_store_fails_closed() -> None:
+    h = Harness(limits=_BrokenLimits())
     outcome = await h.call("lookup", order_id="1")
-    assert outcome.decision.primary_code == "rate_limit.exceeded"
+    assert (outcome.status, outcome.decision.primary_code) == (CallStatus.DENIED, "gate.error")
+    assert h.invocations == []
 
 
 async def test_rate_limit_counts_per_tool() -> None:
@@ -201,7 +214,7 @@ async def test_budget_is_reserved_before_and_denies_when_exhausted() -> None:
         CallStatus.DENIED,
     ]
     assert results[2].decision.primary_code == "budget.run_exhausted"
-    assert h.gate.config.ledger.run_spent("run_test") == pytest.approx(0.8)
+    assert await h.limits.total(run_account("run_test")) == pytest.approx(0.8)
 
 
 async def test_budget_never_overshoots_under_concurrency() -> None:
@@ -211,7 +224,7 @@ async def test_budget_never_overshoots_under_concurrency() -> None:
     )
     executed = sum(o.status is CallStatus.EXECUTED for o in outcomes)
     assert executed == 2
-    assert h.gate.config.ledger.run_spent("run_test") <= 1.0
+    assert await h.limits.total(run_account("run_test")) <= 1.0
 
 
 async def test_review_parks_the_call_as_a_pending_approval() -> None:
@@ -392,7 +405,7 @@ async def test_a_stage_that_raises_is_a_deny() -> None:
         async def __call__(self, cx: object, proceed: object) -> object:
             raise RuntimeError("bug")
 
-    gate = Gate(h.gate.policy, h.gate.tools, stages=[Broken(), *h.gate.stages])
+    gate = Gate(h.gate.policy, h.gate.tools, h.gate.config, stages=[Broken(), *h.gate.stages])
     outcome = await gate.process(h.scope, ToolCall("b", "lookup", {"order_id": "1"}), 1)
     assert (outcome.status, outcome.decision.primary_code) == (CallStatus.DENIED, "gate.error")
     assert h.invocations == []

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from steward.core.errors import StewardError
 from steward.core.events import BudgetThresholdCrossed, ModelResponded, RunStatus
 from steward.core.messages import Usage
+from steward.gate.budget import day_account, today
 from steward.models.pricing import PRICES_ENV, load_prices
 from steward.runtime import Runner, build_agent
 from steward.spec import load_spec_text
@@ -142,7 +143,7 @@ async def test_100_concurrent_runs_never_overshoot_the_daily_budget(
     with any_db.reader.connect() as connection:
         spent = connection.execute(select(func.sum(cost_ledger.c.cost_usd))).scalar_one()
     assert spent <= limit
-    assert helper.gate.config.ledger.days["buyer"].spent <= limit
+    assert await runner.gates.limits.total(day_account("buyer", today())) <= limit
 
 
 class _Receiver(BaseHTTPRequestHandler):

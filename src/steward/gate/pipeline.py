@@ -16,7 +16,7 @@ from steward.core.messages import Source, ToolCall
 from steward.gate.budget import BudgetLedger
 from steward.gate.context import CallContext, Next, Stage
 from steward.gate.outcome import CallOutcome, CallStatus
-from steward.gate.ratelimit import SlidingWindowCounter
+from steward.gate.ratelimit import RateCounter
 from steward.gate.scope import RunScope
 from steward.gate.stages import (
     ApprovalStage,
@@ -28,28 +28,37 @@ from steward.gate.stages import (
     RateLimitStage,
     ValidateStage,
 )
-from steward.gate.stages.agent_state import AutonomyStage, KillSwitchStage, StateOf, always_default
+from steward.gate.stages.agent_state import AutonomyStage, KillSwitchStage, StateOf
 from steward.gate.stages.scan import DEFAULT_SCANNERS
 from steward.policy import Policy
 from steward.security.scanners import Scanner
+from steward.store.limits import LimitStore
 from steward.tools.base import Tool
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class GateConfig:
-    """Shared state of the gates of one process: counters outlive any one agent version."""
+    """What every gate needs, given at construction: the kill switch and autonomy mode of
+    each agent, and the limit store its rate windows and budgets are counted in. One per
+    database and process (gate/shared.py), shared by every agent version."""
 
-    counter: SlidingWindowCounter = field(default_factory=SlidingWindowCounter)
-    ledger: BudgetLedger = field(default_factory=BudgetLedger)
+    states: StateOf
+    limits: LimitStore
     breakers: CircuitBreakers = field(default_factory=CircuitBreakers)
     scanners: Sequence[Scanner] = DEFAULT_SCANNERS
-    # the kill switch and autonomy mode of each agent (the runtime binds the store's)
-    states: StateOf = always_default
+
+    @property
+    def counter(self) -> RateCounter:
+        return RateCounter(self.limits)
+
+    @property
+    def ledger(self) -> BudgetLedger:
+        return BudgetLedger(self.limits)
 
 
 def default_stages(config: GateConfig) -> list[Stage]:
     return [
-        KillSwitchStage(lambda agent: config.states(agent)),  # read late: the runtime may rebind it
+        KillSwitchStage(config.states),
         ValidateStage(),
         EgressStage(),
         PolicyStage(),
@@ -72,12 +81,12 @@ class Gate:
         self,
         policy: Policy,
         tools: Mapping[str, Tool],
-        config: GateConfig | None = None,
+        config: GateConfig,
         stages: Sequence[Stage] | None = None,
     ) -> None:
         self.policy = policy
         self.tools = dict(tools)
-        self.config = config or GateConfig()
+        self.config = config
         self.stages = list(stages) if stages is not None else default_stages(self.config)
         self._chain = self._build(self.stages)
 

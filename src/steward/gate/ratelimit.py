@@ -1,47 +1,29 @@
-"""Sliding-window rate counters per (agent, tool).
+"""Sliding-window rate limits per (agent, tool), counted in the deployment's limit store
+(store/limits.py), so every process and every version of an agent share one window and
+a restart does not hand an agent a fresh allowance.
 
-The policy decides; this only counts. Each slot taken is recorded in the journal (a
-`rate_limit` gate decision), and a window this process has not seen yet is first filled
-from there (`history`), so a restart does not hand an agent a fresh allowance. Several
-processes each count their own calls plus what the journal held when they started; a
-shared counter (Redis) is the answer for many processes at once.
+The policy decides; this only counts. Each slot taken also goes on the run's record (a
+`rate_limit` gate decision) for the audit trail.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import deque
-from collections.abc import Callable
+from dataclasses import dataclass
 
-History = Callable[[str, str, float], list[float]]  # (agent, tool, since) -> slot times
+from steward.store.limits import LimitStore
 
 
-def no_history(_agent: str, _tool: str, _since: float) -> list[float]:
-    return []
+def rate_key(agent: str, tool: str) -> str:
+    return f"rate:{agent}:{tool}"
 
 
-class SlidingWindowCounter:
-    def __init__(self, history: History = no_history) -> None:
-        self.history = history
-        self._hits: dict[tuple[str, str], deque[float]] = {}
-        self._lock = threading.Lock()
+@dataclass(slots=True)
+class RateCounter:
+    store: LimitStore
 
-    def try_acquire(self, agent: str, tool: str, limit: int, period: float, now: float) -> int:
-        """Returns the count in the window before this call; records the call only if
-        that count is under `limit` (check-and-record is atomic)."""
-        key = (agent, tool)
-        with self._lock:
-            hits = self._hits.get(key)
-            if hits is None:
-                try:
-                    past = sorted(t for t in self.history(agent, tool, now - period) if t <= now)
-                except Exception:  # the journal cannot say: count the window as full (fail closed)
-                    past = [now] * limit
-                hits = self._hits[key] = deque(past)
-            horizon = now - period
-            while hits and hits[0] <= horizon:
-                hits.popleft()
-            used = len(hits)
-            if used < limit:
-                hits.append(now)
-            return used
+    async def try_acquire(
+        self, agent: str, tool: str, limit: int, period: float, now: float
+    ) -> int:
+        """The count in the window before this call; the call takes a slot only if that
+        count is under `limit` (check and take are one atomic step in the store)."""
+        return await self.store.take_slot(rate_key(agent, tool), limit, period, now)

@@ -25,7 +25,12 @@ class AgentRuntime:
     policy: Policy
     tools: dict[str, Tool]
     model: Model
-    gate: Gate
+
+    def gate(self, config: GateConfig) -> Gate:
+        """This agent's gate over a deployment's shared state (gate/shared.py): the
+        tools the spec lists, its policy, the kill switch and limits every process shares."""
+        listed = {n: t for n, t in self.tools.items() if n in self.loaded.spec.tools}
+        return Gate(self.policy, listed, config)
 
     @property
     def name(self) -> str:
@@ -101,7 +106,6 @@ def build_agent(
     tools: ToolRegistry | Iterable[Tool] | None = None,
     *,
     model: Model | None = None,
-    config: GateConfig | None = None,
 ) -> AgentRuntime:
     registry = tools if isinstance(tools, ToolRegistry) else ToolRegistry(tools or ())
     add_builtins(loaded, registry)
@@ -132,5 +136,4 @@ def build_agent(
             resolved.setdefault(name, found)
     policy = compile_policy(loaded.spec, loaded.version, resolved)
     chosen = model if model is not None else make_model(loaded)
-    gate = Gate(policy, {n: t for n, t in resolved.items() if n in loaded.spec.tools}, config)
-    return AgentRuntime(loaded, policy, resolved, chosen, gate)
+    return AgentRuntime(loaded, policy, resolved, chosen)

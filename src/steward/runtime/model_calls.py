@@ -15,6 +15,7 @@ from steward.core.errors import ModelError, ProviderError
 from steward.core.events import Event, ModelFailed, ModelResponded
 from steward.core.faults import crashpoint
 from steward.core.messages import ModelResponse, Usage
+from steward.gate.budget import BudgetLedger
 from steward.models.cache import ResponseCache, cache_key
 from steward.models.factory import model_names
 from steward.models.pricing import PriceTable
@@ -24,7 +25,6 @@ from steward.runtime.agent import AgentRuntime
 from steward.runtime.context import fit_context
 from steward.runtime.executor import Executor
 from steward.runtime.spend import SpendGuard
-from steward.store.database import Database
 
 if TYPE_CHECKING:  # NumPy and the embedders load only when a spec enables the semantic cache
     from steward.models.semantic_cache import SemanticCache
@@ -34,8 +34,8 @@ log = logging.getLogger(__name__)
 
 
 class ModelCaller:
-    def __init__(self, db: Database, prices: PriceTable) -> None:
-        self.spend = SpendGuard(db, prices)
+    def __init__(self, prices: PriceTable, ledger: BudgetLedger) -> None:
+        self.spend = SpendGuard(prices, ledger)
         self._caches: dict[tuple[str, str], ResponseCache] = {}
         self._semantic: dict[tuple[str, str], SemanticCache] = {}
 
@@ -94,15 +94,15 @@ class ModelCaller:
                 found = None
             if found is not None:
                 return self._serve(executor, step, request, found[0], on_text)
-        estimate = self.spend.reserve(agent, executor.run_id, request)
+        hold = await self.spend.reserve(agent, executor.run_id, request)
         began = time.perf_counter()
         try:
             with reporting(lambda event: executor.emit(_at_step(event, step))):
                 raw = await self._ask(agent, request, on_text)
         except BaseException:
-            self.spend.settle(agent, executor.run_id, estimate, None)
+            await asyncio.shield(self.spend.settle(hold, None))
             raise
-        response = self.spend.settle(agent, executor.run_id, estimate, raw)
+        response = await self.spend.settle(hold, raw)
         assert response is not None
         executor.emit(
             ModelResponded(step, response, (time.perf_counter() - began) * 1000, request.role)
@@ -116,7 +116,7 @@ class ModelCaller:
                 await asyncio.to_thread(semantic.put, scope, text, response)
             except ProviderError as exc:
                 log.warning("semantic cache store failed: %s", exc)
-        alert = self.spend.alert(agent)
+        alert = await self.spend.alert(agent)
         if alert is not None:
             executor.emit(alert)
         return response

@@ -30,8 +30,7 @@ from steward.core.events import (
 from steward.core.lifecycle import is_shutdown
 from steward.core.messages import Message
 from steward.gate.outcome import CallOutcome, CallStatus
-from steward.gate.ratelimit import no_history
-from steward.gate.stages.agent_state import AgentStateCache, always_default
+from steward.gate.shared import shared_gate_state
 from steward.models.pricing import PriceTable, load_prices
 from steward.models.protocol import ModelRequest
 from steward.models.retry import deadline
@@ -42,10 +41,9 @@ from steward.runtime.spend import BudgetExhausted
 from steward.runtime.truncation import on_cut_off
 from steward.security.provenance import trace_sources
 from steward.security.scanners import IDENTIFIERS, redact_text
-from steward.store.agents import agent_state
 from steward.store.database import Database
 from steward.store.journal import Journal
-from steward.store.runs import get_run, rate_slots, save_agent_version
+from steward.store.runs import get_run, save_agent_version
 from steward.tools.base import Effect
 
 log = logging.getLogger("steward.runner")
@@ -92,8 +90,12 @@ class Runner:
     def __init__(self, db: Database, journal: Journal, prices: PriceTable | None = None) -> None:
         self.db = db
         self.journal = journal
-        self.models = ModelCaller(db, prices or load_prices())
-        self.states = AgentStateCache(lambda name: agent_state(db, name))
+        # kill switch, limits and breakers: one state per database in this process,
+        # shared by every runner, agent object and agent version over it
+        shared = shared_gate_state(db)
+        self.states = shared.states
+        self.gates = shared.config
+        self.models = ModelCaller(prices or load_prices(), shared.config.ledger)
         self.spend = self.models.spend
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._versions_saved: set[tuple[str, str]] = set()
@@ -105,17 +107,6 @@ class Runner:
                 agent.loaded.spec.limits.max_concurrent_runs
             )
         return slot
-
-    def _bind(self, agent: AgentRuntime) -> None:
-        """The gate asks this runner's store for kill switch, mode and the rate windows it
-        has not counted yet (unless bound already)."""
-        config = agent.gate.config
-        if config.states is always_default:
-            config.states = self.states
-        if config.counter.history is no_history:
-            config.counter.history = lambda name, tool, since: rate_slots(
-                self.db, name, tool, since
-            )
 
     def _remember_version(self, agent: AgentRuntime) -> None:
         marker = (agent.name, agent.version)
@@ -135,7 +126,7 @@ class Runner:
         """Start a run and drive it until it finishes or waits for a person. `on_text`
         receives the model's text as it streams (whole, for models that don't stream).
         Raises AgentDisabled when the agent's kill switch is off."""
-        self._bind(agent)
+        self.states.forget(agent.name)  # a new run reads the switch as stored now
         if not self.states(agent.name).enabled:
             raise AgentDisabled(
                 f"agent {agent.name} is disabled; no new runs start", code="agent.disabled"
@@ -147,7 +138,6 @@ class Runner:
         # Card numbers, SSNs and IBANs never enter the journal or reach the model: no
         # support workflow needs them, and a journal that holds them is in PCI scope.
         masked, kinds = redact_text(text, IDENTIFIERS)
-        self.spend.begin(agent, executor.run_id, resumed=False)
         async with self._slot(agent):
             executor.emit(RunStarted(agent.name, agent.version, masked, dict(tags or {}), kinds))
             # The unmasked text stays in memory, for provenance only (security/provenance.py).
@@ -167,7 +157,6 @@ class Runner:
             raise StoreError(
                 f"run {run_id} was started by {row.agent}@{row.agent_version}, not {agent.version}"
             )
-        self._bind(agent)
         executor = EmbeddedExecutor(self.db, self.journal, run_id, agent.name, agent.version)
         executor.load()
         if executor.history.finished is not None:
@@ -181,7 +170,6 @@ class Runner:
                 done.reason,
                 done.steps,
             )
-        self.spend.begin(agent, run_id, resumed=True)
         async with self._slot(agent):
             executor.emit(RunResumed(reason, agent.name))
             return await self._drive(agent, executor, row.input, on_text)
@@ -271,6 +259,7 @@ class Runner:
         messages.append(Message("user", text))
         tool_specs = tuple(agent.tools[name].spec() for name in spec.tools if name in agent.tools)
         said = ""  # the text of cut-off answers the model was asked to continue
+        gate = agent.gate(self.gates)
         for step in range(spec.limits.max_steps):
             progress.steps = step + 1
             response = executor.recorded_model(step)
@@ -301,9 +290,7 @@ class Runner:
                 return self._final(agent, executor, progress, text, response.confidence)
             seen = messages[:-1]
             pending = [
-                agent.gate.process(
-                    executor, call, step, trace_sources(call.arguments, seen, said=typed)
-                )
+                gate.process(executor, call, step, trace_sources(call.arguments, seen, said=typed))
                 for call in response.tool_calls
             ]
             # One call needs no task of its own; several run concurrently.

@@ -4,7 +4,7 @@ priced actual after, and say when today's spend crosses the alert threshold.
 The estimate is an upper bound (input tokens ≤ UTF-8 bytes of the request; output
 tokens ≤ limits.max_output_tokens, which providers are asked to enforce), so concurrent
 runs can never together overshoot a budget: the reservation and the check are one
-atomic step in the ledger.
+atomic step in the deployment's limit store (gate/budget.py), shared by every process.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from steward.core.decision import Decision, deny
 from steward.core.errors import StewardError
 from steward.core.events import BudgetThresholdCrossed
 from steward.core.messages import ModelResponse, Usage
+from steward.gate.budget import BudgetLedger, Caps
 from steward.models.factory import model_names
 from steward.models.pricing import PriceTable, Rate
 from steward.models.protocol import ModelRequest
 from steward.runtime.agent import AgentRuntime
-from steward.store.costs import day_spend, run_spend
-from steward.store.database import Database
+from steward.store.limits import Hold
 
 
 class BudgetExhausted(StewardError):
@@ -29,9 +29,9 @@ class BudgetExhausted(StewardError):
         self.decision = decision
 
 
-def _budgeted(agent: AgentRuntime) -> bool:
+def _caps(agent: AgentRuntime) -> Caps:
     costs = agent.loaded.spec.cost_controls
-    return costs.max_cost_per_run_usd is not None or costs.max_daily_spend_usd is not None
+    return Caps(costs.max_cost_per_run_usd, costs.max_daily_spend_usd)
 
 
 def _upper_bound(request: ModelRequest, max_output: int) -> Usage:
@@ -41,19 +41,9 @@ def _upper_bound(request: ModelRequest, max_output: int) -> Usage:
 
 
 class SpendGuard:
-    def __init__(self, db: Database, prices: PriceTable) -> None:
-        self.db = db
+    def __init__(self, prices: PriceTable, ledger: BudgetLedger) -> None:
         self.prices = prices
-
-    def begin(self, agent: AgentRuntime, run_id: str, resumed: bool) -> None:
-        if not _budgeted(agent):
-            return
-        agent.gate.config.ledger.seed(
-            agent.name,
-            lambda day: day_spend(self.db, agent.name, day),
-            run_id,
-            (lambda: run_spend(self.db, run_id)) if resumed else None,
-        )
+        self.ledger = ledger
 
     def rate(self, agent: AgentRuntime) -> Rate | None:
         """The dearest rate among the models this agent may call (fallbacks and roles
@@ -68,10 +58,12 @@ class SpendGuard:
             max(r.cached_input for r in known),
         )
 
-    def reserve(self, agent: AgentRuntime, run_id: str, request: ModelRequest) -> float:
-        """The amount reserved; raises BudgetExhausted when the call may not be made."""
-        if not _budgeted(agent):
-            return 0.0
+    async def reserve(self, agent: AgentRuntime, run_id: str, request: ModelRequest) -> Hold | None:
+        """The reservation (None: the agent has no budget); raises BudgetExhausted when
+        the call may not be made."""
+        caps = _caps(agent)
+        if not caps.any:
+            return None
         rate = self.rate(agent)
         if rate is None:
             raise BudgetExhausted(
@@ -81,15 +73,15 @@ class SpendGuard:
                 )
             )
         estimate = rate.cost(_upper_bound(request, agent.loaded.spec.limits.max_output_tokens))
-        verdict = agent.gate.config.ledger.reserve(
-            agent.name, run_id, estimate, agent.policy.decide_budget
+        held = await self.ledger.reserve(
+            agent.name, run_id, estimate, caps, agent.policy.decide_budget
         )
-        if verdict is not None:
-            raise BudgetExhausted(verdict)
-        return estimate
+        if not isinstance(held, Hold):
+            raise BudgetExhausted(held)
+        return held
 
-    def settle(
-        self, agent: AgentRuntime, run_id: str, estimate: float, response: ModelResponse | None
+    async def settle(
+        self, hold: Hold | None, response: ModelResponse | None
     ) -> ModelResponse | None:
         """Price the response from its reported usage and release the unused reservation."""
         actual = 0.0
@@ -99,13 +91,13 @@ class SpendGuard:
             response = msgspec.structs.replace(
                 response, usage=msgspec.structs.replace(response.usage, cost_usd=actual)
             )
-        if _budgeted(agent):
-            agent.gate.config.ledger.settle(agent.name, run_id, estimate, actual)
+        if hold is not None:
+            await self.ledger.settle(hold, actual)
         return response
 
-    def alert(self, agent: AgentRuntime) -> BudgetThresholdCrossed | None:
+    async def alert(self, agent: AgentRuntime) -> BudgetThresholdCrossed | None:
         costs = agent.loaded.spec.cost_controls
-        spent = agent.gate.config.ledger.crossed(
+        spent = await self.ledger.crossed(
             agent.name, costs.max_daily_spend_usd, costs.alert_on_threshold
         )
         if spent is None or costs.max_daily_spend_usd is None:

@@ -1,4 +1,4 @@
-"""Reading the cost ledger: spend so far (to seed budgets) and reports."""
+"""Reading the cost ledger: spend reports."""
 
 from __future__ import annotations
 
@@ -11,22 +11,6 @@ from sqlalchemy import case, func, select
 
 from steward.store.database import Database
 from steward.store.schema import cost_ledger, runs
-
-
-def day_spend(db: Database, agent: str, day: int) -> float:
-    query = select(func.coalesce(func.sum(cost_ledger.c.cost_usd), 0.0)).where(
-        cost_ledger.c.agent == agent, cost_ledger.c.day == day
-    )
-    with db.reader.connect() as connection:
-        return float(connection.execute(query).scalar_one())
-
-
-def run_spend(db: Database, run_id: str) -> float:
-    query = select(func.coalesce(func.sum(cost_ledger.c.cost_usd), 0.0)).where(
-        cost_ledger.c.run_id == run_id
-    )
-    with db.reader.connect() as connection:
-        return float(connection.execute(query).scalar_one())
 
 
 @dataclass(frozen=True, slots=True)

@@ -170,18 +170,3 @@ def get_agent_version_text(db: Database, agent: str, version: str) -> str:
     if row is None:
         raise NotFoundError(f"no stored spec for {agent}@{version}")
     return str(row.spec_text)
-
-
-def rate_slots(db: Database, agent: str, tool: str, since: float) -> list[float]:
-    """When `agent` took slots of `tool`'s rate limit since `since` (from the journal)."""
-    query = (
-        select(events.c.ts, events.c.data)
-        .select_from(events.join(runs, events.c.run_id == runs.c.id))
-        .where(events.c.type == "gate.rate_slot", events.c.ts >= since, runs.c.agent == agent)
-    )
-    with db.reader.connect() as connection:
-        return [
-            float(ts)
-            for ts, data in connection.execute(query)
-            if json.loads(data).get("tool") == tool
-        ]

@@ -159,3 +159,17 @@ console_sessions = Table(
 )
 
 GENESIS_HASH = "0" * 64
+
+# Shared limits (store/limits.py): one row per rate slot taken and per budget amount held
+# or spent, counted under a lock so every process of a deployment sees the same numbers.
+limit_usage = Table(
+    "limit_usage",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("key", String(255), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("amount", Float, nullable=False),
+    Column("hold", String(64), nullable=True),  # set while a reservation is not settled
+    Index("ix_limit_usage_key_at", "key", "at"),
+    Index("ix_limit_usage_hold", "hold"),
+)

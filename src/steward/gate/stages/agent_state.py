@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from steward.core.agent_state import DEFAULT_STATE, AgentState, Autonomy
+from steward.core.agent_state import AgentState, Autonomy
 from steward.core.decision import Reason, Verdict, deny, review
 from steward.gate.context import CallContext, Next
 from steward.gate.outcome import CallOutcome
@@ -47,10 +47,6 @@ class AgentStateCache:
     def forget(self, agent: str) -> None:
         with self._lock:
             self._known.pop(agent, None)
-
-
-def always_default(_agent: str) -> AgentState:
-    return DEFAULT_STATE
 
 
 @dataclass(slots=True)

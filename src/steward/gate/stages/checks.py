@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 
-from steward.core.decision import Verdict, deny
+from steward.core.decision import Decision, Verdict, deny
 from steward.core.events import RateSlotTaken
-from steward.gate.budget import BudgetLedger
+from steward.gate.budget import BudgetLedger, Caps
 from steward.gate.context import CallContext, Next
 from steward.gate.outcome import CallOutcome
-from steward.gate.ratelimit import SlidingWindowCounter
+from steward.gate.ratelimit import RateCounter
 from steward.policy import PolicyContext
 from steward.security.egress import outside
 
@@ -67,19 +68,19 @@ class PolicyStage:
 
 @dataclass(slots=True)
 class RateLimitStage:
-    counter: SlidingWindowCounter
+    counter: RateCounter
     name: str = "rate_limit"
 
     async def __call__(self, cx: CallContext, proceed: Next) -> CallOutcome:
         limit = cx.policy.rate_limit(cx.call.name)
-        if limit is not None:
-            used = self.counter.try_acquire(
+        if limit is not None:  # a tool with no limit pays no store round trip
+            used = await self.counter.try_acquire(
                 cx.policy.agent, cx.call.name, limit.count, limit.period_seconds, time.time()
             )
             verdict = cx.policy.decide_rate(cx.call.name, used)
             if verdict is not None:
                 return cx.stop(self.name, verdict)
-            # The slot goes on record, so a restarted process counts it (gate/ratelimit.py).
+            # The slot goes on the run's record too, for the audit trail.
             cx.scope.emit(RateSlotTaken(cx.key, cx.call.name, used + 1, limit.count))
         return await proceed(cx)
 
@@ -94,23 +95,20 @@ class BudgetStage:
     async def __call__(self, cx: CallContext, proceed: Next) -> CallOutcome:
         tool = cx.tool
         estimate = tool.cost_usd if tool is not None else 0.0
-        costs = cx.policy.spec.cost_controls
-        if (
-            estimate == 0.0
-            and costs.max_cost_per_run_usd is None
-            and costs.max_daily_spend_usd is None
-        ):
+        if estimate == 0.0:  # a free call cannot overshoot a budget: no store round trip
             return await proceed(cx)
-        verdict = self.ledger.reserve(
-            cx.policy.agent, cx.scope.run_id, estimate, cx.policy.decide_budget
+        costs = cx.policy.spec.cost_controls
+        caps = Caps(costs.max_cost_per_run_usd, costs.max_daily_spend_usd)
+        held = await self.ledger.reserve(
+            cx.policy.agent, cx.scope.run_id, estimate, caps, cx.policy.decide_budget
         )
-        if verdict is not None:
-            return cx.stop(self.name, verdict)
+        if isinstance(held, Decision):
+            return cx.stop(self.name, held)
         try:
             outcome = await proceed(cx)
         except BaseException:  # cancelled mid-call: the reservation is released, not kept
-            self.ledger.settle(cx.policy.agent, cx.scope.run_id, estimate, 0.0)
+            await asyncio.shield(self.ledger.settle(held, 0.0))
             raise
         actual = estimate if outcome.status.value == "executed" else 0.0
-        self.ledger.settle(cx.policy.agent, cx.scope.run_id, estimate, actual)
+        await self.ledger.settle(held, actual)
         return outcome

@@ -1,0 +1,120 @@
+"""The limit stores (store/limits.py): exact counts under concurrency, settlement, and
+what a reservation left unsettled by a crash does, on every backend."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+
+import pytest
+
+from steward.store import Database
+from steward.store.limits import (
+    REDIS_ENV,
+    Account,
+    LimitStore,
+    MemoryLimits,
+    SqlLimits,
+    limit_store,
+)
+
+REDIS_URL = os.environ.get("STEWARD_TEST_REDIS_URL", "")
+
+
+def _redis_store() -> LimitStore:
+    if not REDIS_URL:
+        if os.environ.get("CI"):
+            pytest.fail("STEWARD_TEST_REDIS_URL is not set, and CI must run the Redis tests")
+        pytest.skip("Redis tests skipped: set STEWARD_TEST_REDIS_URL to run them")
+    from steward.store.limits_redis import RedisLimits
+
+    return RedisLimits(REDIS_URL, namespace=f"test-{uuid.uuid4().hex}")
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres", "redis"])
+def store(request: pytest.FixtureRequest) -> LimitStore:
+    if request.param == "memory":
+        return MemoryLimits()
+    if request.param == "redis":
+        return _redis_store()
+    db: Database = request.getfixturevalue(f"{request.param}_db")
+    return SqlLimits(db)
+
+
+async def test_a_window_counts_exactly_under_concurrency(store: LimitStore) -> None:
+    now = time.time()
+    used = await asyncio.gather(*(store.take_slot("rate:a:t", 20, 3600, now) for _ in range(60)))
+    assert sorted(used) == [*range(20), *([20] * 40)]
+
+
+async def test_a_window_slides(store: LimitStore) -> None:
+    now = time.time()
+    assert await store.take_slot("rate:a:t", 1, 10, now - 20) == 0
+    assert await store.take_slot("rate:a:t", 1, 10, now) == 0  # the first slot left the window
+    assert await store.take_slot("rate:a:t", 1, 10, now + 1) == 1
+
+
+async def test_reservations_never_overshoot_and_settle_releases(store: LimitStore) -> None:
+    accounts: Sequence[Account] = (Account("spend:run:r", None), Account("spend:day:a:1", 10.0))
+    now = time.time()
+    results = await asyncio.gather(*(store.reserve(accounts, 1.0, now) for _ in range(30)))
+    granted = [r for r in results if r.granted]
+    assert len(granted) == 10
+    assert await store.total("spend:day:a:1") == pytest.approx(10.0)
+    await store.settle(granted[0].hold, 0.0)  # the call did not happen: released
+    await store.settle(granted[1].hold, 0.25)  # it cost less than held
+    assert await store.total("spend:day:a:1") == pytest.approx(8.25)
+    assert await store.total("spend:run:r") == pytest.approx(8.25)
+    again = await store.reserve(accounts, 1.75, now)
+    assert again.granted and again.totals == (pytest.approx(8.25), pytest.approx(8.25))
+    refused = await store.reserve(accounts, 0.5, now)
+    assert not refused.granted and refused.totals[1] == pytest.approx(10.0)
+
+
+async def test_an_unsettled_reservation_keeps_counting(store: LimitStore) -> None:
+    """A crash between reserve and settle: the hold counts at its (upper-bound) amount,
+    so the budget gets stricter, never looser, until its day's account is over."""
+    accounts = (Account("spend:day:a:2", 3.0),)
+    held = await store.reserve(accounts, 2.0, time.time())
+    assert held.granted  # ... and the process dies here, before settle
+    assert not (await store.reserve(accounts, 2.0, time.time())).granted
+    assert (await store.reserve((Account("spend:day:a:3", 3.0),), 2.0, time.time())).granted
+
+
+def test_two_stores_on_one_database_share_one_window(sqlite_db: Database) -> None:
+    """Each thread has its own store object and engine (as separate processes would)."""
+    used: list[int] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        db = Database.open(sqlite_db.url)
+        try:
+            mine = [
+                SqlLimits(db).take_slot_now("rate:a:t", 20, 3600, time.time()) for _ in range(10)
+            ]
+        finally:
+            db.close()
+        with lock:
+            used.extend(mine)
+
+    threads = [threading.Thread(target=worker) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(used) == [*range(20), *([20] * 30)]
+
+
+def test_redis_is_chosen_only_when_configured(
+    sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(REDIS_ENV, raising=False)
+    assert isinstance(limit_store(sqlite_db), SqlLimits)
+    monkeypatch.setenv(REDIS_ENV, "redis://127.0.0.1:1/0")
+    from steward.store.limits_redis import RedisLimits
+
+    assert isinstance(limit_store(sqlite_db), RedisLimits)
