@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from steward.cli.context import DbOption, console, handled, journal_for, open_db, run_async
+from steward.cli.identity import KeyOption, acting_as
 from steward.cli.render import compact, short, status, when
 from steward.core.events import (
     ApprovalDecided,
@@ -30,6 +31,7 @@ from steward.core.events import (
 from steward.runtime import Runner, RunResult, build_agent
 from steward.runtime.cancel import cancel_run
 from steward.runtime.catalog import agent_for_run
+from steward.security.keys import Permission
 from steward.spec import load_spec
 from steward.store.runs import get_run, list_runs, read_journal
 
@@ -189,13 +191,14 @@ def resume(run_id: str = typer.Argument(...), db: str | None = DbOption) -> None
 def cancel(
     run_id: str = typer.Argument(...),
     reason: str = typer.Option(..., "--reason", help="Why (kept in the run and the audit)."),
-    by: str = typer.Option("cli", "--by", help="Who cancels."),
+    key: str | None = KeyOption,
     db: str | None = DbOption,
 ) -> None:
     """Cancel a waiting, queued or orphaned run: it finishes `cancelled`, and its pending
     approvals can no longer be decided."""
     with handled():
         database = open_db(db)
+        by = acting_as(database, key, Permission.CANCEL_RUN).label
         with journal_for(database) as journal:
             row = cancel_run(database, journal, run_id, by=by, reason=reason)
         console.print(f"run [bold]{row.id}[/] {status(row.status)}", highlight=False)
