@@ -3,11 +3,15 @@ started a run may not decide its requests with any of their keys. Labels decide 
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+from sqlalchemy import update
 
 from steward.security.keys import Role
 from steward.store.audit import query_events
 from steward.store.keys import create_key, list_keys
+from steward.store.schema import runs
 
 from .served import LARGE_REFUND, Served
 from .test_console import ORIGIN, pending_id
@@ -109,3 +113,22 @@ def test_the_console_refuses_the_starter_under_another_key(served: Served) -> No
     assert served.as_("admin", "GET", f"/v1/approvals/{approval_id}").json()["status"] == (
         "pending"
     )
+
+
+def test_a_run_from_before_principals_is_matched_by_its_starters_unique_name(
+    served: Served,
+) -> None:
+    """Runs started before this change carry only the `role:name` label; names are
+    unique principals now, so the label's name finds the starter."""
+    admin = _key(served, "ops", Role.ADMIN)
+    reviewer = _key(served, "ops", Role.REVIEWER)
+    run_id, approval_id = _waiting_run(served, admin)
+    with served.db.writer.begin() as connection:
+        connection.execute(
+            update(runs)
+            .where(runs.c.id == run_id)
+            .values(tags=json.dumps({"started_by": "admin:ops"}))
+        )
+    refused = _decide(served, approval_id, reviewer)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"]["code"] == "auth.separation_of_duties"

@@ -40,6 +40,5 @@ def acting_as(
     if permission is not None:
         decision = authorize(who, permission, agent)
         if decision.verdict is not Verdict.ALLOW:
-            reason = decision.reasons[0]
-            fail(f"{reason.message} [{reason.code}]")
+            fail(decision.reasons[0].message)
     return who

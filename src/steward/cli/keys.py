@@ -17,7 +17,12 @@ app = typer.Typer(
 
 @app.command("create")
 def create(
-    name: str = typer.Option(..., "--name", help="Who or what holds the key."),
+    name: str = typer.Option(
+        ...,
+        "--name",
+        help="Who or what holds the key: a unique principal (a second key for a "
+        "name is another key of the same person or agent).",
+    ),
     role: str = typer.Option(..., "--role", help="admin, reviewer, viewer or agent."),
     agent: str | None = typer.Option(None, "--agent", help="For --role agent: which agent."),
     by: str = typer.Option("cli", "--by", help="Who issues the key (recorded in the audit)."),
@@ -36,6 +41,9 @@ def create(
             )
         scope = f" for agent {row.agent}" if row.agent else ""
         console.print(f"key {row.id} ({row.role}{scope}) issued to {row.name}")
+        console.print(
+            f"principal {row.principal_id}: every key issued to {row.name} is one identity"
+        )
         console.print("token (shown once, store it now):")
         print(token)  # plain stdout, so scripts can capture it
 
@@ -49,10 +57,10 @@ def list_command(
     with handled():
         rows = list_keys(open_db(db), include_revoked=all_keys)
         table = Table(title=f"{len(rows)} key(s)")
-        for column in ("key", "name", "role", "agent", "created", "by", "revoked"):
+        for column in ("key", "name", "principal", "role", "agent", "created", "by", "revoked"):
             table.add_column(column, no_wrap=True)
         for row in rows:
-            table.add_row(row.id, row.name, row.role.value, row.agent or "", when(row.created_at),
+            table.add_row(row.id, row.name, row.principal_id, row.role.value, row.agent or "", when(row.created_at),
                           row.created_by, when(row.revoked_at) if row.revoked_at else "")  # fmt: skip
         console.print(table)
 

@@ -52,13 +52,18 @@ def run(
     file: Path = typer.Argument(..., help="Agent spec (YAML)."),
     text: str = typer.Option(..., "--input", "-i", help="The request for the agent."),
     stream: bool = typer.Option(False, "--stream", help="Print the model's text as it comes."),
+    key: str | None = KeyOption,
     db: str | None = DbOption,
 ) -> None:
-    """Run an agent once on one input."""
+    """Run an agent once on one input (with a key, the run records who started it, and
+    that principal may not decide its approvals)."""
     with handled():
         loaded = load_spec(file)
         agent = build_agent(loaded)
         database = open_db(db, create=True)
+        tags = (
+            acting_as(database, key, Permission.START_RUN, agent.name).starter_tags() if key else {}
+        )
 
         def show(piece: str) -> None:
             sys.stdout.write(piece)
@@ -66,7 +71,9 @@ def run(
 
         with journal_for(database) as journal:
             runner = Runner(database, journal)
-            result = run_async(lambda: runner.run(agent, text, on_text=show if stream else None))
+            result = run_async(
+                lambda: runner.run(agent, text, tags=tags, on_text=show if stream else None)
+            )
         if stream:
             sys.stdout.write("\n")
         print_result(result)

@@ -95,9 +95,9 @@ def _holder(
         )  # fmt: skip
         return principal_id
     if found.kind != kind.value:
+        held, wanted = ("an agent", "a person") if kind is Kind.PERSON else ("a person", "an agent")
         raise ConflictError(
-            f"{name!r} is already the name of {'an agent' if found.kind == Kind.AGENT else 'a person'}; "
-            f"a {kind.value}'s key needs a name of its own"
+            f"{name!r} is already the name of {held}; {wanted}'s key needs a name of its own"
         )
     if kind is Kind.AGENT and found.agent != agent:
         raise ConflictError(
