@@ -485,8 +485,10 @@ def test_deciding_without_a_valid_key_is_refused(
     steward("keys", "revoke", key_id)
     revoked = steward("approvals", "reject", approval_id, "--comment", "x", "--key", token, code=2)
     assert "the API key is not valid" in the_error(revoked.stderr)
-    for role, extra in (("agent", ("--agent", "support-desk")), ("viewer", ())):
-        monkeypatch.setenv("STEWARD_API_KEY", issue_key(f"a-{role}", role, *extra))
+    issued = {role: issue_key(f"a-{role}", role, *extra)
+              for role, extra in (("agent", ("--agent", "support-desk")), ("viewer", ()))}  # fmt: skip
+    for role, token in issued.items():
+        monkeypatch.setenv("STEWARD_API_KEY", token)
         refused = steward("approvals", "approve", approval_id, code=2)
         assert the_error(refused.stderr) == f"error: role {role} may not approvals.decide"
     assert sql(env.db, "SELECT status FROM approvals WHERE id = ?", approval_id) == [("pending",)]
@@ -544,3 +546,14 @@ def test_a_name_is_one_principal(env: Env) -> None:
                     code=2)  # fmt: skip
     assert "already the name of agent support-desk's identity" in the_error(other.stderr)
     assert sql(env.db, "SELECT count(*) FROM principals") == [(2,)]
+
+
+def test_keys_are_managed_as_the_admin_whose_key_is_given(env: Env) -> None:
+    root = issue_key("root", "admin")  # the first key: nobody holds one yet
+    issue_key("eve", "viewer", "--key", root)
+    viewer = issue_key("vic", "viewer")
+    refused = steward("keys", "create", "--name", "x", "--role", "admin", "--key", viewer, code=2)
+    assert the_error(refused.stderr) == "error: role viewer may not keys.manage"
+    assert sql(env.db, "SELECT name, created_by FROM api_keys ORDER BY created_at") == [
+        ("root", "cli"), ("eve", "admin:root"), ("vic", "cli"),
+    ]  # fmt: skip
