@@ -23,9 +23,8 @@ from steward.runtime.approvals import ApprovalService
 from steward.runtime.cancel import cancel_run
 from steward.runtime.catalog import agent_for_run
 from steward.runtime.runner import AgentDisabled, new_run_id
-from steward.security.keys import Principal
 from steward.store.agents import set_agent_state
-from steward.store.approvals import ApprovalRow, expire_approval, overdue_approvals
+from steward.store.approvals import expire_approval, overdue_approvals
 from steward.store.chain import PendingEvent
 from steward.store.database import Database
 from steward.store.journal import Journal
@@ -83,22 +82,8 @@ class RunService:
         await self.journal.flush()
         return run_id
 
-    async def decide(
-        self,
-        approval_id: str,
-        *,
-        who: Principal,
-        approve: bool,
-        comment: str = "",
-        arguments: dict[str, Any] | None = None,
-    ) -> ApprovalRow:
-        """Decide a request (runtime.approvals: authorise, four eyes, record); its run
-        resumes in the background, also when the request is found expired (a conflict)."""
-        return await self.approvals.decide(
-            approval_id, who=who, approve=approve, comment=comment, arguments=arguments
-        )
-
     async def _resume_in_background(self, run_id: str, reason: str) -> None:
+        """How `approvals` resumes a decided (or expired) request's run: in a task."""
         self.resume_later(run_id, reason)
 
     async def sweep_expired(self) -> int:

@@ -50,7 +50,7 @@ async def decide(
     may not decide it (an agent key; the person who started the run, with any of their
     keys), 409 when the request was already decided, has expired or was used."""
     try:
-        decided = await service_of(request).decide(
+        decided = await service_of(request).approvals.decide(
             approval_id, who=who, approve=body.decision == "approve", comment=body.comment,
             arguments=body.arguments,
         )  # fmt: skip

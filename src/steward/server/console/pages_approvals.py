@@ -75,7 +75,7 @@ async def decide(
                 status_code=422,
             )  # fmt: skip
     try:
-        decided = await service.decide(
+        decided = await service.approvals.decide(
             approval_id, who=who, approve=decision != "reject", comment=comment.strip(),
             arguments=edited,
         )  # fmt: skip
