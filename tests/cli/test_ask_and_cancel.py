@@ -39,6 +39,13 @@ def spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
+@pytest.fixture
+def dana(spec: Path) -> str:
+    """A reviewer's key (its token), for the commands that act as someone (`--key`)."""
+    token = steward("keys", "create", "--name", "dana", "--role", "reviewer").stdout
+    return token.strip().splitlines()[-1]
+
+
 def steward(*args: str, code: int = 0) -> Result:
     result = CliRunner().invoke(app, list(args))
     if result.exception is not None and not isinstance(result.exception, SystemExit):
@@ -57,32 +64,33 @@ def pending() -> tuple[str, str]:
     return approval_id, run_id
 
 
-def test_answer_a_question_and_the_run_finishes_with_it(spec: Path) -> None:
+def test_answer_a_question_and_the_run_finishes_with_it(spec: Path, dana: str) -> None:
     steward("db", "init")
     assert "waiting" in steward("run", str(spec), "-i", "paint the fence").stdout
     approval_id, run_id = pending()
     listed = steward("approvals", "list").stdout
     assert "ask_human" in listed and "Which colour?" in listed
-    result = steward("approvals", "answer", approval_id, "dark green", "--by", "dana")
-    assert f"approval {approval_id} approved by dana" in result.stdout
+    result = steward("approvals", "answer", approval_id, "dark green", "--key", dana)
+    assert f"approval {approval_id} approved by reviewer:dana" in result.stdout
     assert "Painting it dark green." in result.stdout
     assert sql("SELECT status, output FROM runs WHERE id = ?", run_id) == [
         ("succeeded", "Painting it dark green.")
     ]
-    again = steward("approvals", "answer", approval_id, "blue", code=2)
+    again = steward("approvals", "answer", approval_id, "blue", "--key", dana, code=2)
     assert f"approval {approval_id} is already approved" in again.stderr
 
 
-def test_answer_refuses_an_approval_that_is_not_a_question(spec: Path) -> None:
+def test_answer_refuses_an_approval_that_is_not_a_question(spec: Path, dana: str) -> None:
     steward("db", "init")
     steward("run", str(spec), "-i", "paint the fence")
     approval_id, _ = pending()
     with contextlib.closing(sqlite3.connect("steward.db")) as connection:
         connection.execute("UPDATE approvals SET tool = 'transfer' WHERE id = ?", (approval_id,))
         connection.commit()
-    result = steward("approvals", "answer", approval_id, "green", code=2)
+    result = steward("approvals", "answer", approval_id, "green", "--key", dana, code=2)
     assert "is for a call of 'transfer', not a question" in result.stderr
-    assert steward("approvals", "answer", "apr_nope", "x", code=2).stderr.count("no approval")
+    unknown = steward("approvals", "answer", "apr_nope", "x", "--key", dana, code=2)
+    assert unknown.stderr.count("no approval")
 
 
 def test_validate_does_not_call_ask_human_forbidden(spec: Path) -> None:
@@ -92,25 +100,25 @@ def test_validate_does_not_call_ask_human_forbidden(spec: Path) -> None:
     assert "review" in explained.stdout and "tier.asks_human" in explained.stdout
 
 
-def test_cancel_a_waiting_run(spec: Path) -> None:
+def test_cancel_a_waiting_run(spec: Path, dana: str) -> None:
     steward("db", "init")
     steward("run", str(spec), "-i", "paint the fence")
     approval_id, run_id = pending()
-    result = steward("runs", "cancel", run_id, "--reason", "fence sold", "--by", "dana")
+    result = steward("runs", "cancel", run_id, "--reason", "fence sold", "--key", dana)
     assert f"run {run_id} cancelled" in result.stdout
-    assert "cancelled by dana: fence sold" in result.stdout
+    assert "cancelled by reviewer:dana: fence sold" in result.stdout
     assert sql("SELECT status, reason_code FROM runs WHERE id = ?", run_id) == [
         ("cancelled", "run.cancelled")
     ]
     assert sql("SELECT status FROM approvals WHERE id = ?", approval_id) == [("cancelled",)]
-    late = steward("approvals", "answer", approval_id, "green", code=2)
+    late = steward("approvals", "answer", approval_id, "green", "--key", dana, code=2)
     assert f"approval {approval_id} is already cancelled" in late.stderr
-    twice = steward("runs", "cancel", run_id, "--reason", "again", code=2)
+    twice = steward("runs", "cancel", run_id, "--reason", "again", "--key", dana, code=2)
     assert f"run {run_id} already cancelled" in twice.stderr
     resumed = steward("runs", "resume", run_id)
     assert f"run {run_id} cancelled" in resumed.stdout
     shown = steward("runs", "show", run_id).stdout
     assert "approval.decided" in shown and "cancelled run.cancelled" in shown
-    assert "verified 8 events" in steward("audit", "verify").stdout
-    unknown = steward("runs", "cancel", "run_nope", "--reason", "x", code=2)
+    assert "verified 9 events" in steward("audit", "verify").stdout  # key.created, then the run
+    unknown = steward("runs", "cancel", "run_nope", "--reason", "x", "--key", dana, code=2)
     assert "no run with id 'run_nope'" in unknown.stderr

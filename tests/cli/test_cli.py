@@ -111,6 +111,19 @@ def refund(amount: float) -> dict[str, Any]:
     return {"order_id": "10001", "amount_usd": amount, "reason": "customer request"}
 
 
+def issue_key(name: str, role: str, *more: str) -> str:
+    """A key issued through the CLI; returns its token (printed last)."""
+    out = steward("keys", "create", "--name", name, "--role", role, *more).stdout
+    return out.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def alice(env: Env, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A reviewer's key the CLI acts as (STEWARD_API_KEY); returns its audit label."""
+    monkeypatch.setenv("STEWARD_API_KEY", issue_key("alice", "reviewer"))
+    return "reviewer:alice"
+
+
 @pytest.fixture
 def demo(env: Env) -> Result:
     """A database filled by `steward demo --limit 30` (it leaves several refunds pending)."""
@@ -275,7 +288,9 @@ def test_missing_database_is_one_clear_error(env: Env, command: list[str]) -> No
         ),
     ],
 )
-def test_errors_against_an_existing_database(env: Env, command: list[str], message: str) -> None:
+def test_errors_against_an_existing_database(
+    env: Env, alice: str, command: list[str], message: str
+) -> None:
     steward("db", "init")
     result = steward(*command, code=2)
     assert the_error(result.stderr) == f"error: {message}"
@@ -343,36 +358,36 @@ def test_approvals_list_shows_the_pending_ones(demo: Result, env: Env) -> None:
         assert run_id in listed
 
 
-def test_approve_resumes_the_run_to_success(demo: Result, env: Env) -> None:
+def test_approve_resumes_the_run_to_success(demo: Result, env: Env, alice: str) -> None:
     approval_id, run_id = pending_refund(env.db)
     assert refunds_of(env, run_id) == 0
 
-    result = steward("approvals", "approve", approval_id, "--by", "alice")
-    assert f"approval {approval_id} approved by alice" in result.stdout
+    result = steward("approvals", "approve", approval_id)
+    assert f"approval {approval_id} approved by {alice}" in result.stdout
     assert f"run {run_id} succeeded" in result.stdout
     assert run_status(env.db, run_id) == "succeeded"
     assert refunds_of(env, run_id) == 1
-    assert "approval.granted: approved by alice" in steward("runs", "show", run_id).stdout
+    assert f"approval.granted: approved by {alice}" in steward("runs", "show", run_id).stdout
 
-    again = steward("approvals", "approve", approval_id, "--by", "alice", code=2)
+    again = steward("approvals", "approve", approval_id, code=2)
     assert the_error(again.stderr) == f"error: approval {approval_id} is already approved"
     assert refunds_of(env, run_id) == 1
 
 
-def test_approve_with_edited_arguments_runs_the_edited_call(demo: Result, env: Env) -> None:
+def test_approve_with_edited_arguments_runs_the_edited_call(
+    demo: Result, env: Env, alice: str
+) -> None:
     approval_id, run_id = pending_refund(env.db)
     [(arguments,)] = sql(env.db, "SELECT arguments FROM approvals WHERE id = ?", approval_id)
     edited = {**json.loads(arguments), "amount_usd": 12.5}
-    result = steward(
-        "approvals", "approve", approval_id, "--by", "alice", "--args", json.dumps(edited)
-    )
+    result = steward("approvals", "approve", approval_id, "--args", json.dumps(edited))
     assert f"run {run_id} succeeded" in result.stdout
     assert sql(
         env.systems, "SELECT amount_usd FROM refunds WHERE idempotency_key LIKE ?", f"{run_id}:%"
     ) == [(12.5,)]
 
 
-def test_edited_arguments_are_decided_by_policy_again(demo: Result, env: Env) -> None:
+def test_edited_arguments_are_decided_by_policy_again(demo: Result, env: Env, alice: str) -> None:
     approval_id, run_id = pending_refund(env.db)
     [(arguments,)] = sql(env.db, "SELECT arguments FROM approvals WHERE id = ?", approval_id)
     edited = {**json.loads(arguments), "amount_usd": 900}
@@ -383,15 +398,15 @@ def test_edited_arguments_are_decided_by_policy_again(demo: Result, env: Env) ->
     assert the_error(bad.stderr) == "error: --args must be a JSON object"
 
 
-def test_reject_resumes_the_run_with_the_denial(demo: Result, env: Env) -> None:
+def test_reject_resumes_the_run_with_the_denial(demo: Result, env: Env, alice: str) -> None:
     approval_id, run_id = pending_refund(env.db)
 
     result = steward("approvals", "reject", approval_id, "--comment", "no")
-    assert f"approval {approval_id} rejected by cli" in result.stdout
+    assert f"approval {approval_id} rejected by {alice}" in result.stdout
     assert f"run {run_id} succeeded" in result.stdout
-    assert "answer: I can't issue that refund myself (rejected by cli: no)" in result.stdout
+    assert f"answer: I can't issue that refund myself (rejected by {alice}: no)" in result.stdout
     assert sql(env.db, "SELECT status FROM approvals WHERE id = ?", approval_id) == [("rejected",)]
-    assert "approval.rejected: rejected by cli: no" in steward("runs", "show", run_id).stdout
+    assert f"approval.rejected: rejected by {alice}: no" in steward("runs", "show", run_id).stdout
     assert refunds_of(env, run_id) == 0
 
 
@@ -441,3 +456,104 @@ def test_tampered_event_fails_verification(demo: Result, env: Env) -> None:
         f"broken at event {event_id}: content does not match its hash: the row was edited"
     ]
     assert "audit chain does not verify: 1 problem(s)" in the_error(result.stderr)
+
+
+# --- the CLI acts as a principal: a key, checked against the store ----------------------------
+
+LARGE_REFUND = (
+    "From: ava.haddad@example.com\nSubject: Missing item - refund please\n\n"
+    "Order #10114 arrived without the ultralight tent. Please refund $330 for it."
+)
+
+
+def test_deciding_without_a_valid_key_is_refused(
+    demo: Result, env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    approval_id, _ = pending_refund(env.db)
+    monkeypatch.delenv("STEWARD_API_KEY", raising=False)
+    nobody = steward("approvals", "approve", approval_id, code=2)
+    assert the_error(nobody.stderr) == (
+        "error: this command acts as someone: pass --key stw_... or set STEWARD_API_KEY"
+    )
+    forged = steward("approvals", "approve", approval_id, "--key", "stw_000000000000_" + "x" * 43,
+                     code=2)  # fmt: skip
+    assert (
+        the_error(forged.stderr) == "error: the API key is not valid: unknown, revoked or malformed"
+    )
+    token = issue_key("carol", "reviewer")
+    [(key_id,)] = sql(env.db, "SELECT id FROM api_keys WHERE name = 'carol'")
+    steward("keys", "revoke", key_id)
+    revoked = steward("approvals", "reject", approval_id, "--comment", "x", "--key", token, code=2)
+    assert "the API key is not valid" in the_error(revoked.stderr)
+    issued = {role: issue_key(f"a-{role}", role, *extra)
+              for role, extra in (("agent", ("--agent", "support-desk")), ("viewer", ()))}  # fmt: skip
+    for role, token in issued.items():
+        monkeypatch.setenv("STEWARD_API_KEY", token)
+        refused = steward("approvals", "approve", approval_id, code=2)
+        assert the_error(refused.stderr) == f"error: role {role} may not approvals.decide"
+    assert sql(env.db, "SELECT status FROM approvals WHERE id = ?", approval_id) == [("pending",)]
+
+
+def test_the_person_who_started_a_run_may_not_decide_it_with_another_key(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The `ops`/`ops` bypass, from the CLI: an admin key `ops` starts the run; the
+    reviewer key `ops` is the same principal and may not approve it; bob may."""
+    admin, reviewer = issue_key("ops", "admin"), issue_key("ops", "reviewer")
+    started = steward("run", DEMO_SPEC, "-i", LARGE_REFUND, "--key", admin)
+    assert "waiting" in started.stdout
+    approval_id, run_id = pending_refund(env.db)
+    [(starter,)] = sql(env.db, "SELECT DISTINCT principal_id FROM api_keys WHERE name = 'ops'")
+    [(tags,)] = sql(env.db, "SELECT tags FROM runs WHERE id = ?", run_id)
+    assert json.loads(tags) == {"started_by": "admin:ops", "started_by_principal": starter}
+
+    own = steward("approvals", "approve", approval_id, "--key", reviewer, code=2)
+    assert the_error(own.stderr) == (
+        f"error: ops started run {run_id}; another person must decide its requests"
+    )
+    assert sql(env.db, "SELECT status FROM approvals WHERE id = ?", approval_id) == [("pending",)]
+
+    monkeypatch.setenv("STEWARD_API_KEY", issue_key("bob", "reviewer"))
+    assert f"run {run_id} succeeded" in steward("approvals", "approve", approval_id).stdout
+    [(bob,)] = sql(env.db, "SELECT principal_id FROM api_keys WHERE name = 'bob'")
+    [(data,)] = sql(env.db, "SELECT data FROM events WHERE type = 'approval.decided'")
+    assert json.loads(data)["by"] == "reviewer:bob" and json.loads(data)["principal"] == bob
+
+
+def test_only_keys_that_may_start_runs_start_them(env: Env) -> None:
+    reviewer = issue_key("rita", "reviewer")
+    refused = steward("run", DEMO_SPEC, "-i", "Where is order #10005?", "--key", reviewer, code=2)
+    assert the_error(refused.stderr) == "error: role reviewer may not runs.start"
+    bot = issue_key("desk-bot", "agent", "--agent", "support-desk")
+    steward("run", DEMO_SPEC, "-i", "Where is order #10005?", "--key", bot)
+    [(tags,)] = sql(env.db, "SELECT tags FROM runs")
+    assert json.loads(tags)["started_by"] == "agent:support-desk"
+
+
+def test_a_name_is_one_principal(env: Env) -> None:
+    first = steward("keys", "create", "--name", "alice", "--role", "reviewer").stdout
+    second = steward("keys", "create", "--name", "alice", "--role", "admin").stdout
+    [(principal,)] = sql(env.db, "SELECT DISTINCT principal_id FROM api_keys WHERE name = 'alice'")
+    assert f"principal {principal}" in first and f"principal {principal}" in second
+    taken = steward(
+        "keys", "create", "--name", "alice", "--role", "agent", "--agent", "support-desk", code=2
+    )
+    assert the_error(taken.stderr) == (
+        "error: 'alice' is already the name of a person; an agent's key needs a name of its own"
+    )
+    issue_key("desk-bot", "agent", "--agent", "support-desk")
+    other = steward("keys", "create", "--name", "desk-bot", "--role", "agent", "--agent", "billing",
+                    code=2)  # fmt: skip
+    assert "already the name of agent support-desk's identity" in the_error(other.stderr)
+    assert sql(env.db, "SELECT count(*) FROM principals") == [(2,)]
+
+
+def test_keys_are_managed_as_the_admin_whose_key_is_given(env: Env) -> None:
+    root = issue_key("root", "admin")  # the first key: nobody holds one yet
+    issue_key("eve", "viewer", "--key", root)
+    viewer = issue_key("vic", "viewer")
+    refused = steward("keys", "create", "--name", "x", "--role", "admin", "--key", viewer, code=2)
+    assert the_error(refused.stderr) == "error: role viewer may not keys.manage"
+    assert sql(env.db, "SELECT name, created_by FROM api_keys ORDER BY created_at") == [
+        ("root", "cli"), ("eve", "admin:root"), ("vic", "cli"),
+    ]  # fmt: skip

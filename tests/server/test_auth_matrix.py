@@ -149,7 +149,7 @@ def test_whoever_started_a_run_may_not_decide_its_requests(
     assert own.status_code == 403
     assert own.json()["error"] == {
         "code": "auth.separation_of_duties",
-        "message": f"admin:admin-1 started run {run['id']}; another person must decide its requests",
+        "message": f"admin-1 started run {run['id']}; another person must decide its requests",
     }
     assert served.as_("reviewer", "POST", url, json={"decision": "approve"}).status_code == 200
 

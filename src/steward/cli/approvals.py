@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import typer
 from rich.table import Table
 
 from steward.cli.context import DbOption, console, fail, handled, journal_for, open_db, run_async
+from steward.cli.identity import KeyOption, acting_as
 from steward.cli.render import compact, status, when
 from steward.cli.runs import print_result
 from steward.core.errors import StewardError
-from steward.runtime import Runner
+from steward.runtime import Runner, RunResult
+from steward.runtime.approvals import ApprovalService
 from steward.runtime.catalog import agent_for_run
 from steward.runtime.sweep import resume_expired
-from steward.store.approvals import decide_approval, get_approval, list_approvals
+from steward.security.keys import Principal
+from steward.store.approvals import ApprovalRow, list_approvals
 from steward.store.database import Database
-from steward.tools.builtin import ASK_HUMAN
 
 app = typer.Typer(help="Decide calls that wait for a person.", no_args_is_help=True)
 
@@ -50,42 +53,39 @@ def list_command(
 
 def _decide(
     db: Database,
-    approval_id: str,
-    approve: bool,
-    by: str,
-    comment: str,
+    token: str | None,
     resume: bool,
-    arguments: dict[str, Any] | None = None,
+    decide: Callable[[ApprovalService, Principal], Awaitable[ApprovalRow]],
 ) -> None:
+    """Act as the key's principal through the runtime's approval service; the run
+    resumes inline (also when the request is found expired), or not with --no-resume."""
+    who = acting_as(db, token)
+    results: list[RunResult] = []
     with journal_for(db) as journal:
-        row = decide_approval(
-            db,
-            approval_id,
-            approve=approve,
-            by=by,
-            comment=comment,
-            arguments=arguments,
-            on_commit=journal.publish,
-        )
-        console.print(f"approval {row.id} {status(row.status)} by {by}")
-        if not resume:
-            return
-        try:
-            agent = agent_for_run(db, row.run_id)
-        except StewardError as exc:
-            console.print(f"[yellow]not resumed:[/] {exc}")
-            return
         runner = Runner(db, journal)
-        result = run_async(
-            lambda: runner.resume(agent, row.run_id, f"approval {row.id} {row.status}")
-        )
-    print_result(result)
+
+        async def inline(run_id: str, reason: str) -> None:
+            if not resume:
+                return
+            try:
+                agent = agent_for_run(db, run_id)
+            except StewardError as exc:
+                console.print(f"[yellow]not resumed:[/] {exc}")
+                return
+            results.append(await runner.resume(agent, run_id, reason))
+
+        service = ApprovalService(db, journal, inline)
+        try:
+            row = run_async(lambda: decide(service, who))
+            console.print(f"approval {row.id} {status(row.status)} by {row.decided_by}")
+        finally:
+            for result in results:
+                print_result(result)
 
 
 @app.command("approve")
 def approve(
     approval_id: str = typer.Argument(...),
-    by: str = typer.Option("cli", "--by", help="Who decides."),
     comment: str = typer.Option("", "--comment"),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Resume the run now."),
     args: str | None = typer.Option(
@@ -93,6 +93,7 @@ def approve(
         "--args",
         help="Approve with these arguments instead (JSON); policy decides them again.",
     ),
+    key: str | None = KeyOption,
     db: str | None = DbOption,
 ) -> None:
     """Approve a pending call (as proposed, or with edited arguments) and resume its run."""
@@ -105,7 +106,9 @@ def approve(
                 fail(f"--args is not valid JSON: {exc.msg} at column {exc.colno}")
             if not isinstance(edited, dict):
                 fail("--args must be a JSON object")
-        _decide(open_db(db), approval_id, True, by, comment, resume, edited)
+        _decide(open_db(db), key, resume, lambda service, who: service.decide(
+            approval_id, who=who, approve=True, comment=comment, arguments=edited
+        ))  # fmt: skip
 
 
 @app.command("reject")
@@ -114,35 +117,30 @@ def reject(
     comment: str = typer.Option(
         ..., "--comment", help="Why (shown to the agent and in the audit)."
     ),
-    by: str = typer.Option("cli", "--by"),
     resume: bool = typer.Option(True, "--resume/--no-resume"),
+    key: str | None = KeyOption,
     db: str | None = DbOption,
 ) -> None:
     """Reject a pending call, with a comment, and resume its run."""
     with handled():
-        _decide(open_db(db), approval_id, False, by, comment, resume)
+        _decide(open_db(db), key, resume, lambda service, who: service.decide(
+            approval_id, who=who, approve=False, comment=comment
+        ))  # fmt: skip
 
 
 @app.command("answer")
 def answer(
     approval_id: str = typer.Argument(..., help="The pending question (an ask_human approval)."),
     text: str = typer.Argument(..., help="The answer the agent receives."),
-    by: str = typer.Option("cli", "--by", help="Who answers."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Resume the run now."),
+    key: str | None = KeyOption,
     db: str | None = DbOption,
 ) -> None:
     """Answer an agent's question (approve it with the answer as comment) and resume its run."""
     with handled():
-        database = open_db(db)
-        row = get_approval(database, approval_id)
-        if row.tool != ASK_HUMAN:
-            fail(
-                f"approval {approval_id} is for a call of '{row.tool}', not a question; "
-                "use `steward approvals approve` or `reject`"
-            )
-        if not text.strip():
-            fail("the answer is empty")
-        _decide(database, approval_id, True, by, text, resume)
+        _decide(open_db(db), key, resume, lambda service, who: service.answer(
+            approval_id, who=who, text=text
+        ))  # fmt: skip
 
 
 @app.command("sweep")

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from steward.cli.context import DbOption, console, handled, journal_for, open_db, run_async
+from steward.cli.identity import KeyOption, acting_as
 from steward.cli.render import compact, short, status, when
 from steward.core.events import (
     ApprovalDecided,
@@ -33,6 +34,7 @@ from steward.core.events import (
 from steward.runtime import Runner, RunResult, build_agent
 from steward.runtime.cancel import cancel_run
 from steward.runtime.catalog import agent_for_run
+from steward.security.keys import Permission
 from steward.spec import load_spec
 from steward.store.runs import get_run, list_runs, read_journal
 
@@ -53,13 +55,18 @@ def run(
     file: Path = typer.Argument(..., help="Agent spec (YAML)."),
     text: str = typer.Option(..., "--input", "-i", help="The request for the agent."),
     stream: bool = typer.Option(False, "--stream", help="Print the model's text as it comes."),
+    key: str | None = KeyOption,
     db: str | None = DbOption,
 ) -> None:
-    """Run an agent once on one input."""
+    """Run an agent once on one input (with a key, the run records who started it, and
+    that principal may not decide its approvals)."""
     with handled():
         loaded = load_spec(file)
         agent = build_agent(loaded)
         database = open_db(db, create=True)
+        tags = (
+            acting_as(database, key, Permission.START_RUN, agent.name).starter_tags() if key else {}
+        )
 
         def show(piece: str) -> None:
             sys.stdout.write(piece)
@@ -67,7 +74,9 @@ def run(
 
         with journal_for(database) as journal:
             runner = Runner(database, journal)
-            result = run_async(lambda: runner.run(agent, text, on_text=show if stream else None))
+            result = run_async(
+                lambda: runner.run(agent, text, tags=tags, on_text=show if stream else None)
+            )
         if stream:
             sys.stdout.write("\n")
         print_result(result)
@@ -200,13 +209,14 @@ def resume(run_id: str = typer.Argument(...), db: str | None = DbOption) -> None
 def cancel(
     run_id: str = typer.Argument(...),
     reason: str = typer.Option(..., "--reason", help="Why (kept in the run and the audit)."),
-    by: str = typer.Option("cli", "--by", help="Who cancels."),
+    key: str | None = KeyOption,
     db: str | None = DbOption,
 ) -> None:
     """Cancel a waiting, queued or orphaned run: it finishes `cancelled`, and its pending
     approvals can no longer be decided."""
     with handled():
         database = open_db(db)
+        by = acting_as(database, key, Permission.CANCEL_RUN).label
         with journal_for(database) as journal:
             row = cancel_run(database, journal, run_id, by=by, reason=reason)
         console.print(f"run [bold]{row.id}[/] {status(row.status)}", highlight=False)

@@ -121,9 +121,10 @@ class ApprovalDecided(Event, tag="approval.decided", frozen=True):
     approval_id: str
     key: str
     outcome: str  # approved | rejected | expired | cancelled (its run was cancelled)
-    by: str
+    by: str  # a readable label
     comment: str = ""
     arguments: dict[str, Any] | None = None
+    principal: str = ""  # who decided, by principal id ("" for the system: expiry, cancel)
 
 
 class ApprovalUsed(Event, tag="approval.used", frozen=True):
@@ -237,6 +238,7 @@ class KeyCreated(Event, tag="key.created", frozen=True):
     role: str  # admin | reviewer | viewer | agent
     agent: str | None
     by: str
+    principal: str = ""  # the principal holding the key (its id)
 
 
 class KeyRevoked(Event, tag="key.revoked", frozen=True):

@@ -56,19 +56,43 @@ _GRANTS: dict[Role, frozenset[Permission]] = {
 }
 
 
+class Kind(StrEnum):
+    """What a principal is. A person may hold keys of several roles; an agent holds only
+    agent keys for its one agent."""
+
+    PERSON = "person"
+    AGENT = "agent"
+
+
+def kind_of(role: Role) -> Kind:
+    return Kind.AGENT if role is Role.AGENT else Kind.PERSON
+
+
+# Run tags naming who started a run: a readable label, and the principal four eyes compares.
+STARTED_BY = "started_by"
+STARTED_BY_PRINCIPAL = "started_by_principal"
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: a key's id, its name and role (and agent, for agent keys)."""
+    """Who is calling: the key used, the principal (person or agent) holding it, the
+    principal's unique name, and the key's role (and agent, for agent keys). Identity is
+    `principal_id`: two keys of one person are one person."""
 
     key_id: str
+    principal_id: str
     name: str
     role: Role
     agent: str | None = None
 
     @property
     def label(self) -> str:
-        """How the principal appears in the audit trail."""
+        """How the principal appears in the audit trail (readable; never compared)."""
         return f"agent:{self.agent}" if self.role is Role.AGENT else f"{self.role}:{self.name}"
+
+    def starter_tags(self) -> dict[str, str]:
+        """The tags a run started by this principal carries (they override any given)."""
+        return {STARTED_BY: self.label, STARTED_BY_PRINCIPAL: self.principal_id}
 
 
 def authorize(principal: Principal, permission: Permission, agent: str | None = None) -> Decision:
@@ -116,6 +140,10 @@ def hash_secret(token: str) -> str:
 
 def secret_matches(token: str, stored_hash: str) -> bool:
     return hmac.compare_digest(hash_secret(token), stored_hash)
+
+
+def new_principal_id() -> str:
+    return f"prn_{secrets.token_hex(6)}"
 
 
 def new_session_token() -> str:

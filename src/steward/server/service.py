@@ -16,26 +16,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from steward.core.agent_state import Autonomy
-from steward.core.errors import (
-    ConflictError,
-    NotFoundError,
-    PermissionDenied,
-    StewardError,
-    StoreUnavailable,
-)
+from steward.core.errors import ConflictError, NotFoundError, StewardError, StoreUnavailable
 from steward.core.lifecycle import SHUTDOWN
 from steward.runtime import AgentRuntime, Runner, RunResult
+from steward.runtime.approvals import ApprovalService
 from steward.runtime.cancel import cancel_run
 from steward.runtime.catalog import agent_for_run
 from steward.runtime.runner import AgentDisabled, new_run_id
 from steward.store.agents import set_agent_state
-from steward.store.approvals import (
-    ApprovalRow,
-    decide_approval,
-    expire_approval,
-    get_approval,
-    overdue_approvals,
-)
+from steward.store.approvals import expire_approval, overdue_approvals
 from steward.store.chain import PendingEvent
 from steward.store.database import Database
 from steward.store.journal import Journal
@@ -69,6 +58,7 @@ class RunService:
         self._tasks: dict[str, asyncio.Task[RunResult]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._followers: dict[str, list[_Follower]] = {}
+        self.approvals = ApprovalService(db, journal, self._resume_in_background)
         journal.subscribe(self._on_commit)
 
     # -- runs --------------------------------------------------------------------------
@@ -100,44 +90,9 @@ class RunService:
         await self.journal.flush(patience=START_PATIENCE)
         return run_id
 
-    async def decide(
-        self,
-        pending: ApprovalRow,
-        *,
-        approve: bool,
-        by: str,
-        comment: str,
-        arguments: dict[str, Any] | None,
-    ) -> ApprovalRow:
-        """Record a person's decision, then resume the run in the background. A request
-        found expired is a conflict, and its run resumes to finish without the call.
-        Four eyes: whoever started a run may not decide its requests. `pending` is the
-        request as the caller read it to authorise the decision."""
-        approval_id = pending.id
-        run = await asyncio.to_thread(get_run, self.db, pending.run_id)
-        if run.tags.get("started_by") == by:
-            raise PermissionDenied(
-                f"{by} started run {run.id}; another person must decide its requests",
-                code="auth.separation_of_duties",
-            )
-        try:
-            row = await asyncio.to_thread(
-                decide_approval,
-                self.db,
-                approval_id,
-                approve=approve,
-                by=by,
-                comment=comment,
-                arguments=arguments,
-                on_commit=self.journal.publish,
-            )
-        except ConflictError:
-            found = await asyncio.to_thread(get_approval, self.db, approval_id)
-            if found.status == "expired":
-                self.resume_later(found.run_id, f"approval {found.id} expired")
-            raise
-        self.resume_later(row.run_id, f"approval {row.id} {row.status} by {by}")
-        return row
+    async def _resume_in_background(self, run_id: str, reason: str) -> None:
+        """How `approvals` resumes a decided (or expired) request's run: in a task."""
+        self.resume_later(run_id, reason)
 
     async def sweep_expired(self) -> int:
         """Expire overdue approvals and resume their runs; returns how many."""

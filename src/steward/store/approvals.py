@@ -105,10 +105,12 @@ def decide_approval(
     by: str,
     comment: str = "",
     arguments: dict[str, Any] | None = None,
+    principal: str = "",
     now: float | None = None,
     on_commit: Published | None = None,
 ) -> ApprovalRow:
-    """Approve or reject a pending request. Raises NotFoundError, or ConflictError when
+    """Approve or reject a pending request (`by` a readable label, `principal` the
+    decider's principal id). Raises NotFoundError, or ConflictError when
     it was already decided or has expired (an expired request is marked expired).
     `on_commit` receives the committed event (a journal's `publish`, for its consumers)."""
     problem = json_problem(arguments) if arguments is not None else None
@@ -131,7 +133,7 @@ def decide_approval(
             )
         else:
             committed = set_approval_status(
-                connection, row, outcome, by, comment, arguments, moment
+                connection, row, outcome, by, comment, arguments, moment, principal
             )
     if on_commit is not None:
         on_commit([committed])
@@ -165,6 +167,7 @@ def set_approval_status(
     comment: str,
     arguments: dict[str, Any] | None,
     moment: float,
+    principal: str = "",
 ) -> PendingEvent:
     """Decide a pending request inside the caller's transaction: the row changes and its
     `approval.decided` event joins the chain in the same commit."""
@@ -181,7 +184,7 @@ def set_approval_status(
             else None,
         )
     )
-    event = ApprovalDecided(row.id, row.call_id, status, by, comment, arguments)
+    event = ApprovalDecided(row.id, row.call_id, status, by, comment, arguments, principal)
     return append_event(connection, row.run_id, event, moment)
 
 

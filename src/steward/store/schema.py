@@ -132,11 +132,25 @@ agents = Table(
     Column("comment", Text, nullable=False),
 )
 
+# Who holds keys: a person or an agent, with a unique name. Four eyes compares these
+# ids, never key names or labels: every key of one principal is the same identity.
+principals = Table(
+    "principals",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # person | agent
+    Column("agent", String(64), nullable=True),  # an agent principal's agent
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(128), nullable=False),
+)
+
 # API keys: only a SHA-256 of each secret is kept (see steward.security.keys).
 api_keys = Table(
     "api_keys",
     metadata,
     Column("id", String(32), primary_key=True),
+    Column("principal_id", String(32), nullable=False),
     Column("name", String(128), nullable=False),
     Column("role", String(16), nullable=False),
     Column("agent", String(64), nullable=True),
@@ -145,6 +159,7 @@ api_keys = Table(
     Column("created_by", String(128), nullable=False),
     Column("revoked_at", Float, nullable=True),
     Column("revoked_by", String(128), nullable=True),
+    Index("ix_api_keys_principal", "principal_id"),
 )
 
 # Console sign-ins: the cookie holds a random token; the table holds its SHA-256.

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from steward.runtime.approvals import InvalidDecision
 from steward.security.keys import Permission, Principal
 from steward.server.api._common import service_of
 from steward.server.auth import check, principal, scoped_reader
@@ -46,20 +46,14 @@ def get_approval_route(
 async def decide(
     approval_id: str, body: Decide, request: Request, who: Principal = Depends(principal)
 ) -> ApprovalOut:
-    """Decide a pending request; the run resumes in the background. 409 when the request
-    was already decided, has expired or was used."""
-    service = service_of(request)
-    row = await asyncio.to_thread(get_approval, service.db, approval_id)
-    check(who, Permission.DECIDE_APPROVAL, row.agent)
-    if body.decision == "reject" and not body.comment.strip():
-        raise ApiError(422, "request.invalid", "body.comment: a rejection needs a comment")
-    if body.decision == "reject" and body.arguments is not None:
-        raise ApiError(422, "request.invalid", "body.arguments: only an approval carries edits")
-    decided = await service.decide(
-        row,
-        approve=body.decision == "approve",
-        by=who.label,
-        comment=body.comment,
-        arguments=body.arguments,
-    )
+    """Decide a pending request; the run resumes in the background. 403 for a key that
+    may not decide it (an agent key; the person who started the run, with any of their
+    keys), 409 when the request was already decided, has expired or was used."""
+    try:
+        decided = await service_of(request).approvals.decide(
+            approval_id, who=who, approve=body.decision == "approve", comment=body.comment,
+            arguments=body.arguments,
+        )  # fmt: skip
+    except InvalidDecision as exc:
+        raise ApiError(422, exc.code, f"body.{exc.field}: {exc}") from None
     return ApprovalOut.of(decided)

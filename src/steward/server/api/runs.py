@@ -37,7 +37,7 @@ async def start_run(
     `/v1/runs/{id}/stream`)."""
     check(who, Permission.START_RUN, body.agent)
     service = service_of(request)
-    tags = {**body.tags, "started_by": who.label}
+    tags = {**body.tags, **who.starter_tags()}
     run_id = await service.start(body.agent, body.input, tags)
     try:
         return RunOut.of(await asyncio.to_thread(get_run, service.db, run_id))

@@ -3,7 +3,6 @@ reject with a comment, or approve with edited arguments, which policy decides ag
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Annotated, Any
 
@@ -12,12 +11,12 @@ from fastapi.responses import Response
 
 from steward.core.errors import ConflictError, PermissionDenied
 from steward.core.values import MAX_JSON_DEPTH, json_problem
-from steward.security.keys import Permission, Principal
-from steward.server.auth import check
+from steward.runtime.approvals import SEPARATION_OF_DUTIES, InvalidDecision
+from steward.security.keys import Principal
 from steward.server.console.render import PREFIX, page, redirect
 from steward.server.console.session import Actor, Reader
 from steward.server.service import RunService
-from steward.store.approvals import get_approval, list_approvals
+from steward.store.approvals import list_approvals
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 QUEUE = f"{PREFIX}/approvals"
@@ -76,14 +75,7 @@ async def decide(
     arguments: Annotated[str, Form(max_length=100_000)] = "",
 ) -> Response:
     service: RunService = request.app.state.service
-    row = await asyncio.to_thread(get_approval, service.db, approval_id)
-    check(who, Permission.DECIDE_APPROVAL, row.agent)
     edited: dict[str, Any] | None = None
-    if decision == "reject" and not comment.strip():
-        return _queue(
-            request, who, errors={approval_id: "A rejection needs a comment: say why."},
-            status_code=422,
-        )  # fmt: skip
     if decision == "edit":
         edited, problem = _edited(arguments)
         if problem is not None:
@@ -92,11 +84,18 @@ async def decide(
                 status_code=422,
             )  # fmt: skip
     try:
-        decided = await service.decide(
-            row, approve=decision != "reject", by=who.label, comment=comment.strip(),
+        decided = await service.approvals.decide(
+            approval_id, who=who, approve=decision != "reject", comment=comment.strip(),
             arguments=edited,
         )  # fmt: skip
-    except (ConflictError, PermissionDenied) as exc:
+    except InvalidDecision as exc:
+        problem = "A rejection needs a comment: say why." if exc.field == "comment" else f"{exc}."
+        return _queue(request, who, errors={approval_id: problem}, status_code=422)
+    except PermissionDenied as exc:
+        if exc.code != SEPARATION_OF_DUTIES:
+            raise  # a role that may not decide: the 403 page
+        return redirect(QUEUE, f"Not decided: {exc}.", "error")
+    except ConflictError as exc:
         return redirect(QUEUE, f"Not decided: {exc}.", "error")
     verb = {"approve": "Approved", "reject": "Rejected", "edit": "Approved with edits"}[decision]
     note = " — policy decides the edited call again" if decision == "edit" else ""
