@@ -104,9 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cycles = 3 if args.quick else args.cycles
     rng = random.Random(args.seed)
-    with tempfile.TemporaryDirectory(prefix="steward-soak-") as tmp, _database(
-        args.store, Path(tmp)
-    ) as db:
+    with (
+        tempfile.TemporaryDirectory(prefix="steward-soak-") as tmp,
+        _database(args.store, Path(tmp)) as db,
+    ):
         figures = soak(db, Path(tmp), args.store, cycles, rng, args.max_seconds, args.fresh)
     if args.json:
         print(json.dumps(asdict(figures), indent=2))

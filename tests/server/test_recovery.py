@@ -45,8 +45,9 @@ CALLS: list[str] = []
 async def look_up(order: str) -> dict[str, Any]:
     """Look an order up (slowly, while HOLD says so)."""
     CALLS.append(order)
-    until = time.monotonic() + HOLD["seconds"]
-    while time.monotonic() < until and HOLD["seconds"] > 0:  # HOLD 0 releases it
+    for _ in range(int(HOLD["seconds"] * 100)):
+        if HOLD["seconds"] <= 0:  # released
+            break
         await asyncio.sleep(0.01)
     return {"order": order, "status": "shipped"}
 
@@ -105,7 +106,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
 def test_a_run_in_flight_survives_a_server_stop_and_finishes_after_restart(
     world: World,
 ) -> None:
-    url, db, headers = world.url, world.db, world.headers
+    url, db = world.url, world.db
 
     first = create_app(url, [slowpoke()], grace_seconds=0.2)
     with TestClient(first) as client:
@@ -168,6 +169,19 @@ def test_a_graceful_stop_loses_no_queued_run(world: World) -> None:
             world.wait_for(client, run_id, "succeeded")
 
 
+def test_cancelling_a_queued_run_finishes_it_before_it_starts(world: World) -> None:
+    with TestClient(create_app(world.url, [slowpoke()], grace_seconds=0.2)) as client:
+        world.start_and_wait_for_the_tool(client)
+        run_id = world.start(client, "and order 10043?").json()["id"]
+        response = client.post(
+            f"/v1/runs/{run_id}/cancel", json={"reason": "duplicate"}, headers=world.headers
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == "cancelled"
+    assert [e.type for e in read_journal(world.db, run_id)] == ["run.queued", "run.finished"]
+    assert get_run(world.db, run_id).reason == "cancelled by admin:ops: duplicate"
+
+
 CAREFUL = """
 name: careful
 model: scripted
@@ -187,7 +201,9 @@ def refund(order: str, ctx: ToolContext) -> dict[str, Any]:
 
 def careful() -> AgentRuntime:
     script = [calls(("refund", {"order": "10042"})), final("Refunded.", 0.9)]
-    return build_agent(load_spec_text(CAREFUL, "careful.yaml"), [refund], model=ScriptedModel(script))
+    return build_agent(
+        load_spec_text(CAREFUL, "careful.yaml"), [refund], model=ScriptedModel(script)
+    )
 
 
 def test_the_sweeper_resumes_a_run_whose_decision_nobody_acted_on(

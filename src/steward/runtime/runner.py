@@ -189,7 +189,7 @@ class Runner:
             )
         self.spend.begin(agent, run_id, resumed=executor.history.started is not None)
         async with self._holding_slot(agent, executor):
-            if not self._claim(agent, executor, row, reason):
+            if not await self._claim(agent, executor, row, reason):
                 now = get_run(self.db, run_id)
                 return RunResult(
                     run_id,
@@ -199,16 +199,18 @@ class Runner:
                 )
             return await self._drive(agent, executor, row.input, on_text)
 
-    def _claim(self, agent: AgentRuntime, executor: Executor, seen: RunRow, reason: str) -> bool:
+    async def _claim(
+        self, agent: AgentRuntime, executor: Executor, seen: RunRow, reason: str
+    ) -> bool:
         """Record the run's start (a queued run) or resumption, if nobody else did since
-        `seen` was read (store/recovery.py)."""
+        `seen` was read (store/recovery.py). Off the loop: it may wait for the write lock."""
         queued = executor.history.queued
         event: RunStarted | RunResumed = (
             queued.started()
             if executor.history.started is None and queued is not None
             else RunResumed(reason, agent.name)
         )
-        if claim_run(self.db, seen, event, self.journal.publish) is None:
+        if await asyncio.to_thread(claim_run, self.db, seen, event, self.journal.publish) is None:
             return False
         executor.history.apply(event)
         return True

@@ -9,7 +9,6 @@ named by $STEWARD_TEST_HOLD_FILE exists, so a test can fill every slot on purpos
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import http.client
 import json
@@ -42,12 +41,12 @@ def crash_desk_tools() -> list[Tool]:
     """The demo desk's tools, and `hold`."""
 
     @tool(effect="read", idempotent=True)
-    async def hold() -> str:
+    def hold() -> str:
         """Wait while the file named by $STEWARD_TEST_HOLD_FILE exists (60 s at most)."""
         named = os.environ.get(HOLD_ENV, "")
         deadline = time.monotonic() + 60
         while named and Path(named).exists() and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
+            time.sleep(0.02)
         return "released"
 
     return [*support_tools(), hold]
