@@ -4,7 +4,9 @@ Each step: ask the model (or replay its recorded answer), send every proposed ca
 through the gate concurrently, feed the outcomes back, until a final answer. Hard
 bounds: max_steps and max_run_seconds. A final confidence below the spec's threshold
 ends the run `escalated`. A call waiting for a person ends this activation `waiting`;
-`resume()` picks the run up from its journal, replaying what was recorded.
+`resume()` picks the run up from its journal, replaying what was recorded. A run that
+finds every slot of its agent taken (limits.max_concurrent_runs) is recorded `queued`
+before it waits for one; `resume()` starts a queued run left by a stopped process.
 
 Cancelling the task that drives a run finishes it `cancelled` (reason code
 `run.cancelled`), durably, before the cancellation propagates; a run cancelled from
