@@ -26,7 +26,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -34,13 +33,14 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select
 
 from steward.security.keys import Role
 from steward.store import Database
 from steward.store.keys import create_key
 from steward.store.recovery import resumable_runs
 from steward.store.schema import approvals, events, runs
+from steward.testing.postgres import postgres_schema
 from steward.testing.served import (
     HOLD_ENV,
     ServedProcess,
@@ -130,19 +130,12 @@ def _database(store: str, tmp: Path) -> Iterator[Database]:
     base = os.environ.get("STEWARD_TEST_POSTGRES_URL", "")
     if not base:
         raise SystemExit("--store postgres needs STEWARD_TEST_POSTGRES_URL")
-    schema = f"soak_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base)
-    with admin.begin() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    separator = "&" if "?" in base else "?"
-    db = Database.open(f"{base}{separator}options=-csearch_path%3D{schema}")
-    try:
-        yield db
-    finally:
-        db.close()
-        with admin.begin() as connection:
-            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with postgres_schema(base, "soak") as url:
+        db = Database.open(url)
+        try:
+            yield db
+        finally:
+            db.close()
 
 
 def soak(

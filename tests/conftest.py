@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from steward.store import Database, Journal
+from steward.testing.postgres import postgres_schema
 
 POSTGRES_URL = os.environ.get("STEWARD_TEST_POSTGRES_URL", "")
 
@@ -32,20 +31,12 @@ def sqlite_db(tmp_path: Path) -> Iterator[Database]:
 
 @pytest.fixture
 def postgres_db() -> Iterator[Database]:
-    base = _postgres_or_skip()
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base)
-    with admin.begin() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    separator = "&" if "?" in base else "?"
-    db = Database.open(f"{base}{separator}options=-csearch_path%3D{schema}")
-    try:
-        yield db
-    finally:
-        db.close()
-        with admin.begin() as connection:
-            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with postgres_schema(_postgres_or_skip()) as url:
+        db = Database.open(url)
+        try:
+            yield db
+        finally:
+            db.close()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
