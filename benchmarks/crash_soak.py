@@ -1,8 +1,11 @@
 """Crash soak: kill `steward serve` with SIGKILL at random moments under load, restart it,
 and count what an operator would: runs acknowledged (202s received), lost (acknowledged,
 not in the store), stranded (not finished and not waiting on a pending approval after
-the final recovery), duplicated side effects (refunds beyond one per run), and whether
-the audit chain verifies.
+the final recovery), duplicated side effects (refunds beyond one per run in the demo
+systems, and calls with two recorded results in the journal), and whether the audit
+chain verifies. `keyed_retries` counts refunds handed to their tool again after a crash
+between the intent and the result: by design (the systems deduplicate the key), not a
+duplicate.
 
 Each cycle starts the server over the same database, drives load for a random while
 (runs started from several threads: refunds a person must approve, small refunds the
@@ -67,7 +70,9 @@ class Figures:
     acknowledged: int = 0
     lost: int = 0
     stranded: int = 0
-    duplicated: int = 0
+    duplicated: int = 0  # refunds beyond one per run, in the demo systems
+    duplicated_in_journal: int = 0  # a call's key with two recorded results
+    keyed_retries: int = 0  # refund calls handed to the tool again after a crash mid-call
     approved_refunds: int = 0
     approved_refunds_missing: int = 0
     chain_verified: bool = False
@@ -114,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         for name, value in asdict(figures).items():
             print(f"{name:>26}: {value}")
-    ok = figures.lost == figures.stranded == figures.duplicated == 0 and figures.chain_verified
+    ok = figures.chain_verified and 0 == figures.lost == figures.stranded == figures.duplicated
+    ok = ok and figures.duplicated_in_journal == 0
     return 0 if ok and figures.approved_refunds_missing == 0 else 1
 
 
@@ -257,6 +263,16 @@ def _count(db: Database, systems: Path, load: Load, figures: Figures) -> None:
         }
         queued = select(events.c.run_id).where(events.c.type == "run.queued")
         figures.queued_runs = len(connection.execute(queued).all())
+        calls = select(events.c.type, events.c.data).where(
+            events.c.type.in_(["tool.started", "tool.succeeded"])
+        )
+        started, succeeded = Counter[str](), Counter[str]()
+        for type_, data in connection.execute(calls):
+            call = json.loads(data)
+            if call["tool"] == "issue_refund":
+                (started if type_ == "tool.started" else succeeded)[call["key"]] += 1
+        figures.duplicated_in_journal = sum(n - 1 for n in succeeded.values() if n > 1)
+        figures.keyed_retries = sum(n - 1 for n in started.values() if n > 1)
         resumed = select(events.c.data).where(events.c.type == "run.resumed")
         figures.recovered_activations = sum(
             "recovered after a server restart" in str(data)
