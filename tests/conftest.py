@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from steward.store import Database, Journal
+from steward.testing.postgres import postgres_schema
 
 POSTGRES_URL = os.environ.get("STEWARD_TEST_POSTGRES_URL", "")
 
@@ -33,21 +34,13 @@ def sqlite_db(tmp_path: Path) -> Iterator[Database]:
 
 def _postgres_schema(application_name: str = "") -> Iterator[Database]:
     """A fresh schema of the test server, dropped afterwards."""
-    base = _postgres_or_skip()
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base)
-    with admin.begin() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    separator = "&" if "?" in base else "?"
-    named = f"&application_name={application_name}" if application_name else ""
-    db = Database.open(f"{base}{separator}options=-csearch_path%3D{schema}{named}")
-    try:
-        yield db
-    finally:
-        db.close()
-        with admin.begin() as connection:
-            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with postgres_schema(_postgres_or_skip()) as url:
+        named = f"&application_name={application_name}" if application_name else ""
+        db = Database.open(f"{url}{named}")
+        try:
+            yield db
+        finally:
+            db.close()
 
 
 @pytest.fixture

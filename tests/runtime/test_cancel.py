@@ -19,6 +19,7 @@ from steward.core.events import (
     ToolFailed,
     ToolStarted,
 )
+from steward.core.lifecycle import SHUTDOWN
 from steward.runtime import Runner, build_agent
 from steward.runtime.cancel import cancel_run
 from steward.spec import load_spec_text
@@ -221,3 +222,34 @@ async def test_the_first_finish_stands(any_db: Database, journal: Journal) -> No
     assert get_run(any_db, waiting.run_id).status == "cancelled"
     result = await Runner(any_db, journal).resume(payer(ScriptedModel([])), waiting.run_id)
     assert (result.status, result.reason_code) == (RunStatus.CANCELLED, "run.cancelled")
+
+
+async def test_cancelling_the_task_of_a_queued_run_finishes_it_before_it_starts(
+    any_db: Database, journal: Journal
+) -> None:
+    """A run waiting for a slot is on record (`queued`): cancelling its task ends it
+    `cancelled` there, so no recovery starts it later; a stop (shutdown) leaves it queued."""
+    spec = SPEC + "limits: {max_concurrent_runs: 1}\n"
+    script = [calls(("slow_read", {})), final("done")]
+    agent = build_agent(
+        load_spec_text(spec, "payer.yaml"), [transfer, wire, slow_read],
+        model=ScriptedModel(script * 3),
+    )  # fmt: skip
+    runner = Runner(any_db, journal)
+    holder = asyncio.create_task(runner.run(agent, "hold", run_id="run_holder"))
+    await until(lambda: "run_holder" in _runs(any_db))
+    waiting = asyncio.create_task(runner.run(agent, "later", run_id="run_cancelled"))
+    stopped = asyncio.create_task(runner.run(agent, "later", run_id="run_stopped"))
+    await until(lambda: {"run_cancelled", "run_stopped"} <= set(_runs(any_db)))
+    assert get_run(any_db, "run_cancelled").status == "queued"
+    waiting.cancel("cancelled by alice: not needed")
+    stopped.cancel(SHUTDOWN)
+    holder.cancel(SHUTDOWN)
+    await asyncio.gather(holder, waiting, stopped, return_exceptions=True)
+    row = get_run(any_db, "run_cancelled")
+    assert (row.status, row.reason) == ("cancelled", "cancelled by alice: not needed")
+    assert [type(e).__name__ for e in events(any_db, "run_cancelled")] == [
+        "RunQueued",
+        "RunFinished",
+    ]
+    assert get_run(any_db, "run_stopped").status == "queued"  # a stop is not a cancel

@@ -1,5 +1,6 @@
 """Stopping the server is not ending a run: a run in flight when the server stops stays
-`running` with what it recorded, and the next server resumes it to the end."""
+`running` with what it recorded, a run waiting for a slot stays `queued`, and the next
+server drives both to the end. A decision nobody acted on is picked up by the sweeper."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -18,10 +20,11 @@ from steward.security.keys import Role
 from steward.server import create_app
 from steward.spec import load_spec_text
 from steward.store import Database
+from steward.store.approvals import decide_approval, list_approvals
 from steward.store.keys import create_key
 from steward.store.runs import get_run, read_journal
 from steward.testing import ScriptedModel, calls, final
-from steward.tools import tool
+from steward.tools import ToolContext, tool
 
 SPEC = """
 name: slowpoke
@@ -42,7 +45,10 @@ CALLS: list[str] = []
 async def look_up(order: str) -> dict[str, Any]:
     """Look an order up (slowly, while HOLD says so)."""
     CALLS.append(order)
-    await asyncio.sleep(HOLD["seconds"])
+    for _ in range(int(HOLD["seconds"] * 100)):
+        if HOLD["seconds"] <= 0:  # released
+            break
+        await asyncio.sleep(0.01)
     return {"order": order, "status": "shipped"}
 
 
@@ -59,11 +65,23 @@ class World:
     db: Database
     headers: dict[str, str]
 
+    def start(self, client: TestClient, text: str) -> httpx.Response:
+        return client.post(
+            "/v1/runs", json={"agent": "slowpoke", "input": text}, headers=self.headers
+        )
+
+    def wait_for(self, client: TestClient, run_id: str, status: str) -> dict[str, Any]:
+        deadline = time.monotonic() + 15
+        while (body := client.get(f"/v1/runs/{run_id}", headers=self.headers).json()).get(
+            "status"
+        ) != status:
+            assert time.monotonic() < deadline, body
+            time.sleep(0.02)
+        found: dict[str, Any] = body
+        return found
+
     def start_and_wait_for_the_tool(self, client: TestClient) -> str:
-        run_id: str = client.post(
-            "/v1/runs", json={"agent": "slowpoke", "input": "where is 10042?"},
-            headers=self.headers,
-        ).json()["id"]  # fmt: skip
+        run_id: str = self.start(client, "where is 10042?").json()["id"]
         deadline = time.monotonic() + 10
         while not CALLS:
             assert time.monotonic() < deadline, "the tool was never called"
@@ -88,7 +106,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
 def test_a_run_in_flight_survives_a_server_stop_and_finishes_after_restart(
     world: World,
 ) -> None:
-    url, db, headers = world.url, world.db, world.headers
+    url, db = world.url, world.db
 
     first = create_app(url, [slowpoke()], grace_seconds=0.2)
     with TestClient(first) as client:
@@ -98,12 +116,7 @@ def test_a_run_in_flight_survives_a_server_stop_and_finishes_after_restart(
 
     HOLD["seconds"] = 0.0
     with TestClient(create_app(url, [slowpoke()])) as client:
-        deadline = time.monotonic() + 15
-        while (body := client.get(f"/v1/runs/{run_id}", headers=headers).json())["status"] != (
-            "succeeded"
-        ):
-            assert time.monotonic() < deadline, body
-            time.sleep(0.02)
+        body = world.wait_for(client, run_id, "succeeded")
     assert body["output"] == "Order 10042 has shipped."
     resumed = [e.event for e in read_journal(db, run_id) if e.type == "run.resumed"]
     assert [r.reason for r in resumed] == ["recovered after a server restart"]  # type: ignore[union-attr]
@@ -126,13 +139,89 @@ def test_cancelling_a_run_while_its_tool_runs(world: World) -> None:
     assert [f.code for f in failed] == ["tool.cancelled"]  # type: ignore[union-attr]
 
 
-def test_a_run_waiting_for_a_slot_is_accepted_as_queued(world: World) -> None:
+def test_a_run_waiting_for_a_slot_is_on_record_queued_and_starts_when_one_frees(
+    world: World,
+) -> None:
     with TestClient(create_app(world.url, [slowpoke()], grace_seconds=0.2)) as client:
-        world.start_and_wait_for_the_tool(client)  # holds the agent's only slot
-        second = client.post(
-            "/v1/runs", json={"agent": "slowpoke", "input": "and order 10043?"},
-            headers=world.headers,
-        )  # fmt: skip
+        first = world.start_and_wait_for_the_tool(client)  # holds the agent's only slot
+        second = world.start(client, "and order 10043?")
         assert second.status_code == 202, second.text
         assert second.json()["status"] == "queued"
         assert second.json()["input"] == "and order 10043?"
+        run_id = second.json()["id"]
+        found = client.get(f"/v1/runs/{run_id}", headers=world.headers)
+        assert found.status_code == 200 and found.json()["status"] == "queued", found.text
+        HOLD["seconds"] = 0.0
+        for each in (first, run_id):
+            world.wait_for(client, each, "succeeded")
+    types = [e.type for e in read_journal(world.db, run_id)]
+    assert types[:2] == ["run.queued", "run.started"] and types[-1] == "run.finished"
+
+
+def test_a_graceful_stop_loses_no_queued_run(world: World) -> None:
+    with TestClient(create_app(world.url, [slowpoke()], grace_seconds=0.2)) as client:
+        first = world.start_and_wait_for_the_tool(client)
+        queued = [world.start(client, f"and order 1004{n}?").json()["id"] for n in range(3)]
+    assert [get_run(world.db, r).status for r in queued] == ["queued"] * 3
+    HOLD["seconds"] = 0.0
+    with TestClient(create_app(world.url, [slowpoke()])) as client:
+        for run_id in [first, *queued]:
+            world.wait_for(client, run_id, "succeeded")
+
+
+def test_cancelling_a_queued_run_finishes_it_before_it_starts(world: World) -> None:
+    with TestClient(create_app(world.url, [slowpoke()], grace_seconds=0.2)) as client:
+        world.start_and_wait_for_the_tool(client)
+        run_id = world.start(client, "and order 10043?").json()["id"]
+        response = client.post(
+            f"/v1/runs/{run_id}/cancel", json={"reason": "duplicate"}, headers=world.headers
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == "cancelled"
+    assert [e.type for e in read_journal(world.db, run_id)] == ["run.queued", "run.finished"]
+    assert get_run(world.db, run_id).reason == "cancelled by admin:ops: duplicate"
+
+
+CAREFUL = """
+name: careful
+model: scripted
+tools: [refund]
+decision_authority:
+  requires_human_review: [refund]
+"""
+REFUNDS: list[str] = []
+
+
+@tool(effect="write", keyed=True)
+def refund(order: str, ctx: ToolContext) -> dict[str, Any]:
+    """Refund an order (counted: each call is one side effect)."""
+    REFUNDS.append(ctx.idempotency_key)
+    return {"order": order, "refunded": True}
+
+
+def careful() -> AgentRuntime:
+    script = [calls(("refund", {"order": "10042"})), final("Refunded.", 0.9)]
+    return build_agent(
+        load_spec_text(CAREFUL, "careful.yaml"), [refund], model=ScriptedModel(script)
+    )
+
+
+def test_the_sweeper_resumes_a_run_whose_decision_nobody_acted_on(
+    any_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A decision committed whose in-memory resume was lost (a crash right after the 200,
+    or `approvals approve --no-resume`): the periodic sweep drives the run on."""
+    monkeypatch.setenv("STEWARD_TELEMETRY", "off")
+    REFUNDS.clear()
+    token = create_key(any_db, name="ops", role=Role.ADMIN, by="test")[1]
+    world = World(any_db.url, any_db, {"Authorization": f"Bearer {token}"})
+    with TestClient(create_app(any_db.url, [careful()], sweep_seconds=0.1)) as client:
+        run_id = client.post(
+            "/v1/runs", json={"agent": "careful", "input": "refund 10042"}, headers=world.headers
+        ).json()["id"]
+        world.wait_for(client, run_id, "waiting")
+        [approval] = list_approvals(any_db, "pending")
+        decide_approval(any_db, approval.id, approve=True, by="ana")  # and nobody resumes
+        body = world.wait_for(client, run_id, "succeeded")
+    assert body["output"] == "Refunded."
+    assert len(REFUNDS) == 1

@@ -145,13 +145,14 @@ def answer(
 
 @app.command("sweep")
 def sweep(db: str | None = DbOption) -> None:
-    """Expire approvals nobody decided in time and let their runs finish without them."""
+    """Expire approvals nobody decided in time and let their runs finish without them;
+    resume runs still waiting behind approvals that were decided."""
     with handled():
         database = open_db(db)
         with journal_for(database) as journal:
             outcomes = run_async(lambda: resume_expired(database, journal))
         if not outcomes:
-            console.print("no overdue approvals")
+            console.print("no overdue approvals, and no run waiting behind a decided one")
         for outcome in outcomes:
             if isinstance(outcome, StewardError):
                 console.print(f"[yellow]not resumed:[/] {outcome}")

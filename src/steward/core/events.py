@@ -46,6 +46,20 @@ class RunStarted(Event, tag="run.started", frozen=True):
     redacted: tuple[str, ...] = ()  # kinds of identifiers masked in the input
 
 
+class RunQueued(Event, tag="run.queued", frozen=True):
+    """Every slot of the agent (limits.max_concurrent_runs) is taken: the run is on record,
+    queued, before anyone is told it exists. Its RunStarted follows when a slot frees."""
+
+    agent: str
+    agent_version: str
+    input: str
+    tags: dict[str, str] = {}
+    redacted: tuple[str, ...] = ()
+
+    def started(self) -> RunStarted:
+        return RunStarted(self.agent, self.agent_version, self.input, self.tags, self.redacted)
+
+
 class RunResumed(Event, tag="run.resumed", frozen=True):
     reason: str
     agent: str = ""  # so consumers that start mid-run (a new process) know whose run it is
@@ -258,6 +272,7 @@ class FeedbackGiven(Event, tag="run.feedback", frozen=True):
 
 AnyEvent = (
     RunStarted
+    | RunQueued
     | RunResumed
     | ModelResponded
     | ModelFailed

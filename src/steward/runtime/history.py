@@ -17,6 +17,7 @@ from steward.core.events import (
     ModelResponded,
     ResultScanned,
     RunFinished,
+    RunQueued,
     RunStarted,
     ToolCallProposed,
     ToolFailed,
@@ -30,6 +31,7 @@ from steward.gate.scope import CallRecord
 
 @dataclass(slots=True)
 class RunHistory:
+    queued: RunQueued | None = None
     started: RunStarted | None = None
     finished: RunFinished | None = None
     models: dict[int, ModelResponse] = field(default_factory=dict)
@@ -75,6 +77,8 @@ class RunHistory:
             self.models[event.step] = event.response
         elif isinstance(event, RunStarted):
             self.started = event
+        elif isinstance(event, RunQueued):
+            self.queued = event
         elif isinstance(event, RunFinished) and self.finished is None:
             self.finished = event  # the first finish stands (a cancel may race a finish)
 

@@ -4,7 +4,9 @@ Each step: ask the model (or replay its recorded answer), send every proposed ca
 through the gate concurrently, feed the outcomes back, until a final answer. Hard
 bounds: max_steps and max_run_seconds. A final confidence below the spec's threshold
 ends the run `escalated`. A call waiting for a person ends this activation `waiting`;
-`resume()` picks the run up from its journal, replaying what was recorded.
+`resume()` picks the run up from its journal, replaying what was recorded. A run that
+finds every slot of its agent taken (limits.max_concurrent_runs) is recorded `queued`
+before it waits for one; `resume()` starts a queued run left by a stopped process.
 
 Cancelling the task that drives a run finishes it `cancelled` (reason code
 `run.cancelled`), durably, before the cancellation propagates; a run cancelled from
@@ -14,14 +16,17 @@ outside (runtime/cancel.py) while it still executes stops at its next step.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from steward.core.errors import ModelError, StewardError, StoreError
 from steward.core.events import (
     RunFinished,
+    RunQueued,
     RunResumed,
     RunStarted,
     RunStatus,
@@ -43,7 +48,8 @@ from steward.security.provenance import trace_sources
 from steward.security.scanners import IDENTIFIERS, redact_text
 from steward.store.database import Database
 from steward.store.journal import Journal
-from steward.store.runs import get_run, save_agent_version
+from steward.store.recovery import claim_run
+from steward.store.runs import RunRow, get_run, save_agent_version
 from steward.tools.base import Effect
 
 log = logging.getLogger("steward.runner")
@@ -54,6 +60,7 @@ class AgentDisabled(StewardError):
 
 
 CANCELLED = "run.cancelled"
+RESUMED_ELSEWHERE = "run.resumed_elsewhere"
 
 
 class _CancelledElsewhere(Exception):
@@ -138,7 +145,9 @@ class Runner:
         # Card numbers, SSNs and IBANs never enter the journal or reach the model: no
         # support workflow needs them, and a journal that holds them is in PCI scope.
         masked, kinds = redact_text(text, IDENTIFIERS)
-        async with self._slot(agent):
+        if self._slot(agent).locked():  # every slot is taken: on record, queued, first
+            executor.emit(RunQueued(agent.name, agent.version, masked, dict(tags or {}), kinds))
+        async with self._holding_slot(agent, executor):
             executor.emit(RunStarted(agent.name, agent.version, masked, dict(tags or {}), kinds))
             # The unmasked text stays in memory, for provenance only (security/provenance.py).
             return await self._drive(agent, executor, masked, on_text, typed=(text,))
@@ -151,7 +160,9 @@ class Runner:
         *,
         on_text: TextSink | None = None,
     ) -> RunResult:
-        """Continue a run from its journal: recorded steps replay, nothing runs twice."""
+        """Continue a run from its journal: recorded steps replay, nothing runs twice. A
+        queued run starts. Of several processes resuming the same run, one drives it;
+        the others get its current state with reason code `run.resumed_elsewhere`."""
         row = get_run(self.db, run_id)
         if row.agent_version != agent.version:
             raise StoreError(
@@ -170,9 +181,52 @@ class Runner:
                 done.reason,
                 done.steps,
             )
-        async with self._slot(agent):
-            executor.emit(RunResumed(reason, agent.name))
+        async with self._holding_slot(agent, executor):
+            if not await self._claim(agent, executor, row, reason):
+                now = get_run(self.db, run_id)
+                return RunResult(
+                    run_id,
+                    RunStatus(now.status),
+                    reason_code=RESUMED_ELSEWHERE,
+                    reason=f"run {run_id} was {now.status} before this resume could claim it",
+                )
             return await self._drive(agent, executor, row.input, on_text)
+
+    async def _claim(
+        self, agent: AgentRuntime, executor: Executor, seen: RunRow, reason: str
+    ) -> bool:
+        """Record the run's start (a queued run) or resumption, if nobody else did since
+        `seen` was read (store/recovery.py). Off the loop: it may wait for the write lock."""
+        queued = executor.history.queued
+        event: RunStarted | RunResumed = (
+            queued.started()
+            if executor.history.started is None and queued is not None
+            else RunResumed(reason, agent.name)
+        )
+        if await asyncio.to_thread(claim_run, self.db, seen, event, self.journal.publish) is None:
+            return False
+        executor.history.apply(event)
+        return True
+
+    @contextlib.asynccontextmanager
+    async def _holding_slot(self, agent: AgentRuntime, executor: Executor) -> AsyncIterator[None]:
+        """Hold one of the agent's slots (limits.max_concurrent_runs). A queued run whose
+        task is cancelled while it waits (not a shutdown) finishes `cancelled` on record:
+        nothing may start it later."""
+        slot = self._slot(agent)
+        try:
+            await slot.acquire()
+        except asyncio.CancelledError as exc:
+            if executor.history.started is None and not is_shutdown(exc):
+                executor.emit(
+                    RunFinished(RunStatus.CANCELLED, reason_code=CANCELLED, reason=_said(exc))
+                )
+                await asyncio.shield(executor.durable())
+            raise
+        try:
+            yield
+        finally:
+            slot.release()
 
     async def _drive(
         self,
@@ -211,13 +265,8 @@ class Runner:
             if is_shutdown(exc):  # stopping the process is not ending the run
                 await asyncio.shield(executor.durable())
                 raise
-            said = str(exc.args[0]) if exc.args and exc.args[0] else ""
             self._finish(
-                executor,
-                progress,
-                RunStatus.CANCELLED,
-                reason_code=CANCELLED,
-                reason=said or "the task running the run was cancelled",
+                executor, progress, RunStatus.CANCELLED, reason_code=CANCELLED, reason=_said(exc)
             )
             await asyncio.shield(executor.durable())
             raise
@@ -380,6 +429,12 @@ class Runner:
             progress.steps,
             denials=tuple(progress.denials),
         )
+
+
+def _said(exc: asyncio.CancelledError) -> str:
+    """Why the task was cancelled: `task.cancel(msg)` gives the reason."""
+    said = str(exc.args[0]) if exc.args and exc.args[0] else ""
+    return said or "the task running the run was cancelled"
 
 
 def new_run_id() -> str:

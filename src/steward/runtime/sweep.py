@@ -1,5 +1,7 @@
-"""Expire approvals nobody decided in time, and resume their runs so they finish: the
-gate denies an expired approval (`approval.expired`) and the agent answers without it."""
+"""Expire approvals nobody decided in time, and resume every run no pending approval
+holds back: the gate denies an expired approval (`approval.expired`) and the agent
+answers without it; a run whose decided approval was never acted on (its resume was lost
+to a crash) goes on as decided."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from steward.runtime.runner import Runner, RunResult
 from steward.store.approvals import expire_approval, overdue_approvals
 from steward.store.database import Database
 from steward.store.journal import Journal
+from steward.store.recovery import resumable_runs
 
 
 async def resume_expired(
@@ -18,12 +21,13 @@ async def resume_expired(
 ) -> list[RunResult | StewardError]:
     moment = time.time() if now is None else now
     runner = Runner(db, journal)
-    results: list[RunResult | StewardError] = []
     for row in overdue_approvals(db, moment):
         expire_approval(db, row.id, moment, on_commit=journal.publish)
+    results: list[RunResult | StewardError] = []
+    for run in resumable_runs(db, "unblocked", now=moment):
         try:
-            agent = agent_for_run(db, row.run_id)
-            results.append(await runner.resume(agent, row.run_id, f"approval {row.id} expired"))
-        except StewardError as exc:  # a run we cannot rebuild stays expired and waiting
+            agent = agent_for_run(db, run.id)
+            results.append(await runner.resume(agent, run.id, "swept: no approval holds it back"))
+        except StewardError as exc:  # a run we cannot rebuild stays waiting
             results.append(exc)
     return results

@@ -28,7 +28,8 @@ from steward.store.approvals import expire_approval, overdue_approvals
 from steward.store.chain import PendingEvent
 from steward.store.database import Database
 from steward.store.journal import Journal
-from steward.store.runs import RunRow, get_run, list_runs
+from steward.store.recovery import Scope, resumable_runs
+from steward.store.runs import RunRow, get_run
 
 log = logging.getLogger("steward.server")
 
@@ -95,17 +96,21 @@ class RunService:
         self.resume_later(run_id, reason)
 
     async def sweep_expired(self) -> int:
-        """Expire overdue approvals and resume their runs; returns how many."""
+        """Expire overdue approvals and resume their runs, then every run still waiting
+        behind requests that are all decided, expired or cancelled (its resume was lost
+        to a crash); returns how many approvals expired."""
         overdue = await asyncio.to_thread(overdue_approvals, self.db)
         for row in overdue:
             await asyncio.to_thread(
                 expire_approval, self.db, row.id, on_commit=self.journal.publish
             )
             self.resume_later(row.run_id, f"approval {row.id} expired")
+        await self._drive_resumable("unblocked", "its approvals were decided")
         return len(overdue)
 
     async def sweep_forever(self, every_seconds: float) -> None:
-        """The server's sweeper: nobody has to run `steward approvals sweep` by hand."""
+        """The server's sweeper: nobody has to run `steward approvals sweep` by hand, and
+        no run stays waiting behind a decided request."""
         while True:
             await asyncio.sleep(every_seconds)
             try:
@@ -170,7 +175,8 @@ class RunService:
     async def shutdown(self, grace_seconds: float = 10.0) -> None:
         """Give activations in flight `grace_seconds` to finish, then stop the rest. A
         shutdown is not a person's decision: a stopped run is not cancelled, it stays
-        `running` with everything it recorded, and the next start recovers it."""
+        `running` (or `queued`, waiting for a slot) with everything it recorded, and the
+        next start recovers it."""
         if self._tasks:
             await asyncio.wait(list(self._tasks.values()), timeout=grace_seconds)
         left = [task for task in self._tasks.values() if not task.done()]
@@ -180,13 +186,18 @@ class RunService:
             await asyncio.gather(*left, return_exceptions=True)
 
     async def recover(self) -> list[str]:
-        """Resume runs a stopped or crashed server left `running` (one server per
-        database drives runs; start others with recover=False). Returns their ids."""
-        orphans = await asyncio.to_thread(list_runs, self.db, status="running", limit=10_000)
-        for run in orphans:
-            if run.id not in self._tasks:
-                self.resume_later(run.id, "recovered after a server restart")
-        return [run.id for run in orphans]
+        """Drive every run a stopped or crashed server left able to make progress:
+        queued, running, and waiting behind decided requests (store/recovery.py). One
+        server per database recovers at start; start others with recover=False.
+        Returns their ids."""
+        return await self._drive_resumable("all", "recovered after a server restart")
+
+    async def _drive_resumable(self, scope: Scope, reason: str) -> list[str]:
+        found = await asyncio.to_thread(resumable_runs, self.db, scope)
+        ids = [run.id for run in found if run.id not in self._tasks]
+        for run_id in ids:
+            self.resume_later(run_id, reason)
+        return ids
 
     # -- agents ------------------------------------------------------------------------
 

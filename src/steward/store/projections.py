@@ -16,6 +16,7 @@ from steward.core.events import (
     ApprovalUsed,
     ModelResponded,
     RunFinished,
+    RunQueued,
     RunResumed,
     RunStarted,
     RunStatus,
@@ -28,11 +29,15 @@ _COST = (
     " cached_input_tokens, cost_usd, estimated) SELECT id, agent, tags, ?, ?, ?, ?, ?, ?, ?, ?"
     " FROM runs WHERE id = ?"
 )
+_INSERT_RUN = (
+    "INSERT INTO runs (id, agent, agent_version, status, input, output, reason_code, reason,"
+    " steps, tags, created_at, updated_at) VALUES (?, ?, ?, ?, ?, '', '', '', 0, ?, ?, ?)"
+)
 _SQL = {
-    "run.started": (
-        "INSERT INTO runs (id, agent, agent_version, status, input, output, reason_code, reason,"
-        " steps, tags, created_at, updated_at) VALUES (?, ?, ?, ?, ?, '', '', '', 0, ?, ?, ?)"
-    ),
+    "run.queued": _INSERT_RUN,
+    # A queued run's row is there already: it starts running, keeping when it was created.
+    "run.started": _INSERT_RUN
+    + " ON CONFLICT (id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at",
     # A finished run stays finished: the first finish stands (a cancel may race a finish).
     "run.resumed": "UPDATE runs SET status = ?, updated_at = ? WHERE id = ? AND finished_at IS NULL",
     "run.waiting": (
@@ -56,13 +61,14 @@ PROJECTED = frozenset(_SQL)
 
 
 def _params(run_id: str, ts: float, event: object) -> tuple[Any, ...]:
-    if isinstance(event, RunStarted):
+    if isinstance(event, RunStarted | RunQueued):
         tags = json.dumps(event.tags, sort_keys=True)
+        status = RunStatus.QUEUED if isinstance(event, RunQueued) else RunStatus.RUNNING
         return (
             run_id,
             event.agent,
             event.agent_version,
-            RunStatus.RUNNING.value,
+            status.value,
             event.input,
             tags,
             ts,

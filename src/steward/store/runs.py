@@ -47,7 +47,7 @@ class JournalEntry:
     event: AnyEvent
 
 
-def _run_row(row: Any) -> RunRow:
+def run_row(row: Any) -> RunRow:
     return RunRow(
         id=row.id,
         agent=row.agent,
@@ -71,7 +71,7 @@ def get_run(db: Database, run_id: str) -> RunRow:
         row = connection.execute(select(runs).where(runs.c.id == run_id)).first()
     if row is None:
         raise NotFoundError(f"no run with id {run_id!r}")
-    return _run_row(row)
+    return run_row(row)
 
 
 def list_runs(
@@ -100,7 +100,7 @@ def list_runs(
     elif before is not None:
         query = query.where(runs.c.created_at < before)
     with db.reader.connect() as connection:
-        return [_run_row(r) for r in connection.execute(query)]
+        return [run_row(r) for r in connection.execute(query)]
 
 
 def read_journal(db: Database, run_id: str) -> list[JournalEntry]:

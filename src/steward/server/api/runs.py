@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from steward.core.errors import NotFoundError
 from steward.security.keys import Permission, Principal
-from steward.security.scanners import IDENTIFIERS, redact_text
 from steward.server.api._common import EventId, decode_cursor, encode_cursor, service_of
 from steward.server.auth import check, principal, scoped_reader
 from steward.server.schemas import (
@@ -39,16 +36,8 @@ async def start_run(
     service = service_of(request)
     tags = {**body.tags, **who.starter_tags()}
     run_id = await service.start(body.agent, body.input, tags)
-    try:
-        return RunOut.of(await asyncio.to_thread(get_run, service.db, run_id))
-    except NotFoundError:  # waiting for a slot (limits.max_concurrent_runs): not started yet
-        now = time.time()
-        return RunOut(
-            id=run_id, agent=body.agent, agent_version=service.agent(body.agent).version,
-            status="queued", input=redact_text(body.input, IDENTIFIERS)[0], output="",
-            confidence=None, reason_code="", reason="", steps=0, tags=tags,
-            created_at=now, updated_at=now, finished_at=None,
-        )  # fmt: skip
+    # a queued run (every slot of its agent taken) is on record too, with status `queued`
+    return RunOut.of(await asyncio.to_thread(get_run, service.db, run_id))
 
 
 @router.get("", response_model=RunPage)
