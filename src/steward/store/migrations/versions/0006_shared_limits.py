@@ -1,14 +1,14 @@
 """Shared limits: rate slots and budget holds counted in the store (store/limits.py).
 
-Revision ID: 0005_shared_limits
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_shared_limits"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

@@ -1,13 +1,13 @@
 """Cost ledger rows say whether their tokens were estimated (the provider reported none).
 
-Revision ID: 0005_providers
+Revision ID: 0005
 Revises: 0004
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_providers"
+revision = "0005"
 down_revision = "0004"
 branch_labels = None
 depends_on = None

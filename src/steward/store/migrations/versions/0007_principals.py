@@ -9,8 +9,8 @@ Existing keys are grouped, never split:
   key's name, or `name@agent` when a person (or another agent) already holds it, then
   `name@agent-2`, ... until unique. Agent keys never decide, so this naming only labels.
 
-Revision ID: 0005_principals
-Revises: 0004
+Revision ID: 0007
+Revises: 0006
 """
 
 import secrets
@@ -19,8 +19,8 @@ import time
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_principals"
-down_revision = "0004"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
