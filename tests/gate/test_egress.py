@@ -11,11 +11,11 @@ from pydantic import AnyUrl
 from steward.core.decision import Verdict
 from steward.core.errors import SpecError
 from steward.core.messages import ToolCall
-from steward.gate import Gate, GateConfig
+from steward.gate import Gate
 from steward.policy import compile_policy
 from steward.security.egress import allowed
 from steward.spec import load_spec_text
-from steward.testing import MemoryScope
+from steward.testing import MemoryScope, memory_gate_config
 from steward.tools import tool
 
 SENT: list[dict[str, Any]] = []
@@ -27,7 +27,7 @@ def send_email(to: str, body: str) -> str:
     return "sent"
 
 
-@tool
+@tool(effect="read")
 def fetch_page(url: AnyUrl) -> str:  # a destination by its schema format (uri)
     SENT.append({"url": str(url)})
     return "<html>ok</html>"
@@ -53,7 +53,7 @@ egress:
 async def _call(name: str, args: dict[str, Any], spec: str = SPEC) -> Any:
     loaded = load_spec_text(spec, "mailer.yaml")
     policy = compile_policy(loaded.spec, loaded.version, TOOLS)
-    gate = Gate(policy, TOOLS, GateConfig())
+    gate = Gate(policy, TOOLS, memory_gate_config())
     SENT.clear()
     return await gate.process(MemoryScope(), ToolCall("c1", name, args), 1)
 
@@ -104,7 +104,7 @@ def test_destinations_come_from_metadata_and_schema_format() -> None:
     assert send_email.destinations == {"to"}
     assert fetch_page.destinations == {"url"}
     with pytest.raises(TypeError, match="not parameters"):
-        tool(destinations=("nope",))(lambda to: to)
+        tool(effect="write", destinations=("nope",))(lambda to: to)
 
 
 def test_a_bad_pattern_is_a_spec_error_with_its_field() -> None:

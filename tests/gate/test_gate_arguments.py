@@ -17,7 +17,7 @@ from steward.core.messages import ToolCall
 from steward.gate import CallStatus, Gate
 from steward.policy import compile_policy
 from steward.spec import load_spec_text
-from steward.testing import MemoryScope
+from steward.testing import MemoryScope, memory_gate_config
 from steward.tools import ToolContext, tool
 
 SPEC = """
@@ -66,7 +66,9 @@ def make_gate() -> tuple[Gate, list[dict[str, Any]]]:
 
     tools = {t.name: t for t in (search, send, refund)}
     loaded = load_spec_text(SPEC, "ops.yaml")
-    return Gate(compile_policy(loaded.spec, loaded.version, tools), tools), received
+    return Gate(
+        compile_policy(loaded.spec, loaded.version, tools), tools, memory_gate_config()
+    ), received
 
 
 async def test_policy_and_journal_see_the_proposal_and_the_tool_gets_its_defaults() -> None:

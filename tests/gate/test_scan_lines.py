@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from steward.core.messages import ToolCall
-from steward.gate import Gate, GateConfig
+from steward.gate import Gate
 from steward.gate.stages.scan import DEFAULT_SCANNERS, scan_result
 from steward.policy import compile_policy
 from steward.spec import load_spec_text
-from steward.testing import MemoryScope
+from steward.testing import MemoryScope, memory_gate_config
 from steward.tools import tool
 
 LINE_STARTS: list[tuple[Any, str]] = [
@@ -54,13 +54,13 @@ data_access: {allow_pii: false}
 async def test_findings_at_a_line_start_are_caught_through_the_gate(
     value: Any, expected: str
 ) -> None:
-    @tool
+    @tool(effect="read")
     def note() -> Any:
         return value
 
     loaded = load_spec_text(SPEC, "notes.yaml")
     policy = compile_policy(loaded.spec, loaded.version, {"note": note})
-    gate = Gate(policy, {"note": note}, GateConfig())
+    gate = Gate(policy, {"note": note}, memory_gate_config())
     outcome = await gate.process(MemoryScope(), ToolCall("c1", "note", {}), 1)
     assert outcome.decision is not None
     assert any(r.startswith(f"scan.{expected}") for r in outcome.decision.rule_ids), (

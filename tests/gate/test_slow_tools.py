@@ -19,7 +19,7 @@ from steward.core.messages import ToolCall
 from steward.gate import CallStatus, Gate
 from steward.policy import compile_policy
 from steward.spec import load_spec_text
-from steward.testing import MemoryScope
+from steward.testing import MemoryScope, memory_gate_config
 from steward.tools import Tool, ToolContext, tool
 
 SPEC = """
@@ -76,13 +76,13 @@ class Downstream:
             down.writes.append(ctx.idempotency_key)
             return "written"
 
-        @tool
+        @tool(effect="read")
         def stuck_read(query: str) -> str:
             down.calls.append(query)
             down.hold.wait(30)
             return "found"
 
-        @tool
+        @tool(effect="read")
         def quick_read(query: str) -> str:
             down.calls.append(query)
             return "found"
@@ -104,7 +104,7 @@ def make_gate(
     names = ", ".join(t.name for t in tools)
     loaded = load_spec_text(SPEC % (name, names, names, timeout, extra), f"{name}.yaml")
     policy = compile_policy(loaded.spec, loaded.version, {t.name: t for t in tools})
-    return Gate(policy, {t.name: t for t in tools})
+    return Gate(policy, {t.name: t for t in tools}, memory_gate_config())
 
 
 @pytest.fixture
@@ -226,12 +226,13 @@ def _fill_default_pool(loop: asyncio.AbstractEventLoop, hold: threading.Event) -
 async def test_a_thread_tool_sees_the_callers_context_variables() -> None:
     request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id")
 
-    @tool
+    @tool(effect="read")
     def whoami() -> str:
         return request_id.get("none")
 
     loaded = load_spec_text(SPEC % ("ctx", "whoami", "whoami", 1.0, ""), "ctx.yaml")
-    gate = Gate(compile_policy(loaded.spec, loaded.version, {"whoami": whoami}), {"whoami": whoami})
+    tools = {"whoami": whoami}
+    gate = Gate(compile_policy(loaded.spec, loaded.version, tools), tools, memory_gate_config())
     request_id.set("req-7")
     outcome = await call(gate, MemoryScope(), "whoami")
     assert outcome.result == "req-7"

@@ -11,10 +11,12 @@ from typer.testing import CliRunner
 
 from steward.cli.main import app
 from steward.core.events import ModelResponded, RunStatus
+from steward.gate.budget import run_account
 from steward.runtime import Runner, build_agent
 from steward.spec import load_spec_text
 from steward.store import Database, Journal
-from steward.store.costs import cost_report, run_spend
+from steward.store.costs import cost_report
+from steward.store.limits import limit_store
 from steward.store.runs import read_journal
 
 from .openai_server import OpenAIServer, Stream
@@ -37,6 +39,11 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenAIServer]:
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     with OpenAIServer() as s:
         yield s
+
+
+async def charged(db: Database, run_id: str) -> float:
+    """What the run's budget account holds in the shared limit store."""
+    return await limit_store(db).total(run_account(run_id))
 
 
 async def run(db: Database, server: OpenAIServer, streamed: bool) -> tuple[RunStatus, str, str]:
@@ -65,7 +72,7 @@ async def test_missing_usage_is_estimated_priced_and_charged(
     assert usage.estimated and usage.input_tokens > 0 and usage.output_tokens > 0
     expected = (usage.input_tokens * 0.15 + usage.output_tokens * 0.60) / 1e6
     assert usage.cost_usd == pytest.approx(expected)
-    assert run_spend(sqlite_db, run_id) == pytest.approx(expected), "the budget was charged"
+    assert await charged(sqlite_db, run_id) == pytest.approx(expected), "the budget was charged"
     [row] = cost_report(sqlite_db).rows
     assert (row.estimated, row.calls) == (1, 1)
 
@@ -76,7 +83,7 @@ async def test_a_stream_without_its_end_marker_escalates_truncated(
     server.enqueue(Stream(["Your order shipped."], usage=None, done=False))
     status, code, run_id = await run(sqlite_db, server, True)
     assert (status, code) == (RunStatus.ESCALATED, "model.truncated")
-    assert run_spend(sqlite_db, run_id) == 0
+    assert await charged(sqlite_db, run_id) == 0
 
 
 def test_steward_costs_shows_estimated_calls(server: OpenAIServer, sqlite_db: Database) -> None:

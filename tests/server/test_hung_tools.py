@@ -37,7 +37,7 @@ HOLD = threading.Event()
 ENTERED: list[str] = []
 
 
-@tool
+@tool(effect="read")
 def hang(order: str) -> str:
     """Look an order up in a system that does not answer."""
     ENTERED.append(order)
