@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from conftest import NamedPostgres
 from steward.store import Database
 from steward.store.limits import (
     REDIS_ENV,
@@ -118,3 +119,45 @@ def test_redis_is_chosen_only_when_configured(
     from steward.store.limits_redis import RedisLimits
 
     assert isinstance(limit_store(sqlite_db), RedisLimits)
+
+
+async def test_a_terminated_connection_is_replaced_not_a_failed_call(
+    postgres_named: NamedPostgres,
+) -> None:
+    """The limit store is read and written outside the journal, on every governed call
+    and model call: a backend the database terminates (a failover, an admin), also in the
+    middle of a transaction, is replaced and the step tried again, as the journal does,
+    instead of the error reaching the run and failing it."""
+    store = SqlLimits(postgres_named.db)
+    accounts = [Account("agent:day", None)]
+    stop = threading.Event()
+    terminated = 0
+
+    def terminate() -> None:
+        nonlocal terminated
+        while not stop.is_set():
+            terminated += postgres_named.terminate_backends()
+            time.sleep(0.01)
+
+    async def worker(name: str) -> int:
+        calls = 0
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            held = await store.reserve(accounts, 1.0, time.time())
+            await store.settle(held.hold, 1.0)
+            await store.take_slot(f"tool:{name}", 1_000_000, 60.0, time.time())
+            calls += 1
+        return calls
+
+    killer = threading.Thread(target=terminate)
+    killer.start()
+    try:
+        done = await asyncio.gather(*(worker(str(n)) for n in range(4)))
+    finally:
+        stop.set()
+        killer.join()
+    assert terminated >= 5, terminated
+    assert sum(done) >= 4
+    # every settled reservation counted once or, where a commit's fate was unknown, more
+    # (a reservation is never lost: fail closed)
+    assert await store.total("agent:day") >= sum(done)

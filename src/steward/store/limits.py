@@ -35,6 +35,7 @@ from sqlalchemy import Connection, delete, func, insert, select, text, update
 from steward.core.errors import StoreError
 from steward.store.database import Database
 from steward.store.schema import limit_usage
+from steward.store.transient import retrying
 
 REDIS_ENV = "STEWARD_REDIS_URL"
 
@@ -95,24 +96,49 @@ class SqlLimits:
                 connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": key})
 
     def take_slot_now(self, key: str, limit: int, period: float, now: float) -> int:
+        token = uuid.uuid4().hex  # tells a retried step whether its slot already landed
+        return retrying(lambda: self._take_slot(key, limit, period, now, token))
+
+    def _take_slot(self, key: str, limit: int, period: float, now: float, token: str) -> int:
         horizon = now - period
         with self.db.writer.begin() as connection:
             self._lock(connection, [key])
             connection.execute(
                 delete(limit_usage).where(limit_usage.c.key == key, limit_usage.c.at <= horizon)
             )
+            landed = select(limit_usage.c.id).where(
+                limit_usage.c.key == key, limit_usage.c.slot_token == token
+            )
+            if connection.execute(landed).first() is not None:  # an earlier attempt committed
+                slot = limit_usage.c.slot_token
+                used = connection.execute(
+                    select(func.count()).where(
+                        limit_usage.c.key == key, limit_usage.c.at > horizon, slot != token
+                    )
+                ).scalar_one()
+                return int(used)
             used = connection.execute(
                 select(func.count()).where(limit_usage.c.key == key, limit_usage.c.at > horizon)
             ).scalar_one()
             if used < limit:
-                connection.execute(insert(limit_usage).values(key=key, at=now, amount=1.0))
+                connection.execute(
+                    insert(limit_usage).values(key=key, at=now, amount=1.0, slot_token=token)
+                )
         return int(used)
 
     def reserve_now(self, accounts: Sequence[Account], amount: float, now: float) -> Reservation:
-        hold = new_hold(accounts, amount)
+        hold = new_hold(accounts, amount)  # its id tells a retried step what already landed
+        return retrying(lambda: self._reserve(hold, accounts, amount, now))
+
+    def _reserve(
+        self, hold: Hold, accounts: Sequence[Account], amount: float, now: float
+    ) -> Reservation:
         with self.db.writer.begin() as connection:
             self._lock(connection, hold.keys)
             totals = tuple(self._sum(connection, key) for key in hold.keys)
+            landed = select(limit_usage.c.id).where(limit_usage.c.hold == hold.id)
+            if connection.execute(landed).first() is not None:  # an earlier attempt committed
+                return Reservation(True, tuple(total - amount for total in totals), hold)
             granted = _fits(totals, accounts, amount)
             if granted:
                 connection.execute(
@@ -122,6 +148,10 @@ class SqlLimits:
         return Reservation(granted, totals, hold)
 
     def settle_now(self, hold: Hold, actual: float) -> None:
+        # settling clears `hold`: a retry after a commit that landed changes nothing
+        retrying(lambda: self._settle(hold, actual))
+
+    def _settle(self, hold: Hold, actual: float) -> None:
         with self.db.writer.begin() as connection:
             connection.execute(
                 update(limit_usage)
@@ -130,6 +160,9 @@ class SqlLimits:
             )
 
     def total_now(self, key: str) -> float:
+        return retrying(lambda: self._total(key))
+
+    def _total(self, key: str) -> float:
         with self.db.reader.connect() as connection:
             return self._sum(connection, key)
 

@@ -185,6 +185,9 @@ limit_usage = Table(
     Column("at", Float, nullable=False),
     Column("amount", Float, nullable=False),
     Column("hold", String(64), nullable=True),  # set while a reservation is not settled
+    # a rate slot's own id: a step retried after a fault whose commit's fate was unknown
+    # finds the slot it already took (store/limits.py)
+    Column("slot_token", String(32), nullable=True),
     Index("ix_limit_usage_key_at", "key", "at"),
     Index("ix_limit_usage_hold", "hold"),
 )

@@ -9,11 +9,21 @@ wrapped by SQLAlchemy; both are classified here.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError
 
+from steward.core.backoff import backoff_delay
 from steward.core.errors import StoreUnavailable
+
+log = logging.getLogger("steward.store")
+T = TypeVar("T")
+BACKOFF_BASE = 0.05  # seconds before the first retry, at most
+BACKOFF_CAP = 1.0
 
 # SQLite reports every fault as OperationalError; only these messages are about the
 # moment rather than the database or the statement.
@@ -68,3 +78,31 @@ def unavailable(exc: BaseException, retry_after: float = 1.0) -> StoreUnavailabl
     if isinstance(exc, StoreUnavailable):
         return exc
     return StoreUnavailable(f"the store is unavailable: {reason(exc)}", retry_after=retry_after)
+
+
+STEP_RETRY_SECONDS = 10.0  # how long one store step outside the journal keeps trying
+
+
+def retrying(work: Callable[[], T], *, within: float = STEP_RETRY_SECONDS) -> T:
+    """Run one short store step (a transaction of its own), again on a fresh connection
+    after a transient fault, with the shared backoff, for at most `within` seconds; then
+    raise StoreUnavailable. A permanent fault is raised at once.
+
+    The step must be safe to run again after a fault whose commit's fate is unknown (a
+    connection terminated during COMMIT): callers make it idempotent (see store/limits.py).
+    Runs on the calling thread: call it from a worker thread, never the event loop.
+    """
+    deadline = time.monotonic() + within
+    attempt = 0
+    while True:
+        try:
+            return work()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            attempt += 1
+            pause = backoff_delay(attempt, BACKOFF_BASE, BACKOFF_CAP)
+            if time.monotonic() + pause > deadline:
+                raise unavailable(exc) from exc
+            log.warning("store: %s; trying again (attempt %d)", reason(exc), attempt + 1)
+            time.sleep(pause)

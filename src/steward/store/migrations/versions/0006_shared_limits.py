@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("at", sa.Float, nullable=False),
         sa.Column("amount", sa.Float, nullable=False),
         sa.Column("hold", sa.String(64), nullable=True),
+        sa.Column("slot_token", sa.String(32), nullable=True),
     )
     op.create_index("ix_limit_usage_key_at", "limit_usage", ["key", "at"])
     op.create_index("ix_limit_usage_hold", "limit_usage", ["hold"])
