@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from steward.core.errors import StewardError
 from steward.core.events import BudgetThresholdCrossed, ModelResponded, RunStatus
 from steward.core.messages import Usage
-from steward.gate.budget import day_account, today
+from steward.gate.budget import day_account, tag_account, today
 from steward.models.pricing import PRICES_ENV, load_prices
 from steward.runtime import Runner, build_agent
 from steward.spec import load_spec_text
@@ -144,6 +144,35 @@ async def test_100_concurrent_runs_never_overshoot_the_daily_budget(
         spent = connection.execute(select(func.sum(cost_ledger.c.cost_usd))).scalar_one()
     assert spent <= limit
     assert await runner.gates.limits.total(day_account("buyer", today())) <= limit
+
+
+async def test_a_tenant_budget_is_shared_by_that_tenant_s_runs_only(runner: Runner) -> None:
+    """`max_daily_spend_per_tag_usd: {tenant: X}` caps each tenant's day, across its runs
+    (and processes: the account is in the limit store), and leaves other tenants alone;
+    model calls and costed tools both count."""
+    costs = "max_daily_spend_per_tag_usd: {tenant: 0.025}"
+    script = [calls(("paid_lookup", {"item": "x"})), final("ok")]
+    acme = [
+        await runner.run(agent(costs, script), "look", tags={"tenant": "acme"}) for _ in range(3)
+    ]
+    other = await runner.run(agent(costs, script), "look", tags={"tenant": "globex"})
+    assert [r.denials for r in acme] == [(), (), ("budget.tag_exhausted",)]
+    assert other.status == RunStatus.SUCCEEDED and not other.denials
+    assert await runner.gates.limits.total(tag_account("tenant", "acme", today())) <= 0.025
+
+
+async def test_a_run_without_the_budgeted_tag_spends_nothing(runner: Runner) -> None:
+    """A spend that cannot be attributed to a tenant cannot be bounded by its budget: the
+    first model call is not made."""
+    costs = "max_daily_spend_per_tag_usd: {tenant: 5}"
+    script = [calls(("paid_lookup", {"item": "x"})), final("ok")]
+    result = await runner.run(agent(costs, script), "look")
+    assert (result.status, result.reason_code) == (RunStatus.ESCALATED, "budget.untagged")
+
+
+def test_tag_budgets_are_checked_when_the_spec_loads() -> None:
+    with pytest.raises(StewardError, match="max_daily_spend_per_tag_usd"):
+        load_spec_text(SPEC % "max_daily_spend_per_tag_usd: {tenant: -1}", "buyer.yaml")
 
 
 class _Receiver(BaseHTTPRequestHandler):

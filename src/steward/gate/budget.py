@@ -9,10 +9,11 @@ many, cannot overshoot a cap.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from steward.core.decision import Decision, deny
+from steward.spec.models import CostControls
 from steward.store.limits import Account, Hold, LimitStore
 
 Check = Callable[[float, float, float], Decision | None]  # (run spent, day spent, estimate)
@@ -30,6 +31,11 @@ def day_account(agent: str, day: int) -> str:
     return f"spend:day:{agent}:{day}"
 
 
+def tag_account(tag: str, value: str, day: int) -> str:
+    """One tag value's day, shared by every agent that caps that tag."""
+    return f"spend:tag:{tag}={value}:{day}"
+
+
 NOTHING_HELD = Hold("", (), 0.0)
 
 
@@ -37,10 +43,20 @@ NOTHING_HELD = Hold("", (), 0.0)
 class Caps:
     per_run: float | None
     per_day: float | None
+    per_tag: tuple[tuple[str, float], ...] = ()  # (tag, daily cap per value of it)
 
     @property
     def any(self) -> bool:
-        return self.per_run is not None or self.per_day is not None
+        return self.per_run is not None or self.per_day is not None or bool(self.per_tag)
+
+
+def caps_of(costs: CostControls) -> Caps:
+    """The caps an agent's spec declares: the one reading for tools and model calls."""
+    return Caps(
+        costs.max_cost_per_run_usd,
+        costs.max_daily_spend_usd,
+        tuple(sorted(costs.max_daily_spend_per_tag_usd.items())),
+    )
 
 
 @dataclass(slots=True)
@@ -48,27 +64,52 @@ class BudgetLedger:
     store: LimitStore
 
     async def reserve(
-        self, agent: str, run_id: str, estimate: float, caps: Caps, check: Check
+        self,
+        agent: str,
+        run_id: str,
+        estimate: float,
+        caps: Caps,
+        check: Check,
+        tags: Mapping[str, str] | None = None,
     ) -> Hold | Decision:
-        """Hold `estimate` on the run's and the day's accounts, or the decision why not
-        (`check(run_spent, day_spent, estimate)` words it)."""
+        """Hold `estimate` on the run's, the day's and the run's tag values' accounts, or
+        the decision why not (`check(run_spent, day_spent, estimate)` words the first two)."""
         invalid = check(0.0, 0.0, estimate)  # a NaN or negative estimate, or one over a cap alone
         if invalid is not None:
             return invalid
         if estimate == 0.0:  # a free call cannot overshoot: no store round trip
             return NOTHING_HELD
+        tags = tags or {}
         now = time.time()
-        accounts = (
+        accounts = [
             Account(run_account(run_id), caps.per_run),
             Account(day_account(agent, today(now)), caps.per_day),
-        )
+        ]
+        for tag, cap in caps.per_tag:
+            if tag not in tags:  # spend no tenant's budget can bound: fail closed
+                return deny(
+                    "budget.untagged",
+                    f"the run has no {tag!r} tag, and max_daily_spend_per_tag_usd caps "
+                    f"spend per {tag}",
+                    f"cost_controls.max_daily_spend_per_tag_usd.{tag}",
+                )
+            accounts.append(Account(tag_account(tag, tags[tag], today(now)), cap))
         reservation = await self.store.reserve(accounts, estimate, now)
         if reservation.granted:
             return reservation.hold
-        run_spent, day_spent = reservation.totals
-        return check(run_spent, day_spent, estimate) or deny(
-            "budget.exhausted", f"the budget has no room for ${estimate:.4f}"
-        )
+        run_spent, day_spent, *tag_spent = reservation.totals
+        over = check(run_spent, day_spent, estimate)
+        if over is not None:
+            return over
+        for (tag, cap), spent in zip(caps.per_tag, tag_spent, strict=True):
+            if spent + estimate > cap:
+                return deny(
+                    "budget.tag_exhausted",
+                    f"{tag} {tags[tag]!r}: daily spend ${spent + estimate:.4f} would exceed "
+                    f"${cap:.2f}",
+                    f"cost_controls.max_daily_spend_per_tag_usd.{tag}",
+                )
+        return deny("budget.exhausted", f"the budget has no room for ${estimate:.4f}")
 
     async def settle(self, hold: Hold, actual: float) -> None:
         if hold.keys:

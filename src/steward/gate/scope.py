@@ -30,6 +30,9 @@ class RunScope(Protocol):
     agent: str
     agent_version: str
 
+    @property
+    def tags(self) -> dict[str, str]: ...  # the run's tags (tenant budgets)
+
     def emit(self, event: Event) -> None: ...
 
     async def durable(self) -> None: ...

@@ -31,6 +31,9 @@ class Executor(Protocol):
     agent_version: str
     history: RunHistory
 
+    @property
+    def tags(self) -> dict[str, str]: ...
+
     def emit(self, event: Event) -> None: ...
 
     async def durable(self) -> None: ...
@@ -71,6 +74,10 @@ class EmbeddedExecutor:
         """Fold the run's recorded journal into the replay index."""
         for entry in read_journal(self.db, self.run_id):
             self.history.apply(entry.event)
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return self.history.tags
 
     def emit(self, event: Event) -> None:
         self._last_ticket = self.journal.append(self.run_id, event)

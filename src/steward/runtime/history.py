@@ -39,6 +39,12 @@ class RunHistory:
     _proposed: dict[str, ToolCall] = field(default_factory=dict)
     _decisions: dict[str, Decision] = field(default_factory=dict)
 
+    @property
+    def tags(self) -> dict[str, str]:
+        """The run's tags, as it was queued or started."""
+        first = self.started or self.queued
+        return first.tags if first is not None else {}
+
     def apply(self, event: Event) -> None:
         if isinstance(event, ToolCallProposed):
             self._proposed[event.key] = event.call

@@ -94,7 +94,7 @@ class ModelCaller:
                 found = None
             if found is not None:
                 return self._serve(executor, step, request, found[0], on_text)
-        hold = await self.spend.reserve(agent, executor.run_id, request)
+        hold = await self.spend.reserve(agent, executor.run_id, request, executor.tags)
         began = time.perf_counter()
         try:
             with reporting(lambda event: executor.emit(_at_step(event, step))):

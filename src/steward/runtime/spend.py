@@ -9,13 +9,15 @@ atomic step in the deployment's limit store (gate/budget.py), shared by every pr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import msgspec
 
 from steward.core.decision import Decision, deny
 from steward.core.errors import StewardError
 from steward.core.events import BudgetThresholdCrossed
 from steward.core.messages import ModelResponse, Usage
-from steward.gate.budget import BudgetLedger, Caps
+from steward.gate.budget import BudgetLedger, caps_of
 from steward.models.factory import model_names
 from steward.models.pricing import PriceTable, Rate
 from steward.models.protocol import ModelRequest
@@ -27,11 +29,6 @@ class BudgetExhausted(StewardError):
     def __init__(self, decision: Decision) -> None:
         super().__init__(decision.reasons[0].message, code=decision.primary_code)
         self.decision = decision
-
-
-def _caps(agent: AgentRuntime) -> Caps:
-    costs = agent.loaded.spec.cost_controls
-    return Caps(costs.max_cost_per_run_usd, costs.max_daily_spend_usd)
 
 
 def _upper_bound(request: ModelRequest, max_output: int) -> Usage:
@@ -58,10 +55,16 @@ class SpendGuard:
             max(r.cached_input for r in known),
         )
 
-    async def reserve(self, agent: AgentRuntime, run_id: str, request: ModelRequest) -> Hold | None:
+    async def reserve(
+        self,
+        agent: AgentRuntime,
+        run_id: str,
+        request: ModelRequest,
+        tags: Mapping[str, str] | None = None,
+    ) -> Hold | None:
         """The reservation (None: the agent has no budget); raises BudgetExhausted when
         the call may not be made."""
-        caps = _caps(agent)
+        caps = caps_of(agent.loaded.spec.cost_controls)
         if not caps.any:
             return None
         rate = self.rate(agent)
@@ -74,7 +77,7 @@ class SpendGuard:
             )
         estimate = rate.cost(_upper_bound(request, agent.loaded.spec.limits.max_output_tokens))
         held = await self.ledger.reserve(
-            agent.name, run_id, estimate, caps, agent.policy.decide_budget
+            agent.name, run_id, estimate, caps, agent.policy.decide_budget, tags
         )
         if not isinstance(held, Hold):
             raise BudgetExhausted(held)

@@ -174,6 +174,12 @@ def parse_rate(value: Any) -> RateLimit:
 class CostControls(_Strict):
     max_cost_per_run_usd: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     max_daily_spend_usd: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    # a daily cap per value of a run tag, e.g. {tenant: 100}: each tenant's spend today,
+    # across its runs, processes and every agent that declares a cap on that tag
+    max_daily_spend_per_tag_usd: dict[
+        Annotated[str, Field(pattern=r"^[\w.:-]{1,64}$")],
+        Annotated[float, Field(ge=0, allow_inf_nan=False)],
+    ] = Field(default_factory=dict)
     alert_on_threshold: float = Field(default=0.8, gt=0, le=1, allow_inf_nan=False)
     alert_webhook: str | None = Field(default=None, pattern=r"^https?://")
 

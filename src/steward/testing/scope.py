@@ -20,6 +20,10 @@ class MemoryScope:
     history: RunHistory = field(default_factory=RunHistory)
     durable_calls: int = 0
 
+    @property
+    def tags(self) -> dict[str, str]:
+        return self.history.tags
+
     def emit(self, event: Event) -> None:
         self.events.append(event)
         self.history.apply(event)

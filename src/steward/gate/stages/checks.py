@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from steward.core.decision import Decision, Verdict, deny
 from steward.core.events import RateSlotTaken
-from steward.gate.budget import BudgetLedger, Caps
+from steward.gate.budget import BudgetLedger, caps_of
 from steward.gate.context import CallContext, Next
 from steward.gate.outcome import CallOutcome
 from steward.gate.ratelimit import RateCounter
@@ -97,10 +97,14 @@ class BudgetStage:
         estimate = tool.cost_usd if tool is not None else 0.0
         if estimate == 0.0:  # a free call cannot overshoot a budget: no store round trip
             return await proceed(cx)
-        costs = cx.policy.spec.cost_controls
-        caps = Caps(costs.max_cost_per_run_usd, costs.max_daily_spend_usd)
+        caps = caps_of(cx.policy.spec.cost_controls)
         held = await self.ledger.reserve(
-            cx.policy.agent, cx.scope.run_id, estimate, caps, cx.policy.decide_budget
+            cx.policy.agent,
+            cx.scope.run_id,
+            estimate,
+            caps,
+            cx.policy.decide_budget,
+            cx.scope.tags,
         )
         if isinstance(held, Decision):
             return cx.stop(self.name, held)
