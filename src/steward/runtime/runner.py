@@ -44,7 +44,7 @@ from steward.runtime.executor import EmbeddedExecutor, Executor
 from steward.runtime.model_calls import ModelCaller, TextSink
 from steward.runtime.spend import BudgetExhausted
 from steward.runtime.truncation import on_cut_off
-from steward.security.provenance import trace_sources
+from steward.security.provenance import said_words, trace_sources
 from steward.security.scanners import IDENTIFIERS, redact_text
 from steward.store.database import Database
 from steward.store.journal import Journal
@@ -309,6 +309,7 @@ class Runner:
         tool_specs = tuple(agent.tools[name].spec() for name in spec.tools if name in agent.tools)
         said = ""  # the text of cut-off answers the model was asked to continue
         gate = agent.gate(self.gates)
+        user_words = said_words(typed)  # read once per activation, kept in memory only
         for step in range(spec.limits.max_steps):
             progress.steps = step + 1
             response = executor.recorded_model(step)
@@ -339,7 +340,9 @@ class Runner:
                 return self._final(agent, executor, progress, text, response.confidence)
             seen = messages[:-1]
             pending = [
-                gate.process(executor, call, step, trace_sources(call.arguments, seen, said=typed))
+                gate.process(
+                    executor, call, step, trace_sources(call.arguments, seen, said=user_words)
+                )
                 for call in response.tool_calls
             ]
             # One call needs no task of its own; several run concurrently.

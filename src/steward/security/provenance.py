@@ -95,6 +95,34 @@ def _tokens(text: str, *, cache: bool = True) -> tuple[list[str], list[str]]:
     return tokens, [w.casefold() for w in written]
 
 
+# what one message holds: token lines (one per text), identifiers as written, numbers
+_Digest = tuple[tuple[str, ...], tuple[str, ...], frozenset[Decimal]]
+
+
+def _digest_of(
+    texts: Iterable[str], numbers: Iterable[int | float] = (), *, cache: bool
+) -> _Digest:
+    lines: list[str] = []
+    written: list[str] = []
+    found = {n for n in map(_value_number, numbers) if n is not None}
+    for text in texts:
+        tokens, as_written = _tokens(MASK.sub(" ", text), cache=cache)
+        lines.append(" " + " ".join(tokens) + " ")
+        written += as_written
+        found.update(n for n in map(_number, (*tokens, *as_written)) if n is not None)
+    return tuple(lines), tuple(written), frozenset(found)
+
+
+@lru_cache(maxsize=4096)
+def _message_digest(role: str, content: str) -> _Digest:
+    """Cached: a run's conversation is traced again at every call and its messages do not
+    change (uncached, tracing re-read the whole history at each call: O(steps²))."""
+    if role == "tool":
+        strings, numbers = _leaves(content)
+        return _digest_of(strings, numbers, cache=True)
+    return _digest_of((content,), cache=True)
+
+
 @dataclass(slots=True)
 class _Holdings:
     """What one source holds: its token sequences (one per text), the identifiers as
@@ -104,19 +132,11 @@ class _Holdings:
     written: set[str] = field(default_factory=set)
     numbers: set[Decimal] = field(default_factory=set)
 
-    def add_text(self, text: str, *, cache: bool = True) -> None:
-        tokens, written = _tokens(MASK.sub(" ", text), cache=cache)
-        self.lines.append(" " + " ".join(tokens) + " ")
+    def add(self, digest: _Digest) -> None:
+        lines, written, numbers = digest
+        self.lines.extend(lines)
         self.written.update(written)
-        for token in (*tokens, *written):
-            number = _number(token)
-            if number is not None:
-                self.numbers.add(number)
-
-    def add_number(self, value: int | float) -> None:
-        number = _value_number(value)
-        if number is not None:
-            self.numbers.add(number)
+        self.numbers.update(numbers)
 
     def holds(self, needle: str | Decimal) -> bool:
         if isinstance(needle, Decimal):
@@ -190,8 +210,23 @@ def _parts(value: Any) -> Iterator[str | int | float]:
             yield from _parts(item)
 
 
+@dataclass(frozen=True, slots=True)
+class Said:
+    """The user's own words as typed, read once per run (never cached across runs: they
+    leave memory with the run). Build with `said_words`."""
+
+    digest: _Digest = ((), (), frozenset())
+
+
+def said_words(texts: Iterable[str]) -> Said:
+    return Said(_digest_of(texts, cache=False))
+
+
 def trace_sources(
-    arguments: dict[str, Any], messages: Iterable[Message], *, said: Iterable[str] = ()
+    arguments: dict[str, Any],
+    messages: Iterable[Message],
+    *,
+    said: Said | Iterable[str] = (),
 ) -> dict[str, Source]:
     """The source of each argument. `said` are the user's own words as typed, before
     redaction (the runner keeps them in memory for this only): an IBAN the user typed
@@ -203,17 +238,10 @@ def trace_sources(
             source = Source.HUMAN
         if source is None:
             continue
-        holdings = held.setdefault(source, _Holdings())
-        if message.role == "tool":
-            strings, numbers = _leaves(message.content)
-            for text in strings:
-                holdings.add_text(text)
-            for number in numbers:
-                holdings.add_number(number)
-        else:
-            holdings.add_text(message.content)
-    for text in said:
-        held.setdefault(Source.USER, _Holdings()).add_text(text, cache=False)
+        held.setdefault(source, _Holdings()).add(_message_digest(message.role, message.content))
+    words = said if isinstance(said, Said) else said_words(said)
+    if words.digest[0]:
+        held.setdefault(Source.USER, _Holdings()).add(words.digest)
     found: dict[str, Source] = {}
     for name, value in arguments.items():
         parts = list(_parts(value))
