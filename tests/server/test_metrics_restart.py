@@ -21,6 +21,8 @@ from steward.store import Database
 from steward.store.keys import create_key
 from steward.testing.served import ServedProcess, crash_desk_spec
 
+from .served import Served
+
 LARGE_REFUND = "Order #10114 arrived without the tent. Please refund $330 for it."  # reviewed
 SMALL_REFUND = "Please refund $20 on order #10114, the strap broke."  # autonomous
 AGENT = {"agent_name": "support-desk"}
@@ -125,3 +127,22 @@ def test_a_restart_changes_no_state_gauge(world: World) -> None:
         time.sleep(0.05)
     assert sample(now, "agent_approvals_pending", **AGENT) == 2
     assert pending[0]["run_id"] in waiting
+
+
+def test_state_gauges_and_build_info_even_with_telemetry_off(served: Served) -> None:
+    """`served` runs with STEWARD_TELEMETRY=off (a follower process folds the events):
+    the state still comes from the store, and the scrape needs a key."""
+    assert served.client.get("/metrics").status_code == 401
+    run = served.start()
+    served.wait_for(run["id"], "waiting")
+    response = served.as_("viewer", "GET", "/metrics")
+    assert response.status_code == 200
+    text = response.text
+    assert 'agent_approvals_pending{agent_name="support-desk"} 1.0' in text
+    assert 'agent_waiting_runs{agent_name="support-desk"} 1.0' in text
+    assert 'agent_active_runs{agent_name="support-desk"} 0.0' in text
+    assert (
+        f'steward_build_info{{python="{platform.python_version()}",version="{steward.__version__}"}} 1.0'
+        in text
+    )
+    assert "agent_tasks_total{" not in text  # nothing folded in this process

@@ -30,7 +30,7 @@ class InFlight:
 
 
 def in_flight(db: Database) -> InFlight:
-    """Two grouped counts over the status indexes (ix_runs_status, ix_approvals_status):
+    """Two grouped counts, each a search of a status index (ix_runs_status*, ix_approvals_status):
     the rows read are the ones in flight, however many runs the store holds."""
     by_status = (
         select(runs.c.agent, runs.c.status, func.count())
