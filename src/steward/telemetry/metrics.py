@@ -5,6 +5,10 @@ every batch after it commits; business logic never touches a counter. It keeps a
 state per active run (agent name, activation start) and per pending approval, and drops
 it when the run waits or finishes, so memory stays bounded by what is in flight.
 
+State (runs active, waiting, queued; approvals pending) is not folded here: a process
+sees only its own commits since it started. telemetry/state.py reads it from the store
+at every scrape, with the build info.
+
 Label cardinality is bounded: labels carry agent, tool and model names, verdicts,
 statuses, rule ids and reason codes, never run ids, idempotency keys or free text, and
 each label name accepts at most `max_label_values` distinct values; later ones are
@@ -28,7 +32,6 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
-    Gauge,
     Histogram,
     generate_latest,
     push_to_gateway,
@@ -137,15 +140,15 @@ class MetricsConsumer:
             buckets=DURATION_BUCKETS,
             registry=r,
         )
-        # A gauge that only ever goes up: a Counter would be exposed as
-        # agent_cost_total_usd_total, and users' dashboards expect agent_cost_total_usd.
-        self.cost = Gauge(
-            "agent_cost_total_usd",
-            "Model spend in US dollars since this process started (only increases).",
+        # A counter (exposed as agent_cost_usd_total), so rate() and increase() work. It
+        # starts at 0 with the process, which Prometheus reads as a counter reset: seeding
+        # it from the ledger would show a restart as spend. All-time totals: `steward costs`.
+        self.cost = Counter(
+            "agent_cost_usd",
+            "Model spend in US dollars since this process started.",
             ["agent_name", "model"],
             registry=r,
         )
-        self.active = Gauge("agent_active_runs", "Runs executing now.", ["agent_name"], registry=r)
         self.tool_calls = Counter(
             "agent_tool_calls_total",
             "Proposed tool calls by outcome: executed, failed, denied, waiting, unknown.",
@@ -162,12 +165,6 @@ class MetricsConsumer:
             "agent_escalations_total",
             "Runs that ended escalated, by reason code.",
             ["agent_name", "reason"],
-            registry=r,
-        )
-        self.approvals_pending = Gauge(
-            "agent_approvals_pending",
-            "Approval requests waiting for a person.",
-            ["agent_name"],
             registry=r,
         )
         self.approval_seconds = Histogram(
@@ -297,19 +294,16 @@ class MetricsConsumer:
             run.since = ts
             return
         name = self._label("agent_name", agent or UNKNOWN)
-        if len(self._runs) >= self.max_tracked:  # forget the oldest, keep the gauge honest
-            oldest = self._runs.pop(next(iter(self._runs)))
-            self.active.labels(oldest.agent).dec()
+        if len(self._runs) >= self.max_tracked:  # forget the oldest
+            self._runs.pop(next(iter(self._runs)))
         self._runs[run_id] = _Run(name, ts)
-        self.active.labels(name).inc()
 
     def _deactivate(self, run_id: str | None, ts: float) -> str:
-        """End an activation; returns the agent label. A run it never saw start is not
-        active here, so the gauge is left alone."""
+        """End an activation; returns the agent label (unknown for a run it never saw
+        start, whose activation time is not known either)."""
         run = self._runs.pop(run_id, None) if run_id is not None else None
         if run is None:
             return UNKNOWN
-        self.active.labels(run.agent).dec()
         self.duration.labels(run.agent, "").observe(_seconds(ts - run.since))
         return run.agent
 
@@ -358,10 +352,8 @@ class MetricsConsumer:
         if len(self._approvals) >= self.max_tracked:
             oldest = self._approvals.pop(next(iter(self._approvals)))
             self._approval_by_key.pop(oldest.key, None)
-            self.approvals_pending.labels(oldest.agent).dec()
         self._approvals[event.approval_id] = _Approval(agent, ts, event.key)
         self._approval_by_key[event.key] = event.approval_id
-        self.approvals_pending.labels(agent).inc()
 
     def _resolve(self, approval_id: str, ts: float, outcome: str) -> None:
         """The first sign of a decision settles a request this consumer saw; later signs
@@ -370,7 +362,6 @@ class MetricsConsumer:
         if approval is None:
             return
         self._approval_by_key.pop(approval.key, None)
-        self.approvals_pending.labels(approval.agent).dec()
         seconds = _seconds(ts - approval.requested)
         self.approval_seconds.labels(approval.agent, outcome).observe(seconds)
 
