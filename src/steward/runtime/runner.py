@@ -309,6 +309,7 @@ class Runner:
         tool_specs = tuple(agent.tools[name].spec() for name in spec.tools if name in agent.tools)
         said = ""  # the text of cut-off answers the model was asked to continue
         gate = agent.gate(self.gates)
+        gate.scan_input(executor, text)
         for step in range(spec.limits.max_steps):
             progress.steps = step + 1
             response = executor.recorded_model(step)
