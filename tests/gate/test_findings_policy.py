@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from steward.core.agent_state import AgentState, Autonomy
-from steward.core.decision import Verdict
+from steward.core.decision import Decision, Verdict
 from steward.core.errors import SpecError
-from steward.core.events import GateDecided, ResultScanned
+from steward.core.events import Finding, GateDecided, ResultScanned
 from steward.core.messages import ToolCall
 from steward.gate import Gate
 from steward.gate.outcome import CallStatus
@@ -227,3 +227,15 @@ def test_a_bad_section_is_a_located_spec_error(section: str, where: str, says: s
         load_spec_text(SPEC + section, "desk.yaml")
     text = str(info.value)
     assert where in text and says in text, text
+
+
+def test_the_timeline_shows_the_source_and_what_the_finding_did() -> None:
+    from steward.server.console.timeline import Totals, _step
+
+    found = Finding("injection.suspected", "injection.model", "$[1]", 0.97, 0, 40)
+    decision = Decision(Verdict.ALLOW, (), ("scan.injection.suspected",), 0.8)
+    event = ResultScanned("k", "search_docs", decision, ("injection.suspected",), (found,),
+                          source="retrieved_documents", action="review", step=2)  # fmt: skip
+    step = _step(event, Totals())
+    assert ("source", "retrieved documents") in step.meta
+    assert ("action", "the calls that follow go to a person") in step.meta
