@@ -127,6 +127,19 @@ async def test_a_call_proposed_in_the_same_step_does_not_follow_the_finding() ->
     assert beside.status is CallStatus.EXECUTED, "the model had not seen the result"
 
 
+async def test_a_question_for_a_person_still_goes_to_one_under_deny() -> None:
+    from steward.tools.builtin import ask_human
+
+    tools = {**TOOLS, "ask_human": ask_human}
+    spec = SPEC.replace("send]\n", "send, ask_human]\n", 1) + "injection: {tool_results: deny}\n"
+    loaded = load_spec_text(spec, "desk.yaml")
+    gate = Gate(compile_policy(loaded.spec, loaded.version, tools), tools, memory_gate_config())
+    scope = MemoryScope()
+    await gate.process(scope, ToolCall("c1", "read_ticket", {}), 1)
+    asked = await gate.process(scope, ToolCall("c2", "ask_human", {"question": "Send it?"}), 2)
+    assert asked.status is CallStatus.WAITING
+
+
 async def test_retrieved_documents_follow_their_own_source() -> None:
     section = "injection: {tool_results: quarantine, retrieved_documents: deny}\n"
     scope = MemoryScope()
