@@ -10,7 +10,8 @@ the sha256 of the weights it writes, which tests/security/test_injection_model.p
 Also rewrites the evaluation file (benchmarks/data/injection/eval.jsonl.gz).
 
 Model: logistic regression (scikit-learn, a dev dependency) over hashed word, word-pair
-and 4-letter features of 40-word windows (steward.security.injection.features); a text's
+and 4-letter features of 40-word windows, line breaks counting as words
+(steward.security.injection.features); a text's
 score is its highest window's. The threshold is set on a validation part of the training
 split (never the evaluation file) at 0.5% false positives on benign documents.
 """

@@ -22,7 +22,8 @@ LINE_STARTS: list[tuple[Any, str]] = [
     ("Customer file\n4111 1111 1111 1111\nend", "pii.card_number"),
     ("ssn on file:\n536-22-1234", "pii.ssn"),
     ({"notes": ["x", "call back\n+1 415 555 0132"]}, "pii.phone"),
-    ("long text " * 500 + "\n078-05-1120", "pii.ssn"),
+    # long prose (a run of one or two repeated words scores as an injection: README limits)
+    ("The totals match the ledger and the report is attached. " * 90 + "\n078-05-1120", "pii.ssn"),
 ]
 
 

@@ -28,11 +28,11 @@ from bench_scanners import corpora, detectors, recall_at_fpr
 from injection_data import load_eval
 
 # Printed by benchmarks/train_injection.py; a retrained model changes it (and this line).
-SHIPPED_SHA256 = "1b463d04f4330f3a00149b3b2edc8081db5a16c6d60a66a59f580fd8da882dec"
+SHIPPED_SHA256 = "24d83c20fe42bb22a1ffcd67da1bf10a89bed232e690ec2a11ef08ec057304a4"
 # Floors a few points under what the shipped model measures (README "Untrusted content":
-# garak 97.0%, spikee English 63.6% at 1% false positives; 6 of 188 clean tickets flagged).
-FLOORS = {"garak": 0.93, "spikee-en": 0.58}
-MAX_TICKET_FPR = 0.04
+# garak 98.6%, spikee English 74.4% at 1% false positives; 1 of 188 clean tickets flagged).
+FLOORS = {"garak": 0.94, "spikee-en": 0.70}
+MAX_TICKET_FPR = 0.02
 
 
 def test_the_shipped_weights_are_the_trained_ones() -> None:

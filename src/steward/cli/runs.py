@@ -177,7 +177,9 @@ def _detail(event: object) -> str:
         case ToolFailed():
             return f"{event.tool} failed [{event.code}] {event.message}"
         case ResultScanned():
-            return f"{event.tool} result scanned: {', '.join(event.findings)}"
+            return (
+                f"{event.tool} {event.source} scanned: {', '.join(event.findings)} ({event.action})"
+            )
         case BreakerTripped():
             return f"{event.tool} circuit opened after {event.failures} failures"
         case RunWaiting():

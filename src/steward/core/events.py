@@ -194,13 +194,20 @@ class Finding(msgspec.Struct, frozen=True):
 
 
 class ResultScanned(Event, tag="tool.scanned", frozen=True):
-    """A scan changed the result; ToolSucceeded that follows carries the result as shown."""
+    """A scan found something in a text the agent reads: a tool's result (ToolSucceeded
+    that follows carries it as shown), or the run's input (`key` ends `:input`). `source`
+    names where the text came from and `action` what the spec's `injection:` section made
+    its injection findings do (quarantine, review, deny, record); a review or deny
+    reaches every call proposed in a step after `step` (-1: the whole run)."""
 
     key: str
     tool: str
     decision: Decision
     findings: tuple[str, ...] = ()
     details: tuple[Finding, ...] = ()
+    source: str = "tool_results"
+    action: str = "quarantine"
+    step: int = -1
 
 
 class BreakerTripped(Event, tag="tool.breaker_tripped", frozen=True):

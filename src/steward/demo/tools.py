@@ -57,7 +57,13 @@ def support_tools(path: Path | None = None) -> list[Tool]:
     """The toolset named in the demo spec; systems at `path` or $STEWARD_DEMO_SYSTEMS."""
     systems = open_systems(path)
 
-    @tool(effect="read", data_classes=("internal",), idempotent=True, limit_arg="limit")
+    @tool(
+        effect="read",
+        data_classes=("internal",),
+        idempotent=True,
+        limit_arg="limit",
+        retrieves=True,
+    )
     def search_kb(query: str, limit: int = 3) -> list[dict[str, Any]]:
         """Search the help-centre knowledge base."""
         return systems.search_kb(query, limit)

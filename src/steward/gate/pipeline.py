@@ -1,5 +1,6 @@
-"""The gate: kill switch → validate → policy → autonomy mode → rate limit → budget →
-approval → circuit breaker → execute (with result scan), each stage a small object, recording every outcome as an
+"""The gate: kill switch → validate → egress → policy → autonomy mode → standing injection
+findings → rate limit → budget → approval → circuit breaker → execute (with result scan),
+each stage a small object, recording every outcome as an
 event through the run's scope. Anything the gate cannot decide is denied (fail closed).
 """
 
@@ -29,9 +30,9 @@ from steward.gate.stages import (
     ValidateStage,
 )
 from steward.gate.stages.agent_state import AutonomyStage, KillSwitchStage, StateOf
-from steward.gate.stages.scan import DEFAULT_SCANNERS
+from steward.gate.stages.scan import DEFAULT_SCANNERS, FindingsStage, scan_text
 from steward.policy import Policy
-from steward.security.scanners import Scanner
+from steward.security.scanners import Scanner, TextSource
 from steward.store.limits import LimitStore
 from steward.tools.base import Tool
 
@@ -63,6 +64,7 @@ def default_stages(config: GateConfig) -> list[Stage]:
         EgressStage(),
         PolicyStage(),
         AutonomyStage(),
+        FindingsStage(),
         RateLimitStage(config.counter),
         BudgetStage(config.ledger),
         ApprovalStage(),
@@ -99,6 +101,21 @@ class Gate:
         for stage in reversed(stages):
             chain = partial(stage, proceed=chain)
         return chain
+
+    def scan_input(self, scope: RunScope, text: str) -> None:
+        """Scan the run's input for injection when the spec's `injection.user_input` says
+        so (record, review or deny), once per run: a finding is a ResultScanned event, and
+        a review or deny stands over every call of the run. Every way of running an agent
+        calls this before the run's first step."""
+        scan_text(
+            scope,
+            self.config.scanners,
+            self.policy.spec.injection.action_for(TextSource.USER_INPUT),
+            source=TextSource.USER_INPUT,
+            key=f"{scope.run_id}:input",
+            label="input",
+            text=text,
+        )
 
     async def process(
         self,

@@ -4,11 +4,11 @@ implement this; the gate never imports the runtime."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from steward.core.approval import ApprovalView
-from steward.core.events import Event
+from steward.core.events import Event, Finding
 from steward.core.messages import Source
 from steward.gate.outcome import CallOutcome
 
@@ -25,6 +25,28 @@ class CallRecord:
     approval_used: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class StandingFinding:
+    """An injection finding whose action (review or deny) reaches the calls proposed in a
+    step after `step` (-1: every call of the run)."""
+
+    key: str  # where it was found: a call's key, or the run's `:input`
+    tool: str
+    source: str
+    action: str
+    step: int
+    finding: Finding
+
+
+@dataclass(slots=True)
+class RunFindings:
+    """What the run's journal holds of its scans: the keys scanned (so a scan of the
+    input is recorded once) and the findings that stand over the calls that follow."""
+
+    scanned: set[str] = field(default_factory=set)
+    standing: list[StandingFinding] = field(default_factory=list)
+
+
 class RunScope(Protocol):
     run_id: str
     agent: str
@@ -38,6 +60,8 @@ class RunScope(Protocol):
     async def durable(self) -> None: ...
 
     def recorded_call(self, key: str) -> CallRecord | None: ...
+
+    def recorded_findings(self) -> RunFindings: ...
 
     async def approval(self, approval_id: str) -> ApprovalView | None: ...
 

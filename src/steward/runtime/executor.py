@@ -14,7 +14,7 @@ from typing import Protocol
 from steward.core.approval import ApprovalView
 from steward.core.events import Event
 from steward.core.messages import ModelResponse
-from steward.gate.scope import CallRecord
+from steward.gate.scope import CallRecord, RunFindings
 from steward.runtime.history import RunHistory
 from steward.store.approvals import expire_approval, get_approval_view
 from steward.store.cancel import cancellation
@@ -41,6 +41,8 @@ class Executor(Protocol):
     def recorded_model(self, step: int) -> ModelResponse | None: ...
 
     def recorded_call(self, key: str) -> CallRecord | None: ...
+
+    def recorded_findings(self) -> RunFindings: ...
 
     async def approval(self, approval_id: str) -> ApprovalView | None: ...
 
@@ -91,6 +93,9 @@ class EmbeddedExecutor:
 
     def recorded_call(self, key: str) -> CallRecord | None:
         return self.history.calls.get(key)
+
+    def recorded_findings(self) -> RunFindings:
+        return self.history.findings
 
     async def approval(self, approval_id: str) -> ApprovalView | None:
         await self.durable()  # the request itself must be on record before we look

@@ -26,7 +26,7 @@ from steward.core.events import (
 )
 from steward.core.messages import ModelResponse, ToolCall
 from steward.gate.outcome import CallOutcome, CallStatus
-from steward.gate.scope import CallRecord
+from steward.gate.scope import CallRecord, RunFindings, StandingFinding
 
 
 @dataclass(slots=True)
@@ -36,6 +36,7 @@ class RunHistory:
     finished: RunFinished | None = None
     models: dict[int, ModelResponse] = field(default_factory=dict)
     calls: dict[str, CallRecord] = field(default_factory=dict)
+    findings: RunFindings = field(default_factory=RunFindings)
     _proposed: dict[str, ToolCall] = field(default_factory=dict)
     _decisions: dict[str, Decision] = field(default_factory=dict)
 
@@ -67,6 +68,14 @@ class RunHistory:
             )
         elif isinstance(event, ResultScanned):
             self._decisions[event.key] = event.decision
+            self.findings.scanned.add(event.key)
+            if event.action in ("review", "deny"):
+                self.findings.standing.extend(
+                    StandingFinding(event.key, event.tool, event.source, event.action,
+                                    event.step, found)
+                    for found in event.details
+                    if found.kind.startswith("injection")
+                )  # fmt: skip
         elif isinstance(event, ToolFailed):
             status = CallStatus.UNKNOWN if event.outcome_unknown else CallStatus.FAILED
             decision = self._decisions.get(event.key, Decision(Verdict.ALLOW))

@@ -310,6 +310,7 @@ class Runner:
         said = ""  # the text of cut-off answers the model was asked to continue
         gate = agent.gate(self.gates)
         user_words = said_words(typed)  # read once per activation, kept in memory only
+        gate.scan_input(executor, text)
         for step in range(spec.limits.max_steps):
             progress.steps = step + 1
             response = executor.recorded_model(step)

@@ -11,12 +11,34 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Protocol
 
 from steward.core.events import Finding
 from steward.security.injection.model import Score as InjectionScore
 from steward.security.injection.model import shipped_model
 from steward.security.pii import CARD, EMAIL, IBAN, PHONE, SSN, find_pii
+
+
+class TextSource(StrEnum):
+    """Where a text the agent reads came from; the spec's `injection:` section says what a
+    finding in each does (spec/models.py InjectionPolicy)."""
+
+    TOOL_RESULTS = "tool_results"
+    RETRIEVED_DOCUMENTS = "retrieved_documents"  # results of tools declared `retrieves=True`
+    MCP_TOOL_DESCRIPTIONS = "mcp_tool_descriptions"  # descriptions an MCP server gives
+    USER_INPUT = "user_input"  # the run's own input (scanned only when the spec says so)
+
+
+class FindingAction(StrEnum):
+    """What an injection finding does: `quarantine` replaces the string that held it;
+    `review` sends every call proposed after it (in a later step of the run) to a person,
+    the finding as the reason; `deny` denies those calls; `record` only records it."""
+
+    QUARANTINE = "quarantine"
+    REVIEW = "review"
+    DENY = "deny"
+    RECORD = "record"
 
 
 @dataclass(frozen=True, slots=True)

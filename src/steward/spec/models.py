@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from steward.security.egress import check_pattern
+from steward.security.scanners import FindingAction, TextSource
 from steward.tools.builtin import ASK_HUMAN
 
 NAME_RE = r"^[a-z][a-z0-9_\-]{0,63}$"
@@ -219,6 +220,32 @@ class Egress(_Strict):
         return tuple(check_pattern(p) for p in value)
 
 
+class InjectionPolicy(_Strict):
+    """What an injection finding does, per source of the text (security/scanners.py
+    FindingAction): quarantine the string, send the calls that follow to review, deny
+    them, or only record it. Without this section every source quarantines, and the
+    run's own input is not scanned (`user_input` may record, review or deny)."""
+
+    tool_results: FindingAction = FindingAction.QUARANTINE
+    retrieved_documents: FindingAction = FindingAction.QUARANTINE
+    mcp_tool_descriptions: FindingAction = FindingAction.QUARANTINE
+    user_input: FindingAction | None = None
+
+    @field_validator("user_input")
+    @classmethod
+    def _not_quarantined(cls, value: FindingAction | None) -> FindingAction | None:
+        if value is FindingAction.QUARANTINE:
+            raise ValueError(
+                "the run's own input cannot be quarantined: use record, review or deny"
+            )
+        return value
+
+    def action_for(self, source: TextSource) -> FindingAction | None:
+        """The action for a finding in text from `source`; None: that source is not scanned."""
+        action: FindingAction | None = getattr(self, source.value)
+        return action
+
+
 class Approvals(_Strict):
     expires_after_seconds: float = Field(default=86400.0, gt=0, allow_inf_nan=False)
 
@@ -321,6 +348,7 @@ class AgentSpec(_Strict):
     escalation: Escalation = Escalation()
     approvals: Approvals = Approvals()
     egress: Egress | None = None
+    injection: InjectionPolicy = InjectionPolicy()
     rules: RulesConfig | None = None
 
     @field_validator("model", mode="before")

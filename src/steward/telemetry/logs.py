@@ -192,7 +192,8 @@ class JsonLogConsumer:
             case ResultScanned():
                 out.update(tool=event.tool, key=event.key, verdict=event.decision.verdict.value)
                 out.update(reason_codes=[r.code for r in event.decision.reasons])
-                out.update(findings=list(event.findings))
+                out.update(findings=list(event.findings), source=event.source)
+                out.update(action=event.action, step=event.step)
             case ModelFailed():
                 out.update(step=event.step, model=event.model, endpoint=event.endpoint)
                 out.update(code=event.code, attempt=event.attempt, level="warning")

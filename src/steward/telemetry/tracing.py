@@ -208,6 +208,8 @@ class TraceConsumer:
             case ev.ResultScanned():
                 attrs = decision_attributes(event.decision)
                 attrs["steward.scan.findings"] = list(event.findings)
+                attrs["steward.scan.source"] = event.source
+                attrs["steward.scan.action"] = event.action
                 self._tool(run_id, at, event.key, event.tool).add_event(
                     "steward.result.scanned", attrs, at
                 )

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from steward.core.approval import ApprovalView
 from steward.core.events import Event
-from steward.gate.scope import CallRecord
+from steward.gate.scope import CallRecord, RunFindings
 from steward.runtime.history import RunHistory
 
 
@@ -33,6 +33,9 @@ class MemoryScope:
 
     def recorded_call(self, key: str) -> CallRecord | None:
         return self.history.calls.get(key)
+
+    def recorded_findings(self) -> RunFindings:
+        return self.history.findings
 
     async def approval(self, approval_id: str) -> ApprovalView | None:
         return self.approvals.get(approval_id)

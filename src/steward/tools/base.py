@@ -88,6 +88,9 @@ class Tool:
     asks_human: bool = False
     # arguments that name where data goes (URLs, hosts, addresses): security/egress.py
     destinations: frozenset[str] = frozenset()
+    # returns retrieved documents (search, RAG): its findings follow the spec's
+    # `injection.retrieved_documents` rather than `injection.tool_results`
+    retrieves: bool = False
     _args_model: type[BaseModel] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -171,6 +174,7 @@ def make_tool(
     limit_arg: str | None = None,
     cost_usd: float = 0.0,
     destinations: tuple[str, ...] = (),
+    retrieves: bool = False,
 ) -> Tool:
     model, context_param, needs_model = _build_args_model(function)
     schema = model.model_json_schema()
@@ -196,6 +200,7 @@ def make_tool(
         limit_arg=limit_arg,
         cost_usd=cost_usd,
         destinations=frozenset(destinations) | schema_destinations(schema),
+        retrieves=retrieves,
         context_param=context_param,
         is_async=inspect.iscoroutinefunction(function),
         validator=compile_validator(schema),
@@ -218,6 +223,7 @@ def tool(
     limit_arg: str | None = None,
     cost_usd: float = 0.0,
     destinations: tuple[str, ...] = (),
+    retrieves: bool = False,
 ) -> Callable[[Callable[..., Any]], Tool]:
     """Turn a typed function into a governed tool: `@tool(effect="read")`.
 
@@ -231,7 +237,9 @@ def tool(
       undoes what it began;
     limit_arg: the argument bounded by data_access.max_records_per_query;
     destinations: arguments naming where data goes, checked against the spec's `egress`
-    (parameters with a schema format such as uri or email count without being named).
+    (parameters with a schema format such as uri or email count without being named);
+    retrieves: returns retrieved documents (search, RAG), whose injection findings follow
+    the spec's `injection.retrieved_documents`.
     """
     del function  # only there so that a bare @tool names the missing `effect`
 
@@ -240,7 +248,7 @@ def tool(
             fn, effect=effect, name=name, description=description, data_classes=data_classes,
             idempotent=idempotent, keyed=keyed, timeout=timeout,
             abandon_on_timeout=abandon_on_timeout, limit_arg=limit_arg, cost_usd=cost_usd,
-            destinations=destinations,
+            destinations=destinations, retrieves=retrieves,
         )  # fmt: skip
 
     return decorate

@@ -45,7 +45,7 @@ from steward.gate.context import CallContext, Next
 from steward.gate.outcome import CallOutcome, CallStatus
 from steward.gate.stages.scan import DEFAULT_SCANNERS, scan_result
 from steward.gate.workers import ToolWorkers
-from steward.security.scanners import Scanner
+from steward.security.scanners import FindingAction, Scanner, TextSource
 from steward.tools.base import Effect, Tool, ToolContext
 
 _REJECTIONS = (LookupError, ValueError, TypeError, PermissionError)
@@ -244,16 +244,22 @@ class ExecuteStage:
         self, cx: CallContext, tool: Tool, result: Any, latency_ms: float, attempt: int
     ) -> CallOutcome:
         access = cx.policy.spec.data_access
-        shown, transform, findings, details = scan_result(
+        source = TextSource.RETRIEVED_DOCUMENTS if tool.retrieves else TextSource.TOOL_RESULTS
+        action = cx.policy.spec.injection.action_for(source) or FindingAction.QUARANTINE
+        shown, scanned, findings, details = scan_result(
             result,
             self.scanners,
             allow_pii=access.allow_pii,
             max_records=access.max_records_per_query,
+            injection=action,
         )
         decision = cx.decision
-        if transform is not None:
-            cx.scope.emit(ResultScanned(cx.key, tool.name, transform, findings, details))
-            decision = transform
+        if scanned is not None:
+            cx.scope.emit(
+                ResultScanned(cx.key, tool.name, scanned, findings, details,
+                              source=source.value, action=action.value, step=cx.step)
+            )  # fmt: skip
+            decision = scanned
         cx.scope.emit(ToolSucceeded(cx.key, tool.name, shown, latency_ms, attempt, tool.cost_usd))
         assert decision is not None
         return CallOutcome(cx.call, cx.key, CallStatus.EXECUTED, decision, result=shown)

@@ -1,6 +1,6 @@
 """Features of the learned injection detector, in pure Python (no NumPy at run time).
 
-A text is a sequence of lower-cased words (and punctuation marks). Each word position
+A text is a sequence of lower-cased words (and punctuation marks and line breaks). Each word position
 contributes hashed features: the word, the pair it forms with the word before, and the
 4-letter pieces of a longer word (so a misspelt or spaced-out instruction shares features
 with its plain form). A window of words is the sum of its positions' features divided by
@@ -18,7 +18,9 @@ from functools import lru_cache
 BUCKETS = 1 << 18  # hashed feature space; the weights file holds one float32 per bucket
 WINDOW = 40  # words per window
 STRIDE = 20  # words between window starts
-_WORD = re.compile(r"[^\W_]+|[^\w\s]", re.UNICODE)
+# words, punctuation marks, and line breaks: where a line starts is part of the signal (an
+# instruction planted in a document usually starts a line of its own)
+_WORD = re.compile(r"[^\W_]+|[^\w\s]|\n", re.UNICODE)
 
 
 def _hash(token: str) -> int:

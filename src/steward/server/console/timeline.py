@@ -42,6 +42,15 @@ class Totals:
     elapsed: str = "—"
 
 
+# What an injection finding did (the spec's `injection:` section, per source)
+_ACTIONS = {
+    "quarantine": "quarantined",
+    "review": "the calls that follow go to a person",
+    "deny": "the calls that follow are denied",
+    "record": "recorded only",
+}
+
+
 def _model(event: ev.ModelResponded, totals: Totals) -> Step:
     response = event.response
     usage = response.usage
@@ -152,10 +161,14 @@ def _step(event: ev.AnyEvent, totals: Totals) -> Step:
             return Step("tool", f"{event.tool} failed", 0.0, "failed", meta,
                         [Block("error", event.message)])  # fmt: skip
         case ev.ResultScanned():
-            meta = [("findings", ", ".join(event.findings) or "—")]
+            meta = [("findings", ", ".join(event.findings) or "—"),
+                    ("source", event.source.replace("_", " "))]  # fmt: skip
+            if any(f.startswith("injection") for f in event.findings):
+                meta.append(("action", _ACTIONS.get(event.action, event.action)))
             found = "\n".join(f"{d.kind} by {d.detector}, score {d.score:.2f}, at {d.path}"
                                f"[{d.start}:{d.end}]" for d in event.details)  # fmt: skip
-            return Step("gate", f"Result of {event.tool} scanned", 0.0,
+            what = "Input" if event.key.endswith(":input") else f"Result of {event.tool}"
+            return Step("gate", f"{what} scanned", 0.0,
                         event.decision.verdict.value, meta,
                         [Block("detections", found)] if found else [])  # fmt: skip
         case ev.RunWaiting():
