@@ -23,17 +23,16 @@ event's class: this sits on the journal's commit path (projections).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, get_args
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
-from steward.core.events import AnyEvent, Event
+from steward.core.events import EVENT_TYPES, Event
 
 S = TypeVar("S")  # the receiver: a consumer instance, or a value the consumer passes
 R = TypeVar("R")  # what a handler returns
 P = ParamSpec("P")  # the consumer's further arguments
 E = TypeVar("E", bound=Event)
 
-EVENT_TYPES: tuple[type[Event], ...] = get_args(AnyEvent)
-"""Every event type the journal can hold (core/events.py's AnyEvent)."""
+__all__ = ["EVENT_TYPES", "EventHandlers", "UnhandledEvent"]
 
 
 _REGISTRIES: list[EventHandlers[Any, Any, Any]] = []
