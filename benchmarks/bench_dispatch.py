@@ -1,15 +1,20 @@
-"""Event dispatch: the registry (core/dispatch.py) against the chains it replaced, in the
-same run. Two consumers on hot paths: the projections (run inside every journal commit)
-and the replay fold (RunHistory.apply, every event of a run on resume). The baselines are
-the code as it was before the registry: a `type in PROJECTED` check then an isinstance
-chain, and an if/elif isinstance chain. The event mix is one realistic run: start, model
-turns, proposals, decisions, rate slots, tool starts and results, a finish.
+"""Event dispatch and the versioned codec against the code they replaced, in the same run.
+
+Dispatch: the registry (core/dispatch.py) on two hot paths, the projections (run inside
+every journal commit) and the replay fold (RunHistory.apply, every event of a run on
+resume), against the code before it: a `type in PROJECTED` check then an isinstance
+chain, and an if/elif isinstance chain. Codec: core/events.py's EventCodec against bare
+msgspec encode/decode (every append encodes, every journal read decodes). The event mix
+is one realistic run: start, model turns, proposals, decisions, rate slots, tool starts
+and results, a finish.
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any
+
+import msgspec
 
 from _common import Measurement, Report, main, sample_sync, scaled
 from steward.core import events as ev
@@ -181,7 +186,7 @@ async def collect(quick: bool) -> Report:
     per = len(events) * 20  # events per timed sample
     report = Report(
         "dispatch",
-        "Event dispatch: registry vs the isinstance chains it replaced",
+        "Event dispatch and codec: registry and versioned codec vs the code they replaced",
         quick,
         params={"events_per_run": len(events), "events_per_sample": per, "samples": rounds},
     )
@@ -208,20 +213,66 @@ async def collect(quick: bool) -> Report:
             for event in events:
                 baseline_fold(history, event)
 
-    measured: dict[str, Measurement] = {}
-    for key, label, fn in (
+    bare_encoder = msgspec.json.Encoder(order="sorted")
+    bare_decoder = msgspec.json.Decoder(ev.AnyEvent)
+
+    def old_encode_event(event: ev.Event) -> bytes:  # core/events.py before the codec
+        return bare_encoder.encode(event)
+
+    def old_decode_event(data: bytes) -> Any:
+        return bare_decoder.decode(data)
+
+    encoded = [ev.encode_event(e) for _, e in batch]
+    assert [old_encode_event(e) for _, e in batch] == encoded  # the same bytes as before
+
+    def codec_encode(_: int) -> None:
+        for _type, event in batch:
+            ev.encode_event(event)
+
+    def bare_encode(_: int) -> None:
+        for _type, event in batch:
+            old_encode_event(event)
+
+    def codec_decode(_: int) -> None:
+        for data in encoded:
+            ev.decode_event(data)
+
+    def bare_decode(_: int) -> None:
+        for data in encoded:
+            old_decode_event(data)
+
+    cases = (
+        ("encode_bare", "encode_event before the codec", bare_encode),
+        ("encode_codec", "encode_event, versioned codec", codec_encode),
+        ("decode_bare", "decode_event before the codec", bare_decode),
+        ("decode_codec", "decode_event, versioned codec", codec_decode),
         ("projection_chain", "projections: isinstance chain (before)", chain_projection),
         ("projection_registry", "projections: registry (after)", registry_projection),
         ("fold_chain", "replay fold: isinstance chain (before)", chain_fold),
         ("fold_registry", "replay fold: registry (after)", registry_fold),
-    ):
-        samples = sample_sync(fn, rounds, max(10, rounds // 10))
-        measured[key] = report.add(Measurement(key, label, samples, per_sample=per, unit="event"))
-    for name in ("projection", "fold"):
-        before, after = measured[f"{name}_chain"], measured[f"{name}_registry"]
+    )
+    # Interleaved in rounds (before, after, before, after, ...) so that drift on a shared
+    # machine does not favour whichever runs second.
+    rounds_of = 5
+    samples: dict[str, list[int]] = {key: [] for key, _, _ in cases}
+    for _ in range(rounds_of):
+        for key, _label, fn in cases:
+            samples[key] += sample_sync(fn, max(1, rounds // rounds_of), 5)
+    measured = {
+        key: report.add(Measurement(key, label, samples[key], per_sample=per, unit="event"))
+        for key, label, _ in cases
+    }
+    pairs = {
+        "projection": ("projection_chain", "projection_registry"),
+        "fold": ("fold_chain", "fold_registry"),
+        "encode": ("encode_bare", "encode_codec"),
+        "decode": ("decode_bare", "decode_codec"),
+    }
+    for name, (base, new) in pairs.items():
+        before, after = measured[base], measured[new]
         report.figure(
             f"{name}_ratio",
-            f"{name}: registry p50 / chain p50",
+            f"{name}: after p50 / before p50",
             after.p50_us / before.p50_us,
             target="≤ 1.10",
             ok=after.p50_us / before.p50_us <= 1.10,

@@ -338,8 +338,10 @@ class EventCodec(Generic[T]):
     `union` is the union of event types; `upcasters` maps (tag, version) to the function
     that turns that version's JSON into version + 1's. A type at version N needs one for
     each version 1 .. N-1, checked here: a gap fails at import, not on some old row.
-    Decoding the current shape is one msgspec decode; only types above version 1 look at
-    the stored version, and only old versions pay for the upcasting.
+    `encode(event)` gives canonical JSON (sorted keys: an event always hashes the same),
+    `decode(data)` any stored version in the current shape. Decoding the current shape
+    is one msgspec decode; only types above version 1 look at the stored version, and
+    only old versions pay for the upcasting.
     """
 
     def __init__(self, union: Any, upcasters: Mapping[tuple[str, int], Upcaster] = {}) -> None:
@@ -347,6 +349,15 @@ class EventCodec(Generic[T]):
         self._decoder: msgspec.json.Decoder[T] = msgspec.json.Decoder(union)
         self._by_tag = {tag_of(t): t for t in self.types}
         self._upcasters = dict(upcasters)
+        self._versioned = frozenset(t for t in self.types if t.schema_version > 1)
+        # While every type is at version 1 nothing stored can be older than its type:
+        # encoding and decoding are msgspec's own, with nothing in between.
+        self.encode: Callable[[Event], bytes] = (
+            self._encode_versioned if self._versioned else _encoder.encode
+        )
+        self.decode: Callable[[bytes | str], T] = (
+            self._decode_versioned if self._versioned else self._decoder.decode
+        )
         for tag, cls in self._by_tag.items():
             for version in range(1, cls.schema_version):
                 if (tag, version) not in self._upcasters:
@@ -355,24 +366,22 @@ class EventCodec(Generic[T]):
                         f"upcaster from version {version}"
                     )
 
-    def encode(self, event: Event) -> bytes:
-        """Canonical JSON: sorted keys, so the same event always hashes the same."""
+    def _encode_versioned(self, event: Event) -> bytes:
         data = _encoder.encode(event)
-        version = event.schema_version
-        if version == 1:
-            return data
-        return b'{"%s":%d,' % (VERSION_KEY.encode(), version) + data[1:]
+        if type(event) in self._versioned:
+            version = event.schema_version
+            return b'{"%s":%d,' % (VERSION_KEY.encode(), version) + data[1:]
+        return data
 
-    def decode(self, data: bytes | str) -> T:
+    def _decode_versioned(self, data: bytes | str) -> T:
         try:
             event = self._decoder.decode(data)
         except msgspec.ValidationError as exc:  # an older shape, or no event at all
             return self._upcast(msgspec.json.decode(data), exc)
-        current = cast(Event, event).schema_version
-        if current == 1:  # every type today: the hot path ends here
+        if type(event) not in self._versioned:
             return event
         raw = msgspec.json.decode(data)
-        if isinstance(raw, dict) and raw.get(VERSION_KEY, 1) == current:
+        if isinstance(raw, dict) and raw.get(VERSION_KEY, 1) == cast(Event, event).schema_version:
             return event
         return self._upcast(raw, None)
 
@@ -419,14 +428,9 @@ def upcaster(tag: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
 _codec: EventCodec[AnyEvent] = EventCodec(AnyEvent, UPCASTERS)
 
 
-def encode_event(event: Event) -> bytes:
-    """Canonical JSON: sorted keys, so the same event always hashes the same."""
-    return _codec.encode(event)
-
-
-def decode_event(data: bytes | str) -> AnyEvent:
-    """Any stored version of an event, in its current shape."""
-    return _codec.decode(data)
+# Bound methods, not wrappers: encoding sits on every append, decoding on every read.
+encode_event = _codec.encode  # canonical JSON (sorted keys): an event always hashes the same
+decode_event = _codec.decode  # any stored version of an event, in its current shape
 
 
 def event_type(event: Event) -> str:
