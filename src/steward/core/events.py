@@ -413,7 +413,8 @@ class EventCodec(Generic[T]):
 
 
 # Upcasters of the types in AnyEvent, by (tag, from_version). None yet: every type is at
-# its first version. Register one with @upcaster("tool.failed", 1) when a type changes.
+# its first version. Register one with @upcaster("tool.failed", 1) when a type changes,
+# here, before the codec below is built (it checks that no version lacks one).
 UPCASTERS: dict[tuple[str, int], Upcaster] = {}
 
 
