@@ -7,7 +7,8 @@ without touching this file:
 
 - ```python blocks run one by one, each in a fresh interpreter in a temporary directory
   (top-level `await` allowed), bounded in time. A traceback names README.md and its line.
-- ```console / ```shell / ```bash blocks: each `$ ` line is a command, run like a reader
+- ```console / ```shell / ```bash blocks: each `$ ` line is a command (in a shell or
+  bash block without prompts, each line that is not a comment), run like a reader
   following the README in one working directory. The Quickstart's `make demo` is
   `steward demo` in a fresh .venv, so the session starts with `steward demo`. Lines
   after a command that do not start with `$ ` are output it must print (whitespace
@@ -299,8 +300,14 @@ class Session:
 
 
 def _commands(block: Block) -> Iterator[tuple[int, str, list[str]]]:
-    """(README line, command, expected output lines) for each `$ ` line of a block."""
+    """(README line, command, expected output lines) for each `$ ` line of a block; in a
+    bash/sh/shell block with no `$ ` prompt, every line that is not a comment."""
     lines = block.text.splitlines()
+    if block.lang != "console" and not any(line.startswith("$ ") for line in lines):
+        for i, line in enumerate(lines):
+            if line.strip() and not line.lstrip().startswith("#"):
+                yield block.line + i, line, []
+        return
     for i, line in enumerate(lines):
         if not line.startswith("$ "):
             continue
