@@ -18,6 +18,7 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = {
     "gate": "bench_gate.py",
     "journal": "bench_journal.py",
+    "dispatch": "bench_dispatch.py",
     "runner": "bench_runner.py",
     "telemetry": "bench_telemetry.py",
     "providers": "bench_providers.py",

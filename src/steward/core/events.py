@@ -2,12 +2,22 @@
 
 The store, audit chain, traces, metrics and cost ledger all consume this one stream.
 Events are msgspec structs because they sit on the hot path: encoding one is ~1 µs.
+
+Stored events decode forever. Each type has a `schema_version` (1 unless it says
+otherwise). Changing a type's shape incompatibly (renaming, retyping or removing a field,
+a required new field, a new meaning) means: bump its `schema_version`, and register an
+`upcaster` that turns the stored JSON of the previous version into the new shape. Stored
+bytes are never rewritten (the audit chain hashes them): old versions are upcast as they
+are read. An event whose version is above 1 carries it in its JSON as `"_v"`; none
+written so far does. tests/test_event_versions.py holds every type's shape per version
+and fails on a shape change without a new version.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar, Generic, TypeVar, cast, get_args
 
 import msgspec
 
@@ -35,7 +45,9 @@ _TERMINAL = frozenset(
 
 
 class Event(msgspec.Struct, frozen=True, tag_field="type"):
-    """Base of all events. The tag (`type`) is the class name in snake case."""
+    """Base of all events. The tag (`type`) names the event; `schema_version` its shape."""
+
+    schema_version: ClassVar[int] = 1
 
 
 class RunStarted(Event, tag="run.started", frozen=True):
@@ -305,22 +317,132 @@ AnyEvent = (
     | FeedbackGiven
 )
 
+EVENT_TYPES: tuple[type[Event], ...] = get_args(AnyEvent)
+"""Every event type the journal can hold."""
+
+
+def tag_of(cls: type[Event]) -> str:
+    """The stored `type` of an event class (its tag)."""
+    return str(cls.__struct_config__.tag)
+
+
 _encoder = msgspec.json.Encoder(order="sorted")
-_decoder: msgspec.json.Decoder[AnyEvent] = msgspec.json.Decoder(AnyEvent)
+
+VERSION_KEY = "_v"  # sorts before every field name, so the JSON stays in sorted order
+
+# Turns the stored JSON object of one version of a type into the next version's.
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+T = TypeVar("T")
 
 
-def encode_event(event: Event) -> bytes:
-    """Canonical JSON: sorted keys, so the same event always hashes the same."""
-    return _encoder.encode(event)
+class EventDecodeError(msgspec.ValidationError):
+    """Stored bytes that are no version of any event type this code knows."""
 
 
-def decode_event(data: bytes | str) -> AnyEvent:
-    return _decoder.decode(data)
+class EventCodec(Generic[T]):
+    """Encodes events canonically and decodes every stored version of them.
+
+    `union` is the union of event types; `upcasters` maps (tag, version) to the function
+    that turns that version's JSON into version + 1's. A type at version N needs one for
+    each version 1 .. N-1, checked here: a gap fails at import, not on some old row.
+    `encode(event)` gives canonical JSON (sorted keys: an event always hashes the same),
+    `decode(data)` any stored version in the current shape. Decoding the current shape
+    is one msgspec decode; only types above version 1 look at the stored version, and
+    only old versions pay for the upcasting.
+    """
+
+    def __init__(self, union: Any, upcasters: Mapping[tuple[str, int], Upcaster] = {}) -> None:
+        self.types: tuple[type[Event], ...] = get_args(union) or (union,)
+        self._decoder: msgspec.json.Decoder[T] = msgspec.json.Decoder(union)
+        self._by_tag = {tag_of(t): t for t in self.types}
+        self._upcasters = dict(upcasters)
+        self._versioned = frozenset(t for t in self.types if t.schema_version > 1)
+        # While every type is at version 1 nothing stored can be older than its type:
+        # encoding and decoding are msgspec's own, with nothing in between.
+        self.encode: Callable[[Event], bytes] = (
+            self._encode_versioned if self._versioned else _encoder.encode
+        )
+        self.decode: Callable[[bytes | str], T] = (
+            self._decode_versioned if self._versioned else self._decoder.decode
+        )
+        for tag, cls in self._by_tag.items():
+            for version in range(1, cls.schema_version):
+                if (tag, version) not in self._upcasters:
+                    raise ValueError(
+                        f"event {tag} is at schema version {cls.schema_version} but has no "
+                        f"upcaster from version {version}"
+                    )
+
+    def _encode_versioned(self, event: Event) -> bytes:
+        data = _encoder.encode(event)
+        if type(event) in self._versioned:
+            version = event.schema_version
+            return b'{"%s":%d,' % (VERSION_KEY.encode(), version) + data[1:]
+        return data
+
+    def _decode_versioned(self, data: bytes | str) -> T:
+        try:
+            event = self._decoder.decode(data)
+        except msgspec.ValidationError as exc:  # an older shape, or no event at all
+            return self._upcast(msgspec.json.decode(data), exc)
+        if type(event) not in self._versioned:
+            return event
+        raw = msgspec.json.decode(data)
+        if isinstance(raw, dict) and raw.get(VERSION_KEY, 1) == cast(Event, event).schema_version:
+            return event
+        return self._upcast(raw, None)
+
+    def _upcast(self, raw: Any, error: msgspec.ValidationError | None) -> T:
+        tag = raw.get("type") if isinstance(raw, dict) else None
+        cls = self._by_tag.get(tag) if isinstance(tag, str) else None
+        if cls is None or not isinstance(raw, dict) or not isinstance(tag, str):
+            raise EventDecodeError(str(error) if error else f"not an event: {raw!r:.80}")
+        stored = raw.pop(VERSION_KEY, 1)
+        if not isinstance(stored, int) or not 1 <= stored <= cls.schema_version:
+            raise EventDecodeError(f"event {tag}: unknown schema version {stored!r}")
+        if stored == cls.schema_version:  # the current version, and still invalid
+            raise EventDecodeError(f"event {tag} v{stored}: {error}")
+        for version in range(stored, cls.schema_version):
+            try:
+                raw = self._upcasters[(tag, version)](raw)
+            except Exception as exc:  # an upcaster that cannot read this row: say which
+                raise EventDecodeError(
+                    f"event {tag} upcast from v{version} to v{version + 1}: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from None
+            raw["type"] = tag
+        try:
+            return msgspec.convert(raw, cls)  # type: ignore[return-value]
+        except msgspec.ValidationError as exc:
+            raise EventDecodeError(
+                f"event {tag} upcast from v{stored} to v{cls.schema_version}: {exc}"
+            ) from None
+
+
+# Upcasters of the types in AnyEvent, by (tag, from_version). None yet: every type is at
+# its first version. Register one with @upcaster("tool.failed", 1) when a type changes,
+# here, before the codec below is built (it checks that no version lacks one).
+UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+
+
+def upcaster(tag: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
+    def register(fn: Upcaster) -> Upcaster:
+        UPCASTERS[(tag, from_version)] = fn
+        return fn
+
+    return register
+
+
+_codec: EventCodec[AnyEvent] = EventCodec(AnyEvent, UPCASTERS)
+
+
+# Bound methods, not wrappers: encoding sits on every append, decoding on every read.
+encode_event = _codec.encode  # canonical JSON (sorted keys): an event always hashes the same
+decode_event = _codec.decode  # any stored version of an event, in its current shape
 
 
 def event_type(event: Event) -> str:
-    tag = type(event).__struct_config__.tag
-    return str(tag)
+    return tag_of(type(event))
 
 
 def canonical_json(value: Any) -> bytes:

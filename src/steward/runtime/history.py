@@ -8,22 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from steward.core import events as ev
 from steward.core.decision import Decision, Verdict
-from steward.core.events import (
-    ApprovalRequested,
-    ApprovalUsed,
-    Event,
-    GateDecided,
-    ModelResponded,
-    ResultScanned,
-    RunFinished,
-    RunQueued,
-    RunStarted,
-    ToolCallProposed,
-    ToolFailed,
-    ToolStarted,
-    ToolSucceeded,
-)
+from steward.core.dispatch import EventHandlers
+from steward.core.events import Event
 from steward.core.messages import ModelResponse, ToolCall
 from steward.gate.outcome import CallOutcome, CallStatus
 from steward.gate.scope import CallRecord, RunFindings, StandingFinding
@@ -31,9 +19,9 @@ from steward.gate.scope import CallRecord, RunFindings, StandingFinding
 
 @dataclass(slots=True)
 class RunHistory:
-    queued: RunQueued | None = None
-    started: RunStarted | None = None
-    finished: RunFinished | None = None
+    queued: ev.RunQueued | None = None
+    started: ev.RunStarted | None = None
+    finished: ev.RunFinished | None = None
     models: dict[int, ModelResponse] = field(default_factory=dict)
     calls: dict[str, CallRecord] = field(default_factory=dict)
     findings: RunFindings = field(default_factory=RunFindings)
@@ -47,55 +35,7 @@ class RunHistory:
         return first.tags if first is not None else {}
 
     def apply(self, event: Event) -> None:
-        if isinstance(event, ToolCallProposed):
-            self._proposed[event.key] = event.call
-            self._record(event.key).proposed = True
-            self._record(event.key).sources = dict(event.sources)
-        elif isinstance(event, GateDecided):
-            self._decisions[event.key] = event.decision
-            if event.decision.verdict is Verdict.DENY:
-                self._record(event.key).outcome = self._outcome(
-                    event.key,
-                    CallStatus.DENIED,
-                    event.decision,
-                    code=event.decision.primary_code,
-                    error=event.decision.reasons[0].message if event.decision.reasons else "denied",
-                )
-        elif isinstance(event, ToolSucceeded):
-            decision = self._decisions.get(event.key, Decision(Verdict.ALLOW))
-            self._record(event.key).outcome = self._outcome(
-                event.key, CallStatus.EXECUTED, decision, result=event.result
-            )
-        elif isinstance(event, ResultScanned):
-            self._decisions[event.key] = event.decision
-            self.findings.scanned.add(event.key)
-            if event.action in ("review", "deny"):
-                self.findings.standing.extend(
-                    StandingFinding(event.key, event.tool, event.source, event.action,
-                                    event.step, found)
-                    for found in event.details
-                    if found.kind.startswith("injection")
-                )  # fmt: skip
-        elif isinstance(event, ToolFailed):
-            status = CallStatus.UNKNOWN if event.outcome_unknown else CallStatus.FAILED
-            decision = self._decisions.get(event.key, Decision(Verdict.ALLOW))
-            self._record(event.key).outcome = self._outcome(
-                event.key, status, decision, code=event.code, error=event.message
-            )
-        elif isinstance(event, ToolStarted):
-            self._record(event.key).started = True
-        elif isinstance(event, ApprovalRequested):
-            self._record(event.key).approval_id = event.approval_id
-        elif isinstance(event, ApprovalUsed):
-            self._record(event.key).approval_used = True
-        elif isinstance(event, ModelResponded):
-            self.models[event.step] = event.response
-        elif isinstance(event, RunStarted):
-            self.started = event
-        elif isinstance(event, RunQueued):
-            self.queued = event
-        elif isinstance(event, RunFinished) and self.finished is None:
-            self.finished = event  # the first finish stands (a cancel may race a finish)
+        _fold(self, event)
 
     def _record(self, key: str) -> CallRecord:
         record = self.calls.get(key)
@@ -117,3 +57,100 @@ class RunHistory:
         return CallOutcome(
             call, key, status, decision, result=result, error_code=code, error=error, replayed=True
         )
+
+
+# What replay needs of each event: a call's proposal, decision, start, approval and
+# outcome; the model's answers by step; the run's start and finish. The rest is
+# telemetry and audit, not state a resumed run rebuilds.
+_fold: EventHandlers[RunHistory, [], None] = EventHandlers("runtime.history")
+_fold.ignore(
+    ev.RunResumed, ev.RunWaiting, ev.ModelFailed, ev.ModelBreakerOpened, ev.ModelBreakerClosed,
+    ev.RateSlotTaken, ev.ApprovalDecided, ev.BreakerTripped, ev.BudgetThresholdCrossed,
+    ev.AgentStateChanged, ev.KeyCreated, ev.KeyRevoked, ev.FeedbackGiven,
+)  # fmt: skip
+
+
+@_fold.on(ev.ToolCallProposed)
+def _proposed(history: RunHistory, event: ev.ToolCallProposed) -> None:
+    history._proposed[event.key] = event.call
+    record = history._record(event.key)
+    record.proposed = True
+    record.sources = dict(event.sources)
+
+
+@_fold.on(ev.GateDecided)
+def _decided(history: RunHistory, event: ev.GateDecided) -> None:
+    history._decisions[event.key] = event.decision
+    if event.decision.verdict is Verdict.DENY:
+        history._record(event.key).outcome = history._outcome(
+            event.key,
+            CallStatus.DENIED,
+            event.decision,
+            code=event.decision.primary_code,
+            error=event.decision.reasons[0].message if event.decision.reasons else "denied",
+        )
+
+
+@_fold.on(ev.ToolSucceeded)
+def _succeeded(history: RunHistory, event: ev.ToolSucceeded) -> None:
+    decision = history._decisions.get(event.key, Decision(Verdict.ALLOW))
+    history._record(event.key).outcome = history._outcome(
+        event.key, CallStatus.EXECUTED, decision, result=event.result
+    )
+
+
+@_fold.on(ev.ResultScanned)
+def _scanned(history: RunHistory, event: ev.ResultScanned) -> None:
+    history._decisions[event.key] = event.decision
+    history.findings.scanned.add(event.key)
+    if event.action in ("review", "deny"):
+        history.findings.standing.extend(
+            StandingFinding(event.key, event.tool, event.source, event.action, event.step, found)
+            for found in event.details
+            if found.kind.startswith("injection")
+        )
+
+
+@_fold.on(ev.ToolFailed)
+def _failed(history: RunHistory, event: ev.ToolFailed) -> None:
+    status = CallStatus.UNKNOWN if event.outcome_unknown else CallStatus.FAILED
+    decision = history._decisions.get(event.key, Decision(Verdict.ALLOW))
+    history._record(event.key).outcome = history._outcome(
+        event.key, status, decision, code=event.code, error=event.message
+    )
+
+
+@_fold.on(ev.ToolStarted)
+def _started(history: RunHistory, event: ev.ToolStarted) -> None:
+    history._record(event.key).started = True
+
+
+@_fold.on(ev.ApprovalRequested)
+def _approval_requested(history: RunHistory, event: ev.ApprovalRequested) -> None:
+    history._record(event.key).approval_id = event.approval_id
+
+
+@_fold.on(ev.ApprovalUsed)
+def _approval_used(history: RunHistory, event: ev.ApprovalUsed) -> None:
+    history._record(event.key).approval_used = True
+
+
+@_fold.on(ev.ModelResponded)
+def _model(history: RunHistory, event: ev.ModelResponded) -> None:
+    history.models[event.step] = event.response
+
+
+@_fold.on(ev.RunStarted)
+def _run_started(history: RunHistory, event: ev.RunStarted) -> None:
+    history.started = event
+
+
+@_fold.on(ev.RunQueued)
+def _run_queued(history: RunHistory, event: ev.RunQueued) -> None:
+    history.queued = event
+
+
+@_fold.on(ev.RunFinished)
+def _run_finished(history: RunHistory, event: ev.RunFinished) -> None:
+    if history.finished is None:
+        history.finished = event  # the first finish stands (a cancel may race a finish)

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, select
 
 from steward.core.errors import StoreError
 from steward.core.events import Event, encode_event, event_type
-from steward.store.projections import PROJECTED, projection
+from steward.store.projections import PROJECTED, project
 from steward.store.schema import GENESIS_HASH, chain_head, events
 
 
@@ -30,7 +30,7 @@ class PendingEvent:
     type: str
     ts: float
     data: bytes
-    event: object  # the typed event, for projections
+    event: Event  # the typed event, for projections
 
 
 # The per-batch statements are plain SQL run through the DBAPI: building them with
@@ -107,8 +107,8 @@ def append_rows(
     cursor.executemany(_sql(paramstyle, _INSERT), rows)
     cursor.execute(_sql(paramstyle, _ADVANCE), (last_id, last_hash))
     for item in batch:
-        if item.type in PROJECTED and item.run_id is not None:
-            projected = projection(item.run_id, item.ts, item.type, item.event)
+        if item.run_id is not None and type(item.event) in PROJECTED:
+            projected = project(item.run_id, item.event, item.ts)
             if projected is not None:
                 cursor.execute(_sql(paramstyle, projected[0]), projected[1])
     return ChainTip(last_id, last_hash)

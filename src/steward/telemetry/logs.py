@@ -17,7 +17,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from steward.core import events as ev
 from steward.core.decision import Verdict
+from steward.core.dispatch import EventHandlers
 from steward.core.events import (
     AgentStateChanged,
     ApprovalDecided,
@@ -50,6 +52,15 @@ _RUN_LEVELS = {RunStatus.FAILED: "error", RunStatus.ESCALATED: "warning"}
 def iso_utc(ts: float) -> str:
     moment = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
     return moment.replace("+00:00", "Z")
+
+
+# The fields a record adds for its event type; every event is logged with the common
+# fields (time, type, run, agent, trace) whether or not its type adds any.
+_on: EventHandlers[JsonLogConsumer, [dict[str, Any]], None] = EventHandlers("telemetry.logs")
+_on.ignore(
+    ev.RunQueued, ev.RateSlotTaken, ev.BudgetThresholdCrossed, ev.KeyCreated, ev.KeyRevoked,
+    ev.FeedbackGiven,
+)  # fmt: skip
 
 
 class JsonLogConsumer:
@@ -129,99 +140,135 @@ class JsonLogConsumer:
 
     def _summary(self, event: Event) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        match event:
-            case RunStarted():
-                out.update(agent_version=event.agent_version, redacted=list(event.redacted))
-                self._content(out, "input", event.input)
-            case RunResumed():
-                out.update(reason=event.reason)
-            case ModelResponded():
-                usage = event.response.usage
-                out.update(
-                    step=event.step,
-                    model=event.response.model,
-                    latency_ms=round(event.latency_ms, 3),
-                    input_tokens=usage.input_tokens,
-                    output_tokens=usage.output_tokens,
-                    cost_usd=usage.cost_usd,
-                    finish_reason=event.response.finish_reason,
-                    estimated_usage=usage.estimated,
-                    tool_calls=[c.name for c in event.response.tool_calls],
-                )
-                if event.response.text:
-                    self._content(out, "text", event.response.text)
-            case ToolCallProposed():
-                out.update(step=event.step, tool=event.call.name, call_id=event.call.id)
-                out.update(key=event.key)
-                self._content(out, "arguments", event.call.arguments)
-            case GateDecided():
-                decision = event.decision
-                out.update(tool=event.tool, key=event.key, stage=event.stage)
-                out.update(verdict=decision.verdict.value, rule_ids=list(decision.rule_ids))
-                out.update(reason_codes=[r.code for r in decision.reasons])
-                if decision.verdict is Verdict.DENY:
-                    out["level"] = "warning"
-                self._content(out, "reasons", [r.message for r in decision.reasons])
-            case ApprovalRequested():
-                out.update(tool=event.tool, key=event.key, approval_id=event.approval_id)
-                out.update(expires_at=iso_utc(event.expires_at))
-                self._content(out, "reason", event.reason)
-                self._content(out, "arguments", event.arguments)
-            case ApprovalDecided():
-                out.update(key=event.key, approval_id=event.approval_id, outcome=event.outcome)
-                out.update(by=event.by)
-                if event.comment:
-                    self._content(out, "comment", event.comment)
-                if event.arguments is not None:
-                    self._content(out, "arguments", event.arguments)
-            case ApprovalUsed():
-                out.update(key=event.key, approval_id=event.approval_id)
-            case ToolStarted():
-                out.update(tool=event.tool, key=event.key, attempt=event.attempt)
-            case ToolSucceeded():
-                out.update(tool=event.tool, key=event.key, status="succeeded")
-                out.update(latency_ms=round(event.latency_ms, 3), attempts=event.attempts)
-                self._content(out, "result", event.result)
-            case ToolFailed():
-                out.update(tool=event.tool, key=event.key, status="failed", code=event.code)
-                out.update(attempts=event.attempts, outcome_unknown=event.outcome_unknown)
-                if event.on_timeout:
-                    out["on_timeout"] = event.on_timeout
-                out["level"] = "error" if event.outcome_unknown else "warning"
-                self._content(out, "message", event.message)
-            case ResultScanned():
-                out.update(tool=event.tool, key=event.key, verdict=event.decision.verdict.value)
-                out.update(reason_codes=[r.code for r in event.decision.reasons])
-                out.update(findings=list(event.findings), source=event.source)
-                out.update(action=event.action, step=event.step)
-            case ModelFailed():
-                out.update(step=event.step, model=event.model, endpoint=event.endpoint)
-                out.update(code=event.code, attempt=event.attempt, level="warning")
-                out.update(elapsed_ms=round(event.elapsed_ms, 3), streamed=event.streamed)
-                self._content(out, "message", event.message)
-            case ModelBreakerOpened():
-                out.update(endpoint=event.endpoint, failures=event.failures, level="warning")
-                out.update(cooldown_seconds=event.cooldown_seconds)
-            case ModelBreakerClosed():
-                out.update(endpoint=event.endpoint)
-            case BreakerTripped():
-                out.update(tool=event.tool, failures=event.failures, level="warning")
-                out.update(cooldown_seconds=event.cooldown_seconds)
-            case RunWaiting():
-                out.update(status="waiting", approval_ids=list(event.approval_ids))
-            case RunFinished():
-                out.update(status=event.status.value, steps=event.steps)
-                out.update(level=_RUN_LEVELS.get(event.status, "info"))
-                if event.reason_code:
-                    out["reason_code"] = event.reason_code
-                if event.confidence is not None:
-                    out["confidence"] = event.confidence
-                self._content(out, "reason", event.reason)
-                self._content(out, "output", event.output)
-            case AgentStateChanged():
-                out.update(enabled=event.enabled, by=event.by)
-                if event.comment:
-                    self._content(out, "comment", event.comment)
-            case _:
-                pass
+        _on(self, event, out)
         return out
+
+    @_on.on(RunStarted)
+    def _run_started(self, event: RunStarted, out: dict[str, Any]) -> None:
+        out.update(agent_version=event.agent_version, redacted=list(event.redacted))
+        self._content(out, "input", event.input)
+
+    @_on.on(RunResumed)
+    def _run_resumed(self, event: RunResumed, out: dict[str, Any]) -> None:
+        out.update(reason=event.reason)
+
+    @_on.on(ModelResponded)
+    def _model_responded(self, event: ModelResponded, out: dict[str, Any]) -> None:
+        usage = event.response.usage
+        out.update(
+            step=event.step,
+            model=event.response.model,
+            latency_ms=round(event.latency_ms, 3),
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cost_usd=usage.cost_usd,
+            finish_reason=event.response.finish_reason,
+            estimated_usage=usage.estimated,
+            tool_calls=[c.name for c in event.response.tool_calls],
+        )
+        if event.response.text:
+            self._content(out, "text", event.response.text)
+
+    @_on.on(ToolCallProposed)
+    def _tool_call_proposed(self, event: ToolCallProposed, out: dict[str, Any]) -> None:
+        out.update(step=event.step, tool=event.call.name, call_id=event.call.id)
+        out.update(key=event.key)
+        self._content(out, "arguments", event.call.arguments)
+
+    @_on.on(GateDecided)
+    def _gate_decided(self, event: GateDecided, out: dict[str, Any]) -> None:
+        decision = event.decision
+        out.update(tool=event.tool, key=event.key, stage=event.stage)
+        out.update(verdict=decision.verdict.value, rule_ids=list(decision.rule_ids))
+        out.update(reason_codes=[r.code for r in decision.reasons])
+        if decision.verdict is Verdict.DENY:
+            out["level"] = "warning"
+        self._content(out, "reasons", [r.message for r in decision.reasons])
+
+    @_on.on(ApprovalRequested)
+    def _approval_requested(self, event: ApprovalRequested, out: dict[str, Any]) -> None:
+        out.update(tool=event.tool, key=event.key, approval_id=event.approval_id)
+        out.update(expires_at=iso_utc(event.expires_at))
+        self._content(out, "reason", event.reason)
+        self._content(out, "arguments", event.arguments)
+
+    @_on.on(ApprovalDecided)
+    def _approval_decided(self, event: ApprovalDecided, out: dict[str, Any]) -> None:
+        out.update(key=event.key, approval_id=event.approval_id, outcome=event.outcome)
+        out.update(by=event.by)
+        if event.comment:
+            self._content(out, "comment", event.comment)
+        if event.arguments is not None:
+            self._content(out, "arguments", event.arguments)
+
+    @_on.on(ApprovalUsed)
+    def _approval_used(self, event: ApprovalUsed, out: dict[str, Any]) -> None:
+        out.update(key=event.key, approval_id=event.approval_id)
+
+    @_on.on(ToolStarted)
+    def _tool_started(self, event: ToolStarted, out: dict[str, Any]) -> None:
+        out.update(tool=event.tool, key=event.key, attempt=event.attempt)
+
+    @_on.on(ToolSucceeded)
+    def _tool_succeeded(self, event: ToolSucceeded, out: dict[str, Any]) -> None:
+        out.update(tool=event.tool, key=event.key, status="succeeded")
+        out.update(latency_ms=round(event.latency_ms, 3), attempts=event.attempts)
+        self._content(out, "result", event.result)
+
+    @_on.on(ToolFailed)
+    def _tool_failed(self, event: ToolFailed, out: dict[str, Any]) -> None:
+        out.update(tool=event.tool, key=event.key, status="failed", code=event.code)
+        out.update(attempts=event.attempts, outcome_unknown=event.outcome_unknown)
+        if event.on_timeout:
+            out["on_timeout"] = event.on_timeout
+        out["level"] = "error" if event.outcome_unknown else "warning"
+        self._content(out, "message", event.message)
+
+    @_on.on(ResultScanned)
+    def _result_scanned(self, event: ResultScanned, out: dict[str, Any]) -> None:
+        out.update(tool=event.tool, key=event.key, verdict=event.decision.verdict.value)
+        out.update(reason_codes=[r.code for r in event.decision.reasons])
+        out.update(findings=list(event.findings), source=event.source)
+        out.update(action=event.action, step=event.step)
+
+    @_on.on(ModelFailed)
+    def _model_failed(self, event: ModelFailed, out: dict[str, Any]) -> None:
+        out.update(step=event.step, model=event.model, endpoint=event.endpoint)
+        out.update(code=event.code, attempt=event.attempt, level="warning")
+        out.update(elapsed_ms=round(event.elapsed_ms, 3), streamed=event.streamed)
+        self._content(out, "message", event.message)
+
+    @_on.on(ModelBreakerOpened)
+    def _model_breaker_opened(self, event: ModelBreakerOpened, out: dict[str, Any]) -> None:
+        out.update(endpoint=event.endpoint, failures=event.failures, level="warning")
+        out.update(cooldown_seconds=event.cooldown_seconds)
+
+    @_on.on(ModelBreakerClosed)
+    def _model_breaker_closed(self, event: ModelBreakerClosed, out: dict[str, Any]) -> None:
+        out.update(endpoint=event.endpoint)
+
+    @_on.on(BreakerTripped)
+    def _breaker_tripped(self, event: BreakerTripped, out: dict[str, Any]) -> None:
+        out.update(tool=event.tool, failures=event.failures, level="warning")
+        out.update(cooldown_seconds=event.cooldown_seconds)
+
+    @_on.on(RunWaiting)
+    def _run_waiting(self, event: RunWaiting, out: dict[str, Any]) -> None:
+        out.update(status="waiting", approval_ids=list(event.approval_ids))
+
+    @_on.on(RunFinished)
+    def _run_finished(self, event: RunFinished, out: dict[str, Any]) -> None:
+        out.update(status=event.status.value, steps=event.steps)
+        out.update(level=_RUN_LEVELS.get(event.status, "info"))
+        if event.reason_code:
+            out["reason_code"] = event.reason_code
+        if event.confidence is not None:
+            out["confidence"] = event.confidence
+        self._content(out, "reason", event.reason)
+        self._content(out, "output", event.output)
+
+    @_on.on(AgentStateChanged)
+    def _agent_state_changed(self, event: AgentStateChanged, out: dict[str, Any]) -> None:
+        out.update(enabled=event.enabled, by=event.by)
+        if event.comment:
+            self._content(out, "comment", event.comment)

@@ -38,12 +38,15 @@ from prometheus_client import (
     write_to_textfile,
 )
 
+from steward.core import events as ev
 from steward.core.decision import Decision, Verdict
+from steward.core.dispatch import EventHandlers
 from steward.core.events import (
     ApprovalDecided,
     ApprovalRequested,
     ApprovalUsed,
     BreakerTripped,
+    Event,
     GateDecided,
     ModelBreakerOpened,
     ModelFailed,
@@ -106,6 +109,16 @@ class _Approval:
     agent: str
     requested: float
     key: str
+
+
+# Counted per run, call, approval and model; the rest has no metric (a queued run is
+# counted when it starts; proposals become calls at their decision).
+_on: EventHandlers[MetricsConsumer, [str | None, float], None] = EventHandlers("telemetry.metrics")
+_on.ignore(
+    ev.RunQueued, ev.ModelBreakerClosed, ev.ToolCallProposed, ev.RateSlotTaken,
+    ev.ResultScanned, ev.BudgetThresholdCrossed, ev.AgentStateChanged, ev.KeyCreated,
+    ev.KeyRevoked, ev.FeedbackGiven,
+)  # fmt: skip
 
 
 class MetricsConsumer:
@@ -229,56 +242,70 @@ class MetricsConsumer:
         event, run_id, ts = item.event, item.run_id, float(item.ts)
         if not math.isfinite(ts):
             raise ValueError(f"bad timestamp {ts!r}")
-        match event:
-            case RunStarted() | RunResumed():
-                self._activate(run_id, ts, event.agent)
-            case RunWaiting():
-                self.tasks.labels(self._deactivate(run_id, ts), "waiting").inc()
-            case RunFinished():
-                self._finished(run_id, ts, event)
-            case ModelResponded():
-                self._model(run_id, event)
-            case GateDecided():
-                self._decided(run_id, ts, event)
-            case ApprovalRequested():
-                self._requested(run_id, ts, event)
-            case ApprovalDecided():
-                outcome = event.outcome if event.outcome in _APPROVAL_OUTCOMES else OTHER
-                self._resolve(event.approval_id, ts, outcome)
-            case ApprovalUsed():  # the decision reached the run: approved, at the latest now
-                self._resolve(event.approval_id, ts, "approved")
-            case ToolStarted():
-                if event.attempt <= 1:  # retries are part of the call's time
-                    self._track(self._began, event.key, ts)
-            case ToolSucceeded():
-                self._tool_done(run_id, event.key, event.tool, "executed")
-                self.duration.labels(self._agent(run_id), self._label("tool", event.tool)).observe(
-                    _seconds(event.latency_ms / 1000.0)
-                )
-            case ToolFailed():
-                outcome = UNKNOWN if event.outcome_unknown else "failed"
-                began = self._tool_done(run_id, event.key, event.tool, outcome)
-                if not event.outcome_unknown and (event.latency_ms > 0 or began is not None):
-                    tool = self._label("tool", event.tool)
-                    seconds = (
-                        event.latency_ms / 1000
-                        if event.latency_ms > 0
-                        else _seconds(ts - (began or ts))
-                    )
-                    self.duration.labels(self._agent(run_id), tool).observe(seconds)
-            case ModelFailed():
-                model = self._label("model", event.model or UNKNOWN)
-                code = self._label("code", event.code or UNKNOWN)
-                self.model_failures.labels(self._agent(run_id), model, code).inc()
-            case ModelBreakerOpened():
-                model = self._label("model", event.endpoint.split("@", 1)[0] or UNKNOWN)
-                self.model_breaker_trips.labels(self._agent(run_id), model).inc()
-            case BreakerTripped():
-                self.breaker_trips.labels(
-                    self._agent(run_id), self._label("tool", event.tool)
-                ).inc()
-            case _:
-                pass  # proposals, scans, agent state: nothing to count here
+        if isinstance(event, Event):
+            _on(self, event, run_id, ts)
+
+    # -- events ------------------------------------------------------------------------
+
+    @_on.on(RunStarted)
+    def _run_started(self, event: RunStarted, run_id: str | None, ts: float) -> None:
+        self._activate(run_id, ts, event.agent)
+
+    @_on.on(RunResumed)
+    def _run_resumed(self, event: RunResumed, run_id: str | None, ts: float) -> None:
+        self._activate(run_id, ts, event.agent)
+
+    @_on.on(RunWaiting)
+    def _run_waiting(self, event: RunWaiting, run_id: str | None, ts: float) -> None:
+        self.tasks.labels(self._deactivate(run_id, ts), "waiting").inc()
+
+    @_on.on(ApprovalDecided)
+    def _approval_decided(self, event: ApprovalDecided, run_id: str | None, ts: float) -> None:
+        outcome = event.outcome if event.outcome in _APPROVAL_OUTCOMES else OTHER
+        self._resolve(event.approval_id, ts, outcome)
+
+    @_on.on(ApprovalUsed)
+    def _approval_used(self, event: ApprovalUsed, run_id: str | None, ts: float) -> None:
+        # the decision reached the run: approved, at the latest now
+        self._resolve(event.approval_id, ts, "approved")
+
+    @_on.on(ToolStarted)
+    def _tool_started(self, event: ToolStarted, run_id: str | None, ts: float) -> None:
+        if event.attempt <= 1:  # retries are part of the call's time
+            self._track(self._began, event.key, ts)
+
+    @_on.on(ToolSucceeded)
+    def _tool_succeeded(self, event: ToolSucceeded, run_id: str | None, ts: float) -> None:
+        self._tool_done(run_id, event.key, event.tool, "executed")
+        self.duration.labels(self._agent(run_id), self._label("tool", event.tool)).observe(
+            _seconds(event.latency_ms / 1000.0)
+        )
+
+    @_on.on(ToolFailed)
+    def _tool_failed(self, event: ToolFailed, run_id: str | None, ts: float) -> None:
+        outcome = UNKNOWN if event.outcome_unknown else "failed"
+        began = self._tool_done(run_id, event.key, event.tool, outcome)
+        if not event.outcome_unknown and (event.latency_ms > 0 or began is not None):
+            tool = self._label("tool", event.tool)
+            seconds = (
+                event.latency_ms / 1000 if event.latency_ms > 0 else _seconds(ts - (began or ts))
+            )
+            self.duration.labels(self._agent(run_id), tool).observe(seconds)
+
+    @_on.on(ModelFailed)
+    def _model_failed(self, event: ModelFailed, run_id: str | None, ts: float) -> None:
+        model = self._label("model", event.model or UNKNOWN)
+        code = self._label("code", event.code or UNKNOWN)
+        self.model_failures.labels(self._agent(run_id), model, code).inc()
+
+    @_on.on(ModelBreakerOpened)
+    def _model_breaker(self, event: ModelBreakerOpened, run_id: str | None, ts: float) -> None:
+        model = self._label("model", event.endpoint.split("@", 1)[0] or UNKNOWN)
+        self.model_breaker_trips.labels(self._agent(run_id), model).inc()
+
+    @_on.on(BreakerTripped)
+    def _breaker_tripped(self, event: BreakerTripped, run_id: str | None, ts: float) -> None:
+        self.breaker_trips.labels(self._agent(run_id), self._label("tool", event.tool)).inc()
 
     # -- runs --------------------------------------------------------------------------
 
@@ -307,7 +334,8 @@ class MetricsConsumer:
         self.duration.labels(run.agent, "").observe(_seconds(ts - run.since))
         return run.agent
 
-    def _finished(self, run_id: str | None, ts: float, event: RunFinished) -> None:
+    @_on.on(RunFinished)
+    def _finished(self, event: RunFinished, run_id: str | None, ts: float) -> None:
         status = RunStatus(event.status)
         agent = self._deactivate(run_id, ts)
         self.tasks.labels(agent, status.value).inc()
@@ -317,7 +345,8 @@ class MetricsConsumer:
         if event.confidence is not None and math.isfinite(event.confidence):
             self.confidence.labels(agent).observe(event.confidence)
 
-    def _model(self, run_id: str | None, event: ModelResponded) -> None:
+    @_on.on(ModelResponded)
+    def _model(self, event: ModelResponded, run_id: str | None, ts: float) -> None:
         cost = float(event.response.usage.cost_usd)
         if not math.isfinite(cost) or cost < 0:
             raise ValueError(f"bad cost {cost!r}")
@@ -326,7 +355,8 @@ class MetricsConsumer:
 
     # -- calls and approvals -----------------------------------------------------------
 
-    def _decided(self, run_id: str | None, ts: float, event: GateDecided) -> None:
+    @_on.on(GateDecided)
+    def _decided(self, event: GateDecided, run_id: str | None, ts: float) -> None:
         agent = self._agent(run_id)
         verdict = Verdict(event.decision.verdict)
         rule = self._label("rule", _rule(event.decision))
@@ -344,7 +374,8 @@ class MetricsConsumer:
         self.tool_calls.labels(self._agent(run_id), self._label("tool", tool), outcome).inc()
         return self._began.pop(key, None)
 
-    def _requested(self, run_id: str | None, ts: float, event: ApprovalRequested) -> None:
+    @_on.on(ApprovalRequested)
+    def _requested(self, event: ApprovalRequested, run_id: str | None, ts: float) -> None:
         agent = self._label("agent_name", event.agent) if event.agent else self._agent(run_id)
         self.tool_calls.labels(agent, self._label("tool", event.tool), "waiting").inc()
         if event.approval_id in self._approvals:

@@ -39,6 +39,7 @@ from opentelemetry.util.types import AttributeValue
 from steward import __version__
 from steward.core import events as ev
 from steward.core.decision import Decision, Verdict
+from steward.core.dispatch import EventHandlers
 from steward.security.scanners import redact_text
 from steward.telemetry.stream import Committed
 
@@ -111,6 +112,14 @@ class _Run:
     tools: dict[str, Span] = field(default_factory=dict)  # idempotency key → open span
 
 
+# Spans per run; events that carry no run (agent state, keys) or nothing a trace shows.
+_on: EventHandlers[TraceConsumer, [str, int], None] = EventHandlers("telemetry.tracing")
+_on.ignore(
+    ev.RunQueued, ev.RateSlotTaken, ev.BudgetThresholdCrossed, ev.AgentStateChanged,
+    ev.KeyCreated, ev.KeyRevoked, ev.FeedbackGiven,
+)  # fmt: skip
+
+
 class TraceConsumer:
     """A journal consumer (telemetry.stream.Consumer) that turns events into spans."""
 
@@ -162,96 +171,119 @@ class TraceConsumer:
     # -- events ------------------------------------------------------------------------
 
     def _handle(self, run_id: str, ts: float, event: ev.Event) -> None:
-        at = ns(ts)
-        attrs: Attrs
-        match event:
-            case ev.RunStarted():
-                self._start_run(run_id, at, event.agent, event.agent_version, event.input)
-            case ev.RunResumed():
-                self._start_run(run_id, at, event.agent, None, None, resumed=event.reason)
-            case ev.ModelResponded():
-                self._chat(self._run(run_id, at), at, event)
-            case ev.ToolCallProposed():
-                span = self._tool(run_id, at, event.key, event.call.name)
-                if self.config.record_content:
-                    span.set_attribute(
-                        "gen_ai.tool.call.arguments", redacted_json(event.call.arguments)
-                    )
-            case ev.GateDecided():
-                span = self._tool(run_id, at, event.key, event.tool)
-                attrs = decision_attributes(event.decision, event.stage)
-                span.add_event("steward.gate.decision", attrs, at)
-                if event.decision.verdict is Verdict.DENY:
-                    self._end_tool(run_id, event.key, at, "denied", event.decision.primary_code)
-            case ev.ApprovalRequested():
-                attrs = {
-                    "steward.approval.id": event.approval_id,
-                    "steward.approval.reason": redact_text(event.reason)[0],
-                    "steward.approval.expires_at": event.expires_at,
-                }
-                if self.config.record_content:
-                    attrs["gen_ai.tool.call.arguments"] = redacted_json(event.arguments)
-                self._tool(run_id, at, event.key, event.tool).add_event(
-                    "steward.approval.requested", attrs, at
-                )
-            case ev.ApprovalDecided():
-                self._approval_decided(run_id, at, event)
-            case ev.ApprovalUsed():
-                self._on_call(run_id, at, event.key).add_event(
-                    "steward.approval.used", {"steward.approval.id": event.approval_id}, at
-                )
-            case ev.ToolStarted():
-                span = self._tool(run_id, at, event.key, event.tool)
-                if event.attempt > 1:
-                    attrs = {"steward.tool.attempt": event.attempt}
-                    span.add_event("steward.tool.retry", attrs, at)
-            case ev.ResultScanned():
-                attrs = decision_attributes(event.decision)
-                attrs["steward.scan.findings"] = list(event.findings)
-                attrs["steward.scan.source"] = event.source
-                attrs["steward.scan.action"] = event.action
-                self._tool(run_id, at, event.key, event.tool).add_event(
-                    "steward.result.scanned", attrs, at
-                )
-            case ev.ToolSucceeded():
-                span = self._tool(run_id, at, event.key, event.tool)
-                span.set_attribute("steward.tool.attempts", event.attempts)
-                if self.config.record_content:
-                    span.set_attribute("gen_ai.tool.call.result", redacted_json(event.result))
-                self._end_tool(run_id, event.key, at, "succeeded")
-            case ev.ToolFailed():
-                span = self._tool(run_id, at, event.key, event.tool)
-                span.set_attribute("steward.tool.attempts", event.attempts)
-                span.set_attribute("steward.tool.outcome_unknown", event.outcome_unknown)
-                if event.on_timeout:
-                    span.set_attribute("steward.tool.on_timeout", event.on_timeout)
-                if self.config.record_content:
-                    span.set_attribute("steward.error.message", redact_text(event.message)[0])
-                self._end_tool(run_id, event.key, at, "failed", event.code)
-            case ev.ModelFailed():
-                provider, model = split_model(event.model)
-                attrs = {"gen_ai.provider.name": provider, "gen_ai.request.model": model,
-                         "error.type": event.code, "steward.model.attempt": event.attempt,
-                         "steward.model.endpoint": event.endpoint, "steward.step": event.step,
-                         "steward.model.elapsed_ms": event.elapsed_ms}  # fmt: skip
-                self._run(run_id, at).span.add_event("steward.model.failed", attrs, at)
-            case ev.ModelBreakerOpened() | ev.ModelBreakerClosed():
-                name = "opened" if isinstance(event, ev.ModelBreakerOpened) else "closed"
-                attrs = {"steward.model.endpoint": event.endpoint}
-                self._run(run_id, at).span.add_event(f"steward.model.breaker_{name}", attrs, at)
-            case ev.BreakerTripped():
-                attrs = {"gen_ai.tool.name": event.tool, "steward.breaker.failures": event.failures}
-                attrs["steward.breaker.cooldown_seconds"] = event.cooldown_seconds
-                self._run(run_id, at).span.add_event("steward.breaker.tripped", attrs, at)
-            case ev.RunWaiting():
-                if run_id in self._runs:
-                    span = self._runs[run_id].span
-                    span.set_attribute("steward.run.approval_ids", list(event.approval_ids))
-                    self._end_run(run_id, at, ev.RunStatus.WAITING.value)
-            case ev.RunFinished():
-                self._finish(run_id, at, event)
-            case _:
-                pass
+        _on(self, event, run_id, ns(ts))
+
+    @_on.on(ev.RunStarted)
+    def _run_started(self, event: ev.RunStarted, run_id: str, at: int) -> None:
+        self._start_run(run_id, at, event.agent, event.agent_version, event.input)
+
+    @_on.on(ev.RunResumed)
+    def _run_resumed(self, event: ev.RunResumed, run_id: str, at: int) -> None:
+        self._start_run(run_id, at, event.agent, None, None, resumed=event.reason)
+
+    @_on.on(ev.ModelResponded)
+    def _model_responded(self, event: ev.ModelResponded, run_id: str, at: int) -> None:
+        self._chat(self._run(run_id, at), at, event)
+
+    @_on.on(ev.ToolCallProposed)
+    def _proposed(self, event: ev.ToolCallProposed, run_id: str, at: int) -> None:
+        span = self._tool(run_id, at, event.key, event.call.name)
+        if self.config.record_content:
+            span.set_attribute("gen_ai.tool.call.arguments", redacted_json(event.call.arguments))
+
+    @_on.on(ev.GateDecided)
+    def _gate_decided(self, event: ev.GateDecided, run_id: str, at: int) -> None:
+        span = self._tool(run_id, at, event.key, event.tool)
+        attrs = decision_attributes(event.decision, event.stage)
+        span.add_event("steward.gate.decision", attrs, at)
+        if event.decision.verdict is Verdict.DENY:
+            self._end_tool(run_id, event.key, at, "denied", event.decision.primary_code)
+
+    @_on.on(ev.ApprovalRequested)
+    def _approval_requested(self, event: ev.ApprovalRequested, run_id: str, at: int) -> None:
+        attrs: Attrs = {
+            "steward.approval.id": event.approval_id,
+            "steward.approval.reason": redact_text(event.reason)[0],
+            "steward.approval.expires_at": event.expires_at,
+        }
+        if self.config.record_content:
+            attrs["gen_ai.tool.call.arguments"] = redacted_json(event.arguments)
+        self._tool(run_id, at, event.key, event.tool).add_event(
+            "steward.approval.requested", attrs, at
+        )
+
+    @_on.on(ev.ApprovalUsed)
+    def _approval_used(self, event: ev.ApprovalUsed, run_id: str, at: int) -> None:
+        self._on_call(run_id, at, event.key).add_event(
+            "steward.approval.used", {"steward.approval.id": event.approval_id}, at
+        )
+
+    @_on.on(ev.ToolStarted)
+    def _tool_started(self, event: ev.ToolStarted, run_id: str, at: int) -> None:
+        span = self._tool(run_id, at, event.key, event.tool)
+        if event.attempt > 1:
+            span.add_event("steward.tool.retry", {"steward.tool.attempt": event.attempt}, at)
+
+    @_on.on(ev.ResultScanned)
+    def _scanned(self, event: ev.ResultScanned, run_id: str, at: int) -> None:
+        attrs = decision_attributes(event.decision)
+        attrs["steward.scan.findings"] = list(event.findings)
+        attrs["steward.scan.source"] = event.source
+        attrs["steward.scan.action"] = event.action
+        self._tool(run_id, at, event.key, event.tool).add_event("steward.result.scanned", attrs, at)
+
+    @_on.on(ev.ToolSucceeded)
+    def _tool_succeeded(self, event: ev.ToolSucceeded, run_id: str, at: int) -> None:
+        span = self._tool(run_id, at, event.key, event.tool)
+        span.set_attribute("steward.tool.attempts", event.attempts)
+        if self.config.record_content:
+            span.set_attribute("gen_ai.tool.call.result", redacted_json(event.result))
+        self._end_tool(run_id, event.key, at, "succeeded")
+
+    @_on.on(ev.ToolFailed)
+    def _tool_failed(self, event: ev.ToolFailed, run_id: str, at: int) -> None:
+        span = self._tool(run_id, at, event.key, event.tool)
+        span.set_attribute("steward.tool.attempts", event.attempts)
+        span.set_attribute("steward.tool.outcome_unknown", event.outcome_unknown)
+        if event.on_timeout:
+            span.set_attribute("steward.tool.on_timeout", event.on_timeout)
+        if self.config.record_content:
+            span.set_attribute("steward.error.message", redact_text(event.message)[0])
+        self._end_tool(run_id, event.key, at, "failed", event.code)
+
+    @_on.on(ev.ModelFailed)
+    def _model_failed(self, event: ev.ModelFailed, run_id: str, at: int) -> None:
+        provider, model = split_model(event.model)
+        attrs: Attrs = {"gen_ai.provider.name": provider, "gen_ai.request.model": model,
+                        "error.type": event.code, "steward.model.attempt": event.attempt,
+                        "steward.model.endpoint": event.endpoint, "steward.step": event.step,
+                        "steward.model.elapsed_ms": event.elapsed_ms}  # fmt: skip
+        self._run(run_id, at).span.add_event("steward.model.failed", attrs, at)
+
+    @_on.on(ev.ModelBreakerOpened)
+    def _model_breaker_opened(self, event: ev.ModelBreakerOpened, run_id: str, at: int) -> None:
+        self._model_breaker(run_id, at, event.endpoint, "opened")
+
+    @_on.on(ev.ModelBreakerClosed)
+    def _model_breaker_closed(self, event: ev.ModelBreakerClosed, run_id: str, at: int) -> None:
+        self._model_breaker(run_id, at, event.endpoint, "closed")
+
+    def _model_breaker(self, run_id: str, at: int, endpoint: str, name: str) -> None:
+        attrs: Attrs = {"steward.model.endpoint": endpoint}
+        self._run(run_id, at).span.add_event(f"steward.model.breaker_{name}", attrs, at)
+
+    @_on.on(ev.BreakerTripped)
+    def _breaker_tripped(self, event: ev.BreakerTripped, run_id: str, at: int) -> None:
+        attrs: Attrs = {"gen_ai.tool.name": event.tool, "steward.breaker.failures": event.failures}
+        attrs["steward.breaker.cooldown_seconds"] = event.cooldown_seconds
+        self._run(run_id, at).span.add_event("steward.breaker.tripped", attrs, at)
+
+    @_on.on(ev.RunWaiting)
+    def _run_waiting(self, event: ev.RunWaiting, run_id: str, at: int) -> None:
+        if run_id in self._runs:
+            span = self._runs[run_id].span
+            span.set_attribute("steward.run.approval_ids", list(event.approval_ids))
+            self._end_run(run_id, at, ev.RunStatus.WAITING.value)
 
     # -- runs --------------------------------------------------------------------------
 
@@ -303,7 +335,8 @@ class TraceConsumer:
         run = self._runs.get(run_id)
         return run if run is not None else self._start_run(run_id, at, "", None, None)
 
-    def _finish(self, run_id: str, at: int, event: ev.RunFinished) -> None:
+    @_on.on(ev.RunFinished)
+    def _finish(self, event: ev.RunFinished, run_id: str, at: int) -> None:
         span = self._run(run_id, at).span
         span.set_attribute("steward.run.steps", event.steps)
         if event.reason_code:
@@ -415,7 +448,8 @@ class TraceConsumer:
             span.set_status(Status(StatusCode.ERROR, error))
         span.end(end_time=at)
 
-    def _approval_decided(self, run_id: str, at: int, event: ev.ApprovalDecided) -> None:
+    @_on.on(ev.ApprovalDecided)
+    def _approval_decided(self, event: ev.ApprovalDecided, run_id: str, at: int) -> None:
         attrs: Attrs = {
             "steward.approval.id": event.approval_id,
             "steward.approval.outcome": event.outcome,

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 
 from steward.core import events as ev
+from steward.core.dispatch import EventHandlers
 from steward.server.console.render import duration, millis, pretty, usd, utc
 from steward.store.runs import JournalEntry, RunRow
 
@@ -95,97 +96,166 @@ def _gate(event: ev.GateDecided) -> Step:
     return Step("gate", title, 0.0, decision.verdict.value, meta, blocks)
 
 
-def _step(event: ev.AnyEvent, totals: Totals) -> Step:
-    match event:
-        case ev.RunStarted():
-            meta = [("agent", f"{event.agent} @ {event.agent_version}")]
-            meta += [(k, v) for k, v in sorted(event.tags.items())]
-            return Step("run", "Run started", 0.0, None, meta, [Block("input", event.input)])
-        case ev.ModelResponded():
-            return _model(event, totals)
-        case ev.ToolCallProposed():
-            sources = ", ".join(f"{k} from {v}" for k, v in sorted(event.sources.items()))
-            meta = [("call", event.call.id)] + ([("sources", sources)] if sources else [])
-            blocks = [Block("arguments", pretty(event.call.arguments), code=True)]
-            return Step("call", f"Proposed call: {event.call.name}", 0.0, None, meta, blocks)
-        case ev.GateDecided():
-            return _gate(event)
-        case ev.RateSlotTaken():
-            return Step("note", f"Rate limit slot for {event.tool}: {event.used} of "
-                        f"{event.limit}", 0.0, minor=True)  # fmt: skip
-        case ev.ApprovalRequested():
-            meta = [("approval", event.approval_id), ("reason", event.reason),
-                    ("expires", utc(event.expires_at))]  # fmt: skip
-            blocks = [Block("arguments", pretty(event.arguments), code=True)]
-            return Step("approval", f"Approval requested for {event.tool}", 0.0, None,
-                        meta, blocks)  # fmt: skip
-        case ev.ApprovalDecided():
-            meta = [("by", event.by), ("approval", event.approval_id)]
-            blocks = [Block("comment", event.comment)] if event.comment else []
-            if event.arguments is not None:
-                blocks.append(Block("edited arguments", pretty(event.arguments), code=True))
-            return Step("approval", "Approval decided", 0.0, event.outcome, meta, blocks)
-        case ev.ApprovalUsed():
-            return Step("note", f"Approval {event.approval_id} used", 0.0, minor=True)
-        case ev.ModelFailed():
-            meta = [("model", event.model), ("endpoint", event.endpoint), ("code", event.code),
-                    ("attempt", str(event.attempt)), ("latency", millis(event.elapsed_ms))]  # fmt: skip
-            return Step("model", f"Model attempt failed: {event.model}", 0.0, "failed", meta,
-                        [Block("error", event.message)])  # fmt: skip
-        case ev.ModelBreakerOpened():
-            return Step("note", f"Circuit opened for {event.endpoint} after {event.failures} "
-                        "failures", 0.0)  # fmt: skip
-        case ev.ModelBreakerClosed():
-            return Step("note", f"Circuit closed for {event.endpoint}", 0.0, minor=True)
-        case ev.ToolStarted():
-            return Step("note", f"Executing {event.tool} (attempt {event.attempt})", 0.0,
-                        minor=True)  # fmt: skip
-        case ev.ToolSucceeded():
-            totals.cost_usd += event.cost_usd
-            totals.tool_ms += event.latency_ms
-            totals.tool_calls += 1
-            meta = [("latency", millis(event.latency_ms)), ("attempts", str(event.attempts))]
-            if event.cost_usd:
-                meta.append(("cost", usd(event.cost_usd)))
-            blocks = [Block("result", pretty(event.result), code=True)]
-            return Step("tool", f"{event.tool} succeeded", 0.0, "succeeded", meta, blocks)
-        case ev.ToolFailed():
-            totals.tool_ms += event.latency_ms
-            totals.tool_calls += 1
-            meta = [("code", event.code), ("latency", millis(event.latency_ms)),
-                    ("attempts", str(event.attempts))]  # fmt: skip
-            if event.on_timeout:
-                meta.append(("at its timeout", event.on_timeout.replace("_", " ")))
-            if event.outcome_unknown:
-                meta.append(("outcome", "unknown (it may have happened)"))
-            return Step("tool", f"{event.tool} failed", 0.0, "failed", meta,
-                        [Block("error", event.message)])  # fmt: skip
-        case ev.ResultScanned():
-            meta = [("findings", ", ".join(event.findings) or "—"),
-                    ("source", event.source.replace("_", " "))]  # fmt: skip
-            if any(f.startswith("injection") for f in event.findings):
-                meta.append(("action", _ACTIONS.get(event.action, event.action)))
-            found = "\n".join(f"{d.kind} by {d.detector}, score {d.score:.2f}, at {d.path}"
-                               f"[{d.start}:{d.end}]" for d in event.details)  # fmt: skip
-            what = "Input" if event.key.endswith(":input") else f"Result of {event.tool}"
-            return Step("gate", f"{what} scanned", 0.0,
-                        event.decision.verdict.value, meta,
-                        [Block("detections", found)] if found else [])  # fmt: skip
-        case ev.RunWaiting():
-            return Step("run", "Waiting", 0.0, "waiting", [], [Block("reason", event.reason)])
-        case ev.RunResumed():
-            return Step("note", f"Resumed: {event.reason}", 0.0, minor=True)
-        case ev.RunFinished():
-            meta = [("steps", str(event.steps))]
-            if event.confidence is not None:
-                meta.append(("confidence", f"{event.confidence:.2f}"))
-            if event.reason_code:
-                meta.append(("reason", f"{event.reason_code} — {event.reason}"))
-            blocks = [Block("output", event.output)] if event.output else []
-            return Step("run", "Run finished", 0.0, event.status.value, meta, blocks)
-        case _:
-            name = ev.event_type(event)
-            return Step("note", name, 0.0, minor=True)
+def _generic(totals: Totals, event: ev.Event) -> Step:
+    """A type with no step of its own: its name, small."""
+    return Step("note", ev.event_type(event), 0.0, minor=True)
+
+
+# A run's journal holds its own events only; the agent-wide ones (kill switch, keys,
+# budget alerts) and feedback given later show elsewhere. Ignored types, should one
+# appear, get the generic step.
+_steps: EventHandlers[Totals, [], Step] = EventHandlers(
+    "server.console.timeline", fallback=_generic
+)
+_steps.ignore(
+    ev.RunQueued, ev.BreakerTripped, ev.BudgetThresholdCrossed, ev.AgentStateChanged,
+    ev.KeyCreated, ev.KeyRevoked, ev.FeedbackGiven,
+)  # fmt: skip
+
+
+@_steps.on(ev.RunStarted)
+def _run_started(totals: Totals, event: ev.RunStarted) -> Step:
+    meta = [("agent", f"{event.agent} @ {event.agent_version}")]
+    meta += [(k, v) for k, v in sorted(event.tags.items())]
+    return Step("run", "Run started", 0.0, None, meta, [Block("input", event.input)])
+
+
+@_steps.on(ev.ModelResponded)
+def _model_responded(totals: Totals, event: ev.ModelResponded) -> Step:
+    return _model(event, totals)
+
+
+@_steps.on(ev.ToolCallProposed)
+def _tool_call_proposed(totals: Totals, event: ev.ToolCallProposed) -> Step:
+    sources = ", ".join(f"{k} from {v}" for k, v in sorted(event.sources.items()))
+    meta = [("call", event.call.id)] + ([("sources", sources)] if sources else [])
+    blocks = [Block("arguments", pretty(event.call.arguments), code=True)]
+    return Step("call", f"Proposed call: {event.call.name}", 0.0, None, meta, blocks)
+
+
+@_steps.on(ev.GateDecided)
+def _gate_decided(totals: Totals, event: ev.GateDecided) -> Step:
+    return _gate(event)
+
+
+@_steps.on(ev.RateSlotTaken)
+def _rate_slot_taken(totals: Totals, event: ev.RateSlotTaken) -> Step:
+    return Step("note", f"Rate limit slot for {event.tool}: {event.used} of "
+                f"{event.limit}", 0.0, minor=True)  # fmt: skip
+
+
+@_steps.on(ev.ApprovalRequested)
+def _approval_requested(totals: Totals, event: ev.ApprovalRequested) -> Step:
+    meta = [("approval", event.approval_id), ("reason", event.reason),
+            ("expires", utc(event.expires_at))]  # fmt: skip
+    blocks = [Block("arguments", pretty(event.arguments), code=True)]
+    return Step("approval", f"Approval requested for {event.tool}", 0.0, None,
+                meta, blocks)  # fmt: skip
+
+
+@_steps.on(ev.ApprovalDecided)
+def _approval_decided(totals: Totals, event: ev.ApprovalDecided) -> Step:
+    meta = [("by", event.by), ("approval", event.approval_id)]
+    blocks = [Block("comment", event.comment)] if event.comment else []
+    if event.arguments is not None:
+        blocks.append(Block("edited arguments", pretty(event.arguments), code=True))
+    return Step("approval", "Approval decided", 0.0, event.outcome, meta, blocks)
+
+
+@_steps.on(ev.ApprovalUsed)
+def _approval_used(totals: Totals, event: ev.ApprovalUsed) -> Step:
+    return Step("note", f"Approval {event.approval_id} used", 0.0, minor=True)
+
+
+@_steps.on(ev.ModelFailed)
+def _model_failed(totals: Totals, event: ev.ModelFailed) -> Step:
+    meta = [("model", event.model), ("endpoint", event.endpoint), ("code", event.code),
+            ("attempt", str(event.attempt)), ("latency", millis(event.elapsed_ms))]  # fmt: skip
+    return Step("model", f"Model attempt failed: {event.model}", 0.0, "failed", meta,
+                [Block("error", event.message)])  # fmt: skip
+
+
+@_steps.on(ev.ModelBreakerOpened)
+def _model_breaker_opened(totals: Totals, event: ev.ModelBreakerOpened) -> Step:
+    return Step("note", f"Circuit opened for {event.endpoint} after {event.failures} "
+                "failures", 0.0)  # fmt: skip
+
+
+@_steps.on(ev.ModelBreakerClosed)
+def _model_breaker_closed(totals: Totals, event: ev.ModelBreakerClosed) -> Step:
+    return Step("note", f"Circuit closed for {event.endpoint}", 0.0, minor=True)
+
+
+@_steps.on(ev.ToolStarted)
+def _tool_started(totals: Totals, event: ev.ToolStarted) -> Step:
+    return Step("note", f"Executing {event.tool} (attempt {event.attempt})", 0.0,
+                minor=True)  # fmt: skip
+
+
+@_steps.on(ev.ToolSucceeded)
+def _tool_succeeded(totals: Totals, event: ev.ToolSucceeded) -> Step:
+    totals.cost_usd += event.cost_usd
+    totals.tool_ms += event.latency_ms
+    totals.tool_calls += 1
+    meta = [("latency", millis(event.latency_ms)), ("attempts", str(event.attempts))]
+    if event.cost_usd:
+        meta.append(("cost", usd(event.cost_usd)))
+    blocks = [Block("result", pretty(event.result), code=True)]
+    return Step("tool", f"{event.tool} succeeded", 0.0, "succeeded", meta, blocks)
+
+
+@_steps.on(ev.ToolFailed)
+def _tool_failed(totals: Totals, event: ev.ToolFailed) -> Step:
+    totals.tool_ms += event.latency_ms
+    totals.tool_calls += 1
+    meta = [("code", event.code), ("latency", millis(event.latency_ms)),
+            ("attempts", str(event.attempts))]  # fmt: skip
+    if event.on_timeout:
+        meta.append(("at its timeout", event.on_timeout.replace("_", " ")))
+    if event.outcome_unknown:
+        meta.append(("outcome", "unknown (it may have happened)"))
+    return Step("tool", f"{event.tool} failed", 0.0, "failed", meta,
+                [Block("error", event.message)])  # fmt: skip
+
+
+@_steps.on(ev.ResultScanned)
+def _result_scanned(totals: Totals, event: ev.ResultScanned) -> Step:
+    meta = [("findings", ", ".join(event.findings) or "—"),
+            ("source", event.source.replace("_", " "))]  # fmt: skip
+    if any(f.startswith("injection") for f in event.findings):
+        meta.append(("action", _ACTIONS.get(event.action, event.action)))
+    found = "\n".join(f"{d.kind} by {d.detector}, score {d.score:.2f}, at {d.path}"
+                       f"[{d.start}:{d.end}]" for d in event.details)  # fmt: skip
+    what = "Input" if event.key.endswith(":input") else f"Result of {event.tool}"
+    return Step("gate", f"{what} scanned", 0.0,
+                event.decision.verdict.value, meta,
+                [Block("detections", found)] if found else [])  # fmt: skip
+
+
+@_steps.on(ev.RunWaiting)
+def _run_waiting(totals: Totals, event: ev.RunWaiting) -> Step:
+    return Step("run", "Waiting", 0.0, "waiting", [], [Block("reason", event.reason)])
+
+
+@_steps.on(ev.RunResumed)
+def _run_resumed(totals: Totals, event: ev.RunResumed) -> Step:
+    return Step("note", f"Resumed: {event.reason}", 0.0, minor=True)
+
+
+@_steps.on(ev.RunFinished)
+def _run_finished(totals: Totals, event: ev.RunFinished) -> Step:
+    meta = [("steps", str(event.steps))]
+    if event.confidence is not None:
+        meta.append(("confidence", f"{event.confidence:.2f}"))
+    if event.reason_code:
+        meta.append(("reason", f"{event.reason_code} — {event.reason}"))
+    blocks = [Block("output", event.output)] if event.output else []
+    return Step("run", "Run finished", 0.0, event.status.value, meta, blocks)
+
+
+def _step(event: ev.Event, totals: Totals) -> Step:
+    step = _steps(totals, event)
+    return step if step is not None else _generic(totals, event)
 
 
 def build_timeline(run: RunRow, entries: list[JournalEntry]) -> tuple[list[Step], Totals]:
