@@ -41,6 +41,7 @@ from steward.runtime.executor import EmbeddedExecutor
 from steward.runtime.runs import final_answer
 from steward.security.provenance import trace_sources
 from steward.store.approvals import get_approval, get_approval_view
+from steward.store.cancel import CANCELLED_CODE, cancellation
 
 if TYPE_CHECKING:
     from steward.embed.steward import Steward
@@ -323,15 +324,26 @@ class Run:
 
     def _closed(self, call_id: str, tool: str) -> Denied | None:
         """A finished or cancelled run takes no more calls."""
-        done = self._executor.history.finished
+        done = self._finished_elsewhere()
         if done is None:
-            why = self._executor.cancelled()
-            if why is None:
-                return None
-            return _denied(
-                call_id, tool, deny("run.cancelled", f"run {self.id} was cancelled: {why}")
-            )
+            return None
+        if done.status is RunStatus.CANCELLED:
+            why = f"run {self.id} was cancelled: {done.reason}"
+            return _denied(call_id, tool, deny(CANCELLED_CODE, why))
         return _denied(call_id, tool, deny("run.finished", f"run {self.id} already {done.status}"))
+
+    def _finished_elsewhere(self, *, now: bool = False) -> RunFinished | None:
+        """How the run finished, if it did: here, or cancelled from outside (the store is
+        asked at most every half second, or at once when `now`)."""
+        done = self._executor.history.finished
+        if done is not None:
+            return done
+        why = cancellation(self._steward.db, self.id) if now else self._executor.cancelled()
+        if why is None:
+            return None
+        ended = RunFinished(RunStatus.CANCELLED, reason_code=CANCELLED_CODE, reason=why)
+        self._executor.history.apply(ended)  # on record already: known here from now on
+        return ended
 
     async def _still_pending(self, call_id: str, tool: str, key: str) -> Waiting | None:
         """A call waiting on a pending, unexpired approval answers Waiting from the
@@ -445,7 +457,7 @@ class Run:
         await self._executor.durable()
 
     def _check_open(self) -> None:
-        done = self._executor.history.finished
+        done = self._finished_elsewhere()
         if done is not None:
             raise StewardError(f"run {self.id} already {done.status}", code="run.finished")
 
@@ -466,7 +478,7 @@ class Run:
     async def _end(
         self, status: RunStatus, output: str, confidence: float | None, code: str, reason: str
     ) -> str:
-        done = self._executor.history.finished
+        done = await asyncio.to_thread(self._finished_elsewhere, now=True)
         if done is not None:
             return done.status.value
         self._executor.emit(RunFinished(status, output, confidence, code, reason, self._steps))
