@@ -236,3 +236,16 @@ async def test_a_run_cancelled_from_outside_takes_no_more_calls(
     assert await run.finish("done anyway", confidence=1.0) == "cancelled"
     assert await st.run_status(run.id) == "cancelled"
     assert ledger.notes == ["one"]
+
+
+async def test_a_server_recovering_runs_leaves_external_runs_to_their_program(
+    st: steward.Steward, ledger: Ledger
+) -> None:
+    from steward.runtime import Runner
+    from steward.runtime.catalog import agent_for_run
+
+    run = await st.start_run("refund-agent", "hi", tools=ledger.tools())
+    agent = agent_for_run(st.db, run.id)  # what a server without this program's tools builds
+    result = await Runner(st.db, st.journal).resume(agent, run.id, "recovered after a restart")
+    assert (result.status, result.reason_code) == ("running", "model.external")
+    assert await st.run_status(run.id) == "running"
