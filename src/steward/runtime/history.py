@@ -37,6 +37,10 @@ class RunHistory:
     def apply(self, event: Event) -> None:
         _fold(self, event)
 
+    def proposed(self, key: str) -> ToolCall | None:
+        """The call proposed under `key`, as it was proposed (before any edit)."""
+        return self._proposed.get(key)
+
     def _record(self, key: str) -> CallRecord:
         record = self.calls.get(key)
         if record is None:
@@ -115,6 +119,7 @@ def _scanned(history: RunHistory, event: ev.ResultScanned) -> None:
 def _failed(history: RunHistory, event: ev.ToolFailed) -> None:
     status = CallStatus.UNKNOWN if event.outcome_unknown else CallStatus.FAILED
     decision = history._decisions.get(event.key, Decision(Verdict.ALLOW))
+    history._record(event.key).on_timeout = event.on_timeout
     history._record(event.key).outcome = history._outcome(
         event.key, status, decision, code=event.code, error=event.message
     )

@@ -14,6 +14,7 @@ from steward.gate.outcome import CallOutcome
 from steward.gate.ratelimit import RateCounter
 from steward.policy import PolicyContext
 from steward.security.egress import outside
+from steward.spec.models import Tier
 
 
 class ValidateStage:
@@ -55,13 +56,17 @@ class PolicyStage:
     name = "policy"
 
     async def __call__(self, cx: CallContext, proceed: Next) -> CallOutcome:
+        unbound = deny("tool.unbound", f"no implementation is bound for '{cx.call.name}'")
+        tier = cx.policy.tier_of(cx.call.name)
+        if cx.tool is None and tier is not None and tier is not Tier.FORBIDDEN:
+            # listed in the spec but no implementation bound: fail closed, saying so (the
+            # policy would report the data classes it cannot know instead)
+            return cx.stop(self.name, unbound)
         decision = cx.policy.evaluate(cx.call, PolicyContext(sources=cx.sources))
         if decision.verdict is Verdict.DENY:
             return cx.stop(self.name, decision)
-        if cx.tool is None:  # listed in the spec but no implementation bound: fail closed
-            return cx.stop(
-                self.name, deny("tool.unbound", f"no implementation is bound for '{cx.call.name}'")
-            )
+        if cx.tool is None:  # fail closed, whatever the policy said
+            return cx.stop(self.name, unbound)
         cx.decided(self.name, decision)
         return await proceed(cx)
 
@@ -113,6 +118,7 @@ class BudgetStage:
         except BaseException:  # cancelled mid-call: the reservation is released, not kept
             await asyncio.shield(self.ledger.settle(held, 0.0))
             raise
-        actual = estimate if outcome.status.value == "executed" else 0.0
+        # a call released to its caller (decide-only) is about to run: it is spent too
+        actual = estimate if outcome.status.value in {"executed", "released"} else 0.0
         await self.ledger.settle(held, actual)
         return outcome
