@@ -4,41 +4,42 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 
 from steward.cli.context import DbOption, console, handled, journal_for, open_db, run_async
 from steward.cli.identity import KeyOption, acting_as
-from steward.cli.render import compact, short, status, when
-from steward.core.events import (
-    ApprovalDecided,
-    ApprovalRequested,
-    ApprovalUsed,
-    BreakerTripped,
-    GateDecided,
-    ModelBreakerClosed,
-    ModelBreakerOpened,
-    ModelFailed,
-    ModelResponded,
-    ResultScanned,
-    RunFinished,
-    RunResumed,
-    RunStarted,
-    RunWaiting,
-    ToolCallProposed,
-    ToolFailed,
-    ToolStarted,
-    ToolSucceeded,
+from steward.cli.records import Record, run_record
+from steward.cli.render import (
+    Column,
+    JsonOption,
+    compact,
+    emit_json,
+    listing,
+    report,
+    shorten,
+    status,
+    when,
 )
-from steward.runtime import Runner, RunResult, build_agent
-from steward.runtime.cancel import cancel_run
-from steward.runtime.catalog import agent_for_run
-from steward.security.keys import Permission
-from steward.spec import load_spec
-from steward.store.runs import get_run, list_runs, read_journal
+from steward.core.states import RunStatus
+from steward.core.times import rfc3339
+
+if TYPE_CHECKING:
+    from steward.runtime import RunResult
 
 app = typer.Typer(help="Inspect and resume runs.", no_args_is_help=True)
+
+
+def result_record(result: RunResult) -> Record:
+    return {
+        "run_id": result.run_id,
+        "status": result.status.value,
+        "steps": result.steps,
+        "output": result.output,
+        "reason_code": result.reason_code,
+        "reason": result.reason,
+    }
 
 
 def print_result(result: RunResult) -> None:
@@ -57,10 +58,15 @@ def run(
     stream: bool = typer.Option(False, "--stream", help="Print the model's text as it comes."),
     key: str | None = KeyOption,
     db: str | None = DbOption,
+    as_json: bool = JsonOption,
 ) -> None:
     """Run an agent once on one input (with a key, the run records who started it, and
     that principal may not decide its approvals)."""
     with handled():
+        from steward.runtime import Runner, build_agent
+        from steward.security.keys import Permission
+        from steward.spec import load_spec
+
         loaded = load_spec(file)
         agent = build_agent(loaded)
         database = open_db(db, create=True)
@@ -79,66 +85,118 @@ def run(
             )
         if stream:
             sys.stdout.write("\n")
-        print_result(result)
+        if as_json:
+            emit_json(result_record(result))
+        else:
+            print_result(result)
+
+
+RUN_COLUMNS = (
+    Column("id", "run"),
+    Column("agent"),
+    Column("status", show=status),
+    Column("created_at", "started", show=when),
+    Column("steps", right=True),
+    Column("input", show=shorten(40), wrap=True),
+    Column("reason_code", "reason", show=shorten(28)),
+)
 
 
 @app.command("list")
 def list_command(
     agent: str | None = typer.Option(None, help="Only this agent."),
-    state: str | None = typer.Option(None, "--status", help="Only runs in this status."),
+    state: RunStatus | None = typer.Option(None, "--status", help="Only runs in this status."),
     limit: int = typer.Option(20, min=1, max=1000),
     db: str | None = DbOption,
+    as_json: bool = JsonOption,
 ) -> None:
-    """The newest runs."""
+    """The newest runs (--json: an array of run objects)."""
     with handled():
-        rows = list_runs(open_db(db), agent=agent, status=state, limit=limit)
-        table = Table(title=f"{len(rows)} run(s)")
-        for column in ("run", "agent", "status", "started", "steps"):
-            table.add_column(column, no_wrap=True)
-        table.add_column("input")
-        table.add_column("reason")
-        for row in rows:
-            table.add_row(
-                row.id,
-                row.agent,
-                status(row.status),
-                when(row.created_at),
-                str(row.steps),
-                short(row.input, 40),
-                short(row.reason_code, 28),
-            )
-        console.print(table)
+        from steward.store.runs import list_runs
+
+        value = state.value if state is not None else None
+        rows = list_runs(open_db(db), agent=agent, status=value, limit=limit)
+        records = [run_record(row) for row in rows]
+        listing(records, RUN_COLUMNS, title=f"{len(rows)} run(s)", as_json=as_json)
 
 
 @app.command("show")
-def show(run_id: str = typer.Argument(...), db: str | None = DbOption) -> None:
-    """A run step by step: model turns, proposed calls, decisions, approvals, results."""
+def show(
+    run_id: str = typer.Argument(...), db: str | None = DbOption, as_json: bool = JsonOption
+) -> None:
+    """A run step by step: model turns, proposed calls, decisions, approvals, results
+    (--json: {"run": {...}, "events": [{"id", "type", "ts", "data"}]})."""
     with handled():
+        import msgspec
+
+        from steward.store.runs import get_run, read_journal
+
         database = open_db(db)
         row = get_run(database, run_id)
-        console.print(
-            f"[bold]{row.id}[/]  agent {row.agent}@{row.agent_version}  {status(row.status)}"
-        )
-        console.print(f"input: {short(row.input, 200)}", highlight=False)
-        table = Table(show_lines=False)
-        for column in ("#", "time", "event", "detail"):
-            table.add_column(column, overflow="fold")
-        start = row.created_at
-        for entry in read_journal(database, run_id):
-            table.add_row(
-                str(entry.id),
-                f"+{(entry.ts - start) * 1000:.1f}ms",
-                entry.type,
-                _detail(entry.event),
+        entries = read_journal(database, run_id)
+        data: Record = {
+            "run": run_record(row),
+            "events": [
+                {"id": e.id, "type": e.type, "ts": rfc3339(e.ts),
+                 "data": msgspec.to_builtins(e.event)}
+                for e in entries
+            ],
+        }  # fmt: skip
+
+        def human(_data: Record) -> None:
+            from rich.table import Table
+
+            console.print(
+                f"[bold]{row.id}[/]  agent {row.agent}@{row.agent_version}  {status(row.status)}"
+                f"  steps {row.steps}  started {when(row.created_at)}"
             )
-        console.print(table)
-        if row.output:
-            console.print(f"answer: {row.output}", highlight=False)
-        if row.reason:
-            console.print(f"reason: [{row.reason_code}] {row.reason}", highlight=False)
+            console.print(f"input: {short_input(row.input)}", highlight=False)
+            table = Table(show_lines=False)
+            for column in ("#", "time", "event", "detail"):
+                table.add_column(column, overflow="fold")
+            start = row.created_at
+            for entry in entries:
+                table.add_row(
+                    str(entry.id),
+                    f"+{(entry.ts - start) * 1000:.1f}ms",
+                    entry.type,
+                    _detail(entry.event),
+                )
+            console.print(table)
+            if row.output:
+                console.print(f"answer: {row.output}", highlight=False)
+            if row.reason:
+                console.print(f"reason: [{row.reason_code}] {row.reason}", highlight=False)
+
+        report(data, as_json, human)
+
+
+def short_input(text: str) -> str:
+    return shorten(200)(text)
 
 
 def _detail(event: object) -> str:
+    from steward.core.events import (
+        ApprovalDecided,
+        ApprovalRequested,
+        ApprovalUsed,
+        BreakerTripped,
+        GateDecided,
+        ModelBreakerClosed,
+        ModelBreakerOpened,
+        ModelFailed,
+        ModelResponded,
+        ResultScanned,
+        RunFinished,
+        RunResumed,
+        RunStarted,
+        RunWaiting,
+        ToolCallProposed,
+        ToolFailed,
+        ToolStarted,
+        ToolSucceeded,
+    )
+
     match event:
         case RunStarted():
             return f"agent {event.agent}"
@@ -195,14 +253,22 @@ def status_word(verdict: str) -> str:
 
 
 @app.command("resume")
-def resume(run_id: str = typer.Argument(...), db: str | None = DbOption) -> None:
+def resume(
+    run_id: str = typer.Argument(...), db: str | None = DbOption, as_json: bool = JsonOption
+) -> None:
     """Resume a waiting or interrupted run from its journal."""
     with handled():
+        from steward.runtime import Runner
+        from steward.runtime.catalog import agent_for_run
+
         database = open_db(db)
         agent = agent_for_run(database, run_id)
         with journal_for(database) as journal:
             result = run_async(lambda: Runner(database, journal).resume(agent, run_id))
-        print_result(result)
+        if as_json:
+            emit_json(result_record(result))
+        else:
+            print_result(result)
 
 
 @app.command("cancel")
@@ -211,13 +277,20 @@ def cancel(
     reason: str = typer.Option(..., "--reason", help="Why (kept in the run and the audit)."),
     key: str | None = KeyOption,
     db: str | None = DbOption,
+    as_json: bool = JsonOption,
 ) -> None:
     """Cancel a waiting, queued or orphaned run: it finishes `cancelled`, and its pending
     approvals can no longer be decided."""
     with handled():
+        from steward.runtime.cancel import cancel_run
+        from steward.security.keys import Permission
+
         database = open_db(db)
         by = acting_as(database, key, Permission.CANCEL_RUN).label
         with journal_for(database) as journal:
             row = cancel_run(database, journal, run_id, by=by, reason=reason)
+        if as_json:
+            emit_json(run_record(row))
+            return
         console.print(f"run [bold]{row.id}[/] {status(row.status)}", highlight=False)
         console.print(f"  reason: [{row.reason_code}] {row.reason}", highlight=False)

@@ -6,32 +6,13 @@ Events are msgspec structs because they sit on the hot path: encoding one is ~1 
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any
 
 import msgspec
 
 from steward.core.decision import Decision
 from steward.core.messages import ModelResponse, Source, ToolCall
-
-
-class RunStatus(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    WAITING = "waiting"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    ESCALATED = "escalated"
-    CANCELLED = "cancelled"
-
-    @property
-    def terminal(self) -> bool:
-        return self in _TERMINAL
-
-
-_TERMINAL = frozenset(
-    {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.ESCALATED, RunStatus.CANCELLED}
-)
+from steward.core.states import RunStatus as RunStatus  # defined there: cheap to import
 
 
 class Event(msgspec.Struct, frozen=True, tag_field="type"):
@@ -222,6 +203,7 @@ class BudgetThresholdCrossed(Event, tag="budget.threshold_crossed", frozen=True)
 class RunWaiting(Event, tag="run.waiting", frozen=True):
     reason: str
     approval_ids: tuple[str, ...] = ()
+    steps: int = 0  # model turns so far (journals from before this field read 0)
 
 
 class RunFinished(Event, tag="run.finished", frozen=True):

@@ -41,8 +41,8 @@ _SQL = {
     # A finished run stays finished: the first finish stands (a cancel may race a finish).
     "run.resumed": "UPDATE runs SET status = ?, updated_at = ? WHERE id = ? AND finished_at IS NULL",
     "run.waiting": (
-        "UPDATE runs SET status = ?, reason_code = ?, reason = ?, updated_at = ? WHERE id = ?"
-        " AND finished_at IS NULL"
+        "UPDATE runs SET status = ?, reason_code = ?, reason = ?, steps = ?,"
+        " updated_at = ? WHERE id = ? AND finished_at IS NULL"
     ),
     "run.finished": (
         "UPDATE runs SET status = ?, output = ?, confidence = ?, reason_code = ?, reason = ?,"
@@ -77,7 +77,7 @@ def _params(run_id: str, ts: float, event: object) -> tuple[Any, ...]:
     if isinstance(event, RunResumed):
         return (RunStatus.RUNNING.value, ts, run_id)
     if isinstance(event, RunWaiting):
-        return (RunStatus.WAITING.value, "approval.pending", event.reason, ts, run_id)
+        return (RunStatus.WAITING.value, "approval.pending", event.reason, event.steps, ts, run_id)
     if isinstance(event, RunFinished):
         return (event.status.value, event.output, event.confidence, event.reason_code, event.reason,
                 event.steps, ts, ts, run_id)  # fmt: skip

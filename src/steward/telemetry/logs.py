@@ -14,10 +14,10 @@ import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from steward.core.decision import Verdict
+from steward.core.times import rfc3339
 from steward.core.events import (
     AgentStateChanged,
     ApprovalDecided,
@@ -48,8 +48,7 @@ _RUN_LEVELS = {RunStatus.FAILED: "error", RunStatus.ESCALATED: "warning"}
 
 
 def iso_utc(ts: float) -> str:
-    moment = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
-    return moment.replace("+00:00", "Z")
+    return rfc3339(ts)
 
 
 class JsonLogConsumer:
