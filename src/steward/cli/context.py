@@ -6,7 +6,6 @@ where they use them."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable, Iterator
@@ -67,6 +66,8 @@ def open_db(url: str | None, *, create: bool = False) -> Database:
 
 
 def run_async(factory: Callable[[], Awaitable[T]]) -> T:
+    import asyncio
+
     async def main() -> T:
         return await factory()
 

@@ -52,7 +52,9 @@ def serve(
                 f"{active_keys} active key(s): sign in at http://{host}:{port}/console with one"
             )
         else:
-            console.print("no keys yet: create one with steward keys create --name you --role admin")
+            console.print(
+                "no keys yet: create one with steward keys create --name you --role admin"
+            )
         uvicorn.run(
             create_app(db_url(db), agents, recover=recover),
             host=host,

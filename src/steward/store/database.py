@@ -27,8 +27,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
-from steward.core.errors import StoreError, StoreUnavailable
 from steward.core.defaults import DEFAULT_DB_URL
+from steward.core.errors import StoreError, StoreUnavailable
 from steward.store.transient import reason
 
 MIGRATIONS = Path(__file__).with_name("migrations")

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from steward.core.decision import Verdict
-from steward.core.times import rfc3339
 from steward.core.events import (
     AgentStateChanged,
     ApprovalDecided,
@@ -41,6 +40,7 @@ from steward.core.events import (
     ToolStarted,
     ToolSucceeded,
 )
+from steward.core.times import rfc3339
 from steward.telemetry.stream import Committed
 from steward.telemetry.tracing import TraceConsumer, redacted
 
