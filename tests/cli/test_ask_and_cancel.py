@@ -90,7 +90,9 @@ def test_answer_refuses_an_approval_that_is_not_a_question(spec: Path, dana: str
         connection.commit()
     result = steward("approvals", "answer", approval_id, "green", "--key", dana, code=2)
     assert "is for a call of 'transfer', not a question" in result.stderr
-    unknown = steward("approvals", "answer", "apr_nope", "x", "--key", dana, code=ExitCode.NOT_FOUND)
+    unknown = steward(
+        "approvals", "answer", "apr_nope", "x", "--key", dana, code=ExitCode.NOT_FOUND
+    )
     assert unknown.stderr.count("no approval")
 
 
@@ -114,12 +116,16 @@ def test_cancel_a_waiting_run(spec: Path, dana: str) -> None:
     assert sql("SELECT status FROM approvals WHERE id = ?", approval_id) == [("cancelled",)]
     late = steward("approvals", "answer", approval_id, "green", "--key", dana, code=ExitCode.FAILED)
     assert f"approval {approval_id} is already cancelled" in late.stderr
-    twice = steward("runs", "cancel", run_id, "--reason", "again", "--key", dana, code=ExitCode.FAILED)
+    twice = steward(
+        "runs", "cancel", run_id, "--reason", "again", "--key", dana, code=ExitCode.FAILED
+    )
     assert f"run {run_id} already cancelled" in twice.stderr
     resumed = steward("runs", "resume", run_id)
     assert f"run {run_id} cancelled" in resumed.stdout
     shown = steward("runs", "show", run_id).stdout
     assert "approval.decided" in shown and "cancelled run.cancelled" in shown
     assert "verified 9 events" in steward("audit", "verify").stdout  # key.created, then the run
-    unknown = steward("runs", "cancel", "run_nope", "--reason", "x", "--key", dana, code=ExitCode.NOT_FOUND)
+    unknown = steward(
+        "runs", "cancel", "run_nope", "--reason", "x", "--key", dana, code=ExitCode.NOT_FOUND
+    )
     assert "no run with id 'run_nope'" in unknown.stderr

@@ -128,8 +128,14 @@ def test_choices_are_validated_with_the_valid_ones_listed(
 
 
 def test_exit_codes_by_kind_of_failure(fresh_env: dict[str, str], demo_env: dict[str, str]) -> None:
-    assert "no database at" in invoke(fresh_env, "runs", "list", code=ExitCode.STORE_UNAVAILABLE).output
-    assert "no run with id" in invoke(demo_env, "runs", "show", "run_nope", code=ExitCode.NOT_FOUND).output
+    assert (
+        "no database at"
+        in invoke(fresh_env, "runs", "list", code=ExitCode.STORE_UNAVAILABLE).output
+    )
+    assert (
+        "no run with id"
+        in invoke(demo_env, "runs", "show", "run_nope", code=ExitCode.NOT_FOUND).output
+    )
     invoke(demo_env, "approvals", "approve", "apr_nope", "--key", "stw_x", code=ExitCode.DENIED)
     invoke(fresh_env, "validate", "missing.yaml", code=ExitCode.NOT_FOUND)
     invoke(fresh_env, "explain", DEMO_SPEC, "lookup_order", "--args", "[", code=ExitCode.USAGE)
@@ -155,7 +161,7 @@ def test_runs_list_and_show_json(demo_env: dict[str, str]) -> None:
     assert waiting and {r["status"] for r in waiting} == {"waiting"}
     shown = as_json(demo_env, "runs", "show", waiting[0]["id"])
     assert list(shown) == ["run", "events"] and shown["run"] == waiting[0]
-    assert [e["type"] for e in shown["events"]][0] == "run.started"
+    assert shown["events"][0]["type"] == "run.started"
     for event in shown["events"]:
         assert list(event) == ["id", "type", "ts", "data"] and is_time(event["ts"])
 
@@ -220,7 +226,9 @@ def test_explain_and_validate_json(fresh_env: dict[str, str]) -> None:
     denied = as_json(fresh_env, "explain", DEMO_SPEC, "issue_refund", "--args", args,
                      code=ExitCode.DENIED)  # fmt: skip
     assert denied["verdict"] == "deny" and denied["rules"] == ["condition.refund-over-500"]
-    assert denied["stage"] == "policy" and denied["reasons"][0]["code"] == "condition.refund-over-500"
+    assert (
+        denied["stage"] == "policy" and denied["reasons"][0]["code"] == "condition.refund-over-500"
+    )
     checked = as_json(fresh_env, "validate", DEMO_SPEC)
     assert checked["agent"] == "support-desk" and checked["tools"] > 0
 

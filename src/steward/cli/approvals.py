@@ -42,9 +42,7 @@ APPROVAL_COLUMNS = (
 
 @app.command("list")
 def list_command(
-    state: StatusChoice = typer.Option(
-        "pending", "--status", help="An approval status, or all."
-    ),
+    state: StatusChoice = typer.Option("pending", "--status", help="An approval status, or all."),
     limit: int = typer.Option(100, min=1, max=1000),
     db: str | None = DbOption,
     as_json: bool = JsonOption,

@@ -80,14 +80,12 @@ def _result(value: Any) -> str:
 
 
 CASE_COLUMNS = (
-    Column("index", "#", right=True),
     Column("line", right=True),
     Column("name", wrap=True),
     Column("tool"),
     Column("expect", show=status),
     Column("verdict", "got", show=status),
-    Column("expected_rule", "rule expected", show=lambda v: v or "-"),
-    Column("rules", "rules", show=lambda v: ", ".join(v) or "-", wrap=True),
+    Column("rules", "rule", show=lambda v: ", ".join(v) or "-", wrap=True),
     Column("ok", "result", show=_result),
 )
 

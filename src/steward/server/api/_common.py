@@ -14,7 +14,6 @@ from steward.server.errors import ApiError
 from steward.server.service import RunService
 
 
-
 def _time_in(value: object) -> object:
     """A time in a query: RFC 3339 with a zone (as the API's bodies send them), or Unix
     seconds; anything else is a 422 naming the field and what was expected."""
