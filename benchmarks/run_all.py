@@ -25,6 +25,7 @@ BENCHMARKS = {
     "server": "bench_server.py",
     "scanners": "bench_scanners.py",
     "limits": "bench_limits.py",
+    "cli_startup": "bench_cli_startup.py",
 }
 
 
