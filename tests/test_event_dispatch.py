@@ -19,7 +19,7 @@ CONSUMERS = {
     "telemetry.metrics": "steward.telemetry.metrics",
     "telemetry.logs": "steward.telemetry.logs",
     "server.console.timeline": "steward.server.console.timeline",
-    "cli.runs": "steward.cli.runs",
+    "cli.runs": "steward.cli.run_details",
 }
 
 

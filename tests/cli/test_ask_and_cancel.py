@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
+from steward.cli.exits import ExitCode
 from steward.cli.main import app
 
 SPEC = """
@@ -76,7 +77,7 @@ def test_answer_a_question_and_the_run_finishes_with_it(spec: Path, dana: str) -
     assert sql("SELECT status, output FROM runs WHERE id = ?", run_id) == [
         ("succeeded", "Painting it dark green.")
     ]
-    again = steward("approvals", "answer", approval_id, "blue", "--key", dana, code=2)
+    again = steward("approvals", "answer", approval_id, "blue", "--key", dana, code=ExitCode.FAILED)
     assert f"approval {approval_id} is already approved" in again.stderr
 
 
@@ -89,7 +90,9 @@ def test_answer_refuses_an_approval_that_is_not_a_question(spec: Path, dana: str
         connection.commit()
     result = steward("approvals", "answer", approval_id, "green", "--key", dana, code=2)
     assert "is for a call of 'transfer', not a question" in result.stderr
-    unknown = steward("approvals", "answer", "apr_nope", "x", "--key", dana, code=2)
+    unknown = steward(
+        "approvals", "answer", "apr_nope", "x", "--key", dana, code=ExitCode.NOT_FOUND
+    )
     assert unknown.stderr.count("no approval")
 
 
@@ -111,14 +114,18 @@ def test_cancel_a_waiting_run(spec: Path, dana: str) -> None:
         ("cancelled", "run.cancelled")
     ]
     assert sql("SELECT status FROM approvals WHERE id = ?", approval_id) == [("cancelled",)]
-    late = steward("approvals", "answer", approval_id, "green", "--key", dana, code=2)
+    late = steward("approvals", "answer", approval_id, "green", "--key", dana, code=ExitCode.FAILED)
     assert f"approval {approval_id} is already cancelled" in late.stderr
-    twice = steward("runs", "cancel", run_id, "--reason", "again", "--key", dana, code=2)
+    twice = steward(
+        "runs", "cancel", run_id, "--reason", "again", "--key", dana, code=ExitCode.FAILED
+    )
     assert f"run {run_id} already cancelled" in twice.stderr
     resumed = steward("runs", "resume", run_id)
     assert f"run {run_id} cancelled" in resumed.stdout
     shown = steward("runs", "show", run_id).stdout
     assert "approval.decided" in shown and "cancelled run.cancelled" in shown
     assert "verified 9 events" in steward("audit", "verify").stdout  # key.created, then the run
-    unknown = steward("runs", "cancel", "run_nope", "--reason", "x", "--key", dana, code=2)
+    unknown = steward(
+        "runs", "cancel", "run_nope", "--reason", "x", "--key", dana, code=ExitCode.NOT_FOUND
+    )
     assert "no run with id 'run_nope'" in unknown.stderr

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
+from steward.cli.exits import ExitCode
 from steward.cli.main import app
 from steward.demo import tools as demo_tools
 from steward.store.schema import GENESIS_HASH
@@ -156,7 +157,7 @@ def test_validate_reports_every_problem_with_file_line_column_and_field(env: Env
 
 
 def test_validate_a_missing_file(env: Env) -> None:
-    result = steward("validate", "nowhere.yaml", code=2)
+    result = steward("validate", "nowhere.yaml", code=ExitCode.NOT_FOUND)
     assert the_error(result.stderr) == "error: nowhere.yaml:0:0: no such file"
 
 
@@ -225,7 +226,9 @@ def test_validate_a_missing_file(env: Env) -> None:
 def test_explain(
     env: Env, tool: str, args: dict[str, Any], verdict: str, code: str, rule: str | None
 ) -> None:
-    result = steward("explain", DEMO_SPEC, tool, "--args", json.dumps(args))
+    denied = verdict == "deny"
+    result = steward("explain", DEMO_SPEC, tool, "--args", json.dumps(args),
+                     code=ExitCode.DENIED if denied else ExitCode.OK)  # fmt: skip
     first, *details = result.stdout.splitlines()
     assert first.split()[:2] == [verdict, tool]
     assert any(line.strip().startswith(f"{code}: ") for line in details), result.stdout
@@ -261,7 +264,7 @@ DB_COMMANDS = [
 
 @pytest.mark.parametrize("command", DB_COMMANDS)
 def test_missing_database_is_one_clear_error(env: Env, command: list[str]) -> None:
-    result = steward(*command, code=2)
+    result = steward(*command, code=ExitCode.STORE_UNAVAILABLE)
     assert the_error(result.stderr) == (
         f"error: no database at {env.db} (run `steward demo` or `steward db init`)"
     )
@@ -269,30 +272,39 @@ def test_missing_database_is_one_clear_error(env: Env, command: list[str]) -> No
 
 
 @pytest.mark.parametrize(
-    ("command", "message"),
+    ("command", "message", "code"),
     [
-        pytest.param(["runs", "show", "nope"], "no run with id 'nope'", id="no-run"),
         pytest.param(
-            ["approvals", "approve", "nope"], "no approval with id 'nope'", id="approve-unknown"
+            ["runs", "show", "nope"], "no run with id 'nope'", ExitCode.NOT_FOUND, id="no-run"
+        ),
+        pytest.param(
+            ["approvals", "approve", "nope"],
+            "no approval with id 'nope'",
+            ExitCode.NOT_FOUND,
+            id="approve-unknown",
         ),
         pytest.param(
             ["approvals", "reject", "nope", "--comment", "no"],
             "no approval with id 'nope'",
+            ExitCode.NOT_FOUND,
             id="reject-unknown",
         ),
-        pytest.param(["audit", "export"], "choose a format: --jsonl", id="export-no-format"),
+        pytest.param(
+            ["audit", "export"], "choose a format: --jsonl", ExitCode.USAGE, id="export-no-format"
+        ),
         pytest.param(
             ["audit", "export", "--jsonl", "-o", "missing-dir/audit.jsonl"],
             "cannot write missing-dir/audit.jsonl: No such file or directory",
+            ExitCode.USAGE,
             id="export-to-missing-directory",
         ),
     ],
 )
 def test_errors_against_an_existing_database(
-    env: Env, alice: str, command: list[str], message: str
+    env: Env, alice: str, command: list[str], message: str, code: ExitCode
 ) -> None:
     steward("db", "init")
-    result = steward(*command, code=2)
+    result = steward(*command, code=code)
     assert the_error(result.stderr) == f"error: {message}"
 
 
@@ -300,23 +312,28 @@ def test_errors_against_an_existing_database(
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "message", "code"),
     [
-        pytest.param(["validate", "bad.yaml"], "bad.yaml:2:8: not valid YAML", id="validate"),
-        pytest.param(["runs", "list"], "no database at", id="missing-database"),
+        pytest.param(
+            ["validate", "bad.yaml"], "bad.yaml:2:8: not valid YAML", ExitCode.USAGE, id="validate"
+        ),
+        pytest.param(
+            ["runs", "list"], "no database at", ExitCode.STORE_UNAVAILABLE, id="missing-database"
+        ),
         pytest.param(
             ["explain", DEMO_SPEC, "lookup_order", "--args", "{bad"],
             "--args is not valid JSON",
+            ExitCode.USAGE,
             id="explain-bad-args",
         ),
     ],
 )
 def test_process_prints_one_error_line_and_no_traceback(
-    env: Env, args: list[str], message: str
+    env: Env, args: list[str], message: str, code: ExitCode
 ) -> None:
     Path("bad.yaml").write_text("name: probe\n  model: scripted\n", encoding="utf-8")
     process = steward_process(*args)
-    assert process.returncode == 2
+    assert process.returncode == code
     assert "Traceback" not in process.stdout + process.stderr
     assert message in the_error(process.stderr)
 
@@ -369,7 +386,7 @@ def test_approve_resumes_the_run_to_success(demo: Result, env: Env, alice: str) 
     assert refunds_of(env, run_id) == 1
     assert f"approval.granted: approved by {alice}" in steward("runs", "show", run_id).stdout
 
-    again = steward("approvals", "approve", approval_id, code=2)
+    again = steward("approvals", "approve", approval_id, code=ExitCode.FAILED)
     assert the_error(again.stderr) == f"error: approval {approval_id} is already approved"
     assert refunds_of(env, run_id) == 1
 
@@ -471,25 +488,26 @@ def test_deciding_without_a_valid_key_is_refused(
 ) -> None:
     approval_id, _ = pending_refund(env.db)
     monkeypatch.delenv("STEWARD_API_KEY", raising=False)
-    nobody = steward("approvals", "approve", approval_id, code=2)
+    nobody = steward("approvals", "approve", approval_id, code=ExitCode.DENIED)
     assert the_error(nobody.stderr) == (
         "error: this command acts as someone: pass --key stw_... or set STEWARD_API_KEY"
     )
     forged = steward("approvals", "approve", approval_id, "--key", "stw_000000000000_" + "x" * 43,
-                     code=2)  # fmt: skip
+                     code=ExitCode.DENIED)  # fmt: skip
     assert (
         the_error(forged.stderr) == "error: the API key is not valid: unknown, revoked or malformed"
     )
     token = issue_key("carol", "reviewer")
     [(key_id,)] = sql(env.db, "SELECT id FROM api_keys WHERE name = 'carol'")
     steward("keys", "revoke", key_id)
-    revoked = steward("approvals", "reject", approval_id, "--comment", "x", "--key", token, code=2)
+    revoked = steward("approvals", "reject", approval_id, "--comment", "x", "--key", token,
+                      code=ExitCode.DENIED)  # fmt: skip
     assert "the API key is not valid" in the_error(revoked.stderr)
     issued = {role: issue_key(f"a-{role}", role, *extra)
               for role, extra in (("agent", ("--agent", "support-desk")), ("viewer", ()))}  # fmt: skip
     for role, token in issued.items():
         monkeypatch.setenv("STEWARD_API_KEY", token)
-        refused = steward("approvals", "approve", approval_id, code=2)
+        refused = steward("approvals", "approve", approval_id, code=ExitCode.DENIED)
         assert the_error(refused.stderr) == f"error: role {role} may not approvals.decide"
     assert sql(env.db, "SELECT status FROM approvals WHERE id = ?", approval_id) == [("pending",)]
 
@@ -507,7 +525,7 @@ def test_the_person_who_started_a_run_may_not_decide_it_with_another_key(
     [(tags,)] = sql(env.db, "SELECT tags FROM runs WHERE id = ?", run_id)
     assert json.loads(tags) == {"started_by": "admin:ops", "started_by_principal": starter}
 
-    own = steward("approvals", "approve", approval_id, "--key", reviewer, code=2)
+    own = steward("approvals", "approve", approval_id, "--key", reviewer, code=ExitCode.DENIED)
     assert the_error(own.stderr) == (
         f"error: ops started run {run_id}; another person must decide its requests"
     )
@@ -522,7 +540,8 @@ def test_the_person_who_started_a_run_may_not_decide_it_with_another_key(
 
 def test_only_keys_that_may_start_runs_start_them(env: Env) -> None:
     reviewer = issue_key("rita", "reviewer")
-    refused = steward("run", DEMO_SPEC, "-i", "Where is order #10005?", "--key", reviewer, code=2)
+    refused = steward("run", DEMO_SPEC, "-i", "Where is order #10005?", "--key", reviewer,
+                      code=ExitCode.DENIED)  # fmt: skip
     assert the_error(refused.stderr) == "error: role reviewer may not runs.start"
     bot = issue_key("desk-bot", "agent", "--agent", "support-desk")
     steward("run", DEMO_SPEC, "-i", "Where is order #10005?", "--key", bot)
@@ -536,14 +555,15 @@ def test_a_name_is_one_principal(env: Env) -> None:
     [(principal,)] = sql(env.db, "SELECT DISTINCT principal_id FROM api_keys WHERE name = 'alice'")
     assert f"principal {principal}" in first and f"principal {principal}" in second
     taken = steward(
-        "keys", "create", "--name", "alice", "--role", "agent", "--agent", "support-desk", code=2
-    )
+        "keys", "create", "--name", "alice", "--role", "agent", "--agent", "support-desk",
+        code=ExitCode.FAILED,
+    )  # fmt: skip
     assert the_error(taken.stderr) == (
         "error: 'alice' is already the name of a person; an agent's key needs a name of its own"
     )
     issue_key("desk-bot", "agent", "--agent", "support-desk")
     other = steward("keys", "create", "--name", "desk-bot", "--role", "agent", "--agent", "billing",
-                    code=2)  # fmt: skip
+                    code=ExitCode.FAILED)  # fmt: skip
     assert "already the name of agent support-desk's identity" in the_error(other.stderr)
     assert sql(env.db, "SELECT count(*) FROM principals") == [(2,)]
 
@@ -552,7 +572,8 @@ def test_keys_are_managed_as_the_admin_whose_key_is_given(env: Env) -> None:
     root = issue_key("root", "admin")  # the first key: nobody holds one yet
     issue_key("eve", "viewer", "--key", root)
     viewer = issue_key("vic", "viewer")
-    refused = steward("keys", "create", "--name", "x", "--role", "admin", "--key", viewer, code=2)
+    refused = steward("keys", "create", "--name", "x", "--role", "admin", "--key", viewer,
+                      code=ExitCode.DENIED)  # fmt: skip
     assert the_error(refused.stderr) == "error: role viewer may not keys.manage"
     assert sql(env.db, "SELECT name, created_by FROM api_keys ORDER BY created_at") == [
         ("root", "cli"), ("eve", "admin:root"), ("vic", "cli"),

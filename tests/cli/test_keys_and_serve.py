@@ -44,12 +44,11 @@ def test_keys_create_list_revoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert "an agent key names its agent" in _cli(
         "keys", "create", "--name", "b", "--role", "agent", code=2
     )
-    assert "--role must be one of" in _cli(
-        "keys", "create", "--name", "b", "--role", "root", code=2
-    )
+    refused = _cli("keys", "create", "--name", "b", "--role", "root", code=2)
+    assert "'root' is not one of 'admin', 'reviewer', 'viewer', 'agent'" in refused
     _cli("keys", "revoke", key_id, "--comment", "left the team")
     assert key_id not in _cli("keys", "list") and key_id in _cli("keys", "list", "--all")
-    assert "already revoked" in _cli("keys", "revoke", key_id, code=2)
+    assert "already revoked" in _cli("keys", "revoke", key_id, code=1)  # a conflict
     audit = _cli("audit", "export", "--jsonl")
     assert "key.created" in audit and "key.revoked" in audit and token not in audit
 
@@ -78,4 +77,4 @@ def test_serve_refuses_a_bad_spec_naming_file_line_and_field(
     spec.write_text("name: x\nmodel: rules\ntools: [nope]\n")
     out = _cli("serve", "--agent", str(spec), code=2)
     assert f"{spec}:2:1: model.name:" in out
-    assert "no such file" in _cli("serve", "--agent", str(tmp_path / "missing.yaml"), code=2)
+    assert "no such file" in _cli("serve", "--agent", str(tmp_path / "missing.yaml"), code=3)

@@ -188,7 +188,7 @@ def test_the_cli_flips_the_switch_and_the_run_is_refused(
     issued = cli.invoke(app, ["keys", "create", "--name", "alice", "--role", "admin"])
     token = issued.output.strip().splitlines()[-1]
     nobody = cli.invoke(app, ["agents", "disable", "support-desk"])
-    assert nobody.exit_code == 2 and "pass --key stw_... or set STEWARD_API_KEY" in nobody.output
+    assert nobody.exit_code == 4 and "pass --key stw_... or set STEWARD_API_KEY" in nobody.output
     result = cli.invoke(
         app, ["agents", "disable", "support-desk", "--key", token, "--comment", "incident"]
     )
@@ -196,7 +196,7 @@ def test_the_cli_flips_the_switch_and_the_run_is_refused(
         result.exit_code == 0 and "disabled" in result.output and "by admin:alice" in result.output
     )
     refused = cli.invoke(app, ["run", spec, "-i", "Where is order #10005?"])
-    assert refused.exit_code == 2 and "agent support-desk is disabled" in refused.output
+    assert refused.exit_code == 4 and "agent support-desk is disabled" in refused.output  # denied
     monkeypatch.setenv("STEWARD_API_KEY", token)
     assert cli.invoke(app, ["agents", "enable", "support-desk"]).exit_code == 0
     assert cli.invoke(app, ["run", spec, "-i", "Where is order #10005?"]).exit_code == 0

@@ -4,51 +4,58 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
 from steward.cli.context import DbOption, console, fail, handled, journal_for, open_db, run_async
 from steward.cli.identity import KeyOption, acting_as
-from steward.cli.render import compact, status, when
-from steward.cli.runs import print_result
-from steward.core.errors import StewardError
-from steward.runtime import Runner, RunResult
-from steward.runtime.approvals import ApprovalService
-from steward.runtime.catalog import agent_for_run
-from steward.runtime.sweep import resume_expired
-from steward.security.keys import Principal
-from steward.store.approvals import ApprovalRow, list_approvals
-from steward.store.database import Database
+from steward.cli.records import Record, approval_record
+from steward.cli.render import Column, JsonOption, emit_json, listing, status, when
+from steward.cli.runs import print_result, result_record
+from steward.core.states import ApprovalStatus
+
+if TYPE_CHECKING:
+    from steward.runtime import RunResult
+    from steward.runtime.approvals import ApprovalService
+    from steward.security.keys import Principal
+    from steward.store.approvals import ApprovalRow
+    from steward.store.database import Database
 
 app = typer.Typer(help="Decide calls that wait for a person.", no_args_is_help=True)
+
+# --status: an approval status, or `all`
+StatusChoice = StrEnum(  # type: ignore[misc]
+    "StatusChoice", [(s.name, s.value) for s in ApprovalStatus] + [("ALL", "all")]
+)
+
+APPROVAL_COLUMNS = (
+    Column("id", "approval"),
+    Column("run_id", "run"),
+    Column("tool"),
+    Column("status", show=status),
+    Column("expires_at", "expires", show=when),
+    Column("arguments", wrap=True),
+)
 
 
 @app.command("list")
 def list_command(
-    state: str = typer.Option(
-        "pending", "--status", help="pending, approved, rejected, expired or all."
-    ),
+    state: StatusChoice = typer.Option("pending", "--status", help="An approval status, or all."),
+    limit: int = typer.Option(100, min=1, max=1000),
     db: str | None = DbOption,
+    as_json: bool = JsonOption,
 ) -> None:
-    """Approval requests (pending by default)."""
+    """Approval requests, oldest first (pending by default; --json: an array of approval
+    objects)."""
     with handled():
-        rows = list_approvals(open_db(db), None if state == "all" else state)
-        table = Table(title=f"{len(rows)} approval(s)")
-        for column in ("approval", "run", "tool", "status", "expires"):
-            table.add_column(column, no_wrap=True)
-        table.add_column("arguments", overflow="fold")
-        for row in rows:
-            table.add_row(
-                row.id,
-                row.run_id,
-                row.tool,
-                status(row.status),
-                when(row.expires_at),
-                compact(row.arguments, 60),
-            )
-        console.print(table)
+        from steward.store.approvals import list_approvals
+
+        value = str(state.value)
+        rows = list_approvals(open_db(db), None if value == "all" else value, limit)
+        records = [approval_record(row) for row in rows]
+        listing(records, APPROVAL_COLUMNS, title=f"{len(rows)} approval(s)", as_json=as_json)
 
 
 def _decide(
@@ -56,9 +63,16 @@ def _decide(
     token: str | None,
     resume: bool,
     decide: Callable[[ApprovalService, Principal], Awaitable[ApprovalRow]],
+    as_json: bool = False,
 ) -> None:
     """Act as the key's principal through the runtime's approval service; the run
-    resumes inline (also when the request is found expired), or not with --no-resume."""
+    resumes inline (also when the request is found expired), or not with --no-resume.
+    --json: {"approval": {...}, "resumed": [run results]}."""
+    from steward.core.errors import StewardError
+    from steward.runtime import Runner
+    from steward.runtime.approvals import ApprovalService
+    from steward.runtime.catalog import agent_for_run
+
     who = acting_as(db, token)
     results: list[RunResult] = []
     with journal_for(db) as journal:
@@ -70,11 +84,20 @@ def _decide(
             try:
                 agent = agent_for_run(db, run_id)
             except StewardError as exc:
-                console.print(f"[yellow]not resumed:[/] {exc}")
+                if not as_json:
+                    console.print(f"[yellow]not resumed:[/] {exc}")
                 return
             results.append(await runner.resume(agent, run_id, reason))
 
         service = ApprovalService(db, journal, inline)
+        if as_json:
+            row = run_async(lambda: decide(service, who))
+            decided: Record = {
+                "approval": approval_record(row),
+                "resumed": [result_record(r) for r in results],
+            }
+            emit_json(decided)
+            return
         try:
             row = run_async(lambda: decide(service, who))
             console.print(f"approval {row.id} {status(row.status)} by {row.decided_by}")
@@ -95,6 +118,7 @@ def approve(
     ),
     key: str | None = KeyOption,
     db: str | None = DbOption,
+    as_json: bool = JsonOption,
 ) -> None:
     """Approve a pending call (as proposed, or with edited arguments) and resume its run."""
     with handled():
@@ -108,7 +132,7 @@ def approve(
                 fail("--args must be a JSON object")
         _decide(open_db(db), key, resume, lambda service, who: service.decide(
             approval_id, who=who, approve=True, comment=comment, arguments=edited
-        ))  # fmt: skip
+        ), as_json)  # fmt: skip
 
 
 @app.command("reject")
@@ -120,12 +144,13 @@ def reject(
     resume: bool = typer.Option(True, "--resume/--no-resume"),
     key: str | None = KeyOption,
     db: str | None = DbOption,
+    as_json: bool = JsonOption,
 ) -> None:
     """Reject a pending call, with a comment, and resume its run."""
     with handled():
         _decide(open_db(db), key, resume, lambda service, who: service.decide(
             approval_id, who=who, approve=False, comment=comment
-        ))  # fmt: skip
+        ), as_json)  # fmt: skip
 
 
 @app.command("answer")
@@ -135,22 +160,34 @@ def answer(
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Resume the run now."),
     key: str | None = KeyOption,
     db: str | None = DbOption,
+    as_json: bool = JsonOption,
 ) -> None:
     """Answer an agent's question (approve it with the answer as comment) and resume its run."""
     with handled():
         _decide(open_db(db), key, resume, lambda service, who: service.answer(
             approval_id, who=who, text=text
-        ))  # fmt: skip
+        ), as_json)  # fmt: skip
 
 
 @app.command("sweep")
-def sweep(db: str | None = DbOption) -> None:
+def sweep(db: str | None = DbOption, as_json: bool = JsonOption) -> None:
     """Expire approvals nobody decided in time and let their runs finish without them;
-    resume runs still waiting behind approvals that were decided."""
+    resume runs still waiting behind approvals that were decided (--json: an array of
+    run results, or of {"error"} for runs not resumed)."""
     with handled():
+        from steward.core.errors import StewardError
+        from steward.runtime.sweep import resume_expired
+
         database = open_db(db)
         with journal_for(database) as journal:
             outcomes = run_async(lambda: resume_expired(database, journal))
+        if as_json:
+            emit_json([
+                {"error": str(o), "code": o.code} if isinstance(o, StewardError)
+                else result_record(o)
+                for o in outcomes
+            ])  # fmt: skip
+            return
         if not outcomes:
             console.print("no overdue approvals, and no run waiting behind a decided one")
         for outcome in outcomes:

@@ -7,22 +7,36 @@ import sys
 from pathlib import Path
 
 import typer
-from sqlalchemy import select
 
 from steward.cli.context import DbOption, console, fail, handled, open_db
-from steward.store.chain import verify_chain
-from steward.store.schema import chain_head, events
+from steward.cli.exits import ExitCode
+from steward.cli.render import JsonOption, emit_json
+from steward.core.times import rfc3339
 
 app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 
 
 @app.command("verify")
-def verify(db: str | None = DbOption) -> None:
-    """Recompute the hash chain; any edit, deletion or reordering is reported."""
+def verify(db: str | None = DbOption, as_json: bool = JsonOption) -> None:
+    """Recompute the hash chain; any edit, deletion or reordering is reported (exit 1).
+    --json: {"ok", "checked", "head_hash", "problems": [{"event_id", "problem"}]}."""
     with handled():
+        from steward.store.chain import verify_chain
+
         database = open_db(db)
         with database.reader.connect() as connection:
             report = verify_chain(connection)
+        if as_json:
+            emit_json({
+                "ok": report.ok,
+                "checked": report.checked,
+                "head_hash": report.head_hash,
+                "problems": [{"event_id": p.event_id, "problem": p.problem}
+                             for p in report.problems],
+            })  # fmt: skip
+            if not report.ok:
+                raise typer.Exit(int(ExitCode.FAILED))
+            return
         if report.ok:
             console.print(f"[green]verified[/] {report.checked} events; head {report.head_hash}")
             return
@@ -32,16 +46,24 @@ def verify(db: str | None = DbOption) -> None:
             )
         fail(
             f"audit chain does not verify: {len(report.problems)} problem(s) in {report.checked} events",
-            1,
+            ExitCode.FAILED,
         )
 
 
 @app.command("head")
-def head(db: str | None = DbOption) -> None:
-    """Print the chain head (id and hash), to keep outside the database."""
+def head(db: str | None = DbOption, as_json: bool = JsonOption) -> None:
+    """Print the chain head (id and hash), to keep outside the database
+    (--json: {"last_id", "last_hash"})."""
     with handled():
+        from sqlalchemy import select
+
+        from steward.store.schema import chain_head
+
         with open_db(db).reader.connect() as connection:
             row = connection.execute(select(chain_head).where(chain_head.c.id == 1)).one()
+        if as_json:
+            emit_json({"last_id": row.last_id, "last_hash": row.last_hash})
+            return
         console.print(f"{row.last_id} {row.last_hash}", highlight=False)
 
 
@@ -53,8 +75,14 @@ def export(
     ),
     db: str | None = DbOption,
 ) -> None:
-    """Export the audit trail with its hashes."""
+    """Export the audit trail with its hashes, one event per line: {"id", "run_id",
+    "type", "ts" (RFC 3339), "ts_unix" (the exact stored seconds the hash covers),
+    "event", "prev_hash", "hash"}."""
     with handled():
+        from sqlalchemy import select
+
+        from steward.store.schema import events
+
         if not jsonl:
             fail("choose a format: --jsonl")
         database = open_db(db)
@@ -69,7 +97,8 @@ def export(
                 ):
                     stream.write(
                         f'{{"id":{row.id},"run_id":{_json(row.run_id)},"type":{_json(row.type)},'
-                        f'"ts":{row.ts!r},"event":{row.data},"prev_hash":"{row.prev_hash}","hash":"{row.hash}"}}\n'
+                        f'"ts":"{rfc3339(row.ts)}","ts_unix":{row.ts!r},"event":{row.data},'
+                        f'"prev_hash":"{row.prev_hash}","hash":"{row.hash}"}}\n'
                     )
         finally:
             if output:

@@ -1,21 +1,27 @@
-"""Shared CLI plumbing: the database option, the console, and one-line errors."""
+"""Shared CLI plumbing: the database option, the console, and one-line errors.
+
+Only light modules are imported here: `steward --help` and `--version` must not load the
+store (SQLAlchemy, Alembic), the runtime or the model stack. Commands import those
+where they use them."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import NoReturn, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 
+from steward.cli.exits import ExitCode, code_for
+from steward.core.defaults import DEFAULT_DB_URL
 from steward.core.errors import SpecError, StewardError
-from steward.store.database import DEFAULT_URL, Database
-from steward.store.journal import Journal
-from steward.telemetry.setup import install
+
+if TYPE_CHECKING:
+    from steward.store.database import Database
+    from steward.store.journal import Journal
 
 # Piped output (CI logs, `| less`) gets a wide page instead of Rich's 80-column default.
 _WIDTH = None if sys.stdout.isatty() else 160
@@ -24,39 +30,44 @@ errors = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
 DbOption = typer.Option(
-    None, "--db", envvar="STEWARD_DB", help=f"Database URL (default {DEFAULT_URL})."
+    None, "--db", envvar="STEWARD_DB", help=f"Database URL (default {DEFAULT_DB_URL})."
 )
 
 
 def db_url(value: str | None) -> str:
-    return value or os.environ.get("STEWARD_DB") or DEFAULT_URL
+    return value or os.environ.get("STEWARD_DB") or DEFAULT_DB_URL
 
 
-def fail(message: str, code: int = 2) -> NoReturn:
+def fail(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:
     errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
+    raise typer.Exit(int(code))
 
 
 @contextmanager
 def handled() -> Iterator[None]:
-    """Turn steward's errors into one clear line each and a non-zero exit; no tracebacks."""
+    """Turn steward's errors into one clear line each and the exit code of their kind
+    (steward.cli.exits.code_for); no tracebacks."""
     try:
         yield
     except SpecError as exc:
         for problem in exc.problems:
             errors.print(f"[bold red]error:[/] {problem.render()}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(int(code_for(exc))) from None
     except StewardError as exc:
-        fail(str(exc))
-    except KeyboardInterrupt:
-        fail("interrupted", 130)
+        fail(str(exc), code_for(exc))
+    except KeyboardInterrupt as exc:
+        fail("interrupted", code_for(exc))
 
 
 def open_db(url: str | None, *, create: bool = False) -> Database:
+    from steward.store.database import Database
+
     return Database.open(db_url(url), create=create)
 
 
 def run_async(factory: Callable[[], Awaitable[T]]) -> T:
+    import asyncio
+
     async def main() -> T:
         return await factory()
 
@@ -66,6 +77,9 @@ def run_async(factory: Callable[[], Awaitable[T]]) -> T:
 @contextmanager
 def journal_for(db: Database) -> Iterator[Journal]:
     """A journal with the configured telemetry consumers (see steward.telemetry.setup)."""
+    from steward.store.journal import Journal
+    from steward.telemetry.setup import install
+
     journal = Journal(db)
     try:
         telemetry = install(journal)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from steward.cli.context import (
     DbOption,
@@ -18,9 +17,10 @@ from steward.cli.context import (
     open_db,
     run_async,
 )
-from steward.demo.tickets import Ticket
-from steward.demo.tools import SYSTEMS_ENV, systems_path
-from steward.runtime import RunResult
+
+if TYPE_CHECKING:
+    from steward.demo.tickets import Ticket
+    from steward.runtime import RunResult
 
 
 def demo(
@@ -30,7 +30,16 @@ def demo(
 ) -> None:
     """Govern a support-desk agent over the bundled tickets and summarise what happened."""
     with handled():
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
         from steward.demo.job import run_demo  # imported here: the demo pulls in its systems
+        from steward.demo.tools import SYSTEMS_ENV, systems_path
 
         database = open_db(db, create=True)
         systems = systems_path()
@@ -64,6 +73,8 @@ def demo(
 
 
 def _summary(report: object) -> None:
+    from rich.table import Table
+
     from steward.demo.job import DemoReport
 
     assert isinstance(report, DemoReport)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import typer
-from rich.table import Table
+from typing import TYPE_CHECKING
 
-from steward.cli.context import DbOption, console, fail, handled, journal_for, open_db
+import typer
+
+from steward.cli.context import DbOption, console, handled, journal_for, open_db
 from steward.cli.identity import KeyOption, acting_as
-from steward.cli.render import when
-from steward.security.keys import Permission, Role
-from steward.store.database import Database
-from steward.store.keys import create_key, list_keys, revoke_key
+from steward.cli.records import key_record
+from steward.cli.render import Column, JsonOption, emit_json, listing, when
+from steward.security.keys import Role
+
+if TYPE_CHECKING:
+    from steward.store.database import Database
 
 app = typer.Typer(
     help="API keys: people (admin, reviewer, viewer) and agents.", no_args_is_help=True
@@ -19,7 +22,21 @@ app = typer.Typer(
 
 def _issuer(db: Database, key: str | None) -> str:
     """Who manages keys: the admin whose key is given, else `cli` (no key)."""
+    from steward.security.keys import Permission
+
     return acting_as(db, key, Permission.MANAGE_KEYS).label if key else "cli"
+
+
+KEY_COLUMNS = (
+    Column("id", "key"),
+    Column("name"),
+    Column("principal_id", "principal"),
+    Column("role"),
+    Column("agent"),
+    Column("created_at", "created", show=when),
+    Column("created_by", "by"),
+    Column("revoked_at", "revoked", show=lambda v: when(v) if v else ""),
+)
 
 
 @app.command("create")
@@ -30,25 +47,27 @@ def create(
         help="Who or what holds the key: a unique principal (a second key for a "
         "name is another key of the same person or agent).",
     ),
-    role: str = typer.Option(..., "--role", help="admin, reviewer, viewer or agent."),
+    role: Role = typer.Option(..., "--role", help="Its role."),
     agent: str | None = typer.Option(None, "--agent", help="For --role agent: which agent."),
     key: str | None = KeyOption,
     db: str | None = DbOption,
+    as_json: bool = JsonOption,
 ) -> None:
     """Issue a key. The token is printed once; only its hash is stored. With a key (an
     admin's), the audit records who issued it; without one (the first key of a new
     database), `cli`: whoever can write the database is trusted with it."""
     with handled():
-        try:
-            chosen = Role(role)
-        except ValueError:
-            fail(f"--role must be one of {', '.join(r.value for r in Role)}, not {role!r}")
+        from steward.store.keys import create_key
+
         database = open_db(db, create=True)
         by = _issuer(database, key)
         with journal_for(database) as journal:
             row, token = create_key(
-                database, name=name, role=chosen, agent=agent, by=by, on_commit=journal.publish
+                database, name=name, role=role, agent=agent, by=by, on_commit=journal.publish
             )
+        if as_json:
+            emit_json({**key_record(row), "token": token})
+            return
         scope = f" for agent {row.agent}" if row.agent else ""
         console.print(f"key {row.id} ({row.role}{scope}) issued to {row.name}")
         console.print(
@@ -62,17 +81,15 @@ def create(
 def list_command(
     all_keys: bool = typer.Option(False, "--all", help="Include revoked keys."),
     db: str | None = DbOption,
+    as_json: bool = JsonOption,
 ) -> None:
-    """Keys (never their secrets)."""
+    """Keys, never their secrets (--json: an array of key objects)."""
     with handled():
+        from steward.store.keys import list_keys
+
         rows = list_keys(open_db(db), include_revoked=all_keys)
-        table = Table(title=f"{len(rows)} key(s)")
-        for column in ("key", "name", "principal", "role", "agent", "created", "by", "revoked"):
-            table.add_column(column, no_wrap=True)
-        for row in rows:
-            table.add_row(row.id, row.name, row.principal_id, row.role.value, row.agent or "", when(row.created_at),
-                          row.created_by, when(row.revoked_at) if row.revoked_at else "")  # fmt: skip
-        console.print(table)
+        records = [key_record(row) for row in rows]
+        listing(records, KEY_COLUMNS, title=f"{len(rows)} key(s)", as_json=as_json)
 
 
 @app.command("revoke")
@@ -84,6 +101,8 @@ def revoke(
 ) -> None:
     """Revoke a key at once; its console sessions end too."""
     with handled():
+        from steward.store.keys import revoke_key
+
         database = open_db(db)
         by = _issuer(database, key)
         with journal_for(database) as journal:

@@ -4,44 +4,42 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 
 from steward.cli.context import DbOption, console, handled, journal_for, open_db, run_async
 from steward.cli.identity import KeyOption, acting_as
-from steward.cli.render import compact, short, status, when
-from steward.core import events as ev
-from steward.core.dispatch import EventHandlers
-from steward.core.events import (
-    ApprovalDecided,
-    ApprovalRequested,
-    ApprovalUsed,
-    BreakerTripped,
-    Event,
-    GateDecided,
-    ModelBreakerClosed,
-    ModelBreakerOpened,
-    ModelFailed,
-    ModelResponded,
-    ResultScanned,
-    RunFinished,
-    RunResumed,
-    RunStarted,
-    RunWaiting,
-    ToolCallProposed,
-    ToolFailed,
-    ToolStarted,
-    ToolSucceeded,
+from steward.cli.records import Record, run_record
+from steward.cli.render import (
+    Column,
+    JsonOption,
+    emit_json,
+    listing,
+    report,
+    shorten,
+    status,
+    when,
 )
-from steward.runtime import Runner, RunResult, build_agent
-from steward.runtime.cancel import cancel_run
-from steward.runtime.catalog import agent_for_run
-from steward.security.keys import Permission
-from steward.spec import load_spec
-from steward.store.runs import get_run, list_runs, read_journal
+from steward.core.states import RunStatus
+from steward.core.times import rfc3339
+
+if TYPE_CHECKING:
+    from steward.core.events import Event
+    from steward.runtime import RunResult
 
 app = typer.Typer(help="Inspect and resume runs.", no_args_is_help=True)
+
+
+def result_record(result: RunResult) -> Record:
+    return {
+        "run_id": result.run_id,
+        "status": result.status.value,
+        "steps": result.steps,
+        "output": result.output,
+        "reason_code": result.reason_code,
+        "reason": result.reason,
+    }
 
 
 def print_result(result: RunResult) -> None:
@@ -60,10 +58,15 @@ def run(
     stream: bool = typer.Option(False, "--stream", help="Print the model's text as it comes."),
     key: str | None = KeyOption,
     db: str | None = DbOption,
+    as_json: bool = JsonOption,
 ) -> None:
     """Run an agent once on one input (with a key, the run records who started it, and
     that principal may not decide its approvals)."""
     with handled():
+        from steward.runtime import Runner, build_agent
+        from steward.security.keys import Permission
+        from steward.spec import load_spec
+
         loaded = load_spec(file)
         agent = build_agent(loaded)
         database = open_db(db, create=True)
@@ -82,192 +85,119 @@ def run(
             )
         if stream:
             sys.stdout.write("\n")
-        print_result(result)
+        if as_json:
+            emit_json(result_record(result))
+        else:
+            print_result(result)
+
+
+RUN_COLUMNS = (
+    Column("id", "run"),
+    Column("agent"),
+    Column("status", show=status),
+    Column("created_at", "started", show=when),
+    Column("steps", right=True),
+    Column("input", show=shorten(40), wrap=True),
+    Column("reason_code", "reason", show=shorten(28)),
+)
 
 
 @app.command("list")
 def list_command(
     agent: str | None = typer.Option(None, help="Only this agent."),
-    state: str | None = typer.Option(None, "--status", help="Only runs in this status."),
+    state: RunStatus | None = typer.Option(None, "--status", help="Only runs in this status."),
     limit: int = typer.Option(20, min=1, max=1000),
     db: str | None = DbOption,
+    as_json: bool = JsonOption,
 ) -> None:
-    """The newest runs."""
+    """The newest runs (--json: an array of run objects)."""
     with handled():
-        rows = list_runs(open_db(db), agent=agent, status=state, limit=limit)
-        table = Table(title=f"{len(rows)} run(s)")
-        for column in ("run", "agent", "status", "started", "steps"):
-            table.add_column(column, no_wrap=True)
-        table.add_column("input")
-        table.add_column("reason")
-        for row in rows:
-            table.add_row(
-                row.id,
-                row.agent,
-                status(row.status),
-                when(row.created_at),
-                str(row.steps),
-                short(row.input, 40),
-                short(row.reason_code, 28),
-            )
-        console.print(table)
+        from steward.store.runs import list_runs
+
+        value = state.value if state is not None else None
+        rows = list_runs(open_db(db), agent=agent, status=value, limit=limit)
+        records = [run_record(row) for row in rows]
+        listing(records, RUN_COLUMNS, title=f"{len(rows)} run(s)", as_json=as_json)
 
 
 @app.command("show")
-def show(run_id: str = typer.Argument(...), db: str | None = DbOption) -> None:
-    """A run step by step: model turns, proposed calls, decisions, approvals, results."""
+def show(
+    run_id: str = typer.Argument(...), db: str | None = DbOption, as_json: bool = JsonOption
+) -> None:
+    """A run step by step: model turns, proposed calls, decisions, approvals, results
+    (--json: {"run": {...}, "events": [{"id", "type", "ts", "data"}]})."""
     with handled():
+        import msgspec
+
+        from steward.store.runs import get_run, read_journal
+
         database = open_db(db)
         row = get_run(database, run_id)
-        console.print(
-            f"[bold]{row.id}[/]  agent {row.agent}@{row.agent_version}  {status(row.status)}"
-        )
-        console.print(f"input: {short(row.input, 200)}", highlight=False)
-        table = Table(show_lines=False)
-        for column in ("#", "time", "event", "detail"):
-            table.add_column(column, overflow="fold")
-        start = row.created_at
-        for entry in read_journal(database, run_id):
-            table.add_row(
-                str(entry.id),
-                f"+{(entry.ts - start) * 1000:.1f}ms",
-                entry.type,
-                _detail(entry.event),
+        entries = read_journal(database, run_id)
+        data: Record = {
+            "run": run_record(row),
+            "events": [
+                {"id": e.id, "type": e.type, "ts": rfc3339(e.ts),
+                 "data": msgspec.to_builtins(e.event)}
+                for e in entries
+            ],
+        }  # fmt: skip
+
+        def human(_data: Record) -> None:
+            from rich.table import Table
+
+            console.print(
+                f"[bold]{row.id}[/]  agent {row.agent}@{row.agent_version}  {status(row.status)}"
+                f"  steps {row.steps}  started {when(row.created_at)}"
             )
-        console.print(table)
-        if row.output:
-            console.print(f"answer: {row.output}", highlight=False)
-        if row.reason:
-            console.print(f"reason: [{row.reason_code}] {row.reason}", highlight=False)
+            console.print(f"input: {short_input(row.input)}", highlight=False)
+            table = Table(show_lines=False)
+            for column in ("#", "time", "event", "detail"):
+                table.add_column(column, overflow="fold")
+            start = row.created_at
+            for entry in entries:
+                table.add_row(
+                    str(entry.id),
+                    f"+{(entry.ts - start) * 1000:.1f}ms",
+                    entry.type,
+                    _detail(entry.event),
+                )
+            console.print(table)
+            if row.output:
+                console.print(f"answer: {row.output}", highlight=False)
+            if row.reason:
+                console.print(f"reason: [{row.reason_code}] {row.reason}", highlight=False)
+
+        report(data, as_json, human)
+
+
+def short_input(text: str) -> str:
+    return shorten(200)(text)
 
 
 def _detail(event: Event) -> str:
-    return _details(None, event) or ""
+    from steward.cli.run_details import detail
 
-
-# One line per event in `steward runs show`; the types a run's journal does not hold,
-# or that add nothing to the event's name, print no detail.
-_details: EventHandlers[None, [], str] = EventHandlers("cli.runs")
-_details.ignore(
-    ev.RunQueued, ev.RateSlotTaken, ev.BudgetThresholdCrossed, ev.AgentStateChanged,
-    ev.KeyCreated, ev.KeyRevoked, ev.FeedbackGiven,
-)  # fmt: skip
-
-
-@_details.on(RunStarted)
-def _run_started(_: None, event: RunStarted) -> str:
-    return f"agent {event.agent}"
-
-
-@_details.on(ModelResponded)
-def _model_responded(_: None, event: ModelResponded) -> str:
-    if event.response.tool_calls:
-        return f"step {event.step}: proposes " + ", ".join(
-            c.name for c in event.response.tool_calls
-        )
-    if event.response.cut_off:
-        return f"step {event.step}: cut off (finish_reason {event.response.finish_reason})"
-    return f"step {event.step}: answers (confidence {event.response.confidence})"
-
-
-@_details.on(ModelFailed)
-def _model_failed(_: None, event: ModelFailed) -> str:
-    return f"step {event.step}: {event.model} attempt {event.attempt} failed [{event.code}] {event.message}"
-
-
-@_details.on(ModelBreakerOpened)
-def _model_breaker_opened(_: None, event: ModelBreakerOpened) -> str:
-    return f"{event.endpoint} circuit opened after {event.failures} failures"
-
-
-@_details.on(ModelBreakerClosed)
-def _model_breaker_closed(_: None, event: ModelBreakerClosed) -> str:
-    return f"{event.endpoint} circuit closed"
-
-
-@_details.on(ToolCallProposed)
-def _tool_call_proposed(_: None, event: ToolCallProposed) -> str:
-    sources = ", ".join(f"{k}←{v.value}" for k, v in event.sources.items())
-    return f"{event.call.name} {compact(event.call.arguments, 60)}" + (
-        f" [{sources}]" if sources else ""
-    )
-
-
-@_details.on(GateDecided)
-def _gate_decided(_: None, event: GateDecided) -> str:
-    reasons = "; ".join(f"{r.code}: {r.message}" for r in event.decision.reasons)
-    return f"{event.stage}: {status_word(event.decision.verdict.value)} {event.tool} — {reasons}"
-
-
-@_details.on(ApprovalRequested)
-def _approval_requested(_: None, event: ApprovalRequested) -> str:
-    return f"approval {event.approval_id} requested for {event.tool}"
-
-
-@_details.on(ApprovalDecided)
-def _approval_decided(_: None, event: ApprovalDecided) -> str:
-    return f"approval {event.approval_id} {event.outcome} by {event.by} {event.comment}".strip()
-
-
-@_details.on(ApprovalUsed)
-def _approval_used(_: None, event: ApprovalUsed) -> str:
-    return f"approval {event.approval_id} used"
-
-
-@_details.on(ToolStarted)
-def _tool_started(_: None, event: ToolStarted) -> str:
-    return f"{event.tool} started (attempt {event.attempt}, key {event.key})"
-
-
-@_details.on(ToolSucceeded)
-def _tool_succeeded(_: None, event: ToolSucceeded) -> str:
-    return f"{event.tool} ok in {event.latency_ms:.1f}ms: {compact(event.result, 70)}"
-
-
-@_details.on(ToolFailed)
-def _tool_failed(_: None, event: ToolFailed) -> str:
-    return f"{event.tool} failed [{event.code}] {event.message}"
-
-
-@_details.on(ResultScanned)
-def _result_scanned(_: None, event: ResultScanned) -> str:
-    return f"{event.tool} {event.source} scanned: {', '.join(event.findings)} ({event.action})"
-
-
-@_details.on(BreakerTripped)
-def _breaker_tripped(_: None, event: BreakerTripped) -> str:
-    return f"{event.tool} circuit opened after {event.failures} failures"
-
-
-@_details.on(RunWaiting)
-def _run_waiting(_: None, event: RunWaiting) -> str:
-    return event.reason
-
-
-@_details.on(RunResumed)
-def _run_resumed(_: None, event: RunResumed) -> str:
-    return event.reason
-
-
-@_details.on(RunFinished)
-def _run_finished(_: None, event: RunFinished) -> str:
-    return f"{event.status.value} {event.reason_code}".strip()
-
-
-def status_word(verdict: str) -> str:
-    colours = {"allow": "green", "review": "yellow", "deny": "red", "transform": "cyan"}
-    return f"[{colours.get(verdict, 'white')}]{verdict}[/]"
+    return detail(event)
 
 
 @app.command("resume")
-def resume(run_id: str = typer.Argument(...), db: str | None = DbOption) -> None:
+def resume(
+    run_id: str = typer.Argument(...), db: str | None = DbOption, as_json: bool = JsonOption
+) -> None:
     """Resume a waiting or interrupted run from its journal."""
     with handled():
+        from steward.runtime import Runner
+        from steward.runtime.catalog import agent_for_run
+
         database = open_db(db)
         agent = agent_for_run(database, run_id)
         with journal_for(database) as journal:
             result = run_async(lambda: Runner(database, journal).resume(agent, run_id))
-        print_result(result)
+        if as_json:
+            emit_json(result_record(result))
+        else:
+            print_result(result)
 
 
 @app.command("cancel")
@@ -276,13 +206,20 @@ def cancel(
     reason: str = typer.Option(..., "--reason", help="Why (kept in the run and the audit)."),
     key: str | None = KeyOption,
     db: str | None = DbOption,
+    as_json: bool = JsonOption,
 ) -> None:
     """Cancel a waiting, queued or orphaned run: it finishes `cancelled`, and its pending
     approvals can no longer be decided."""
     with handled():
+        from steward.runtime.cancel import cancel_run
+        from steward.security.keys import Permission
+
         database = open_db(db)
         by = acting_as(database, key, Permission.CANCEL_RUN).label
         with journal_for(database) as journal:
             row = cancel_run(database, journal, run_id, by=by, reason=reason)
+        if as_json:
+            emit_json(run_record(row))
+            return
         console.print(f"run [bold]{row.id}[/] {status(row.status)}", highlight=False)
         console.print(f"  reason: [{row.reason_code}] {row.reason}", highlight=False)

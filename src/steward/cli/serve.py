@@ -31,8 +31,13 @@ def serve(
         import uvicorn
 
         from steward.server import create_app, load_agents
+        from steward.store.keys import list_keys
 
-        open_db(db, create=True).close()  # create and migrate before serving
+        database = open_db(db, create=True)  # create and migrate before serving
+        try:
+            active_keys = len(list_keys(database))
+        finally:
+            database.close()
         paths = list(agent)
         if demo:
             from steward.demo.tools import SYSTEMS_ENV, systems_path
@@ -42,7 +47,14 @@ def serve(
         agents = load_agents(paths)
         names = ", ".join(a.name for a in agents) or "none (runs can still be decided)"
         console.print(f"steward serving http://{host}:{port} · agents: {names} · db {db_url(db)}")
-        console.print("create a key first: steward keys create --name you --role admin")
+        if active_keys:
+            console.print(
+                f"{active_keys} active key(s): sign in at http://{host}:{port}/console with one"
+            )
+        else:
+            console.print(
+                "no keys yet: create one with steward keys create --name you --role admin"
+            )
         uvicorn.run(
             create_app(db_url(db), agents, recover=recover),
             host=host,

@@ -7,11 +7,8 @@ import threading
 from types import FrameType
 
 import typer
-from prometheus_client import start_http_server
 
 from steward.cli.context import DbOption, console, fail, handled, open_db
-from steward.telemetry.follower import Follower
-from steward.telemetry.setup import build
 
 app = typer.Typer(help="Traces, metrics, logs and alerts.", no_args_is_help=True)
 
@@ -30,6 +27,11 @@ def follow(
     budget alerts) from this process, so the processes running agents don't pay for them.
     Run agents with STEWARD_TELEMETRY=off to leave the consuming to this one."""
     with handled():
+        from prometheus_client import start_http_server
+
+        from steward.telemetry.follower import Follower
+        from steward.telemetry.setup import build
+
         database = open_db(db)
         try:
             telemetry = build()

@@ -28,6 +28,12 @@ class SpecError(StewardError):
         super().__init__("\n".join(p.render() for p in problems))
 
 
+class SpecFileMissing(SpecError):
+    """The spec file does not exist (a SpecError, located at the path)."""
+
+    code = "spec.missing"
+
+
 class SpecProblem:
     """One problem in a spec file: where it is and what was expected."""
 
@@ -47,6 +53,12 @@ class SpecProblem:
 
     def __repr__(self) -> str:
         return f"SpecProblem({self.render()!r})"
+
+
+class InvalidInput(StewardError):
+    """Input that cannot be taken as given (a bad option, field or combination)."""
+
+    code = "input.invalid"
 
 
 class UnknownToolError(StewardError):

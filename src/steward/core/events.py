@@ -16,32 +16,13 @@ and fails on a shape change without a new version.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from enum import StrEnum
 from typing import Any, ClassVar, Generic, TypeVar, cast, get_args
 
 import msgspec
 
 from steward.core.decision import Decision
 from steward.core.messages import ModelResponse, Source, ToolCall
-
-
-class RunStatus(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    WAITING = "waiting"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    ESCALATED = "escalated"
-    CANCELLED = "cancelled"
-
-    @property
-    def terminal(self) -> bool:
-        return self in _TERMINAL
-
-
-_TERMINAL = frozenset(
-    {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.ESCALATED, RunStatus.CANCELLED}
-)
+from steward.core.states import RunStatus as RunStatus  # defined there: cheap to import
 
 
 class Event(msgspec.Struct, frozen=True, tag_field="type"):
@@ -241,6 +222,7 @@ class BudgetThresholdCrossed(Event, tag="budget.threshold_crossed", frozen=True)
 class RunWaiting(Event, tag="run.waiting", frozen=True):
     reason: str
     approval_ids: tuple[str, ...] = ()
+    steps: int = 0  # model turns so far (journals from before this field read 0)
 
 
 class RunFinished(Event, tag="run.finished", frozen=True):

@@ -58,13 +58,16 @@ class GateConfig:
         return BudgetLedger(self.limits)
 
 
+def deciding_stages(states: StateOf) -> list[Stage]:
+    """The stages that decide a call from the call itself and the agent's state: kill
+    switch, validate, egress, policy, autonomy. No counter, person or tool is involved, so
+    `steward explain` and `steward policy test` run exactly these (gate/dry.py)."""
+    return [KillSwitchStage(states), ValidateStage(), EgressStage(), PolicyStage(), AutonomyStage()]
+
+
 def default_stages(config: GateConfig) -> list[Stage]:
     return [
-        KillSwitchStage(config.states),
-        ValidateStage(),
-        EgressStage(),
-        PolicyStage(),
-        AutonomyStage(),
+        *deciding_stages(config.states),
         FindingsStage(),
         RateLimitStage(config.counter),
         BudgetStage(config.ledger),

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from steward.core.decision import Verdict
-from steward.core.errors import ConflictError, PermissionDenied, StewardError
+from steward.core.errors import ConflictError, InvalidInput, PermissionDenied
 from steward.security.keys import (
     STARTED_BY,
     STARTED_BY_PRINCIPAL,
@@ -36,7 +36,7 @@ SEPARATION_OF_DUTIES = "auth.separation_of_duties"
 Resume = Callable[[str, str], Awaitable[None]]  # (run id, why) -> the run is driven on
 
 
-class InvalidDecision(StewardError):
+class InvalidDecision(InvalidInput):
     """A decision that cannot be taken as given; `field` names what to fix."""
 
     code = "request.invalid"

@@ -355,7 +355,9 @@ class Runner:
             waiting = tuple(o.approval_id for o in outcomes if o.status is CallStatus.WAITING)
             progress.denials.extend(o.error_code for o in outcomes if o.status is CallStatus.DENIED)
             if waiting:
-                executor.emit(RunWaiting(f"waiting for {len(waiting)} approval(s)", waiting))
+                executor.emit(
+                    RunWaiting(f"waiting for {len(waiting)} approval(s)", waiting, progress.steps)
+                )
                 return RunResult(
                     executor.run_id,
                     RunStatus.WAITING,

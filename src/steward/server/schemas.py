@@ -4,9 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
+from steward.core.times import rfc3339
 from steward.core.values import json_problem
+
+# A time in a response: stored as Unix seconds, sent as an RFC 3339 string in UTC with
+# millisecond precision and a `Z` (steward.core.times), like every time steward shows.
+Time = Annotated[
+    float,
+    PlainSerializer(rfc3339, return_type=str),
+    WithJsonSchema(
+        {"type": "string", "format": "date-time", "examples": ["2025-12-03T04:06:17.500Z"]},
+        mode="serialization",
+    ),
+]
 
 
 def _bounded(value: dict[str, Any]) -> dict[str, Any]:
@@ -81,9 +93,9 @@ class RunOut(Out):
     reason: str
     steps: int
     tags: dict[str, str]
-    created_at: float
-    updated_at: float
-    finished_at: float | None
+    created_at: Time
+    updated_at: Time
+    finished_at: Time | None
 
 
 class RunPage(BaseModel):
@@ -99,8 +111,8 @@ class ApprovalOut(Out):
     arguments: dict[str, Any]
     status: str
     reason: str
-    requested_at: float
-    expires_at: float
+    requested_at: Time
+    expires_at: Time
     decided_by: str
     comment: str
     used: bool
@@ -110,7 +122,7 @@ class EventOut(Out):
     id: int
     run_id: str | None
     type: str
-    ts: float
+    ts: Time
     hash: str | None = None
     data: dict[str, Any]
 
@@ -139,5 +151,5 @@ class AgentOut(BaseModel):
 
 class VersionOut(BaseModel):
     version: str
-    created_at: float
+    created_at: Time
     spec_text: str

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, RootModel, ValidationError
 
-from steward.core.errors import SpecError, SpecProblem
+from steward.core.errors import SpecError, SpecFileMissing, SpecProblem
 from steward.spec.models import AgentSpec, LoadedSpec, check_references
 
 Loc = tuple[str | int, ...]
@@ -173,9 +173,9 @@ def _field_path(loc: Loc) -> str:
     return out
 
 
-def _model_at(loc: Loc) -> type[BaseModel] | None:
-    """Walk AgentSpec's fields along `loc` to the model that owns the last key."""
-    model: Any = AgentSpec
+def _model_at(root: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
+    """Walk the root model's fields along `loc` to the model that owns the last key."""
+    model: Any = _unrooted(root)
     for part in loc:
         if isinstance(part, int):
             continue
@@ -184,8 +184,15 @@ def _model_at(loc: Loc) -> type[BaseModel] | None:
         field = model.model_fields.get(part)
         if field is None:
             return None
-        model = _innermost_model(field.annotation)
+        model = _unrooted(_innermost_model(field.annotation))
     return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _unrooted(model: Any) -> Any:
+    """A RootModel (a file that is a list of records) stands for the model it holds."""
+    if isinstance(model, type) and issubclass(model, RootModel):
+        return _innermost_model(model.model_fields["root"].annotation)
+    return model
 
 
 def _innermost_model(annotation: Any) -> Any:
@@ -198,11 +205,11 @@ def _innermost_model(annotation: Any) -> Any:
     return None
 
 
-def _describe(error: Any) -> str:
+def _describe(root: type[BaseModel], error: Any) -> str:
     kind = error["type"]
     loc: Loc = tuple(error["loc"])
     if kind == "extra_forbidden":
-        owner = _model_at(loc[:-1])
+        owner = _model_at(root, loc[:-1])
         allowed = ", ".join(owner.model_fields) if owner is not None else "see the docs"
         return f"unknown key '{loc[-1]}' (expected one of: {allowed})"
     if kind == "missing":
@@ -253,12 +260,24 @@ def _compose(text: str, path: str) -> yaml.Node | None:
     raise SpecError([SpecProblem(path, line, col, "", message)])
 
 
-def load_spec_text(text: str, path: str = "<spec>") -> LoadedSpec:
-    """Validate spec text. Raises SpecError listing every problem with its location."""
-    problems: list[SpecProblem] = []
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_located(
+    text: str,
+    path: str,
+    model: type[M],
+    expected: type[dict[Any, Any] | list[Any]] = dict,
+    what: str = "a mapping of fields",
+) -> tuple[M, Marks]:
+    """Validate YAML text as `model` (a mapping, or with expected=list a RootModel of a
+    list: `what` names it), with where every key sits. Raises SpecError listing every
+    problem located by file, line, column and field: the one way steward reads a YAML
+    file it was given."""
     node = _compose(text, path)
     if node is None:
-        raise SpecError([SpecProblem(path, 1, 1, "", "the file is empty; expected a mapping")])
+        shape = "a mapping" if expected is dict else "a list"
+        raise SpecError([SpecProblem(path, 1, 1, "", f"the file is empty; expected {shape}")])
     marks: Marks = {}
     structural: list[Problem] = []
     builder = _Builder(marks, structural)
@@ -277,19 +296,37 @@ def load_spec_text(text: str, path: str = "<spec>") -> LoadedSpec:
         raise SpecError(
             [SpecProblem(path, *mark, _field_path(loc), m) for loc, mark, m in structural]
         )
-    if not isinstance(data, dict):
-        raise SpecError([SpecProblem(path, 1, 1, "", "expected a mapping of spec fields")])
+    if not isinstance(data, expected):
+        raise SpecError([SpecProblem(path, 1, 1, "", f"expected {what}")])
     try:
-        spec = AgentSpec.model_validate(data)
+        return model.model_validate(data), marks
     except ValidationError as exc:
+        problems = []
         for error in exc.errors():
             loc = tuple(error["loc"])
             problems.append(
-                SpecProblem(path, *_locate(marks, loc), _field_path(loc), _describe(error))
+                SpecProblem(path, *_locate(marks, loc), _field_path(loc), _describe(model, error))
             )
         raise SpecError(problems) from None
-    for loc, message in check_references(spec):
-        problems.append(SpecProblem(path, *_locate(marks, loc), _field_path(loc), message))
+
+
+def locate(marks: Marks, loc: Loc) -> Mark:
+    """The line and column of the deepest part of `loc` present in the file."""
+    return _locate(marks, loc)
+
+
+def field_path(loc: Loc) -> str:
+    """`(0, "context", "autonomy")` → `[0].context.autonomy`."""
+    return _field_path(loc)
+
+
+def load_spec_text(text: str, path: str = "<spec>") -> LoadedSpec:
+    """Validate spec text. Raises SpecError listing every problem with its location."""
+    spec, marks = load_located(text, path, AgentSpec, what="a mapping of spec fields")
+    problems = [
+        SpecProblem(path, *_locate(marks, loc), _field_path(loc), message)
+        for loc, message in check_references(spec)
+    ]
     if problems:
         raise SpecError(problems)
     version = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
@@ -302,7 +339,7 @@ def load_spec(path: str | Path) -> LoadedSpec:
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise SpecError([SpecProblem(str(path), 0, 0, "", "no such file")]) from None
+        raise SpecFileMissing([SpecProblem(str(path), 0, 0, "", "no such file")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError([SpecProblem(str(path), 0, 0, "", f"cannot read: {exc}")]) from None
     return load_spec_text(text, str(path))

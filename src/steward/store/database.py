@@ -27,11 +27,12 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
-from steward.core.errors import StoreError
+from steward.core.defaults import DEFAULT_DB_URL
+from steward.core.errors import StoreError, StoreUnavailable
 from steward.store.transient import reason
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-DEFAULT_URL = "sqlite:///.steward/steward.db"
+DEFAULT_URL = DEFAULT_DB_URL
 
 
 def _alembic_config() -> Config:
@@ -106,7 +107,7 @@ class Database:
                 path = Path(database)
                 if not path.exists():
                     if not create:
-                        raise StoreError(
+                        raise StoreUnavailable(
                             f"no database at {path} (run `steward demo` or `steward db init`)"
                         )
                     path.parent.mkdir(parents=True, exist_ok=True)
@@ -133,7 +134,7 @@ class Database:
             db.migrate()
         except OperationalError as exc:
             reason = (str(exc.orig).strip() or "unreachable").splitlines()[0]
-            raise StoreError(
+            raise StoreUnavailable(
                 f"cannot open database {parsed.render_as_string()}: {reason}"
             ) from None
         return db

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from steward.core.errors import ConflictError, NotFoundError, StewardError
+from steward.core.errors import ConflictError, InvalidInput, NotFoundError
 from steward.core.events import KeyCreated, KeyRevoked
 from steward.security.keys import (
     Kind,
@@ -120,10 +120,10 @@ def create_key(
     another key of the same principal). Returns its row and the token, which is shown
     once and never again."""
     if (role is Role.AGENT) != (agent is not None):
-        raise StewardError("an agent key names its agent; a person's key names none")
+        raise InvalidInput("an agent key names its agent; a person's key names none")
     name = name.strip()
     if not name:
-        raise StewardError("a key needs a name (who or what holds it)")
+        raise InvalidInput("a key needs a name (who or what holds it)")
     key_id, token = new_token()
     for attempt in range(2):  # two first keys for one new name: the loser attaches
         moment = time.time()

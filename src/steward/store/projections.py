@@ -31,8 +31,8 @@ _START_RUN = (
 # A finished run stays finished: the first finish stands (a cancel may race a finish).
 _RESUME = "UPDATE runs SET status = ?, updated_at = ? WHERE id = ? AND finished_at IS NULL"
 _WAIT = (
-    "UPDATE runs SET status = ?, reason_code = ?, reason = ?, updated_at = ? WHERE id = ?"
-    " AND finished_at IS NULL"
+    "UPDATE runs SET status = ?, reason_code = ?, reason = ?, steps = ?, updated_at = ?"
+    " WHERE id = ? AND finished_at IS NULL"
 )
 _FINISH = (
     "UPDATE runs SET status = ?, output = ?, confidence = ?, reason_code = ?, reason = ?,"
@@ -83,7 +83,14 @@ def _resumed(run_id: str, event: ev.RunResumed, ts: float) -> Projected:
 
 @project.on(ev.RunWaiting)
 def _waiting(run_id: str, event: ev.RunWaiting, ts: float) -> Projected:
-    return _WAIT, (RunStatus.WAITING.value, "approval.pending", event.reason, ts, run_id)
+    return _WAIT, (
+        RunStatus.WAITING.value,
+        "approval.pending",
+        event.reason,
+        event.steps,
+        ts,
+        run_id,
+    )
 
 
 @project.on(ev.RunFinished)

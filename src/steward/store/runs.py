@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select
+from sqlalchemy import and_, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from steward.core.errors import NotFoundError
@@ -130,6 +130,32 @@ class AgentVersion:
     version: str
     created_at: float
     spec_text: str
+
+
+def latest_agent_versions(db: Database) -> dict[str, AgentVersion]:
+    """Each agent that has ever run (its spec version is recorded when a run starts),
+    with its newest version: agents are known by their runs, not only by a state change."""
+    newest = (
+        select(agent_versions.c.agent, func.max(agent_versions.c.created_at).label("at"))
+        .group_by(agent_versions.c.agent)
+        .subquery()
+    )
+    query = (
+        select(agent_versions)
+        .join(
+            newest,
+            and_(
+                agent_versions.c.agent == newest.c.agent,
+                agent_versions.c.created_at == newest.c.at,
+            ),
+        )
+        .order_by(agent_versions.c.agent)
+    )
+    with db.reader.connect() as connection:
+        return {
+            r.agent: AgentVersion(r.agent, r.version, r.created_at, r.spec_text)
+            for r in connection.execute(query)
+        }
 
 
 def list_agent_versions(db: Database, agent: str) -> list[AgentVersion]:

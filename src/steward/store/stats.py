@@ -1,4 +1,5 @@
-"""Latency and outcome figures of an agent over a time window (seed 001's maturity model)."""
+"""Latency and outcome figures of an agent over a time window, and the maturity stage
+they meet (proof of concept, limited production, full production)."""
 
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ class AgentStats:
         return None if failed is None else 1.0 - failed
 
     def stage(self) -> tuple[str, str]:
-        """The maturity stage met, against seed 001's targets, and why."""
+        """The maturity stage met (by accuracy and escalation rate), and why."""
         if self.transactions == 0:
             return "none", "no runs in the window"
         if self.accuracy is None:

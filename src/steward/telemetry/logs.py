@@ -14,7 +14,6 @@ import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from steward.core import events as ev
@@ -43,6 +42,7 @@ from steward.core.events import (
     ToolStarted,
     ToolSucceeded,
 )
+from steward.core.times import rfc3339
 from steward.telemetry.stream import Committed
 from steward.telemetry.tracing import TraceConsumer, redacted
 
@@ -50,8 +50,7 @@ _RUN_LEVELS = {RunStatus.FAILED: "error", RunStatus.ESCALATED: "warning"}
 
 
 def iso_utc(ts: float) -> str:
-    moment = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
-    return moment.replace("+00:00", "Z")
+    return rfc3339(ts)
 
 
 # The fields a record adds for its event type; every event is logged with the common
