@@ -1,0 +1,125 @@
+"""Adapter overhead: a framework's agent run with one tool call, governed by steward through
+its adapter, against the same agent ungoverned, measured in the same run.
+
+Each framework registers one function in `FRAMEWORKS`; a framework whose package is not
+installed is skipped (and named in the params). Each sample is one whole agent run: two
+model calls (a scripted model, no network) and one tool call. The governed run adds, per
+sample: a decision and a recorded result for the tool call, and two priced, budgeted
+model-call records, on a temporary SQLite file. A new steward run is started for each
+sample outside the timed region.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib.util
+import os
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import steward
+from _common import Measurement, Report, main, scaled
+
+SPEC = """\
+name: bench-adapter
+model: external
+tools: [lookup_order]
+decision_authority:
+  autonomous: [lookup_order]
+cost_controls:
+  max_cost_per_run_usd: 100.0
+  max_daily_spend_usd: 1000000.0
+"""
+
+Bench = Callable[[Report, steward.Steward, int, int], Awaitable[None]]
+
+
+async def _timed(fn: Callable[[int], Awaitable[Any]], setup: Callable[[int], Awaitable[Any]] | None,
+                 n: int, warmup: int) -> list[int]:  # fmt: skip
+    """Time fn(i) for each sample; setup(i) (untimed) runs first and its value is passed."""
+    samples: list[int] = []
+    for i in range(warmup + n):
+        prepared = await setup(i) if setup is not None else None
+        if i == warmup:
+            gc.collect()
+        start = time.perf_counter_ns()
+        await fn(prepared if setup is not None else i)
+        if i >= warmup:
+            samples.append(time.perf_counter_ns() - start)
+    return samples
+
+
+def _overhead(
+    report: Report, key: str, label: str, base: Measurement, governed: Measurement
+) -> None:
+    for pct in (50, 95, 99):
+        value = governed._us(pct) - base._us(pct)
+        report.figure(f"{key}_p{pct}", f"{label}: governed - ungoverned, p{pct}", value, "µs/run")
+
+
+# -- OpenAI Agents SDK ----------------------------------------------------------------------
+
+
+async def bench_openai_agents(report: Report, st: steward.Steward, n: int, warmup: int) -> None:
+    os.environ.setdefault("OPENAI_AGENTS_DISABLE_TRACING", "1")
+    from agents import Agent, Runner, function_tool
+
+    from steward.adapters.openai_agents import govern
+    from steward.testing.openai_agents import FakeModel, call
+
+    @function_tool
+    def lookup_order(order_id: str) -> str:
+        """Look an order up."""
+        return f"order {order_id}: delivered"
+
+    def agent(i: int) -> Agent[Any]:
+        model = FakeModel([[call("lookup_order", {"order_id": str(i)}, f"call_{i}")]])
+        return Agent(name="bench", tools=[lookup_order], model=model)
+
+    async def plain(i: int) -> None:
+        await Runner.run(agent(i), "look it up")
+
+    async def setup(i: int) -> Agent[Any]:
+        run = await st.start_run("bench-adapter", "look it up")
+        return govern(agent(i), run, model_name="openai:gpt-4o-mini").agent
+
+    async def governed(prepared: Agent[Any]) -> None:
+        result = await Runner.run(prepared, "look it up")
+        assert "delivered" in str(result.final_output), result.final_output
+
+    base = report.add(Measurement("openai_agents_plain", "Agents SDK run, ungoverned",
+                                  await _timed(plain, None, n, warmup), unit="run"))  # fmt: skip
+    gov = report.add(Measurement("openai_agents_governed", "Agents SDK run, governed",
+                                 await _timed(governed, setup, n, warmup), unit="run",
+                                 note="1 tool call + 2 model calls through steward"))  # fmt: skip
+    _overhead(report, "openai_agents_overhead", "Agents SDK", base, gov)
+
+
+FRAMEWORKS: dict[str, tuple[str, Bench]] = {
+    # name -> (the package it needs, its benchmark)
+    "openai-agents": ("agents", bench_openai_agents),
+}
+
+
+async def collect(quick: bool) -> Report:
+    report = Report("adapters", "Adapter overhead: governed vs ungoverned framework runs", quick)
+    n, warmup = scaled(quick, 300, 30), scaled(quick, 20, 5)
+    report.params.update(samples=n, warmup=warmup)
+    missing = [
+        name for name, (pkg, _) in FRAMEWORKS.items() if importlib.util.find_spec(pkg) is None
+    ]
+    report.params["skipped"] = ",".join(missing) or "none"
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "bench-adapter.yaml").write_text(SPEC, encoding="utf-8")
+        async with await steward.open(f"sqlite:///{tmp}/steward.db", specs=tmp) as st:
+            for name, (_, bench) in FRAMEWORKS.items():
+                if name not in missing:
+                    await bench(report, st, n, warmup)
+    return report
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(collect, __doc__))
