@@ -23,7 +23,7 @@ os.environ.setdefault("OPENAI_AGENTS_DISABLE_TRACING", "1")  # no trace export w
 from agents import Agent, RunState, function_tool
 
 import steward
-from steward.adapters.openai_agents import run_governed
+from steward.adapters.openai_agents import start
 from steward.store.approvals import decide_approval
 from steward.store.database import Database
 from steward.testing.openai_agents import FakeModel, call
@@ -81,28 +81,30 @@ async def main(workdir: Path) -> None:
     url = f"sqlite:///{workdir / 'steward.db'}"
     text = "Order 10056 arrived broken, please refund it."
     async with await steward.open(url, specs=workdir) as st:
-        run = await st.start_run("refund-agent", text)
+        governed = await start(st, "refund-agent", agent, text, model_name="openai:gpt-4o-mini")
 
         async def on_pause(state: RunState[Any, Any]) -> None:
-            # Save the paused run (a restart could resume from this string), then let a
-            # person decide in steward.
-            (workdir / f"{run.id}.state.json").write_text(state.to_string(), encoding="utf-8")
-            pending = await run.resume("call_refund", execute=False)
-            assert isinstance(pending, steward.Waiting), pending
-            print(f"waiting for a person: approval {pending.approval_id} ({pending.reason})")
-            db = Database.open(url)
-            try:
-                decide_approval(db, pending.approval_id, approve=True, by="human:alice",
-                                comment="damaged on arrival: refund approved")  # fmt: skip
-            finally:
-                db.close()
+            # Save the paused run: a restart resumes from this string with
+            # `attach(st, run_id, agent)` and `run_until_done(RunState.from_string(...))`.
+            (workdir / f"{governed.run.id}.state.json").write_text(state.to_string(), "utf-8")
+            for waiting in await governed.pending(state):
+                print(f"waiting for a person: approval {waiting.approval_id}: {waiting.reason}")
+                a_person_approves(url, waiting.approval_id)
 
-        result = await run_governed(
-            agent, text, run=run, model_name="openai:gpt-4o-mini", timeout=30, on_pause=on_pause
-        )
+        result = await governed.run_until_done(text, timeout=30, on_pause=on_pause)
         print(f"answer: {result.final_output}")
         print(f"refunds executed: {len(refunds)}")
-        print(f"run {run.id} status: {await st.run_status(run.id)}")
+        print(f"run {governed.run.id} status: {await st.run_status(governed.run.id)}")
+
+
+def a_person_approves(url: str, approval_id: str) -> None:
+    """Stands in for the console, `steward approvals approve`, or the API."""
+    db = Database.open(url)
+    try:
+        decide_approval(db, approval_id, approve=True, by="human:alice",
+                        comment="damaged on arrival: refund approved")  # fmt: skip
+    finally:
+        db.close()
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ store, from its own Database handle, as the console or the CLI would in another 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from mcp.types import CallToolResult, GetPromptResult, ListPromptsResult, TextCo
 from mcp.types import Tool as MCPTool
 
 import steward
-from steward.adapters.openai_agents import UngovernableTool, govern, run_governed
+from steward.adapters.openai_agents import GovernedAgent, UngovernableTool, attach, start
 from steward.store.agents import set_agent_state
 from steward.store.approvals import decide_approval
 from steward.store.database import Database
@@ -133,40 +134,51 @@ def refund(amount: float, call_id: str = "call_refund") -> list[Any]:
 
 async def test_allowed_call_runs_once_and_model_calls_are_recorded(st: steward.Steward) -> None:
     shop, model = Shop(), FakeModel([refund(40)])
-    run = await st.start_run("refund-agent", "refund order 10056, $40")
-    result = await run_governed(
-        refund_agent(shop, model), "refund order 10056, $40", run=run, model_name=MODEL
+    governed = await start(
+        st, "refund-agent", refund_agent(shop, model), "refund $40", model_name=MODEL
     )
+    result = await governed.run_until_done("refund $40")
     assert shop.refunds == [("10056", 40.0)]
     assert "refunded $40.00" in str(result.final_output)
-    assert await st.run_status(run.id) == "succeeded"
-    usage = await st.run_usage(run.id)
-    assert usage.model_calls == 2 and usage.cost_usd > 0
-    assert usage.steps >= 3  # two model calls and one tool call
+    assert await st.run_status(governed.run.id) == "succeeded"
+    assert model.calls == 2
+    assert governed.run.steps == 3  # two model calls and one tool call, all on the run
 
 
 async def test_denied_call_never_runs_and_the_model_sees_the_reason(st: steward.Steward) -> None:
     shop, model = Shop(), FakeModel([refund(900)])
-    run = await st.start_run("refund-agent", "refund $900")
-    result = await run_governed(refund_agent(shop, model), "refund $900", run=run, model_name=MODEL)
+    governed = await start(
+        st, "refund-agent", refund_agent(shop, model), "refund $900", model_name=MODEL
+    )
+    result = await governed.run_until_done("refund $900")
     assert shop.refunds == []
     assert "finance team" in model.seen[-1]
     assert "finance team" in str(result.final_output)
 
 
+async def paused(
+    st: steward.Steward, shop: Shop, amount: float = 120
+) -> tuple[GovernedAgent, Any, steward.Waiting]:
+    """A run paused natively by the SDK on a refund steward sends to review."""
+    model = FakeModel([refund(amount)])
+    governed = await start(
+        st, "refund-agent", refund_agent(shop, model), "refund", model_name=MODEL
+    )
+    result = await Runner.run(governed.agent, "refund")
+    [pause] = result.interruptions
+    assert pause.tool_name == "issue_refund" and pause.call_id == "call_refund"
+    [waiting] = await governed.pending(result.to_state())
+    assert waiting.call_id == "call_refund"
+    return governed, result, waiting
+
+
 async def test_review_pauses_natively_then_approve_resumes_once(
     st: steward.Steward, db_url: str
 ) -> None:
-    shop, model = Shop(), FakeModel([refund(120)])
-    run = await st.start_run("refund-agent", "refund $120")
-    governed = govern(refund_agent(shop, model), run, model_name=MODEL)
-    result = await Runner.run(governed.agent, "refund $120")
-    [pause] = result.interruptions
-    assert pause.tool_name == "issue_refund" and shop.refunds == []
-    waiting = await run.resume("call_refund", execute=False)
-    assert isinstance(waiting, steward.Waiting)
-    assert await st.run_status(run.id) == "waiting"
-
+    shop = Shop()
+    governed, result, waiting = await paused(st, shop)
+    assert shop.refunds == []
+    assert await st.run_status(governed.run.id) == "waiting"
     person(db_url, waiting.approval_id, approve=True, comment="damaged, ok")
     state = result.to_state()
     [verdict] = await governed.apply_decisions(state, timeout=5)
@@ -179,28 +191,35 @@ async def test_review_pauses_natively_then_approve_resumes_once(
 async def test_review_then_reject_tells_the_model_and_never_runs(
     st: steward.Steward, db_url: str
 ) -> None:
-    shop, model = Shop(), FakeModel([refund(120)])
-    run = await st.start_run("refund-agent", "refund $120")
-    governed = govern(refund_agent(shop, model), run, model_name=MODEL)
-    result = await Runner.run(governed.agent, "refund $120")
-    waiting = await run.resume("call_refund", execute=False)
-    assert isinstance(waiting, steward.Waiting)
+    shop = Shop()
+    governed, result, waiting = await paused(st, shop)
     person(db_url, waiting.approval_id, approve=False, comment="the customer already got a voucher")
-    state = result.to_state()
-    [verdict] = await governed.apply_decisions(state, timeout=5)
-    assert isinstance(verdict, steward.Denied)
-    result = await Runner.run(governed.agent, state)
+    final = await governed.run_until_done(result.to_state(), timeout=5)
     assert shop.refunds == []
-    assert "voucher" in model.seen[-1]
+    assert "voucher" in str(final.final_output)
+    assert await st.run_status(governed.run.id) == "succeeded"
+
+
+async def test_the_run_state_is_not_the_authority(st: steward.Steward, db_url: str) -> None:
+    """A program that approves on the RunState by itself does not get the call run."""
+    shop = Shop()
+    governed, result, waiting = await paused(st, shop)
+    state = result.to_state()
+    for item in state.get_interruptions():
+        state.approve(item)  # no person decided in steward
+    final = await Runner.run(governed.agent, state)
+    assert shop.refunds == []
+    assert waiting.approval_id in str(final.final_output)
 
 
 async def test_edited_arguments_are_what_runs(st: steward.Steward, db_url: str) -> None:
     shop, model = Shop(), FakeModel([refund(120)])
-    run = await st.start_run("refund-agent", "refund $120")
+    governed = await start(
+        st, "refund-agent", refund_agent(shop, model), "refund $120", model_name=MODEL
+    )
 
-    async def decide_when_paused(state: RunState[Any, Any]) -> None:
-        waiting = await run.resume("call_refund", execute=False)
-        assert isinstance(waiting, steward.Waiting)
+    async def a_person_edits(state: RunState[Any, Any]) -> None:
+        [waiting] = await governed.pending(state)
         person(
             db_url,
             waiting.approval_id,
@@ -208,61 +227,60 @@ async def test_edited_arguments_are_what_runs(st: steward.Steward, db_url: str) 
             arguments={"order_id": "10056", "amount_usd": 80.0},
         )
 
-    result = await run_governed(
-        refund_agent(shop, model),
-        "refund $120",
-        run=run,
-        model_name=MODEL,
-        timeout=5,
-        on_pause=decide_when_paused,
-    )
+    result = await governed.run_until_done("refund $120", timeout=5, on_pause=a_person_edits)
     assert shop.refunds == [("10056", 80.0)]
     assert "refunded $80.00" in str(result.final_output)
 
 
-async def test_kill_switch_mid_run_stops_the_next_call(st: steward.Steward, db_url: str) -> None:
+async def test_waiting_past_the_deadline_leaves_the_run_waiting(st: steward.Steward) -> None:
+    shop, model = Shop(), FakeModel([refund(120)])
+    governed = await start(
+        st, "refund-agent", refund_agent(shop, model), "refund $120", model_name=MODEL
+    )
+    with pytest.raises(TimeoutError):
+        await governed.run_until_done("refund $120", timeout=0.3)
+    assert shop.refunds == []
+    assert await st.run_status(governed.run.id) == "waiting"
+
+
+async def test_kill_switch_mid_run_stops_the_run(st: steward.Steward, db_url: str) -> None:
     shop = Shop()
     model = FakeModel([[call("lookup_order", {"order_id": "10056"}, "call_lookup")], refund(40)])
 
-    async def operator_pulls_the_switch() -> None:
+    async def an_operator_pulls_the_switch() -> None:
         db = Database.open(db_url)
         try:
             set_agent_state(db, "refund-agent", by="human:ops", enabled=False, comment="incident")
         finally:
             db.close()
+        await asyncio.sleep(1.1)  # the kill switch is read through a one-second cache
 
-    shop.on_lookup = operator_pulls_the_switch
-    run = await st.start_run("refund-agent", "refund order 10056")
-    with pytest.raises(steward.StewardError):
-        await run_governed(
-            refund_agent(shop, model), "refund order 10056", run=run, model_name=MODEL
-        )
+    shop.on_lookup = an_operator_pulls_the_switch
+    governed = await start(
+        st, "refund-agent", refund_agent(shop, model), "refund 10056", model_name=MODEL
+    )
+    with pytest.raises(steward.AgentDisabled):
+        await governed.run_until_done("refund 10056")
     assert shop.lookups == ["10056"]
     assert shop.refunds == []
-    assert await st.run_status(run.id) != "succeeded"
+    assert await st.run_status(governed.run.id) == "failed"
 
 
 async def test_budget_exhausted_by_the_frameworks_own_model_calls(
     tmp_path: Path, db_url: str
 ) -> None:
     shop = Shop()
-    model = FakeModel(
-        [[call("lookup_order", {"order_id": str(n)}, f"call_{n}")] for n in range(20)],
-        usage=(20_000, 2_000),
-    )
-    async with await steward.open(db_url, specs=write_spec(tmp_path, budget=0.01)) as st:
-        run = await st.start_run("refund-agent", "look everything up")
+    turns = [[call("lookup_order", {"order_id": str(n)}, f"call_{n}")] for n in range(20)]
+    model = FakeModel(turns, usage=(20_000, 2_000))
+    async with await steward.open(db_url, specs=write_spec(tmp_path, budget=0.05)) as st:
+        governed = await start(
+            st, "refund-agent", refund_agent(shop, model), "look up", model_name=MODEL
+        )
         with pytest.raises(steward.BudgetExceeded):
-            await run_governed(
-                refund_agent(shop, model),
-                "look everything up",
-                run=run,
-                model_name=MODEL,
-                max_turns=30,
-            )
-        assert 0 < model.calls < 20  # stopped by steward, not by the script's end
-        assert len(shop.lookups) < 20
-        assert await st.run_status(run.id) == "failed"
+            await governed.run_until_done("look up", max_turns=30)
+        assert 0 < model.calls < 20  # stopped by steward before a call, not by the script
+        assert len(shop.lookups) == model.calls
+        assert await st.run_status(governed.run.id) == "failed"
 
 
 async def test_restart_between_request_and_decision_runs_exactly_once(
@@ -272,29 +290,40 @@ async def test_restart_between_request_and_decision_runs_exactly_once(
     shop = Shop()
     # process 1: the agent asks, steward says review, the program saves its state and stops
     async with await steward.open(db_url, specs=specs) as st:
-        run = await st.start_run("refund-agent", "refund $120")
-        governed = govern(refund_agent(shop, FakeModel([refund(120)])), run, model_name=MODEL)
-        result = await Runner.run(governed.agent, "refund $120")
-        saved, run_id = result.to_state().to_string(), run.id
-        waiting = await run.resume("call_refund", execute=False)
-        assert isinstance(waiting, steward.Waiting)
+        governed, result, waiting = await paused(st, shop)
+        saved, run_id = result.to_state().to_string(), governed.run.id
 
     person(db_url, waiting.approval_id, approve=True)
 
     # process 2: a new Steward, a new agent object, the saved state
-    async def resume_once() -> str:
+    async def resume_saved() -> str:
         async with await steward.open(db_url, specs=specs) as st2:
-            run2 = await st2.attach(run_id)
-            governed2 = govern(refund_agent(shop, FakeModel([refund(120)])), run2, model_name=MODEL)
-            state = await RunState.from_string(governed2.agent, saved)
-            await governed2.apply_decisions(state, timeout=5)
-            resumed = await Runner.run(governed2.agent, state)
-            return str(resumed.final_output)
+            again = await attach(
+                st2, run_id, refund_agent(shop, FakeModel([refund(120)])), model_name=MODEL
+            )
+            state = await RunState.from_string(again.agent, saved)
+            await again.apply_decisions(state, timeout=5)
+            return str((await Runner.run(again.agent, state)).final_output)
 
-    assert "refunded $120.00" in await resume_once()
-    # the same saved state resumed again (the program crashed before it forgot it)
-    assert "refunded $120.00" in await resume_once()
+    assert "refunded $120.00" in await resume_saved()
+    # the same saved state resumed once more (the program crashed before it forgot it)
+    assert "refunded $120.00" in await resume_saved()
     assert shop.refunds == [("10056", 120.0)]
+
+
+async def test_tools_of_agents_handed_off_to_are_governed(st: steward.Steward) -> None:
+    shop = Shop()
+    clerk = Agent(name="clerk", tools=shop.tools(), model=FakeModel([[], refund(900)]))
+    triage = Agent(
+        name="triage",
+        handoffs=[clerk],
+        model=FakeModel([[call("transfer_to_clerk", {}, "call_h")]]),
+    )
+    governed = await start(st, "refund-agent", triage, "refund $900", model_name=MODEL)
+    result = await governed.run_until_done("refund $900")
+    assert shop.refunds == []
+    assert "finance team" in str(result.final_output)
+    assert governed.run.steps == 4  # three model calls (two agents) and the denied call
 
 
 class Mailer(MCPServer):
@@ -341,25 +370,20 @@ async def test_tools_from_mcp_servers_cross_the_gate(st: steward.Steward, db_url
     mailer = Mailer()
     model = FakeModel([[call("send_email", {"to": "a@example.com", "body": "sorry"}, "call_mail")]])
     agent = Agent(name="refunds", tools=[], mcp_servers=[mailer], model=model)
-    run = await st.start_run("refund-agent", "email the customer")
-    governed = govern(agent, run, model_name=MODEL)
+    governed = await start(st, "refund-agent", agent, "email the customer", model_name=MODEL)
     result = await Runner.run(governed.agent, "email the customer")
     [pause] = result.interruptions  # send_email needs review, by steward's spec
     assert pause.tool_name == "send_email" and mailer.sent == []
-    waiting = await run.resume("call_mail", execute=False)
-    assert isinstance(waiting, steward.Waiting)
+    [waiting] = await governed.pending(result.to_state())
     person(db_url, waiting.approval_id, approve=True)
-    state = result.to_state()
-    await governed.apply_decisions(state, timeout=5)
-    await Runner.run(governed.agent, state)
+    await governed.run_until_done(result.to_state(), timeout=5)
     assert mailer.sent == [{"to": "a@example.com", "body": "sorry"}]
 
 
 async def test_a_tool_steward_cannot_gate_is_refused(st: steward.Steward) -> None:
-    run = await st.start_run("refund-agent", "search")
     agent = Agent(name="refunds", tools=[WebSearchTool()], model=FakeModel([]))
     with pytest.raises(UngovernableTool, match="WebSearchTool"):
-        govern(agent, run)
+        await start(st, "refund-agent", agent, "search")
 
 
 def test_the_example_runs_end_to_end(tmp_path: Path) -> None:

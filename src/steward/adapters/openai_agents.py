@@ -1,8 +1,11 @@
 """Govern an OpenAI Agents SDK agent with steward, through the public facade only.
 
-`govern(agent, run)` returns a copy of the agent whose whole toolset crosses steward's
-gate: every `FunctionTool` it holds, every tool the SDK obtains from its MCP servers at
-run time, and the same for the agents it hands off to. The copy's model is wrapped too,
+    governed = await start(st, "refund-agent", agent, text)  # declares its tools, starts a run
+    result = await governed.run_until_done(text)              # instead of Runner.run(agent, text)
+
+`governed.agent` is a copy of the agent whose whole toolset crosses steward's gate: every
+`FunctionTool` it holds, every tool the SDK obtains from its MCP servers at run time, and
+the same for the agents it hands off to. The copy's model is wrapped too (`GovernedModel`),
 so the SDK's own LLM calls are priced, budgeted (reserved before, settled after), traced
 and counted on the run.
 
@@ -29,11 +32,12 @@ through.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, cast
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
 
 import steward
 
@@ -46,6 +50,7 @@ try:
         ModelResponse,
         ModelSettings,
         ModelTracing,
+        RunConfig,
         Runner,
         RunResult,
         RunState,
@@ -69,11 +74,12 @@ __all__ = [
     "GovernedAgent",
     "GovernedModel",
     "UngovernableTool",
-    "govern",
-    "run_governed",
+    "attach",
+    "declarations",
+    "start",
 ]
 
-Verdict = steward.Allowed | steward.Denied | steward.Waiting | steward.Executed | steward.Failed
+Verdict = steward.Verdict
 
 
 class UngovernableTool(steward.StewardError):
@@ -217,36 +223,104 @@ def _not_run(verdict: Verdict) -> str:
     raise AssertionError(f"not a refusal: {verdict!r}")
 
 
-class GovernedAgent:
-    """An agent bound to one steward run: `agent` is what you give `Runner.run`."""
+async def declarations(
+    agent: Agent[Any], *, effects: Mapping[str, str] | None = None
+) -> list[steward.Tool]:
+    """Steward's declarations of every tool `agent` has now (its function tools and what
+    its connected MCP servers list, then the agents it hands off to), for decide-only use:
+    the SDK runs them. A tool's effect is "write" (steward's safe default: its intent is
+    recorded first and it is never repeated) unless `effects` names another."""
+    said = dict(effects or {})
+    found: dict[str, steward.Tool] = {}
+    seen: set[int] = set()
+    pending = [agent]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        for tool in await current.get_all_tools(RunContextWrapper(context=None)):
+            sdk_tool = _function_tool(tool)
+            found.setdefault(
+                sdk_tool.name,
+                steward.external_tool(
+                    sdk_tool.name,
+                    None,
+                    parameters=sdk_tool.params_json_schema,
+                    effect=said.get(sdk_tool.name, "write"),
+                    description=sdk_tool.description,
+                ),
+            )
+        pending.extend(h for h in current.handoffs if isinstance(h, Agent))
+    return list(found.values())
 
-    def __init__(self, agent: Agent[Any], run: steward.Run, *, model_name: str | None) -> None:
+
+def _function_tool(tool: Tool) -> FunctionTool:
+    if not isinstance(tool, FunctionTool):
+        raise UngovernableTool(
+            f"tool {getattr(tool, 'name', type(tool).__name__)!r} ({type(tool).__name__}) "
+            "runs where steward cannot gate it; give the agent function tools or MCP "
+            "servers instead"
+        )
+    return tool
+
+
+def _steward_cause(exc: BaseException) -> steward.StewardError | None:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, steward.StewardError):
+            return seen
+        seen = seen.__cause__
+    return None
+
+
+def _identity(item: ToolApprovalItem) -> tuple[str, str, str]:
+    """(tool, raw arguments, call id) of an interruption."""
+    if item.call_id is None or item.tool_name is None:
+        raise steward.StewardError(
+            f"an interruption without a call id or tool name: {item!r}", code="adapter.item"
+        )
+    return item.tool_name, item.arguments or "", item.call_id
+
+
+class GovernedAgent:
+    """An SDK agent bound to one steward run. `agent` is the governed copy to give
+    `Runner.run`; `run` is the steward run. Get one from `start` or `attach`."""
+
+    def __init__(
+        self,
+        agent: Agent[Any],
+        run: steward.Run,
+        st: steward.Steward,
+        *,
+        model_name: str | None = None,
+    ) -> None:
         self.run = run
+        self.steward = st
         self._model_name = model_name
-        self._verdicts: dict[str, Verdict] = {}  # call id -> steward's latest answer
+        self._verdicts: dict[str, Verdict] = {}  # call id -> steward's answer, this process
         self._governed: dict[int, Agent[Any]] = {}  # id(original agent) -> its governed copy
         self.agent = self._agent(agent)
 
-    # building the governed copy
+    # -- the governed copy ----------------------------------------------------------------
 
     def _agent(self, agent: Agent[Any]) -> Agent[Any]:
         done = self._governed.get(id(agent))
         if done is not None:
             return done
+        name = _model_name(agent.model, self._model_name)
         copy = agent.clone(
             tools=[self._tool(t) for t in agent.tools],
-            model=GovernedModel(
-                agent.model, self.run, name=_model_name(agent.model, self._model_name)
-            ),
+            model=GovernedModel(agent.model, self.run, name=name),
         )
         self._governed[id(agent)] = copy
         copy.handoffs = [self._handoff(h) for h in agent.handoffs]
-        original = copy.get_mcp_tools
+        fetch = copy.get_mcp_tools
 
         async def governed_mcp_tools(run_context: RunContextWrapper[Any]) -> list[Tool]:
-            return [self._tool(t) for t in await original(run_context)]
+            return [self._tool(t) for t in await fetch(run_context)]
 
-        # The MCP servers' tools are fetched at run time: govern them as they arrive.
+        # MCP servers' tools arrive at run time: they are governed as they arrive.
         setattr(copy, "get_mcp_tools", governed_mcp_tools)  # noqa: B010
         return copy
 
@@ -262,18 +336,14 @@ class GovernedAgent:
         return dataclasses.replace(handoff, on_invoke_handoff=governed_handoff)
 
     def _tool(self, tool: Tool) -> FunctionTool:
-        if not isinstance(tool, FunctionTool):
-            raise UngovernableTool(
-                f"tool {getattr(tool, 'name', type(tool).__name__)!r} "
-                f"({type(tool).__name__}) runs where steward cannot gate it; "
-                "give the agent function tools or MCP servers instead"
-            )
-        name = tool.name
-        invoke = tool.on_invoke_tool
+        original = _function_tool(tool)
+        name, invoke = original.name, original.on_invoke_tool
 
         async def needs_approval(
             _ctx: RunContextWrapper[Any], args: dict[str, Any], call_id: str
         ) -> bool:
+            # The SDK asks before it runs the call: steward decides, and only a `review`
+            # decision becomes the SDK's pause. Nothing runs here.
             verdict = await self.run.decide(name, args, call_id=call_id)
             self._verdicts[call_id] = verdict
             return isinstance(verdict, steward.Waiting)
@@ -284,40 +354,47 @@ class GovernedAgent:
             if verdict is None or isinstance(verdict, steward.Waiting):
                 verdict = await self._settled(name, raw, call_id)
             if isinstance(verdict, steward.Executed):
-                return verdict.result  # recorded before: never run twice
+                return verdict.result  # on record already: never run twice
+            if isinstance(verdict, steward.Denied) and verdict.code == "agent.disabled":
+                raise steward.AgentDisabled(verdict.message, code=verdict.code)
             if not isinstance(verdict, steward.Allowed):
                 return _not_run(verdict)
+            # what steward allowed runs: a person's edits, if they edited the call
             ran = raw if _arguments(raw) == verdict.arguments else json.dumps(verdict.arguments)
+            began = time.perf_counter()
             try:
                 result = await invoke(ctx, ran)
-            except BaseException as exc:
-                await self.run.record_result(call_id, error=exc)
+            except asyncio.CancelledError:  # a timeout: the write may or may not have happened
+                await asyncio.shield(
+                    self.run.record_result(call_id, error="cancelled while running", unknown=True)
+                )
                 raise
-            await self.run.record_result(call_id, _recordable(result))
+            except Exception as exc:
+                await self.run.record_result(
+                    call_id, error=exc, latency_s=time.perf_counter() - began
+                )
+                raise
+            await self.run.record_result(
+                call_id, _recordable(result), latency_s=time.perf_counter() - began
+            )
             return result
 
         return dataclasses.replace(
-            tool, needs_approval=needs_approval, on_invoke_tool=on_invoke_tool
+            original, needs_approval=needs_approval, on_invoke_tool=on_invoke_tool
         )
 
     async def _settled(self, name: str, raw: str, call_id: str) -> Verdict:
-        """Steward's answer for a call the SDK is about to run without a fresh decision in
-        this process (after a pause, a restart, or a pause the SDK took on its own)."""
-        try:
-            return cast(Verdict, await self.run.resume(call_id, execute=False))
-        except steward.StewardError:
-            pass  # steward never saw this call: decide it now
+        """Steward's answer for a call the SDK is about to run with no fresh decision in
+        this process: after a pause, after a restart, or when the SDK paused on its own.
+        Asked as the same call again (same tool, arguments and call id), which answers
+        what is on record (Waiting while pending, the person's decision, a recorded
+        result) and decides a call steward has not seen."""
         args = _arguments(raw)
-        if args is None:
-            return steward.Denied(
-                call_id=call_id,
-                tool=name,
-                reasons=(),
-                message="the arguments are not a JSON object",
-            )
-        return cast(Verdict, await self.run.decide(name, args, call_id=call_id))
+        if args is None:  # the SDK pauses such calls without asking: steward denies them
+            args = {"arguments": raw}
+        return await self.run.decide(name, args, call_id=call_id)
 
-    # pauses
+    # -- pauses ---------------------------------------------------------------------------
 
     async def apply_decisions(
         self,
@@ -325,15 +402,15 @@ class GovernedAgent:
         *,
         timeout: float | None = None,  # noqa: ASYNC109 - steward's journal-backed wait takes it
     ) -> list[Verdict]:
-        """Wait for steward's decision on every interruption of `state` and approve or reject
-        it there (a rejection carries steward's reason to the model); then resume with
-        `Runner.run(self.agent, state)`. Raises TimeoutError at the deadline, leaving the
-        approvals pending and the state unchanged for a later try."""
+        """Wait for steward's decision on each interruption of `state` (a person decides
+        in steward: console, API or CLI) and approve or reject it on the state (a
+        rejection carries steward's reason to the model); then resume with
+        `Runner.run(self.agent, state)`. Raises TimeoutError at the deadline, with the
+        approvals still pending and the state unchanged."""
         deadline = None if timeout is None else time.monotonic() + timeout
         decided: list[tuple[ToolApprovalItem, Verdict]] = []
         for item in state.get_interruptions():
-            verdict = await self._decision(item, deadline)
-            decided.append((item, verdict))
+            decided.append((item, await self._decision(item, deadline)))
         for item, verdict in decided:
             if isinstance(verdict, steward.Allowed | steward.Executed):
                 state.approve(item)
@@ -341,55 +418,102 @@ class GovernedAgent:
                 state.reject(item, rejection_message=_not_run(verdict))
         return [verdict for _, verdict in decided]
 
+    async def pending(self, state: RunState[Any, Any]) -> list[steward.Waiting]:
+        """The interruptions of `state` that wait for a person in steward (to show their
+        approval ids, or link to the console)."""
+        found: list[steward.Waiting] = []
+        for item in state.get_interruptions():
+            verdict = await self._settled(*_identity(item))
+            if isinstance(verdict, steward.Waiting):
+                found.append(verdict)
+        return found
+
     async def _decision(self, item: ToolApprovalItem, deadline: float | None) -> Verdict:
-        call_id = item.call_id
-        if call_id is None or item.tool_name is None:
-            raise steward.StewardError(f"interruption without a call id: {item!r}")
-        verdict = await self._settled(item.tool_name, item.arguments or "", call_id)
-        while isinstance(verdict, steward.Waiting):
+        name, raw, call_id = _identity(item)
+        verdict = await self._settled(name, raw, call_id)
+        if isinstance(verdict, steward.Waiting):
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            await self.run.steward.wait_for_decision(verdict.approval_id, timeout=left)
-            verdict = cast(Verdict, await self.run.resume(call_id, execute=False))
+            await self.steward.wait_for_decision(verdict.approval_id, timeout=left)
+            verdict = await self.run.resume(call_id, execute=False)  # the run goes on
+            if isinstance(verdict, steward.Waiting):  # decided, yet pending: never allow
+                raise steward.StewardError(
+                    f"approval {verdict.approval_id} was decided but steward still waits",
+                    code="adapter.still_waiting",
+                )
         self._verdicts[call_id] = verdict
         return verdict
 
+    async def run_until_done(
+        self,
+        input: str | list[TResponseInputItem] | RunState[Any, Any],
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - per pause, steward's wait takes it
+        max_turns: int = 10,
+        on_pause: Callable[[RunState[Any, Any]], Awaitable[None]] | None = None,
+        run_config: RunConfig | None = None,
+    ) -> RunResult:
+        """`Runner.run` the governed agent to its end: each pause waits (up to `timeout`
+        seconds) for a person's decision in steward and resumes. The steward run then
+        finishes with the final output, or fails with the reason the SDK stopped.
+        `on_pause` gets each paused RunState first (persist `state.to_string()` to resume
+        after a restart with `attach(...).run_until_done(state)`)."""
+        try:
+            if isinstance(input, RunState):
+                await self.apply_decisions(input, timeout=timeout)
+            result = await Runner.run(self.agent, input, max_turns=max_turns, run_config=run_config)
+            while result.interruptions:
+                state = result.to_state()
+                if on_pause is not None:
+                    await on_pause(state)
+                await self.apply_decisions(state, timeout=timeout)
+                result = await Runner.run(
+                    self.agent, state, max_turns=max_turns, run_config=run_config
+                )
+        except TimeoutError:
+            raise  # nobody decided yet: the approvals stay pending, the run waiting
+        except Exception as exc:
+            cause = _steward_cause(exc)  # the SDK wraps what a tool raised in a UserError
+            await self.run.fail(f"{type(cause or exc).__name__}: {cause or exc}")
+            if cause is not None and cause is not exc:
+                raise cause from exc
+            raise
+        await self.run.finish(str(result.final_output))
+        return result
 
-def govern(agent: Agent[Any], run: steward.Run, *, model_name: str | None = None) -> GovernedAgent:
-    """Bind `agent` to a steward run: `govern(agent, run).agent` is a copy whose every tool
-    call (function tools, MCP tools, tools of agents it hands off to) and every model call
-    cross steward. `model_name` prices the model (e.g. "openai:gpt-4o-mini"); by default the
-    agent's model name. Raises UngovernableTool for a tool steward cannot gate."""
-    return GovernedAgent(agent, run, model_name=model_name)
 
-
-async def run_governed(
+async def start(
+    st: steward.Steward,
+    spec: str,
     agent: Agent[Any],
-    input: str | list[TResponseInputItem],
+    text: str,
     *,
-    run: steward.Run,
-    timeout: float | None = None,  # noqa: ASYNC109 - per pause, steward's wait takes it
     model_name: str | None = None,
-    max_turns: int = 10,
-    on_pause: Callable[[RunState[Any, Any]], Awaitable[None]] | None = None,
-) -> RunResult:
-    """Run `agent` on `input` under steward until it finishes: each pause waits for a
-    person's decision in steward (up to `timeout` seconds per pause) and resumes; the run
-    is finished with the final output, or failed with the reason when the SDK stops.
-    `on_pause` receives each paused RunState first (to persist `state.to_string()` for a
-    restart)."""
-    governed = govern(agent, run, model_name=model_name)
-    try:
-        result = await Runner.run(governed.agent, input, max_turns=max_turns)
-        while result.interruptions:
-            state = result.to_state()
-            if on_pause is not None:
-                await on_pause(state)
-            await governed.apply_decisions(state, timeout=timeout)
-            result = await Runner.run(governed.agent, state, max_turns=max_turns)
-    except TimeoutError:
-        raise  # the approvals stay pending; the run stays waiting
-    except Exception as exc:
-        await run.fail(f"{type(exc).__name__}: {exc}")
-        raise
-    await run.finish(str(result.final_output))
-    return cast(RunResult, result)
+    effects: Mapping[str, str] | None = None,
+    tags: dict[str, str] | None = None,
+    started_by: str | None = None,
+) -> GovernedAgent:
+    """Start a steward run of the agent `spec` (its spec says `model: external`) on the
+    user's words `text`, with `agent`'s tools declared to it, and return the governed
+    agent. `model_name` prices the SDK's model ("openai:gpt-4o-mini"; by default the
+    agent's model name). Connect the agent's MCP servers first: their tools are
+    declared now, and a tool steward was not told of is denied (`tool.unbound`)."""
+    tools = await declarations(agent, effects=effects)
+    run = await st.start_run(spec, text, tools=tools, tags=tags, started_by=started_by)
+    return GovernedAgent(agent, run, st, model_name=model_name)
+
+
+async def attach(
+    st: steward.Steward,
+    run_id: str,
+    agent: Agent[Any],
+    *,
+    model_name: str | None = None,
+    effects: Mapping[str, str] | None = None,
+) -> GovernedAgent:
+    """The steward run `run_id` again (another process, after a restart), governing
+    `agent`: resume a saved RunState with
+    `run_until_done(await RunState.from_string(governed.agent, saved))`. Calls on
+    record answer what they did and never run again."""
+    tools = await declarations(agent, effects=effects)
+    run = await st.attach(run_id, tools=tools)
+    return GovernedAgent(agent, run, st, model_name=model_name)
