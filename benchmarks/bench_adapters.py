@@ -34,6 +34,8 @@ cost_controls:
   max_daily_spend_usd: 1000000.0
 """
 
+MODEL = "openai:gpt-4o-mini"
+
 Bench = Callable[[Report, steward.Steward, int, int], Awaitable[None]]
 
 
@@ -67,7 +69,7 @@ async def bench_openai_agents(report: Report, st: steward.Steward, n: int, warmu
     os.environ.setdefault("OPENAI_AGENTS_DISABLE_TRACING", "1")
     from agents import Agent, Runner, function_tool
 
-    from steward.adapters.openai_agents import govern
+    from steward.adapters.openai_agents import declarations, start
     from steward.testing.openai_agents import FakeModel, call
 
     @function_tool
@@ -83,8 +85,8 @@ async def bench_openai_agents(report: Report, st: steward.Steward, n: int, warmu
         await Runner.run(agent(i), "look it up")
 
     async def setup(i: int) -> Agent[Any]:
-        run = await st.start_run("bench-adapter", "look it up")
-        return govern(agent(i), run, model_name="openai:gpt-4o-mini").agent
+        governed = await start(st, "bench-adapter", agent(i), "look it up", model_name=MODEL)
+        return governed.agent
 
     async def governed(prepared: Agent[Any]) -> None:
         result = await Runner.run(prepared, "look it up")
@@ -96,6 +98,29 @@ async def bench_openai_agents(report: Report, st: steward.Steward, n: int, warmu
                                  await _timed(governed, setup, n, warmup), unit="run",
                                  note="1 tool call + 2 model calls through steward"))  # fmt: skip
     _overhead(report, "openai_agents_overhead", "Agents SDK", base, gov)
+
+    # what the facade alone costs for the same work, without the SDK or the adapter
+    async def facade_setup(i: int) -> steward.Run:
+        return await st.start_run("bench-adapter", "look it up", tools=await declarations(agent(i)))
+
+    async def facade_only(run: steward.Run) -> None:
+        for step in ("decide", "model"):
+            async with run.model_call(MODEL) as model_call:
+                model_call.settle(input_tokens=200, output_tokens=50)
+            if step == "decide":
+                verdict = await run.decide("lookup_order", {"order_id": "1"}, call_id="c1")
+                assert isinstance(verdict, steward.Allowed), verdict
+                await run.record_result("c1", "order 1: delivered")
+
+    alone = report.add(Measurement("openai_agents_facade", "the same through the facade alone",
+                                   await _timed(facade_only, facade_setup, n, warmup), unit="run",
+                                   note="decide + record_result + 2 model_call, no SDK"))  # fmt: skip
+    report.figure(
+        "openai_agents_adapter_share_p50",
+        "Agents SDK: adapter's own share (overhead - facade alone), p50",
+        gov._us(50) - base._us(50) - alone._us(50),
+        "µs/run",
+    )
 
 
 FRAMEWORKS: dict[str, tuple[str, Bench]] = {
