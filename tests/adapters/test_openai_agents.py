@@ -19,8 +19,10 @@ import pytest
 
 pytest.importorskip("agents")
 
-from agents import Agent, FunctionTool, Runner, RunState, WebSearchTool, function_tool
+from agents import Agent, FunctionTool, Runner, RunState, Usage, WebSearchTool, function_tool
 from agents.mcp import MCPServer
+from agents.models.interface import Model
+from agents.testing import ModelStep, ScriptedModel, assistant_message
 from mcp.types import CallToolResult, GetPromptResult, ListPromptsResult, TextContent
 from mcp.types import Tool as MCPTool
 
@@ -104,7 +106,7 @@ async def st(tmp_path: Path, db_url: str) -> AsyncIterator[steward.Steward]:
         yield opened
 
 
-def refund_agent(shop: Shop, model: FakeModel) -> Agent[Any]:
+def refund_agent(shop: Shop, model: Model) -> Agent[Any]:
     return Agent(
         name="refunds", instructions="Refund damaged orders.", tools=shop.tools(), model=model
     )
@@ -396,3 +398,29 @@ def test_the_example_runs_end_to_end(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "run " in done.stdout and "status: succeeded" in done.stdout
     assert "refunds executed: 1" in done.stdout
+
+
+async def test_streamed_model_calls_are_settled_from_the_stream(
+    tmp_path: Path, db_url: str
+) -> None:
+    """Three streamed model calls fit a $0.05 budget only if each is settled with the usage
+    its stream reports: unsettled, each would be charged its whole reservation (~$0.02)."""
+    usage = Usage(requests=1, input_tokens=300, output_tokens=20, total_tokens=320)
+    model = ScriptedModel(
+        [
+            ModelStep(output=[call("lookup_order", {"order_id": "1"}, "call_1")], usage=usage),
+            ModelStep(output=[call("lookup_order", {"order_id": "2"}, "call_2")], usage=usage),
+            ModelStep(output=[assistant_message("both looked up")], usage=usage),
+        ]
+    )
+    shop = Shop()
+    async with await steward.open(db_url, specs=write_spec(tmp_path, budget=0.05)) as st:
+        governed = await start(
+            st, "refund-agent", refund_agent(shop, model), "look up", model_name=MODEL
+        )
+        streamed = Runner.run_streamed(governed.agent, "look up")
+        async for _event in streamed.stream_events():
+            pass
+        assert streamed.final_output == "both looked up"
+        assert shop.lookups == ["1", "2"]
+        assert governed.run.steps == 5  # three model calls and two tool calls
