@@ -351,7 +351,9 @@ class Mailer(MCPServer):
             "properties": {"to": {"type": "string"}, "body": {"type": "string"}},
             "required": ["to", "body"],
         }
-        return [MCPTool(name="send_email", description="Send an email.", input_schema=schema)]
+        # the wire form: mcp 1.x and 2.x both read it
+        wire = {"name": "send_email", "description": "Send an email.", "inputSchema": schema}
+        return [MCPTool.model_validate(wire)]
 
     async def call_tool(
         self, tool_name: str, arguments: dict[str, Any] | None, meta: dict[str, Any] | None = None
