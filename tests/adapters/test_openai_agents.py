@@ -19,7 +19,16 @@ import pytest
 
 pytest.importorskip("agents")
 
-from agents import Agent, FunctionTool, Runner, RunState, Usage, WebSearchTool, function_tool
+from agents import (
+    Agent,
+    FunctionTool,
+    RunConfig,
+    Runner,
+    RunState,
+    Usage,
+    WebSearchTool,
+    function_tool,
+)
 from agents.mcp import MCPServer
 from agents.models.interface import Model
 from agents.testing import ModelStep, ScriptedModel, assistant_message
@@ -426,3 +435,14 @@ async def test_streamed_model_calls_are_settled_from_the_stream(
         assert streamed.final_output == "both looked up"
         assert shop.lookups == ["1", "2"]
         assert governed.run.steps == 5  # three model calls and two tool calls
+
+
+async def test_a_run_wide_model_override_is_governed_too(st: steward.Steward) -> None:
+    shop, unused, override = Shop(), FakeModel([]), FakeModel([refund(40)])
+    governed = await start(
+        st, "refund-agent", refund_agent(shop, unused), "refund $40", model_name=MODEL
+    )
+    result = await governed.run_until_done("refund $40", run_config=RunConfig(model=override))
+    assert "refunded $40.00" in str(result.final_output)
+    assert (unused.calls, override.calls) == (0, 2)
+    assert governed.run.steps == 3  # both model calls of the override were recorded

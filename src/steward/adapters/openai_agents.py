@@ -47,6 +47,7 @@ try:
         FunctionTool,
         Handoff,
         Model,
+        ModelProvider,
         ModelResponse,
         ModelSettings,
         ModelTracing,
@@ -97,14 +98,22 @@ class GovernedModel(Model):
     reservation is taken before the call (`steward.BudgetExceeded` stops it), the usage
     the response reports settles it, and the latency is measured around it."""
 
-    def __init__(self, inner: Model | str | None, run: steward.Run, *, name: str) -> None:
+    def __init__(
+        self,
+        inner: Model | str | None,
+        run: steward.Run,
+        *,
+        name: str,
+        resolve: Callable[[str | None], Model] | None = None,
+    ) -> None:
         self._inner = inner
         self._run = run
+        self._resolve = resolve or MultiProvider().get_model
         self.name = name
 
     def _model(self) -> Model:
-        if not isinstance(self._inner, Model):  # a model name: the SDK's default provider
-            self._inner = MultiProvider().get_model(self._inner)
+        if not isinstance(self._inner, Model):  # a model name: resolved by the run's provider
+            self._inner = self._resolve(self._inner)
         return self._inner
 
     def _reservation(self, settings: ModelSettings) -> dict[str, int]:
@@ -300,6 +309,7 @@ class GovernedAgent:
         self._model_name = model_name
         self._verdicts: dict[str, Verdict] = {}  # call id -> steward's answer, this process
         self._governed: dict[int, Agent[Any]] = {}  # id(original agent) -> its governed copy
+        self._provider: ModelProvider = MultiProvider()  # resolves model names, lazily
         self.agent = self._agent(agent)
 
     # -- the governed copy ----------------------------------------------------------------
@@ -308,10 +318,10 @@ class GovernedAgent:
         done = self._governed.get(id(agent))
         if done is not None:
             return done
-        name = _model_name(agent.model, self._model_name)
         copy = agent.clone(
             tools=[self._tool(t) for t in agent.tools],
-            model=GovernedModel(agent.model, self.run, name=name),
+            model=self._governed_model(agent.model),
+            model_settings=agent.model_settings,  # as they were, not a new model's defaults
         )
         self._governed[id(agent)] = copy
         copy.handoffs = [self._handoff(h) for h in agent.handoffs]
@@ -323,6 +333,27 @@ class GovernedAgent:
         # MCP servers' tools arrive at run time: they are governed as they arrive.
         setattr(copy, "get_mcp_tools", governed_mcp_tools)  # noqa: B010
         return copy
+
+    def _governed_model(self, model: Model | str | None) -> GovernedModel:
+        if isinstance(model, GovernedModel):
+            return model
+        return GovernedModel(
+            model,
+            self.run,
+            name=_model_name(model, self._model_name),
+            resolve=lambda name: self._provider.get_model(name),
+        )
+
+    def run_config(self, config: RunConfig | None = None) -> RunConfig | None:
+        """`config` made safe to pass to `Runner.run` with `self.agent`: a run-wide
+        `model` (which overrides every agent's) is governed too, and model names are
+        resolved by its `model_provider`."""
+        if config is None:
+            return None
+        self._provider = config.model_provider
+        if config.model is None:
+            return config
+        return dataclasses.replace(config, model=self._governed_model(config.model))
 
     def _handoff(self, handoff: Agent[Any] | Handoff[Any, Any]) -> Any:
         if isinstance(handoff, Agent):
@@ -457,6 +488,7 @@ class GovernedAgent:
         finishes with the final output, or fails with the reason the SDK stopped.
         `on_pause` gets each paused RunState first (persist `state.to_string()` to resume
         after a restart with `attach(...).run_until_done(state)`)."""
+        run_config = self.run_config(run_config)
         try:
             if isinstance(input, RunState):
                 await self.apply_decisions(input, timeout=timeout)
