@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import Ledger
 from sqlalchemy import select
 
 import steward
 from steward.store.chain import verify_chain
 from steward.store.runs import get_run, read_journal
 from steward.store.schema import cost_ledger
+
+from .conftest import Ledger
 
 
 async def test_an_allowed_call_runs_and_the_run_finishes_with_its_steps(
@@ -158,14 +159,18 @@ async def test_the_framework_model_calls_are_priced_and_counted(
     st: steward.Steward, ledger: Ledger
 ) -> None:
     run = await st.start_run("refund-agent", "hi", tools=ledger.tools())
-    async with run.model_call("openai:gpt-4o-mini", max_output_tokens=500, max_input_tokens=2000) as call:
+    async with run.model_call(
+        "openai:gpt-4o-mini", max_output_tokens=500, max_input_tokens=2000
+    ) as call:
         call.settle(input_tokens=1000, output_tokens=200)
     await run.record_model_call("openai:gpt-4o-mini", input_tokens=100, output_tokens=10,
                                 latency_s=0.2)  # fmt: skip
     await run.finish("ok", confidence=1.0)
     with st.db.reader.connect() as connection:
         rows = connection.execute(
-            select(cost_ledger.c.model, cost_ledger.c.cost_usd).where(cost_ledger.c.run_id == run.id)
+            select(cost_ledger.c.model, cost_ledger.c.cost_usd).where(
+                cost_ledger.c.run_id == run.id
+            )
         ).all()
     expected = (1000 * 0.15 + 200 * 0.60) / 1e6
     assert {model for model, _ in rows} == {"openai:gpt-4o-mini"}
