@@ -446,3 +446,22 @@ async def test_a_run_wide_model_override_is_governed_too(st: steward.Steward) ->
     assert "refunded $40.00" in str(result.final_output)
     assert (unused.calls, override.calls) == (0, 2)
     assert governed.run.steps == 3  # both model calls of the override were recorded
+
+
+async def test_parallel_calls_one_allowed_one_reviewed_each_run_once(
+    st: steward.Steward, db_url: str
+) -> None:
+    shop = Shop()
+    turn = [call("lookup_order", {"order_id": "10056"}, "call_lookup"), *refund(120)]
+    governed = await start(
+        st, "refund-agent", refund_agent(shop, FakeModel([turn])), "refund", model_name=MODEL
+    )
+
+    async def a_person_approves(state: RunState[Any, Any]) -> None:
+        for waiting in await governed.pending(state):
+            person(db_url, waiting.approval_id, approve=True)
+
+    result = await governed.run_until_done("refund", timeout=5, on_pause=a_person_approves)
+    assert shop.lookups == ["10056"]
+    assert shop.refunds == [("10056", 120.0)]
+    assert "refunded $120.00" in str(result.final_output)
