@@ -25,9 +25,16 @@ How a tool call goes (decide-only: the SDK runs its tool itself, steward never d
   interruption on the `RunState`; `Runner.run(governed.agent, state)` then resumes. The
   RunState is never the authority: a call it approves that steward did not is not run.
 
-Tools steward cannot see run (hosted tools such as web search run on OpenAI's servers,
-computer/shell/patch tools) are refused when the agent is governed, never silently let
-through.
+A kill switch flipped mid-run answers the next call `Denied` (agent.disabled); the adapter
+raises `steward.AgentDisabled` from it, which stops the SDK run and fails the steward run.
+A budget that cannot cover the next model call raises `steward.BudgetExceeded` before it.
+
+Tools steward cannot gate (hosted tools such as web search run on OpenAI's servers;
+computer, shell and patch tools) are refused when the agent is governed, never silently
+let through. Known gaps: the SDK turns an exception of a function tool into a message for
+the model (its failure_error_function) before the adapter sees it, so steward records that
+message as the call's result (set `failure_error_function=None` on a tool to have the
+error recorded as one); a tool an MCP server adds after `start` is denied (`tool.unbound`).
 """
 
 from __future__ import annotations
