@@ -465,3 +465,25 @@ async def test_parallel_calls_one_allowed_one_reviewed_each_run_once(
     assert shop.lookups == ["10056"]
     assert shop.refunds == [("10056", 120.0)]
     assert "refunded $120.00" in str(result.final_output)
+
+
+async def test_a_tool_that_raises_is_recorded_failed_and_never_repeated(
+    st: steward.Steward,
+) -> None:
+    attempts: list[str] = []
+
+    @function_tool(failure_error_function=None)
+    def issue_refund(order_id: str, amount_usd: float) -> str:
+        """Refund an order."""
+        attempts.append(order_id)
+        raise RuntimeError("payment gateway down")
+
+    agent = Agent(name="refunds", tools=[issue_refund], model=FakeModel([refund(40)]))
+    governed = await start(st, "refund-agent", agent, "refund $40", model_name=MODEL)
+    with pytest.raises(Exception, match="payment gateway down"):
+        await Runner.run(governed.agent, "refund $40")
+    again = await governed.run.decide(
+        "issue_refund", {"order_id": "10056", "amount_usd": 40}, call_id="call_refund"
+    )
+    assert isinstance(again, steward.Failed) and "payment gateway down" in again.error
+    assert attempts == ["10056"]
