@@ -399,6 +399,7 @@ async def test_a_tool_steward_cannot_gate_is_refused(st: steward.Steward) -> Non
         await start(st, "refund-agent", agent, "search")
 
 
+@pytest.mark.slow
 def test_the_example_runs_end_to_end(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OPENAI_AGENTS_DISABLE_TRACING": "1"}
     env.pop("OPENAI_API_KEY", None)
@@ -487,3 +488,26 @@ async def test_a_tool_that_raises_is_recorded_failed_and_never_repeated(
     )
     assert isinstance(again, steward.Failed) and "payment gateway down" in again.error
     assert attempts == ["10056"]
+
+
+@pytest.mark.slow
+def test_restart_in_new_processes_runs_the_approved_call_exactly_once(
+    tmp_path: Path, db_url: str
+) -> None:
+    write_spec(tmp_path)
+    worker = str(Path(__file__).with_name("openai_agents_restart_worker.py"))
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OPENAI_AGENTS_DISABLE_TRACING": "1"}
+
+    def process(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, worker, *args], capture_output=True, text=True, timeout=120, env=env
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    run_id, approval_id = process("ask", str(tmp_path)).split()
+    assert not (tmp_path / "refunds.txt").exists()
+    person(db_url, approval_id, approve=True)
+    assert "refunded $120.00" in process("resume", str(tmp_path), run_id)
+    assert "refunded $120.00" in process("resume", str(tmp_path), run_id)  # the same state again
+    assert (tmp_path / "refunds.txt").read_text().splitlines() == ["10056 120.0"]
