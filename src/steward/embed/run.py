@@ -345,8 +345,11 @@ class Run:
             if decision.verdict is not Verdict.DENY or not decision.reasons:
                 decision = deny(outcome.error_code or "denied", outcome.error or "denied")
             return _denied(call.id, call.name, decision, outcome.error)
+        record = self._executor.recorded_call(outcome.key)
         return Failed(
-            call.id, call.name, outcome.error, code=outcome.error_code or "tool.failed",
+            call.id, call.name, outcome.error,
+            on_timeout=record.on_timeout if record is not None else "",
+            code=outcome.error_code or "tool.failed",
             unknown=outcome.status is CallStatus.UNKNOWN,
         )  # fmt: skip
 
