@@ -66,6 +66,7 @@ try:
     )
     from agents.agent_output import AgentOutputSchemaBase
     from agents.items import TResponseInputItem, TResponseStreamEvent
+    from agents.models.default_models import get_default_model
     from agents.models.multi_provider import MultiProvider
     from agents.retry import ModelRetryAdvice, ModelRetryAdviceRequest
     from agents.run_context import RunContextWrapper
@@ -194,14 +195,17 @@ class GovernedModel(Model):
 
 
 def _model_name(model: Model | str | None, given: str | None) -> str:
+    """The name steward prices a model by: `given`, else the agent's model name (the SDK's
+    default model when it names none) at provider openai; a Model object without a name
+    is priced as unknown (under a budget steward then refuses it: name it)."""
     if given:
         return given
-    if isinstance(model, str):
-        return model if ":" in model else f"openai:{model}"
-    named = getattr(model, "model", None)
+    named = model if isinstance(model, str) else getattr(model, "model", None)
+    if model is None:
+        named = get_default_model()
     if isinstance(named, str) and named:
         return named if ":" in named else f"openai:{named}"
-    return "external:" + (type(model).__name__ if model is not None else "default")
+    return f"external:{type(model).__name__}"
 
 
 # --- the tools -----------------------------------------------------------------------------
