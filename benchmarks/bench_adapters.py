@@ -6,7 +6,10 @@ installed is skipped (and named in the params). Each sample is one whole agent r
 model calls (a scripted model, no network) and one tool call. The governed run adds, per
 sample: a decision and a recorded result for the tool call, and two priced, budgeted
 model-call records, on a temporary SQLite file. A new steward run is started for each
-sample outside the timed region.
+sample outside the timed region. The variants are timed in turn within each round
+(`_interleaved`), so the load of a shared machine falls on all of them alike; "the same
+through the facade alone" does the governed run's steward work without the SDK, so the
+adapter's own share is what remains.
 """
 
 from __future__ import annotations
@@ -39,18 +42,23 @@ MODEL = "openai:gpt-4o-mini"
 Bench = Callable[[Report, steward.Steward, int, int], Awaitable[None]]
 
 
-async def _timed(fn: Callable[[int], Awaitable[Any]], setup: Callable[[int], Awaitable[Any]] | None,
-                 n: int, warmup: int) -> list[int]:  # fmt: skip
-    """Time fn(i) for each sample; setup(i) (untimed) runs first and its value is passed."""
-    samples: list[int] = []
+async def _interleaved(
+    variants: dict[str, tuple[Callable[[Any], Awaitable[Any]], Callable[[int], Awaitable[Any]]]],
+    n: int,
+    warmup: int,
+) -> dict[str, list[int]]:
+    """Time each variant once per round, in turn, so a shared machine's load falls on all
+    of them alike. A variant is (timed fn, untimed setup(i) whose value fn receives)."""
+    samples: dict[str, list[int]] = {name: [] for name in variants}
     for i in range(warmup + n):
-        prepared = await setup(i) if setup is not None else None
         if i == warmup:
             gc.collect()
-        start = time.perf_counter_ns()
-        await fn(prepared if setup is not None else i)
-        if i >= warmup:
-            samples.append(time.perf_counter_ns() - start)
+        for name, (fn, setup) in variants.items():
+            prepared = await setup(i)
+            start = time.perf_counter_ns()
+            await fn(prepared)
+            if i >= warmup:
+                samples[name].append(time.perf_counter_ns() - start)
     return samples
 
 
@@ -81,23 +89,19 @@ async def bench_openai_agents(report: Report, st: steward.Steward, n: int, warmu
         model = FakeModel([[call("lookup_order", {"order_id": str(i)}, f"call_{i}")]])
         return Agent(name="bench", tools=[lookup_order], model=model)
 
-    async def plain(i: int) -> None:
-        await Runner.run(agent(i), "look it up")
+    async def plain_setup(i: int) -> Agent[Any]:
+        return agent(i)
 
-    async def setup(i: int) -> Agent[Any]:
+    async def plain(prepared: Agent[Any]) -> None:
+        await Runner.run(prepared, "look it up")
+
+    async def governed_setup(i: int) -> Agent[Any]:
         governed = await start(st, "bench-adapter", agent(i), "look it up", model_name=MODEL)
         return governed.agent
 
     async def governed(prepared: Agent[Any]) -> None:
         result = await Runner.run(prepared, "look it up")
         assert "delivered" in str(result.final_output), result.final_output
-
-    base = report.add(Measurement("openai_agents_plain", "Agents SDK run, ungoverned",
-                                  await _timed(plain, None, n, warmup), unit="run"))  # fmt: skip
-    gov = report.add(Measurement("openai_agents_governed", "Agents SDK run, governed",
-                                 await _timed(governed, setup, n, warmup), unit="run",
-                                 note="1 tool call + 2 model calls through steward"))  # fmt: skip
-    _overhead(report, "openai_agents_overhead", "Agents SDK", base, gov)
 
     # what the facade alone costs for the same work, without the SDK or the adapter
     async def facade_setup(i: int) -> steward.Run:
@@ -112,9 +116,24 @@ async def bench_openai_agents(report: Report, st: steward.Steward, n: int, warmu
                 assert isinstance(verdict, steward.Allowed), verdict
                 await run.record_result("c1", "order 1: delivered")
 
+    timed = await _interleaved(
+        {
+            "plain": (plain, plain_setup),
+            "governed": (governed, governed_setup),
+            "facade": (facade_only, facade_setup),
+        },
+        n,
+        warmup,
+    )
+    base = report.add(Measurement("openai_agents_plain", "Agents SDK run, ungoverned",
+                                  timed["plain"], unit="run"))  # fmt: skip
+    gov = report.add(Measurement("openai_agents_governed", "Agents SDK run, governed",
+                                 timed["governed"], unit="run",
+                                 note="1 tool call + 2 model calls through steward"))  # fmt: skip
     alone = report.add(Measurement("openai_agents_facade", "the same through the facade alone",
-                                   await _timed(facade_only, facade_setup, n, warmup), unit="run",
+                                   timed["facade"], unit="run",
                                    note="decide + record_result + 2 model_call, no SDK"))  # fmt: skip
+    _overhead(report, "openai_agents_overhead", "Agents SDK", base, gov)
     report.figure(
         "openai_agents_adapter_share_p50",
         "Agents SDK: adapter's own share (overhead - facade alone), p50",
