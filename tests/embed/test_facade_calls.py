@@ -216,3 +216,36 @@ async def test_the_built_in_runner_leaves_an_external_run_to_its_program(
     result = await Runner(st.db, st.journal).resume(agent, run.id, "recovered")
     assert (result.status, result.reason_code) == ("running", "model.external")
     assert isinstance(await run.call("send_note", {"text": "still mine"}), steward.Executed)
+
+
+async def test_a_run_cancelled_from_outside_takes_no_more_calls(
+    st: steward.Steward, ledger: Ledger
+) -> None:
+    from steward.runtime.cancel import cancel_run
+
+    run = await st.start_run("refund-agent", "hi", tools=ledger.tools())
+    assert isinstance(await run.call("send_note", {"text": "one"}), steward.Executed)
+    cancel_run(st.db, st.journal, run.id, by="reviewer:rita", reason="wrong customer")
+    await asyncio.sleep(0.6)  # a run asks the store at most every half second
+    stopped = await run.call("send_note", {"text": "two"})
+    assert isinstance(stopped, steward.Denied) and stopped.code == "run.cancelled"
+    assert "wrong customer" in stopped.message
+    with pytest.raises(steward.StewardError):
+        async with run.model_call("openai:gpt-4o-mini", max_input_tokens=10):
+            pytest.fail("no model call in a cancelled run")
+    assert await run.finish("done anyway", confidence=1.0) == "cancelled"
+    assert await st.run_status(run.id) == "cancelled"
+    assert ledger.notes == ["one"]
+
+
+async def test_a_server_recovering_runs_leaves_external_runs_to_their_program(
+    st: steward.Steward, ledger: Ledger
+) -> None:
+    from steward.runtime import Runner
+    from steward.runtime.catalog import agent_for_run
+
+    run = await st.start_run("refund-agent", "hi", tools=ledger.tools())
+    agent = agent_for_run(st.db, run.id)  # what a server without this program's tools builds
+    result = await Runner(st.db, st.journal).resume(agent, run.id, "recovered after a restart")
+    assert (result.status, result.reason_code) == ("running", "model.external")
+    assert await st.run_status(run.id) == "running"
