@@ -25,6 +25,7 @@ from agents import (
     RunConfig,
     Runner,
     RunState,
+    ToolOutputText,
     Usage,
     WebSearchTool,
     function_tool,
@@ -511,3 +512,25 @@ def test_restart_in_new_processes_runs_the_approved_call_exactly_once(
     assert "refunded $120.00" in process("resume", str(tmp_path), run_id)
     assert "refunded $120.00" in process("resume", str(tmp_path), run_id)  # the same state again
     assert (tmp_path / "refunds.txt").read_text().splitlines() == ["10056 120.0"]
+
+
+async def test_structured_tool_output_is_recorded_as_json(st: steward.Steward) -> None:
+    """The facade records JSON only: the SDK's output models are recorded as their JSON
+    (before, recording raised after the tool had run and the run failed)."""
+
+    @function_tool
+    def lookup_order(order_id: str) -> list[ToolOutputText]:
+        """Look an order up."""
+        return [ToolOutputText(text=f"order {order_id}: delivered")]
+
+    model = FakeModel([[call("lookup_order", {"order_id": "7"}, "call_lookup")]])
+    governed = await start(
+        st,
+        "refund-agent",
+        Agent(name="r", tools=[lookup_order], model=model),
+        "look",
+        model_name=MODEL,
+    )
+    await governed.run_until_done("look")
+    assert "order 7: delivered" in model.seen[-1]
+    assert await st.run_status(governed.run.id) == "succeeded"

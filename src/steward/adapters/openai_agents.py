@@ -212,13 +212,14 @@ def _model_name(model: Model | str | None, given: str | None) -> str:
 
 
 def _recordable(result: Any) -> Any:
-    """What steward records for a tool's output: JSON as is, a model as its JSON, else text."""
-    if result is None or isinstance(result, str | int | float | bool | list | dict):
-        return result
-    dump = getattr(result, "model_dump", None)
-    if callable(dump):
-        return dump(mode="json")
-    return str(result)
+    """What steward records for a tool's output: JSON, with the SDK's output models (and
+    anything else it holds) as their JSON, or as text when they have none."""
+
+    def encode(value: Any) -> Any:
+        dump = getattr(value, "model_dump", None)
+        return dump(mode="json") if callable(dump) else str(value)
+
+    return json.loads(json.dumps(result, default=encode))
 
 
 def _arguments(raw: str) -> dict[str, Any] | None:
