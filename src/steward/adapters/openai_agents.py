@@ -219,7 +219,10 @@ def _recordable(result: Any) -> Any:
         dump = getattr(value, "model_dump", None)
         return dump(mode="json") if callable(dump) else str(value)
 
-    return json.loads(json.dumps(result, default=encode))
+    try:
+        return json.loads(json.dumps(result, default=encode))
+    except (TypeError, ValueError):  # not encodable (a cycle, a NaN): its text, not a crash
+        return str(result)
 
 
 def _arguments(raw: str) -> dict[str, Any] | None:
