@@ -220,7 +220,7 @@ def _recordable(result: Any) -> Any:
         return dump(mode="json") if callable(dump) else str(value)
 
     try:
-        return json.loads(json.dumps(result, default=encode))
+        return json.loads(json.dumps(result, default=encode, allow_nan=False))
     except (TypeError, ValueError):  # not encodable (a cycle, a NaN): its text, not a crash
         return str(result)
 
