@@ -28,6 +28,7 @@ BENCHMARKS = {
     "limits": "bench_limits.py",
     "facade": "bench_facade.py",
     "cli_startup": "bench_cli_startup.py",
+    "adapters": "bench_adapters.py",
 }
 
 
