@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -424,3 +427,18 @@ async def test_test_model_calls_every_tool_through_the_gate(st: steward.Steward)
     assert payload["lookup_order"]["order_id"] == "a"
     assert "tool.unlisted" in payload["delete_account"]
     assert shop.deleted == []
+
+
+def test_the_refund_example_runs() -> None:
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, str(root / "examples" / "pydantic_ai_refund.py")],
+        capture_output=True, text=True, timeout=120, cwd=root,
+        env={"PYTHONPATH": str(root / "src"), "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert re.fullmatch(r"run_\w+ waiting: 'issue_refund' is requires_human_review", lines[0])
+    assert "refunds executed: 1" in lines
+    run_id = lines[0].split()[0]
+    assert lines[-1] == f"{run_id} succeeded"
