@@ -442,3 +442,55 @@ def test_the_refund_example_runs() -> None:
     assert "refunds executed: 1" in lines
     run_id = lines[0].split()[0]
     assert lines[-1] == f"{run_id} succeeded"
+
+
+MCP_SERVER = '''\
+import sys
+
+try:
+    from mcp.server.mcpserver import MCPServer as Server  # mcp 2
+except ImportError:
+    from mcp.server.fastmcp import FastMCP as Server  # mcp 1
+
+server = Server("shop")
+
+
+@server.tool()
+def issue_refund(order_id: str, amount_usd: float) -> str:
+    """Refund an order."""
+    with open(sys.argv[1], "a", encoding="utf-8") as ledger:
+        ledger.write(f"{order_id} {amount_usd}\\n")
+    return f"refunded {order_id}"
+
+
+if __name__ == "__main__":
+    server.run()
+'''
+
+
+async def test_tools_from_an_mcp_server_cross_the_gate(st: steward.Steward, tmp_path: Path) -> None:
+    """The MCP server's tool is governed like the agent's own: review, then exactly once."""
+    pytest.importorskip("fastmcp.client", reason="pydantic-ai-slim[mcp] (fastmcp client)")
+    from fastmcp.client.transports import StdioTransport
+    from pydantic_ai.mcp import MCPToolset
+
+    server, ledger = tmp_path / "server.py", tmp_path / "refunds.txt"
+    server.write_text(MCP_SERVER, encoding="utf-8")
+    mcp = MCPToolset(StdioTransport(sys.executable, [str(server), str(ledger)]))
+    shop = Shop()
+    gov = governed(st)
+    agent = Agent(shop.model([REFUND], "refunded"), toolsets=[mcp], capabilities=[gov])
+    async with agent:
+        first = await agent.run("refund order 10056", output_type=[str, DeferredToolRequests])
+        assert isinstance(first.output, DeferredToolRequests)
+        assert not ledger.exists()  # the server was never called
+        meta = first.output.metadata[first.output.approvals[0].tool_call_id]["steward"]
+        await st.approvals.decide(meta["approval_id"], who=reviewer(st), approve=True)
+        done = await agent.run(
+            message_history=first.all_messages(),
+            deferred_tool_results=await gov.decisions(first.output, timeout=5),
+        )
+    assert done.output == "refunded"
+    assert ledger.read_text(encoding="utf-8") == "10056 40.0\n"
+    assert shop.seen == ["issue_refund: refunded 10056"]
+    assert get_run(st.db, meta["run_id"]).status == "succeeded"
