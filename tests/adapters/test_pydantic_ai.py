@@ -470,7 +470,7 @@ if __name__ == "__main__":
 
 async def test_tools_from_an_mcp_server_cross_the_gate(st: steward.Steward, tmp_path: Path) -> None:
     """The MCP server's tool is governed like the agent's own: review, then exactly once."""
-    pytest.importorskip("fastmcp.client", reason="pydantic-ai-slim[mcp] (fastmcp client)")
+    pytest.importorskip("fastmcp.client", reason="needs pydantic-ai-slim[mcp]", exc_type=ImportError)
     from fastmcp.client.transports import StdioTransport
     from pydantic_ai.mcp import MCPToolset
 
