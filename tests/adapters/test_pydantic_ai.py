@@ -295,6 +295,12 @@ async def test_review_then_reject_never_runs_and_the_model_reads_why(
         "issue_refund: steward: a person rejected this call (reviewer:rita): order was never paid"
     ]
     assert get_run(st.db, meta["run_id"]).status == "succeeded"
+    # the refusal is on the steward run too: the call ends denied, the run resumed
+    journal = read_journal(st.db, meta["run_id"])
+    decided = [e.event for e in journal if e.type == "gate.decided"]
+    assert decided[-1].stage == "approval"
+    assert decided[-1].decision.reasons[0].code == "approval.rejected"
+    assert "run.resumed" in [e.type for e in journal]
 
 
 async def test_edited_arguments_are_what_runs(st: steward.Steward) -> None:
@@ -470,7 +476,9 @@ if __name__ == "__main__":
 
 async def test_tools_from_an_mcp_server_cross_the_gate(st: steward.Steward, tmp_path: Path) -> None:
     """The MCP server's tool is governed like the agent's own: review, then exactly once."""
-    pytest.importorskip("fastmcp.client", reason="needs pydantic-ai-slim[mcp]", exc_type=ImportError)
+    pytest.importorskip(
+        "fastmcp.client", reason="needs pydantic-ai-slim[mcp]", exc_type=ImportError
+    )
     from fastmcp.client.transports import StdioTransport
     from pydantic_ai.mcp import MCPToolset
 

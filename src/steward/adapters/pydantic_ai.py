@@ -456,6 +456,7 @@ class Governed(AbstractCapability[Any]):
         expired -> `ToolDenied` with who and why. Raises TimeoutError after `timeout`
         seconds (the approvals stay pending; ask again later, in any process)."""
         results = DeferredToolResults()
+        refused: dict[str, list[tuple[str, str]]] = {}  # run -> (tool, call id)
         for call in requests.approvals:
             meta = requests.metadata.get(call.tool_call_id, {}).get(META_KEY)
             if not isinstance(meta, dict):
@@ -474,8 +475,21 @@ class Governed(AbstractCapability[Any]):
                     f"steward: a person {decision.status} this call"
                     f"{f' ({decision.by})' if decision.by else ''}{said}"
                 )
+                refused.setdefault(meta["run_id"], []).append((call.tool_name, meta["call_id"]))
             results.metadata[call.tool_call_id] = {META_KEY: meta}
+        for run_id, calls in refused.items():
+            await self._record_refusals(run_id, calls)
         return results
+
+    async def _record_refusals(self, run_id: str, calls: list[tuple[str, str]]) -> None:
+        """Pydantic AI never calls a tool it answers with ToolDenied: record the refusal
+        on the steward run here (the call ends denied, the run stops waiting). The tools
+        are bound decide-only and nothing can run: the approval is already refused."""
+        names = {name for name, _ in calls}
+        tools = [steward.external_tool(n, None, parameters={"type": "object"}) for n in names]
+        run = await self.steward.attach(run_id, tools=tools)
+        for _, call_id in calls:
+            await run.resume(call_id, execute=False)
 
     async def run(
         self,
