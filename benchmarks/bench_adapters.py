@@ -47,8 +47,8 @@ async def bench_pydantic_ai(report: Report, quick: bool) -> None:
 
     from steward.adapters.pydantic_ai import Governed
 
-    turns = scaled(quick, 50, 10)
-    runs = scaled(quick, 8, 2)
+    turns = scaled(quick, 40, 10)  # under the default request_limit of 50
+    runs = scaled(quick, 10, 2)
 
     @dataclass
     class Timed(WrapperToolset[Any]):

@@ -502,3 +502,23 @@ async def test_tools_from_an_mcp_server_cross_the_gate(st: steward.Steward, tmp_
     assert ledger.read_text(encoding="utf-8") == "10056 40.0\n"
     assert shop.seen == ["issue_refund: refunded 10056"]
     assert get_run(st.db, meta["run_id"]).status == "succeeded"
+
+
+async def test_a_streamed_model_request_is_reserved_and_settled(st: steward.Steward) -> None:
+    async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
+        for word in ("order ", "10056 ", "is ", "paid"):
+            yield word
+
+    agent = Agent(
+        FunctionModel(stream_function=stream, model_name="gpt-4o-mini"),
+        capabilities=[governed(st)],
+    )
+    async with agent.run_stream("is order 10056 paid?") as streamed:
+        text = await streamed.get_output()
+    assert text == "order 10056 is paid"
+    rows = await _runs(st)
+    assert len(rows) == 1
+    with st.db.reader.connect() as connection:
+        costs = connection.execute(select(cost_ledger)).all()
+    assert len(costs) == 1 and costs[0].cost_usd > 0
+    assert [r.status for r in await _runs(st)] == ["succeeded"]
