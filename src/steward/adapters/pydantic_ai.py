@@ -114,14 +114,25 @@ def _call_id(ctx: RunContext[Any]) -> str:
     return tool_call_id if seen <= 1 else f"{tool_call_id}#{seen}"
 
 
+def _size(value: Any) -> int:
+    return len(json.dumps(_jsonable(value), ensure_ascii=False).encode("utf-8"))
+
+
 def _input_bound(
-    messages: Sequence[ModelMessage], params: ModelRequestParameters, settings: ModelSettings | None
+    messages: Sequence[ModelMessage],
+    params: ModelRequestParameters,
+    sizes: dict[int, tuple[ModelMessage, int]],
 ) -> int:
     """An upper bound on the request's input tokens: a BPE token is at least one byte,
-    so the UTF-8 size of everything sent (history, tool schemas) plus framing bounds it."""
-    sent = [_jsonable(messages), [_jsonable(t) for t in params.function_tools]]
-    size = len(json.dumps(sent, ensure_ascii=False).encode("utf-8"))
-    return size + 16 * (len(messages) + len(params.function_tools)) + 256
+    so the UTF-8 size of everything sent (history, tool schemas) plus framing bounds it.
+    `sizes` remembers each message's size for the run (a history only grows)."""
+    total = _size(params.function_tools) + 256
+    for message in messages:
+        known = sizes.get(id(message))
+        if known is None or known[0] is not message:
+            known = sizes[id(message)] = (message, _size(message))
+        total += known[1] + 16
+    return total
 
 
 # -- the per-run session -----------------------------------------------------------------
@@ -135,6 +146,7 @@ class _Session:
     run: steward.Run | None = None
     ctx: RunContext[Any] | None = None
     bound: dict[str, ToolDefinition] = field(default_factory=dict)
+    sizes: dict[int, tuple[ModelMessage, int]] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def tools(self, defs: Iterable[ToolDefinition]) -> list[steward.Tool]:
@@ -328,7 +340,7 @@ class GovernedModel(WrapperModel):
         async with run.model_call(
             self._priced_name(),
             max_output_tokens=max_tokens if isinstance(max_tokens, int) else None,
-            max_input_tokens=_input_bound(messages, params, model_settings),
+            max_input_tokens=_input_bound(messages, params, self._steward_session.sizes),
         ) as call:
             yield call
 
