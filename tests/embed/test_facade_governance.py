@@ -147,7 +147,9 @@ async def test_review_then_approve_runs_the_exact_call_once(
     assert isinstance(still, steward.Waiting) and ledger.refunds == []
     await st.approvals.decide(waiting.approval_id, who=reviewer(st), approve=True, comment="ok")
     decision = await st.wait_for_decision(waiting.approval_id, timeout=5)
-    assert decision == steward.Approved(waiting.approval_id, REFUND, "reviewer:rita", "ok")
+    assert decision == steward.Approved(
+        waiting.approval_id, REFUND, "reviewer:rita", "ok", run_id=run.id, call_id="r1"
+    )
     done = await run.resume("r1")
     assert isinstance(done, steward.Executed)
     assert done.result == {"refund_id": "rf_1", "amount_usd": 40}
@@ -195,7 +197,7 @@ async def test_a_rejection_is_denied_with_its_reason(st: steward.Steward, ledger
     )
     decision = await st.wait_for_decision(waiting.approval_id, timeout=5)
     assert decision == steward.Rejected(
-        waiting.approval_id, "reviewer:rita", "order was never paid"
+        waiting.approval_id, "reviewer:rita", "order was never paid", run_id=run.id, call_id="r1"
     )
     denied = await run.resume("r1")
     assert isinstance(denied, steward.Denied)
@@ -229,9 +231,11 @@ async def test_an_approved_call_runs_once_across_restarts(
         run = await first.start_run("refund-agent", "refund 10056", tools=ledger.tools())
         waiting = await run.call("issue_refund", REFUND, call_id="r1")
         assert isinstance(waiting, steward.Waiting)
+        assert await (await first.attach(run.id)).pending() == [waiting]
         await first.approvals.decide(waiting.approval_id, who=reviewer(first), approve=True)
     async with steward.open(db_url, specs=specs) as second:
         attached = await second.attach(run.id, tools=ledger.tools())
+        assert await attached.pending() == []  # decided: nothing waits any more
         done = await attached.resume("r1")
         assert isinstance(done, steward.Executed)
     async with steward.open(db_url, specs=specs) as third:
@@ -324,3 +328,14 @@ async def test_an_expired_request_answers_expired_and_the_call_is_denied(
         denied = await run.resume("r1")
         assert isinstance(denied, steward.Denied) and denied.code == "approval.expired"
     assert ledger.refunds == []
+
+
+async def test_a_result_that_is_not_json_is_refused_before_it_is_recorded(
+    st: steward.Steward, ledger: Ledger
+) -> None:
+    run = await st.start_run("refund-agent", "note it", tools=ledger.tools())
+    assert isinstance(await run.decide("send_note", {"text": "hi"}, call_id="n1"), steward.Allowed)
+    with pytest.raises(TypeError, match="not JSON"):
+        await run.record_result("n1", object())
+    done = await run.record_result("n1", {"sent": True})
+    assert isinstance(done, steward.Executed) and done.result == {"sent": True}
