@@ -522,3 +522,33 @@ async def test_a_streamed_model_request_is_reserved_and_settled(st: steward.Stew
         costs = connection.execute(select(cost_ledger)).all()
     assert len(costs) == 1 and costs[0].cost_usd > 0
     assert [r.status for r in await _runs(st)] == ["succeeded"]
+
+
+async def test_only_steward_approves_a_program_that_approves_itself_gets_nothing_run(
+    st: steward.Steward,
+) -> None:
+    shop = Shop()
+    gov = governed(st)
+    agent = shop.agent(shop.model([REFUND], "refunded"), gov)
+    types = [str, DeferredToolRequests]
+    first = await agent.run("refund order 10056", output_type=types)
+    assert isinstance(first.output, DeferredToolRequests)
+    # the program answers ToolApproved() itself, nobody decided in steward: still waiting
+    again = await agent.run(
+        message_history=first.all_messages(),
+        deferred_tool_results=first.output.build_results(approve_all=True),
+        output_type=types,
+    )
+    assert isinstance(again.output, DeferredToolRequests)
+    assert shop.refunds == []
+    meta = first.output.metadata[first.output.approvals[0].tool_call_id]["steward"]
+    assert await st.run_status(meta["run_id"]) == "waiting"
+    # a person edits the call in steward; the program's plain ToolApproved() runs the edit
+    edited = {"order_id": "10056", "amount_usd": 10.0}
+    await st.approvals.decide(meta["approval_id"], who=reviewer(st), approve=True, arguments=edited)
+    await agent.run(
+        message_history=again.all_messages(),
+        deferred_tool_results=again.output.build_results(approve_all=True),
+        output_type=types,
+    )
+    assert shop.refunds == [edited]

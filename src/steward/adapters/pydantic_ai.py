@@ -232,8 +232,11 @@ class GovernedToolset(WrapperToolset[Any]):
         proposed = _jsonable(tool_args)
         verdict: steward.Verdict
         if ctx.tool_call_approved:
+            # approved by the program: only a person's decision in steward counts. A call
+            # still pending stays deferred (and the steward run stays waiting)
+            still = [w for w in await run.pending() if w.call_id == call_id]
             try:
-                verdict = await run.resume(call_id, execute=False)
+                verdict = still[0] if still else await run.resume(call_id, execute=False)
             except steward.StewardError as exc:  # approved by the framework, never seen here
                 if exc.code != "store.not_found":
                     raise
