@@ -552,3 +552,8 @@ async def test_only_steward_approves_a_program_that_approves_itself_gets_nothing
         output_type=types,
     )
     assert shop.refunds == [edited]
+
+
+async def test_a_wrong_effect_is_a_located_error(st: steward.Steward) -> None:
+    with pytest.raises(ValueError, match=r"effects=\{'lookup_order': 'reed'\}.*must be one of"):
+        Governed(st, "refund-agent", effects={"lookup_order": "reed"})

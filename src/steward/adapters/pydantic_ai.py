@@ -414,6 +414,15 @@ class Governed(AbstractCapability[Any]):
     started_by: str | None = None
     _session: _Session | None = field(default=None, repr=False)
 
+    def __post_init__(self) -> None:
+        known = {e.value for e in steward.Effect}
+        for tool, effect in self.effects.items():
+            if effect not in known:
+                raise ValueError(
+                    f"Governed(effects={{{tool!r}: {effect!r}}}): the effect of {tool} must be "
+                    f"one of {', '.join(sorted(known))}"
+                )
+
     @classmethod
     def get_serialization_name(cls) -> str | None:
         return None  # holds an open Steward: not spec-serialisable
