@@ -149,7 +149,9 @@ FRAMEWORKS: dict[str, tuple[str, Bench]] = {
 
 
 async def collect(quick: bool) -> Report:
-    report = Report("adapters", "Adapter overhead: governed vs ungoverned framework runs", quick)
+    report = Report(
+        "adapter_openai_agents", "Adapter overhead: governed vs ungoverned framework runs", quick
+    )
     n, warmup = scaled(quick, 300, 30), scaled(quick, 20, 5)
     report.params.update(samples=n, warmup=warmup)
     missing = [
