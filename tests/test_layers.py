@@ -17,6 +17,7 @@ LEVELS: dict[str, int] = {
     "runtime": 3,
     "demo": 4, "evals": 4, "prompts": 4, "monitor": 4, "rag": 4, "orchestration": 4, "testing": 4,
     "server": 5, "cli": 5,
+    "adapters": 6,
 }  # fmt: skip
 
 

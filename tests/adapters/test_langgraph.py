@@ -1,0 +1,377 @@
+"""steward.adapters.langgraph with the real LangGraph: every tool call of the graph crosses
+steward's gate, a review is LangGraph's own interrupt, the graph's LLM calls are budgeted.
+
+The model is LangChain's GenericFakeChatModel (scripted AIMessages with tool calls and
+usage); no network. Tools count their executions, so "exactly once" is checked, not
+assumed.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("langgraph")
+
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.tools import BaseTool, tool
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.graph import START, MessagesState, StateGraph
+from langgraph.prebuilt import ToolNode, tools_condition
+
+import steward
+from steward.adapters.langgraph import approvals, govern, resume_command
+
+from .conftest import approve, kill, reject
+
+SPEC = """
+name: refund-agent
+model: external
+tools: [lookup_order, issue_refund]
+decision_authority:
+  autonomous: [lookup_order, issue_refund]
+  forbidden: [delete_customer]
+conditions:
+  - id: refund-over-100
+    tool: issue_refund
+    when: args.amount_usd > 100.0
+    then: requires_human_review
+    reason: Refunds over $100 need a person.
+  - id: refund-over-500
+    tool: issue_refund
+    when: args.amount_usd > 500.0
+    then: forbidden
+    reason: Refunds over $500 are decided by finance.
+cost_controls:
+  max_cost_per_run_usd: {budget}
+"""
+
+MODEL = "openai:gpt-4o-mini"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Shop:
+    """The side effects: every executed refund lands here."""
+
+    def __init__(self) -> None:
+        self.refunds: list[tuple[str, float]] = []
+
+    def tools(self) -> list[BaseTool]:
+        @tool
+        def lookup_order(order_id: str) -> dict[str, Any]:
+            """Look an order up."""
+            return {"order_id": order_id, "total_usd": 80.0, "status": "delivered"}
+
+        @tool
+        def issue_refund(order_id: str, amount_usd: float) -> str:
+            """Refund part or all of an order."""
+            self.refunds.append((order_id, amount_usd))
+            return f"refunded ${amount_usd:.2f} on order {order_id}"
+
+        @tool
+        def delete_customer(email: str) -> str:
+            """Erase a customer's data."""
+            raise AssertionError("a forbidden tool ran")
+
+        return [lookup_order, issue_refund, delete_customer]
+
+
+class FakeToolModel(GenericFakeChatModel):
+    """LangChain's fake chat model, able to be bound to tools (it ignores them): the
+    script decides which tool calls it makes."""
+
+    seen: list[list[BaseMessage]] = []
+
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> FakeToolModel:
+        return self
+
+    async def _agenerate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> Any:
+        self.seen.append(list(messages))
+        return await super()._agenerate(messages, *args, **kwargs)
+
+
+def calls(*items: tuple[str, dict[str, Any], str], usage: int = 100) -> AIMessage:
+    return AIMessage(
+        content="",
+        tool_calls=[{"name": n, "args": a, "id": i, "type": "tool_call"} for n, a, i in items],
+        usage_metadata={"input_tokens": usage, "output_tokens": usage, "total_tokens": 2 * usage},
+    )
+
+
+def answer(text: str, usage: int = 100) -> AIMessage:
+    return AIMessage(
+        content=text,
+        usage_metadata={"input_tokens": usage, "output_tokens": usage, "total_tokens": 2 * usage},
+    )
+
+
+def fake_model(*script: AIMessage) -> FakeToolModel:
+    return FakeToolModel(messages=iter(script), seen=[])
+
+
+def build(model: Any, tools: Any, checkpointer: Any) -> Any:
+    """A plain LangGraph agent: model node, ToolNode, loop until no tool calls."""
+
+    async def agent(state: MessagesState) -> dict[str, list[BaseMessage]]:
+        return {"messages": [await model.bind_tools([]).ainvoke(state["messages"])]}
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("agent", agent)
+    graph.add_node("tools", tools)
+    graph.add_edge(START, "agent")
+    graph.add_conditional_edges("agent", tools_condition)
+    graph.add_edge("tools", "agent")
+    return graph.compile(checkpointer=checkpointer)
+
+
+def write_spec(directory: Path, budget: float = 1.0) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "refund-agent.yaml").write_text(SPEC.format(budget=budget), encoding="utf-8")
+    return directory
+
+
+@pytest.fixture
+async def st(tmp_path: Path) -> AsyncIterator[steward.Steward]:
+    async with await steward.open(
+        f"sqlite:///{tmp_path / 'steward.db'}", specs=write_spec(tmp_path / "agents")
+    ) as opened:
+        yield opened
+
+
+CONFIG = {"configurable": {"thread_id": "thread-1"}}
+
+
+def tool_messages(result: dict[str, Any]) -> list[ToolMessage]:
+    return [m for m in result["messages"] if isinstance(m, ToolMessage)]
+
+
+async def test_allowed_calls_run_once_and_the_model_calls_are_recorded(st: steward.Steward) -> None:
+    shop = Shop()
+    run = await st.start_run("refund-agent", "refund $40 on order 10056")
+    model, tools = govern(run, fake_model(
+        calls(("lookup_order", {"order_id": "10056"}, "c1")),
+        calls(("issue_refund", {"order_id": "10056", "amount_usd": 40.0}, "c2")),
+        answer("Refunded $40."),
+    ), shop.tools(), model_id=MODEL)  # fmt: skip
+    result = await build(model, tools, InMemorySaver()).ainvoke(
+        {"messages": [("user", "refund $40 on order 10056")]}, CONFIG
+    )
+    assert result["messages"][-1].content == "Refunded $40."
+    assert shop.refunds == [("10056", 40.0)]
+    assert [m.status for m in tool_messages(result)] == ["success", "success"]
+    await run.finish("Refunded $40.", confidence=0.9)
+    assert await st.run_status(run.id) == "succeeded"
+    usage = await st.run_usage(run.id)
+    assert usage.model_calls == 3 and usage.cost_usd > 0
+
+
+async def test_denied_call_never_runs_and_the_model_sees_the_reason(st: steward.Steward) -> None:
+    shop = Shop()
+    model_obj = fake_model(
+        calls(("issue_refund", {"order_id": "10056", "amount_usd": 900.0}, "c1")),
+        calls(("delete_customer", {"email": "a@example.com"}, "c2")),
+        answer("I can't do that."),
+    )
+    run = await st.start_run("refund-agent", "refund $900")
+    model, tools = govern(run, model_obj, shop.tools(), model_id=MODEL)
+    result = await build(model, tools, InMemorySaver()).ainvoke(
+        {"messages": [("user", "refund $900")]}, CONFIG
+    )
+    refused, unknown = tool_messages(result)
+    assert refused.status == "error" and "Refunds over $500 are decided by finance" in str(refused.content)
+    assert unknown.status == "error" and "steward denied" in str(unknown.content)
+    assert shop.refunds == []
+    # the model's next call saw the denial in its input
+    assert any("decided by finance" in str(m.content) for m in model_obj.seen[1])
+
+
+async def test_review_pauses_the_graph_and_an_approval_resumes_it_exactly_once(
+    st: steward.Steward,
+) -> None:
+    shop = Shop()
+    run = await st.start_run("refund-agent", "refund $250 on order 10056")
+    model, tools = govern(run, fake_model(
+        calls(("issue_refund", {"order_id": "10056", "amount_usd": 250.0}, "c1")),
+        answer("Refunded $250."),
+    ), shop.tools(), model_id=MODEL)  # fmt: skip
+    graph = build(model, tools, InMemorySaver())
+    paused = await graph.ainvoke({"messages": [("user", "refund $250")]}, CONFIG)
+    (request,) = approvals(paused)
+    assert (request.tool, request.call_id, request.run_id) == ("issue_refund", "c1", run.id)
+    assert request.arguments == {"order_id": "10056", "amount_usd": 250.0}
+    assert shop.refunds == []
+    assert await st.run_status(run.id) == "waiting"
+
+    # resumed before anyone decided: it pauses again, nothing runs
+    again = await graph.ainvoke(resume_command(paused), CONFIG)
+    assert [r.approval_id for r in approvals(again)] == [request.approval_id]
+    assert shop.refunds == []
+
+    await approve(st, request.approval_id)
+    decision = await st.wait_for_decision(request.approval_id, timeout=5.0)
+    assert isinstance(decision, steward.Approved)
+    done = await graph.ainvoke(resume_command(again), CONFIG)
+    assert done["messages"][-1].content == "Refunded $250."
+    assert shop.refunds == [("10056", 250.0)]
+    assert approvals(done) == []
+
+
+async def test_review_rejected_never_runs_and_the_model_sees_why(st: steward.Steward) -> None:
+    shop = Shop()
+    model_obj = fake_model(
+        calls(("issue_refund", {"order_id": "10056", "amount_usd": 250.0}, "c1")),
+        answer("A colleague declined the refund."),
+    )
+    run = await st.start_run("refund-agent", "refund $250")
+    model, tools = govern(run, model_obj, shop.tools(), model_id=MODEL)
+    graph = build(model, tools, InMemorySaver())
+    paused = await graph.ainvoke({"messages": [("user", "refund $250")]}, CONFIG)
+    (request,) = approvals(paused)
+    await reject(st, request.approval_id, "order was already refunded")
+    assert isinstance(await st.wait_for_decision(request.approval_id, timeout=5.0), steward.Rejected)
+    done = await graph.ainvoke(resume_command(paused), CONFIG)
+    (message,) = tool_messages(done)
+    assert message.status == "error" and "already refunded" in str(message.content)
+    assert shop.refunds == []
+
+
+async def test_edited_arguments_are_what_runs(st: steward.Steward) -> None:
+    shop = Shop()
+    run = await st.start_run("refund-agent", "refund $250")
+    model, tools = govern(run, fake_model(
+        calls(("issue_refund", {"order_id": "10056", "amount_usd": 250.0}, "c1")),
+        answer("Refunded."),
+    ), shop.tools(), model_id=MODEL)  # fmt: skip
+    graph = build(model, tools, InMemorySaver())
+    paused = await graph.ainvoke({"messages": [("user", "refund $250")]}, CONFIG)
+    (request,) = approvals(paused)
+    await approve(st, request.approval_id, arguments={"order_id": "10056", "amount_usd": 80.0})
+    done = await graph.ainvoke(resume_command(paused), CONFIG)
+    assert shop.refunds == [("10056", 80.0)]
+    (message,) = tool_messages(done)
+    assert "80" in str(message.content) and "changed the arguments" in str(message.content)
+
+
+async def test_kill_switch_mid_run_stops_tools_and_model(st: steward.Steward) -> None:
+    shop = Shop()
+    run = await st.start_run("refund-agent", "refund twice")
+    model_obj = fake_model(
+        calls(("issue_refund", {"order_id": "1", "amount_usd": 10.0}, "c1")),
+        calls(("issue_refund", {"order_id": "2", "amount_usd": 10.0}, "c2")),
+        answer("never reached"),
+    )
+    model, tools = govern(run, model_obj, shop.tools(), model_id=MODEL)
+    graph = build(model, tools, InMemorySaver())
+
+    original = tools.tools_by_name["issue_refund"]
+
+    @tool("issue_refund")
+    def killing_refund(order_id: str, amount_usd: float) -> str:
+        """Refund, and the operator hits the kill switch right after the first one."""
+        out = original.invoke({"order_id": order_id, "amount_usd": amount_usd})
+        kill(st, "refund-agent")
+        return str(out)
+
+    tools.tools_by_name["issue_refund"] = killing_refund
+    with pytest.raises(steward.AgentDisabled):
+        await graph.ainvoke({"messages": [("user", "refund twice")]}, CONFIG)
+    assert shop.refunds == [("1", 10.0)]
+
+
+async def test_budget_exhausted_by_the_graphs_own_llm_calls(tmp_path: Path) -> None:
+    shop = Shop()
+    async with await steward.open(
+        f"sqlite:///{tmp_path / 'steward.db'}", specs=write_spec(tmp_path / "agents", budget=0.01)
+    ) as st:
+        run = await st.start_run("refund-agent", "look it up")
+        model_obj = fake_model(
+            # 20k output tokens at $0.60/M = $0.012: the first call spends the budget
+            calls(("lookup_order", {"order_id": "1"}, "c1"), usage=20_000),
+            answer("never reached"),
+        )
+        model, tools = govern(run, model_obj, shop.tools(), model_id=MODEL, max_output_tokens=1000)
+        with pytest.raises(steward.BudgetExceeded):
+            await build(model, tools, InMemorySaver()).ainvoke(
+                {"messages": [("user", "look it up")]}, CONFIG
+            )
+        assert len(model_obj.seen) == 1  # the second call was refused before it was made
+
+
+async def test_restart_between_request_and_decision(tmp_path: Path) -> None:
+    """The program stops while the graph waits; a new process (a new Steward, a new
+    checkpointer on the same file) finds the pause, and the call runs once."""
+    shop = Shop()
+    db = f"sqlite:///{tmp_path / 'steward.db'}"
+    specs = write_spec(tmp_path / "agents")
+    checkpoints = str(tmp_path / "checkpoints.sqlite")
+    script = (
+        calls(("issue_refund", {"order_id": "10056", "amount_usd": 250.0}, "c1")),
+        answer("Refunded $250."),
+    )
+    async with await steward.open(db, specs=specs) as st, AsyncSqliteSaver.from_conn_string(
+        checkpoints
+    ) as saver:
+        run = await st.start_run("refund-agent", "refund $250")
+        model, tools = govern(run, fake_model(*script), shop.tools(), model_id=MODEL)
+        paused = await build(model, tools, saver).ainvoke(
+            {"messages": [("user", "refund $250")]}, CONFIG
+        )
+        (request,) = approvals(paused)
+
+    async with await steward.open(db, specs=specs) as st:  # a person decides meanwhile
+        await approve(st, request.approval_id)
+
+    async with await steward.open(db, specs=specs) as st, AsyncSqliteSaver.from_conn_string(
+        checkpoints
+    ) as saver:
+        # the new process knows only the thread id: the pause names the run
+        graph = build(None, None, saver)  # placeholder to read state
+        snapshot = await graph.aget_state(CONFIG)
+        (pending,) = approvals(snapshot)
+        run = await st.attach(pending.run_id)
+        model, tools = govern(run, fake_model(script[1]), shop.tools(), model_id=MODEL)
+        graph = build(model, tools, saver)
+        done = await graph.ainvoke(resume_command(snapshot), CONFIG)
+        assert done["messages"][-1].content == "Refunded $250."
+        # resuming once more (a duplicate delivery) does not run it again
+        assert shop.refunds == [("10056", 250.0)]
+
+
+async def test_a_replayed_call_returns_the_recorded_result(st: steward.Steward) -> None:
+    """The same tool-call id through the governed node twice (a node re-run after a crash
+    between the tool and the checkpoint): the tool runs once."""
+    shop = Shop()
+    run = await st.start_run("refund-agent", "refund $40")
+    _, tools = govern(run, fake_model(), shop.tools(), model_id=MODEL)
+    message = calls(("issue_refund", {"order_id": "7", "amount_usd": 40.0}, "c9"))
+    first = await tools.ainvoke({"messages": [message]})
+    second = await tools.ainvoke({"messages": [message]})
+    assert shop.refunds == [("7", 40.0)]
+    assert first["messages"][0].content == second["messages"][0].content
+
+
+async def test_sync_invoke_fails_closed(st: steward.Steward) -> None:
+    shop = Shop()
+    run = await st.start_run("refund-agent", "refund $40")
+    _, tools = govern(run, fake_model(), shop.tools(), model_id=MODEL)
+    message = calls(("issue_refund", {"order_id": "7", "amount_usd": 40.0}, "c1"))
+    with pytest.raises(Exception, match="async path only"):
+        tools.invoke({"messages": [message]})
+    assert shop.refunds == []
+
+
+def test_example_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "langgraph_refund.py")],
+        capture_output=True, text=True, timeout=120, cwd=ROOT, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "run " in done.stdout and "status: succeeded" in done.stdout
+    assert "refunds executed: 1" in done.stdout
