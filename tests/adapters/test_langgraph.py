@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,6 @@ from langgraph.prebuilt import ToolNode, tools_condition
 
 import steward
 from steward.adapters.langgraph import approvals, govern, resume_command
-
-from .conftest import approve, kill, reject
 
 SPEC = """
 name: refund-agent
@@ -58,10 +56,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class Shop:
-    """The side effects: every executed refund lands here."""
+    """The side effects: every executed refund lands here (then `after_refund` runs)."""
 
-    def __init__(self) -> None:
+    def __init__(self, after_refund: Callable[[], Awaitable[None]] | None = None) -> None:
         self.refunds: list[tuple[str, float]] = []
+        self.after_refund = after_refund
 
     def tools(self) -> list[BaseTool]:
         @tool
@@ -70,9 +69,11 @@ class Shop:
             return {"order_id": order_id, "total_usd": 80.0, "status": "delivered"}
 
         @tool
-        def issue_refund(order_id: str, amount_usd: float) -> str:
+        async def issue_refund(order_id: str, amount_usd: float) -> str:
             """Refund part or all of an order."""
             self.refunds.append((order_id, amount_usd))
+            if self.after_refund is not None:
+                await self.after_refund()
             return f"refunded ${amount_usd:.2f} on order {order_id}"
 
         @tool
@@ -260,7 +261,10 @@ async def test_edited_arguments_are_what_runs(st: steward.Steward) -> None:
 
 
 async def test_kill_switch_mid_run_stops_tools_and_model(st: steward.Steward) -> None:
-    shop = Shop()
+    async def operator_kills() -> None:  # right after the first refund
+        await kill(st, "refund-agent")
+
+    shop = Shop(after_refund=operator_kills)
     run = await st.start_run("refund-agent", "refund twice")
     model_obj = fake_model(
         calls(("issue_refund", {"order_id": "1", "amount_usd": 10.0}, "c1")),
@@ -268,21 +272,12 @@ async def test_kill_switch_mid_run_stops_tools_and_model(st: steward.Steward) ->
         answer("never reached"),
     )
     model, tools = govern(run, model_obj, shop.tools(), model_id=MODEL)
-    graph = build(model, tools, InMemorySaver())
-
-    original = tools.tools_by_name["issue_refund"]
-
-    @tool("issue_refund")
-    def killing_refund(order_id: str, amount_usd: float) -> str:
-        """Refund, and the operator hits the kill switch right after the first one."""
-        out = original.invoke({"order_id": order_id, "amount_usd": amount_usd})
-        kill(st, "refund-agent")
-        return str(out)
-
-    tools.tools_by_name["issue_refund"] = killing_refund
     with pytest.raises(steward.AgentDisabled):
-        await graph.ainvoke({"messages": [("user", "refund twice")]}, CONFIG)
+        await build(model, tools, InMemorySaver()).ainvoke(
+            {"messages": [("user", "refund twice")]}, CONFIG
+        )
     assert shop.refunds == [("1", 10.0)]
+    assert len(model_obj.seen) == 1  # no model call after the switch
 
 
 async def test_budget_exhausted_by_the_graphs_own_llm_calls(tmp_path: Path) -> None:
@@ -332,8 +327,8 @@ async def test_restart_between_request_and_decision(tmp_path: Path) -> None:
         checkpoints
     ) as saver:
         # the new process knows only the thread id: the pause names the run
-        graph = build(None, None, saver)  # placeholder to read state
-        snapshot = await graph.aget_state(CONFIG)
+        # the graph's shape is enough to read its state; nothing runs here
+        snapshot = await build(fake_model(), ToolNode(shop.tools()), saver).aget_state(CONFIG)
         (pending,) = approvals(snapshot)
         run = await st.attach(pending.run_id)
         model, tools = govern(run, fake_model(script[1]), shop.tools(), model_id=MODEL)

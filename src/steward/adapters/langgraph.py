@@ -24,7 +24,6 @@ fail closed (they raise; they never run a tool or a model ungoverned).
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, cast
@@ -35,6 +34,7 @@ from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import Runnable, RunnableBinding
 from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from langgraph.errors import GraphBubbleUp
 from langgraph.prebuilt import ToolNode
 from langgraph.prebuilt.tool_node import ToolCallRequest
@@ -49,6 +49,7 @@ __all__ = [
     "GovernedChatModel",
     "StewardLangGraphError",
     "approvals",
+    "declare_tools",
     "govern",
     "govern_model",
     "govern_tools",
@@ -69,6 +70,25 @@ class StewardLangGraphError(steward.StewardError):
 
 
 # -- tools ---------------------------------------------------------------------------------
+
+
+def declare_tools(tools: Sequence[BaseTool | Callable[..., Any]] | ToolNode) -> list[steward.Tool]:
+    """steward's declarations of a LangGraph toolset (name, description, JSON Schema of the
+    arguments the model gives), decide-only: LangGraph runs them, steward governs them.
+    Their effect is steward's safe default ("write") unless the spec says otherwise."""
+    found = list(tools.tools_by_name.values()) if isinstance(tools, ToolNode) else list(tools)
+    declared: list[steward.Tool] = []
+    for item in found:
+        schema = convert_to_openai_tool(item)["function"]
+        declared.append(
+            steward.external_tool(
+                schema["name"],
+                None,
+                parameters=dict(schema.get("parameters") or {"type": "object", "properties": {}}),
+                description=str(schema.get("description", "")),
+            )
+        )
+    return declared
 
 
 def govern_tools(run: steward.Run, tools: Sequence[BaseTool | Callable[..., Any]] | ToolNode) -> ToolNode:
@@ -158,7 +178,7 @@ class _ToolGate:
             raise
         content, error = _result_of(response)
         if error:
-            await self.run.record_result(call_id, error=RuntimeError(content))
+            await self.run.record_result(call_id, error=_text(content))
         else:
             await self.run.record_result(call_id, content)
         if edited and isinstance(response, ToolMessage):
@@ -299,7 +319,7 @@ class GovernedChatModel(BaseChatModel):
     inner: BaseChatModel
     run: Any = Field(exclude=True)
     model_id: str
-    max_output_tokens: int
+    max_output_tokens: int | None
 
     @property
     def _llm_type(self) -> str:
@@ -331,8 +351,9 @@ class GovernedChatModel(BaseChatModel):
         run = cast("steward.Run", self.run)
         async with run.model_call(self.model_id, max_output_tokens=self.max_output_tokens) as call:
             result = await self.inner._agenerate(messages, stop=stop, run_manager=run_manager, **kwargs)
-            input_tokens, output_tokens = _usage(result, messages)
-            call.settle(input_tokens=input_tokens, output_tokens=output_tokens)
+            usage = _usage(result)
+            if usage is not None:
+                call.settle(input_tokens=usage[0], output_tokens=usage[1])
         return result
 
     def bind_tools(
@@ -367,7 +388,8 @@ def govern_model(
 
     `model_id` names it for pricing (`provider:model`, as in a steward spec); by default
     it is read from the model. `max_output_tokens` is what a call reserves against the
-    budget before it is made; by default the model's own `max_tokens`, else 4096."""
+    budget before it is made; by default the model's own `max_tokens`, else the spec's
+    `limits.max_output_tokens`."""
     if isinstance(model, GovernedChatModel):
         model = model.inner
     return GovernedChatModel(
@@ -407,17 +429,17 @@ def _model_id(model: BaseChatModel) -> str:
     return str(name or model._llm_type)
 
 
-def _max_tokens(model: BaseChatModel) -> int:
+def _max_tokens(model: BaseChatModel) -> int | None:
     for attribute in ("max_tokens", "max_output_tokens", "max_completion_tokens"):
         value = getattr(model, attribute, None)
         if isinstance(value, int) and value > 0:
             return value
-    return 4096
+    return None
 
 
-def _usage(result: ChatResult, prompt: Sequence[BaseMessage]) -> tuple[int, int]:
-    """Tokens the provider reported; estimated from the text (4 characters a token) when
-    it reported none, so a call is never recorded as free."""
+def _usage(result: ChatResult) -> tuple[int, int] | None:
+    """The tokens the provider reported, or None when it reported none (steward then
+    charges the call its whole reservation, marked estimated: never free)."""
     input_tokens = output_tokens = 0
     reported = False
     for generation in result.generations:
@@ -427,17 +449,9 @@ def _usage(result: ChatResult, prompt: Sequence[BaseMessage]) -> tuple[int, int]
             input_tokens += int(usage.get("input_tokens", 0))
             output_tokens += int(usage.get("output_tokens", 0))
             reported = True
-    if not reported and result.llm_output and isinstance(result.llm_output.get("token_usage"), Mapping):
-        usage = result.llm_output["token_usage"]
-        input_tokens = int(usage.get("prompt_tokens", 0))
-        output_tokens = int(usage.get("completion_tokens", 0))
+    token_usage = (result.llm_output or {}).get("token_usage")
+    if not reported and isinstance(token_usage, Mapping):
+        input_tokens = int(token_usage.get("prompt_tokens", 0))
+        output_tokens = int(token_usage.get("completion_tokens", 0))
         reported = True
-    if reported:
-        return input_tokens, output_tokens
-    prompt_chars = sum(len(_text(m.content)) for m in prompt)
-    output_chars = sum(
-        len(_text(g.message.content)) + len(_json(getattr(g.message, "tool_calls", [])))
-        for g in result.generations
-        if isinstance(g, ChatGeneration)
-    )
-    return max(1, math.ceil(prompt_chars / 4)), max(1, math.ceil(output_chars / 4))
+    return (input_tokens, output_tokens) if reported else None
