@@ -15,7 +15,7 @@ LEVELS: dict[str, int] = {
     "spec": 1, "policy": 1, "tools": 1, "models": 1, "store": 1, "security": 1, "telemetry": 1,
     "gate": 2,
     "runtime": 3,
-    "demo": 4, "evals": 4, "prompts": 4, "monitor": 4, "rag": 4, "orchestration": 4, "testing": 4,
+    "demo": 4, "embed": 4, "evals": 4, "prompts": 4, "monitor": 4, "rag": 4, "orchestration": 4, "testing": 4,
     "server": 5, "cli": 5,
     "adapters": 6,
 }  # fmt: skip

@@ -17,6 +17,8 @@ class CallStatus(StrEnum):
     FAILED = "failed"
     WAITING = "waiting"  # parked on a person's approval
     UNKNOWN = "unknown"  # a side effect may or may not have happened (crash mid-call)
+    # decide-only (gate/stages/release.py): allowed, and handed to the caller to run
+    RELEASED = "released"
 
 
 class CallOutcome(msgspec.Struct, frozen=True):

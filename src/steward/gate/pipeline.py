@@ -29,6 +29,7 @@ from steward.gate.stages import (
     ValidateStage,
 )
 from steward.gate.stages.agent_state import AutonomyStage, KillSwitchStage, StateOf
+from steward.gate.stages.release import ReleaseStage
 from steward.gate.stages.scan import DEFAULT_SCANNERS
 from steward.policy import Policy
 from steward.security.scanners import Scanner
@@ -69,6 +70,12 @@ def default_stages(config: GateConfig) -> list[Stage]:
         BreakerStage(config.breakers),
         ExecuteStage(config.scanners),
     ]
+
+
+def decide_only_stages(config: GateConfig) -> list[Stage]:
+    """The default stages with the execute stage replaced by the release stage: for a
+    caller that runs the tool itself (gate/stages/release.py)."""
+    return [*default_stages(config)[:-1], ReleaseStage()]
 
 
 def call_key(run_id: str, step: int, call_id: str) -> str:

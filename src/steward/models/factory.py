@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from steward.core.breaker import CircuitBreakers
 from steward.core.errors import ModelError
+from steward.models.external import ExternalModel
 from steward.models.protocol import Model
 from steward.models.retry import RetryPolicy
 from steward.models.routing import FallbackModel, RoleRouter
 from steward.models.rules import RulesModel
-from steward.spec.models import AgentSpec, ModelRef, ProviderRef
+from steward.spec.models import EXTERNAL, AgentSpec, ModelRef, ProviderRef
 
 
 def provider_model(ref: ProviderRef, spec: AgentSpec) -> Model:
@@ -20,6 +21,8 @@ def provider_model(ref: ProviderRef, spec: AgentSpec) -> Model:
         if spec.rules is None:
             raise ModelError("model 'rules' needs a `rules:` section", code="model.config")
         return RulesModel(spec.rules)
+    if ref.name == EXTERNAL:
+        return ExternalModel()
     if ref.name == "scripted":
         raise ModelError("model 'scripted' is supplied in code: build_agent(..., model=ScriptedModel(...))",
                          code="model.config")  # fmt: skip
@@ -39,7 +42,7 @@ def provider_model(ref: ProviderRef, spec: AgentSpec) -> Model:
 
 def chain(ref: ModelRef, spec: AgentSpec, breakers: CircuitBreakers) -> Model:
     primary = provider_model(ref, spec)
-    if not ref.fallbacks and ref.name in {"rules", "scripted"}:
+    if not ref.fallbacks and ref.name in {"rules", "scripted", EXTERNAL}:
         return primary
     r = ref.retries
     retries = RetryPolicy(

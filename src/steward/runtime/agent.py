@@ -106,15 +106,20 @@ def build_agent(
     tools: ToolRegistry | Iterable[Tool] | None = None,
     *,
     model: Model | None = None,
+    unbound: bool = False,
 ) -> AgentRuntime:
+    """`unbound`: a listed tool with no implementation is left unbound (its calls are
+    denied `tool.unbound`) instead of refusing to load: a program that drives its own
+    loop (steward/embed/) binds the tools its framework has, when it has them."""
     registry = tools if isinstance(tools, ToolRegistry) else ToolRegistry(tools or ())
     add_builtins(loaded, registry)
     if loaded.spec.toolsets and any(name not in registry for name in loaded.spec.tools):
         for item in load_toolsets(loaded):
             if item.name not in registry:
                 registry.register(item)
+    listed = [n for n in loaded.spec.tools if n in registry] if unbound else loaded.spec.tools
     try:
-        resolved = registry.resolve(loaded.spec.tools)
+        resolved = registry.resolve(listed)
     except UnknownToolError:
         problems = [
             SpecProblem(

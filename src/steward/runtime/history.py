@@ -82,6 +82,10 @@ class RunHistory:
         elif isinstance(event, RunFinished) and self.finished is None:
             self.finished = event  # the first finish stands (a cancel may race a finish)
 
+    def proposed(self, key: str) -> ToolCall | None:
+        """The call proposed under `key`, as it was proposed (before any edit)."""
+        return self._proposed.get(key)
+
     def _record(self, key: str) -> CallRecord:
         record = self.calls.get(key)
         if record is None:

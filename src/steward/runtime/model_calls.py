@@ -25,11 +25,13 @@ from steward.runtime.agent import AgentRuntime
 from steward.runtime.context import fit_context
 from steward.runtime.executor import Executor
 from steward.runtime.spend import SpendGuard
+from steward.store.limits import Hold
 
 if TYPE_CHECKING:  # NumPy and the embedders load only when a spec enables the semantic cache
     from steward.models.semantic_cache import SemanticCache
 
 TextSink = Callable[[str], None]
+EXTERNAL_ROLE = "external"  # a ModelResponded of a call the agent's own program made
 log = logging.getLogger(__name__)
 
 
@@ -120,6 +122,27 @@ class ModelCaller:
         if alert is not None:
             executor.emit(alert)
         return response
+
+    async def record_external(
+        self,
+        agent: AgentRuntime,
+        executor: Executor,
+        step: int,
+        hold: Hold | None,
+        response: ModelResponse | None,
+        latency_ms: float,
+    ) -> ModelResponse | None:
+        """A model call the agent's own program made (steward/embed/): settle its
+        reservation at the priced actual, record it as the run's `model.responded` (cost
+        ledger, traces, metrics), and alert on the daily budget, as for a call of ours.
+        `response` None: the call failed; the reservation is released, nothing spent."""
+        priced = await self.spend.settle(hold, response)
+        if priced is not None:
+            executor.emit(ModelResponded(step, priced, latency_ms, EXTERNAL_ROLE))
+        alert = await self.spend.alert(agent)
+        if alert is not None:
+            executor.emit(alert)
+        return priced
 
     @staticmethod
     def _serve(executor: Executor, step: int, request: ModelRequest, hit: ModelResponse,

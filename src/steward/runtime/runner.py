@@ -36,27 +36,32 @@ from steward.core.lifecycle import is_shutdown
 from steward.core.messages import Message
 from steward.gate.outcome import CallOutcome, CallStatus
 from steward.gate.shared import shared_gate_state
+from steward.models.external import EXTERNAL_CODE, is_external
 from steward.models.pricing import PriceTable, load_prices
 from steward.models.protocol import ModelRequest
 from steward.models.retry import deadline
 from steward.runtime.agent import AgentRuntime
 from steward.runtime.executor import EmbeddedExecutor, Executor
 from steward.runtime.model_calls import ModelCaller, TextSink
+from steward.runtime.runs import (
+    AgentDisabled,
+    VersionMemory,
+    check_enabled,
+    final_answer,
+    mask_input,
+)
 from steward.runtime.spend import BudgetExhausted
 from steward.runtime.truncation import on_cut_off
 from steward.security.provenance import trace_sources
-from steward.security.scanners import IDENTIFIERS, redact_text
 from steward.store.database import Database
 from steward.store.journal import Journal
 from steward.store.recovery import claim_run
-from steward.store.runs import RunRow, get_run, save_agent_version
+from steward.store.runs import RunRow, get_run
 from steward.tools.base import Effect
 
 log = logging.getLogger("steward.runner")
 
-
-class AgentDisabled(StewardError):
-    code = "agent.disabled"
+__all__ = ["AgentDisabled", "RunResult", "Runner", "new_run_id"]
 
 
 CANCELLED = "run.cancelled"
@@ -105,7 +110,7 @@ class Runner:
         self.models = ModelCaller(prices or load_prices(), shared.config.ledger)
         self.spend = self.models.spend
         self._slots: dict[str, asyncio.Semaphore] = {}
-        self._versions_saved: set[tuple[str, str]] = set()
+        self._versions = VersionMemory(db)
 
     def _slot(self, agent: AgentRuntime) -> asyncio.Semaphore:
         slot = self._slots.get(agent.name)
@@ -116,10 +121,7 @@ class Runner:
         return slot
 
     def _remember_version(self, agent: AgentRuntime) -> None:
-        marker = (agent.name, agent.version)
-        if marker not in self._versions_saved:
-            save_agent_version(self.db, agent.name, agent.version, agent.loaded.text)
-            self._versions_saved.add(marker)
+        self._versions.remember(agent)
 
     async def run(
         self,
@@ -133,18 +135,13 @@ class Runner:
         """Start a run and drive it until it finishes or waits for a person. `on_text`
         receives the model's text as it streams (whole, for models that don't stream).
         Raises AgentDisabled when the agent's kill switch is off."""
-        self.states.forget(agent.name)  # a new run reads the switch as stored now
-        if not self.states(agent.name).enabled:
-            raise AgentDisabled(
-                f"agent {agent.name} is disabled; no new runs start", code="agent.disabled"
-            )
+        _refuse_external(agent)
+        check_enabled(self.states, agent.name)
         self._remember_version(agent)
         executor = EmbeddedExecutor(
             self.db, self.journal, run_id or new_run_id(), agent.name, agent.version
         )
-        # Card numbers, SSNs and IBANs never enter the journal or reach the model: no
-        # support workflow needs them, and a journal that holds them is in PCI scope.
-        masked, kinds = redact_text(text, IDENTIFIERS)
+        masked, kinds = mask_input(text)
         if self._slot(agent).locked():  # every slot is taken: on record, queued, first
             executor.emit(RunQueued(agent.name, agent.version, masked, dict(tags or {}), kinds))
         async with self._holding_slot(agent, executor):
@@ -164,6 +161,13 @@ class Runner:
         queued run starts. Of several processes resuming the same run, one drives it;
         the others get its current state with reason code `run.resumed_elsewhere`."""
         row = get_run(self.db, run_id)
+        if is_external(agent.model):  # its own program drives it (steward.Run.attach)
+            return RunResult(
+                run_id,
+                RunStatus(row.status),
+                reason_code=EXTERNAL_CODE,
+                reason=f"run {run_id} of external agent {agent.name} is driven by its program",
+            )
         if row.agent_version != agent.version:
             raise StoreError(
                 f"run {run_id} was started by {row.agent}@{row.agent_version}, not {agent.version}"
@@ -387,25 +391,11 @@ class Runner:
         text: str,
         confidence: float | None,
     ) -> RunResult:
-        threshold = agent.loaded.spec.escalation.confidence_below
-        # A model that reports no confidence passes only when the spec asks for none.
-        if (confidence is None and threshold > 0) or (
-            confidence is not None and confidence < threshold
-        ):
-            shown = "none" if confidence is None else f"{confidence:.2f}"
-            return self._finish(
-                executor,
-                progress,
-                RunStatus.ESCALATED,
-                output=text,
-                confidence=confidence,
-                reason_code="escalation.low_confidence",
-                reason=f"confidence {shown} is below {threshold:.2f}; "
-                f"escalated to {agent.loaded.spec.escalation.to}",
-            )
+        ending = final_answer(agent, confidence)
         return self._finish(
-            executor, progress, RunStatus.SUCCEEDED, output=text, confidence=confidence
-        )
+            executor, progress, ending.status, output=text, confidence=confidence,
+            reason_code=ending.reason_code, reason=ending.reason,
+        )  # fmt: skip
 
     def _finish(
         self,
@@ -428,6 +418,15 @@ class Runner:
             reason,
             progress.steps,
             denials=tuple(progress.denials),
+        )
+
+
+def _refuse_external(agent: AgentRuntime) -> None:
+    if is_external(agent.model):
+        raise StewardError(
+            f"agent {agent.name} has `model: external`: its own program drives its runs "
+            "through the steward facade (steward.open(...).start_run(...))",
+            code=EXTERNAL_CODE,
         )
 
 

@@ -72,7 +72,46 @@ class SpendGuard:
                     f"model {agent.model.name!r} has no price, so its cost cannot be bounded",
                 )
             )
-        estimate = rate.cost(_upper_bound(request, agent.loaded.spec.limits.max_output_tokens))
+        bound = _upper_bound(request, agent.loaded.spec.limits.max_output_tokens)
+        return await self._hold(agent, run_id, rate.cost(bound), caps)
+
+    async def reserve_model(
+        self,
+        agent: AgentRuntime,
+        run_id: str,
+        model: str,
+        max_output_tokens: int,
+        max_input_tokens: int | None = None,
+    ) -> Hold | None:
+        """The reservation for one call of `model` made by the agent's own program (an
+        external agent, steward/embed/), or None when the agent has no budget. The
+        input bound is `max_input_tokens`, else the model's context window; a model with
+        neither, or with no price, cannot be bounded: BudgetExhausted, fail closed."""
+        caps = _caps(agent)
+        if not caps.any:
+            return None
+        rate = self.prices.rate(model)
+        if rate is None:
+            raise BudgetExhausted(
+                deny(
+                    "budget.unpriced",
+                    f"model {model!r} has no price, so its cost cannot be bounded "
+                    "(add it to the price table: STEWARD_PRICES)",
+                )
+            )
+        inputs = max_input_tokens if max_input_tokens is not None else rate.context
+        if inputs is None:
+            raise BudgetExhausted(
+                deny(
+                    "budget.unbounded",
+                    f"the input of this call of {model!r} has no bound (no max_input_tokens "
+                    "given, no context window in the price table), so its cost cannot be bounded",
+                )
+            )
+        bound = Usage(input_tokens=inputs, output_tokens=max_output_tokens)
+        return await self._hold(agent, run_id, rate.cost(bound), caps)
+
+    async def _hold(self, agent: AgentRuntime, run_id: str, estimate: float, caps: Caps) -> Hold:
         held = await self.ledger.reserve(
             agent.name, run_id, estimate, caps, agent.policy.decide_budget
         )

@@ -38,7 +38,8 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-MODEL_NAME = r"^(rules|scripted|(openai|anthropic):[\w.\-/:]+)$"
+MODEL_NAME = r"^(rules|scripted|external|(openai|anthropic):[\w.\-/:]+)$"
+EXTERNAL = "external"  # the agent's reasoning lives outside steward (the `steward` facade)
 
 
 def _name_shorthand(value: Any) -> Any:
@@ -47,7 +48,8 @@ def _name_shorthand(value: Any) -> Any:
 
 class ProviderRef(_Strict):
     """One model at one provider: `openai:gpt-4o-mini`, `anthropic:claude-sonnet-4-5`,
-    or steward's own `rules` / `scripted`. base_url points an OpenAI-compatible client at
+    or steward's own `rules` / `scripted`, or `external` (the agent's own program calls its
+    model and proposes calls through the `steward` facade). base_url points an OpenAI-compatible client at
     vLLM, Ollama, llama.cpp, LM Studio or Azure; the key is read from api_key_env."""
 
     name: str = Field(pattern=MODEL_NAME)
@@ -372,6 +374,37 @@ def check_references(spec: AgentSpec) -> list[tuple[Path, str]]:
             problems.append((("rate_limits", tool), f"'{tool}' is not in `tools`"))
     if spec.model.name == "rules" and spec.rules is None:
         problems.append((("model", "name"), "model 'rules' needs a `rules:` section"))
+    problems.extend(_external_problems(spec))
+    return problems
+
+
+def _external_problems(spec: AgentSpec) -> list[tuple[Path, str]]:
+    """An external agent has no model for steward to call: nothing may configure one."""
+    external = "an external agent's model calls are its own program's"
+    if spec.model.name != EXTERNAL:
+        return [
+            (("models", role), f"model '{EXTERNAL}' cannot serve one role: {external}")
+            for role, ref in spec.models.items()
+            if ref.name == EXTERNAL
+        ] + [
+            (("model", "fallbacks", i), f"model '{EXTERNAL}' cannot be a fallback")
+            for i, ref in enumerate(spec.model.fallbacks)
+            if ref.name == EXTERNAL
+        ]
+    problems: list[tuple[Path, str]] = []
+    if spec.model.fallbacks:
+        problems.append(
+            (("model", "fallbacks"), f"model '{EXTERNAL}' has no fallbacks: {external}")
+        )
+    for role in spec.models:
+        problems.append((("models", role), f"model '{EXTERNAL}' routes no roles: {external}"))
+    if spec.model.base_url is not None or spec.model.api_key_env is not None:
+        problems.append((("model", "base_url" if spec.model.base_url else "api_key_env"),
+                         f"model '{EXTERNAL}' takes no endpoint: {external}"))  # fmt: skip
+    if spec.rules is not None:
+        problems.append((("rules",), f"`rules:` configures the 'rules' model, not '{EXTERNAL}'"))
+    if spec.cache.enabled or spec.cache.semantic.enabled:
+        problems.append((("cache",), f"steward caches only its own model calls: {external}"))
     return problems
 
 

@@ -109,6 +109,7 @@ class BudgetStage:
         except BaseException:  # cancelled mid-call: the reservation is released, not kept
             await asyncio.shield(self.ledger.settle(held, 0.0))
             raise
-        actual = estimate if outcome.status.value == "executed" else 0.0
+        # a call released to its caller (decide-only) is about to run: it is spent too
+        actual = estimate if outcome.status.value in {"executed", "released"} else 0.0
         await self.ledger.settle(held, actual)
         return outcome

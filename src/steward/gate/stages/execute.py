@@ -243,20 +243,7 @@ class ExecuteStage:
     def _succeeded(
         self, cx: CallContext, tool: Tool, result: Any, latency_ms: float, attempt: int
     ) -> CallOutcome:
-        access = cx.policy.spec.data_access
-        shown, transform, findings, details = scan_result(
-            result,
-            self.scanners,
-            allow_pii=access.allow_pii,
-            max_records=access.max_records_per_query,
-        )
-        decision = cx.decision
-        if transform is not None:
-            cx.scope.emit(ResultScanned(cx.key, tool.name, transform, findings, details))
-            decision = transform
-        cx.scope.emit(ToolSucceeded(cx.key, tool.name, shown, latency_ms, attempt, tool.cost_usd))
-        assert decision is not None
-        return CallOutcome(cx.call, cx.key, CallStatus.EXECUTED, decision, result=shown)
+        return succeeded(cx, tool, result, latency_ms, attempt, self.scanners)
 
     def _fail(
         self,
@@ -270,15 +257,54 @@ class ExecuteStage:
         on_timeout: str = "",
     ) -> CallOutcome:
         latency_ms = (time.perf_counter() - since) * 1000 if since else 0.0
-        if unknown and on_timeout:
-            message += "; the write may or may not take effect"
-        cx.scope.emit(
-            ToolFailed(
-                cx.key, cx.call.name, code, message, attempts, unknown, latency_ms, on_timeout
-            )
-        )
-        decision = cx.decision if cx.decision is not None else deny(code, message)
-        status = CallStatus.UNKNOWN if unknown else CallStatus.FAILED
-        if decision.verdict is Verdict.DENY:
-            status = CallStatus.DENIED
-        return CallOutcome(cx.call, cx.key, status, decision, error_code=code, error=message)
+        return failed(cx, code, message, attempts, unknown=unknown, latency_ms=latency_ms,
+                      on_timeout=on_timeout)  # fmt: skip
+
+
+def succeeded(
+    cx: CallContext,
+    tool: Tool,
+    result: Any,
+    latency_ms: float,
+    attempt: int,
+    scanners: Sequence[Scanner],
+) -> CallOutcome:
+    """Record a call's result, scanned (PII, injection, record count) as the agent will
+    see it: the execute stage's, and a result a decide-only caller reports (release.py)."""
+    access = cx.policy.spec.data_access
+    shown, transform, findings, details = scan_result(
+        result,
+        scanners,
+        allow_pii=access.allow_pii,
+        max_records=access.max_records_per_query,
+    )
+    decision = cx.decision
+    if transform is not None:
+        cx.scope.emit(ResultScanned(cx.key, tool.name, transform, findings, details))
+        decision = transform
+    cx.scope.emit(ToolSucceeded(cx.key, tool.name, shown, latency_ms, attempt, tool.cost_usd))
+    assert decision is not None
+    return CallOutcome(cx.call, cx.key, CallStatus.EXECUTED, decision, result=shown)
+
+
+def failed(
+    cx: CallContext,
+    code: str,
+    message: str,
+    attempts: int,
+    *,
+    unknown: bool = False,
+    latency_ms: float = 0.0,
+    on_timeout: str = "",
+) -> CallOutcome:
+    """Record a call's failure (`unknown`: a write that may or may not have taken effect)."""
+    if unknown and on_timeout:
+        message += "; the write may or may not take effect"
+    cx.scope.emit(
+        ToolFailed(cx.key, cx.call.name, code, message, attempts, unknown, latency_ms, on_timeout)
+    )
+    decision = cx.decision if cx.decision is not None else deny(code, message)
+    status = CallStatus.UNKNOWN if unknown else CallStatus.FAILED
+    if decision.verdict is Verdict.DENY:
+        status = CallStatus.DENIED
+    return CallOutcome(cx.call, cx.key, status, decision, error_code=code, error=message)
