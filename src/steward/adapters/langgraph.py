@@ -56,6 +56,8 @@ __all__ = [
     "resume_command",
 ]
 
+KILLED = "agent.disabled"
+
 #: Marks the interrupts this adapter raises, so `approvals` tells them from others.
 INTERRUPT_KIND = "steward.approval"
 
@@ -161,6 +163,10 @@ class _ToolGate:
             # Already ran (a replay): the recorded result, never a second execution.
             return _recorded_message(call, verdict.result)
         if isinstance(verdict, steward.Denied):
+            if verdict.code == KILLED:
+                # The kill switch stops the graph, not just this call (with ToolNode's
+                # default error handling; handle_tool_errors=True would hand it to the model).
+                raise steward.AgentDisabled(_denial_text(verdict), code=KILLED)
             return _error_message(call, _denial_text(verdict))
         if isinstance(verdict, steward.Failed):
             return _error_message(call, f"steward: {name} failed: {verdict.error}")
@@ -349,7 +355,11 @@ class GovernedChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         run = cast("steward.Run", self.run)
-        async with run.model_call(self.model_id, max_output_tokens=self.max_output_tokens) as call:
+        async with run.model_call(
+            self.model_id,
+            max_output_tokens=self.max_output_tokens,
+            max_input_tokens=_input_bound(messages, kwargs),
+        ) as call:
             result = await self.inner._agenerate(messages, stop=stop, run_manager=run_manager, **kwargs)
             usage = _usage(result)
             if usage is not None:
@@ -435,6 +445,16 @@ def _max_tokens(model: BaseChatModel) -> int | None:
         if isinstance(value, int) and value > 0:
             return value
     return None
+
+
+def _input_bound(messages: Sequence[BaseMessage], kwargs: Mapping[str, Any]) -> int:
+    """An upper bound of the prompt's tokens, for the reservation: its UTF-8 bytes (a
+    token is at least one byte) plus the bound tools' schemas and a per-message margin."""
+    size = len(_json(kwargs.get("tools", [])).encode())
+    for message in messages:
+        size += len(_text(message.content).encode()) + 16
+        size += len(_json(getattr(message, "tool_calls", None) or []).encode())
+    return size
 
 
 def _usage(result: ChatResult) -> tuple[int, int] | None:
