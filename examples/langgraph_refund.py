@@ -95,8 +95,12 @@ def build_graph(model: Any, tools: ToolNode, checkpointer: Any) -> Any:
 
 
 async def reviewer_approves(st: steward.Steward, approval_id: str) -> None:
-    """Stands in for a person approving in the console (or `steward approvals approve`)."""
-    raise NotImplementedError
+    """Stands in for a person: in production a reviewer approves in the console, the API
+    or `steward approvals approve <id>`, from anywhere; this program only waits."""
+    from steward.security.keys import Principal, Role  # the stand-in's identity
+
+    rita = Principal("key-rita", "prn-rita", "rita", Role.REVIEWER)
+    await st.approvals.decide(approval_id, who=rita, approve=True, comment="order checked")
 
 
 async def main() -> None:

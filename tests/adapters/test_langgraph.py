@@ -8,6 +8,8 @@ assumed.
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -24,7 +26,7 @@ from langchain_core.tools import BaseTool, tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import START, MessagesState, StateGraph
-from langgraph.prebuilt import ToolNode, tools_condition
+from langgraph.prebuilt import ToolNode, create_react_agent, tools_condition
 
 import steward
 from steward.adapters.langgraph import approvals, declare_tools, govern, resume_command
@@ -374,7 +376,6 @@ async def test_restart_between_request_and_decision(tmp_path: Path) -> None:
         graph = build(model, tools, saver)
         done = await graph.ainvoke(resume_command(snapshot), CONFIG)
         assert done["messages"][-1].content == "Refunded $250."
-        # resuming once more (a duplicate delivery) does not run it again
         assert shop.refunds == [("10056", 250.0)]
 
 
@@ -392,6 +393,33 @@ async def test_a_replayed_call_returns_the_recorded_result(st: steward.Steward) 
     assert first["messages"][-1].content == second["messages"][-1].content
 
 
+async def test_prebuilt_react_agent_and_an_existing_tool_node(st: steward.Steward) -> None:
+    """create_react_agent takes the governed ToolNode as its tools; an existing ToolNode
+    keeps its own interceptor, which runs around the governed call."""
+    shop = Shop()
+    seen: list[str] = []
+
+    async def logging_interceptor(request: Any, execute: Any) -> Any:
+        seen.append(request.tool_call["name"])
+        return await execute(request)
+
+    run = await start(st, shop, "refund $250")
+    existing = ToolNode(shop.tools(), awrap_tool_call=logging_interceptor)
+    model, tools = govern(run, fake_model(
+        calls(("issue_refund", {"order_id": "10056", "amount_usd": 250.0}, "c1")),
+        answer("Refunded."),
+    ), existing, model_id=MODEL)  # fmt: skip
+    with pytest.warns(Warning, match="create_react_agent"):
+        agent = create_react_agent(model, tools, checkpointer=InMemorySaver())
+    paused = await agent.ainvoke({"messages": [("user", "refund $250")]}, CONFIG)
+    (request,) = approvals(paused)
+    await approve(st, request.approval_id)
+    done = await agent.ainvoke(resume_command(await agent.aget_state(CONFIG)), CONFIG)
+    assert done["messages"][-1].content == "Refunded."
+    assert shop.refunds == [("10056", 250.0)]
+    assert seen == ["issue_refund", "issue_refund"]  # paused once, then resumed
+
+
 async def test_sync_invoke_fails_closed(st: steward.Steward) -> None:
     shop = Shop()
     run = await start(st, shop, "refund $40")
@@ -403,10 +431,14 @@ async def test_sync_invoke_fails_closed(st: steward.Steward) -> None:
 
 
 def test_example_runs() -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "langgraph_refund.py")],
-        capture_output=True, text=True, timeout=120, cwd=ROOT, check=False,
+        capture_output=True, text=True, timeout=120, cwd=ROOT, check=False, env=env,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "run " in done.stdout and "status: succeeded" in done.stdout
-    assert "refunds executed: 1" in done.stdout
+    assert re.search(r"^run run_\w+$", done.stdout, re.MULTILINE), done.stdout
+    assert "waits for approval apr_" in done.stdout
+    assert "decision: approved by reviewer:rita" in done.stdout
+    assert "refunds executed: 2 [('10056', 40.0), ('10057', 250.0)]" in done.stdout
+    assert done.stdout.rstrip().endswith("status: succeeded")
