@@ -16,9 +16,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from _common import Measurement, Report, main, sample_async, scaled
-
 import steward
+from _common import Measurement, Report, main, sample_async, scaled
 
 LANGGRAPH_SPEC = """
 name: bench-langgraph
@@ -32,9 +31,10 @@ decision_authority:
 async def bench_langgraph(report: Report, quick: bool, workdir: Path) -> None:
     from langchain_core.messages import AIMessage
     from langchain_core.tools import tool
+    from langgraph.graph import START, MessagesState, StateGraph
     from langgraph.prebuilt import ToolNode
 
-    from steward.adapters.langgraph import govern_tools
+    from steward.adapters.langgraph import declare_tools, govern_tools
 
     @tool
     def echo(n: int) -> str:
@@ -51,9 +51,16 @@ async def bench_langgraph(report: Report, quick: bool, workdir: Path) -> None:
     n = scaled(quick, 2000, 200)
     warmup = scaled(quick, 100, 20)
     async with await steward.open(f"sqlite:///{workdir / 'langgraph.db'}", specs=specs) as st:
-        run = await st.start_run("bench-langgraph", "benchmark")
-        plain = ToolNode([echo])
-        governed = govern_tools(run, [echo])
+        run = await st.start_run("bench-langgraph", "benchmark", tools=declare_tools([echo]))
+
+        def graph_of(node: ToolNode) -> Any:  # a ToolNode runs inside a graph
+            graph = StateGraph(MessagesState)
+            graph.add_node("tools", node)
+            graph.add_edge(START, "tools")
+            return graph.compile()
+
+        plain = graph_of(ToolNode([echo]))
+        governed = graph_of(govern_tools(run, [echo]))
 
         async def ungoverned_call(i: int) -> object:
             return await plain.ainvoke(message(i, "u"))

@@ -25,7 +25,7 @@ from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 
 import steward
-from steward.adapters.langgraph import approvals, declare_tools, govern, resume_command
+from steward.adapters.langgraph import approvals, resume_command, start
 
 SPEC = """
 name: refund-agent
@@ -71,19 +71,38 @@ def usage(n: int) -> dict[str, int]:
 
 
 SCRIPT = [
-    AIMessage("", tool_calls=[{"name": "lookup_order", "args": {"order_id": "10056"}, "id": "call-1"}],
-              usage_metadata=usage(400)),  # fmt: skip
-    AIMessage("", tool_calls=[
-        {"name": "issue_refund", "args": {"order_id": "10056", "amount_usd": 40.0}, "id": "call-2"},
-        {"name": "issue_refund", "args": {"order_id": "10057", "amount_usd": 250.0}, "id": "call-3"},
-    ], usage_metadata=usage(600)),  # fmt: skip
+    AIMessage(
+        "",
+        tool_calls=[{"name": "lookup_order", "args": {"order_id": "10056"}, "id": "call-1"}],
+        usage_metadata=usage(400),
+    ),
+    AIMessage(
+        "",
+        tool_calls=[
+            {
+                "name": "issue_refund",
+                "args": {"order_id": "10056", "amount_usd": 40.0},
+                "id": "call-2",
+            },
+            {
+                "name": "issue_refund",
+                "args": {"order_id": "10057", "amount_usd": 250.0},
+                "id": "call-3",
+            },
+        ],
+        usage_metadata=usage(600),
+    ),
     AIMessage("Refunded $40 on #10056 and $250 on #10057.", usage_metadata=usage(800)),
 ]
 
 
 def build_graph(model: Any, tools: ToolNode, checkpointer: Any) -> Any:
     async def agent(state: MessagesState) -> dict[str, list[BaseMessage]]:
-        return {"messages": [await model.bind_tools([lookup_order, issue_refund]).ainvoke(state["messages"])]}
+        return {
+            "messages": [
+                await model.bind_tools([lookup_order, issue_refund]).ainvoke(state["messages"])
+            ]
+        }
 
     graph = StateGraph(MessagesState)
     graph.add_node("agent", agent)
@@ -114,11 +133,13 @@ async def main() -> None:
             await steward.open(f"sqlite:///{tmp}/steward.db", specs=specs) as st,
             AsyncSqliteSaver.from_conn_string(f"{tmp}/checkpoints.sqlite") as saver,
         ):
-            tools = [lookup_order, issue_refund]
-            run = await st.start_run("refund-agent", text, tools=declare_tools(tools))
-            model, governed_tools = govern(run, ScriptedChatModel(messages=iter(SCRIPT)), tools,
-                                           model_id="openai:gpt-4o-mini")  # fmt: skip
-            graph = build_graph(model, governed_tools, saver)
+            scripted = ScriptedChatModel(messages=iter(SCRIPT))
+            # the governed agent: one line starts the run and wraps the model and the tools
+            run, model, tools = await start(
+                st, "refund-agent", text, scripted, [lookup_order, issue_refund],
+                model_id="openai:gpt-4o-mini",
+            )  # fmt: skip
+            graph = build_graph(model, tools, saver)
             print(f"run {run.id}")
 
             result = await graph.ainvoke({"messages": [("user", text)]}, config)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import Field
 
 pytest.importorskip("langgraph")
 
@@ -29,7 +30,8 @@ from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, create_react_agent, tools_condition
 
 import steward
-from steward.adapters.langgraph import approvals, declare_tools, govern, resume_command
+from steward.adapters import langgraph as lg
+from steward.adapters.langgraph import approvals, attach, declare_tools, govern, resume_command
 from steward.core.events import ModelResponded
 from steward.security.keys import Principal, Role
 from steward.store.agents import set_agent_state
@@ -94,7 +96,7 @@ class FakeToolModel(GenericFakeChatModel):
     """LangChain's fake chat model, able to be bound to tools (it ignores them): the
     script decides which tool calls it makes."""
 
-    seen: list[list[BaseMessage]] = []
+    seen: list[list[BaseMessage]] = Field(default_factory=list)
 
     def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> FakeToolModel:
         return self
@@ -164,7 +166,9 @@ CONFIG = {"configurable": {"thread_id": "thread-1"}}
 REVIEWER = Principal("key-r", "principal-r", "rita", Role.REVIEWER)
 
 
-async def approve(st: steward.Steward, approval_id: str, arguments: dict[str, Any] | None = None) -> None:
+async def approve(
+    st: steward.Steward, approval_id: str, arguments: dict[str, Any] | None = None
+) -> None:
     """A person approves in steward (what the console, API and CLI call)."""
     await st.approvals.decide(approval_id, who=REVIEWER, approve=True, arguments=arguments)
 
@@ -189,12 +193,14 @@ def tool_messages(result: dict[str, Any]) -> list[ToolMessage]:
 
 async def test_allowed_calls_run_once_and_the_model_calls_are_recorded(st: steward.Steward) -> None:
     shop = Shop()
-    run = await start(st, shop, "refund $40 on order 10056")
-    model, tools = govern(run, fake_model(
+    script = fake_model(
         calls(("lookup_order", {"order_id": "10056"}, "c1")),
         calls(("issue_refund", {"order_id": "10056", "amount_usd": 40.0}, "c2")),
         answer("Refunded $40."),
-    ), shop.tools(), model_id=MODEL)  # fmt: skip
+    )
+    run, model, tools = await lg.start(
+        st, "refund-agent", "refund $40 on order 10056", script, shop.tools(), model_id=MODEL
+    )
     result = await build(model, tools, InMemorySaver()).ainvoke(
         {"messages": [("user", "refund $40 on order 10056")]}, CONFIG
     )
@@ -225,7 +231,9 @@ async def test_denied_call_never_runs_and_the_model_sees_the_reason(st: steward.
         {"messages": [("user", "refund $900")]}, CONFIG
     )
     refused, unknown = tool_messages(result)
-    assert refused.status == "error" and "Refunds over $500 are decided by finance" in str(refused.content)
+    assert refused.status == "error" and "Refunds over $500 are decided by finance" in str(
+        refused.content
+    )
     assert unknown.status == "error" and "steward denied" in str(unknown.content)
     assert shop.refunds == []
     # the model's next call saw the denial in its input
@@ -275,7 +283,9 @@ async def test_review_rejected_never_runs_and_the_model_sees_why(st: steward.Ste
     paused = await graph.ainvoke({"messages": [("user", "refund $250")]}, CONFIG)
     (request,) = approvals(paused)
     await reject(st, request.approval_id, "order was already refunded")
-    assert isinstance(await st.wait_for_decision(request.approval_id, timeout=5.0), steward.Rejected)
+    assert isinstance(
+        await st.wait_for_decision(request.approval_id, timeout=5.0), steward.Rejected
+    )
     done = await graph.ainvoke(resume_command(paused), CONFIG)
     (message,) = tool_messages(done)
     assert message.status == "error" and "already refunded" in str(message.content)
@@ -351,9 +361,10 @@ async def test_restart_between_request_and_decision(tmp_path: Path) -> None:
         calls(("issue_refund", {"order_id": "10056", "amount_usd": 250.0}, "c1")),
         answer("Refunded $250."),
     )
-    async with await steward.open(db, specs=specs) as st, AsyncSqliteSaver.from_conn_string(
-        checkpoints
-    ) as saver:
+    async with (
+        await steward.open(db, specs=specs) as st,
+        AsyncSqliteSaver.from_conn_string(checkpoints) as saver,
+    ):
         run = await start(st, shop, "refund $250")
         model, tools = govern(run, fake_model(*script), shop.tools(), model_id=MODEL)
         paused = await build(model, tools, saver).ainvoke(
@@ -364,15 +375,17 @@ async def test_restart_between_request_and_decision(tmp_path: Path) -> None:
     async with await steward.open(db, specs=specs) as st:  # a person decides meanwhile
         await approve(st, request.approval_id)
 
-    async with await steward.open(db, specs=specs) as st, AsyncSqliteSaver.from_conn_string(
-        checkpoints
-    ) as saver:
+    async with (
+        await steward.open(db, specs=specs) as st,
+        AsyncSqliteSaver.from_conn_string(checkpoints) as saver,
+    ):
         # the new process knows only the thread id: the pause names the run
         # the graph's shape is enough to read its state; nothing runs here
         snapshot = await build(fake_model(), ToolNode(shop.tools()), saver).aget_state(CONFIG)
         (pending,) = approvals(snapshot)
-        run = await st.attach(pending.run_id, tools=declare_tools(shop.tools()))
-        model, tools = govern(run, fake_model(script[1]), shop.tools(), model_id=MODEL)
+        run, model, tools = await attach(
+            st, pending.run_id, fake_model(script[1]), shop.tools(), model_id=MODEL
+        )
         graph = build(model, tools, saver)
         done = await graph.ainvoke(resume_command(snapshot), CONFIG)
         assert done["messages"][-1].content == "Refunded $250."
@@ -431,7 +444,10 @@ async def test_sync_invoke_fails_closed(st: steward.Steward) -> None:
 
 
 def test_example_runs() -> None:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
+    }
     done = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "langgraph_refund.py")],
         capture_output=True, text=True, timeout=120, cwd=ROOT, check=False, env=env,

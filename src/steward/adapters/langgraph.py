@@ -1,8 +1,12 @@
 """Govern a LangGraph agent with steward: its whole toolset and its chat model.
 
-    run = await st.start_run("refund-agent", text)
-    model, tools = govern(run, model, tools)      # tools: list of BaseTools, or a ToolNode
-    agent = create_react_agent(model, tools, checkpointer=saver)
+    run, model, tools = await start(st, "refund-agent", text, model, tools)
+    agent = create_react_agent(model, tools, checkpointer=saver)   # or your own StateGraph
+    ...
+    await run.finish(answer)
+
+(`start` is `st.start_run(..., tools=declare_tools(tools))` then `govern(run, model, tools)`;
+tools are a list of BaseTools / functions, or a ToolNode.)
 
 * **Tools.** `govern_tools` returns a `ToolNode` over the same tools (MCP tools from
   langchain-mcp-adapters are BaseTools too) whose tool-call interceptor sends every call
@@ -47,13 +51,16 @@ __all__ = [
     "ApprovalRequest",
     "Governed",
     "GovernedChatModel",
+    "GovernedRun",
     "StewardLangGraphError",
     "approvals",
+    "attach",
     "declare_tools",
     "govern",
     "govern_model",
     "govern_tools",
     "resume_command",
+    "start",
 ]
 
 KILLED = "agent.disabled"
@@ -93,7 +100,9 @@ def declare_tools(tools: Sequence[BaseTool | Callable[..., Any]] | ToolNode) -> 
     return declared
 
 
-def govern_tools(run: steward.Run, tools: Sequence[BaseTool | Callable[..., Any]] | ToolNode) -> ToolNode:
+def govern_tools(
+    run: steward.Run, tools: Sequence[BaseTool | Callable[..., Any]] | ToolNode
+) -> ToolNode:
     """A `ToolNode` whose every tool call crosses steward's gate for `run`.
 
     `tools` is the agent's toolset: a list of tools (BaseTools, MCP tools, plain functions)
@@ -193,7 +202,9 @@ class _ToolGate:
         return response
 
 
-def _payload(run: steward.Run, waiting: steward.Waiting, arguments: Mapping[str, Any]) -> dict[str, Any]:
+def _payload(
+    run: steward.Run, waiting: steward.Waiting, arguments: Mapping[str, Any]
+) -> dict[str, Any]:
     return {
         "kind": INTERRUPT_KIND,
         "run_id": run.id,
@@ -266,7 +277,9 @@ class ApprovalRequest:
     reason: str
 
 
-def approvals(source: Mapping[str, Any] | StateSnapshot | Sequence[Interrupt]) -> list[ApprovalRequest]:
+def approvals(
+    source: Mapping[str, Any] | StateSnapshot | Sequence[Interrupt],
+) -> list[ApprovalRequest]:
     """The steward approvals a graph is paused on.
 
     `source` is what `ainvoke` returned (its `"__interrupt__"`), the graph's state
@@ -296,13 +309,19 @@ def approvals(source: Mapping[str, Any] | StateSnapshot | Sequence[Interrupt]) -
     return requests
 
 
-def resume_command(source: Mapping[str, Any] | StateSnapshot | Sequence[Interrupt] | Sequence[ApprovalRequest]) -> Command:  # type: ignore[type-arg]
+def resume_command(
+    source: Mapping[str, Any] | StateSnapshot | Sequence[Interrupt] | Sequence[ApprovalRequest],
+) -> Command:  # type: ignore[type-arg]
     """`Command(resume=...)` answering every steward approval the graph is paused on.
 
     Each resume value names its approval; the governed tool asks steward for the decision
     (a person approves or rejects in the console, API or CLI; await
     `st.wait_for_decision(approval_id)` to know when). A call still undecided pauses again."""
-    items = list(cast("Sequence[Any]", source)) if not isinstance(source, Mapping | StateSnapshot) else []
+    items = (
+        list(cast("Sequence[Any]", source))
+        if not isinstance(source, Mapping | StateSnapshot)
+        else []
+    )
     requests = (
         cast("list[ApprovalRequest]", items)
         if items and all(isinstance(i, ApprovalRequest) for i in items)
@@ -360,7 +379,9 @@ class GovernedChatModel(BaseChatModel):
             max_output_tokens=self.max_output_tokens,
             max_input_tokens=_input_bound(messages, kwargs),
         ) as call:
-            result = await self.inner._agenerate(messages, stop=stop, run_manager=run_manager, **kwargs)
+            result = await self.inner._agenerate(
+                messages, stop=stop, run_manager=run_manager, **kwargs
+            )
             usage = _usage(result)
             if usage is not None:
                 call.settle(input_tokens=usage[0], output_tokens=usage[1])
@@ -428,6 +449,53 @@ def govern(
         govern_model(run, model, model_id=model_id, max_output_tokens=max_output_tokens),
         govern_tools(run, tools),
     )
+
+
+class GovernedRun(NamedTuple):
+    run: steward.Run
+    model: GovernedChatModel
+    tools: ToolNode
+
+
+async def start(
+    st: steward.Steward,
+    agent: str,
+    text: str,
+    model: BaseChatModel,
+    tools: Sequence[BaseTool | Callable[..., Any]] | ToolNode,
+    *,
+    model_id: str | None = None,
+    max_output_tokens: int | None = None,
+    tags: dict[str, str] | None = None,
+    started_by: str | None = None,
+) -> GovernedRun:
+    """Start a run of `agent` (its spec says `model: external`) on the user's `text`,
+    declaring the toolset to steward, and govern the model and the tools for it."""
+    run = await st.start_run(
+        agent, text, tools=declare_tools(tools), tags=tags, started_by=started_by
+    )
+    model_, tools_ = govern(
+        run, model, tools, model_id=model_id, max_output_tokens=max_output_tokens
+    )
+    return GovernedRun(run, model_, tools_)
+
+
+async def attach(
+    st: steward.Steward,
+    run_id: str,
+    model: BaseChatModel,
+    tools: Sequence[BaseTool | Callable[..., Any]] | ToolNode,
+    *,
+    model_id: str | None = None,
+    max_output_tokens: int | None = None,
+) -> GovernedRun:
+    """The run `run_id` again (after a restart: `approvals(await graph.aget_state(config))`
+    names it), with the model and the tools governed for it."""
+    run = await st.attach(run_id, tools=declare_tools(tools))
+    model_, tools_ = govern(
+        run, model, tools, model_id=model_id, max_output_tokens=max_output_tokens
+    )
+    return GovernedRun(run, model_, tools_)
 
 
 def _model_id(model: BaseChatModel) -> str:
