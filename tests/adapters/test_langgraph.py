@@ -433,6 +433,42 @@ async def test_prebuilt_react_agent_and_an_existing_tool_node(st: steward.Stewar
     assert seen == ["issue_refund", "issue_refund"]  # paused once, then resumed
 
 
+async def test_tools_from_an_mcp_server_are_governed(st: steward.Steward) -> None:
+    """Tools loaded from an MCP server (langchain-mcp-adapters, in-memory session): the
+    allowed call reaches the server once, the forbidden one never does."""
+    mcp_server = pytest.importorskip("mcp.server.fastmcp")
+    memory = pytest.importorskip("mcp.shared.memory")
+    adapters = pytest.importorskip("langchain_mcp_adapters.tools")
+    served: list[tuple[str, float]] = []
+    server = mcp_server.FastMCP("shop")
+
+    @server.tool()
+    def lookup_order(order_id: str) -> str:
+        """Look an order up."""
+        return f"order {order_id}: delivered"
+
+    @server.tool()
+    def issue_refund(order_id: str, amount_usd: float) -> str:
+        """Refund part or all of an order."""
+        served.append((order_id, amount_usd))
+        return f"refunded {amount_usd} on {order_id}"
+
+    async with memory.create_connected_server_and_client_session(server) as session:
+        mcp_tools = await adapters.load_mcp_tools(session)
+        _, model, tools = await lg.start(st, "refund-agent", "refund", fake_model(
+            calls(("issue_refund", {"order_id": "1", "amount_usd": 40.0}, "c1"),
+                  ("issue_refund", {"order_id": "2", "amount_usd": 900.0}, "c2")),
+            answer("Done."),
+        ), mcp_tools, model_id=MODEL)  # fmt: skip
+        done = await build(model, tools, InMemorySaver()).ainvoke(
+            {"messages": [("user", "refund")]}, CONFIG
+        )
+    allowed, refused = tool_messages(done)
+    assert served == [("1", 40.0)]
+    assert "refunded 40.0 on 1" in str(allowed.content)
+    assert refused.status == "error" and "decided by finance" in str(refused.content)
+
+
 async def test_sync_invoke_fails_closed(st: steward.Steward) -> None:
     shop = Shop()
     run = await start(st, shop, "refund $40")
