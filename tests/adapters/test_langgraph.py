@@ -271,6 +271,39 @@ async def test_review_pauses_the_graph_and_an_approval_resumes_it_exactly_once(
     assert approvals(done) == []
 
 
+@pytest.mark.parametrize("prebuilt", [False, True], ids=["one-tool-task", "send-per-call"])
+async def test_two_reviews_in_one_turn_each_run_once(st: steward.Steward, prebuilt: bool) -> None:
+    """Two calls needing review in one model turn: in one ToolNode task (a plain graph)
+    the pauses surface one after the other; with create_react_agent (one task per call)
+    together. Either way each approved call runs once and the rest never runs twice."""
+    shop = Shop()
+    model, tools = govern(await start(st, shop, "two refunds"), fake_model(
+        calls(("issue_refund", {"order_id": "1", "amount_usd": 200.0}, "c1"),
+              ("issue_refund", {"order_id": "2", "amount_usd": 300.0}, "c2"),
+              ("lookup_order", {"order_id": "3"}, "c3")),
+        answer("Both refunded."),
+    ), shop.tools(), model_id=MODEL)  # fmt: skip
+    if prebuilt:
+        with pytest.warns(Warning, match="create_react_agent"):
+            graph = create_react_agent(model, tools, checkpointer=InMemorySaver())
+    else:
+        graph = build(model, tools, InMemorySaver())
+    result = await graph.ainvoke({"messages": [("user", "two refunds")]}, CONFIG)
+    decided: list[str] = []
+    for _ in range(4):
+        pending = approvals(result)
+        if not pending:
+            break
+        for request in pending:
+            if request.approval_id not in decided:
+                await approve(st, request.approval_id)
+                decided.append(request.approval_id)
+        result = await graph.ainvoke(resume_command(result), CONFIG)
+    assert approvals(result) == [] and len(decided) == 2
+    assert result["messages"][-1].content == "Both refunded."
+    assert sorted(shop.refunds) == [("1", 200.0), ("2", 300.0)]
+
+
 async def test_review_rejected_never_runs_and_the_model_sees_why(st: steward.Steward) -> None:
     shop = Shop()
     model_obj = fake_model(
