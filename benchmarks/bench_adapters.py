@@ -36,7 +36,7 @@ decision_authority:
 async def bench_langgraph(report: Report, quick: bool, workdir: Path) -> None:
     """A one-node graph (ToolNode) per call, plain vs governed, interleaved call by call.
     Runs are RUN_LENGTH calls long (a new run, untimed, every RUN_LENGTH calls): steward's
-    per-call cost grows with the run's length (see the README's known limits)."""
+    per-call cost grows with the run's length (provenance re-walks its messages each call)."""
     from langchain_core.messages import AIMessage
     from langchain_core.tools import tool
     from langgraph.graph import START, MessagesState, StateGraph

@@ -364,6 +364,20 @@ async def test_kill_switch_mid_run_stops_tools_and_model(st: steward.Steward) ->
     assert len(model_obj.seen) == 2
 
 
+async def test_a_model_that_reports_no_usage_is_charged_its_bound(st: steward.Steward) -> None:
+    shop = Shop()
+    run = await start(st, shop, "hello")
+    silent = FakeToolModel(messages=iter([AIMessage(content="Hi.")]))  # no usage_metadata
+    model = lg.govern_model(run, silent, model_id=MODEL, max_output_tokens=300)
+    assert (await model.ainvoke("hello")).content == "Hi."
+    (event,) = [e.event for e in read_journal(st.db, run.id) if e.type == "model.responded"]
+    assert isinstance(event, ModelResponded)
+    usage = event.response.usage
+    assert usage.estimated and usage.output_tokens == 300 and usage.cost_usd > 0
+    # the input bound is the prompt's bytes (plus a margin), not the model's whole window
+    assert 0 < usage.input_tokens < 100
+
+
 async def test_budget_exhausted_by_the_graphs_own_llm_calls(tmp_path: Path) -> None:
     shop = Shop()
     async with await steward.open(
