@@ -137,7 +137,7 @@ async def main() -> None:
             # the governed agent: one line starts the run and wraps the model and the tools
             run, model, tools = await start(
                 st, "refund-agent", text, scripted, [lookup_order, issue_refund],
-                model_id="openai:gpt-4o-mini",
+                model_id="openai:gpt-4o-mini", effects={"lookup_order": "read"},
             )  # fmt: skip
             graph = build_graph(model, tools, saver)
             print(f"run {run.id}")

@@ -8,6 +8,7 @@ assumed.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
@@ -451,6 +452,54 @@ async def test_a_replayed_call_returns_the_recorded_result(st: steward.Steward) 
     second = await graph.ainvoke({"messages": [message]})
     assert shop.refunds == [("7", 40.0)]
     assert first["messages"][-1].content == second["messages"][-1].content
+
+
+async def test_a_write_cut_off_mid_way_is_never_run_again(st: steward.Steward) -> None:
+    """The graph is cancelled while a write runs: steward records its outcome as unknown,
+    and the same call id (a resumed or restarted graph) is refused, not run twice; a
+    tool declared "read" may run again."""
+    started: list[str] = []
+    forever = asyncio.Event()
+    running = asyncio.Event()
+
+    @tool
+    async def issue_refund(order_id: str, amount_usd: float) -> str:
+        """Refund (hangs)."""
+        started.append(order_id)
+        running.set()
+        await forever.wait()
+        return "refunded"
+
+    @tool
+    async def lookup_order(order_id: str) -> str:
+        """Look up (hangs the first time)."""
+        started.append(f"lookup {order_id}")
+        if len(started) < 3:
+            running.set()
+            await forever.wait()
+        return f"order {order_id}"
+
+    toolset = [issue_refund, lookup_order]
+    run = await st.start_run(
+        "refund-agent", "refund", tools=declare_tools(toolset, effects={"lookup_order": "read"})
+    )
+    graph = tools_only(govern(run, fake_model(), toolset).tools)
+    write = calls(("issue_refund", {"order_id": "1", "amount_usd": 10.0}, "w1"))
+    read = calls(("lookup_order", {"order_id": "2"}, "r1"))
+    for message in (write, read):
+        running.clear()
+        task = asyncio.ensure_future(graph.ainvoke({"messages": [message]}))
+        await asyncio.wait_for(running.wait(), 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    again = await graph.ainvoke({"messages": [write]})
+    assert again["messages"][-1].status == "error" and "unknown" in str(
+        again["messages"][-1].content
+    )
+    reread = await graph.ainvoke({"messages": [read]})
+    assert reread["messages"][-1].content == "order 2"
+    assert started == ["1", "lookup 2", "lookup 2"]  # the write ran once; the read again
 
 
 async def test_prebuilt_react_agent_and_an_existing_tool_node(st: steward.Steward) -> None:

@@ -27,8 +27,9 @@ fail closed (they raise; they never run a tool or a model ungoverned).
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, cast
 
@@ -81,10 +82,18 @@ class StewardLangGraphError(steward.StewardError):
 # -- tools ---------------------------------------------------------------------------------
 
 
-def declare_tools(tools: Sequence[BaseTool | Callable[..., Any]] | ToolNode) -> list[steward.Tool]:
+def declare_tools(
+    tools: Sequence[BaseTool | Callable[..., Any]] | ToolNode,
+    *,
+    effects: Mapping[str, str] | None = None,
+    idempotent: Collection[str] = (),
+) -> list[steward.Tool]:
     """steward's declarations of a LangGraph toolset (name, description, JSON Schema of the
     arguments the model gives), decide-only: LangGraph runs them, steward governs them.
-    Their effect is steward's safe default ("write") unless the spec says otherwise."""
+    `effects` maps a tool's name to its effect ("read", "write", ...); a tool not named
+    there gets steward's safe default, "write". `idempotent` names tools that may run
+    again with the same arguments."""
+    effects = dict(effects or {})
     found = list(tools.tools_by_name.values()) if isinstance(tools, ToolNode) else list(tools)
     declared: list[steward.Tool] = []
     for item in found:
@@ -95,6 +104,8 @@ def declare_tools(tools: Sequence[BaseTool | Callable[..., Any]] | ToolNode) -> 
                 None,
                 parameters=dict(schema.get("parameters") or {"type": "object", "properties": {}}),
                 description=str(schema.get("description", "")),
+                effect=effects.get(schema["name"], "write"),
+                idempotent=schema["name"] in idempotent,
             )
         )
     return declared
@@ -178,6 +189,12 @@ class _ToolGate:
                 raise steward.AgentDisabled(_denial_text(verdict), code=KILLED)
             return _error_message(call, _denial_text(verdict))
         if isinstance(verdict, steward.Failed):
+            if verdict.unknown:
+                return _error_message(
+                    call,
+                    f"steward: whether {name} took effect is unknown ({verdict.error}); "
+                    "it is not run again, a person reconciles it",
+                )
             return _error_message(call, f"steward: {name} failed: {verdict.error}")
         if not isinstance(verdict, steward.Allowed):  # fail closed on anything unforeseen
             return _error_message(call, f"steward denied this call: unexpected verdict {verdict!r}")
@@ -187,8 +204,16 @@ class _ToolGate:
         try:
             response = await execute(request)
         except GraphBubbleUp:
-            raise  # an interrupt raised by the tool itself: it runs again on resume
-        except BaseException as exc:
+            # An interrupt() of the tool's own: nothing to record yet. On resume, steward
+            # answers a write's replay as outcome unknown (never run twice): a tool that
+            # pauses by itself must be an idempotent/keyed one (see the README's limits).
+            raise
+        except asyncio.CancelledError:
+            # Stopped mid-way, as in a crash: nothing is recorded. A replay of the call id
+            # is then allowed again for a read (or idempotent) tool, and answered "outcome
+            # unknown" for a write, which steward never runs twice.
+            raise
+        except Exception as exc:
             await self.run.record_result(call_id, error=exc)
             raise
         content, error = _result_of(response)
@@ -466,13 +491,15 @@ async def start(
     *,
     model_id: str | None = None,
     max_output_tokens: int | None = None,
+    effects: Mapping[str, str] | None = None,
     tags: dict[str, str] | None = None,
     started_by: str | None = None,
 ) -> GovernedRun:
     """Start a run of `agent` (its spec says `model: external`) on the user's `text`,
-    declaring the toolset to steward, and govern the model and the tools for it."""
+    declaring the toolset to steward (`effects`: see `declare_tools`), and govern the
+    model and the tools for it."""
     run = await st.start_run(
-        agent, text, tools=declare_tools(tools), tags=tags, started_by=started_by
+        agent, text, tools=declare_tools(tools, effects=effects), tags=tags, started_by=started_by
     )
     model_, tools_ = govern(
         run, model, tools, model_id=model_id, max_output_tokens=max_output_tokens
@@ -488,10 +515,11 @@ async def attach(
     *,
     model_id: str | None = None,
     max_output_tokens: int | None = None,
+    effects: Mapping[str, str] | None = None,
 ) -> GovernedRun:
     """The run `run_id` again (after a restart: `approvals(await graph.aget_state(config))`
     names it), with the model and the tools governed for it."""
-    run = await st.attach(run_id, tools=declare_tools(tools))
+    run = await st.attach(run_id, tools=declare_tools(tools, effects=effects))
     model_, tools_ = govern(
         run, model, tools, model_id=model_id, max_output_tokens=max_output_tokens
     )
