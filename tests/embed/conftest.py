@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 import steward
+from steward.testing.postgres import postgres_schema
 
 SPEC = """\
 name: refund-agent
@@ -69,9 +71,21 @@ def specs(tmp_path: Path) -> Path:
     return folder
 
 
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'steward.db'}"
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each facade test on SQLite, and on PostgreSQL when STEWARD_TEST_POSTGRES_URL is set."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'steward.db'}"
+        return
+    base = os.environ.get("STEWARD_TEST_POSTGRES_URL", "")
+    if not base:
+        if os.environ.get("CI"):
+            pytest.fail(
+                "STEWARD_TEST_POSTGRES_URL is not set, and CI must run the PostgreSQL tests"
+            )
+        pytest.skip("PostgreSQL tests skipped: set STEWARD_TEST_POSTGRES_URL to run them")
+    with postgres_schema(base) as url:
+        yield url
 
 
 @pytest.fixture

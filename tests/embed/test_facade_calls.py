@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from pathlib import Path
 
 import pytest
-from conftest import Ledger
 from sqlalchemy import select
 
 import steward
+from steward.core.events import GateDecided
 from steward.store.chain import verify_chain
 from steward.store.runs import get_run, read_journal
 from steward.store.schema import cost_ledger
+
+from .conftest import Ledger
 
 
 async def test_an_allowed_call_runs_and_the_run_finishes_with_its_steps(
@@ -40,8 +44,8 @@ async def test_a_tool_the_spec_does_not_list_is_denied_and_never_runs(
     assert outcome.code == "tool.unlisted"
     assert "wipe_db" in outcome.message
     assert ran == []
-    decided = [e.event for e in read_journal(st.db, run.id) if e.type == "gate.decided"]
-    assert [d.decision.primary_code for d in decided] == ["tool.unlisted"]  # type: ignore[attr-defined]
+    decided = [e.event for e in read_journal(st.db, run.id) if isinstance(e.event, GateDecided)]
+    assert [d.decision.primary_code for d in decided] == ["tool.unlisted"]
 
 
 async def test_a_listed_tool_the_program_did_not_bind_is_denied(st: steward.Steward) -> None:
@@ -67,16 +71,16 @@ async def test_bad_arguments_are_denied_with_the_field_named(
 
 
 async def test_a_write_runs_at_most_once_per_call_id_across_a_restart(
-    db_url: str, specs: object, ledger: Ledger
+    db_url: str, specs: Path, ledger: Ledger
 ) -> None:
-    async with steward.open(db_url, specs=specs) as first:  # type: ignore[arg-type]
+    async with steward.open(db_url, specs=specs) as first:
         run = await first.start_run("refund-agent", "note it", tools=ledger.tools())
         done = await run.call("send_note", {"text": "refund approved"}, call_id="tc_1")
         assert isinstance(done, steward.Executed)
         again = await run.call("send_note", {"text": "refund approved"}, call_id="tc_1")
         assert again == done
         run_id = run.id
-    async with steward.open(db_url, specs=specs) as second:  # type: ignore[arg-type]
+    async with steward.open(db_url, specs=specs) as second:
         attached = await second.attach(run_id, tools=ledger.tools())
         replayed = await attached.call("send_note", {"text": "refund approved"}, call_id="tc_1")
         assert replayed == done
@@ -104,11 +108,10 @@ async def test_a_finished_run_takes_no_more_calls(st: steward.Steward, ledger: L
 
 
 async def test_low_confidence_escalates_as_in_the_built_in_runner(
-    db_url: str, tmp_path: object, ledger: Ledger
+    db_url: str, tmp_path: Path, ledger: Ledger
 ) -> None:
-    from pathlib import Path
 
-    spec = Path(str(tmp_path)) / "careful.yaml"
+    spec = tmp_path / "careful.yaml"
     spec.write_text(
         "name: careful\nmodel: external\nescalation: {confidence_below: 0.8, to: ops}\n",
         encoding="utf-8",
@@ -158,17 +161,91 @@ async def test_the_framework_model_calls_are_priced_and_counted(
     st: steward.Steward, ledger: Ledger
 ) -> None:
     run = await st.start_run("refund-agent", "hi", tools=ledger.tools())
-    async with run.model_call("openai:gpt-4o-mini", max_output_tokens=500, max_input_tokens=2000) as call:
+    async with run.model_call(
+        "openai:gpt-4o-mini", max_output_tokens=500, max_input_tokens=2000
+    ) as call:
         call.settle(input_tokens=1000, output_tokens=200)
     await run.record_model_call("openai:gpt-4o-mini", input_tokens=100, output_tokens=10,
                                 latency_s=0.2)  # fmt: skip
     await run.finish("ok", confidence=1.0)
     with st.db.reader.connect() as connection:
         rows = connection.execute(
-            select(cost_ledger.c.model, cost_ledger.c.cost_usd).where(cost_ledger.c.run_id == run.id)
+            select(cost_ledger.c.model, cost_ledger.c.cost_usd).where(
+                cost_ledger.c.run_id == run.id
+            )
         ).all()
     expected = (1000 * 0.15 + 200 * 0.60) / 1e6
     assert {model for model, _ in rows} == {"openai:gpt-4o-mini"}
     costs = sorted(cost for _, cost in rows)
     assert costs == [pytest.approx((100 * 0.15 + 10 * 0.60) / 1e6), pytest.approx(expected)]
     assert get_run(st.db, run.id).steps == 2
+
+
+async def test_a_tool_that_fails_or_times_out_answers_failed(st: steward.Steward) -> None:
+    async def slow_note(text: str) -> str:
+        await asyncio.sleep(5)
+        return "late"
+
+    def broken_lookup(order_id: str) -> dict[str, str]:
+        raise RuntimeError("orders db is down")
+
+    tools = [
+        steward.external_tool("send_note", slow_note, timeout=0.1),
+        steward.external_tool("lookup_order", broken_lookup, effect="read"),
+    ]
+    run = await st.start_run("refund-agent", "hi", tools=tools)
+    timed_out = await run.call("send_note", {"text": "x"}, call_id="n1")
+    assert isinstance(timed_out, steward.Failed)
+    assert (timed_out.code, timed_out.on_timeout, timed_out.unknown) == (
+        "tool.timeout", "cancelled", True,
+    )  # fmt: skip
+    assert await run.call("send_note", {"text": "x"}, call_id="n1") == timed_out
+    broken = await run.call("lookup_order", {"order_id": "1"})
+    assert isinstance(broken, steward.Failed)
+    assert broken.code == "tool.error" and "orders db is down" in broken.error
+    assert not broken.unknown
+
+
+async def test_the_built_in_runner_leaves_an_external_run_to_its_program(
+    st: steward.Steward, ledger: Ledger
+) -> None:
+    from steward.runtime import Runner, build_agent
+
+    run = await st.start_run("refund-agent", "hi", tools=ledger.tools())
+    agent = build_agent(st.spec("refund-agent"), ledger.tools())
+    result = await Runner(st.db, st.journal).resume(agent, run.id, "recovered")
+    assert (result.status, result.reason_code) == ("running", "model.external")
+    assert isinstance(await run.call("send_note", {"text": "still mine"}), steward.Executed)
+
+
+async def test_a_run_cancelled_from_outside_takes_no_more_calls(
+    st: steward.Steward, ledger: Ledger
+) -> None:
+    from steward.runtime.cancel import cancel_run
+
+    run = await st.start_run("refund-agent", "hi", tools=ledger.tools())
+    assert isinstance(await run.call("send_note", {"text": "one"}), steward.Executed)
+    cancel_run(st.db, st.journal, run.id, by="reviewer:rita", reason="wrong customer")
+    await asyncio.sleep(0.6)  # a run asks the store at most every half second
+    stopped = await run.call("send_note", {"text": "two"})
+    assert isinstance(stopped, steward.Denied) and stopped.code == "run.cancelled"
+    assert "wrong customer" in stopped.message
+    with pytest.raises(steward.StewardError):
+        async with run.model_call("openai:gpt-4o-mini", max_input_tokens=10):
+            pytest.fail("no model call in a cancelled run")
+    assert await run.finish("done anyway", confidence=1.0) == "cancelled"
+    assert await st.run_status(run.id) == "cancelled"
+    assert ledger.notes == ["one"]
+
+
+async def test_a_server_recovering_runs_leaves_external_runs_to_their_program(
+    st: steward.Steward, ledger: Ledger
+) -> None:
+    from steward.runtime import Runner
+    from steward.runtime.catalog import agent_for_run
+
+    run = await st.start_run("refund-agent", "hi", tools=ledger.tools())
+    agent = agent_for_run(st.db, run.id)  # what a server without this program's tools builds
+    result = await Runner(st.db, st.journal).resume(agent, run.id, "recovered after a restart")
+    assert (result.status, result.reason_code) == ("running", "model.external")
+    assert await st.run_status(run.id) == "running"

@@ -8,7 +8,6 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from conftest import Ledger
 
 import steward
 from steward.core.agent_state import Autonomy
@@ -20,6 +19,8 @@ from steward.store.agents import set_agent_state
 from steward.store.keys import create_key
 from steward.testing import ScriptedModel, calls, final
 from steward.tools import tool
+
+from .conftest import SPEC, Ledger
 
 SWITCH_BITES = 1.1  # the kill switch and mode are read through a one-second cache
 
@@ -146,7 +147,9 @@ async def test_review_then_approve_runs_the_exact_call_once(
     assert isinstance(still, steward.Waiting) and ledger.refunds == []
     await st.approvals.decide(waiting.approval_id, who=reviewer(st), approve=True, comment="ok")
     decision = await st.wait_for_decision(waiting.approval_id, timeout=5)
-    assert decision == steward.Approved(waiting.approval_id, REFUND, "reviewer:rita", "ok")
+    assert decision == steward.Approved(
+        waiting.approval_id, REFUND, "reviewer:rita", "ok", run_id=run.id, call_id="r1"
+    )
     done = await run.resume("r1")
     assert isinstance(done, steward.Executed)
     assert done.result == {"refund_id": "rf_1", "amount_usd": 40}
@@ -193,7 +196,9 @@ async def test_a_rejection_is_denied_with_its_reason(st: steward.Steward, ledger
         waiting.approval_id, who=reviewer(st), approve=False, comment="order was never paid"
     )
     decision = await st.wait_for_decision(waiting.approval_id, timeout=5)
-    assert decision == steward.Rejected(waiting.approval_id, "reviewer:rita", "order was never paid")
+    assert decision == steward.Rejected(
+        waiting.approval_id, "reviewer:rita", "order was never paid", run_id=run.id, call_id="r1"
+    )
     denied = await run.resume("r1")
     assert isinstance(denied, steward.Denied)
     assert denied.code == "approval.rejected"
@@ -226,9 +231,11 @@ async def test_an_approved_call_runs_once_across_restarts(
         run = await first.start_run("refund-agent", "refund 10056", tools=ledger.tools())
         waiting = await run.call("issue_refund", REFUND, call_id="r1")
         assert isinstance(waiting, steward.Waiting)
+        assert await (await first.attach(run.id)).pending() == [waiting]
         await first.approvals.decide(waiting.approval_id, who=reviewer(first), approve=True)
     async with steward.open(db_url, specs=specs) as second:
         attached = await second.attach(run.id, tools=ledger.tools())
+        assert await attached.pending() == []  # decided: nothing waits any more
         done = await attached.resume("r1")
         assert isinstance(done, steward.Executed)
     async with steward.open(db_url, specs=specs) as third:
@@ -261,7 +268,9 @@ async def test_decide_only_never_allows_a_write_twice(st: steward.Steward, ledge
     assert isinstance(failed, steward.Failed) and "smtp down" in failed.error
     read = await run.decide("lookup_order", {"order_id": "1"}, call_id="l1")
     assert isinstance(read, steward.Allowed)
-    assert isinstance(await run.decide("lookup_order", {"order_id": "1"}, call_id="l1"), steward.Allowed)
+    assert isinstance(
+        await run.decide("lookup_order", {"order_id": "1"}, call_id="l1"), steward.Allowed
+    )
 
 
 async def test_decide_only_through_a_review(st: steward.Steward, ledger: Ledger) -> None:
@@ -285,9 +294,10 @@ async def test_decide_only_through_a_review(st: steward.Steward, ledger: Ledger)
 async def test_a_decision_made_by_another_instance_wakes_the_waiter(
     db_url: str, specs: Path, ledger: Ledger
 ) -> None:
-    async with steward.open(db_url, specs=specs) as program, steward.open(
-        db_url, specs=specs
-    ) as console:
+    async with (
+        steward.open(db_url, specs=specs) as program,
+        steward.open(db_url, specs=specs) as console,
+    ):
         run = await program.start_run("refund-agent", "refund 10056", tools=ledger.tools())
         waiting = await run.call("issue_refund", REFUND, call_id="r1")
         assert isinstance(waiting, steward.Waiting)
@@ -306,7 +316,6 @@ async def test_a_decision_made_by_another_instance_wakes_the_waiter(
 async def test_an_expired_request_answers_expired_and_the_call_is_denied(
     db_url: str, tmp_path: Path, ledger: Ledger
 ) -> None:
-    from conftest import SPEC
 
     spec = tmp_path / "short.yaml"
     spec.write_text(SPEC + "approvals:\n  expires_after_seconds: 0.2\n", encoding="utf-8")
@@ -319,3 +328,14 @@ async def test_an_expired_request_answers_expired_and_the_call_is_denied(
         denied = await run.resume("r1")
         assert isinstance(denied, steward.Denied) and denied.code == "approval.expired"
     assert ledger.refunds == []
+
+
+async def test_a_result_that_is_not_json_is_refused_before_it_is_recorded(
+    st: steward.Steward, ledger: Ledger
+) -> None:
+    run = await st.start_run("refund-agent", "note it", tools=ledger.tools())
+    assert isinstance(await run.decide("send_note", {"text": "hi"}, call_id="n1"), steward.Allowed)
+    with pytest.raises(TypeError, match="not JSON"):
+        await run.record_result("n1", object())
+    done = await run.record_result("n1", {"sent": True})
+    assert isinstance(done, steward.Executed) and done.result == {"sent": True}

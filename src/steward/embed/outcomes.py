@@ -103,6 +103,8 @@ class Approved:
     by: str
     comment: str = ""
     edited: bool = False
+    run_id: str = ""  # the run and call it decides: `(await st.attach(run_id)).resume(call_id)`
+    call_id: str = ""
     status: Literal["approved"] = "approved"
 
 
@@ -115,6 +117,8 @@ class Rejected:
     by: str
     comment: str = ""
     status: Literal["rejected", "expired", "cancelled"] = "rejected"
+    run_id: str = ""
+    call_id: str = ""
 
 
 Outcome = Executed | Denied | Waiting | Failed

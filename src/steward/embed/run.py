@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from steward.core.decision import Decision, Verdict, deny
 from steward.core.errors import NotFoundError, StewardError
 from steward.core.events import RunFinished, RunResumed, RunStatus, RunWaiting
@@ -38,7 +40,8 @@ from steward.runtime.agent import AgentRuntime
 from steward.runtime.executor import EmbeddedExecutor
 from steward.runtime.runs import final_answer
 from steward.security.provenance import trace_sources
-from steward.store.approvals import get_approval_view
+from steward.store.approvals import get_approval, get_approval_view
+from steward.store.cancel import CANCELLED_CODE, cancellation
 
 if TYPE_CHECKING:
     from steward.embed.steward import Steward
@@ -200,6 +203,14 @@ class Run:
         slot = self._slots.get(call_id)
         if slot is None:
             raise NotFoundError(f"run {self.id} has no call {call_id!r}")
+        if error is None and not unknown:
+            try:  # the journal records JSON: say so here, not as a failure after the fact
+                msgspec.json.encode(result)
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise TypeError(
+                    f"the result of call {call_id} is not JSON ({exc}): record a dict, list, "
+                    "str, number, bool or None (e.g. model.model_dump(mode='json'))"
+                ) from None
         async with self._lock(call_id):
             record = self._executor.recorded_call(slot.key)
             proposed = self._executor.history.proposed(slot.key)
@@ -236,6 +247,18 @@ class Run:
             if isinstance(value, Executed):
                 self._messages.append(outcome.to_message())
             return value
+
+    async def pending(self) -> list[Waiting]:
+        """The run's calls still waiting for a person (pending, unexpired approvals), in
+        the order they were proposed: what a restarted program waits on and resumes."""
+        found: list[Waiting] = []
+        for call_id, slot in sorted(self._slots.items(), key=lambda item: item[1].step):
+            proposed = self._executor.history.proposed(slot.key)
+            if proposed is not None:
+                still = await self._still_pending(call_id, proposed.name, slot.key)
+                if still is not None:
+                    found.append(still)
+        return found
 
     def _lock(self, call_id: str) -> asyncio.Lock:
         lock = self._locks.get(call_id)
@@ -301,15 +324,26 @@ class Run:
 
     def _closed(self, call_id: str, tool: str) -> Denied | None:
         """A finished or cancelled run takes no more calls."""
-        done = self._executor.history.finished
+        done = self._finished_elsewhere()
         if done is None:
-            why = self._executor.cancelled()
-            if why is None:
-                return None
-            return _denied(
-                call_id, tool, deny("run.cancelled", f"run {self.id} was cancelled: {why}")
-            )
+            return None
+        if done.status is RunStatus.CANCELLED:
+            why = f"run {self.id} was cancelled: {done.reason}"
+            return _denied(call_id, tool, deny(CANCELLED_CODE, why))
         return _denied(call_id, tool, deny("run.finished", f"run {self.id} already {done.status}"))
+
+    def _finished_elsewhere(self, *, now: bool = False) -> RunFinished | None:
+        """How the run finished, if it did: here, or cancelled from outside (the store is
+        asked at most every half second, or at once when `now`)."""
+        done = self._executor.history.finished
+        if done is not None:
+            return done
+        why = cancellation(self._steward.db, self.id) if now else self._executor.cancelled()
+        if why is None:
+            return None
+        ended = RunFinished(RunStatus.CANCELLED, reason_code=CANCELLED_CODE, reason=why)
+        self._executor.history.apply(ended)  # on record already: known here from now on
+        return ended
 
     async def _still_pending(self, call_id: str, tool: str, key: str) -> Waiting | None:
         """A call waiting on a pending, unexpired approval answers Waiting from the
@@ -317,10 +351,13 @@ class Run:
         record = self._executor.recorded_call(key)
         if record is None or record.outcome is not None or not record.approval_id:
             return None
-        view = await asyncio.to_thread(get_approval_view, self._steward.db, record.approval_id)
-        if view is None or view.status != "pending" or view.expires_at <= time.time():
+        try:
+            row = await asyncio.to_thread(get_approval, self._steward.db, record.approval_id)
+        except NotFoundError:
+            return None  # the gate denies it (approval.missing)
+        if row.status != "pending" or row.expires_at <= time.time():
             return None
-        return Waiting(call_id, tool, view.id, f"waiting for a person to decide approval {view.id}")
+        return Waiting(call_id, tool, row.id, row.reason)
 
     async def _ran_with(self, approval_id: str, arguments: dict[str, Any]) -> dict[str, Any]:
         """The arguments a call ran with: a person's edits, when its approval has them."""
@@ -345,8 +382,11 @@ class Run:
             if decision.verdict is not Verdict.DENY or not decision.reasons:
                 decision = deny(outcome.error_code or "denied", outcome.error or "denied")
             return _denied(call.id, call.name, decision, outcome.error)
+        record = self._executor.recorded_call(outcome.key)
         return Failed(
-            call.id, call.name, outcome.error, code=outcome.error_code or "tool.failed",
+            call.id, call.name, outcome.error,
+            on_timeout=record.on_timeout if record is not None else "",
+            code=outcome.error_code or "tool.failed",
             unknown=outcome.status is CallStatus.UNKNOWN,
         )  # fmt: skip
 
@@ -417,7 +457,7 @@ class Run:
         await self._executor.durable()
 
     def _check_open(self) -> None:
-        done = self._executor.history.finished
+        done = self._finished_elsewhere()
         if done is not None:
             raise StewardError(f"run {self.id} already {done.status}", code="run.finished")
 
@@ -438,7 +478,7 @@ class Run:
     async def _end(
         self, status: RunStatus, output: str, confidence: float | None, code: str, reason: str
     ) -> str:
-        done = self._executor.history.finished
+        done = await asyncio.to_thread(self._finished_elsewhere, now=True)
         if done is not None:
             return done.status.value
         self._executor.emit(RunFinished(status, output, confidence, code, reason, self._steps))

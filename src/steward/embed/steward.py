@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Generator, Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from steward.core.approval import ApprovalView
 from steward.core.decision import Verdict as Decided
@@ -258,14 +258,18 @@ def _read_approval(db: Database, approval_id: str) -> tuple[ApprovalRow, Approva
 
 
 def _decision(row: ApprovalRow, view: ApprovalView | None) -> PersonDecision:
+    call_id = row.key.removeprefix(f"{row.run_id}:").partition(":")[2]
     if row.status == "approved":
         edited = view.decided_arguments if view is not None else None
         return Approved(
             row.id, edited if edited is not None else row.arguments, row.decided_by, row.comment,
-            edited=edited is not None,
+            edited=edited is not None, run_id=row.run_id, call_id=call_id,
         )  # fmt: skip
-    status = row.status if row.status in {"expired", "cancelled"} else "rejected"
-    return Rejected(row.id, row.decided_by, row.comment, status)  # type: ignore[arg-type]
+    status: Literal["rejected", "expired", "cancelled"] = (
+        "expired" if row.status == "expired" else
+        "cancelled" if row.status == "cancelled" else "rejected"
+    )  # fmt: skip
+    return Rejected(row.id, row.decided_by, row.comment, status, row.run_id, call_id)
 
 
 class _Opening:

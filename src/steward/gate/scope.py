@@ -23,6 +23,7 @@ class CallRecord:
     outcome: CallOutcome | None = None
     approval_id: str = ""
     approval_used: bool = False
+    on_timeout: str = ""  # how a call cut off at its timeout ended (ToolFailed.on_timeout)
 
 
 class RunScope(Protocol):

@@ -64,6 +64,7 @@ class RunHistory:
         elif isinstance(event, ToolFailed):
             status = CallStatus.UNKNOWN if event.outcome_unknown else CallStatus.FAILED
             decision = self._decisions.get(event.key, Decision(Verdict.ALLOW))
+            self._record(event.key).on_timeout = event.on_timeout
             self._record(event.key).outcome = self._outcome(
                 event.key, status, decision, code=event.code, error=event.message
             )
