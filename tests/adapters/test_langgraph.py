@@ -565,6 +565,37 @@ async def test_tools_from_an_mcp_server_are_governed(st: steward.Steward) -> Non
     assert refused.status == "error" and "decided by finance" in str(refused.content)
 
 
+async def test_langchain_create_agent_through_the_middleware(st: steward.Steward) -> None:
+    """LangChain 1.x create_agent (on LangGraph): one middleware governs tools and model."""
+    agents = pytest.importorskip("langchain.agents")
+    from steward.adapters.langchain import StewardMiddleware
+
+    shop = Shop()
+    toolset = shop.tools()
+    run = await st.start_run("refund-agent", "refunds", tools=declare_tools(toolset))
+    script = fake_model(
+        calls(("issue_refund", {"order_id": "1", "amount_usd": 40.0}, "c1"),
+              ("issue_refund", {"order_id": "2", "amount_usd": 250.0}, "c2"),
+              ("delete_customer", {"email": "a@example.com"}, "c3")),
+        answer("Done."),
+    )  # fmt: skip
+    agent = agents.create_agent(
+        script, toolset, middleware=[StewardMiddleware(run, model_id=MODEL)],
+        checkpointer=InMemorySaver(),
+    )  # fmt: skip
+    paused = await agent.ainvoke({"messages": [("user", "refunds")]}, CONFIG)
+    (request,) = approvals(paused)
+    assert request.call_id == "c2" and shop.refunds == [("1", 40.0)]
+    await approve(st, request.approval_id)
+    done = await agent.ainvoke(resume_command(paused), CONFIG)
+    assert done["messages"][-1].content == "Done."
+    assert shop.refunds == [("1", 40.0), ("2", 250.0)]
+    denied = [m for m in tool_messages(done) if m.tool_call_id == "c3"]
+    assert denied and denied[0].status == "error" and "steward denied" in str(denied[0].content)
+    responded = [e for e in read_journal(st.db, run.id) if e.type == "model.responded"]
+    assert len(responded) == 2
+
+
 async def test_sync_invoke_fails_closed(st: steward.Steward) -> None:
     shop = Shop()
     run = await start(st, shop, "refund $40")
