@@ -343,7 +343,9 @@ async def test_edited_arguments_are_what_runs(st: steward.Steward) -> None:
     assert "80" in str(message.content) and "changed the arguments" in str(message.content)
 
 
-async def test_kill_switch_mid_run_stops_tools_and_model(st: steward.Steward) -> None:
+async def test_kill_switch_mid_run_stops_the_graph_at_its_next_tool_call(
+    st: steward.Steward,
+) -> None:
     async def operator_kills() -> None:  # right after the first refund
         await kill(st, "refund-agent")
 
