@@ -249,3 +249,28 @@ async def test_a_server_recovering_runs_leaves_external_runs_to_their_program(
     result = await Runner(st.db, st.journal).resume(agent, run.id, "recovered after a restart")
     assert (result.status, result.reason_code) == ("running", "model.external")
     assert await st.run_status(run.id) == "running"
+
+
+async def test_open_is_awaitable_and_refuses_what_it_cannot_govern(
+    db_url: str, tmp_path: Path
+) -> None:
+    from steward.core.errors import NotFoundError, SpecError
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "builtin.yaml").write_text(
+        "name: builtin\nmodel: rules\nrules: {}\n", encoding="utf-8"
+    )
+    st = await steward.open(db_url, specs=folder)
+    try:
+        with pytest.raises(steward.StewardError) as raised:
+            await st.start_run("builtin", "hi")
+        assert raised.value.code == "agent.not_external"
+        with pytest.raises(NotFoundError, match="builtin"):
+            await st.start_run("nobody", "hi")
+    finally:
+        await st.close()
+    (folder / "broken.yaml").write_text("name: broken\nmodel: external\nlimits: {max_steps: 0}\n")
+    with pytest.raises(SpecError) as bad:
+        await steward.open(db_url, specs=folder)
+    assert "broken.yaml:3:" in str(bad.value) and "limits.max_steps" in str(bad.value)

@@ -145,6 +145,7 @@ async def test_review_then_approve_runs_the_exact_call_once(
     assert await st.run_status(run.id) == "waiting"
     still = await run.resume("r1")
     assert isinstance(still, steward.Waiting) and ledger.refunds == []
+    assert await st.run_status(run.id) == "waiting"  # still, until a person decides
     await st.approvals.decide(waiting.approval_id, who=reviewer(st), approve=True, comment="ok")
     decision = await st.wait_for_decision(waiting.approval_id, timeout=5)
     assert decision == steward.Approved(

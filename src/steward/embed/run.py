@@ -181,8 +181,11 @@ class Run:
         still pending. `execute=False`: Allowed instead of running it."""
         slot = self._slots.get(call_id)
         proposed = self._executor.history.proposed(slot.key) if slot is not None else None
-        if proposed is None:
+        if proposed is None or slot is None:
             raise NotFoundError(f"run {self.id} has no call {call_id!r} to resume")
+        still = await self._still_pending(call_id, proposed.name, slot.key)
+        if still is not None:  # nobody decided yet: the run goes on waiting
+            return still
         if self._waiting and not self.finished:
             self._waiting = False
             self._executor.emit(RunResumed(f"call {call_id} resumed by its program", self.agent))
@@ -275,6 +278,9 @@ class Run:
             raise TypeError(
                 f"arguments of {tool} must be a dict (a JSON object), not {type(arguments).__name__}"
             )
+        bound = self._agent.tools.get(tool)
+        if execute and bound is not None and is_decide_only(bound):
+            raise TypeError(f"tool {tool} was declared without a function: use Run.decide() for it")
         call_id = call_id or f"call_{uuid.uuid4().hex[:16]}"
         closed = self._closed(call_id, tool)
         if closed is not None:
@@ -298,11 +304,6 @@ class Run:
                 still = await self._still_pending(call_id, tool, slot.key)
                 if still is not None:
                     return still
-            bound = self._agent.tools.get(tool)
-            if execute and bound is not None and is_decide_only(bound):
-                raise TypeError(
-                    f"tool {tool} was declared without a function: use Run.decide() for it"
-                )
             call = ToolCall(call_id, tool, arguments)
             sources = trace_sources(arguments, self._messages, said=self._typed)
             gate = self._gate if execute else self._decide_gate
