@@ -25,6 +25,7 @@ BENCHMARKS = {
     "server": "bench_server.py",
     "scanners": "bench_scanners.py",
     "limits": "bench_limits.py",
+    "facade": "bench_facade.py",
     "adapters": "bench_adapters.py",
 }
 

@@ -56,17 +56,17 @@ class PolicyStage:
     name = "policy"
 
     async def __call__(self, cx: CallContext, proceed: Next) -> CallOutcome:
+        unbound = deny("tool.unbound", f"no implementation is bound for '{cx.call.name}'")
         tier = cx.policy.tier_of(cx.call.name)
         if cx.tool is None and tier is not None and tier is not Tier.FORBIDDEN:
-            # listed in the spec but no implementation bound: fail closed, saying so (its
-            # data classes are unknown, which the policy would report instead)
-            return cx.stop(
-                self.name, deny("tool.unbound", f"no implementation is bound for '{cx.call.name}'")
-            )
+            # listed in the spec but no implementation bound: fail closed, saying so (the
+            # policy would report the data classes it cannot know instead)
+            return cx.stop(self.name, unbound)
         decision = cx.policy.evaluate(cx.call, PolicyContext(sources=cx.sources))
-        if decision.verdict is Verdict.DENY or cx.tool is None:
-            return cx.stop(self.name, decision if decision.verdict is Verdict.DENY else deny(
-                "tool.unbound", f"no implementation is bound for '{cx.call.name}'"))  # fmt: skip
+        if decision.verdict is Verdict.DENY:
+            return cx.stop(self.name, decision)
+        if cx.tool is None:  # fail closed, whatever the policy said
+            return cx.stop(self.name, unbound)
         cx.decided(self.name, decision)
         return await proceed(cx)
 
