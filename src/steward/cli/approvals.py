@@ -93,7 +93,7 @@ def approve(
         "--args",
         help="Approve with these arguments instead (JSON); policy decides them again.",
     ),
-    confirm: list[str] = typer.Option(  # noqa: B008
+    confirm: list[str] = typer.Option(
         [],
         "--confirm",
         help="An identifier argument (id, account, recipient) the edit changes on purpose; "
