@@ -4,15 +4,18 @@ reject with a comment, or approve with edited arguments, which policy decides ag
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 
 from steward.core.errors import ConflictError, PermissionDenied
 from steward.core.values import MAX_JSON_DEPTH, json_problem
 from steward.runtime.approvals import SEPARATION_OF_DUTIES, InvalidDecision
 from steward.security.keys import Principal
+from steward.server.console.approval_card import build_card
 from steward.server.console.render import PREFIX, page, redirect
 from steward.server.console.session import Actor, Reader
 from steward.server.service import RunService
@@ -22,25 +25,70 @@ router = APIRouter(prefix=PREFIX, include_in_schema=False)
 QUEUE = f"{PREFIX}/approvals"
 
 
+PAGE_SIZE = 20
+
+
+@dataclass(frozen=True, slots=True)
+class QueueView:
+    """The queue's query: a page of pending approvals, filtered and sorted server-side."""
+
+    page: int = 1
+    agent: str = ""
+    tool: str = ""
+    newest_first: bool = False
+
+    def url(self, **change: Any) -> str:
+        view = replace(self, **change)
+        params = {
+            "page": str(view.page) if view.page > 1 else "",
+            "agent": view.agent,
+            "tool": view.tool,
+            "sort": "newest" if view.newest_first else "",
+        }
+        query = urlencode({k: v for k, v in params.items() if v})
+        return f"{QUEUE}?{query}" if query else QUEUE
+
+
 def _queue(
     request: Request,
     who: Principal,
     *,
+    view: QueueView | None = None,
     errors: dict[str, str] | None = None,
     drafts: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Response:
     service: RunService = request.app.state.service
-    rows = list_approvals(service.db, "pending", 500)
+    view = view or QueueView()
+    rows = list_approvals(
+        service.db, "pending", PAGE_SIZE + 1, offset=(view.page - 1) * PAGE_SIZE,
+        agent=view.agent, tool=view.tool, newest_first=view.newest_first,
+    )  # fmt: skip
+    more = len(rows) > PAGE_SIZE
+    drafts = drafts or {}
+    cards = []
+    for row in rows[:PAGE_SIZE]:
+        draft, _ = _edited(drafts[row.id]) if row.id in drafts else (None, None)
+        cards.append(build_card(service.db, row, service.agents.get(row.agent), draft))
     return page(
         request, "approvals.html", who, status_code=status_code, section="approvals",
-        approvals=rows, errors=errors or {}, drafts=drafts or {},
+        cards=cards, errors=errors or {}, drafts=drafts, view=view, more=more,
+        agents=sorted(service.agents),
+        tools=sorted({t for a in service.agents.values() for t in a.loaded.spec.tools}),
     )  # fmt: skip
 
 
 @router.get("/approvals")
-def approvals_page(request: Request, who: Reader) -> Response:
-    return _queue(request, who)
+def approvals_page(
+    request: Request,
+    who: Reader,
+    page_number: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1,
+    agent: Annotated[str, Query(max_length=64)] = "",
+    tool: Annotated[str, Query(max_length=64)] = "",
+    sort: Annotated[str, Query(pattern="^(oldest|newest)?$")] = "",
+) -> Response:
+    view = QueueView(page_number, agent, tool, sort == "newest")
+    return _queue(request, who, view=view)
 
 
 def _edited(text: str) -> tuple[dict[str, Any] | None, str | None]:
@@ -73,6 +121,7 @@ async def decide(
     decision: Annotated[str, Form(pattern="^(approve|reject|edit)$")],
     comment: Annotated[str, Form(max_length=4000)] = "",
     arguments: Annotated[str, Form(max_length=100_000)] = "",
+    confirm: Annotated[list[str] | None, Form(max_length=100)] = None,
 ) -> Response:
     service: RunService = request.app.state.service
     edited: dict[str, Any] | None = None
@@ -86,11 +135,17 @@ async def decide(
     try:
         decided = await service.approvals.decide(
             approval_id, who=who, approve=decision != "reject", comment=comment.strip(),
-            arguments=edited,
+            arguments=edited, confirmed=frozenset(confirm or ()),
         )  # fmt: skip
     except InvalidDecision as exc:
         problem = "A rejection needs a comment: say why." if exc.field == "comment" else f"{exc}."
-        return _queue(request, who, errors={approval_id: problem}, status_code=422)
+        if exc.field.startswith("arguments."):  # an identifier changed: show the diff
+            problem = (
+                f"Not decided: {exc}. Tick the confirmation for '{exc.field[10:]}' "
+                "below if you mean it."
+            )
+        drafts = {approval_id: arguments} if decision == "edit" else {}
+        return _queue(request, who, errors={approval_id: problem}, drafts=drafts, status_code=422)
     except PermissionDenied as exc:
         if exc.code != SEPARATION_OF_DUTIES:
             raise  # a role that may not decide: the 403 page
