@@ -104,3 +104,17 @@ def test_the_queue_pages(served: Served, monkeypatch: pytest.MonkeyPatch) -> Non
     assert 'href="/console/approvals?page=2">Next page' in first
     second = get(served, "/console/approvals?page=2")
     assert ids[2] in second and ids[0] not in second and "Next page" not in second
+
+
+def test_each_card_has_its_page_pending_or_decided(served: Served) -> None:
+    _, approval_id = _waiting(served)
+    sign_in(served, "reviewer")
+    alone = get(served, f"/console/approvals/{approval_id}")
+    assert f'id="{approval_id}"' in alone and "The request that started the run" in alone
+    assert "queue-filter" not in alone and f"/console/approvals/{approval_id}/decide" in alone
+    post(served, f"/console/approvals/{approval_id}/decide",
+         {"decision": "reject", "comment": "duplicate ticket"})  # fmt: skip
+    decided = html.unescape(get(served, f"/console/approvals/{approval_id}"))
+    assert "Decided: rejected by" in decided and "duplicate ticket" in decided
+    assert f"/console/approvals/{approval_id}/decide" not in decided
+    get(served, "/console/approvals/apr_missing", status=404)

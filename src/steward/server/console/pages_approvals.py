@@ -14,12 +14,13 @@ from fastapi.responses import Response
 from steward.core.errors import ConflictError, PermissionDenied
 from steward.core.values import MAX_JSON_DEPTH, json_problem
 from steward.runtime.approvals import SEPARATION_OF_DUTIES, InvalidDecision
-from steward.security.keys import Principal
+from steward.security.keys import Permission, Principal
+from steward.server.auth import check
 from steward.server.console.approval_card import build_card
 from steward.server.console.render import PREFIX, page, redirect
 from steward.server.console.session import Actor, Reader
 from steward.server.service import RunService
-from steward.store.approvals import list_approvals
+from steward.store.approvals import get_approval, list_approvals
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 QUEUE = f"{PREFIX}/approvals"
@@ -72,7 +73,7 @@ def _queue(
         cards.append(build_card(service.db, row, service.agents.get(row.agent), draft))
     return page(
         request, "approvals.html", who, status_code=status_code, section="approvals",
-        cards=cards, errors=errors or {}, drafts=drafts, view=view, more=more,
+        cards=cards, errors=errors or {}, drafts=drafts, view=view, more=more, single=False,
         agents=sorted(service.agents),
         tools=sorted({t for a in service.agents.values() for t in a.loaded.spec.tools}),
     )  # fmt: skip
@@ -89,6 +90,19 @@ def approvals_page(
 ) -> Response:
     view = QueueView(page_number, agent, tool, sort == "newest")
     return _queue(request, who, view=view)
+
+
+@router.get("/approvals/{approval_id}")
+def approval_page(approval_id: str, request: Request, who: Reader) -> Response:
+    """One approval's card on its own page, pending or decided (404 page when unknown)."""
+    service: RunService = request.app.state.service
+    row = get_approval(service.db, approval_id)
+    check(who, Permission.READ, row.agent)
+    card = build_card(service.db, row, service.agents.get(row.agent))
+    return page(
+        request, "approvals.html", who, section="approvals", cards=[card], errors={},
+        drafts={}, view=QueueView(), more=False, single=True, agents=[], tools=[],
+    )  # fmt: skip
 
 
 def _edited(text: str) -> tuple[dict[str, Any] | None, str | None]:
