@@ -118,3 +118,35 @@ def test_each_card_has_its_page_pending_or_decided(served: Served) -> None:
     assert "Decided: rejected by" in decided and "duplicate ticket" in decided
     assert f"/console/approvals/{approval_id}/decide" not in decided
     get(served, "/console/approvals/apr_missing", status=404)
+
+
+def test_bulk_reject_with_one_comment(served: Served) -> None:
+    ids = [_waiting(served, f"Please refund $100 on order #10056, try {n}.")[1] for n in range(3)]
+    sign_in(served, "reviewer")
+    queue = get(served, "/console/approvals")
+    assert 'action="/console/approvals/reject"' in queue and "bulk approve is not offered" in queue
+    assert 'form="bulk" name="ids" value="' + ids[0] in queue
+    url = "/console/approvals/reject"
+    uncommented = post(served, url, {"ids": ids[:2]})  # type: ignore[dict-item]
+    assert uncommented.status_code == 422 and "A bulk rejection needs a comment" in uncommented.text
+    assert all(get_approval(served.db, i).status == "pending" for i in ids)
+    none = post(served, url, {"comment": "x"})
+    assert none.status_code == 303 and get_approval(served.db, ids[0]).status == "pending"
+    done = post(served, url, {"ids": [ids[0], ids[1], "apr_missing"], "comment": "duplicates"})  # type: ignore[dict-item]
+    assert done.status_code == 303
+    assert [get_approval(served.db, i).status for i in ids] == ["rejected", "rejected", "pending"]
+    assert get_approval(served.db, ids[0]).comment == "duplicates"
+    after = html.unescape(get(served, "/console/approvals"))
+    assert (
+        "Rejected 2 request(s). Not decided: apr_missing (no approval with id 'apr_missing')"
+        in after
+    )
+
+
+def test_a_viewer_cannot_bulk_reject(served: Served) -> None:
+    _, approval_id = _waiting(served)
+    sign_in(served, "viewer")
+    assert "/console/approvals/reject" not in get(served, "/console/approvals")
+    refused = post(served, "/console/approvals/reject", {"ids": approval_id, "comment": "no"})
+    assert refused.status_code == 403
+    assert get_approval(served.db, approval_id).status == "pending"

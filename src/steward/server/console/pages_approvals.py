@@ -11,10 +11,11 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 
-from steward.core.errors import ConflictError, PermissionDenied
+from steward.core.decision import Verdict
+from steward.core.errors import ConflictError, NotFoundError, PermissionDenied
 from steward.core.values import MAX_JSON_DEPTH, json_problem
 from steward.runtime.approvals import SEPARATION_OF_DUTIES, InvalidDecision
-from steward.security.keys import Permission, Principal
+from steward.security.keys import Permission, Principal, authorize
 from steward.server.auth import check
 from steward.server.console.approval_card import build_card
 from steward.server.console.render import PREFIX, page, redirect
@@ -125,6 +126,44 @@ def _edited(text: str) -> tuple[dict[str, Any] | None, str | None]:
     if problem is not None:
         return None, f"The edited arguments cannot be used: {problem}. Nothing was decided."
     return value, None
+
+
+@router.post("/approvals/reject")
+async def reject_many(
+    request: Request,
+    who: Actor,
+    comment: Annotated[str, Form(max_length=4000)] = "",
+    ids: Annotated[list[str] | None, Form(max_length=PAGE_SIZE)] = None,
+) -> Response:
+    """Reject the ticked requests with one comment, each through the one approval service
+    (so each is authorised, four-eyes checked and recorded on its own). Approving in bulk
+    is deliberately not offered: each approval is a decision about one call."""
+    service: RunService = request.app.state.service
+    may = authorize(who, Permission.DECIDE_APPROVAL)
+    if may.verdict is not Verdict.ALLOW:  # a role that may not decide: the 403 page
+        raise PermissionDenied(may.reasons[0].message, code=may.reasons[0].code)
+    chosen = list(dict.fromkeys(ids or ()))
+    if not chosen:
+        return redirect(QUEUE, "Nothing rejected: tick the requests to reject first.", "error")
+    if not comment.strip():
+        return _queue(
+            request, who, errors=dict.fromkeys(chosen, "A bulk rejection needs a comment: say why."),
+            status_code=422,
+        )  # fmt: skip
+    done: list[str] = []
+    refused: list[str] = []
+    for approval_id in chosen:
+        try:
+            await service.approvals.decide(
+                approval_id, who=who, approve=False, comment=comment.strip()
+            )
+            done.append(approval_id)
+        except (PermissionDenied, ConflictError, NotFoundError, InvalidDecision) as exc:
+            refused.append(f"{approval_id} ({exc})")
+    note = f"Rejected {len(done)} request(s)."
+    if refused:
+        return redirect(QUEUE, f"{note} Not decided: {'; '.join(refused)}.", "error")
+    return redirect(QUEUE, note)
 
 
 @router.post("/approvals/{approval_id}/decide")
