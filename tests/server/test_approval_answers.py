@@ -77,3 +77,10 @@ def test_which_arguments_are_identifiers() -> None:
     assert [(c.key, c.kind, c.identifier) for c in changes] == [
         ("amount_usd", "changed", False), ("cc", "added", True), ("order_id", "changed", True),
     ]  # fmt: skip
+
+
+def test_a_value_set_to_null_is_a_change_not_a_removal() -> None:
+    [change] = argument_changes({"to": "a@example.com"}, {"to": None})
+    assert (change.kind, change.identifier) == ("changed", True)
+    [removed] = argument_changes({"to": "a@example.com"}, {})
+    assert removed.kind == "removed"

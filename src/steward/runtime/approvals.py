@@ -78,12 +78,7 @@ class ArgumentChange:
     proposed: Any
     edited: Any
     identifier: bool
-
-    @property
-    def kind(self) -> str:
-        if self.proposed is None:
-            return "added"
-        return "removed" if self.edited is None else "changed"
+    kind: str  # changed | added | removed
 
 
 def argument_changes(proposed: dict[str, Any], edited: dict[str, Any]) -> list[ArgumentChange]:
@@ -93,7 +88,8 @@ def argument_changes(proposed: dict[str, Any], edited: dict[str, Any]) -> list[A
         before, after = proposed.get(key), edited.get(key)
         if key in proposed and key in edited and before == after:
             continue
-        changes.append(ArgumentChange(key, before, after, is_identifier(key, before, after)))
+        kind = "added" if key not in proposed else "removed" if key not in edited else "changed"
+        changes.append(ArgumentChange(key, before, after, is_identifier(key, before, after), kind))
     return changes
 
 
