@@ -404,6 +404,22 @@ def test_approve_with_edited_arguments_runs_the_edited_call(
     ) == [(12.5,)]
 
 
+def test_an_edit_that_changes_the_order_needs_confirm(demo: Result, env: Env, alice: str) -> None:
+    approval_id, run_id = pending_refund(env.db)
+    [(arguments,)] = sql(env.db, "SELECT arguments FROM approvals WHERE id = ?", approval_id)
+    proposed = json.loads(arguments)
+    other = "10114" if proposed["order_id"] != "10114" else "10056"
+    edited = {**proposed, "order_id": other, "amount_usd": 12.5}
+    refused = steward("approvals", "approve", approval_id, "--args", json.dumps(edited), code=2)
+    assert "identifier 'order_id'" in the_error(refused.stderr)
+    assert sql(env.db, "SELECT status FROM approvals WHERE id = ?", approval_id) == [("pending",)]
+    done = steward(
+        "approvals", "approve", approval_id, "--args", json.dumps(edited), "--confirm", "order_id"
+    )
+    assert f"run {run_id} succeeded" in done.stdout
+    assert f"#{other}" in steward("runs", "show", run_id).stdout
+
+
 def test_edited_arguments_are_decided_by_policy_again(demo: Result, env: Env, alice: str) -> None:
     approval_id, run_id = pending_refund(env.db)
     [(arguments,)] = sql(env.db, "SELECT arguments FROM approvals WHERE id = ?", approval_id)

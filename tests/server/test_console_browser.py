@@ -180,3 +180,103 @@ def test_a_reviewer_approves_a_refund_in_the_browser(live: Live) -> None:
         finally:
             browser.close()
     live.wait_for(run_id, "succeeded")
+
+
+def test_a_reviewer_confirms_a_changed_order_in_the_browser(live: Live) -> None:
+    """The card shows the request, the lookup, the rule and each argument's source; an
+    edit that changes the order number comes back as a diff with the identifier flagged,
+    and is approved only once its box is ticked. The answer names the order that ran."""
+    from playwright.sync_api import expect, sync_playwright
+
+    text = (
+        "I was charged twice for the smartwatch on order #10056. Please refund the extra $219.18."
+    )
+    started = live.api("POST", "/v1/runs", json={"agent": "support-desk", "input": text})
+    assert started.status_code == 202, started.text
+    run_id = started.json()["id"]
+    live.wait_for(run_id, "waiting")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, timeout=WAIT_MS)
+        try:
+            context = browser.new_context(viewport={"width": 1366, "height": 900})
+            context.set_default_timeout(WAIT_MS)
+            page = context.new_page()
+            page.goto(f"{live.url}/console/sign-in")
+            page.fill("#token", live.tokens["reviewer"])
+            page.get_by_role("button", name="Sign in").click()
+            page.goto(f"{live.url}/console/approvals")
+            card = page.locator("article.approval")
+            expect(card).to_contain_text("The request that started the run")
+            expect(card).to_contain_text("charged twice for the smartwatch")
+            expect(card.locator("details.led-up")).to_contain_text("lookup_order")
+            expect(card.locator("table.args")).to_contain_text("user")
+            card.screenshot(path=SHOTS / "9-approval-card.png")
+
+            card.locator("details.edit summary").click()
+            edited = '{"order_id": "10114", "amount_usd": 40, "reason": "partial"}'
+            card.locator("textarea[name=arguments]").fill(edited)
+            card.get_by_role("button", name="Approve with edits").click()
+            card = page.locator("article.approval")
+            expect(card.locator("[role=alert]")).to_contain_text("identifier 'order_id'")
+            expect(card.locator("tr.identifier-changed")).to_contain_text("10114")
+            card.screenshot(path=SHOTS / "10-approval-card-identifier-changed.png")
+            card.locator("input[name=confirm][value=order_id]").check()
+            card.get_by_role("button", name="Approve with edits").click()
+            expect(
+                page.get_by_text(f"Approved with edits issue_refund for run {run_id}")
+            ).to_be_visible()
+        finally:
+            browser.close()
+    live.wait_for(run_id, "succeeded")
+    output = live.api("GET", f"/v1/runs/{run_id}").json()["output"]
+    assert "#10114" in output and "10056" not in output, output
+
+
+def test_the_queue_by_keyboard_and_bulk_reject(live: Live) -> None:
+    """j moves to a card, a then Enter approves it; x ticks cards for one bulk rejection."""
+    from playwright.sync_api import expect, sync_playwright
+
+    runs = []
+    for n in range(3):
+        text = f"Please refund $100 on order #10056, attempt {n}."
+        started = live.api("POST", "/v1/runs", json={"agent": "support-desk", "input": text})
+        assert started.status_code == 202, started.text
+        runs.append(started.json()["id"])
+    for run_id in runs:
+        live.wait_for(run_id, "waiting")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, timeout=WAIT_MS)
+        try:
+            context = browser.new_context(viewport={"width": 1366, "height": 900})
+            context.set_default_timeout(WAIT_MS)
+            page = context.new_page()
+            page.goto(f"{live.url}/console/sign-in")
+            page.fill("#token", live.tokens["reviewer"])
+            page.get_by_role("button", name="Sign in").click()
+            page.goto(f"{live.url}/console/approvals")
+            cards = page.locator("article.approval")
+            expect(cards).to_have_count(3)
+            page.keyboard.press("j")
+            expect(cards.nth(0)).to_have_class("panel approval current")
+            page.keyboard.press("a")
+            expect(cards.nth(0).get_by_role("button", name="Approve", exact=True)).to_be_focused()
+            page.keyboard.press("Enter")
+            expect(page.get_by_text(f"Approved issue_refund for run {runs[0]}.")).to_be_visible()
+            expect(cards).to_have_count(2)
+            page.keyboard.press("j")
+            page.keyboard.press("x")
+            page.keyboard.press("j")
+            page.keyboard.press("x")
+            expect(page.locator("input.pick:checked")).to_have_count(2)
+            page.fill("#bulk input[name=comment]", "duplicate tickets")
+            page.screenshot(path=SHOTS / "11-approval-queue-bulk.png", full_page=True)
+            page.get_by_role("button", name="Reject ticked").click()
+            expect(page.get_by_text("Rejected 2 request(s).")).to_be_visible()
+            expect(page.get_by_text("Nothing is waiting for a decision")).to_be_visible()
+        finally:
+            browser.close()
+    live.wait_for(runs[0], "succeeded")

@@ -370,6 +370,24 @@ BAD_SPECS = [
         "require names fields that are not extracted: ['order_id']",
         id="require-not-extracted",
     ),
+    pytest.param(
+        with_intent(
+            """\
+                - name: refund
+                  match: [refund]
+                  extract:
+                    order_id: '#(\\d{5})'
+                  plan:
+                    - [{tool: issue_refund, args: {order_id: '{order_id}'}}]
+                  answer: 'Refunded order #{order_id}.'
+            """
+        ),
+        11,
+        7,
+        "rules.intents[0].answer",
+        "the answer quotes {order_id}, which the plan sends to 'issue_refund'",
+        id="answer-quotes-an-editable-argument",
+    ),
 ]
 
 
@@ -472,4 +490,4 @@ def test_version_is_a_content_hash(tmp_path: Path) -> None:
 def test_demo_refund_answer_keeps_the_order_number() -> None:
     """A plain scalar's ' #' starts a YAML comment; the answer must not be cut there."""
     intents = {i.name: i for i in load_spec(DEMO_SPEC).spec.rules.intents}
-    assert "#{order_id}" in intents["refund"].answer
+    assert "#{results.issue_refund.order_id}" in intents["refund"].answer

@@ -116,6 +116,12 @@ def approve(
         "--args",
         help="Approve with these arguments instead (JSON); policy decides them again.",
     ),
+    confirm: list[str] = typer.Option(
+        [],
+        "--confirm",
+        help="An identifier argument (id, account, recipient) the edit changes on purpose; "
+        "repeat per field. Without it such an edit is refused.",
+    ),
     key: str | None = KeyOption,
     db: str | None = DbOption,
     as_json: bool = JsonOption,
@@ -131,7 +137,8 @@ def approve(
             if not isinstance(edited, dict):
                 fail("--args must be a JSON object")
         _decide(open_db(db), key, resume, lambda service, who: service.decide(
-            approval_id, who=who, approve=True, comment=comment, arguments=edited
+            approval_id, who=who, approve=True, comment=comment, arguments=edited,
+            confirmed=frozenset(confirm),
         ), as_json)  # fmt: skip
 
 

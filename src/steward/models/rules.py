@@ -2,7 +2,9 @@
 
 It stands where an LLM would: it reads the conversation, matches the user's text to an
 intent by patterns, extracts arguments, proposes the intent's plan of tool calls one turn
-at a time, and finally answers from a template with the intent's confidence. It has no
+at a time, and finally answers from a template with the intent's confidence. The answer
+reads what the tools returned (`{results.tool.field}`), never the values the agent sent:
+a reviewer may have edited the call, and the spec refuses an answer that would quote them. It has no
 network and no weights, so the demo runs anywhere; and it is naive on purpose: text that
 looks like an instruction is followed, which is exactly what the gate is for.
 """
@@ -15,9 +17,8 @@ from typing import Any
 
 from steward.core.messages import Message, ModelResponse, ToolCall
 from steward.models.protocol import ModelRequest
+from steward.spec.models import PLACEHOLDER as _PLACEHOLDER
 from steward.spec.models import Intent, RulesConfig
-
-_PLACEHOLDER = re.compile(r"\{([a-zA-Z_][\w.]*)\}")
 
 
 def _lookup(context: dict[str, Any], path: str) -> Any:

@@ -11,7 +11,9 @@ background activation, the CLI resumes inline (or not at all); `Resume` is that 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
 from typing import Any
 
 from steward.core.decision import Verdict
@@ -34,6 +36,70 @@ from steward.tools.builtin import ASK_HUMAN
 SEPARATION_OF_DUTIES = "auth.separation_of_duties"
 
 Resume = Callable[[str, str], Awaitable[None]]  # (run id, why) -> the run is driven on
+
+
+# -- which edits need a second look ------------------------------------------------------
+# An argument is an identifier when its key names one (a word of the key, split at `_`, `-`,
+# `.` and camelCase humps, is in IDENTIFIER_WORDS: `order_id`, `customerId`, `iban`, `to`,
+# `recipients`, `account_number`), or when a value has an
+# identifier's form (an e-mail address, a UUID, an IBAN, or a code of 4+ digits with at most
+# a short prefix: "10114", "#10056", "ORD-2231"). Amounts are numbers, not identifiers.
+IDENTIFIER_WORDS = frozenset({
+    "id", "ids", "uuid", "guid", "key", "account", "accounts", "iban", "bic", "swift",
+    "routing", "number", "no", "email", "emails", "to", "cc", "bcc", "recipient",
+    "recipients", "payee", "beneficiary", "destination", "phone", "user", "username",
+    "customer", "order", "card", "wallet", "address", "sku", "ticket", "invoice",
+})  # fmt: skip
+_WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+_IDENTIFIER_FORMS = (
+    re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+"),  # e-mail
+    re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}"),  # UUID
+    re.compile(r"[A-Z]{2}\d{2}[A-Z0-9 ]{10,30}"),  # IBAN
+    re.compile(r"#?[A-Za-z]{0,4}[-_#]?\d{4,}"),  # order / account / ticket numbers
+)
+
+
+def is_identifier(key: str, *values: Any) -> bool:
+    """Whether an argument names *which* thing a call acts on (the rule above)."""
+    words = {w.lower() for w in _WORDS.findall(key)}
+    if words & IDENTIFIER_WORDS:
+        return True
+    return any(
+        isinstance(v, str) and any(f.fullmatch(v.strip()) for f in _IDENTIFIER_FORMS)
+        for v in values
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ArgumentChange:
+    """One argument as proposed and as edited (`None` when absent on that side)."""
+
+    key: str
+    proposed: Any
+    edited: Any
+    identifier: bool
+    kind: str  # changed | added | removed
+
+
+def argument_changes(proposed: dict[str, Any], edited: dict[str, Any]) -> list[ArgumentChange]:
+    """What an edit changes, key by key in a stable order; unchanged keys are left out."""
+    changes = []
+    for key in sorted(set(proposed) | set(edited)):
+        before, after = proposed.get(key), edited.get(key)
+        if key in proposed and key in edited and before == after:
+            continue
+        kind = "added" if key not in proposed else "removed" if key not in edited else "changed"
+        changes.append(ArgumentChange(key, before, after, is_identifier(key, before, after), kind))
+    return changes
+
+
+def unconfirmed_identifiers(
+    proposed: dict[str, Any], edited: dict[str, Any], confirmed: Collection[str]
+) -> list[ArgumentChange]:
+    """Identifier changes the decider has not confirmed, field by field."""
+    return [
+        c for c in argument_changes(proposed, edited) if c.identifier and c.key not in confirmed
+    ]
 
 
 class InvalidDecision(InvalidInput):
@@ -95,14 +161,24 @@ class ApprovalService:
         approve: bool,
         comment: str = "",
         arguments: dict[str, Any] | None = None,
+        confirmed: Collection[str] = (),
     ) -> ApprovalRow:
         """Approve (as proposed, or with edited `arguments`, which policy decides again)
         or reject (with a comment); an ask_human request is answered by approving with
-        the answer as comment. Raises PermissionDenied, InvalidDecision, NotFoundError or
+        the answer as comment. An edit that changes an identifier (`is_identifier`) must
+        name that key in `confirmed`, or it is refused (InvalidDecision naming
+        `arguments.<key>`). Raises PermissionDenied, InvalidDecision, NotFoundError or
         ConflictError (decided, used, or expired: then its run resumes all the same)."""
         pending = await asyncio.to_thread(get_approval, self.db, approval_id)
         await asyncio.to_thread(authorise, self.db, who, pending)
         _check(approve, comment, arguments)
+        if arguments is not None:
+            for change in unconfirmed_identifiers(pending.arguments, arguments, confirmed):
+                raise InvalidDecision(
+                    f"arguments.{change.key}",
+                    f"the edit {change.kind} identifier '{change.key}' "
+                    f"({change.proposed!r} -> {change.edited!r}); confirm that change to approve",
+                )
         try:
             row = await asyncio.to_thread(
                 decide_approval, self.db, approval_id, approve=approve, by=who.label,

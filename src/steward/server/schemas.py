@@ -54,6 +54,12 @@ class Decide(Body):
     arguments: JsonObject | None = Field(
         default=None, description="Approve with these arguments instead; policy decides again."
     )
+    confirm_changed: list[Annotated[str, Field(max_length=200)]] = Field(
+        default=[],
+        max_length=100,
+        description="Identifier arguments (ids, accounts, recipients) the edit changes on "
+        "purpose; an unconfirmed identifier change is refused with 422 naming the field.",
+    )
 
 
 class StateChange(Body):

@@ -27,6 +27,7 @@ from steward.tools.builtin import ASK_HUMAN
 NAME_RE = r"^[a-z][a-z0-9_\-]{0,63}$"
 _RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*$")
 _PERIODS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
+PLACEHOLDER = re.compile(r"\{([a-zA-Z_][\w.]*)\}")  # `{name}` / `{results.tool.field}`
 
 
 class Tier(StrEnum):
@@ -274,6 +275,16 @@ class PlannedCall(_Strict):
     args: dict[str, Any] = {}
 
 
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list | tuple):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
 class Intent(_Strict):
     name: str = Field(pattern=NAME_RE)
     match: tuple[str, ...] = Field(min_length=1)
@@ -313,6 +324,27 @@ class Intent(_Strict):
         missing = [name for name in value if name not in extracted]
         if missing:
             raise ValueError(f"require names fields that are not extracted: {missing}")
+        return value
+
+    @field_validator("answer")
+    @classmethod
+    def _answer_says_what_ran(cls, value: str, info: ValidationInfo) -> str:
+        """An answer never quotes a value the agent sent as a call's argument: a reviewer
+        may edit that call, and the answer would then contradict what ran. It reads the
+        call's result (`{results.tool.field}`) instead."""
+        sent: dict[str, str] = {}
+        for turn in info.data.get("plan", ()):
+            for planned in turn:
+                for text in _strings(planned.args):
+                    for name in PLACEHOLDER.findall(text):
+                        sent.setdefault(name, planned.tool)
+        for name in PLACEHOLDER.findall(value):
+            if name in sent:
+                raise ValueError(
+                    f"the answer quotes {{{name}}}, which the plan sends to '{sent[name]}'; "
+                    "a reviewer may edit that call, so read what ran from its result "
+                    f"({{results.{sent[name]}.<field>}})"
+                )
         return value
 
 

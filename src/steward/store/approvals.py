@@ -88,11 +88,26 @@ def get_approval(db: Database, approval_id: str) -> ApprovalRow:
 
 
 def list_approvals(
-    db: Database, status: str | None = "pending", limit: int = 100
+    db: Database,
+    status: str | None = "pending",
+    limit: int = 100,
+    *,
+    offset: int = 0,
+    agent: str = "",
+    tool: str = "",
+    newest_first: bool = False,
 ) -> list[ApprovalRow]:
-    query = select(approvals).order_by(approvals.c.requested_at).limit(limit)
+    """Approvals oldest first (or newest first), optionally of one agent and/or tool; a
+    page is `limit` rows from `offset` (ties broken by id, so pages never overlap)."""
+    order = approvals.c.requested_at.desc() if newest_first else approvals.c.requested_at
+    tie = approvals.c.id.desc() if newest_first else approvals.c.id
+    query = select(approvals).order_by(order, tie).limit(limit).offset(offset)
     if status:
         query = query.where(approvals.c.status == status)
+    if agent:
+        query = query.where(approvals.c.agent == agent)
+    if tool:
+        query = query.where(approvals.c.tool == tool)
     with db.reader.connect() as connection:
         return [_row(r) for r in connection.execute(query)]
 

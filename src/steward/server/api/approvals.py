@@ -52,7 +52,7 @@ async def decide(
     try:
         decided = await service_of(request).approvals.decide(
             approval_id, who=who, approve=body.decision == "approve", comment=body.comment,
-            arguments=body.arguments,
+            arguments=body.arguments, confirmed=frozenset(body.confirm_changed),
         )  # fmt: skip
     except InvalidDecision as exc:
         raise ApiError(422, exc.code, f"body.{exc.field}: {exc}") from None

@@ -4,43 +4,106 @@ reject with a comment, or approve with edited arguments, which policy decides ag
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 
-from steward.core.errors import ConflictError, PermissionDenied
+from steward.core.decision import Verdict
+from steward.core.errors import ConflictError, NotFoundError, PermissionDenied
 from steward.core.values import MAX_JSON_DEPTH, json_problem
 from steward.runtime.approvals import SEPARATION_OF_DUTIES, InvalidDecision
-from steward.security.keys import Principal
+from steward.security.keys import Permission, Principal, authorize
+from steward.server.auth import check
+from steward.server.console.approval_card import build_card
 from steward.server.console.render import PREFIX, page, redirect
 from steward.server.console.session import Actor, Reader
 from steward.server.service import RunService
-from steward.store.approvals import list_approvals
+from steward.store.approvals import get_approval, list_approvals
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 QUEUE = f"{PREFIX}/approvals"
+
+
+PAGE_SIZE = 20
+
+
+@dataclass(frozen=True, slots=True)
+class QueueView:
+    """The queue's query: a page of pending approvals, filtered and sorted server-side."""
+
+    page: int = 1
+    agent: str = ""
+    tool: str = ""
+    newest_first: bool = False
+
+    def url(self, **change: Any) -> str:
+        view = replace(self, **change)
+        params = {
+            "page": str(view.page) if view.page > 1 else "",
+            "agent": view.agent,
+            "tool": view.tool,
+            "sort": "newest" if view.newest_first else "",
+        }
+        query = urlencode({k: v for k, v in params.items() if v})
+        return f"{QUEUE}?{query}" if query else QUEUE
 
 
 def _queue(
     request: Request,
     who: Principal,
     *,
+    view: QueueView | None = None,
     errors: dict[str, str] | None = None,
     drafts: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Response:
     service: RunService = request.app.state.service
-    rows = list_approvals(service.db, "pending", 500)
+    view = view or QueueView()
+    rows = list_approvals(
+        service.db, "pending", PAGE_SIZE + 1, offset=(view.page - 1) * PAGE_SIZE,
+        agent=view.agent, tool=view.tool, newest_first=view.newest_first,
+    )  # fmt: skip
+    more = len(rows) > PAGE_SIZE
+    drafts = drafts or {}
+    cards = []
+    for row in rows[:PAGE_SIZE]:
+        draft, _ = _edited(drafts[row.id]) if row.id in drafts else (None, None)
+        cards.append(build_card(service.db, row, service.agents.get(row.agent), draft))
     return page(
         request, "approvals.html", who, status_code=status_code, section="approvals",
-        approvals=rows, errors=errors or {}, drafts=drafts or {},
+        cards=cards, errors=errors or {}, drafts=drafts, view=view, more=more, single=False,
+        agents=sorted(service.agents),
+        tools=sorted({t for a in service.agents.values() for t in a.loaded.spec.tools}),
     )  # fmt: skip
 
 
 @router.get("/approvals")
-def approvals_page(request: Request, who: Reader) -> Response:
-    return _queue(request, who)
+def approvals_page(
+    request: Request,
+    who: Reader,
+    page_number: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1,
+    agent: Annotated[str, Query(max_length=64)] = "",
+    tool: Annotated[str, Query(max_length=64)] = "",
+    sort: Annotated[str, Query(pattern="^(oldest|newest)?$")] = "",
+) -> Response:
+    view = QueueView(page_number, agent, tool, sort == "newest")
+    return _queue(request, who, view=view)
+
+
+@router.get("/approvals/{approval_id}")
+def approval_page(approval_id: str, request: Request, who: Reader) -> Response:
+    """One approval's card on its own page, pending or decided (404 page when unknown)."""
+    service: RunService = request.app.state.service
+    row = get_approval(service.db, approval_id)
+    check(who, Permission.READ, row.agent)
+    card = build_card(service.db, row, service.agents.get(row.agent))
+    return page(
+        request, "approvals.html", who, section="approvals", cards=[card], errors={},
+        drafts={}, view=QueueView(), more=False, single=True, agents=[], tools=[],
+    )  # fmt: skip
 
 
 def _edited(text: str) -> tuple[dict[str, Any] | None, str | None]:
@@ -65,6 +128,44 @@ def _edited(text: str) -> tuple[dict[str, Any] | None, str | None]:
     return value, None
 
 
+@router.post("/approvals/reject")
+async def reject_many(
+    request: Request,
+    who: Actor,
+    comment: Annotated[str, Form(max_length=4000)] = "",
+    ids: Annotated[list[str] | None, Form(max_length=PAGE_SIZE)] = None,
+) -> Response:
+    """Reject the ticked requests with one comment, each through the one approval service
+    (so each is authorised, four-eyes checked and recorded on its own). Approving in bulk
+    is deliberately not offered: each approval is a decision about one call."""
+    service: RunService = request.app.state.service
+    may = authorize(who, Permission.DECIDE_APPROVAL)
+    if may.verdict is not Verdict.ALLOW:  # a role that may not decide: the 403 page
+        raise PermissionDenied(may.reasons[0].message, code=may.reasons[0].code)
+    chosen = list(dict.fromkeys(ids or ()))
+    if not chosen:
+        return redirect(QUEUE, "Nothing rejected: tick the requests to reject first.", "error")
+    if not comment.strip():
+        return _queue(
+            request, who, errors=dict.fromkeys(chosen, "A bulk rejection needs a comment: say why."),
+            status_code=422,
+        )  # fmt: skip
+    done: list[str] = []
+    refused: list[str] = []
+    for approval_id in chosen:
+        try:
+            await service.approvals.decide(
+                approval_id, who=who, approve=False, comment=comment.strip()
+            )
+            done.append(approval_id)
+        except (PermissionDenied, ConflictError, NotFoundError, InvalidDecision) as exc:
+            refused.append(f"{approval_id} ({exc})")
+    note = f"Rejected {len(done)} request(s)."
+    if refused:
+        return redirect(QUEUE, f"{note} Not decided: {'; '.join(refused)}.", "error")
+    return redirect(QUEUE, note)
+
+
 @router.post("/approvals/{approval_id}/decide")
 async def decide(
     approval_id: str,
@@ -73,6 +174,7 @@ async def decide(
     decision: Annotated[str, Form(pattern="^(approve|reject|edit)$")],
     comment: Annotated[str, Form(max_length=4000)] = "",
     arguments: Annotated[str, Form(max_length=100_000)] = "",
+    confirm: Annotated[list[str] | None, Form(max_length=100)] = None,
 ) -> Response:
     service: RunService = request.app.state.service
     edited: dict[str, Any] | None = None
@@ -86,11 +188,17 @@ async def decide(
     try:
         decided = await service.approvals.decide(
             approval_id, who=who, approve=decision != "reject", comment=comment.strip(),
-            arguments=edited,
+            arguments=edited, confirmed=frozenset(confirm or ()),
         )  # fmt: skip
     except InvalidDecision as exc:
         problem = "A rejection needs a comment: say why." if exc.field == "comment" else f"{exc}."
-        return _queue(request, who, errors={approval_id: problem}, status_code=422)
+        if exc.field.startswith("arguments."):  # an identifier changed: show the diff
+            problem = (
+                f"Not decided: {exc}. Tick the confirmation for '{exc.field[10:]}' "
+                "below if you mean it."
+            )
+        drafts = {approval_id: arguments} if decision == "edit" else {}
+        return _queue(request, who, errors={approval_id: problem}, drafts=drafts, status_code=422)
     except PermissionDenied as exc:
         if exc.code != SEPARATION_OF_DUTIES:
             raise  # a role that may not decide: the 403 page

@@ -1,5 +1,6 @@
-// The console works without this file: it keeps expiry countdowns ticking and reloads a
-// live run's page every few seconds, pausing while a form field is in use.
+// The console works without this file: it keeps expiry countdowns ticking, reloads a
+// live run's page every few seconds (pausing while a form field is in use), and gives the
+// approval queue its keyboard shortcuts.
 (function () {
   "use strict";
   function left(seconds) {
@@ -34,7 +35,45 @@
       }
     }, seconds * 1000);
   }
+  // Approval queue keys: j/k move between cards, a focuses the card's Approve button and
+  // r its comment (Enter then decides: a key alone never decides), x ticks it for bulk reject.
+  function queueKeys() {
+    var cards = Array.prototype.slice.call(document.querySelectorAll("article.approval"));
+    if (!cards.length) return;
+    var at = -1;
+    function go(i) {
+      if (at >= 0) cards[at].classList.remove("current");
+      at = Math.max(0, Math.min(cards.length - 1, i));
+      cards[at].classList.add("current");
+      cards[at].focus();
+      cards[at].scrollIntoView({ block: "start" });
+    }
+    document.addEventListener("keydown", function (e) {
+      var t = e.target;
+      if (e.altKey || e.ctrlKey || e.metaKey) return;
+      if (t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT")) {
+        // Enter in a card's comment field would submit its first button (Approve): refuse
+        if (e.key === "Enter" && t.closest && t.closest("form.decide")) e.preventDefault();
+        return;
+      }
+      var card = at >= 0 ? cards[at] : null;
+      if (e.key === "j") go(at + 1);
+      else if (e.key === "k") go(at - 1);
+      else if (card && e.key === "a") {
+        var approve = card.querySelector("button[value=approve]");
+        if (approve) approve.focus();
+      } else if (card && e.key === "r") {
+        var comment = card.querySelector("form.decide input[name=comment]");
+        if (comment) comment.focus();
+      } else if (card && e.key === "x") {
+        var pick = card.querySelector("input.pick");
+        if (pick) pick.checked = !pick.checked;
+      } else return;
+      e.preventDefault();
+    });
+  }
   document.addEventListener("DOMContentLoaded", function () {
+    queueKeys();
     tick();
     setInterval(tick, 1000);
     var refresh = parseFloat(document.body.getAttribute("data-refresh") || "0");

@@ -1,0 +1,108 @@
+"""What a reviewer needs to decide one approval, read from the run's journal: the request
+that started the run, the tool results that led to the call, what the agent said with it,
+the gate's decision (rule, reason, risk), the tool's effect and data classes, every
+argument with where its value came from, and, for an edit, the diff against the proposal
+with the identifiers it changes (runtime/approvals.is_identifier decides which)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from steward.core.decision import Verdict
+from steward.core.events import GateDecided, ModelResponded, ToolCallProposed, ToolSucceeded
+from steward.runtime.agent import AgentRuntime
+from steward.runtime.approvals import ArgumentChange, argument_changes, is_identifier
+from steward.store.approvals import ApprovalRow
+from steward.store.database import Database
+from steward.store.runs import get_run, read_journal
+
+REQUEST_CHARS = 4000  # the run's input beyond this is on the run page
+
+
+@dataclass(frozen=True, slots=True)
+class Argument:
+    key: str
+    value: Any
+    source: str  # user | tool | model | config | human, or "" when not traced
+    identifier: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LedUp:
+    """A tool call that ran before this one in the run, and what it returned."""
+
+    tool: str
+    arguments: dict[str, Any]
+    result: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    approval: ApprovalRow
+    request: str
+    request_cut: bool
+    agent_said: str
+    rules: tuple[str, ...]
+    reasons: tuple[tuple[str, str], ...]  # (code, message) of the decision that held it
+    risk: float | None
+    effect: str
+    data_classes: tuple[str, ...]
+    arguments: tuple[Argument, ...]
+    led_up: tuple[LedUp, ...]
+    changes: tuple[ArgumentChange, ...] = field(default=())  # of a draft edit, if any
+
+    @property
+    def identifier_changes(self) -> tuple[ArgumentChange, ...]:
+        return tuple(c for c in self.changes if c.identifier)
+
+
+def build_card(
+    db: Database,
+    approval: ApprovalRow,
+    agent: AgentRuntime | None,
+    draft: dict[str, Any] | None = None,
+) -> Card:
+    """One card. `agent` gives the tool's effect and data classes (None when the server
+    does not load that agent); `draft` is an edit to diff against the proposal."""
+    run = get_run(db, approval.run_id)
+    proposed: ToolCallProposed | None = None
+    said = ""
+    decision: GateDecided | None = None
+    calls: dict[str, tuple[str, dict[str, Any]]] = {}
+    led_up: list[LedUp] = []
+    for entry in read_journal(db, approval.run_id):
+        event = entry.event
+        if isinstance(event, ModelResponded) and proposed is None:
+            if event.response.text.strip():
+                said = event.response.text.strip()
+        elif isinstance(event, ToolCallProposed):
+            calls[event.key] = (event.call.name, event.call.arguments)
+            if event.key == approval.key:
+                proposed = event
+        elif isinstance(event, GateDecided) and event.key == approval.key:
+            if event.decision.verdict is Verdict.REVIEW or decision is None:
+                decision = event
+        elif isinstance(event, ToolSucceeded) and proposed is None and event.key in calls:
+            name, arguments = calls[event.key]
+            led_up.append(LedUp(name, arguments, event.result))
+    sources = {k: str(v) for k, v in proposed.sources.items()} if proposed else {}
+    tool = agent.tools.get(approval.tool) if agent is not None else None
+    held = decision.decision if decision is not None else None
+    return Card(
+        approval=approval,
+        request=run.input[:REQUEST_CHARS],
+        request_cut=len(run.input) > REQUEST_CHARS,
+        agent_said=said,
+        rules=held.rule_ids if held else (),
+        reasons=tuple((r.code, r.message) for r in held.reasons) if held else (),
+        risk=held.risk if held else None,
+        effect=tool.effect.value if tool is not None else "",
+        data_classes=tuple(sorted(d.value for d in tool.data_classes)) if tool else (),
+        arguments=tuple(
+            Argument(k, v, sources.get(k, ""), is_identifier(k, v))
+            for k, v in approval.arguments.items()
+        ),
+        led_up=tuple(led_up),
+        changes=tuple(argument_changes(approval.arguments, draft)) if draft is not None else (),
+    )
