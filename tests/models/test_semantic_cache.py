@@ -325,6 +325,7 @@ async def test_never_after_a_side_effect_nor_past_step_zero(
 
     class Executor:
         run_id = "direct"
+        tags: dict[str, str] = {}
 
         def emit(self, event: Any) -> None:
             events.append(event)
