@@ -48,6 +48,21 @@ async def test_the_kill_switch_stops_a_run_mid_way_and_new_runs(
     assert ledger.notes == ["one"]
 
 
+async def test_the_kill_switch_stops_the_framework_s_model_calls(
+    st: steward.Steward, ledger: Ledger
+) -> None:
+    """A disabled agent makes no more LLM calls through the facade: they cost money and
+    feed the next proposal, so they stop with its tool calls, not at the next one."""
+    run = await st.start_run("refund-agent", "notes please", tools=ledger.tools())
+    async with run.model_call("openai:gpt-4o-mini", max_input_tokens=100) as call:
+        call.settle(input_tokens=10, output_tokens=5)
+    set_agent_state(st.db, "refund-agent", by="admin:ops", enabled=False, comment="incident")
+    await asyncio.sleep(SWITCH_BITES)
+    with pytest.raises(steward.AgentDisabled):
+        async with run.model_call("openai:gpt-4o-mini", max_input_tokens=100):
+            pytest.fail("the model call was made")
+
+
 async def test_the_kill_switch_holds_an_approved_call(st: steward.Steward, ledger: Ledger) -> None:
     run = await st.start_run("refund-agent", "refund 10056", tools=ledger.tools())
     waiting = await run.call("issue_refund", REFUND, call_id="r1")

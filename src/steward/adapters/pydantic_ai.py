@@ -340,12 +340,15 @@ class GovernedModel(WrapperModel):
     ) -> AsyncIterator[steward.ModelCall]:
         run = await self._governed_run(params)
         max_tokens = (model_settings or {}).get("max_tokens")
-        async with run.model_call(
-            self._priced_name(),
-            max_output_tokens=max_tokens if isinstance(max_tokens, int) else None,
-            max_input_tokens=_input_bound(messages, params, self._steward_session.sizes),
-        ) as call:
-            yield call
+        try:
+            async with run.model_call(
+                self._priced_name(),
+                max_output_tokens=max_tokens if isinstance(max_tokens, int) else None,
+                max_input_tokens=_input_bound(messages, params, self._steward_session.sizes),
+            ) as call:
+                yield call
+        except steward.AgentDisabled as exc:  # the kill switch: no more model turns either
+            raise RunStopped(f"steward stopped the run: {exc}", code=exc.code) from exc
 
     async def request(
         self,

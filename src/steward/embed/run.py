@@ -38,7 +38,7 @@ from steward.gate.pipeline import Gate, decide_only_stages
 from steward.gate.stages.release import Report, report_result
 from steward.runtime.agent import AgentRuntime
 from steward.runtime.executor import EmbeddedExecutor
-from steward.runtime.runs import final_answer
+from steward.runtime.runs import AgentDisabled, final_answer
 from steward.security.provenance import trace_sources
 from steward.store.approvals import get_approval, get_approval_view
 from steward.store.cancel import CANCELLED_CODE, cancellation
@@ -408,6 +408,10 @@ class Run:
         limits.max_output_tokens) and `max_input_tokens` (default: the model's context
         window in the price table)."""
         self._check_open()
+        if not self._steward._states(self._agent.name).enabled:  # the gate's cached switch
+            raise AgentDisabled(
+                f"agent {self._agent.name} is disabled: no model calls", code="agent.disabled"
+            )
         limit = max_output_tokens or self._agent.loaded.spec.limits.max_output_tokens
         models = self._steward._models
         hold = await models.spend.reserve_model(
