@@ -8,7 +8,7 @@ import asyncio
 import math
 import threading
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -325,7 +325,7 @@ async def test_never_after_a_side_effect_nor_past_step_zero(
 
     class Executor:
         run_id = "direct"
-        tags: dict[str, str] = {}
+        tags: ClassVar[dict[str, str]] = {}
 
         def emit(self, event: Any) -> None:
             events.append(event)
