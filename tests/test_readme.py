@@ -18,6 +18,8 @@ without touching this file:
   printed), `RUN_ID` (the newest run), `APPROVAL_ID` (a pending request nobody has
   used yet in the session). `steward serve` is started on a free port, must answer
   /readyz, and is stopped. Any other command fails the test: run it or skip the block.
+  A command that documents a non-zero exit ends with `# exits N`. The session's
+  directory holds a copy of `examples/`, as a reader at the repository root has.
 - `<!-- skip-example: reason -->` right before a block skips it (keep these few; say why).
 - `<!-- example-file: NAME -->` right before a block writes its text to NAME in the
   shell session's directory (a spec the commands after it read).
@@ -28,6 +30,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -48,6 +51,7 @@ SHELL_LANGS = {"console", "shell", "bash", "sh"}
 _FENCE = re.compile(r"^\s*```\s*([\w+-]*)\s*$")
 _DIRECTIVE = re.compile(r"^\s*<!--\s*(skip-example|example-file)\s*:\s*(.*?)\s*-->\s*$")
 _TOKEN = re.compile(r"stw_[A-Za-z0-9_\-]{16,}")
+_EXITS = re.compile(r"\s+#\s*exits\s+(\d+)\s*$")
 
 
 @dataclass(frozen=True)
@@ -234,6 +238,10 @@ class Session:
     # -- commands ------------------------------------------------------------------------
 
     def run(self, command: str, expected: list[str], where: str) -> None:
+        wanted = 0  # a documented non-zero exit: `$ steward explain ...   # exits 4`
+        said = _EXITS.search(command)
+        if said:
+            wanted, command = int(said.group(1)), command[: said.start()]
         words = shlex.split(command, comments=True)
         if not words:
             return
@@ -252,7 +260,9 @@ class Session:
             return
         done = self.steward(args, where)
         output = done.stdout + done.stderr
-        assert done.returncode == 0, f"{where}: `{command}` exited {done.returncode}\n{output}"
+        assert done.returncode == wanted, (
+            f"{where}: `{command}` exited {done.returncode}, not {wanted}\n{output}"
+        )
         if args[:2] == ["keys", "create"]:
             token = _TOKEN.search(output)
             assert token, f"{where}: `{command}` printed no token"
@@ -323,6 +333,9 @@ def _commands(block: Block) -> Iterator[tuple[int, str, list[str]]]:
 @pytest.fixture(scope="module")
 def session(tmp_path_factory: pytest.TempPathFactory) -> Session:
     cwd = tmp_path_factory.mktemp("readme")
+    # as a reader at the repository root: examples/ and the src/ its files point into
+    shutil.copytree(ROOT / "examples", cwd / "examples")
+    (cwd / "src").symlink_to(ROOT / "src")
     shell = Session(cwd, _env())
     done = shell.steward(["demo"], "README.md (the Quickstart's demo)")
     assert done.returncode == 0, done.stdout + done.stderr
