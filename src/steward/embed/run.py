@@ -39,7 +39,7 @@ from steward.gate.stages.release import Report, report_result
 from steward.runtime.agent import AgentRuntime
 from steward.runtime.executor import EmbeddedExecutor
 from steward.runtime.runs import AgentDisabled, final_answer
-from steward.security.provenance import trace_sources
+from steward.security.provenance import said_words, trace_sources
 from steward.store.approvals import get_approval, get_approval_view
 from steward.store.cancel import CANCELLED_CODE, cancellation
 
@@ -104,7 +104,8 @@ class Run:
         self._gate = agent.gate(config)
         listed = {n: t for n, t in agent.tools.items() if n in agent.loaded.spec.tools}
         self._decide_gate = Gate(agent.policy, listed, config, decide_only_stages(config))
-        self._typed = typed  # the user's words before masking: provenance only, never stored
+        # the user's words before masking, read once: provenance only, never stored
+        self._typed = said_words(typed)
         self._messages: list[Message] = []
         started = executor.history.started
         if agent.loaded.spec.prompt:

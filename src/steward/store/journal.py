@@ -38,13 +38,11 @@ from steward.core.events import Event, encode_event, event_type
 from steward.core.faults import crashpoint
 from steward.store.chain import ChainTip, PendingEvent, append_rows, landed
 from steward.store.database import Database
-from steward.store.transient import is_transient, reason
+from steward.store.transient import BACKOFF_BASE, BACKOFF_CAP, is_transient, reason
 
 Listener = Callable[[list[PendingEvent]], None]
 log = logging.getLogger("steward.store.journal")
 
-BACKOFF_BASE = 0.05  # seconds before the first retry, at most
-BACKOFF_CAP = 2.0  # the longest pause between two attempts
 REAP_SECONDS = 0.1  # how often overdue waiters are looked for
 
 

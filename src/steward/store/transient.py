@@ -22,8 +22,9 @@ from steward.core.errors import StoreUnavailable
 
 log = logging.getLogger("steward.store")
 T = TypeVar("T")
+# one backoff for every store retry: the journal's writer and the steps outside it
 BACKOFF_BASE = 0.05  # seconds before the first retry, at most
-BACKOFF_CAP = 1.0
+BACKOFF_CAP = 2.0  # the longest pause between two attempts
 
 # SQLite reports every fault as OperationalError; only these messages are about the
 # moment rather than the database or the statement.
