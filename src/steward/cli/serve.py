@@ -26,13 +26,16 @@ def serve(
     ),
     db: str | None = DbOption,
 ) -> None:
-    """Serve the API under /v1 (schema at /openapi.json), the console at /console, /metrics."""
+    """Serve the API under /v1 (schema at /openapi.json), the console at /console, /metrics.
+    People sign in to the console with a key, or by single sign-on when STEWARD_OIDC_* is set."""
     with handled():
         import uvicorn
 
+        from steward.security.sso import SsoConfig
         from steward.server import create_app, load_agents
         from steward.store.keys import list_keys
 
+        sso = SsoConfig.from_env(os.environ)  # STEWARD_OIDC_*: a half configuration stops here
         database = open_db(db, create=True)  # create and migrate before serving
         try:
             active_keys = len(list_keys(database))
@@ -55,8 +58,10 @@ def serve(
             console.print(
                 "no keys yet: create one with steward keys create --name you --role admin"
             )
+        if sso is not None:
+            console.print(f"single sign-on: {sso.issuer} (client {sso.client_id})")
         uvicorn.run(
-            create_app(db_url(db), agents, recover=recover),
+            create_app(db_url(db), agents, recover=recover, sso=sso),
             host=host,
             port=port,
             log_level="warning",

@@ -75,9 +75,10 @@ STARTED_BY_PRINCIPAL = "started_by_principal"
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: the key used, the principal (person or agent) holding it, the
-    principal's unique name, and the key's role (and agent, for agent keys). Identity is
-    `principal_id`: two keys of one person are one person."""
+    """Who is calling: the key used ("" for a person signed in by single sign-on), the
+    principal (person or agent) holding it, the principal's unique name, and the key's role
+    (or the role SSO gave; and agent, for agent keys). Identity is `principal_id`: two keys
+    of one person, or a key and an SSO sign-in of that person, are one person."""
 
     key_id: str
     principal_id: str

@@ -18,10 +18,12 @@ from prometheus_client import CollectorRegistry
 
 from steward.runtime import AgentRuntime, build_agent
 from steward.security.keys import Permission, Principal
+from steward.security.sso import SsoConfig
 from steward.server.api import agents as agents_api
 from steward.server.api import approvals, audit, runs, stream
 from steward.server.auth import requires
 from steward.server.console import routes as console
+from steward.server.console import sso as console_sso
 from steward.server.errors import install_error_handlers
 from steward.server.health import router as health_router
 from steward.server.middleware import HygieneMiddleware
@@ -51,10 +53,12 @@ def create_app(
     sweep_seconds: float = 15.0,
     recover: bool = True,
     grace_seconds: float = 10.0,
+    sso: SsoConfig | None = None,
 ) -> FastAPI:
     """The app over `db_url` serving `agents`. Every `sweep_seconds` it expires overdue
     approvals and lets their runs finish. With `recover`, runs left `running` by a
-    stopped server resume at start; on stop, runs in flight get `grace_seconds`."""
+    stopped server resume at start; on stop, runs in flight get `grace_seconds`. With
+    `sso`, people may also sign in to the console through that OpenID provider."""
     loaded = {agent.name: agent for agent in agents}
 
     @asynccontextmanager
@@ -86,6 +90,8 @@ def create_app(
         description="Run AI agents under governance: runs, approvals, agents, audit.",
         lifespan=lifespan,
     )
+    if sso is not None:
+        console_sso.install(app, sso)
     app.add_middleware(HygieneMiddleware)
     install_error_handlers(app, pages={console.PREFIX: console.error_page})
     routers = (runs.router, stream.router, approvals.router, agents_api.router, audit.router)

@@ -75,7 +75,7 @@ def _principal(row: Any) -> Principal | None:
         return None
 
 
-def _holder(
+def holder_of(
     connection: Connection, name: str, role: Role, agent: str | None, by: str, moment: float
 ) -> str:
     """The id of the principal named `name`, created when new. A name belongs to one
@@ -129,7 +129,7 @@ def create_key(
         moment = time.time()
         try:
             with db.writer.begin() as connection:
-                principal_id = _holder(connection, name, role, agent, by, moment)
+                principal_id = holder_of(connection, name, role, agent, by, moment)
                 connection.execute(
                     insert(api_keys).values(
                         id=key_id, principal_id=principal_id, name=name, role=role.value,
@@ -221,17 +221,39 @@ def open_session(db: Database, principal: Principal, seconds: float = SESSION_SE
 
 
 def session_principal(db: Database, token: str) -> Principal | None:
-    """The principal of a live session of an unrevoked key, or None."""
+    """The principal of a live session: of an unrevoked key, or of a person signed in by
+    single sign-on (with the role their groups gave at sign-in; no key). None otherwise."""
+    token_hash, now = hash_secret(token), time.time()
     query = _KEYS.join_from(
         api_keys, console_sessions, console_sessions.c.key_id == api_keys.c.id
     ).where(
-        console_sessions.c.token_hash == hash_secret(token),
-        console_sessions.c.expires_at > time.time(),
+        console_sessions.c.token_hash == token_hash,
+        console_sessions.c.expires_at > now,
         api_keys.c.revoked_at.is_(None),
+    )
+    sso = (
+        select(principals.c.id, principals.c.name, principals.c.kind, console_sessions.c.role)
+        .select_from(
+            console_sessions.join(principals, console_sessions.c.principal_id == principals.c.id)
+        )
+        .where(
+            console_sessions.c.token_hash == token_hash,
+            console_sessions.c.expires_at > now,
+            console_sessions.c.key_id.is_(None),
+        )
     )
     with db.reader.connect() as connection:
         row = connection.execute(query).first()
-    return None if row is None else _principal(row)
+        if row is not None:
+            return _principal(row)
+        person = connection.execute(sso).first()
+    if person is None or person.kind != Kind.PERSON.value:
+        return None
+    try:
+        role = Role(person.role)
+    except ValueError:  # a role this version does not know is never granted anything
+        return None
+    return None if role is Role.AGENT else Principal("", person.id, person.name, role)
 
 
 def close_session(db: Database, token: str) -> None:

@@ -167,10 +167,24 @@ console_sessions = Table(
     "console_sessions",
     metadata,
     Column("token_hash", String(64), primary_key=True),
-    Column("key_id", String(32), nullable=False),
+    Column("key_id", String(32), nullable=True),  # NULL for a single sign-on session
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
+    Column("principal_id", String(32), nullable=True),  # single sign-on: the person
+    Column("role", String(16), nullable=True),  # single sign-on: the role given at sign-in
     Index("ix_console_sessions_key", "key_id"),
+)
+
+# Single sign-on: the identity provider's stable id of a person (issuer, subject) -> the
+# principal they are in steward (one person, whether signed in by SSO or holding keys).
+sso_identities = Table(
+    "sso_identities",
+    metadata,
+    Column("issuer", String(255), primary_key=True),
+    Column("subject", String(255), primary_key=True),
+    Column("principal_id", String(32), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_sso_identities_principal", "principal_id"),
 )
 
 GENESIS_HASH = "0" * 64

@@ -1,7 +1,8 @@
 """Signing in and out of the console, who is signed in, and the same-origin check.
 
-A person signs in by pasting an API key; the console opens a session and carries it in
-the `steward_session` cookie (HttpOnly, SameSite=Strict, Secure over https). Agent keys
+A person signs in by pasting an API key, or by single sign-on (console/sso.py); the
+console opens a session and carries it in the `steward_session` cookie (HttpOnly, Secure
+over https; SameSite=Strict for a key, Lax after SSO, whose redirect back is cross-site). Agent keys
 may not sign in: the console is for people. Every state-changing POST must come from the
 console itself: its `Origin` (or, without one, its `Referer`) must name this host.
 """
@@ -64,6 +65,11 @@ Reader = Annotated[Principal, Depends(reader)]
 Actor = Annotated[Principal, Depends(actor)]
 
 
+def sso_enabled(request: Request) -> bool:
+    """Whether this server offers single sign-on (see console/sso.py)."""
+    return getattr(request.app.state, "sso", None) is not None
+
+
 def safe_next(target: str | None) -> str:
     """Only console paths are followed after signing in (no open redirects)."""
     if (
@@ -81,7 +87,7 @@ def sign_in_page(request: Request, next: str | None = None) -> Response:
     who = current_principal(request)
     if who is not None:
         return redirect(safe_next(next))
-    return page(request, "sign_in.html", None, next=safe_next(next))
+    return page(request, "sign_in.html", None, next=safe_next(next), sso=sso_enabled(request))
 
 
 @router.post("/sign-in", dependencies=[Depends(same_origin)])
@@ -100,7 +106,7 @@ def sign_in(
     if found is None or error is not None:
         return page(
             request, "sign_in.html", None, status_code=403 if found else 401,
-            next=safe_next(next), error=error,
+            next=safe_next(next), error=error, sso=sso_enabled(request),
         )  # fmt: skip
     response = redirect(safe_next(next), f"Signed in as {found.name} ({found.role}).")
     response.set_cookie(

@@ -1,0 +1,81 @@
+"""Single sign-on in the store: which principal an identity provider's person is, and
+console sessions that belong to a person (not to a key).
+
+A person is found by the IdP's stable id, (issuer, subject). The first time, they are
+linked to the person principal with their name — the one who may already hold keys, so
+that signing in by SSO and using a key stay one person for four eyes — or a new one.
+A name another SSO identity of the same issuer already holds, or an agent's name, is
+refused (ConflictError): two people are never merged, and an agent never signs in.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+
+from steward.core.errors import ConflictError
+from steward.security.keys import Role, hash_secret, new_session_token
+from steward.store.database import Database
+from steward.store.keys import SESSION_SECONDS, holder_of
+from steward.store.schema import console_sessions, sso_identities
+
+
+def sso_principal(db: Database, issuer: str, subject: str, name: str) -> str:
+    """The id of the principal (issuer, subject) is, linking it on first sign-in."""
+    for attempt in range(2):  # two first sign-ins of one person at once: the loser reads
+        try:
+            return _link(db, issuer, subject, name)
+        except IntegrityError:
+            if attempt:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _link(db: Database, issuer: str, subject: str, name: str) -> str:
+    with db.writer.begin() as connection:
+        linked = connection.execute(
+            select(sso_identities.c.principal_id).where(
+                sso_identities.c.issuer == issuer, sso_identities.c.subject == subject
+            )
+        ).scalar_one_or_none()
+        if linked is not None:
+            return str(linked)
+        moment = time.time()
+        principal_id = holder_of(connection, name, Role.VIEWER, None, "sso", moment)
+        other = connection.execute(
+            select(sso_identities.c.subject).where(
+                sso_identities.c.issuer == issuer, sso_identities.c.principal_id == principal_id
+            )
+        ).first()
+        if other is not None:
+            raise ConflictError(
+                f"{name!r} is already the name of another person signed in by this identity "
+                "provider; an admin must resolve the clash"
+            )
+        connection.execute(
+            insert(sso_identities).values(
+                issuer=issuer, subject=subject, principal_id=principal_id, created_at=moment
+            )
+        )
+        return principal_id
+
+
+def open_sso_session(
+    db: Database, principal_id: str, role: Role, seconds: float = SESSION_SECONDS
+) -> str:
+    """A console session for a person signed in by SSO with `role`; returns the cookie's
+    token (only its SHA-256 is stored)."""
+    if role is Role.AGENT:
+        raise ConflictError("an agent never signs in to the console")
+    token = new_session_token()
+    moment = time.time()
+    with db.writer.begin() as connection:
+        connection.execute(
+            insert(console_sessions).values(
+                token_hash=hash_secret(token), key_id=None, principal_id=principal_id,
+                role=role.value, created_at=moment, expires_at=moment + seconds,
+            )
+        )  # fmt: skip
+    return token
