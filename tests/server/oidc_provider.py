@@ -150,9 +150,10 @@ def serving(app: Any, sock: socket.socket, timeout: float = 20.0) -> Iterator[No
 
 
 @contextmanager
-def running_provider() -> Iterator[Provider]:
-    """The provider on a free loopback port for the duration of the block."""
+def running_provider(host: str = "127.0.0.1") -> Iterator[Provider]:
+    """The provider on a free loopback port for the duration of the block; `host` names
+    it in its issuer (`localhost` makes it another site than 127.0.0.1 for a browser)."""
     sock = free_socket()
-    provider = Provider(issuer=f"http://127.0.0.1:{sock.getsockname()[1]}")
+    provider = Provider(issuer=f"http://{host}:{sock.getsockname()[1]}")
     with serving(provider.app(), sock):
         yield provider

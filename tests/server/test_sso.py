@@ -251,7 +251,7 @@ FOREIGN_KEY = RSAKey.generate_key(2048, parameters={"kid": KID})
         "bad-signature",
         "wrong-issuer",
         "discovery-issuer-mismatch",
-    ],  # fmt: skip
+    ],
 )
 def test_a_bad_id_token_signs_nobody_in(
     sso: Served, provider: Provider, tamper: dict[str, Any], says: str

@@ -1,0 +1,108 @@
+"""Single sign-on in the store: an IdP's (issuer, subject) is one steward person — the one
+holding keys under that name, or a new one — never an agent, never two people merged; a
+person's console session carries the role their groups gave; migration 0008 both ways."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from alembic import command
+from sqlalchemy import insert, select, update
+
+from steward.core.errors import ConflictError
+from steward.security.keys import Role
+from steward.store import Database
+from steward.store.database import _alembic_config, head_revision
+from steward.store.keys import create_key, open_session, principal_named, session_principal
+from steward.store.schema import console_sessions, principals, sso_identities
+from steward.store.sso import open_sso_session, sso_principal
+
+IDP = "https://login.example.com/realms/bank"
+
+
+def test_a_first_sign_in_links_the_person_of_that_name(any_db: Database) -> None:
+    key, _ = create_key(any_db, name="rosa", role=Role.ADMIN, by="test")
+    assert sso_principal(any_db, IDP, "u-rosa", "rosa") == key.principal_id
+    assert sso_principal(any_db, IDP, "u-rosa", "rosa-renamed") == key.principal_id
+    fresh = sso_principal(any_db, IDP, "u-vic", "vic")
+    assert fresh == principal_named(any_db, "vic") != key.principal_id
+    with any_db.reader.connect() as connection:
+        kind = connection.execute(select(principals.c.kind).where(principals.c.id == fresh))
+        assert kind.scalar_one() == "person"
+        links = connection.execute(select(sso_identities.c.subject)).scalars().all()
+    assert sorted(links) == ["u-rosa", "u-vic"]
+
+
+def test_names_are_never_merged_or_taken_from_agents(any_db: Database) -> None:
+    create_key(any_db, name="bot", role=Role.AGENT, agent="support-desk", by="test")
+    with pytest.raises(ConflictError, match="already the name of an agent"):
+        sso_principal(any_db, IDP, "u-bot", "bot")
+    sso_principal(any_db, IDP, "u-rosa", "rosa")
+    with pytest.raises(ConflictError, match="another person signed in by this identity"):
+        sso_principal(any_db, IDP, "u-other", "rosa")
+    # another issuer's person of that name is linked to the steward person "rosa": the
+    # operator who configures one IdP trusts its names (documented in the README)
+    assert sso_principal(any_db, "https://other.example", "x", "rosa") == principal_named(
+        any_db, "rosa"
+    )
+
+
+def test_a_person_session_has_the_role_given_at_sign_in(any_db: Database) -> None:
+    person = sso_principal(any_db, IDP, "u-rosa", "rosa")
+    token = open_sso_session(any_db, person, Role.REVIEWER)
+    found = session_principal(any_db, token)
+    assert found is not None
+    assert (found.key_id, found.principal_id, found.name, found.role) == (
+        "",
+        person,
+        "rosa",
+        Role.REVIEWER,
+    )
+    assert session_principal(any_db, token + "x") is None
+    with pytest.raises(ConflictError):
+        open_sso_session(any_db, person, Role.AGENT)
+    # a key's sessions are as before
+    key, _ = create_key(any_db, name="vic", role=Role.VIEWER, by="test")
+    keyed = session_principal(any_db, open_session(any_db, key.principal))
+    assert keyed is not None and keyed.key_id == key.id
+
+
+def test_an_expired_or_unknown_role_session_grants_nothing(any_db: Database) -> None:
+    person = sso_principal(any_db, IDP, "u-rosa", "rosa")
+    expired = open_sso_session(any_db, person, Role.ADMIN, seconds=-1)
+    assert session_principal(any_db, expired) is None
+    edited = open_sso_session(any_db, person, Role.VIEWER)
+    with any_db.writer.begin() as connection:
+        connection.execute(
+            update(console_sessions)
+            .where(console_sessions.c.key_id.is_(None))
+            .values(role="superuser")
+        )
+    assert session_principal(any_db, edited) is None
+
+
+def _at(db: Database, revision: str, *, down: bool) -> None:
+    config = _alembic_config()
+    with db.writer.begin() as connection:
+        config.attributes["connection"] = connection
+        (command.downgrade if down else command.upgrade)(config, revision)
+
+
+def test_migration_0008_up_and_down(any_db: Database) -> None:
+    key, _ = create_key(any_db, name="ana", role=Role.VIEWER, by="test")
+    keyed = open_session(any_db, key.principal)
+    open_sso_session(any_db, sso_principal(any_db, IDP, "u-rosa", "rosa"), Role.VIEWER)
+    _at(any_db, "0007", down=True)  # person sessions go; key sessions stay
+    with any_db.reader.connect() as connection:
+        assert connection.execute(select(console_sessions.c.key_id)).scalars().all() == [key.id]
+    any_db.migrate()
+    assert any_db.current_revision() == head_revision()
+    assert session_principal(any_db, keyed) is not None
+    with any_db.writer.begin() as connection:
+        connection.execute(
+            insert(console_sessions).values(
+                token_hash="h", key_id=None, principal_id="p", role="viewer",
+                created_at=time.time(), expires_at=time.time() + 60,
+            )
+        )  # fmt: skip
