@@ -392,3 +392,16 @@ def test_bad_settings_name_the_variable(change: dict[str, str], message: str) ->
     }
     with pytest.raises(InvalidInput, match=message):
         SsoConfig.from_env(env)
+
+
+def test_serve_stops_on_half_a_configuration(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from steward.cli.main import app
+
+    env = {"STEWARD_OIDC_ISSUER": "https://login.example.com", "STEWARD_OIDC_CLIENT_ID": "c"}
+    result = CliRunner().invoke(app, ["serve", "--db", f"sqlite:///{tmp_path / 's.db'}"], env=env)
+    assert result.exit_code == 2, result.output
+    assert "single sign-on needs STEWARD_OIDC_CLIENT_SECRET, STEWARD_OIDC_REDIRECT_URL" in (
+        " ".join(result.output.split())
+    )
