@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from steward.core.approval import ApprovalView
 from steward.core.errors import ConflictError, NotFoundError, StewardError
@@ -19,7 +20,8 @@ from steward.core.events import ApprovalDecided
 from steward.core.values import json_problem
 from steward.store.chain import PendingEvent, Published, append_event
 from steward.store.database import Database
-from steward.store.schema import approvals
+from steward.store.json_fields import number_field, text_field
+from steward.store.schema import approvals, runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,18 +98,32 @@ def list_approvals(
     agent: str = "",
     tool: str = "",
     newest_first: bool = False,
+    tags: Mapping[str, str] | None = None,
+    amount_keys: Sequence[str] = (),
 ) -> list[ApprovalRow]:
-    """Approvals oldest first (or newest first), optionally of one agent and/or tool; a
-    page is `limit` rows from `offset` (ties broken by id, so pages never overlap)."""
+    """Approvals oldest first (or newest first), optionally of one agent and/or tool, and
+    of runs carrying every tag in `tags` (e.g. {"tenant": "acme"}); a page is `limit` rows
+    from `offset` (ties broken by id, so pages never overlap). With `amount_keys`, the
+    largest amount first: the first of those arguments that is a number, approvals with
+    none last."""
     order = approvals.c.requested_at.desc() if newest_first else approvals.c.requested_at
     tie = approvals.c.id.desc() if newest_first else approvals.c.id
-    query = select(approvals).order_by(order, tie).limit(limit).offset(offset)
+    query = select(approvals)
+    if amount_keys:
+        amounts = [number_field(db.dialect, approvals.c.arguments, k) for k in amount_keys]
+        amount = amounts[0] if len(amounts) == 1 else func.coalesce(*amounts)
+        query = query.order_by(amount.desc().nulls_last())
+    query = query.order_by(order, tie).limit(limit).offset(offset)
     if status:
         query = query.where(approvals.c.status == status)
     if agent:
         query = query.where(approvals.c.agent == agent)
     if tool:
         query = query.where(approvals.c.tool == tool)
+    if tags:  # pending approvals are few: join each to its run (by primary key), then test
+        query = query.join(runs, runs.c.id == approvals.c.run_id).where(
+            *(text_field(db.dialect, runs.c.tags, k) == v for k, v in sorted(tags.items()))
+        )
     with db.reader.connect() as connection:
         return [_row(r) for r in connection.execute(query)]
 

@@ -10,7 +10,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from steward.core.decision import Verdict
-from steward.core.events import GateDecided, ModelResponded, ToolCallProposed, ToolSucceeded
+from steward.core.events import (
+    ApprovalDecided,
+    GateDecided,
+    ModelResponded,
+    ToolCallProposed,
+    ToolFailed,
+    ToolSucceeded,
+)
 from steward.runtime.agent import AgentRuntime
 from steward.runtime.approvals import ArgumentChange, argument_changes, is_identifier
 from steward.store.approvals import ApprovalRow
@@ -106,3 +113,42 @@ def build_card(
         led_up=tuple(led_up),
         changes=tuple(argument_changes(approval.arguments, draft)) if draft is not None else (),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One message of the conversation that led to a held call, in the run's order."""
+
+    who: str  # person | agent | tool | policy | reviewer
+    label: str
+    text: str = ""
+    value: Any = None  # a proposed call's arguments, or a tool's result
+    shown: bool = False  # has a value to show (a result may itself be null)
+    held: bool = False  # the call this approval holds
+
+
+def conversation(db: Database, approval: ApprovalRow) -> tuple[Turn, ...]:
+    """Everything the agent saw and said before it proposed the held call: the request,
+    each of its turns (text and proposed calls), what policy and earlier reviewers
+    decided, and every tool's result or error; it ends at the held call."""
+    turns = [Turn("person", "The request", get_run(db, approval.run_id).input)]
+    for entry in read_journal(db, approval.run_id):
+        event = entry.event
+        if isinstance(event, ModelResponded) and event.response.text.strip():
+            turns.append(Turn("agent", f"The agent (step {event.step})", event.response.text))
+        elif isinstance(event, ToolCallProposed):
+            held = event.key == approval.key
+            label = f"{'Proposes the held call' if held else 'Proposes'} {event.call.name}"
+            turns.append(Turn("agent", label, value=event.call.arguments, shown=True, held=held))
+            if held:
+                break
+        elif isinstance(event, GateDecided) and event.decision.verdict is Verdict.DENY:
+            reason = event.decision.reasons[0].message if event.decision.reasons else ""
+            turns.append(Turn("policy", f"Policy denied {event.tool}", reason))
+        elif isinstance(event, ApprovalDecided) and event.by:
+            turns.append(Turn("reviewer", f"{event.by} {event.outcome} a call", event.comment))
+        elif isinstance(event, ToolSucceeded):
+            turns.append(Turn("tool", f"{event.tool} returned", value=event.result, shown=True))
+        elif isinstance(event, ToolFailed):
+            turns.append(Turn("tool", f"{event.tool} failed", f"{event.code}: {event.message}"))
+    return tuple(turns)

@@ -4,6 +4,8 @@ reject with a comment, or approve with edited arguments, which policy decides ag
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -14,12 +16,14 @@ from fastapi.responses import Response
 from steward.core.decision import Verdict
 from steward.core.errors import ConflictError, NotFoundError, PermissionDenied
 from steward.core.values import MAX_JSON_DEPTH, json_problem
+from steward.runtime.agent import AgentRuntime
 from steward.runtime.approvals import SEPARATION_OF_DUTIES, InvalidDecision
 from steward.security.keys import Permission, Principal, authorize
 from steward.server.auth import check
-from steward.server.console.approval_card import build_card
+from steward.server.console.approval_card import build_card, conversation
 from steward.server.console.render import PREFIX, page, redirect
 from steward.server.console.session import Actor, Reader
+from steward.server.errors import ApiError
 from steward.server.service import RunService
 from steward.store.approvals import get_approval, list_approvals
 
@@ -30,14 +34,33 @@ QUEUE = f"{PREFIX}/approvals"
 PAGE_SIZE = 20
 
 
+SORTS = ("oldest", "newest", "amount")
+# An argument is amount-like when its name says so and the tool's schema makes it a number.
+AMOUNT_NAME = re.compile(r"(^|_)(amount|total|price|cost|sum|fee|value|balance)(_|$)", re.I)
+TAG = re.compile(r"^\s*([A-Za-z0-9_.:-]{1,64})\s*=\s*(.{1,200}?)\s*$")
+
+
 @dataclass(frozen=True, slots=True)
 class QueueView:
-    """The queue's query: a page of pending approvals, filtered and sorted server-side."""
+    """The queue's query: a page of pending approvals, filtered and sorted server-side.
+    `tag` is `key=value` on the run (a tenant: `tenant=acme`); sort `amount` puts the
+    largest amount-like argument first."""
 
     page: int = 1
     agent: str = ""
     tool: str = ""
     newest_first: bool = False
+    tag: str = ""
+    by_amount: bool = False
+
+    @property
+    def sort(self) -> str:
+        return "amount" if self.by_amount else "newest" if self.newest_first else ""
+
+    @property
+    def tags(self) -> dict[str, str]:
+        found = TAG.match(self.tag)
+        return {found.group(1): found.group(2)} if found else {}
 
     def url(self, **change: Any) -> str:
         view = replace(self, **change)
@@ -45,7 +68,8 @@ class QueueView:
             "page": str(view.page) if view.page > 1 else "",
             "agent": view.agent,
             "tool": view.tool,
-            "sort": "newest" if view.newest_first else "",
+            "tag": view.tag,
+            "sort": view.sort,
         }
         query = urlencode({k: v for k, v in params.items() if v})
         return f"{QUEUE}?{query}" if query else QUEUE
@@ -64,7 +88,8 @@ def _queue(
     view = view or QueueView()
     rows = list_approvals(
         service.db, "pending", PAGE_SIZE + 1, offset=(view.page - 1) * PAGE_SIZE,
-        agent=view.agent, tool=view.tool, newest_first=view.newest_first,
+        agent=view.agent, tool=view.tool, newest_first=view.newest_first, tags=view.tags,
+        amount_keys=amount_fields(service.agents.values()) if view.by_amount else (),
     )  # fmt: skip
     more = len(rows) > PAGE_SIZE
     drafts = drafts or {}
@@ -80,6 +105,27 @@ def _queue(
     )  # fmt: skip
 
 
+def amount_fields(agents: Iterable[AgentRuntime]) -> tuple[str, ...]:
+    """The amount-like arguments of the loaded agents' tools (sorted, for a stable SQL):
+    named like an amount (amount_usd, total, price, fee...) and a number in the schema."""
+    found: set[str] = set()
+    for agent in agents:
+        for tool in agent.tools.values():
+            for name, schema in tool.parameters.get("properties", {}).items():
+                if AMOUNT_NAME.search(name) and _numeric(schema):
+                    found.add(name)
+    return tuple(sorted(found))
+
+
+def _numeric(schema: Any) -> bool:
+    if not isinstance(schema, dict):
+        return False
+    kinds = schema.get("type")
+    kinds = kinds if isinstance(kinds, list) else [kinds]
+    options = schema.get("anyOf") or schema.get("oneOf") or []
+    return bool({"number", "integer"} & set(kinds)) or any(_numeric(o) for o in options)
+
+
 @router.get("/approvals")
 def approvals_page(
     request: Request,
@@ -87,9 +133,14 @@ def approvals_page(
     page_number: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1,
     agent: Annotated[str, Query(max_length=64)] = "",
     tool: Annotated[str, Query(max_length=64)] = "",
-    sort: Annotated[str, Query(pattern="^(oldest|newest)?$")] = "",
+    sort: Annotated[str, Query(pattern="^(oldest|newest|amount)?$")] = "",
+    tag: Annotated[str, Query(max_length=270)] = "",
 ) -> Response:
-    view = QueueView(page_number, agent, tool, sort == "newest")
+    if tag.strip() and not TAG.match(tag):
+        raise ApiError(
+            422, "request.invalid", f"tag: {tag!r} is not key=value (a run tag, e.g. tenant=acme)"
+        )
+    view = QueueView(page_number, agent, tool, sort == "newest", tag.strip(), sort == "amount")
     return _queue(request, who, view=view)
 
 
@@ -103,6 +154,7 @@ def approval_page(approval_id: str, request: Request, who: Reader) -> Response:
     return page(
         request, "approvals.html", who, section="approvals", cards=[card], errors={},
         drafts={}, view=QueueView(), more=False, single=True, agents=[], tools=[],
+        conversation=conversation(service.db, row),
     )  # fmt: skip
 
 
