@@ -68,16 +68,18 @@ def test_the_card_page_shows_the_whole_conversation(served: Served) -> None:
     sign_in(served, "reviewer")
     approval_id = next(a.id for a in list_approvals(served.db) if a.run_id == run_id)
     page = get(served, f"/console/approvals/{approval_id}")
-    assert "The whole conversation that led to this call" in page
-    steps = ["The request", "Proposes lookup_order", "lookup_order returned",
+    assert "The request that started the run" in page and "ultralight tent" in page
+    assert "the whole conversation that led to this call" in page
+    assert "What the agent looked up first" not in page  # the conversation has it, in order
+    steps = ["Proposes lookup_order", "lookup_order returned",
              "Proposes the held call issue_refund"]  # fmt: skip
     positions = [page.index(f'<span class="turn-label">{s}') for s in steps]
     assert positions == sorted(positions)
-    assert "ultralight tent" in page[positions[0] : positions[1]]
-    assert "&#34;order_id&#34;: &#34;10114&#34;" in page[positions[2] : positions[3]]
+    assert "&#34;order_id&#34;: &#34;10114&#34;" in page[positions[1] : positions[2]]
+    assert "&#34;amount_usd&#34;: 330.0" in page[positions[2] :]
     assert 'class="turn turn-agent turn-held"' in page
     queue = get(served, "/console/approvals")  # the queue stays compact
-    assert "The whole conversation" not in queue
+    assert "the whole conversation" not in queue
 
 
 # -- the store, on both databases --------------------------------------------------------

@@ -128,10 +128,10 @@ class Turn:
 
 
 def conversation(db: Database, approval: ApprovalRow) -> tuple[Turn, ...]:
-    """Everything the agent saw and said before it proposed the held call: the request,
-    each of its turns (text and proposed calls), what policy and earlier reviewers
-    decided, and every tool's result or error; it ends at the held call."""
-    turns = [Turn("person", "The request", get_run(db, approval.run_id).input)]
+    """Everything the agent saw and said after the request (which the card shows) up to
+    the held call: each of its turns (text and proposed calls), what policy and earlier
+    reviewers decided, and every tool's result or error; it ends at the held call."""
+    turns: list[Turn] = []
     for entry in read_journal(db, approval.run_id):
         event = entry.event
         if isinstance(event, ModelResponded) and event.response.text.strip():
