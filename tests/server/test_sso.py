@@ -405,3 +405,16 @@ def test_serve_stops_on_half_a_configuration(tmp_path: Path) -> None:
     assert "single sign-on needs STEWARD_OIDC_CLIENT_SECRET, STEWARD_OIDC_REDIRECT_URL" in (
         " ".join(result.output.split())
     )
+
+
+def test_an_unreachable_provider_is_a_page_not_an_error(
+    sqlite_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, provider: Provider
+) -> None:
+    from .served import free_port
+
+    gone = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    for served in _serve(sqlite_db, tmp_path, monkeypatch, config(provider, issuer=gone)):
+        start = served.client.get("/console/sso/start", follow_redirects=False)
+        refused(start, 502, "could not be reached", "ConnectError", "sign in with an API key")
+        callback = served.client.get("/console/sso/callback?code=x&state=y")
+        refused(callback, 401, "Single sign-on did not sign you in")

@@ -20,6 +20,7 @@ import secrets
 from typing import Any
 
 import httpx
+import httpx2
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 
@@ -38,6 +39,8 @@ FLOW_SECONDS = 600  # a sign-in must come back from the IdP within 10 minutes
 LEEWAY_SECONDS = 60  # clock skew allowed on the ID token's exp/iat/nbf
 TIMEOUT_SECONDS = 10.0  # each request to the IdP (discovery, token, JWKS)
 _NEXT = "steward_next"
+# Authlib's client speaks httpx2 when installed (else httpx): either may fail to connect.
+NETWORK_ERRORS: tuple[type[Exception], ...] = (httpx.HTTPError, httpx2.HTTPError, OSError)
 
 
 class SsoClient:
@@ -52,7 +55,7 @@ class SsoClient:
         self.config = config
         # what a failed sign-in raises: the flow's errors, the ID token's, the network's
         self.failures: tuple[type[BaseException], ...] = (
-            OAuthError, JoseError, httpx.HTTPError, ValueError, KeyError, TypeError,
+            OAuthError, JoseError, *NETWORK_ERRORS, ValueError, KeyError, TypeError,
         )  # fmt: skip
         self.oauth_error: Any = OAuthError
         registry = OAuth()
@@ -215,6 +218,6 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, JoseError):
         detail = f": {exc.description}" if exc.description else ""
         return f"the ID token is not valid ({exc.error}{detail})"
-    if isinstance(exc, httpx.HTTPError):
+    if isinstance(exc, NETWORK_ERRORS):
         return f"the identity provider did not answer ({type(exc).__name__})"
     return f"the identity provider's answer was malformed ({type(exc).__name__})"
