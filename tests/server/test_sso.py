@@ -418,3 +418,17 @@ def test_an_unreachable_provider_is_a_page_not_an_error(
         refused(start, 502, "could not be reached", "ConnectError", "sign in with an API key")
         callback = served.client.get("/console/sso/callback?code=x&state=y")
         refused(callback, 401, "Single sign-on did not sign you in")
+
+
+def test_an_admin_signs_a_person_out_from_the_cli(sso: Served, provider: Provider) -> None:
+    from typer.testing import CliRunner
+
+    from steward.cli.main import app
+
+    sign_in(sso, provider, ROSA)
+    get(sso, "/console/runs")
+    result = CliRunner().invoke(app, ["keys", "sign-out", "rosa", "--db", sso.db.url])
+    assert result.exit_code == 0 and "1 console session(s) of rosa ended" in result.output
+    get(sso, "/console/runs", status=303)  # the browser's session is gone
+    missing = CliRunner().invoke(app, ["keys", "sign-out", "nobody", "--db", sso.db.url])
+    assert missing.exit_code == 3, missing.output

@@ -106,3 +106,20 @@ def test_migration_0008_up_and_down(any_db: Database) -> None:
                 created_at=time.time(), expires_at=time.time() + 60,
             )
         )  # fmt: skip
+
+
+def test_an_admin_ends_a_persons_sessions(any_db: Database) -> None:
+    from steward.core.errors import NotFoundError
+    from steward.store.sso import end_sessions
+
+    key, _ = create_key(any_db, name="rosa", role=Role.REVIEWER, by="test")
+    other, _ = create_key(any_db, name="vic", role=Role.VIEWER, by="test")
+    keyed = open_session(any_db, key.principal)
+    by_sso = open_sso_session(any_db, sso_principal(any_db, IDP, "u-rosa", "rosa"), Role.ADMIN)
+    kept = open_session(any_db, other.principal)
+    assert end_sessions(any_db, "rosa") == 2
+    assert session_principal(any_db, keyed) is None and session_principal(any_db, by_sso) is None
+    assert session_principal(any_db, kept) is not None
+    assert end_sessions(any_db, "rosa") == 0
+    with pytest.raises(NotFoundError, match="no person named 'nobody'"):
+        end_sessions(any_db, "nobody")

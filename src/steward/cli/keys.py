@@ -108,3 +108,21 @@ def revoke(
         with journal_for(database) as journal:
             revoke_key(database, key_id, by=by, comment=comment, on_commit=journal.publish)
         console.print(f"key {key_id} revoked")
+
+
+@app.command("sign-out")
+def sign_out(
+    name: str = typer.Argument(..., help="The person's name (as in `keys list`)."),
+    key: str | None = KeyOption,
+    db: str | None = DbOption,
+) -> None:
+    """End every console session of a person now: those opened with their keys and by
+    single sign-on (whose role otherwise holds for the session's 8 hours). Their keys
+    stay valid: revoke those with `keys revoke`."""
+    with handled():
+        from steward.store.sso import end_sessions
+
+        database = open_db(db)
+        _issuer(database, key)  # an admin's key, when given
+        ended = end_sessions(database, name)
+        console.print(f"{ended} console session(s) of {name} ended")

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from steward.core.errors import ConflictError
+from steward.core.errors import ConflictError, NotFoundError
 from steward.security.keys import Role, hash_secret, new_session_token
 from steward.store.database import Database
 from steward.store.keys import SESSION_SECONDS, holder_of
-from steward.store.schema import console_sessions, sso_identities
+from steward.store.schema import api_keys, console_sessions, principals, sso_identities
 
 
 def sso_principal(db: Database, issuer: str, subject: str, name: str) -> str:
@@ -79,3 +79,23 @@ def open_sso_session(
             )
         )  # fmt: skip
     return token
+
+
+def end_sessions(db: Database, name: str) -> int:
+    """End every console session of the person `name`: by single sign-on and with any of
+    their keys. Returns how many ended; NotFoundError when no person has that name."""
+    with db.writer.begin() as connection:
+        person = connection.execute(
+            select(principals.c.id).where(
+                principals.c.name == name.strip(), principals.c.kind == "person"
+            )
+        ).scalar_one_or_none()
+        if person is None:
+            raise NotFoundError(f"no person named {name!r}")
+        keys = select(api_keys.c.id).where(api_keys.c.principal_id == person)
+        ended = connection.execute(
+            delete(console_sessions).where(
+                or_(console_sessions.c.principal_id == person, console_sessions.c.key_id.in_(keys))
+            )
+        )
+        return int(ended.rowcount or 0)
