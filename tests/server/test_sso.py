@@ -432,3 +432,29 @@ def test_an_admin_signs_a_person_out_from_the_cli(sso: Served, provider: Provide
     get(sso, "/console/runs", status=303)  # the browser's session is gone
     missing = CliRunner().invoke(app, ["keys", "sign-out", "nobody", "--db", sso.db.url])
     assert missing.exit_code == 3, missing.output
+
+
+def test_only_console_paths_are_followed_after_sso(sso: Served, provider: Provider) -> None:
+    for target in ("https://evil.example/", "//evil.example", "/v1/runs"):
+        back = sign_in(sso, provider, ROSA, next_url=target)
+        assert back.status_code == 303 and back.headers["location"] == "/console/runs"
+
+
+@pytest.fixture
+def sso_any(
+    any_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, provider: Provider
+) -> Iterator[Served]:
+    yield from _serve(any_db, tmp_path, monkeypatch, config(provider))
+
+
+def test_the_flow_on_both_databases(sso_any: Served, provider: Provider) -> None:
+    run_id, approval_id = waiting_run(sso_any)
+    assert sign_in(sso_any, provider, VIC).status_code == 303
+    refused_ = post(sso_any, f"/console/approvals/{approval_id}/decide", {"decision": "approve"})
+    assert refused_.status_code == 403
+    post(sso_any, "/console/sign-out", {})
+    assert sign_in(sso_any, provider, ROSA).status_code == 303
+    done = post(sso_any, f"/console/approvals/{approval_id}/decide", {"decision": "approve"})
+    assert done.status_code == 303
+    assert get_approval(sso_any.db, approval_id).decided_by == "reviewer:rosa"
+    sso_any.wait_for(run_id, "succeeded")
