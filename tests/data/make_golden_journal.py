@@ -31,6 +31,7 @@ from steward.store.agents import set_agent_state
 from steward.store.approvals import decide_approval
 from steward.store.feedback import give_feedback
 from steward.store.keys import create_key, revoke_key
+from steward.store.sso import sign_in
 from steward.testing import ScriptedModel, calls, final
 from steward.tools import ToolContext, tool
 
@@ -110,6 +111,8 @@ async def write(db: Database) -> None:
         row, _token = create_key(db, name="carol", role=Role.REVIEWER, by="admin",
                                  on_commit=publish)  # fmt: skip
         revoke_key(db, row.id, by="admin", comment="left the team", on_commit=publish)
+        sign_in(db, issuer="https://idp.example", subject="u-dana", name="dana",
+                role=Role.VIEWER, on_commit=publish)  # fmt: skip
 
         # 5. one run, event by event, so every type of the day is on the chain
         run = "run_golden_every_type"

@@ -138,6 +138,11 @@ def test_a_reviewer_signs_in_with_pkce_state_and_nonce(sso: Served, provider: Pr
     assert "Signed in as rosa (reviewer) by single sign-on." in page
     # the session cookie also works for the API's reads, as a key's session does
     assert sso.client.get("/v1/approvals").status_code == 200
+    audit = sso.as_("admin", "GET", "/v1/audit/events?type=person.signed_in").json()["items"]
+    assert [(e["data"]["name"], e["data"]["role"], e["data"]["linked"]) for e in audit] == [
+        ("rosa", "reviewer", True)
+    ]
+    assert audit[0]["data"]["subject"] == "u-rosa" and audit[0]["data"]["issuer"] == provider.issuer
 
 
 def test_a_reviewer_by_sso_approves_as_themselves(sso: Served, provider: Provider) -> None:

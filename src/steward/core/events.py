@@ -262,6 +262,19 @@ class KeyRevoked(Event, tag="key.revoked", frozen=True):
     comment: str = ""
 
 
+class PersonSignedIn(Event, tag="person.signed_in", frozen=True):
+    """A person signed in to the console by single sign-on: the identity provider vouched
+    for (issuer, subject), whose groups gave `role`. `linked`: the first sign-in of that
+    identity, which tied it to the principal (created, or found by name, then)."""
+
+    principal: str
+    name: str
+    role: str
+    issuer: str
+    subject: str
+    linked: bool = False
+
+
 class FeedbackGiven(Event, tag="run.feedback", frozen=True):
     """A person judged a run's output: `correct` or `incorrect` (with a correction)."""
 
@@ -297,6 +310,7 @@ AnyEvent = (
     | KeyCreated
     | KeyRevoked
     | FeedbackGiven
+    | PersonSignedIn
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = get_args(AnyEvent)

@@ -30,7 +30,7 @@ from steward.server.auth import SESSION_COOKIE
 from steward.server.console.render import PREFIX, page, redirect
 from steward.server.console.session import safe_next
 from steward.store.keys import SESSION_SECONDS
-from steward.store.sso import open_sso_session, sso_principal
+from steward.store.sso import sign_in
 
 router = APIRouter(prefix=f"{PREFIX}/sso", include_in_schema=False)
 
@@ -190,15 +190,18 @@ def _signed_in(
             f"gives access to steward. Ask an administrator to add you to one of: "
             f"{', '.join(sorted(config.roles))}.", next_url,
         )  # fmt: skip
-    db = request.app.state.service.db
+    service = request.app.state.service
     try:
-        principal_id = sso_principal(db, str(claims["iss"]), str(claims["sub"]), name)
+        signed = sign_in(
+            service.db, issuer=str(claims["iss"]), subject=str(claims["sub"]), name=name,
+            role=role, on_commit=service.journal.publish,
+        )  # fmt: skip
     except ConflictError as exc:
         return _refused(request, 403, f"You cannot sign in as {name}: {exc}.", next_url)
     response = redirect(safe_next(next_url), f"Signed in as {name} ({role}) by single sign-on.")
     response.set_cookie(
         SESSION_COOKIE,
-        open_sso_session(db, principal_id, role),
+        signed.token,
         max_age=SESSION_SECONDS,
         path="/",
         httponly=True,
