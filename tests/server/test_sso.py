@@ -463,3 +463,14 @@ def test_the_flow_on_both_databases(sso_any: Served, provider: Provider) -> None
     assert done.status_code == 303
     assert get_approval(sso_any.db, approval_id).decided_by == "reviewer:rosa"
     sso_any.wait_for(run_id, "succeeded")
+
+
+def test_without_the_extra_the_server_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, provider: Provider
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "authlib.integrations.starlette_client", None)
+    create_app("sqlite://")  # no SSO configured: Authlib is never needed
+    with pytest.raises(InvalidInput, match=r"needs the `sso` extra .*steward-governance\[sso\]"):
+        create_app("sqlite://", sso=config(provider))

@@ -19,7 +19,6 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-import httpx
 import httpx2
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
@@ -39,8 +38,22 @@ FLOW_SECONDS = 600  # a sign-in must come back from the IdP within 10 minutes
 LEEWAY_SECONDS = 60  # clock skew allowed on the ID token's exp/iat/nbf
 TIMEOUT_SECONDS = 10.0  # each request to the IdP (discovery, token, JWKS)
 _NEXT = "steward_next"
-# Authlib's client speaks httpx2 when installed (else httpx): either may fail to connect.
-NETWORK_ERRORS: tuple[type[Exception], ...] = (httpx.HTTPError, httpx2.HTTPError, OSError)
+
+
+def _network_errors() -> tuple[type[Exception], ...]:
+    """What the IdP's client raises when the network fails: Authlib speaks httpx2 (a
+    dependency of steward) when installed, else httpx, which may be absent."""
+    found: list[type[Exception]] = [httpx2.HTTPError, OSError]
+    try:
+        import httpx
+
+        found.append(httpx.HTTPError)
+    except ImportError:  # pragma: no cover - httpx comes with the dev and test tools
+        pass
+    return tuple(found)
+
+
+NETWORK_ERRORS = _network_errors()
 
 
 class SsoClient:
