@@ -191,3 +191,18 @@ limit_usage = Table(
     Index("ix_limit_usage_key_at", "key", "at"),
     Index("ix_limit_usage_hold", "hold"),
 )
+
+# Drift monitors (monitor/): a series' chart state per agent, version and metric, and the
+# ts of the last journal event folded into it (where a restarted monitor catches up from).
+monitor_state = Table(
+    "monitor_state",
+    metadata,
+    Column("agent", String(64), primary_key=True),
+    Column("version", String(64), primary_key=True),
+    Column("metric", String(32), primary_key=True),
+    Column("state", Text, nullable=False),
+    Column("previous_version", String(64), nullable=False),
+    Column("first_seen", Float, nullable=False),
+    Column("through_ts", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)

@@ -1,0 +1,136 @@
+"""What `steward monitors show` and the console's drift page show: each monitored metric
+of an agent as segments, one per version in the order they first ran, with the chart's
+points, control limit and alarms, and the rollback command for the version a change
+replaced."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from steward.core.events import DriftAlarmed
+from steward.monitor.series import Series, SeriesConfig
+from steward.store.database import Database
+from steward.store.monitors import load_monitor_rows, recent_alarm_events
+
+__all__ = ["AgentMonitors", "MetricView", "Segment", "agent_monitors", "rollback_command"]
+
+
+def rollback_command(agent: str, label: str = "production") -> str:
+    """The command that moves `label` back to the version before (agents rollback)."""
+    return f"steward agents rollback {agent} --label {label}"
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    version: str
+    previous_version: str
+    first_seen: float
+    chart: str
+    warming: bool
+    warm_count: int
+    warmup: int
+    baseline: float | None
+    statistic: float
+    limit: float
+    batch: int
+    observations: int
+    alarms: int
+    points: list[tuple[int, float]]
+    alarm_points: list[int]
+
+
+@dataclass(frozen=True, slots=True)
+class MetricView:
+    metric: str
+    segments: list[Segment]
+
+    @property
+    def alarms(self) -> int:
+        return sum(s.alarms for s in self.segments)
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmRecord:
+    id: int
+    ts: float
+    version: str
+    metric: str
+    direction: str
+    baseline: float
+    recent: float
+    previous_version: str
+    rollback: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentMonitors:
+    agent: str
+    metrics: list[MetricView]
+    alarms: list[AlarmRecord] = field(default_factory=list)
+
+    @property
+    def alarmed(self) -> bool:
+        return bool(self.alarms)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "agent": self.agent,
+            "metrics": [
+                {"metric": m.metric, "segments": [asdict(s) for s in m.segments]}
+                for m in self.metrics
+            ],
+            "alarms": [asdict(a) for a in self.alarms],
+        }
+
+
+def agent_monitors(db: Database, agent: str, *, alarms: int = 50) -> AgentMonitors:
+    """The saved series of `agent` and its latest alarms."""
+    by_metric: dict[str, list[Segment]] = {}
+    for row in load_monitor_rows(db, agent):
+        saved = row.state.get("config")
+        config = SeriesConfig(**saved) if isinstance(saved, dict) else SeriesConfig(row.metric)
+        series = Series.from_state(config, row.state)
+        by_metric.setdefault(row.metric, []).append(
+            Segment(
+                version=row.version,
+                previous_version=row.previous_version,
+                first_seen=row.first_seen,
+                chart=config.chart,
+                warming=series.warming,
+                warm_count=len(series.warm),
+                warmup=config.warmup,
+                baseline=series.baseline,
+                statistic=series.statistic,
+                limit=series.limit,
+                batch=series.batch,
+                observations=series.observations,
+                alarms=series.alarms,
+                points=series.points,
+                alarm_points=series.alarm_points,
+            )
+        )
+    records = []
+    for entry in recent_alarm_events(db, agent, alarms):
+        event = entry.event
+        assert isinstance(event, DriftAlarmed)
+        records.append(
+            AlarmRecord(
+                entry.id,
+                entry.ts,
+                event.agent_version,
+                event.metric,
+                event.direction,
+                event.baseline,
+                event.recent,
+                event.previous_version,
+                rollback_command(agent) if event.previous_version else "",
+            )
+        )
+    order = {m: i for i, m in enumerate(("accuracy", "confidence", "escalation_rate",
+                                          "denial_rate", "latency", "cost"))}  # fmt: skip
+    metrics = [
+        MetricView(m, sorted(segs, key=lambda s: s.first_seen))
+        for m, segs in sorted(by_metric.items(), key=lambda kv: order.get(kv[0], 99))
+    ]
+    return AgentMonitors(agent, metrics, records)
