@@ -11,7 +11,7 @@ from steward.monitor.charts import Cusum, Ewma, cusum_arl, cusum_h, ewma_arl, ew
 
 
 def test_siegmund_matches_montgomerys_table() -> None:
-    # Montgomery, Table 9.3/9.4: k = 0.5, h = 5 gives ARL₀ ≈ 465 and ARL(1σ) ≈ 10.4
+    # Montgomery, Table 9.3/9.4: k = 0.5, h = 5 gives ARL₀ ≈ 465 and ARL(1 sigma) ≈ 10.4
     assert cusum_arl(0.5, 5.0) == pytest.approx(465, rel=0.02)
     assert cusum_arl(0.5, 5.0, 1.0) == pytest.approx(10.4, rel=0.02)
     assert cusum_h(465, 0.5) == pytest.approx(5.0, abs=0.02)

@@ -15,12 +15,13 @@ What each metric observes, per run of a monitored agent:
   of the run it judges. Judged samples (an evaluator's verdict on a production run) feed
   the same series through `observe(agent, version, "accuracy", 1.0 or 0.0)`.
 
-An alarm is a `monitor.alarm` event (DriftAlarmed) appended to the journal: the audit
-chain records it, telemetry counts it (agent_drift_alarm_total) and posts it to the
+An alarm is a `monitor.alarm` event (DriftAlarmed), written with its series' state in
+one transaction (store/monitors.py save_alarm) and published to the journal's consumers
+like any commit: the audit chain records it, telemetry counts it (agent_drift_alarm_total) and posts it to the
 webhook (telemetry/alerts.py), the console marks it. The chart restarts after an alarm.
 
 State survives a restart: each series' state is saved (table monitor_state, at most every
-`save_every` seconds, at once after an alarm, and at close) with the ts of the last event
+`save_every` seconds, with each alarm, and at close) with the ts of the last event
 it folded. `catch_up()` loads it and folds the events committed since, at most
 `max_catchup` of them (a bounded start; what is older is left out and logged). Saving
 beats recomputing from the whole journal: a CUSUM's state depends on every observation
@@ -61,7 +62,13 @@ from steward.monitor.series import Alarm, Series, SeriesConfig
 from steward.spec.models import Monitors
 from steward.store.database import Database
 from steward.store.journal import Journal
-from steward.store.monitors import MonitorRow, events_since, load_monitor_rows, save_monitor_rows
+from steward.store.monitors import (
+    MonitorRow,
+    events_since,
+    load_monitor_rows,
+    save_alarm,
+    save_monitor_rows,
+)
 from steward.store.runs import get_run
 from steward.telemetry.stream import Committed
 
@@ -131,7 +138,6 @@ _on.ignore(
     ev.KeyRevoked,
     ev.DriftAlarmed,
 )
-_FOLDED = tuple(ev.tag_of(t) for t in sorted(_on.handled, key=lambda t: t.__name__))
 
 
 class DriftMonitor:
@@ -300,7 +306,7 @@ class DriftMonitor:
         alarm = tracked.series.observe(value)
         self._gauge(key, tracked.series)
         if alarm is not None:
-            self._alarm(key, tracked, alarm)
+            self._alarm(key, tracked, alarm, ts)
 
     def _previous(self, agent: str, version: str, ts: float) -> str:
         """The version of `agent` seen before `version` first appeared ("" if none)."""
@@ -318,7 +324,7 @@ class DriftMonitor:
             self._statistic.labels(*key).set(series.statistic)
             self._limit.labels(*key).set(series.limit)
 
-    def _alarm(self, key: Key, tracked: _Tracked, alarm: Alarm) -> None:
+    def _alarm(self, key: Key, tracked: _Tracked, alarm: Alarm, ts: float) -> None:
         agent, version, _ = key
         event = DriftAlarmed(
             agent=agent,
@@ -337,16 +343,23 @@ class DriftMonitor:
         self.alarms.append(event)
         log.warning(
             "drift: %s %s %s went %s (%.4g -> %.4g)",
-            agent,
-            version,
-            alarm.metric,
-            alarm.direction,
-            alarm.baseline_mean,
-            alarm.recent_mean,
-        )
+            agent, version, alarm.metric, alarm.direction, alarm.baseline_mean, alarm.recent_mean,
+        )  # fmt: skip
+        try:
+            pending = save_alarm(self.db, self._row(key, tracked, self.clock()), event, ts)
+        except Exception:
+            self.errors += 1
+            log.exception("drift monitor: cannot journal the alarm")
+            return
+        tracked.dirty = False
         if self.journal is not None:
-            self.journal.append(None, event)
-        self.save()
+            self.journal.publish([pending])  # metrics, webhooks: as for any commit
+
+    def _row(self, key: Key, tracked: _Tracked, now: float) -> MonitorRow:
+        return MonitorRow(
+            key[0], key[1], key[2], _state(tracked.series), tracked.previous_version,
+            tracked.first_seen, tracked.through_ts, now,
+        )  # fmt: skip
 
     # -- state -------------------------------------------------------------------------
 
@@ -401,7 +414,9 @@ class DriftMonitor:
                 after = row.through_ts if after is None else min(after, row.through_ts)
             if set(self.configs) - loaded:
                 after = 0.0  # an agent with nothing saved: its history, within the bound
-            found, truncated = events_since(self.db, after or 0.0, _FOLDED, self.max_catchup)
+            found, truncated = events_since(
+                self.db, after or 0.0, sorted(ev.tag_of(t) for t in _on.handled), self.max_catchup
+            )
             if truncated:
                 log.warning(
                     "drift monitor: caught up on the last %d events only; older ones are "

@@ -19,6 +19,10 @@ What is watched, per metric:
 
 The baseline is estimated from a finite warm-up, and an estimated sigma makes the realised
 ARL₀ vary around the declared one (Jones, Champ & Rigdon 2004); a longer `warmup` narrows it.
+After an alarm the chart restarts; a signal on the same side within the next `arl0`
+runs is the same episode (drawn on the chart, not raised again): one alarm, one webhook.
+A side that stays quiet for `arl0` runs may alarm again.
+
 Pure: no I/O and no steward imports beyond this package; state round-trips through
 `to_state()` / `Series.from_state()` (JSON-safe), so it survives a restart.
 """
@@ -79,7 +83,9 @@ class Series:
     pending: list[float] = field(default_factory=list)
     chart: Cusum | Ewma | None = None
     observations: int = 0  # after the warm-up
-    alarms: int = 0
+    alarms: int = 0  # alarms raised
+    signals: int = 0  # chart signals, including those within a standing alarm
+    latched: dict[str, int] = field(default_factory=dict)  # side -> observations at last signal
     points: list[tuple[int, float]] = field(default_factory=list)  # (observations, statistic)
     alarm_points: list[int] = field(default_factory=list)
 
@@ -108,9 +114,14 @@ class Series:
         self._point(shown)
         if side is None:
             return None
-        self.alarms += 1
+        self.signals += 1
         self.alarm_points.append(self.observations)
         self.alarm_points[:] = self.alarm_points[-POINTS:]
+        last = self.latched.get(side)
+        self.latched[side] = self.observations
+        if last is not None and self.observations - last <= self.config.arl0:
+            return None  # the alarm stands: the chart restarted and signalled again
+        self.alarms += 1
         return Alarm(
             metric=self.config.metric,
             chart=self.config.chart,
@@ -219,6 +230,8 @@ class Series:
             "chart": chart,
             "observations": self.observations,
             "alarms": self.alarms,
+            "signals": self.signals,
+            "latched": self.latched,
             "points": self.points,
             "alarm_points": self.alarm_points,
         }
@@ -239,6 +252,8 @@ class Series:
             series.chart = Ewma(chart["lam"], chart["L"], chart["value"])
         series.observations = int(state.get("observations", 0))
         series.alarms = int(state.get("alarms", 0))
+        series.signals = int(state.get("signals", 0))
+        series.latched = {str(k): int(v) for k, v in state.get("latched", {}).items()}
         series.points = [(int(n), float(s)) for n, s in state.get("points", [])]
         series.alarm_points = [int(n) for n in state.get("alarm_points", [])]
         return series

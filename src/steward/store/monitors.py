@@ -9,9 +9,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Connection, delete, insert, select
 
-from steward.core.events import decode_event
+from steward.core.events import Event, decode_event
+from steward.store.chain import PendingEvent, append_event
 from steward.store.database import Database
 from steward.store.runs import JournalEntry
 from steward.store.schema import events, monitor_state
@@ -55,32 +56,45 @@ def load_monitor_rows(db: Database, agent: str | None = None) -> list[MonitorRow
 
 def save_monitor_rows(db: Database, rows: Sequence[MonitorRow]) -> None:
     """Replace the saved state of these series, in one transaction."""
-    if not rows:
-        return
-    c = monitor_state.c
+    if rows:
+        with db.writer.begin() as connection:
+            write_monitor_rows(connection, rows)
+
+
+def save_alarm(db: Database, row: MonitorRow, event: Event, ts: float) -> PendingEvent:
+    """Journal an alarm and save its series in one transaction: after a crash either both
+    are on record or neither (and catching up raises the alarm again), never one twice.
+    Returns the event, for the caller to publish to the journal's consumers."""
     with db.writer.begin() as connection:
-        for row in rows:
-            connection.execute(
-                delete(monitor_state).where(
-                    c.agent == row.agent, c.version == row.version, c.metric == row.metric
-                )
-            )
+        pending = append_event(connection, None, event, ts)
+        write_monitor_rows(connection, [row])
+    return pending
+
+
+def write_monitor_rows(connection: Connection, rows: Sequence[MonitorRow]) -> None:
+    c = monitor_state.c
+    for row in rows:
         connection.execute(
-            insert(monitor_state),
-            [
-                {
-                    "agent": r.agent,
-                    "version": r.version,
-                    "metric": r.metric,
-                    "state": json.dumps(r.state, separators=(",", ":")),
-                    "previous_version": r.previous_version,
-                    "first_seen": r.first_seen,
-                    "through_ts": r.through_ts,
-                    "updated_at": r.updated_at,
-                }
-                for r in rows
-            ],
+            delete(monitor_state).where(
+                c.agent == row.agent, c.version == row.version, c.metric == row.metric
+            )
         )
+    connection.execute(
+        insert(monitor_state),
+        [
+            {
+                "agent": r.agent,
+                "version": r.version,
+                "metric": r.metric,
+                "state": json.dumps(r.state, separators=(",", ":")),
+                "previous_version": r.previous_version,
+                "first_seen": r.first_seen,
+                "through_ts": r.through_ts,
+                "updated_at": r.updated_at,
+            }
+            for r in rows
+        ],
+    )
 
 
 def events_since(
