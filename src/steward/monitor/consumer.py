@@ -37,7 +37,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -59,7 +59,7 @@ from steward.core.events import (
     ToolSucceeded,
 )
 from steward.monitor.series import Alarm, Series, SeriesConfig
-from steward.spec.models import Monitors
+from steward.spec.models import AgentSpec, Monitors
 from steward.store.database import Database
 from steward.store.journal import Journal
 from steward.store.monitors import (
@@ -72,7 +72,7 @@ from steward.store.monitors import (
 from steward.store.runs import get_run
 from steward.telemetry.stream import Committed
 
-__all__ = ["DriftMonitor", "series_configs"]
+__all__ = ["DriftMonitor", "install_monitor", "series_configs"]
 
 log = logging.getLogger("steward.monitor")
 
@@ -447,3 +447,20 @@ def _series(config: SeriesConfig, state: dict[str, Any]) -> Series:
     if state.get("config") == asdict(config):
         return Series.from_state(config, state)
     return Series(config)
+
+
+def install_monitor(
+    db: Database,
+    journal: Journal,
+    specs: Iterable[AgentSpec],
+    registry: CollectorRegistry | None = None,
+) -> DriftMonitor | None:
+    """A drift monitor for the agents whose spec declares `monitors:` (None if none
+    does), caught up on the journal and subscribed to it. Close it after the journal."""
+    declared = {s.name: s.monitors for s in specs if s.monitors is not None}
+    if not declared:
+        return None
+    monitor = DriftMonitor(db, journal, declared, registry=registry)
+    monitor.catch_up()
+    journal.subscribe(monitor)
+    return monitor
