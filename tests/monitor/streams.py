@@ -29,10 +29,12 @@ monitors:
 """
 
 
-def monitors(webhook: str | None = None) -> dict[str, Monitors]:
+def monitors(
+    webhook: str | None = None, arl0: float = 200, warmup: int = 40
+) -> dict[str, Monitors]:
     spec = load_spec_text(SPEC, "desk.yaml").spec
     assert spec.monitors is not None
-    section = spec.monitors.model_copy(update={"webhook": webhook})
+    section = spec.monitors.model_copy(update={"webhook": webhook, "arl0": arl0, "warmup": warmup})
     return {"desk": section}
 
 

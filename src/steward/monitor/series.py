@@ -87,7 +87,8 @@ class Series:
     signals: int = 0  # chart signals, including those within a standing alarm
     latched: dict[str, int] = field(default_factory=dict)  # side -> observations at last signal
     points: list[tuple[int, float]] = field(default_factory=list)  # (observations, statistic)
-    alarm_points: list[int] = field(default_factory=list)
+    alarm_points: list[int] = field(default_factory=list)  # every signal
+    raised_points: list[int] = field(default_factory=list)  # the signals that raised an alarm
 
     # -- observing ---------------------------------------------------------------------
 
@@ -122,6 +123,8 @@ class Series:
         if last is not None and self.observations - last <= self.config.arl0:
             return None  # the alarm stands: the chart restarted and signalled again
         self.alarms += 1
+        self.raised_points.append(self.observations)
+        self.raised_points[:] = self.raised_points[-POINTS:]
         return Alarm(
             metric=self.config.metric,
             chart=self.config.chart,
@@ -234,6 +237,7 @@ class Series:
             "latched": self.latched,
             "points": self.points,
             "alarm_points": self.alarm_points,
+            "raised_points": self.raised_points,
         }
 
     @classmethod
@@ -256,4 +260,5 @@ class Series:
         series.latched = {str(k): int(v) for k, v in state.get("latched", {}).items()}
         series.points = [(int(n), float(s)) for n, s in state.get("points", [])]
         series.alarm_points = [int(n) for n in state.get("alarm_points", [])]
+        series.raised_points = [int(n) for n in state.get("raised_points", [])]
         return series

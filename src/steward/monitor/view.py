@@ -37,7 +37,8 @@ class Segment:
     observations: int
     alarms: int
     points: list[tuple[int, float]]
-    alarm_points: list[int]
+    alarm_points: list[int]  # every signal of the chart
+    raised_points: list[int]  # the signals that raised an alarm (the first of an episode)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +109,7 @@ def agent_monitors(db: Database, agent: str, *, alarms: int = 50) -> AgentMonito
                 alarms=series.alarms,
                 points=series.points,
                 alarm_points=series.alarm_points,
+                raised_points=series.raised_points,
             )
         )
     records = []

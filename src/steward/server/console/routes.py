@@ -1,7 +1,8 @@
 """The operator console under /console: server-rendered pages (Jinja2), plain forms that
 POST and redirect (303), a little vanilla JS, no network assets.
 
-Pages: sign-in, runs, a run's timeline, the approval queue, audit, agents. Each page
+Pages: sign-in, runs, a run's timeline, the approval queue, audit, agents, an agent's
+drift monitors. Each page
 module has its own router; `router` here gathers them.
 """
 
@@ -11,12 +12,19 @@ from fastapi import APIRouter
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from steward.server.console import pages_agents, pages_approvals, pages_audit, pages_runs, session
+from steward.server.console import (
+    pages_agents,
+    pages_approvals,
+    pages_audit,
+    pages_monitors,
+    pages_runs,
+    session,
+)
 from steward.server.console.render import HERE, PREFIX, error_page
 
 STATIC = HERE / "static"
 router = APIRouter(include_in_schema=False)
-for _module in (session, pages_runs, pages_approvals, pages_audit, pages_agents):
+for _module in (session, pages_runs, pages_approvals, pages_audit, pages_agents, pages_monitors):
     router.include_router(_module.router)
 
 __all__ = ["PREFIX", "error_page", "router", "static_files"]
