@@ -20,7 +20,7 @@ from .streams import Clock, monitors, one_run
 def steward(*args: str, code: int = 0) -> Result:
     result = CliRunner().invoke(app, list(args))
     if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise AssertionError("".join(traceback.format_exception(*result.exc_info)))
+        raise AssertionError("".join(traceback.format_exception(result.exception)))
     assert "Traceback" not in result.output
     assert result.exit_code == code, result.output
     return result

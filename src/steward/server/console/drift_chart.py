@@ -1,8 +1,8 @@
 """A drift monitor's control chart as inline SVG, rendered on the server (no script, no
 network asset): the chart statistic of each version in the order the versions ran, its
 control limits (± the limit, per version), a line where the version changed, a shaded
-warm-up where a version has no baseline yet, and a red marker at each alarm (a small one where the chart signalled again while that alarm
-stood)."""
+warm-up where a version has no baseline yet, and a red marker at each alarm (a small one
+where the chart signalled again while that alarm stood)."""
 
 from __future__ import annotations
 
