@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import json
 import random
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -24,6 +20,7 @@ from steward.store.schema import events
 from steward.telemetry.alerts import WebhookAlerts
 from steward.telemetry.metrics import MetricsConsumer
 
+from .conftest import Loopback
 from .streams import Clock, monitors, one_run
 
 
@@ -64,42 +61,6 @@ def test_every_metric_is_charted_per_version_from_committed_events(db: Database)
     assert accuracy.version == "v1" and accuracy.baseline == pytest.approx(0.8)
     assert agent_monitors(db, "other").metrics == []
     assert monitor.errors == 0
-
-
-class Receiver(BaseHTTPRequestHandler):
-    answers: ClassVar[list[int]] = []
-    bodies: ClassVar[list[dict[str, Any]]] = []
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        code = self.answers.pop(0) if self.answers else 200
-        type(self).bodies.append(body)
-        self.send_response(code)
-        self.end_headers()
-
-    def log_message(self, *_: object) -> None:
-        pass
-
-
-@dataclass
-class Loopback:
-    url: str
-    handler: type[Receiver]
-    server: ThreadingHTTPServer = field(repr=False)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Loopback]:
-    handler = type("Handler", (Receiver,), {"answers": [503], "bodies": []})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Loopback(f"http://127.0.0.1:{server.server_address[1]}/hook", handler, server)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def test_an_alarm_is_a_journal_event_a_metric_and_a_webhook(
