@@ -12,8 +12,16 @@ import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 
-from steward.core.events import DriftAlarmed, decode_event
+from steward.core.events import (
+    DriftAlarmed,
+    RunFinished,
+    RunResumed,
+    RunStarted,
+    RunStatus,
+    decode_event,
+)
 from steward.monitor import DriftMonitor, agent_monitors
+from steward.monitor import consumer as consumer_module
 from steward.store import Database, Journal
 from steward.store.feedback import give_feedback
 from steward.store.schema import events
@@ -169,3 +177,39 @@ def test_catching_up_is_bounded(db: Database) -> None:
     assert monitor.catch_up() == 40  # the last 10 runs' events
     latency = _states(db)[("desk", "v1", "latency")]
     assert len(latency["warm"]) == 10
+
+
+def test_live_events_are_folded_whatever_their_order_in_time(db: Database) -> None:
+    """Runs finishing together are appended in one order with timestamps taken just
+    before: a finish whose ts is a little older than the last one folded still counts
+    (only a catch-up after a restart skips what a series folded before)."""
+    monitor = DriftMonitor(db, None, monitors())
+    clock = Clock()
+    journal = Journal(db)
+    journal.subscribe(monitor)
+    for n in range(2):
+        journal.append(f"run_{n:012x}", RunStarted("desk", "v1", "hi"), clock.now)
+    journal.append("run_000000000001", RunFinished(RunStatus.SUCCEEDED, "ok", 0.9), clock.now + 2)
+    journal.append("run_000000000000", RunFinished(RunStatus.SUCCEEDED, "ok", 0.9), clock.now + 1)
+    journal.close()
+    monitor.close()
+    assert len(_states(db)[("desk", "v1", "latency")]["warm"]) == 2
+
+
+def test_runs_of_unmonitored_agents_cost_no_store_reads(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[str] = []
+    real = consumer_module.get_run
+    monkeypatch.setattr(consumer_module, "get_run", lambda d, r: reads.append(r) or real(d, r))
+    monitor = DriftMonitor(db, None, monitors())
+    journal = Journal(db)
+    journal.subscribe(monitor)
+    clock, rng = Clock(), random.Random(6)
+    for _ in range(5):
+        one_run(journal, clock, rng, agent="other")
+    journal.append("run_0000000000ff", RunResumed("resumed", agent="other"), clock.tick(1))
+    journal.append("run_0000000000ff", RunFinished(RunStatus.SUCCEEDED), clock.tick(1))
+    journal.close()
+    assert reads == []
+    assert monitor.errors == 0

@@ -54,6 +54,7 @@ from steward.core.events import (
     GateDecided,
     ModelResponded,
     RunFinished,
+    RunResumed,
     RunStarted,
     RunStatus,
     ToolSucceeded,
@@ -118,7 +119,6 @@ class _Tracked:
 _on: EventHandlers[DriftMonitor, [str | None, float], None] = EventHandlers("monitor.drift")
 _on.ignore(
     ev.RunQueued,
-    ev.RunResumed,
     ev.ModelFailed,
     ev.ModelBreakerOpened,
     ev.ModelBreakerClosed,
@@ -170,6 +170,8 @@ class DriftMonitor:
         self._latest: dict[str, tuple[float, str]] = {}  # agent -> (first seen, version)
         self._runs: OrderedDict[str, _Run] = OrderedDict()  # in flight
         self._finished: OrderedDict[str, tuple[str, str]] = OrderedDict()  # for feedback
+        self._others: OrderedDict[str, None] = OrderedDict()  # runs of unmonitored agents
+        self._replaying = False  # catching up: skip what each series folded before
         self._saved_at = clock()
         self._statistic: Gauge | None = None
         self._limit: Gauge | None = None
@@ -214,11 +216,24 @@ class DriftMonitor:
 
     @_on.on(RunStarted)
     def _started(self, event: RunStarted, run_id: str | None, ts: float) -> None:
-        if run_id is None or event.agent not in self.configs:
+        if run_id is None:
+            return
+        if event.agent not in self.configs:
+            self._other(run_id)
             return
         if len(self._runs) >= self.max_tracked:
             self._runs.popitem(last=False)
         self._runs[run_id] = _Run(event.agent, event.agent_version, ts)
+
+    @_on.on(RunResumed)
+    def _resumed(self, event: RunResumed, run_id: str | None, ts: float) -> None:
+        if run_id is not None and event.agent and event.agent not in self.configs:
+            self._other(run_id)  # its end needs no look-up in the store
+
+    def _other(self, run_id: str) -> None:
+        if len(self._others) >= self.max_tracked:
+            self._others.popitem(last=False)
+        self._others[run_id] = None
 
     @_on.on(ModelResponded)
     def _model(self, event: ModelResponded, run_id: str | None, ts: float) -> None:
@@ -241,7 +256,7 @@ class DriftMonitor:
 
     @_on.on(RunFinished)
     def _finished_run(self, event: RunFinished, run_id: str | None, ts: float) -> None:
-        if run_id is None:
+        if run_id is None or run_id in self._others:
             return
         run = self._runs.pop(run_id, None) or self._from_store(run_id)
         if run is None:
@@ -261,7 +276,7 @@ class DriftMonitor:
 
     @_on.on(FeedbackGiven)
     def _feedback(self, event: FeedbackGiven, run_id: str | None, ts: float) -> None:
-        if run_id is None:
+        if run_id is None or run_id in self._others:
             return
         found = self._finished.get(run_id)
         if found is None:
@@ -299,9 +314,9 @@ class DriftMonitor:
             tracked = self._series[key] = _Tracked(
                 Series(config), self._previous(agent, version, ts), ts, 0.0
             )
-        if ts <= tracked.through_ts:  # folded before a restart
+        if self._replaying and ts <= tracked.through_ts:  # folded before the restart
             return
-        tracked.through_ts = ts
+        tracked.through_ts = max(tracked.through_ts, ts)
         tracked.dirty = True
         alarm = tracked.series.observe(value)
         self._gauge(key, tracked.series)
@@ -423,11 +438,15 @@ class DriftMonitor:
                     "not in the charts",
                     self.max_catchup,
                 )
-            for run_id, entry in found:
-                try:
-                    _on(self, entry.event, run_id, entry.ts)
-                except Exception:
-                    self.errors += 1
+            self._replaying = True
+            try:
+                for run_id, entry in found:
+                    try:
+                        _on(self, entry.event, run_id, entry.ts)
+                    except Exception:
+                        self.errors += 1
+            finally:
+                self._replaying = False
             self.save()
             return len(found)
 
