@@ -1,10 +1,12 @@
 """Control charts for drift: tabular CUSUM and EWMA, calibrated to a declared ARL₀.
 
 river's released wheel has ADWIN and Page-Hinkley but no CUSUM/EWMA, so these are
-implemented here (small, pure Python, no steward imports): a chart is a few floats of
-state, and its parameters come from two declared numbers, the in-control average run
-length ARL₀ (observations between false alarms) and the shift worth detecting δ (in sigma
-units of what the chart watches).
+implemented here (checked on river 0.26.1's wheel: drift/ holds ADWIN, KSWIN,
+Page-Hinkley and the binary DDM/EDDM/FHDDM/HDDM detectors, none calibrated to an ARL₀).
+Small, pure Python, no steward imports: a chart is a few floats of state, and its
+parameters come from two declared numbers, the in-control average run length ARL₀
+(observations between false alarms) and the shift worth detecting δ (in sigma units of
+what the chart watches).
 
 Both charts watch a standardised series z = (x - μ₀) / sigma0 that is N(0, 1) in control.
 
