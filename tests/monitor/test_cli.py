@@ -33,7 +33,6 @@ def url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     db = Database.open(db_url, create=True)
     journal = Journal(db)
     monitor = DriftMonitor(db, journal, monitors())
-    journal.subscribe(monitor)
     clock, rng = Clock(), random.Random(9)
     for _ in range(50):
         one_run(journal, clock, rng)

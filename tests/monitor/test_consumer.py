@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from steward.core.events import (
     DriftAlarmed,
@@ -24,7 +25,7 @@ from steward.monitor import DriftMonitor, agent_monitors
 from steward.monitor import consumer as consumer_module
 from steward.store import Database, Journal
 from steward.store.feedback import give_feedback
-from steward.store.schema import events
+from steward.store.schema import events, monitor_cursor, monitor_state
 from steward.telemetry.alerts import WebhookAlerts
 from steward.telemetry.metrics import MetricsConsumer
 
@@ -40,7 +41,6 @@ def db(sqlite_db: Database) -> Database:
 def test_every_metric_is_charted_per_version_from_committed_events(db: Database) -> None:
     journal = Journal(db)
     monitor = DriftMonitor(db, journal, monitors())
-    journal.subscribe(monitor)
     clock, rng = Clock(), random.Random(1)
     ids = [one_run(journal, clock, rng) for _ in range(60)]
     ids += [one_run(journal, clock, rng, version="v2") for _ in range(10)]
@@ -79,9 +79,10 @@ def test_an_alarm_is_a_journal_event_a_metric_and_a_webhook(
     registry = CollectorRegistry()
     journal = Journal(db)
     monitor = DriftMonitor(db, journal, monitors(receiver.url), registry=registry)
+    monitor.start(interval=0.02)  # following the journal on its thread, as a server does
     metrics = MetricsConsumer(registry)
     alerts = WebhookAlerts(backoff_base=0.01)
-    for consumer in (monitor, metrics, alerts):
+    for consumer in (metrics, alerts):
         journal.subscribe(consumer)
     clock, rng = Clock(), random.Random(2)
     for _ in range(60):
@@ -92,6 +93,7 @@ def test_an_alarm_is_a_journal_event_a_metric_and_a_webhook(
         one_run(journal, clock, rng, version="v2", latency=4.0)
     journal.flush_sync()
     journal.close()
+    monitor.close()
     alerts.wait()
 
     latency = [a for a in monitor.alarms if a.metric == "latency"]
@@ -128,14 +130,14 @@ def _states(db: Database) -> dict[tuple[str, str, str], dict[str, Any]]:
 
 
 def test_state_survives_a_restart_and_catches_up_on_what_it_missed(any_db: Database) -> None:
-    """Monitor A folds 50 runs and stops (saving its state); 30 more runs commit while no
-    monitor runs; monitor B loads A's state and folds those 30 from the journal. B's charts
-    are exactly those of a monitor that saw all 80 runs."""
+    """Monitor A folds 50 runs and stops (saving its charts with the id of the last event
+    it folded); 30 more runs commit while no monitor runs; monitor B loads A's state and
+    folds exactly those 30 runs' events. B's charts are those of a monitor that saw all."""
     db = any_db
     clock, rng = Clock(), random.Random(3)
     journal = Journal(db)
     first = DriftMonitor(db, journal, monitors())
-    journal.subscribe(first)
+    first.start(interval=0.02)
     for _ in range(50):
         one_run(journal, clock, rng)
     journal.close()
@@ -148,20 +150,20 @@ def test_state_survives_a_restart_and_catches_up_on_what_it_missed(any_db: Datab
     journal.close()
 
     second = DriftMonitor(db, None, monitors())
-    folded = second.catch_up()
-    assert folded == 30 * 4  # started, model, decision, finished
+    second.load()
+    assert second.drain() == 30 * 4  # started, model, decision, finished
+    second.close()
     restarted = _states(db)
     assert restarted != after_first
 
     # the reference: a fresh monitor over the whole journal (nothing saved)
-    from sqlalchemy import delete
-
-    from steward.store.schema import monitor_state
-
     with db.writer.begin() as connection:
         connection.execute(delete(monitor_state))
+        connection.execute(delete(monitor_cursor))
     reference = DriftMonitor(db, None, monitors())
-    reference.catch_up()
+    reference.load()
+    assert reference.drain() == 80 * 4
+    reference.close()
     assert _states(db) == restarted
     latency = restarted[("desk", "v1", "latency")]
     assert latency["observations"] == 80 - 40
@@ -174,9 +176,36 @@ def test_catching_up_is_bounded(db: Database) -> None:
         one_run(journal, clock, rng)
     journal.close()
     monitor = DriftMonitor(db, None, monitors(), max_catchup=40)
-    assert monitor.catch_up() == 40  # the last 10 runs' events
+    monitor.load()
+    assert monitor.drain() == 40  # the last 10 runs' events
+    monitor.close()
     latency = _states(db)[("desk", "v1", "latency")]
     assert len(latency["warm"]) == 10
+
+
+def test_an_alarm_is_raised_once_across_a_crash(db: Database) -> None:
+    """The alarm, the charts and the cursor commit together: a monitor that dies right
+    after an alarm (nothing else saved) and starts again does not raise it twice."""
+    clock, rng = Clock(), random.Random(8)
+    journal = Journal(db)
+    for _ in range(60):
+        one_run(journal, clock, rng)
+    for _ in range(40):
+        one_run(journal, clock, rng, latency=6.0)
+    journal.close()
+    crashed = DriftMonitor(db, None, monitors(), save_every=1e9)
+    crashed.load()
+    crashed.drain()  # no close(): what was not saved with an alarm is lost
+    assert [a.metric for a in crashed.alarms].count("latency") == 1
+    again = DriftMonitor(db, None, monitors())
+    again.load()
+    again.drain()
+    again.close()
+    assert [a.metric for a in again.alarms].count("latency") == 0
+    with db.reader.connect() as connection:
+        rows = connection.execute(select(events.c.data).where(events.c.type == "monitor.alarm"))
+        journaled = [decode_event(r.data) for r in rows]
+    assert [a.metric for a in journaled if isinstance(a, DriftAlarmed)].count("latency") == 1
 
 
 def test_live_events_are_folded_whatever_their_order_in_time(db: Database) -> None:
@@ -186,13 +215,12 @@ def test_live_events_are_folded_whatever_their_order_in_time(db: Database) -> No
     monitor = DriftMonitor(db, None, monitors())
     clock = Clock()
     journal = Journal(db)
-    journal.subscribe(monitor)
     for n in range(2):
         journal.append(f"run_{n:012x}", RunStarted("desk", "v1", "hi"), clock.now)
     journal.append("run_000000000001", RunFinished(RunStatus.SUCCEEDED, "ok", 0.9), clock.now + 2)
     journal.append("run_000000000000", RunFinished(RunStatus.SUCCEEDED, "ok", 0.9), clock.now + 1)
     journal.close()
-    monitor.close()
+    monitor.close()  # folds what committed
     assert len(_states(db)[("desk", "v1", "latency")]["warm"]) == 2
 
 
@@ -204,12 +232,32 @@ def test_runs_of_unmonitored_agents_cost_no_store_reads(
     monkeypatch.setattr(consumer_module, "get_run", lambda d, r: reads.append(r) or real(d, r))
     monitor = DriftMonitor(db, None, monitors())
     journal = Journal(db)
-    journal.subscribe(monitor)
     clock, rng = Clock(), random.Random(6)
     for _ in range(5):
         one_run(journal, clock, rng, agent="other")
     journal.append("run_0000000000ff", RunResumed("resumed", agent="other"), clock.tick(1))
     journal.append("run_0000000000ff", RunFinished(RunStatus.SUCCEEDED), clock.tick(1))
     journal.close()
+    monitor.close()
     assert reads == []
     assert monitor.errors == 0
+
+
+def test_runs_committed_by_another_process_are_charted(db: Database) -> None:
+    """The monitor reads committed rows from the store, not its own process's stream: a
+    run written through another journal (a CLI `steward run`) counts while it follows."""
+    own = Journal(db)
+    monitor = DriftMonitor(db, own, monitors())
+    monitor.start(interval=0.02)
+    other = Journal(db)  # another process's journal over the same database
+    clock, rng = Clock(), random.Random(12)
+    for _ in range(5):
+        one_run(other, clock, rng)
+    other.close()
+    deadline = time.monotonic() + 10
+    while monitor.cursor < 5 * 4:
+        assert time.monotonic() < deadline, "the monitor did not follow the journal"
+        time.sleep(0.02)
+    own.close()
+    monitor.close()
+    assert len(_states(db)[("desk", "v1", "latency")]["warm"]) == 5

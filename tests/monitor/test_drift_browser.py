@@ -48,7 +48,6 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
     token = create_key(db, name="ada", role=Role.ADMIN, by="test")[1]
     journal = Journal(db)  # the history: v1 in control, then v2 twice as slow
     monitor = DriftMonitor(db, journal, monitors(arl0=2000, warmup=100))
-    journal.subscribe(monitor)
     clock, rng = Clock(time.time() - 2 * 86400), random.Random(11)
     ids = [one_run(journal, clock, rng) for _ in range(300)]
     journal.flush_sync()

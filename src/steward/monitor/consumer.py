@@ -1,32 +1,41 @@
-"""The drift monitor: a consumer of the journal's committed events that keeps one control
-chart per agent, version and metric (series.py) and journals an alarm when one signals.
+"""The drift monitor: it follows the journal's committed events, in id order, and keeps
+one control chart per agent, version and metric (series.py); it journals an alarm when one
+signals.
 
     monitor = DriftMonitor(db, journal, {"support-desk": spec.monitors}, registry=registry)
-    monitor.catch_up()          # load saved state, fold what was committed since
-    journal.subscribe(monitor)  # from now on: every committed batch
+    monitor.start()   # load the saved state, fold what committed since, follow the journal
+    ...
+    monitor.close()   # fold what is left, save
+
+It reads committed rows from the store (as `steward telemetry follow` does, ids are
+assigned at commit under the chain lock, so none appears behind one already read), not
+the in-process commit stream: it sees every process's events (a CLI run, feedback given
+with the CLI, another server), and the id of the last row it folded is an exact place
+to go on from after a restart.
 
 What each metric observes, per run of a monitored agent:
 - confidence, escalation_rate (1 if the run ended escalated), latency (seconds from its
   start to its end), cost (model and tool spend): at the run's end (run.finished; a
   cancelled run is not an observation);
-- denial_rate: 1 if any call of the run was denied by the gate (runs this process saw
-  start: a run that started before a restart and was not replayed is not counted);
+- denial_rate: 1 if any call of the run was denied by the gate (runs whose start the
+  monitor folded; a run that started before the monitor's first event is not counted);
 - accuracy: each feedback verdict (run.feedback; 1 correct, 0 incorrect), for the version
   of the run it judges. Judged samples (an evaluator's verdict on a production run) feed
-  the same series through `observe(agent, version, "accuracy", 1.0 or 0.0)`.
+  the same series through `observe(agent, version, "accuracy", 1.0 or 0.0, ts)`.
 
-An alarm is a `monitor.alarm` event (DriftAlarmed), written with its series' state in
-one transaction (store/monitors.py save_alarm) and published to the journal's consumers
-like any commit: the audit chain records it, telemetry counts it (agent_drift_alarm_total) and posts it to the
-webhook (telemetry/alerts.py), the console marks it. The chart restarts after an alarm.
+An alarm is a `monitor.alarm` event (DriftAlarmed), written in one transaction with the
+charts' state and the cursor (store/monitors.py save_alarm), then published to the
+journal's in-process consumers like any commit: the audit chain records it, telemetry
+counts it (agent_drift_alarm_total) and posts it to the webhook (telemetry/alerts.py),
+the console marks it. The chart restarts after an alarm.
 
-State survives a restart: each series' state is saved (table monitor_state, at most every
-`save_every` seconds, with each alarm, and at close) with the ts of the last event
-it folded. `catch_up()` loads it and folds the events committed since, at most
-`max_catchup` of them (a bounded start; what is older is left out and logged). Saving
-beats recomputing from the whole journal: a CUSUM's state depends on every observation
-since its last restart, so an exact recomputation is unbounded; the saved state plus a
-bounded tail is exact whenever the tail fits.
+State survives a restart: the charts that changed and the id of the last event folded
+are saved together (tables monitor_state and monitor_cursor; at most every `save_every`
+seconds, with each alarm, and at close). `start()` loads them and folds the events
+committed since, at most the last `max_catchup` (a bounded start; what is older is left
+out and logged). Saving beats recomputing from the whole journal: a CUSUM's state depends
+on every observation since its last restart, so recomputing it is unbounded, while the
+saved state plus the events after its cursor is exact.
 """
 
 from __future__ import annotations
@@ -34,10 +43,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -49,7 +59,6 @@ from steward.core.dispatch import EventHandlers
 from steward.core.errors import StewardError
 from steward.core.events import (
     DriftAlarmed,
-    Event,
     FeedbackGiven,
     GateDecided,
     ModelResponded,
@@ -65,13 +74,14 @@ from steward.store.database import Database
 from steward.store.journal import Journal
 from steward.store.monitors import (
     MonitorRow,
-    events_since,
+    head_event_id,
+    load_cursor,
     load_monitor_rows,
-    save_alarm,
+    rows_after,
+    save_alarms,
     save_monitor_rows,
 )
 from steward.store.runs import get_run
-from steward.telemetry.stream import Committed
 
 __all__ = ["DriftMonitor", "install_monitor", "series_configs"]
 
@@ -141,7 +151,7 @@ _on.ignore(
 
 
 class DriftMonitor:
-    """A journal consumer (call it with committed batches); never raises into the journal."""
+    """Follows the journal (`start`, or `poll` / `drain` by hand) and keeps the charts."""
 
     def __init__(
         self,
@@ -154,6 +164,7 @@ class DriftMonitor:
         max_tracked: int = 100_000,
         max_catchup: int = 50_000,
         clock: Callable[[], float] = time.time,
+        name: str = "drift",
     ) -> None:
         self.db = db
         self.journal = journal
@@ -171,7 +182,12 @@ class DriftMonitor:
         self._runs: OrderedDict[str, _Run] = OrderedDict()  # in flight
         self._finished: OrderedDict[str, tuple[str, str]] = OrderedDict()  # for feedback
         self._others: OrderedDict[str, None] = OrderedDict()  # runs of unmonitored agents
-        self._replaying = False  # catching up: skip what each series folded before
+        self.name = name
+        self.cursor = 0  # id of the last journal row folded
+        self._raised: list[DriftAlarmed] = []  # by the row being folded
+        self._wanted = frozenset(ev.tag_of(t) for t in _on.handled)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
         self._saved_at = clock()
         self._statistic: Gauge | None = None
         self._limit: Gauge | None = None
@@ -193,24 +209,57 @@ class DriftMonitor:
 
     # -- the consumer ------------------------------------------------------------------
 
-    def __call__(self, batch: Sequence[Committed]) -> None:
+    def poll(self, limit: int = 1000) -> int:
+        """Fold the next committed rows (at most `limit`); returns how many were read."""
         with self._lock:
-            for item in batch:
-                try:
-                    event = item.event
-                    if isinstance(event, Event):
-                        _on(self, event, item.run_id, float(item.ts))
-                except Exception:
-                    self.errors += 1
-                    log.exception("drift monitor: cannot fold %s", getattr(item, "type", "?"))
-            if self.clock() - self._saved_at >= self.save_every:
+            rows = rows_after(self.db, self.cursor, self._wanted, limit)
+            for row in rows:
+                if row.event is not None:
+                    try:
+                        _on(self, row.event, row.run_id, float(row.ts))
+                    except Exception:
+                        self.errors += 1
+                        log.exception("drift monitor: cannot fold event %d", row.id)
+                self.cursor = row.id
+                if self._raised:  # with the whole row folded: the cursor is exact
+                    self._journal_alarms(float(row.ts))
+            if rows and self.clock() - self._saved_at >= self.save_every:
                 self.save()
+            return len(rows)
+
+    def drain(self) -> int:
+        """Fold everything committed so far; returns how many rows were read."""
+        total = 0
+        while count := self.poll():
+            total += count
+        return total
+
+    def start(self, interval: float = 0.5) -> None:
+        """Load the saved state, catch up, and follow the journal on a daemon thread."""
+        self.load()
+        self.drain()
+        self._thread = threading.Thread(
+            target=self._follow, args=(interval,), name="steward-drift", daemon=True
+        )
+        self._thread.start()
+
+    def _follow(self, interval: float) -> None:
+        while not self._stop.is_set():
+            try:
+                if self.poll() == 0:
+                    self._stop.wait(interval)
+            except Exception:  # the store is away: try again later
+                self.errors += 1
+                log.warning("drift monitor: cannot read the journal", exc_info=True)
+                self._stop.wait(interval * 10)
 
     def observe(self, agent: str, version: str, metric: str, value: float, ts: float) -> None:
         """Fold one observation from outside the journal's events (a judged sample's
         verdict on a production run: accuracy 1.0 or 0.0)."""
         with self._lock:
             self._observe(agent, version, metric, value, ts)
+            if self._raised:
+                self._journal_alarms(ts)
 
     # -- events ------------------------------------------------------------------------
 
@@ -314,8 +363,6 @@ class DriftMonitor:
             tracked = self._series[key] = _Tracked(
                 Series(config), self._previous(agent, version, ts), ts, 0.0
             )
-        if self._replaying and ts <= tracked.through_ts:  # folded before the restart
-            return
         tracked.through_ts = max(tracked.through_ts, ts)
         tracked.dirty = True
         alarm = tracked.series.observe(value)
@@ -360,15 +407,24 @@ class DriftMonitor:
             "drift: %s %s %s went %s (%.4g -> %.4g)",
             agent, version, alarm.metric, alarm.direction, alarm.baseline_mean, alarm.recent_mean,
         )  # fmt: skip
+        self._raised.append(event)
+
+    def _journal_alarms(self, ts: float) -> None:
+        """Commit the alarms raised with the charts and the cursor, then publish them."""
+        alarms, self._raised = self._raised, []
+        dirty = self._dirty()
+        rows = [self._row(k, t, self.clock()) for k, t in dirty]
         try:
-            pending = save_alarm(self.db, self._row(key, tracked, self.clock()), event, ts)
+            pending = save_alarms(self.db, self.name, rows, self.cursor, alarms, ts)
         except Exception:
             self.errors += 1
-            log.exception("drift monitor: cannot journal the alarm")
+            log.exception("drift monitor: cannot journal %d alarm(s)", len(alarms))
             return
-        tracked.dirty = False
+        for _, t in dirty:
+            t.dirty = False
+        self._saved_at = self.clock()
         if self.journal is not None:
-            self.journal.publish([pending])  # metrics, webhooks: as for any commit
+            self.journal.publish(pending)  # metrics, webhooks: as for any commit
 
     def _row(self, key: Key, tracked: _Tracked, now: float) -> MonitorRow:
         return MonitorRow(
@@ -378,27 +434,18 @@ class DriftMonitor:
 
     # -- state -------------------------------------------------------------------------
 
+    def _dirty(self) -> list[tuple[Key, _Tracked]]:
+        return [(key, t) for key, t in self._series.items() if t.dirty]
+
     def save(self) -> None:
-        """Write the series changed since the last save."""
+        """Write the charts changed since the last save, with the cursor."""
         with self._lock:
             now = self.clock()
             self._saved_at = now
-            dirty = [(key, t) for key, t in self._series.items() if t.dirty]
-            rows = [
-                MonitorRow(
-                    key[0],
-                    key[1],
-                    key[2],
-                    _state(t.series),
-                    t.previous_version,
-                    t.first_seen,
-                    t.through_ts,
-                    now,
-                )
-                for key, t in dirty
-            ]
+            dirty = self._dirty()
+            rows = [self._row(key, t, now) for key, t in dirty]
             try:
-                save_monitor_rows(self.db, rows)
+                save_monitor_rows(self.db, self.name, rows, self.cursor)
             except Exception:
                 self.errors += 1
                 log.exception("drift monitor: cannot save its state")
@@ -406,12 +453,10 @@ class DriftMonitor:
             for _, tracked in dirty:
                 tracked.dirty = False
 
-    def catch_up(self) -> int:
-        """Load the saved series of the monitored agents, then fold the events committed
-        after them (the last `max_catchup`); returns how many events were folded."""
+    def load(self) -> None:
+        """Load the saved charts of the monitored agents and where to go on from: the
+        saved cursor, or (never saved, or too far behind) the last `max_catchup` events."""
         with self._lock:
-            after: float | None = None
-            loaded: set[str] = set()
             for row in load_monitor_rows(self.db):
                 config = self.configs.get(row.agent, {}).get(row.metric)
                 if config is None:  # no longer declared: kept on record, not followed
@@ -425,32 +470,27 @@ class DriftMonitor:
                 latest = self._latest.get(row.agent)
                 if latest is None or row.first_seen > latest[0]:
                     self._latest[row.agent] = (row.first_seen, row.version)
-                loaded.add(row.agent)
-                after = row.through_ts if after is None else min(after, row.through_ts)
-            if set(self.configs) - loaded:
-                after = 0.0  # an agent with nothing saved: its history, within the bound
-            found, truncated = events_since(
-                self.db, after or 0.0, sorted(ev.tag_of(t) for t in _on.handled), self.max_catchup
-            )
-            if truncated:
+            saved = load_cursor(self.db, self.name)
+            floor = max(0, head_event_id(self.db) - self.max_catchup)
+            if saved is not None and saved < floor:
                 log.warning(
-                    "drift monitor: caught up on the last %d events only; older ones are "
-                    "not in the charts",
+                    "drift monitor: %d events committed since it last ran; it folds the "
+                    "last %d, the charts miss the others",
+                    head_event_id(self.db) - saved,
                     self.max_catchup,
                 )
-            self._replaying = True
-            try:
-                for run_id, entry in found:
-                    try:
-                        _on(self, entry.event, run_id, entry.ts)
-                    except Exception:
-                        self.errors += 1
-            finally:
-                self._replaying = False
-            self.save()
-            return len(found)
+            self.cursor = floor if saved is None else max(saved, floor)
 
     def close(self) -> None:
+        """Stop following, fold what committed before, save."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(30)
+        try:
+            self.drain()
+        except Exception:
+            self.errors += 1
+            log.warning("drift monitor: cannot read the journal at close", exc_info=True)
         self.save()
 
 
@@ -475,11 +515,13 @@ def install_monitor(
     registry: CollectorRegistry | None = None,
 ) -> DriftMonitor | None:
     """A drift monitor for the agents whose spec declares `monitors:` (None if none
-    does), caught up on the journal and subscribed to it. Close it after the journal."""
+    does, or STEWARD_MONITORS=off: one server of several over a database runs them),
+    caught up on the journal and following it. Close it after the journal."""
+    if os.environ.get("STEWARD_MONITORS", "").strip().lower() == "off":
+        return None
     declared = {s.name: s.monitors for s in specs if s.monitors is not None}
     if not declared:
         return None
     monitor = DriftMonitor(db, journal, declared, registry=registry)
-    monitor.catch_up()
-    journal.subscribe(monitor)
+    monitor.start()
     return monitor

@@ -192,8 +192,9 @@ limit_usage = Table(
     Index("ix_limit_usage_hold", "hold"),
 )
 
-# Drift monitors (monitor/): a series' chart state per agent, version and metric, and the
-# ts of the last journal event folded into it (where a restarted monitor catches up from).
+# Drift monitors (monitor/): a series' chart state per agent, version and metric (with the
+# ts of the last event folded into it), and the id of the last journal event the monitor
+# folded, saved in the same transaction: where a restarted monitor goes on from.
 monitor_state = Table(
     "monitor_state",
     metadata,
@@ -204,5 +205,13 @@ monitor_state = Table(
     Column("previous_version", String(64), nullable=False),
     Column("first_seen", Float, nullable=False),
     Column("through_ts", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+monitor_cursor = Table(
+    "monitor_cursor",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("event_id", BigInteger, nullable=False),
     Column("updated_at", Float, nullable=False),
 )

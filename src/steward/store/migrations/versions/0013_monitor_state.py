@@ -1,4 +1,5 @@
-"""Drift monitors' state: one row per agent, version and metric (monitor/consumer.py).
+"""Drift monitors' state: one row per agent, version and metric (monitor/consumer.py),
+and the id of the last journal event folded into it (one row per monitor).
 
 Revision ID: 0013
 Revises: 0007
@@ -25,7 +26,14 @@ def upgrade() -> None:
         sa.Column("through_ts", sa.Float, nullable=False),
         sa.Column("updated_at", sa.Float, nullable=False),
     )
+    op.create_table(
+        "monitor_cursor",
+        sa.Column("name", sa.String(32), primary_key=True),
+        sa.Column("event_id", sa.BigInteger, nullable=False),
+        sa.Column("updated_at", sa.Float, nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("monitor_cursor")
     op.drop_table("monitor_state")
