@@ -62,8 +62,29 @@ def test_show_json_has_the_series_and_alarms(url: str) -> None:
     assert segments[1]["points"] and segments[1]["limit"] > 0
     alarm = next(a for a in data["alarms"] if a["metric"] == "latency")
     assert alarm["direction"] == "up" and alarm["rollback"].startswith("steward agents rollback")
+    assert alarm["ts"].endswith("Z") and segments[0]["first_seen"].startswith("1970-01-12T")
 
 
 def test_an_agent_without_monitors_is_not_found(url: str) -> None:
     result = steward("monitors", "show", "nobody", "--db", url, code=3)
     assert "no drift monitors on record for agent 'nobody'" in result.output
+
+
+def test_only_an_alarm_on_the_latest_version_marks_the_agent(url: str) -> None:
+    from steward.monitor import agent_monitors
+
+    db = Database.open(url)
+    try:
+        view = agent_monitors(db, "desk")
+        assert view.latest_version == "v2" and view.alarmed
+        journal = Journal(db)  # a v3 starts: v2's alarm is history
+        clock, rng = Clock(now=2_000_000.0), random.Random(10)
+        monitor = DriftMonitor(db, journal, monitors())
+        monitor.load()
+        one_run(journal, clock, rng, version="v3")
+        journal.close()
+        monitor.close()
+        view = agent_monitors(db, "desk")
+        assert view.latest_version == "v3" and not view.alarmed and view.alarms
+    finally:
+        db.close()

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from steward.core.events import DriftAlarmed
+from steward.core.times import rfc3339
 from steward.monitor.series import Series, SeriesConfig
 from steward.store.database import Database
 from steward.store.monitors import load_monitor_rows, recent_alarm_events
@@ -71,17 +72,32 @@ class AgentMonitors:
     alarms: list[AlarmRecord] = field(default_factory=list)
 
     @property
+    def latest_version(self) -> str | None:
+        """The version that first ran last (what a label points at now, or a canary)."""
+        segments = [s for m in self.metrics for s in m.segments]
+        return max(segments, key=lambda s: s.first_seen).version if segments else None
+
+    @property
     def alarmed(self) -> bool:
-        return bool(self.alarms)
+        """An alarm stands on the latest version (alarms of versions since replaced are
+        history: listed, not marked)."""
+        latest = self.latest_version
+        return any(a.version == latest for a in self.alarms)
 
     def to_json(self) -> dict[str, Any]:
+        """Times as RFC 3339 strings in UTC, as everywhere in the CLI's and API's JSON."""
         return {
             "agent": self.agent,
             "metrics": [
-                {"metric": m.metric, "segments": [asdict(s) for s in m.segments]}
+                {
+                    "metric": m.metric,
+                    "segments": [
+                        {**asdict(s), "first_seen": rfc3339(s.first_seen)} for s in m.segments
+                    ],
+                }
                 for m in self.metrics
             ],
-            "alarms": [asdict(a) for a in self.alarms],
+            "alarms": [{**asdict(a), "ts": rfc3339(a.ts)} for a in self.alarms],
         }
 
 
