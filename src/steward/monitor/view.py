@@ -74,8 +74,11 @@ class AgentMonitors:
     @property
     def latest_version(self) -> str | None:
         """The version that first ran last (what a label points at now, or a canary)."""
-        segments = [s for m in self.metrics for s in m.segments]
-        return max(segments, key=lambda s: s.first_seen).version if segments else None
+        began: dict[str, float] = {}  # version -> its first observation of any metric
+        for m in self.metrics:
+            for s in m.segments:
+                began[s.version] = min(began.get(s.version, s.first_seen), s.first_seen)
+        return max(began, key=lambda v: began[v]) if began else None
 
     @property
     def alarmed(self) -> bool:
@@ -147,8 +150,12 @@ def agent_monitors(db: Database, agent: str, *, alarms: int = 50) -> AgentMonito
         )
     order = {m: i for i, m in enumerate(("accuracy", "confidence", "escalation_rate",
                                           "denial_rate", "latency", "cost"))}  # fmt: skip
+    began: dict[str, float] = {}  # a version runs from its first observation of any metric
+    for segs in by_metric.values():
+        for seg in segs:
+            began[seg.version] = min(began.get(seg.version, seg.first_seen), seg.first_seen)
     metrics = [
-        MetricView(m, sorted(segs, key=lambda s: s.first_seen))
+        MetricView(m, sorted(segs, key=lambda s: began[s.version]))
         for m, segs in sorted(by_metric.items(), key=lambda kv: order.get(kv[0], 99))
     ]
     return AgentMonitors(agent, metrics, records)

@@ -32,7 +32,7 @@ def agents_page(request: Request, who: Reader) -> Response:
     service: RunService = request.app.state.service
     agents = agents_overview(service)
     versions = {a.name: list_agent_versions(service.db, a.name) for a in agents}
-    drift = {a.name: agent_monitors(service.db, a.name, alarms=1) for a in agents}
+    drift = {a.name: agent_monitors(service.db, a.name, alarms=10) for a in agents}
     return page(
         request, "agents.html", who, section="agents", agents=agents, versions=versions,
         modes=MODES, drift=drift,
