@@ -100,6 +100,9 @@ def test_the_drift_page_shows_charts_limits_versions_and_the_alarm(served: Serve
             page.get_by_role("link", name="Agents").click()
             agent = page.locator("#agent-desk")
             expect(agent.locator(".drift-marker")).to_have_text("drift alarm")
+            agent.screenshot(path=SHOTS / "drift-agents-marker.png")
+            if EXTRA_SHOTS.is_dir():
+                agent.screenshot(path=EXTRA_SHOTS / "agents-marker.png")
             agent.locator("a.drift-link").click()
 
             expect(page.get_by_role("heading", name="Drift monitors of desk")).to_be_visible()

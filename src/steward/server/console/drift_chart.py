@@ -58,6 +58,7 @@ def chart_svg(metric: MetricView) -> Markup:
         f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(0):.1f}" y2="{y(0):.1f}" class="dc-zero"/>',
         f'<text x="{LEFT - 6}" y="{y(0) + 4:.1f}" class="dc-axis" text-anchor="end">0</text>',
     ]
+    labelled: list[float] = [y(0)]  # where axis labels are, so none overlaps another
     for index, p in enumerate(placed):
         s = p.segment
         x0, x1 = x(p.start), x(p.start + p.slots - 1)
@@ -82,10 +83,12 @@ def chart_svg(metric: MetricView) -> Markup:
                 f'<line x1="{x0:.1f}" x2="{x1:.1f}" y1="{level:.1f}" y2="{level:.1f}" '
                 f'class="dc-limit"/>'
             )
-        out.append(
-            f'<text x="{LEFT - 6}" y="{y(s.limit) + 4:.1f}" class="dc-axis" '
-            f'text-anchor="end">{s.limit:.2f}</text>'
-        )
+        if all(abs(y(s.limit) - at) > 10 for at in labelled):
+            labelled.append(y(s.limit))
+            out.append(
+                f'<text x="{LEFT - 6}" y="{y(s.limit) + 4:.1f}" class="dc-axis" '
+                f'text-anchor="end">{s.limit:.2f}</text>'
+            )
         if s.points:
             path = " ".join(f"{x(p.start + i):.1f},{y(v):.1f}" for i, (_, v) in enumerate(s.points))
             out.append(f'<polyline points="{path}" class="dc-line"/>')
