@@ -22,7 +22,7 @@ from steward.core.events import (
     decode_event,
 )
 from steward.monitor import DriftMonitor, agent_monitors
-from steward.monitor import consumer as consumer_module
+from steward.monitor import observations as observations_module
 from steward.store import Database, Journal
 from steward.store.feedback import give_feedback
 from steward.store.schema import events, monitor_cursor, monitor_state
@@ -228,8 +228,8 @@ def test_runs_of_unmonitored_agents_cost_no_store_reads(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reads: list[str] = []
-    real = consumer_module.get_run
-    monkeypatch.setattr(consumer_module, "get_run", lambda d, r: reads.append(r) or real(d, r))
+    real = observations_module.get_run
+    monkeypatch.setattr(observations_module, "get_run", lambda d, r: reads.append(r) or real(d, r))
     monitor = DriftMonitor(db, None, monitors())
     journal = Journal(db)
     clock, rng = Clock(), random.Random(6)

@@ -13,15 +13,9 @@ the in-process commit stream: it sees every process's events (a CLI run, feedbac
 with the CLI, another server), and the id of the last row it folded is an exact place
 to go on from after a restart.
 
-What each metric observes, per run of a monitored agent:
-- confidence, escalation_rate (1 if the run ended escalated), latency (seconds from its
-  start to its end), cost (model and tool spend): at the run's end (run.finished; a
-  cancelled run is not an observation);
-- denial_rate: 1 if any call of the run was denied by the gate (runs whose start the
-  monitor folded; a run that started before the monitor's first event is not counted);
-- accuracy: each feedback verdict (run.feedback; 1 correct, 0 incorrect), for the version
-  of the run it judges. Judged samples (an evaluator's verdict on a production run) feed
-  the same series through `observe(agent, version, "accuracy", 1.0 or 0.0, ts)`.
+What each metric observes is observations.py's business. Judged samples (an evaluator's
+verdict on a production run) feed accuracy through `observe(agent, version, "accuracy",
+1.0 or 0.0, ts)`.
 
 An alarm is a `monitor.alarm` event (DriftAlarmed), written in one transaction with the
 charts' state and the cursor (store/monitors.py save_alarm), then published to the
@@ -42,32 +36,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge
 
-from steward.core import events as ev
-from steward.core.decision import Verdict
-from steward.core.dispatch import EventHandlers
-from steward.core.errors import StewardError
 from steward.core.events import (
     DriftAlarmed,
-    FeedbackGiven,
-    GateDecided,
-    ModelResponded,
-    RunFinished,
-    RunResumed,
-    RunStarted,
-    RunStatus,
-    ToolSucceeded,
 )
+from steward.monitor.observations import FOLDED, RunObserver
 from steward.monitor.series import Alarm, Series, SeriesConfig
 from steward.spec.models import AgentSpec, Monitors
 from steward.store.database import Database
@@ -81,7 +62,6 @@ from steward.store.monitors import (
     save_alarms,
     save_monitor_rows,
 )
-from steward.store.runs import get_run
 
 __all__ = ["DriftMonitor", "install_monitor", "series_configs"]
 
@@ -108,46 +88,12 @@ def series_configs(monitors: Monitors) -> dict[str, SeriesConfig]:
 
 
 @dataclass(slots=True)
-class _Run:
-    agent: str
-    version: str
-    started: float
-    cost: float = 0.0
-    denied: bool = False
-    seen_start: bool = True  # False: rebuilt from the store; its calls were not seen
-
-
-@dataclass(slots=True)
 class _Tracked:
     series: Series
     previous_version: str
     first_seen: float
     through_ts: float
     dirty: bool = False
-
-
-_on: EventHandlers[DriftMonitor, [str | None, float], None] = EventHandlers("monitor.drift")
-_on.ignore(
-    ev.RunQueued,
-    ev.ModelFailed,
-    ev.ModelBreakerOpened,
-    ev.ModelBreakerClosed,
-    ev.ToolCallProposed,
-    ev.RateSlotTaken,
-    ev.ApprovalRequested,
-    ev.ApprovalDecided,
-    ev.ApprovalUsed,
-    ev.ToolStarted,
-    ev.ToolFailed,
-    ev.ResultScanned,
-    ev.BreakerTripped,
-    ev.BudgetThresholdCrossed,
-    ev.RunWaiting,
-    ev.AgentStateChanged,
-    ev.KeyCreated,
-    ev.KeyRevoked,
-    ev.DriftAlarmed,
-)
 
 
 class DriftMonitor:
@@ -179,13 +125,10 @@ class DriftMonitor:
         self._lock = threading.RLock()
         self._series: dict[Key, _Tracked] = {}
         self._latest: dict[str, tuple[float, str]] = {}  # agent -> (first seen, version)
-        self._runs: OrderedDict[str, _Run] = OrderedDict()  # in flight
-        self._finished: OrderedDict[str, tuple[str, str]] = OrderedDict()  # for feedback
-        self._others: OrderedDict[str, None] = OrderedDict()  # runs of unmonitored agents
+        self._runs = RunObserver(db, self.configs, self._observe, max_tracked=max_tracked)
         self.name = name
         self.cursor = 0  # id of the last journal row folded
         self._raised: list[DriftAlarmed] = []  # by the row being folded
-        self._wanted = frozenset(ev.tag_of(t) for t in _on.handled)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._saved_at = clock()
@@ -212,11 +155,11 @@ class DriftMonitor:
     def poll(self, limit: int = 1000) -> int:
         """Fold the next committed rows (at most `limit`); returns how many were read."""
         with self._lock:
-            rows = rows_after(self.db, self.cursor, self._wanted, limit)
+            rows = rows_after(self.db, self.cursor, FOLDED, limit)
             for row in rows:
                 if row.event is not None:
                     try:
-                        _on(self, row.event, row.run_id, float(row.ts))
+                        self._runs.fold(row.event, row.run_id, float(row.ts))
                     except Exception:
                         self.errors += 1
                         log.exception("drift monitor: cannot fold event %d", row.id)
@@ -260,96 +203,6 @@ class DriftMonitor:
             self._observe(agent, version, metric, value, ts)
             if self._raised:
                 self._journal_alarms(ts)
-
-    # -- events ------------------------------------------------------------------------
-
-    @_on.on(RunStarted)
-    def _started(self, event: RunStarted, run_id: str | None, ts: float) -> None:
-        if run_id is None:
-            return
-        if event.agent not in self.configs:
-            self._other(run_id)
-            return
-        if len(self._runs) >= self.max_tracked:
-            self._runs.popitem(last=False)
-        self._runs[run_id] = _Run(event.agent, event.agent_version, ts)
-
-    @_on.on(RunResumed)
-    def _resumed(self, event: RunResumed, run_id: str | None, ts: float) -> None:
-        if run_id is not None and event.agent and event.agent not in self.configs:
-            self._other(run_id)  # its end needs no look-up in the store
-
-    def _other(self, run_id: str) -> None:
-        if len(self._others) >= self.max_tracked:
-            self._others.popitem(last=False)
-        self._others[run_id] = None
-
-    @_on.on(ModelResponded)
-    def _model(self, event: ModelResponded, run_id: str | None, ts: float) -> None:
-        run = self._runs.get(run_id) if run_id is not None else None
-        cost = float(event.response.usage.cost_usd)
-        if run is not None and math.isfinite(cost) and cost > 0:
-            run.cost += cost
-
-    @_on.on(ToolSucceeded)
-    def _tool(self, event: ToolSucceeded, run_id: str | None, ts: float) -> None:
-        run = self._runs.get(run_id) if run_id is not None else None
-        if run is not None and math.isfinite(event.cost_usd) and event.cost_usd > 0:
-            run.cost += event.cost_usd
-
-    @_on.on(GateDecided)
-    def _decided(self, event: GateDecided, run_id: str | None, ts: float) -> None:
-        run = self._runs.get(run_id) if run_id is not None else None
-        if run is not None and event.decision.verdict is Verdict.DENY:
-            run.denied = True
-
-    @_on.on(RunFinished)
-    def _finished_run(self, event: RunFinished, run_id: str | None, ts: float) -> None:
-        if run_id is None or run_id in self._others:
-            return
-        run = self._runs.pop(run_id, None) or self._from_store(run_id)
-        if run is None:
-            return
-        self._remember(run_id, run.agent, run.version)
-        status = RunStatus(event.status)
-        if status is RunStatus.CANCELLED:
-            return
-        observe = self._observe
-        if event.confidence is not None:
-            observe(run.agent, run.version, "confidence", event.confidence, ts)
-        observe(run.agent, run.version, "escalation_rate", float(status is RunStatus.ESCALATED), ts)
-        observe(run.agent, run.version, "latency", max(0.0, ts - run.started), ts)
-        if run.seen_start:
-            observe(run.agent, run.version, "denial_rate", float(run.denied), ts)
-            observe(run.agent, run.version, "cost", run.cost, ts)
-
-    @_on.on(FeedbackGiven)
-    def _feedback(self, event: FeedbackGiven, run_id: str | None, ts: float) -> None:
-        if run_id is None or run_id in self._others:
-            return
-        found = self._finished.get(run_id)
-        if found is None:
-            run = self._from_store(run_id)
-            if run is None:
-                return
-            found = (run.agent, run.version)
-        value = 1.0 if event.verdict == "correct" else 0.0
-        self._observe(found[0], found[1], "accuracy", value, ts)
-
-    def _from_store(self, run_id: str) -> _Run | None:
-        """A run this consumer did not see start (it began before a restart)."""
-        try:
-            row = get_run(self.db, run_id)
-        except StewardError:
-            return None
-        if row.agent not in self.configs:
-            return None
-        return _Run(row.agent, row.agent_version, row.created_at, seen_start=False)
-
-    def _remember(self, run_id: str, agent: str, version: str) -> None:
-        if len(self._finished) >= self.max_tracked:
-            self._finished.popitem(last=False)
-        self._finished[run_id] = (agent, version)
 
     # -- series ------------------------------------------------------------------------
 
