@@ -9,8 +9,8 @@ signals.
 
 It reads committed rows from the store (as `steward telemetry follow` does, ids are
 assigned at commit under the chain lock, so none appears behind one already read), not
-the in-process commit stream: it sees every process's events (a CLI run, feedback given
-with the CLI, another server), and the id of the last row it folded is an exact place
+the in-process commit stream: it sees every process's events (a CLI run, another server,
+feedback posted to either), and the id of the last row it folded is an exact place
 to go on from after a restart.
 
 What each metric observes is observations.py's business. Judged samples (an evaluator's
@@ -18,7 +18,7 @@ verdict on a production run) feed accuracy through `observe(agent, version, "acc
 1.0 or 0.0, ts)`.
 
 An alarm is a `monitor.alarm` event (DriftAlarmed), written in one transaction with the
-charts' state and the cursor (store/monitors.py save_alarm), then published to the
+charts' state and the cursor (store/monitors.py save_alarms), then published to the
 journal's in-process consumers like any commit: the audit chain records it, telemetry
 counts it (agent_drift_alarm_total) and posts it to the webhook (telemetry/alerts.py),
 the console marks it. The chart restarts after an alarm.
