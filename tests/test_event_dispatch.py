@@ -20,6 +20,7 @@ CONSUMERS = {
     "telemetry.logs": "steward.telemetry.logs",
     "server.console.timeline": "steward.server.console.timeline",
     "cli.runs": "steward.cli.run_details",
+    "monitor.drift": "steward.monitor.observations",
 }
 
 

@@ -16,6 +16,7 @@ from steward.cli import (
     audit,
     demo,
     keys,
+    monitors,
     policy,
     reports,
     runs,
@@ -67,6 +68,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(agents.app, name="agents")
 app.add_typer(telemetry.app, name="telemetry")
 app.add_typer(keys.app, name="keys")
+app.add_typer(monitors.app, name="monitors")
 app.add_typer(policy.app, name="policy")
 
 db_app = typer.Typer(help="The database.", no_args_is_help=True)

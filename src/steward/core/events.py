@@ -284,6 +284,26 @@ class FeedbackGiven(Event, tag="run.feedback", frozen=True):
     comment: str = ""
 
 
+class DriftAlarmed(Event, tag="monitor.alarm", frozen=True):
+    """A drift monitor's control chart signalled: one metric of one agent version left its
+    in-control baseline (monitor/series.py). `direction` says whether the metric rose or
+    fell; `previous_version` is the version that ran before this one ("" if none), the
+    one a rollback would return to; `webhook` is where the alert consumer posts it."""
+
+    agent: str
+    agent_version: str
+    metric: str
+    chart: str  # cusum | ewma
+    direction: str  # up | down
+    statistic: float
+    limit: float
+    baseline: float
+    recent: float
+    observations: int
+    previous_version: str = ""
+    webhook: str | None = None
+
+
 AnyEvent = (
     RunStarted
     | RunQueued
@@ -311,6 +331,7 @@ AnyEvent = (
     | KeyRevoked
     | FeedbackGiven
     | PersonSignedIn
+    | DriftAlarmed
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = get_args(AnyEvent)

@@ -16,6 +16,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from prometheus_client import CollectorRegistry
 
+from steward.monitor.consumer import install_monitor
 from steward.runtime import AgentRuntime, build_agent
 from steward.security.keys import Permission, Principal
 from steward.security.sso import SsoConfig
@@ -68,6 +69,8 @@ def create_app(
         registry = CollectorRegistry()
         register_state(registry, db, loaded)  # in-flight gauges from the store, build info
         telemetry = install(journal, registry)
+        specs = [agent.loaded.spec for agent in loaded.values()]
+        drift = await asyncio.to_thread(install_monitor, db, journal, specs, registry)
         service = RunService(db, journal, loaded)
         app.state.service = service
         app.state.registry = registry
@@ -80,6 +83,8 @@ def create_app(
             sweeper.cancel()
             await service.shutdown(grace_seconds)
             journal.close()
+            if drift is not None:
+                drift.close()  # after the journal: its last batches are folded
             if telemetry is not None:
                 telemetry.close()
             db.close()

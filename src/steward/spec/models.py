@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import cel
 from pydantic import (
@@ -253,6 +253,44 @@ class Approvals(_Strict):
     expires_after_seconds: float = Field(default=86400.0, gt=0, allow_inf_nan=False)
 
 
+MONITOR_METRICS = ("accuracy", "confidence", "escalation_rate", "denial_rate", "latency", "cost")
+MonitorMetric = Literal[
+    "accuracy", "confidence", "escalation_rate", "denial_rate", "latency", "cost"
+]
+
+
+class MetricMonitor(_Strict):
+    """One monitored metric (monitor/series.py): a CUSUM or EWMA chart calibrated so
+    that false alarms come `arl0` runs apart on average, tuned to detect `shift` (in the
+    metric's units), `shift_sigma` (sigma of one run) or `shift_percent` (of the baseline);
+    at most one of the three (default: 1 sigma). Unset fields take the section's values."""
+
+    chart: Literal["cusum", "ewma"] = "cusum"
+    shift: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    shift_sigma: float | None = Field(default=None, gt=0, le=10, allow_inf_nan=False)
+    shift_percent: float | None = Field(default=None, gt=0, le=1000, allow_inf_nan=False)
+    arl0: float | None = Field(default=None, ge=10, le=1e7, allow_inf_nan=False)
+    warmup: int | None = Field(default=None, ge=10, le=100_000, strict=True)
+    batch: int | None = Field(default=None, ge=1, le=500, strict=True)
+
+
+class Monitors(_Strict):
+    """Drift monitors of this agent, per version: `metrics` names what is watched."""
+
+    arl0: float = Field(default=1000.0, ge=10, le=1e7, allow_inf_nan=False)
+    warmup: int = Field(default=200, ge=10, le=100_000, strict=True)
+    webhook: str | None = Field(default=None, pattern=r"^https?://")
+    metrics: dict[MonitorMetric, MetricMonitor] = Field(min_length=1)
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _empty_entries(cls, value: Any) -> Any:
+        # `latency:` with nothing after it means "with the defaults"
+        if isinstance(value, dict):
+            return {k: ({} if v is None else v) for k, v in value.items()}
+        return value
+
+
 # --- configuration of the embedded `rules` model --------------------------------------
 
 
@@ -384,6 +422,7 @@ class AgentSpec(_Strict):
     egress: Egress | None = None
     injection: InjectionPolicy = InjectionPolicy()
     rules: RulesConfig | None = None
+    monitors: Monitors | None = None
 
     @field_validator("model", mode="before")
     @classmethod
@@ -441,6 +480,24 @@ def check_references(spec: AgentSpec) -> list[tuple[Path, str]]:
     if spec.model.name == "rules" and spec.rules is None:
         problems.append((("model", "name"), "model 'rules' needs a `rules:` section"))
     problems.extend(_external_problems(spec))
+    problems.extend(_monitor_problems(spec))
+    return problems
+
+
+def _monitor_problems(spec: AgentSpec) -> list[tuple[Path, str]]:
+    if spec.monitors is None:
+        return []
+    problems: list[tuple[Path, str]] = []
+    for name, metric in spec.monitors.metrics.items():
+        shifts = [f for f in ("shift", "shift_sigma", "shift_percent") if getattr(metric, f)]
+        for extra in shifts[1:]:
+            problems.append(
+                (("monitors", "metrics", name, extra), f"give one of {', '.join(shifts)}, not both")
+            )
+        if name in {"accuracy", "escalation_rate", "denial_rate"} and (metric.shift or 0) >= 1:
+            problems.append(
+                (("monitors", "metrics", name, "shift"), "a rate's shift is a fraction below 1")
+            )
     return problems
 
 

@@ -205,3 +205,27 @@ limit_usage = Table(
     Index("ix_limit_usage_key_at", "key", "at"),
     Index("ix_limit_usage_hold", "hold"),
 )
+
+# Drift monitors (monitor/): a series' chart state per agent, version and metric (with the
+# ts of the last event folded into it), and the id of the last journal event the monitor
+# folded, saved in the same transaction: where a restarted monitor goes on from.
+monitor_state = Table(
+    "monitor_state",
+    metadata,
+    Column("agent", String(64), primary_key=True),
+    Column("version", String(64), primary_key=True),
+    Column("metric", String(32), primary_key=True),
+    Column("state", Text, nullable=False),
+    Column("previous_version", String(64), nullable=False),
+    Column("first_seen", Float, nullable=False),
+    Column("through_ts", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+monitor_cursor = Table(
+    "monitor_cursor",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("event_id", BigInteger, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)

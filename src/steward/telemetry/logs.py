@@ -58,7 +58,7 @@ def iso_utc(ts: float) -> str:
 _on: EventHandlers[JsonLogConsumer, [dict[str, Any]], None] = EventHandlers("telemetry.logs")
 _on.ignore(
     ev.RunQueued, ev.RateSlotTaken, ev.BudgetThresholdCrossed, ev.KeyCreated, ev.KeyRevoked,
-    ev.FeedbackGiven, ev.PersonSignedIn,
+    ev.FeedbackGiven, ev.PersonSignedIn, ev.DriftAlarmed,
 )  # fmt: skip
 
 

@@ -46,6 +46,7 @@ from steward.core.events import (
     ApprovalRequested,
     ApprovalUsed,
     BreakerTripped,
+    DriftAlarmed,
     Event,
     GateDecided,
     ModelBreakerOpened,
@@ -212,6 +213,12 @@ class MetricsConsumer:
             ["agent_name", "model"],
             registry=r,
         )
+        self.drift_alarms = Counter(
+            "agent_drift_alarm",
+            "Drift monitor alarms (a control chart signalled), by version, metric, direction.",
+            ["agent_name", "version", "metric", "direction"],
+            registry=r,
+        )
         self.errors = Counter(
             "steward_telemetry_errors_total",
             "Committed events a telemetry consumer could not fold.",
@@ -306,6 +313,15 @@ class MetricsConsumer:
     @_on.on(BreakerTripped)
     def _breaker_tripped(self, event: BreakerTripped, run_id: str | None, ts: float) -> None:
         self.breaker_trips.labels(self._agent(run_id), self._label("tool", event.tool)).inc()
+
+    @_on.on(DriftAlarmed)
+    def _drift(self, event: DriftAlarmed, run_id: str | None, ts: float) -> None:
+        self.drift_alarms.labels(
+            self._label("agent_name", event.agent),
+            self._label("version", event.agent_version),
+            self._label("metric", event.metric),
+            "up" if event.direction == "up" else "down",
+        ).inc()
 
     # -- runs --------------------------------------------------------------------------
 

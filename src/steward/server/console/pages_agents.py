@@ -9,6 +9,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from steward.core.agent_state import Autonomy
+from steward.monitor.view import agent_monitors
 from steward.security.keys import Permission
 from steward.server.api.agents import agent_overview, agents_overview
 from steward.server.auth import check
@@ -31,9 +32,10 @@ def agents_page(request: Request, who: Reader) -> Response:
     service: RunService = request.app.state.service
     agents = agents_overview(service)
     versions = {a.name: list_agent_versions(service.db, a.name) for a in agents}
+    drift = {a.name: agent_monitors(service.db, a.name, alarms=10) for a in agents}
     return page(
         request, "agents.html", who, section="agents", agents=agents, versions=versions,
-        modes=MODES,
+        modes=MODES, drift=drift,
     )  # fmt: skip
 
 

@@ -1,7 +1,8 @@
 """The operator console under /console: server-rendered pages (Jinja2), plain forms that
 POST and redirect (303), a little vanilla JS, no network assets.
 
-Pages: sign-in (a key, or single sign-on), runs, a run's timeline, the approval queue, audit, agents. Each page
+Pages: sign-in (a key, or single sign-on), runs, a run's timeline, the approval queue, audit,
+agents, an agent's drift monitors. Each page
 module has its own router; `router` here gathers them.
 """
 
@@ -15,6 +16,7 @@ from steward.server.console import (
     pages_agents,
     pages_approvals,
     pages_audit,
+    pages_monitors,
     pages_runs,
     session,
     sso,
@@ -23,7 +25,15 @@ from steward.server.console.render import HERE, PREFIX, error_page
 
 STATIC = HERE / "static"
 router = APIRouter(include_in_schema=False)
-for _module in (session, sso, pages_runs, pages_approvals, pages_audit, pages_agents):
+for _module in (
+    session,
+    sso,
+    pages_runs,
+    pages_approvals,
+    pages_audit,
+    pages_agents,
+    pages_monitors,
+):
     router.include_router(_module.router)
 
 __all__ = ["PREFIX", "error_page", "router", "static_files"]
