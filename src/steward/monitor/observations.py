@@ -75,6 +75,7 @@ _on.ignore(
     ev.KeyCreated,
     ev.KeyRevoked,
     ev.DriftAlarmed,
+    ev.PersonSignedIn,
 )
 
 
