@@ -22,6 +22,7 @@ from steward.gate.shared import shared_gate_state
 from steward.models.external import is_external
 from steward.models.pricing import PriceTable, load_prices
 from steward.runtime.agent import build_agent
+from steward.runtime.catalog import stored_spec
 from steward.runtime.approvals import ApprovalService
 from steward.runtime.executor import EmbeddedExecutor
 from steward.runtime.model_calls import ModelCaller
@@ -35,7 +36,7 @@ from steward.store.chain import PendingEvent
 from steward.store.database import DEFAULT_URL, Database
 from steward.store.journal import Journal
 from steward.store.keys import authenticate_token
-from steward.store.runs import get_agent_version_text, get_run
+from steward.store.runs import get_run
 from steward.tools.base import Tool
 
 SpecSource = str | Path | Iterable[str | Path]
@@ -171,10 +172,7 @@ class Steward:
         row = await asyncio.to_thread(get_run, self.db, run_id)
         loaded = self.specs.get(row.agent)
         if loaded is None or loaded.version != row.agent_version:
-            text = await asyncio.to_thread(
-                get_agent_version_text, self.db, row.agent, row.agent_version
-            )
-            loaded = load_spec_text(text, f"{row.agent}@{row.agent_version}")
+            loaded = await asyncio.to_thread(stored_spec, self.db, row.agent, row.agent_version)
         runtime = build_agent(loaded, list(tools), unbound=True)
         if not is_external(runtime.model):
             raise StewardError(

@@ -324,6 +324,7 @@ class Runner:
                     tool_specs,
                     role="route" if step == 0 else "reason",
                     max_output_tokens=spec.limits.max_output_tokens,
+                    temperature=spec.temperature,
                 )
                 response = await self.models.call(
                     agent, executor, step, request,

@@ -107,8 +107,15 @@ def read_journal(db: Database, run_id: str) -> list[JournalEntry]:
     return read_journal_after(db, run_id, 0)
 
 
-def save_agent_version(db: Database, agent: str, version: str, spec_text: str) -> None:
-    """Record a spec version once (content-addressed: the same text is the same version)."""
+def save_agent_version(
+    db: Database,
+    agent: str,
+    version: str,
+    spec_text: str,
+    prompt: tuple[str, str] | None = None,
+) -> None:
+    """Record a spec version once (content-addressed: the same text is the same version),
+    with the prompt file it names (`(path, text)`), which is part of the version."""
     with db.writer.begin() as connection:
         exists = connection.execute(
             select(agent_versions.c.version).where(
@@ -119,8 +126,10 @@ def save_agent_version(db: Database, agent: str, version: str, spec_text: str) -
             with contextlib.suppress(IntegrityError):  # a concurrent writer saved it
                 connection.execute(
                     insert(agent_versions).values(
-                        agent=agent, version=version, spec_text=spec_text, created_at=time.time()
-                    )
+                        agent=agent, version=version, spec_text=spec_text, created_at=time.time(),
+                        prompt_path=prompt[0] if prompt else None,
+                        prompt_text=prompt[1] if prompt else None,
+                    )  # fmt: skip
                 )
 
 
@@ -130,6 +139,8 @@ class AgentVersion:
     version: str
     created_at: float
     spec_text: str
+    prompt_path: str | None = None
+    prompt_text: str | None = None
 
 
 def latest_agent_versions(db: Database) -> dict[str, AgentVersion]:
@@ -153,8 +164,7 @@ def latest_agent_versions(db: Database) -> dict[str, AgentVersion]:
     )
     with db.reader.connect() as connection:
         return {
-            r.agent: AgentVersion(r.agent, r.version, r.created_at, r.spec_text)
-            for r in connection.execute(query)
+r.agent: _version(r) for r in connection.execute(query)
         }
 
 
@@ -166,10 +176,11 @@ def list_agent_versions(db: Database, agent: str) -> list[AgentVersion]:
         .order_by(agent_versions.c.created_at.desc())
     )
     with db.reader.connect() as connection:
-        return [
-            AgentVersion(r.agent, r.version, r.created_at, r.spec_text)
-            for r in connection.execute(query)
-        ]
+        return [_version(r) for r in connection.execute(query)]
+
+
+def _version(r: Any) -> AgentVersion:
+    return AgentVersion(r.agent, r.version, r.created_at, r.spec_text, r.prompt_path, r.prompt_text)
 
 
 def read_journal_after(db: Database, run_id: str, after_id: int) -> list[JournalEntry]:
@@ -184,6 +195,19 @@ def read_journal_after(db: Database, run_id: str, after_id: int) -> list[Journal
             JournalEntry(r.id, r.ts, r.type, decode_event(r.data))
             for r in connection.execute(query)
         ]
+
+
+def get_agent_version(db: Database, agent: str, version: str) -> AgentVersion:
+    """A stored version: its spec text and the prompt file it names."""
+    with db.reader.connect() as connection:
+        row = connection.execute(
+            select(agent_versions).where(
+                agent_versions.c.agent == agent, agent_versions.c.version == version
+            )
+        ).first()
+    if row is None:
+        raise NotFoundError(f"no stored spec for {agent}@{version}")
+    return _version(row)
 
 
 def get_agent_version_text(db: Database, agent: str, version: str) -> str:
