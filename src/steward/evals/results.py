@@ -123,9 +123,10 @@ def read_result(path: Path) -> SuiteResult:
 
 
 def junit_xml(result: SuiteResult) -> bytes:
-    """JUnit XML: one <testcase> per case; a case that did not pass is a <failure>
-    (type fail, uncertain or error), scored cases carry the property required=false."""
-    failures = sum(not c.passed for c in result.cases)
+    """JUnit XML: one <testcase> per case; a required case that did not pass is a
+    <failure> (type fail, uncertain or error). A scored case that did not pass is
+    <skipped> with its problems (it counts towards the pass rate, it fails no build)."""
+    failures = sum(not c.passed for c in result.required)
     root = ET.Element("testsuites", tests=str(len(result.cases)), failures=str(failures))
     suite = ET.SubElement(root, "testsuite", name=result.suite, tests=str(len(result.cases)),
                           failures=str(failures), errors="0", time=f"{result.seconds:.3f}")  # fmt: skip
@@ -140,9 +141,12 @@ def junit_xml(result: SuiteResult) -> bytes:
             ET.SubElement(cprops, "property", name="required", value="false")
         if not case.passed:
             problems = case.problems()
-            failure = ET.SubElement(element, "failure", type=case.outcome,
-                                    message=problems[0] if problems else case.outcome)  # fmt: skip
-            failure.text = "\n".join(problems)
+            first = problems[0] if problems else case.outcome
+            if case.required:
+                failure = ET.SubElement(element, "failure", type=case.outcome, message=first)
+                failure.text = "\n".join(problems)
+            else:
+                ET.SubElement(element, "skipped", message=f"scored case: {case.outcome}: {first}")
     return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))
 
 

@@ -389,6 +389,9 @@ class AgentSpec(_Strict):
     egress: Egress | None = None
     injection: InjectionPolicy = InjectionPolicy()
     rules: RulesConfig | None = None
+    # the evaluation suite (its `name:`) a version must pass before a label may point at it
+    # (`steward agents promote`, evals/promotion.py)
+    required_suite: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_\-]{0,63}$")
 
     @field_validator("model", mode="before")
     @classmethod
