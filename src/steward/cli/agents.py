@@ -209,7 +209,9 @@ def canary(
     version: str = typer.Argument(..., help="The candidate version."),
     percent: int = typer.Option(..., "--percent", min=0, max=100, help="Share of runs; 0 ends it."),
     label: str = typer.Option("production", "--label"),
-    override: bool = typer.Option(False, "--override", help="Admins: without a passing evaluation."),
+    override: bool = typer.Option(
+        False, "--override", help="Admins: without a passing evaluation."
+    ),
     reason: str = typer.Option("", "--reason"),
     key: str | None = KeyOption,
     db: str | None = DbOption,
@@ -280,4 +282,6 @@ def diff(
         from steward.prompts.diff import version_diff
 
         text = version_diff(open_db(db), agent, old, new)
-        print(text or f"{agent}@{old} and {agent}@{new} are the same text", end="" if text else "\n")
+        print(
+            text or f"{agent}@{old} and {agent}@{new} are the same text", end="" if text else "\n"
+        )

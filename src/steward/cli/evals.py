@@ -18,10 +18,16 @@ if TYPE_CHECKING:
     from steward.evals.results import CaseResult, Regressions, SuiteResult
     from steward.spec.models import LoadedSpec
 
-app = typer.Typer(help="Evaluation suites: run them, capture candidate cases.", no_args_is_help=True)
+app = typer.Typer(
+    help="Evaluation suites: run them, capture candidate cases.", no_args_is_help=True
+)
 
-_OUTCOME = {"pass": "[green]pass[/]", "fail": "[red]FAIL[/]", "uncertain": "[yellow]uncertain[/]",
-            "error": "[red]ERROR[/]"}  # fmt: skip
+_OUTCOME = {
+    "pass": "[green]pass[/]",
+    "fail": "[red]FAIL[/]",
+    "uncertain": "[yellow]uncertain[/]",
+    "error": "[red]ERROR[/]",
+}
 
 
 def _who(db: Any, key: str | None) -> str:
@@ -46,7 +52,9 @@ def run(
     record: bool = typer.Option(
         True, "--record/--no-record", help="Record the result in the database (promotion reads it)."
     ),
-    key: str | None = typer.Option(None, "--key", envvar=KEY_ENV, help="Record as this key's principal."),
+    key: str | None = typer.Option(
+        None, "--key", envvar=KEY_ENV, help="Record as this key's principal."
+    ),
     db: str | None = DbOption,
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
@@ -64,11 +72,17 @@ def run(
         suite = load_suite(suite_path)
         loaded = load_spec(agent)
         before = read_result(baseline) if baseline is not None else None
-        with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
-                      MofNCompleteColumn(), console=console, transient=True,
-                      disable=as_json) as progress:  # fmt: skip
-            task = progress.add_task(f"{suite.name} × {loaded.spec.name}@{loaded.version}",
-                                     total=len(suite.cases))  # fmt: skip
+        with Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=console,
+            transient=True,
+            disable=as_json,
+        ) as progress:
+            task = progress.add_task(
+                f"{suite.name} x {loaded.spec.name}@{loaded.version}", total=len(suite.cases)
+            )
 
             def advance(_case: CaseResult) -> None:
                 progress.advance(task)
@@ -100,14 +114,26 @@ def _record(db: str | None, key: str | None, result: SuiteResult, loaded: Loaded
     database = open_db(db, create=True)
     try:
         source = loaded.prompt
-        save_agent_version(database, loaded.spec.name, loaded.version, loaded.text,
-                           (source.path, source.text) if source is not None else None)  # fmt: skip
+        save_agent_version(
+            database,
+            loaded.spec.name,
+            loaded.version,
+            loaded.text,
+            (source.path, source.text) if source is not None else None,
+        )
         summary = result.summary()
-        row = record_eval(database, agent=result.agent, version=result.version, suite=result.suite,
-                          passed=result.passed, required_passed=summary["required_passed"],
-                          required_total=summary["required_total"],
-                          scored_rate=summary["scored_rate"],
-                          summary=json.dumps(result.to_json()), by=_who(database, key))  # fmt: skip
+        row = record_eval(
+            database,
+            agent=result.agent,
+            version=result.version,
+            suite=result.suite,
+            passed=result.passed,
+            required_passed=summary["required_passed"],
+            required_total=summary["required_total"],
+            scored_rate=summary["scored_rate"],
+            summary=json.dumps(result.to_json()),
+            by=_who(database, key),
+        )
         return row.id
     finally:
         database.close()
@@ -116,31 +142,49 @@ def _record(db: str | None, key: str | None, result: SuiteResult, loaded: Loaded
 def _table(result: SuiteResult, regressions: Regressions | None, recorded: str | None) -> None:
     from rich.table import Table
 
-    table = Table(title=f"{result.suite} · {result.agent}@{result.version} · systems: {result.systems}")
+    table = Table(
+        title=f"{result.suite} · {result.agent}@{result.version} · systems: {result.systems}"
+    )
     for column in ("case", "kind", "outcome", "run status", "ms", "problems"):
-        table.add_column(column, justify="right" if column == "ms" else "left",
-                         overflow="fold" if column == "problems" else "ellipsis")  # fmt: skip
+        table.add_column(
+            column,
+            justify="right" if column == "ms" else "left",
+            overflow="fold" if column == "problems" else "ellipsis",
+        )
     for case in result.cases:
-        table.add_row(case.id, "required" if case.required else "scored",
-                      _OUTCOME.get(case.outcome, case.outcome), case.status,
-                      f"{case.seconds * 1000:.0f}", "; ".join(case.problems())[:300])  # fmt: skip
+        table.add_row(
+            case.id,
+            "required" if case.required else "scored",
+            _OUTCOME.get(case.outcome, case.outcome),
+            case.status,
+            f"{case.seconds * 1000:.0f}",
+            "; ".join(case.problems())[:300],
+        )
     console.print(table)
     s = result.summary()
     rate = "-" if s["scored_rate"] is None else f"{s['scored_rate']:.0%}"
     verdict = "[green]PASSED[/]" if result.passed else "[red]FAILED[/]"
-    console.print(f"{verdict}: required {s['required_passed']}/{s['required_total']} · scored "
-                  f"{s['scored_passed']}/{s['scored_total']} ({rate}) · uncertain {s['uncertain']} · "
-                  f"{result.seconds:.1f}s")  # fmt: skip
+    console.print(
+        f"{verdict}: required {s['required_passed']}/{s['required_total']} · scored "
+        f"{s['scored_passed']}/{s['scored_total']} ({rate}) · uncertain {s['uncertain']} · "
+        f"{result.seconds:.1f}s"
+    )
     if regressions is not None:
         if regressions.cases:
-            console.print(f"[red]regressions[/]: {', '.join(regressions.cases)} passed in the baseline")
+            console.print(
+                f"[red]regressions[/]: {', '.join(regressions.cases)} passed in the baseline"
+            )
         if regressions.scored_drop is not None:
             state = "[red]regressed[/]" if regressions.scored_regressed else "within noise"
-            console.print(f"scored pass rate: dropped {regressions.scored_drop:+.1%} "
-                          f"(noise ±{regressions.scored_noise:.1%}): {state}")  # fmt: skip
+            console.print(
+                f"scored pass rate: dropped {regressions.scored_drop:+.1%} "
+                f"(noise ±{regressions.scored_noise:.1%}): {state}"
+            )
     if recorded:
-        console.print(f"recorded as {recorded}: promote with steward agents promote "
-                      f"{result.agent} {result.version} --to production")  # fmt: skip
+        console.print(
+            f"recorded as {recorded}: promote with steward agents promote "
+            f"{result.agent} {result.version} --to production"
+        )
 
 
 @app.command("capture")
@@ -166,13 +210,17 @@ def capture(
         finally:
             database.close()
         if not found:
-            fail(f"no runs of {agent} to capture (no incorrect feedback; sample {sample:g})",
-                 ExitCode.NOT_FOUND)  # fmt: skip
+            fail(
+                f"no runs of {agent} to capture (no incorrect feedback; sample {sample:g})",
+                ExitCode.NOT_FOUND,
+            )
         out.write_text(render_candidates(agent, found), encoding="utf-8")
         if as_json:
             print(json.dumps([c.as_dict() for c in found], indent=2))
             return
         flagged = sum(c.source == "feedback" for c in found)
-        console.print(f"{len(found)} candidate case(s) in {out}: {flagged} from incorrect "
-                      f"feedback, {len(found) - flagged} sampled; review them, then move the "
-                      "ones you keep into a suite")  # fmt: skip
+        console.print(
+            f"{len(found)} candidate case(s) in {out}: {flagged} from incorrect "
+            f"feedback, {len(found) - flagged} sampled; review them, then move the "
+            "ones you keep into a suite"
+        )

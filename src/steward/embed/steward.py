@@ -22,14 +22,14 @@ from steward.gate.shared import shared_gate_state
 from steward.models.external import is_external
 from steward.models.pricing import PriceTable, load_prices
 from steward.runtime.agent import build_agent
-from steward.runtime.catalog import stored_spec
 from steward.runtime.approvals import ApprovalService
+from steward.runtime.catalog import stored_spec
 from steward.runtime.executor import EmbeddedExecutor
 from steward.runtime.model_calls import ModelCaller
 from steward.runtime.runner import new_run_id
 from steward.runtime.runs import VersionMemory, check_enabled, mask_input
 from steward.security.keys import Permission, Principal, authorize
-from steward.spec.loader import load_spec, load_spec_text
+from steward.spec.loader import load_spec
 from steward.spec.models import EXTERNAL, LoadedSpec
 from steward.store.approvals import ApprovalRow, expire_approval, get_approval, get_approval_view
 from steward.store.chain import PendingEvent

@@ -44,10 +44,18 @@ class Candidate:
     fixtures: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "run_id": self.run_id, "input": self.input,
-                "output": self.output, "status": self.status, "version": self.version,
-                "correction": self.correction, "called": self.called, "denied": self.denied,
-                "fixtures": self.fixtures}  # fmt: skip
+        return {
+            "source": self.source,
+            "run_id": self.run_id,
+            "input": self.input,
+            "output": self.output,
+            "status": self.status,
+            "version": self.version,
+            "correction": self.correction,
+            "called": self.called,
+            "denied": self.denied,
+            "fixtures": self.fixtures,
+        }
 
 
 def in_sample(run_id: str, share: float) -> bool:
@@ -75,16 +83,35 @@ def _corrections(db: Database, run_ids: list[str]) -> dict[str, ev.FeedbackGiven
 
 def _candidate(db: Database, row: RunRow, source: str, correction: str) -> Candidate:
     entries = read_journal(db, row.id)
-    seen = observe(entries, status=row.status, output=row.output, confidence=row.confidence,
-                   reason_code=row.reason_code, seconds=row.latency_s or 0.0)  # fmt: skip
+    seen = observe(
+        entries,
+        status=row.status,
+        output=row.output,
+        confidence=row.confidence,
+        reason_code=row.reason_code,
+        seconds=row.latency_s or 0.0,
+    )
     fixtures: dict[str, Any] = {}
     for entry in entries:
         if isinstance(entry.event, ev.ToolSucceeded):
             fixtures.setdefault(entry.event.tool, entry.event.result)
-    denied = [{"tool": d.tool, "verdict": d.verdict, "rule": d.rules[0] if d.rules else ""}
-              for d in seen.decisions if d.verdict == "deny"]  # fmt: skip
-    return Candidate(source, row.id, row.input, row.output, row.status, row.agent_version,
-                     correction, list(dict.fromkeys(t for t, _ in seen.called)), denied, fixtures)  # fmt: skip
+    denied = [
+        {"tool": d.tool, "verdict": d.verdict, "rule": d.rules[0] if d.rules else ""}
+        for d in seen.decisions
+        if d.verdict == "deny"
+    ]
+    return Candidate(
+        source,
+        row.id,
+        row.input,
+        row.output,
+        row.status,
+        row.agent_version,
+        correction,
+        list(dict.fromkeys(t for t, _ in seen.called)),
+        denied,
+        fixtures,
+    )
 
 
 def capture_candidates(
@@ -108,7 +135,11 @@ def _case(candidate: Candidate) -> dict[str, Any]:
         expect["calls"] = candidate.called
     if candidate.denied:
         expect["decisions"] = [
-            {"tool": d["tool"], "verdict": d["verdict"], **({"rule": d["rule"]} if d["rule"] else {})}
+            {
+                "tool": d["tool"],
+                "verdict": d["verdict"],
+                **({"rule": d["rule"]} if d["rule"] else {}),
+            }
             for d in candidate.denied
         ]
     if candidate.correction:

@@ -63,7 +63,9 @@ def observe(
         elif isinstance(event, ev.GateDecided):
             decision = event.decision
             codes = tuple(r.code for r in decision.reasons)
-            seen.decisions.append(Seen(event.tool, decision.verdict.value, decision.rule_ids + codes))
+            seen.decisions.append(
+                Seen(event.tool, decision.verdict.value, decision.rule_ids + codes)
+            )
         elif isinstance(event, ev.ToolSucceeded | ev.ToolFailed):
             if event.key not in ran:
                 ran.append(event.key)
@@ -137,7 +139,9 @@ def _answer_checks(answer: AnswerCheck, output: str) -> list[Check]:
             Check(f"answer does not contain {text!r}", text.lower() not in output.lower(), shown)
         )
     for pattern in answer.regex:
-        checks.append(Check(f"answer matches /{pattern}/", re.search(pattern, output) is not None, shown))  # fmt: skip
+        checks.append(
+            Check(f"answer matches /{pattern}/", re.search(pattern, output) is not None, shown)
+        )
     if answer.json_schema is not None:
         checks.append(_json_check(answer.json_schema, output))
     for number in answer.numbers:
@@ -152,7 +156,9 @@ def _answer_checks(answer: AnswerCheck, output: str) -> list[Check]:
         except ValueError:
             checks.append(Check(name, False, f"{text!r} is not a number"))
             continue
-        checks.append(Check(name, abs(value - number.value) <= number.tolerance, f"found {value:g}"))
+        checks.append(
+            Check(name, abs(value - number.value) <= number.tolerance, f"found {value:g}")
+        )
     return checks
 
 
@@ -172,8 +178,13 @@ def check(expect: Expectations, seen: Observation) -> list[Check]:
     """Every deterministic check of a case (judged criteria are scored separately)."""
     checks: list[Check] = []
     if expect.status is not None:
-        checks.append(Check(f"status {expect.status}", seen.status == expect.status,
-                            f"status {seen.status}" + (f" ({seen.reason_code})" if seen.reason_code else "")))  # fmt: skip
+        checks.append(
+            Check(
+                f"status {expect.status}",
+                seen.status == expect.status,
+                f"status {seen.status}" + (f" ({seen.reason_code})" if seen.reason_code else ""),
+            )
+        )
     for wanted in expect.calls:
         name = f"called {wanted.tool}" + (f" with {', '.join(wanted.args)}" if wanted.args else "")
         ok = any(
@@ -185,15 +196,28 @@ def check(expect: Expectations, seen: Observation) -> list[Check]:
         checks.append(Check(name, ok, f"called: {shown or 'nothing'}"))
     for tool in expect.not_called:
         ran = [t for t, _ in seen.called]
-        checks.append(Check(f"did not call {tool}", tool not in ran, f"called: {', '.join(ran) or 'nothing'}"))  # fmt: skip
+        checks.append(
+            Check(f"did not call {tool}", tool not in ran, f"called: {', '.join(ran) or 'nothing'}")
+        )
     for decision in expect.decisions:
         checks.append(_decision_check(decision, seen))
     if expect.answer is not None:
         checks.extend(_answer_checks(expect.answer, seen.output))
     if expect.max_cost_usd is not None:
-        checks.append(Check(f"cost ≤ ${expect.max_cost_usd:g}", seen.cost_usd <= expect.max_cost_usd,
-                            f"${seen.cost_usd:.6f}"))  # fmt: skip
+        checks.append(
+            Check(
+                f"cost ≤ ${expect.max_cost_usd:g}",
+                seen.cost_usd <= expect.max_cost_usd,
+                f"${seen.cost_usd:.6f}",
+            )
+        )
     if expect.max_latency_ms is not None:
         ms = seen.seconds * 1000
-        checks.append(Check(f"latency ≤ {expect.max_latency_ms:g} ms", ms <= expect.max_latency_ms, f"{ms:.1f} ms"))  # fmt: skip
+        checks.append(
+            Check(
+                f"latency ≤ {expect.max_latency_ms:g} ms",
+                ms <= expect.max_latency_ms,
+                f"{ms:.1f} ms",
+            )
+        )
     return checks

@@ -83,19 +83,43 @@ def promote(
     get_agent_version(db, agent, version)  # NotFoundError for a version never stored
     if override_reason is None:
         suite, result = _gate(db, agent, version)
-        return move_label(db, agent, label, version, action="promote", by=actor.name,
-                          suite=suite, eval_result=result, on_commit=on_commit)  # fmt: skip
+        return move_label(
+            db,
+            agent,
+            label,
+            version,
+            action="promote",
+            by=actor.name,
+            suite=suite,
+            eval_result=result,
+            on_commit=on_commit,
+        )
     reason = _override(actor, override_reason)
     suite = required_suite(db, agent, version) or ""
     found = latest_eval(db, agent, version, suite) if suite else None
-    return move_label(db, agent, label, version, action="override", by=actor.name, reason=reason,
-                      suite=suite, eval_result=found.id if found else None, on_commit=on_commit)  # fmt: skip
+    return move_label(
+        db,
+        agent,
+        label,
+        version,
+        action="override",
+        by=actor.name,
+        reason=reason,
+        suite=suite,
+        eval_result=found.id if found else None,
+        on_commit=on_commit,
+    )
 
 
 def rollback(
-    db: Database, agent: str, *, label: str, actor: Actor, reason: str = "",
+    db: Database,
+    agent: str,
+    *,
+    label: str,
+    actor: Actor,
+    reason: str = "",
     on_commit: Published | None = None,
-) -> LabelMoved:  # fmt: skip
+) -> LabelMoved:
     """Move `label` back to the version it pointed at before its current one. A rollback
     needs no evaluation: that version was promoted before."""
     current = get_label(db, agent, label)
@@ -104,8 +128,17 @@ def rollback(
     target = rollback_target(label_moves(db, agent, label))
     if target is None:
         raise PromotionRefused(f"label {label} of {agent} has no previous version to roll back to")
-    return move_label(db, agent, label, target, action="rollback", by=actor.name, reason=reason,
-                      expect_version=current.version, on_commit=on_commit)  # fmt: skip
+    return move_label(
+        db,
+        agent,
+        label,
+        target,
+        action="rollback",
+        by=actor.name,
+        reason=reason,
+        expect_version=current.version,
+        on_commit=on_commit,
+    )
 
 
 def canary(
@@ -130,6 +163,16 @@ def canary(
             suite, result = _gate(db, agent, version)
         else:
             reason = _override(actor, override_reason)
-    return move_label(db, agent, label, version, action="canary", by=actor.name, reason=reason,
-                      suite=suite, eval_result=result, canary=(version, percent),
-                      on_commit=on_commit)  # fmt: skip
+    return move_label(
+        db,
+        agent,
+        label,
+        version,
+        action="canary",
+        by=actor.name,
+        reason=reason,
+        suite=suite,
+        eval_result=result,
+        canary=(version, percent),
+        on_commit=on_commit,
+    )

@@ -7,7 +7,7 @@ Regression against a baseline:
 - the scored pass rate may not drop by more than its noise. Each scored case is a
   Bernoulli trial, so the noise of a difference of two pass rates is the binomial
   standard error of that difference under the pooled rate p:
-      noise = 1.96 · √(p(1−p)·(1/n_baseline + 1/n_now))
+      noise = 1.96 · √(p(1-p)·(1/n_baseline + 1/n_now))
   (the two-sided 95% two-proportion z-test). A drop within it is not called a
   regression; with p of 0 or 1 the noise is 0 and any drop is one.
 """
@@ -48,9 +48,13 @@ class CaseResult:
 
     def problems(self) -> list[str]:
         found = [f"{c['name']}: {c['detail']}" for c in self.checks if not c["passed"]]
-        found += [f"judged {j['criterion']!r}: {j['verdict']} (mean {j['mean']:.2f}, "
-                  f"lower bound {j['lower'] if j['lower'] is not None else '-inf'}, "
-                  f"threshold {j['threshold']:g})" for j in self.judged if j["verdict"] != "pass"]  # fmt: skip
+        found += [
+            f"judged {j['criterion']!r}: {j['verdict']} (mean {j['mean']:.2f}, "
+            f"lower bound {j['lower'] if j['lower'] is not None else '-inf'}, "
+            f"threshold {j['threshold']:g})"
+            for j in self.judged
+            if j["verdict"] != "pass"
+        ]
         if self.error:
             found.append(self.error)
         return found
@@ -98,9 +102,16 @@ class SuiteResult:
         }
 
     def to_json(self) -> dict[str, Any]:
-        return {"suite": self.suite, "agent": self.agent, "version": self.version,
-                "systems": self.systems, "started_at": self.started_at, "seconds": self.seconds,
-                "summary": self.summary(), "cases": [asdict(c) for c in self.cases]}  # fmt: skip
+        return {
+            "suite": self.suite,
+            "agent": self.agent,
+            "version": self.version,
+            "systems": self.systems,
+            "started_at": self.started_at,
+            "seconds": self.seconds,
+            "summary": self.summary(),
+            "cases": [asdict(c) for c in self.cases],
+        }
 
     def write_json(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_json(), indent=1, sort_keys=True) + "\n")
@@ -114,12 +125,21 @@ def read_result(path: Path) -> SuiteResult:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         cases = [CaseResult(**c) for c in data["cases"]]
-        return SuiteResult(data["suite"], data["agent"], data["version"], data["systems"],
-                           float(data["started_at"]), float(data["seconds"]), cases)  # fmt: skip
+        return SuiteResult(
+            data["suite"],
+            data["agent"],
+            data["version"],
+            data["systems"],
+            float(data["started_at"]),
+            float(data["seconds"]),
+            cases,
+        )
     except FileNotFoundError:
         raise
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InvalidInput(f"{path}: not an evaluation result ({type(exc).__name__}: {exc})") from None
+        raise InvalidInput(
+            f"{path}: not an evaluation result ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def junit_xml(result: SuiteResult) -> bytes:
@@ -128,14 +148,30 @@ def junit_xml(result: SuiteResult) -> bytes:
     <skipped> with its problems (it counts towards the pass rate, it fails no build)."""
     failures = sum(not c.passed for c in result.required)
     root = ET.Element("testsuites", tests=str(len(result.cases)), failures=str(failures))
-    suite = ET.SubElement(root, "testsuite", name=result.suite, tests=str(len(result.cases)),
-                          failures=str(failures), errors="0", time=f"{result.seconds:.3f}")  # fmt: skip
+    suite = ET.SubElement(
+        root,
+        "testsuite",
+        name=result.suite,
+        tests=str(len(result.cases)),
+        failures=str(failures),
+        errors="0",
+        time=f"{result.seconds:.3f}",
+    )
     props = ET.SubElement(suite, "properties")
-    for name, value in (("agent", result.agent), ("version", result.version), ("systems", result.systems)):
+    for name, value in (
+        ("agent", result.agent),
+        ("version", result.version),
+        ("systems", result.systems),
+    ):
         ET.SubElement(props, "property", name=name, value=value)
     for case in result.cases:
-        element = ET.SubElement(suite, "testcase", classname=f"{result.suite}.{result.agent}",
-                                name=case.id, time=f"{case.seconds:.3f}")  # fmt: skip
+        element = ET.SubElement(
+            suite,
+            "testcase",
+            classname=f"{result.suite}.{result.agent}",
+            name=case.id,
+            time=f"{case.seconds:.3f}",
+        )
         if not case.required:
             cprops = ET.SubElement(element, "properties")
             ET.SubElement(cprops, "property", name="required", value="false")
@@ -162,8 +198,12 @@ class Regressions:
         return bool(self.cases) or self.scored_regressed
 
     def as_dict(self) -> dict[str, Any]:
-        return {"cases": self.cases, "scored_drop": self.scored_drop,
-                "scored_noise": self.scored_noise, "scored_regressed": self.scored_regressed}  # fmt: skip
+        return {
+            "cases": self.cases,
+            "scored_drop": self.scored_drop,
+            "scored_noise": self.scored_noise,
+            "scored_regressed": self.scored_regressed,
+        }
 
 
 def rate_noise(p1: float, n1: int, p2: float, n2: int) -> float:

@@ -37,7 +37,7 @@ from steward.spec.models import AgentSpec, LoadedSpec
 from steward.store.database import Database
 from steward.store.journal import Journal
 from steward.store.runs import read_journal
-from steward.tools.base import Tool, compile_validator
+from steward.tools.base import Effect, Tool, compile_validator
 
 CaseDone = Callable[[CaseResult], None]
 
@@ -55,7 +55,9 @@ def _toolset(ref: str, where: Path) -> list[Tool]:
         factory = getattr(importlib.import_module(module_name), attr)
         return list(factory(where))
     except Exception as exc:
-        raise SpecError([SpecProblem("<suite>", 1, 1, "toolset", f"cannot load {ref}: {exc}")]) from None
+        raise SpecError(
+            [SpecProblem("<suite>", 1, 1, "toolset", f"cannot load {ref}: {exc}")]
+        ) from None
 
 
 def _fixture_tools(case: Case, definitions: dict[str, Tool]) -> list[Tool]:
@@ -67,12 +69,24 @@ def _fixture_tools(case: Case, definitions: dict[str, Tool]) -> list[Tool]:
 
         known = definitions.get(name)
         if known is not None:
-            tools.append(dataclasses.replace(known, function=answer, context_param=None,
-                                             is_async=False, timeout=None))  # fmt: skip
+            tools.append(
+                dataclasses.replace(
+                    known, function=answer, context_param=None, is_async=False, timeout=None
+                )
+            )
         else:
             schema: dict[str, Any] = {"type": "object"}
-            tools.append(Tool(name, f"{name} (recorded)", schema, answer, "read",
-                              compile_validator(schema), idempotent=True))  # fmt: skip
+            tools.append(
+                Tool(
+                    name=name,
+                    description=f"{name} (recorded)",
+                    parameters=schema,
+                    function=answer,
+                    effect=Effect.READ,
+                    validator=compile_validator(schema),
+                    idempotent=True,
+                )
+            )
     return tools
 
 
@@ -108,8 +122,13 @@ class Evaluation:
             return await self._run(Path(scratch), on_case)
 
     async def _run(self, scratch: Path, on_case: CaseDone | None) -> SuiteResult:
-        result = SuiteResult(self.suite.name, self.loaded.spec.name, self.loaded.version,
-                             self.suite.systems.value, time.time())  # fmt: skip
+        result = SuiteResult(
+            self.suite.name,
+            self.loaded.spec.name,
+            self.loaded.version,
+            self.suite.systems.value,
+            time.time(),
+        )
         db = Database.open(f"sqlite:///{scratch / 'journal.db'}")
         journal = Journal(db)
         runner = Runner(db, journal)
@@ -146,15 +165,22 @@ class Evaluation:
     ) -> CaseResult:
         out = CaseResult(case.id, case.required, ERROR, list(case.tags))
         try:
-            ran = await runner.run(agent, case.input, tags={"eval_suite": self.suite.name,
-                                                            "eval_case": case.id})  # fmt: skip
+            ran = await runner.run(
+                agent, case.input, tags={"eval_suite": self.suite.name, "eval_case": case.id}
+            )
             await runner.journal.flush()
             entries = await asyncio.to_thread(read_journal, db, ran.run_id)
         except StewardError as exc:
             out.error = f"{type(exc).__name__}: {exc}"
             return out
-        seen = observe(entries, status=ran.status.value, output=ran.output,
-                       confidence=ran.confidence, reason_code=ran.reason_code, seconds=ran.seconds)  # fmt: skip
+        seen = observe(
+            entries,
+            status=ran.status.value,
+            output=ran.output,
+            confidence=ran.confidence,
+            reason_code=ran.reason_code,
+            seconds=ran.seconds,
+        )
         out.run_id, out.status, out.output = ran.run_id, ran.status.value, ran.output
         out.seconds, out.cost_usd = ran.seconds, seen.cost_usd
         checks = check(case.expect, seen)
@@ -162,8 +188,9 @@ class Evaluation:
         verdicts: list[str] = []
         if case.expect.judged and self.judge is not None:
             for criterion in case.expect.judged:
-                judged = await self.judge.judge(criterion.criterion, case.input, ran.output,
-                                                criterion.threshold)  # fmt: skip
+                judged = await self.judge.judge(
+                    criterion.criterion, case.input, ran.output, criterion.threshold
+                )
                 out.judged.append(judged.as_dict())
                 verdicts.append(judged.verdict)
         if not all(c.passed for c in checks) or any(v not in {PASS, UNCERTAIN} for v in verdicts):

@@ -15,14 +15,19 @@ def _lines(text: str | None) -> list[str]:
 
 def diff_texts(old: AgentVersion, new: AgentVersion) -> str:
     parts: list[str] = []
-    parts += difflib.unified_diff(_lines(old.spec_text), _lines(new.spec_text),
-                                  f"{old.agent}@{old.version}/spec", f"{new.agent}@{new.version}/spec")  # fmt: skip
+    parts += difflib.unified_diff(
+        _lines(old.spec_text),
+        _lines(new.spec_text),
+        f"{old.agent}@{old.version}/spec",
+        f"{new.agent}@{new.version}/spec",
+    )
     if old.prompt_text or new.prompt_text:
         parts += difflib.unified_diff(
-            _lines(old.prompt_text), _lines(new.prompt_text),
+            _lines(old.prompt_text),
+            _lines(new.prompt_text),
             f"{old.agent}@{old.version}/{old.prompt_path or 'prompt'}",
             f"{new.agent}@{new.version}/{new.prompt_path or 'prompt'}",
-        )  # fmt: skip
+        )
     return "".join(p if p.endswith("\n") else p + "\n" for p in parts)
 
 

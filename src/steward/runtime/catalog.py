@@ -5,9 +5,8 @@ from __future__ import annotations
 from steward.core.errors import StewardError
 from steward.runtime.agent import AgentRuntime, build_agent
 from steward.spec.loader import load_spec_text
-from steward.spec.models import EXTERNAL
+from steward.spec.models import EXTERNAL, LoadedSpec
 from steward.store.database import Database
-from steward.spec.models import LoadedSpec
 from steward.store.runs import get_agent_version, get_run
 from steward.tools.builtin import BUILTINS
 

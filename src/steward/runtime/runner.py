@@ -131,10 +131,13 @@ class Runner:
         run_id: str | None = None,
         tags: dict[str, str] | None = None,
         on_text: TextSink | None = None,
+        label: str = "",
+        arm: str = "",
     ) -> RunResult:
         """Start a run and drive it until it finishes or waits for a person. `on_text`
         receives the model's text as it streams (whole, for models that don't stream).
-        Raises AgentDisabled when the agent's kill switch is off."""
+        `label` and `arm`: the label (and canary arm) that chose this agent version, put
+        on the run's record. Raises AgentDisabled when the agent's kill switch is off."""
         _refuse_external(agent)
         check_enabled(self.states, agent.name)
         self._remember_version(agent)
@@ -143,9 +146,11 @@ class Runner:
         )
         masked, kinds = mask_input(text)
         if self._slot(agent).locked():  # every slot is taken: on record, queued, first
-            executor.emit(RunQueued(agent.name, agent.version, masked, dict(tags or {}), kinds))
+            executor.emit(RunQueued(agent.name, agent.version, masked, dict(tags or {}), kinds,
+                                    label, arm))  # fmt: skip
         async with self._holding_slot(agent, executor):
-            executor.emit(RunStarted(agent.name, agent.version, masked, dict(tags or {}), kinds))
+            executor.emit(RunStarted(agent.name, agent.version, masked, dict(tags or {}), kinds,
+                                     label, arm))  # fmt: skip
             # The unmasked text stays in memory, for provenance only (security/provenance.py).
             return await self._drive(agent, executor, masked, on_text, typed=(text,))
 

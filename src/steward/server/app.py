@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from steward.runtime import AgentRuntime, build_agent
 from steward.security.keys import Permission, Principal
 from steward.server.api import agents as agents_api
-from steward.server.api import approvals, audit, runs, stream
+from steward.server.api import approvals, audit, labels, runs, stream
 from steward.server.auth import requires
 from steward.server.console import routes as console
 from steward.server.errors import install_error_handlers
@@ -51,10 +51,12 @@ def create_app(
     sweep_seconds: float = 15.0,
     recover: bool = True,
     grace_seconds: float = 10.0,
+    label: str = "production",
 ) -> FastAPI:
     """The app over `db_url` serving `agents`. Every `sweep_seconds` it expires overdue
     approvals and lets their runs finish. With `recover`, runs left `running` by a
-    stopped server resume at start; on stop, runs in flight get `grace_seconds`."""
+    stopped server resume at start; on stop, runs in flight get `grace_seconds`. A new
+    run executes the version `label` points at, for agents that have that label."""
     loaded = {agent.name: agent for agent in agents}
 
     @asynccontextmanager
@@ -64,7 +66,7 @@ def create_app(
         registry = CollectorRegistry()
         register_state(registry, db, loaded)  # in-flight gauges from the store, build info
         telemetry = install(journal, registry)
-        service = RunService(db, journal, loaded)
+        service = RunService(db, journal, loaded, default_label=label)
         app.state.service = service
         app.state.registry = registry
         sweeper = asyncio.create_task(service.sweep_forever(sweep_seconds), name="steward-sweep")
@@ -88,7 +90,8 @@ def create_app(
     )
     app.add_middleware(HygieneMiddleware)
     install_error_handlers(app, pages={console.PREFIX: console.error_page})
-    routers = (runs.router, stream.router, approvals.router, agents_api.router, audit.router)
+    routers = (runs.router, stream.router, approvals.router, agents_api.router, labels.router,
+               audit.router)  # fmt: skip
     for router in (*routers, health_router):
         app.include_router(router)
     app.include_router(console.router)

@@ -365,7 +365,9 @@ def _prompt_source(ref: str, spec_path: str, text: str | None, where: Mark) -> P
             text = file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             reason = "no such file" if isinstance(exc, FileNotFoundError) else f"cannot read: {exc}"
-            raise SpecError([SpecProblem(spec_path, *where, "prompt_file", f"{file}: {reason}")]) from None
+            raise SpecError(
+                [SpecProblem(spec_path, *where, "prompt_file", f"{file}: {reason}")]
+            ) from None
     prompt, _ = load_located(text, str(file), PromptFile, what="a mapping of prompt fields")
     return PromptSource(path=ref, text=text, prompt=prompt)
 

@@ -30,8 +30,19 @@ class EvalRow:
 
 
 def _row(r: Any) -> EvalRow:
-    return EvalRow(r.id, r.agent, r.version, r.suite, bool(r.passed), int(r.required_passed),
-                   int(r.required_total), r.scored_rate, r.summary, r.created_at, r.created_by)  # fmt: skip
+    return EvalRow(
+        r.id,
+        r.agent,
+        r.version,
+        r.suite,
+        bool(r.passed),
+        int(r.required_passed),
+        int(r.required_total),
+        r.scored_rate,
+        r.summary,
+        r.created_at,
+        r.created_by,
+    )
 
 
 def record_eval(
@@ -47,14 +58,35 @@ def record_eval(
     summary: str,
     by: str,
 ) -> EvalRow:
-    row = EvalRow(f"ev_{uuid.uuid4().hex[:20]}", agent, version, suite, passed, required_passed,
-                  required_total, scored_rate, summary, time.time(), by)  # fmt: skip
+    row = EvalRow(
+        f"ev_{uuid.uuid4().hex[:20]}",
+        agent,
+        version,
+        suite,
+        passed,
+        required_passed,
+        required_total,
+        scored_rate,
+        summary,
+        time.time(),
+        by,
+    )
     with db.writer.begin() as connection:
-        connection.execute(insert(eval_results).values(
-            id=row.id, agent=agent, version=version, suite=suite, passed=passed,
-            required_passed=required_passed, required_total=required_total,
-            scored_rate=scored_rate, summary=summary, created_at=row.created_at, created_by=by,
-        ))  # fmt: skip
+        connection.execute(
+            insert(eval_results).values(
+                id=row.id,
+                agent=agent,
+                version=version,
+                suite=suite,
+                passed=passed,
+                required_passed=required_passed,
+                required_total=required_total,
+                scored_rate=scored_rate,
+                summary=summary,
+                created_at=row.created_at,
+                created_by=by,
+            )
+        )
     return row
 
 

@@ -61,8 +61,15 @@ def canary_arm(run_id: str, percent: int) -> str:
 
 
 def _row(r: Any) -> LabelRow:
-    return LabelRow(r.agent, r.label, r.version, r.canary_version, int(r.canary_percent),
-                    r.updated_at, r.updated_by)  # fmt: skip
+    return LabelRow(
+        r.agent,
+        r.label,
+        r.version,
+        r.canary_version,
+        int(r.canary_percent),
+        r.updated_at,
+        r.updated_by,
+    )
 
 
 def get_label(db: Database, agent: str, label: str) -> LabelRow | None:
@@ -88,9 +95,23 @@ def label_moves(db: Database, agent: str, label: str | None = None) -> list[Labe
         query = query.where(label_history.c.label == label)
     with db.reader.connect() as connection:
         rows = connection.execute(query.order_by(label_history.c.id)).all()
-    return [LabelMove(int(r.id), r.agent, r.label, r.version, r.previous, r.canary_version,
-                      int(r.canary_percent), r.action, r.by, r.reason, r.eval_result, r.at)
-            for r in rows]  # fmt: skip
+    return [
+        LabelMove(
+            int(r.id),
+            r.agent,
+            r.label,
+            r.version,
+            r.previous,
+            r.canary_version,
+            int(r.canary_percent),
+            r.action,
+            r.by,
+            r.reason,
+            r.eval_result,
+            r.at,
+        )
+        for r in rows
+    ]
 
 
 def rollback_target(moves: list[LabelMove]) -> str | None:
@@ -147,8 +168,13 @@ def move_label(
             canary_version, percent = canary if canary and canary[1] > 0 else (None, 0)
         elif current is not None and current.canary_version not in (None, version):
             canary_version, percent = current.canary_version, int(current.canary_percent)
-        values = {"version": version, "canary_version": canary_version, "canary_percent": percent,
-                  "updated_at": moment, "updated_by": by}  # fmt: skip
+        values = {
+            "version": version,
+            "canary_version": canary_version,
+            "canary_percent": percent,
+            "updated_at": moment,
+            "updated_by": by,
+        }
         if current is None:
             connection.execute(insert(agent_labels).values(agent=agent, label=label, **values))
         else:
@@ -157,13 +183,34 @@ def move_label(
                 .where(agent_labels.c.agent == agent, agent_labels.c.label == label)
                 .values(**values)
             )
-        connection.execute(insert(label_history).values(
-            agent=agent, label=label, version=version, previous=previous,
-            canary_version=canary_version, canary_percent=percent, action=action, by=by,
-            reason=reason, eval_result=eval_result, at=moment,
-        ))  # fmt: skip
-        event = LabelMoved(agent, label, version, action, by, previous or "", reason, suite,
-                           eval_result or "", canary_version or "", percent)  # fmt: skip
+        connection.execute(
+            insert(label_history).values(
+                agent=agent,
+                label=label,
+                version=version,
+                previous=previous,
+                canary_version=canary_version,
+                canary_percent=percent,
+                action=action,
+                by=by,
+                reason=reason,
+                eval_result=eval_result,
+                at=moment,
+            )
+        )
+        event = LabelMoved(
+            agent,
+            label,
+            version,
+            action,
+            by,
+            previous or "",
+            reason,
+            suite,
+            eval_result or "",
+            canary_version or "",
+            percent,
+        )
         pending = append_event(connection, None, event, moment)
     if on_commit is not None:
         on_commit([pending])

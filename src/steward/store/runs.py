@@ -33,6 +33,8 @@ class RunRow:
     created_at: float
     updated_at: float
     finished_at: float | None
+    label: str = ""  # the label that chose agent_version (migration 0012)
+    arm: str = ""  # its canary arm: stable | canary | ""
 
     @property
     def latency_s(self) -> float | None:
@@ -63,6 +65,8 @@ def run_row(row: Any) -> RunRow:
         created_at=row.created_at,
         updated_at=row.updated_at,
         finished_at=row.finished_at,
+        label=getattr(row, "label", "") or "",
+        arm=getattr(row, "arm", "") or "",
     )
 
 
@@ -126,10 +130,13 @@ def save_agent_version(
             with contextlib.suppress(IntegrityError):  # a concurrent writer saved it
                 connection.execute(
                     insert(agent_versions).values(
-                        agent=agent, version=version, spec_text=spec_text, created_at=time.time(),
+                        agent=agent,
+                        version=version,
+                        spec_text=spec_text,
+                        created_at=time.time(),
                         prompt_path=prompt[0] if prompt else None,
                         prompt_text=prompt[1] if prompt else None,
-                    )  # fmt: skip
+                    )
                 )
 
 
@@ -163,9 +170,7 @@ def latest_agent_versions(db: Database) -> dict[str, AgentVersion]:
         .order_by(agent_versions.c.agent)
     )
     with db.reader.connect() as connection:
-        return {
-r.agent: _version(r) for r in connection.execute(query)
-        }
+        return {r.agent: _version(r) for r in connection.execute(query)}
 
 
 def list_agent_versions(db: Database, agent: str) -> list[AgentVersion]:

@@ -27,8 +27,12 @@ def upgrade() -> None:
     )
     op.create_table(
         "label_history",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
-                  autoincrement=True),  # fmt: skip
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
         sa.Column("agent", sa.String(64), nullable=False),
         sa.Column("label", sa.String(64), nullable=False),
         sa.Column("version", sa.String(64), nullable=False),
@@ -56,9 +60,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.Float, nullable=False),
         sa.Column("created_by", sa.String(128), nullable=False),
     )
-    op.create_index(
-        "ix_eval_results_agent_version", "eval_results", ["agent", "version", "suite"]
-    )
+    op.create_index("ix_eval_results_agent_version", "eval_results", ["agent", "version", "suite"])
     with op.batch_alter_table("agent_versions") as batch:
         batch.add_column(sa.Column("prompt_path", sa.Text, nullable=True))
         batch.add_column(sa.Column("prompt_text", sa.Text, nullable=True))
