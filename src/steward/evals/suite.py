@@ -219,7 +219,7 @@ class Suite(_Strict):
     toolset: str | None = Field(default=None, pattern=r"^[\w.]+:[\w]+$")
     concurrency: int = Field(default=8, ge=1, le=256, strict=True)
     judge: JudgeConfig | None = None
-    cases: tuple[Case, ...] = Field(min_length=1)
+    cases: tuple[Case, ...]
 
 
 Loc = tuple[str | int, ...]
@@ -228,6 +228,8 @@ Loc = tuple[str | int, ...]
 def check_suite(suite: Suite) -> list[tuple[Loc, str]]:
     """Cross-field checks, each with the path of the offending value."""
     problems: list[tuple[Loc, str]] = []
+    if not suite.cases:
+        problems.append((("cases",), "a suite needs at least one case"))
     if suite.systems is Systems.SANDBOX and suite.toolset is None:
         problems.append((("systems",), "systems: sandbox needs a `toolset` (module:function)"))
     seen: dict[str, int] = {}
