@@ -123,7 +123,7 @@ judge:
   threshold: 4
 cases:
   - id: status
-    input: where is order #10001
+    input: "where is order #10001"
     fixtures: {lookup_order: {order_id: "10001", status: lost}}
     expect:
       status: succeeded
