@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from providers.openai_server import OpenAIServer
 from steward.core.messages import ModelResponse
 from steward.evals.judge import FAIL, PASS, UNCERTAIN, Judge, bounds, verdict
 from steward.evals.load import load_suite_text
@@ -19,8 +20,6 @@ from steward.evals.run import evaluate
 from steward.evals.suite import JudgeConfig
 from steward.models.protocol import ModelRequest
 from steward.spec.loader import load_spec
-
-from providers.openai_server import OpenAIServer
 
 
 class Replies:

@@ -52,11 +52,20 @@ def test_promotion_needs_a_passing_evaluation_of_that_exact_version(any_db: Data
     assert get_label(any_db, "desk", "production") is None
     passing = evaluated(any_db, v1, True)
     moved = promote(any_db, "desk", v1, label="production", actor=ADMIN)
-    assert (moved.action, moved.suite, moved.eval_result, moved.by) == ("promote", "desk-suite", passing, "admin:ops")
+    assert (moved.action, moved.suite, moved.eval_result, moved.by) == (
+        "promote",
+        "desk-suite",
+        passing,
+        "admin:ops",
+    )
     label = get_label(any_db, "desk", "production")
     assert label is not None and label.version == v1
     with any_db.reader.connect() as connection:
-        stored = connection.execute(select(events.c.data).where(events.c.type == "agent.label_moved")).scalars().all()
+        stored = (
+            connection.execute(select(events.c.data).where(events.c.type == "agent.label_moved"))
+            .scalars()
+            .all()
+        )
         assert verify_chain(connection).ok
     assert [json.loads(s)["eval_result"] for s in stored] == [passing]
 
@@ -120,7 +129,15 @@ def test_a_canary_passes_the_gate_and_a_promotion_of_it_ends_it(sqlite_db: Datab
     evaluated(sqlite_db, v2, True)
     canary(sqlite_db, "desk", v2, label="production", percent=10, actor=ADMIN)
     label = get_label(sqlite_db, "desk", "production")
-    assert label is not None and (label.version, label.canary_version, label.canary_percent) == (v1, v2, 10)
+    assert label is not None and (label.version, label.canary_version, label.canary_percent) == (
+        v1,
+        v2,
+        10,
+    )
     promote(sqlite_db, "desk", v2, label="production", actor=ADMIN)
     label = get_label(sqlite_db, "desk", "production")
-    assert label is not None and (label.version, label.canary_version, label.canary_percent) == (v2, None, 0)
+    assert label is not None and (label.version, label.canary_version, label.canary_percent) == (
+        v2,
+        None,
+        0,
+    )

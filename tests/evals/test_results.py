@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from steward.core.errors import InvalidInput
-from steward.evals.results import CaseResult, SuiteResult, compare, junit_xml, rate_noise, read_result
+from steward.evals.results import (
+    CaseResult,
+    SuiteResult,
+    compare,
+    junit_xml,
+    rate_noise,
+    read_result,
+)
 
 
 def result(required: dict[str, bool], scored_passed: int, scored_total: int) -> SuiteResult:
@@ -29,7 +36,9 @@ def test_a_required_case_that_passed_and_now_fails_is_a_regression() -> None:
 
 def test_noise_is_the_pooled_two_proportion_standard_error() -> None:
     pooled = (0.9 * 50 + 0.8 * 50) / 100
-    assert rate_noise(0.9, 50, 0.8, 50) == pytest.approx(1.96 * math.sqrt(pooled * (1 - pooled) * (2 / 50)))
+    assert rate_noise(0.9, 50, 0.8, 50) == pytest.approx(
+        1.96 * math.sqrt(pooled * (1 - pooled) * (2 / 50))
+    )
 
 
 def test_a_drop_within_noise_passes_and_beyond_it_regresses() -> None:
@@ -46,7 +55,12 @@ def test_results_round_trip_and_junit_fails_only_required_cases(tmp_path: Path) 
     before = result({"a": True, "b": False}, 1, 2)
     before.write_json(tmp_path / "r.json")
     again = read_result(tmp_path / "r.json")
-    assert again.summary() == before.summary() and [c.id for c in again.cases] == ["a", "b", "s0", "s1"]
+    assert again.summary() == before.summary() and [c.id for c in again.cases] == [
+        "a",
+        "b",
+        "s0",
+        "s1",
+    ]
     root = ET.fromstring(junit_xml(before))
     assert root.get("failures") == "1"
     assert [t.get("name") for t in root.iter("testcase") if t.find("failure") is not None] == ["b"]

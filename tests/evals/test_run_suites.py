@@ -146,7 +146,9 @@ def test_cli_writes_json_and_junit_and_exits_by_the_result(tmp_path: Path) -> No
 
 def test_cli_reports_a_bad_suite_with_its_location(tmp_path: Path) -> None:
     suite = tmp_path / "suite.yaml"
-    suite.write_text("name: x\nsystems: fixtures\ncases:\n  - id: a\n    input: hi\n    expect: {status: nope}\n")  # fmt: skip
+    suite.write_text(
+        "name: x\nsystems: fixtures\ncases:\n  - id: a\n    input: hi\n    expect: {status: nope}\n"
+    )
     code, out = _cli("eval", "run", str(suite), "--agent", str(DEMO_SPEC), "--no-record")
     assert code == 2
     assert f"{suite}:6:14: cases[0].expect.status:" in out

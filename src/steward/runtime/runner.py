@@ -120,7 +120,8 @@ class Runner:
             )
         return slot
 
-    def _remember_version(self, agent: AgentRuntime) -> None:
+    def remember_version(self, agent: AgentRuntime) -> None:
+        """Record the agent's version (spec and prompt file) once."""
         self._versions.remember(agent)
 
     async def run(
@@ -140,7 +141,7 @@ class Runner:
         on the run's record. Raises AgentDisabled when the agent's kill switch is off."""
         _refuse_external(agent)
         check_enabled(self.states, agent.name)
-        self._remember_version(agent)
+        self.remember_version(agent)
         executor = EmbeddedExecutor(
             self.db, self.journal, run_id or new_run_id(), agent.name, agent.version
         )

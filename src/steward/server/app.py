@@ -8,6 +8,7 @@ live for the app's lifespan.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,6 +17,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from prometheus_client import CollectorRegistry
 
+from steward.core.errors import StewardError
 from steward.runtime import AgentRuntime, build_agent
 from steward.security.keys import Permission, Principal
 from steward.server.api import agents as agents_api
@@ -34,6 +36,7 @@ from steward.telemetry.setup import install
 from steward.telemetry.state import register_state
 
 API_VERSION = "1"
+log = logging.getLogger("steward.server")
 
 
 def load_agents(paths: Iterable[Path]) -> list[AgentRuntime]:
@@ -67,6 +70,10 @@ def create_app(
         register_state(registry, db, loaded)  # in-flight gauges from the store, build info
         telemetry = install(journal, registry)
         service = RunService(db, journal, loaded, default_label=label)
+        try:
+            await asyncio.to_thread(service.remember_loaded)
+        except StewardError as exc:  # a store down at start: the first run records them
+            log.warning("could not record the loaded agents' versions: %s", exc)
         app.state.service = service
         app.state.registry = registry
         sweeper = asyncio.create_task(service.sweep_forever(sweep_seconds), name="steward-sweep")

@@ -70,6 +70,12 @@ class RunService:
         self.approvals = ApprovalService(db, journal, self._resume_in_background)
         journal.subscribe(self._on_commit)
 
+    def remember_loaded(self) -> None:
+        """Put the loaded agents' versions on record, so they can be promoted, labelled
+        and compared before their first run."""
+        for agent in self.agents.values():
+            self.runner.remember_version(agent)
+
     # -- runs --------------------------------------------------------------------------
 
     def agent(self, name: str) -> AgentRuntime:
