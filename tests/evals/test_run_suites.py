@@ -85,11 +85,11 @@ cases:
       calls: [{tool: lookup_order, args: {order_id: {regex: '^100'}}}]
       answer: {regex: 'is lost', not_contains: [shipped]}
       max_latency_ms: 5000
-  - id: unrecorded-tool-is-denied
+  - id: unrecorded-call-fails-never-runs
     input: "where is order #10002"
     expect:
-      decisions: [{tool: lookup_order, verdict: deny, rule: tool.unbound}]
-      not_called: [lookup_order]
+      decisions: [{tool: lookup_order, verdict: allow}]
+      answer: {not_contains: [lost]}
 """
 
 RULES_SPEC = """\
@@ -109,11 +109,14 @@ rules:
 """
 
 
-def test_fixtures_answer_recorded_calls_and_deny_the_rest() -> None:
+def test_fixtures_answer_recorded_calls_and_fail_the_rest() -> None:
     suite = load_suite_text(FIXTURES, "fixtures.yaml")
     result = asyncio.run(evaluate(suite, load_spec_text(RULES_SPEC, "desk.yaml")))
     outcomes = {c.id: (c.outcome, c.problems()) for c in result.cases}
-    assert outcomes == {"recorded-order": ("pass", []), "unrecorded-tool-is-denied": ("pass", [])}
+    assert outcomes == {
+        "recorded-order": ("pass", []),
+        "unrecorded-call-fails-never-runs": ("pass", []),
+    }
 
 
 def _cli(*args: str) -> tuple[int, str]:

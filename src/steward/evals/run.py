@@ -6,8 +6,9 @@ never to the systems the spec's `toolsets` name.
   a fresh sandbox file in the evaluation's scratch directory, once per evaluation; the
   demo's `steward.demo.tools:support_tools` builds the support desk's systems there.
 - `systems: fixtures`: each tool a case names in `fixtures:` answers with that recorded
-  result (the suite's `toolset`, when given, supplies the tools' definitions: schema,
-  effect, data classes); every other tool is unbound, and its calls are denied.
+  result; a call policy allows to any other fails with `eval.no_fixture`. The suite's
+  `toolset`, when given, supplies the tools' definitions (schema, effect, data classes)
+  so policy decides them as in production; its functions are never called.
 
 The spec's own `toolsets` are never imported: the agent is built from a copy without
 them, so a tool the sandbox does not provide is denied `tool.unbound`, not run for real.
@@ -24,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from steward.core.errors import SpecError, SpecProblem, StewardError
+from steward.core.errors import SpecError, SpecProblem, StewardError, ToolExecutionError
 from steward.evals.checks import check, observe
 from steward.evals.judge import PASS, UNCERTAIN, Judge
 from steward.evals.results import ERROR, FAILED, PASSED, CaseResult, SuiteResult
@@ -38,6 +39,7 @@ from steward.store.database import Database
 from steward.store.journal import Journal
 from steward.store.runs import read_journal
 from steward.tools.base import Effect, Tool, compile_validator
+from steward.tools.builtin import BUILTINS
 
 CaseDone = Callable[[CaseResult], None]
 
@@ -60,33 +62,50 @@ def _toolset(ref: str, where: Path) -> list[Tool]:
         ) from None
 
 
-def _fixture_tools(case: Case, definitions: dict[str, Tool]) -> list[Tool]:
+def _recorded(name: str, definitions: dict[str, Tool], function: Callable[..., Any]) -> Tool:
+    """The tool `name` answering with `function`: its real definition (schema, effect,
+    data classes) when the suite's toolset gives one, so policy decides it as in
+    production; otherwise a permissive read."""
+    known = definitions.get(name)
+    if known is not None:
+        return dataclasses.replace(
+            known, function=function, context_param=None, is_async=False, timeout=None
+        )
+    schema: dict[str, Any] = {"type": "object"}
+    return Tool(
+        name=name,
+        description=f"{name} (recorded)",
+        parameters=schema,
+        function=function,
+        effect=Effect.READ,
+        validator=compile_validator(schema),
+        idempotent=True,
+    )
+
+
+def _fixture_tools(case: Case, listed: tuple[str, ...], definitions: dict[str, Tool]) -> list[Tool]:
+    """Every tool the agent lists: those the case recorded answer with their result; a
+    call of any other that policy allows fails (`no recorded result`), never runs."""
     tools = []
-    for name, recorded in case.fixtures.items():
+    for name in listed:
+        if name in BUILTINS:
+            continue
+        if name in case.fixtures:
 
-        def answer(_recorded: Any = recorded, **_: Any) -> Any:
-            return _recorded
+            def answer(_recorded: Any = case.fixtures[name], **_: Any) -> Any:
+                return _recorded
 
-        known = definitions.get(name)
-        if known is not None:
-            tools.append(
-                dataclasses.replace(
-                    known, function=answer, context_param=None, is_async=False, timeout=None
-                )
-            )
+            tools.append(_recorded(name, definitions, answer))
         else:
-            schema: dict[str, Any] = {"type": "object"}
-            tools.append(
-                Tool(
-                    name=name,
-                    description=f"{name} (recorded)",
-                    parameters=schema,
-                    function=answer,
-                    effect=Effect.READ,
-                    validator=compile_validator(schema),
-                    idempotent=True,
+
+            def missing(_name: str = name, **_: Any) -> Any:
+                raise ToolExecutionError(
+                    f"no recorded result for {_name} in this case's fixtures",
+                    code="eval.no_fixture",
+                    retryable=False,
                 )
-            )
+
+            tools.append(_recorded(name, definitions, missing))
     return tools
 
 
@@ -145,7 +164,9 @@ class Evaluation:
 
         async def one(case: Case) -> None:
             async with gate:
-                agent = shared or build_agent(spec, _fixture_tools(case, definitions), unbound=True)
+                agent = shared or build_agent(
+                    spec, _fixture_tools(case, spec.spec.tools, definitions), unbound=True
+                )
                 done = await self._case(runner, db, agent, case)
             by_id[case.id] = done
             if on_case is not None:

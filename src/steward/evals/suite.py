@@ -10,7 +10,7 @@ ceilings, and criteria an LLM judge scores. A case is `required` (it must pass) 
 Evaluations never touch production systems. The suite says which tools a case's calls
 reach: `systems: sandbox` builds the suite's `toolset` over a fresh, throw-away copy of
 the systems for each evaluation; `systems: fixtures` answers each call from the results
-recorded in the case (`fixtures:`), and a call with no recorded result is denied.
+recorded in the case (`fixtures:`), and a call with no recorded result fails.
 Unknown keys are errors, as in agent specs; the loader locates every problem by line.
 """
 
