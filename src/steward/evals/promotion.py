@@ -61,6 +61,16 @@ def _gate(db: Database, agent: str, version: str) -> tuple[str, str]:
     return suite, found.id
 
 
+def _known(db: Database, agent: str, version: str) -> None:
+    try:
+        get_agent_version(db, agent, version)
+    except NotFoundError:
+        raise NotFoundError(
+            f"{agent}@{version} is not on record: a version is recorded when it is evaluated "
+            "(steward eval run SUITE --agent SPEC) or runs"
+        ) from None
+
+
 def _override(actor: Actor, reason: str | None) -> str:
     if not actor.admin:
         raise PermissionDenied("only an admin may override the evaluation gate")
@@ -80,7 +90,7 @@ def promote(
     on_commit: Published | None = None,
 ) -> LabelMoved:
     """Point `label` at `version`, through the evaluation gate (or an admin's override)."""
-    get_agent_version(db, agent, version)  # NotFoundError for a version never stored
+    _known(db, agent, version)
     if override_reason is None:
         suite, result = _gate(db, agent, version)
         return move_label(
@@ -158,7 +168,7 @@ def canary(
         raise InvalidInput("percent: a share of runs from 0 to 100")
     suite, result, reason = "", None, ""
     if percent > 0:
-        get_agent_version(db, agent, version)
+        _known(db, agent, version)
         if override_reason is None:
             suite, result = _gate(db, agent, version)
         else:
