@@ -71,3 +71,14 @@ def test_a_file_that_is_not_a_result_is_invalid_input(tmp_path: Path) -> None:
     (tmp_path / "x.json").write_text('{"suite": 1}')
     with pytest.raises(InvalidInput):
         read_result(tmp_path / "x.json")
+
+
+def test_a_baseline_must_exist_and_be_of_the_same_suite(tmp_path: Path) -> None:
+    from steward.core.errors import NotFoundError
+
+    with pytest.raises(NotFoundError):
+        read_result(tmp_path / "missing.json")
+    other = result({"a": True}, 0, 0)
+    other.suite = "another"
+    with pytest.raises(InvalidInput, match="baseline"):
+        compare(other, result({"a": True}, 0, 0))

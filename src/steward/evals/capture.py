@@ -13,7 +13,6 @@ person decides what becomes a suite's case and what it must hold.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -176,7 +175,3 @@ def render_candidates(agent: str, candidates: list[Candidate]) -> str:
         block = yaml.safe_dump([_case(candidate)], sort_keys=False, allow_unicode=True, width=100)
         lines.extend("  " + line for line in block.rstrip().splitlines())
     return "\n".join(lines) + "\n"
-
-
-def dumps(candidates: list[Candidate]) -> str:
-    return json.dumps([c.as_dict() for c in candidates], indent=2)

@@ -19,6 +19,8 @@ from steward.core import events as ev
 from steward.evals.suite import AnswerCheck, DecisionExpectation, Expectations, Matcher
 from steward.store.runs import JournalEntry
 
+_MISSING: Any = object()  # an argument the call did not pass
+
 
 @dataclass(frozen=True, slots=True)
 class Seen:
@@ -103,9 +105,6 @@ def matches(matcher: Matcher, value: Any) -> bool:
     low = -math.inf if matcher.min is None else matcher.min
     high = math.inf if matcher.max is None else matcher.max
     return low <= number <= high
-
-
-_MISSING: Any = object()
 
 
 def _rule_matches(expected: str, rules: tuple[str, ...]) -> bool:

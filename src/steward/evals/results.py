@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from steward.core.errors import InvalidInput
+from steward.core.errors import InvalidInput, NotFoundError
 
 PASSED, FAILED, UNCERTAIN, ERROR = "pass", "fail", "uncertain", "error"
 Z95 = 1.96
@@ -135,7 +135,7 @@ def read_result(path: Path) -> SuiteResult:
             cases,
         )
     except FileNotFoundError:
-        raise
+        raise NotFoundError(f"{path}: no such result file") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InvalidInput(
             f"{path}: not an evaluation result ({type(exc).__name__}: {exc})"
@@ -213,6 +213,9 @@ def rate_noise(p1: float, n1: int, p2: float, n2: int) -> float:
 
 
 def compare(baseline: SuiteResult, now: SuiteResult) -> Regressions:
+    """Regressions of `now` against `baseline`, a result of the same suite."""
+    if baseline.suite != now.suite:
+        raise InvalidInput(f"baseline: a result of suite {baseline.suite}, not {now.suite}")
     was = {c.id: c for c in baseline.cases}
     lost = [c.id for c in now.required if c.id in was and was[c.id].passed and not c.passed]
     before, after = baseline.scored_rate, now.scored_rate
