@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from providers.openai_server import OpenAIServer
+from steward.core.errors import ModelError
 from steward.core.messages import ModelResponse
 from steward.evals.judge import FAIL, PASS, UNCERTAIN, Judge, bounds, verdict
 from steward.evals.load import load_suite_text
@@ -77,6 +78,17 @@ def test_unreadable_and_off_scale_replies_count_as_the_minimum() -> None:
     judged = asyncio.run(Judge(model, config()).judge("polite", "hi", "hello"))
     assert judged.scores == (5.0, 1.0, 1.0, 5.0, 5.0)
     assert judged.unreadable == 2 and judged.verdict != PASS
+
+
+def test_a_judge_that_fails_scores_the_minimum() -> None:
+    class Down:
+        name = "down"
+
+        async def respond(self, request: ModelRequest) -> ModelResponse:
+            raise ModelError("provider unavailable", code="model.unavailable")
+
+    judged = asyncio.run(Judge(Down(), config(runs=3)).judge("polite", "hi", "hello"))
+    assert judged.scores == (1.0, 1.0, 1.0) and judged.unreadable == 3 and judged.verdict == FAIL
 
 
 def test_the_rubric_and_scale_reach_the_judge() -> None:

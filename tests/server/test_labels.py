@@ -21,14 +21,12 @@ CANDIDATE_ANSWER = "Candidate build, I only help with orders and accounts."
 def candidate(served: Served, passed: bool = True) -> str:
     """A new version of the demo agent on record (a different fallback answer), with an
     evaluation on the suite it declares."""
-    text = (
-        DEMO_SPEC.read_text().replace(
-            "I can only help with orders, refunds, accounts and our policies; I've passed your "
-            "message to a colleague.",
-            CANDIDATE_ANSWER,
-        )
-        + "required_suite: support-desk\n"
+    text = DEMO_SPEC.read_text().replace(
+        "I can only help with orders, refunds, accounts and our policies; I've passed your "
+        "message to a colleague.",
+        CANDIDATE_ANSWER,
     )
+    assert "required_suite: support-desk" in text and CANDIDATE_ANSWER in text
     loaded = load_spec_text(text, "candidate.yaml")
     save_agent_version(served.db, "support-desk", loaded.version, loaded.text)
     record_eval(served.db, agent="support-desk", version=loaded.version, suite="support-desk",
@@ -46,7 +44,8 @@ def test_without_a_label_the_loaded_spec_runs(served: Served) -> None:
     assert (run["agent_version"], run["label"], run["arm"]) == (loaded_version(served), "", "")
 
 
-def test_a_promoted_version_serves_new_runs_and_rollback_restores(served: Served) -> None:
+def test_a_promoted_version_serves_new_runs_and_rollback_restores(served_any: Served) -> None:
+    served = served_any  # SQLite, then PostgreSQL (the runs table's label column)
     new = candidate(served)
     refused = served.as_(
         "reviewer", "POST", "/v1/agents/support-desk/promote", json={"version": new}
@@ -112,5 +111,5 @@ def test_the_console_shows_labels_promotes_rolls_back_and_diffs(served: Served) 
     page = get(served, "/console/agents")
     assert 'id="label-support-desk-production"' in page and new in page and "Roll back" in page
     diff = get(served, f"/console/agents/support-desk/diff?old={old}&new={new}")
-    assert "diff-add" in diff and CANDIDATE_ANSWER in diff and "required_suite" in diff
+    assert "diff-add" in diff and "diff-del" in diff and CANDIDATE_ANSWER in diff
     assert post(served, "/console/agents/support-desk/rollback", {"reason": "x"}).status_code == 303
