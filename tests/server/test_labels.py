@@ -113,3 +113,26 @@ def test_the_console_shows_labels_promotes_rolls_back_and_diffs(served: Served) 
     diff = get(served, f"/console/agents/support-desk/diff?old={old}&new={new}")
     assert "diff-add" in diff and "diff-del" in diff and CANDIDATE_ANSWER in diff
     assert post(served, "/console/agents/support-desk/rollback", {"reason": "x"}).status_code == 303
+
+
+def test_labels_evaluations_and_the_diff_are_readable(served: Served) -> None:
+    new = candidate(served)
+    old = loaded_version(served)
+    assert (
+        served.as_(
+            "admin", "POST", "/v1/agents/support-desk/promote", json={"version": new}
+        ).status_code
+        == 200
+    )
+    labels = served.as_("viewer", "GET", "/v1/agents/support-desk/labels").json()
+    assert [(x["label"], x["version"], x["canary_version"]) for x in labels] == [
+        ("production", new, None)
+    ]
+    evals = served.as_("viewer", "GET", "/v1/agents/support-desk/evals").json()
+    assert [(e["version"], e["suite"], e["passed"]) for e in evals] == [(new, "support-desk", True)]
+    diff = served.as_("viewer", "GET", f"/v1/agents/support-desk/diff?old={old}&new={new}").json()
+    assert f"+    answer: {CANDIDATE_ANSWER}" in diff["diff"].splitlines()
+    missing = served.as_("viewer", "GET", f"/v1/agents/support-desk/diff?old=nope&new={new}")
+    assert missing.status_code == 404
+    other = served.as_("other-agent", "GET", "/v1/agents/support-desk/labels")
+    assert other.status_code == 403  # an agent key reads only its own agent
