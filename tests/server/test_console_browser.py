@@ -280,3 +280,70 @@ def test_the_queue_by_keyboard_and_bulk_reject(live: Live) -> None:
         finally:
             browser.close()
     live.wait_for(runs[0], "succeeded")
+
+
+def test_an_admin_promotes_diffs_and_rolls_back_in_the_browser(live: Live) -> None:
+    """The agents page: promote an evaluated version through the form (a version with no
+    passing evaluation is refused with the reason), see the label, open the diff between
+    the two versions, roll back."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from steward.spec.loader import load_spec_text
+    from steward.store.evaluations import record_eval
+    from steward.store.runs import save_agent_version
+
+    loaded = live.api("GET", "/v1/agents/support-desk").json()["loaded_version"]
+    text = DEMO_SPEC.read_text().replace("Be brief and accurate.", "Be brief, kind and accurate.")
+    new = load_spec_text(text, "candidate.yaml").version
+    save_agent_version(live.db, "support-desk", new, text)
+    for version in (loaded, new):
+        record_eval(live.db, agent="support-desk", version=version, suite="support-desk",
+                    passed=version == new, required_passed=1, required_total=1,
+                    scored_rate=None, summary="{}", by="ci")  # fmt: skip
+    SHOTS.mkdir(parents=True, exist_ok=True)
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, timeout=WAIT_MS)
+        try:
+            page = browser.new_context(viewport={"width": 1366, "height": 768}).new_page()
+            page.set_default_timeout(WAIT_MS)
+            page.goto(f"{live.url}/console/sign-in")
+            page.fill("#token", live.tokens["admin"])
+            page.get_by_role("button", name="Sign in").click()
+            page.goto(f"{live.url}/console/agents")
+            agent = page.locator("#agent-support-desk")
+            form = agent.locator("form.promote-form")
+            form.locator("select[name=version]").select_option(loaded)
+            form.get_by_role("button", name="Promote").click()
+            expect(page.get_by_text("Not promoted:")).to_contain_text("failed")
+            form = page.locator("#agent-support-desk form.promote-form")
+            form.locator("select[name=version]").select_option(new)
+            form.get_by_role("button", name="Promote").click()
+            expect(page.get_by_text(f"support-desk production now runs {new}")).to_be_visible()
+            label = page.locator("#label-support-desk-production")
+            expect(label).to_contain_text(new)
+            page.screenshot(path=SHOTS / "9-agent-labels.png", full_page=True)
+
+            diff = page.locator("#agent-support-desk form.diff-form")
+            diff.locator("select[name=old]").select_option(loaded)
+            diff.locator("select[name=new]").select_option(new)
+            diff.get_by_role("button", name="Show diff").click()
+            expect(page.locator(".diff .diff-add")).to_contain_text("Be brief, kind and accurate.")
+            expect(page.locator(".diff .diff-del")).to_contain_text("Be brief and accurate.")
+            page.screenshot(path=SHOTS / "10-version-diff.png", full_page=True)
+            page.go_back()
+            page.reload()
+
+            # an admin's override puts the loaded version first, then the rollback
+            ok = live.api("POST", "/v1/agents/support-desk/promote",
+                          json={"version": loaded, "override": True, "reason": "compare"})  # fmt: skip
+            assert ok.status_code == 200, ok.text
+            page.reload()
+            page.locator("#label-support-desk-production").get_by_role(
+                "button", name="Roll back"
+            ).click()
+            expect(
+                page.get_by_text(f"support-desk production rolled back to {new}.")
+            ).to_be_visible()
+        finally:
+            browser.close()

@@ -320,3 +320,21 @@ def test_push_to_a_loopback_gateway() -> None:
     assert (method, path) == ("PUT", "/metrics/job/steward-cli")
     text = body.decode()
     assert 'agent_escalations_total{agent_name="desk",reason="limits.max_steps"} 1.0' in text
+
+
+def test_finished_runs_are_counted_per_version_label_and_canary_arm() -> None:
+    """A canary is compared with its stable arm: each finished run counts under the
+    version, label and arm its RunStarted recorded."""
+    consumer = MetricsConsumer()
+    consumer([item("run_1", 1.0, RunStarted("desk", "v1", "x", label="production", arm="stable"))])
+    consumer([item("run_2", 1.0, RunStarted("desk", "v2", "x", label="production", arm="canary"))])
+    consumer([item("run_3", 1.0, RunStarted("desk", "v1", "x"))])
+    consumer([item("run_1", 2.0, RunFinished(RunStatus.SUCCEEDED))])
+    consumer([item("run_2", 2.0, RunFinished(RunStatus.ESCALATED))])
+    consumer([item("run_3", 2.0, RunFinished(RunStatus.SUCCEEDED))])
+    r, name = consumer.registry, "agent_runs_by_version_total"
+    common = {"agent_name": "desk", "label": "production"}
+    assert value(r, name, agent_version="v1", arm="stable", status="succeeded", **common) == 1
+    assert value(r, name, agent_version="v2", arm="canary", status="escalated", **common) == 1
+    unlabelled = {"agent_name": "desk", "label": "none", "arm": "none"}
+    assert value(r, name, agent_version="v1", status="succeeded", **unlabelled) == 1

@@ -15,6 +15,7 @@ from steward.cli import (
     approvals,
     audit,
     demo,
+    evals,
     keys,
     monitors,
     policy,
@@ -70,6 +71,7 @@ app.add_typer(telemetry.app, name="telemetry")
 app.add_typer(keys.app, name="keys")
 app.add_typer(monitors.app, name="monitors")
 app.add_typer(policy.app, name="policy")
+app.add_typer(evals.app, name="eval")
 
 db_app = typer.Typer(help="The database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")

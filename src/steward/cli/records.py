@@ -32,6 +32,8 @@ def run_record(row: RunRow) -> Record:
         "created_at": rfc3339(row.created_at),
         "updated_at": rfc3339(row.updated_at),
         "finished_at": rfc3339_or_none(row.finished_at),
+        "label": row.label,
+        "arm": row.arm,
     }
 
 

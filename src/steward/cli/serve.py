@@ -24,6 +24,12 @@ def serve(
         "--recover/--no-recover",
         help="Resume runs a stopped server left running (one recovering server per database).",
     ),
+    label: str = typer.Option(
+        "production",
+        "--label",
+        help="Run the version this label points at, for agents that have it "
+        "(steward agents promote); others run their spec file.",
+    ),
     db: str | None = DbOption,
 ) -> None:
     """Serve the API under /v1 (schema at /openapi.json), the console at /console, /metrics.
@@ -61,7 +67,7 @@ def serve(
         if sso is not None:
             console.print(f"single sign-on: {sso.issuer} (client {sso.client_id})")
         uvicorn.run(
-            create_app(db_url(db), agents, recover=recover, sso=sso),
+            create_app(db_url(db), agents, recover=recover, sso=sso, label=label),
             host=host,
             port=port,
             log_level="warning",

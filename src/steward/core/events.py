@@ -37,6 +37,10 @@ class RunStarted(Event, tag="run.started", frozen=True):
     input: str
     tags: dict[str, str] = {}
     redacted: tuple[str, ...] = ()  # kinds of identifiers masked in the input
+    # the label that chose agent_version (e.g. production) and, when that label splits
+    # traffic, the arm this run fell in (`stable` or `canary`); empty otherwise
+    label: str = ""
+    arm: str = ""
 
 
 class RunQueued(Event, tag="run.queued", frozen=True):
@@ -48,9 +52,12 @@ class RunQueued(Event, tag="run.queued", frozen=True):
     input: str
     tags: dict[str, str] = {}
     redacted: tuple[str, ...] = ()
+    label: str = ""
+    arm: str = ""
 
     def started(self) -> RunStarted:
-        return RunStarted(self.agent, self.agent_version, self.input, self.tags, self.redacted)
+        return RunStarted(self.agent, self.agent_version, self.input, self.tags, self.redacted,
+                          self.label, self.arm)  # fmt: skip
 
 
 class RunResumed(Event, tag="run.resumed", frozen=True):
@@ -304,6 +311,24 @@ class DriftAlarmed(Event, tag="monitor.alarm", frozen=True):
     webhook: str | None = None
 
 
+class LabelMoved(Event, tag="agent.label_moved", frozen=True):
+    """A label of an agent now points at `version` (from `previous`): a promotion on a
+    passing evaluation (`suite`, `eval_result`), an admin's override (with `reason`), a
+    rollback, or a canary split (`canary_version` gets `canary_percent` of runs)."""
+
+    agent: str
+    label: str
+    version: str
+    action: str  # promote | override | rollback | canary
+    by: str
+    previous: str = ""
+    reason: str = ""
+    suite: str = ""
+    eval_result: str = ""
+    canary_version: str = ""
+    canary_percent: int = 0
+
+
 AnyEvent = (
     RunStarted
     | RunQueued
@@ -332,6 +357,7 @@ AnyEvent = (
     | FeedbackGiven
     | PersonSignedIn
     | DriftAlarmed
+    | LabelMoved
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = get_args(AnyEvent)

@@ -23,19 +23,20 @@ from steward.models.external import is_external
 from steward.models.pricing import PriceTable, load_prices
 from steward.runtime.agent import build_agent
 from steward.runtime.approvals import ApprovalService
+from steward.runtime.catalog import stored_spec
 from steward.runtime.executor import EmbeddedExecutor
 from steward.runtime.model_calls import ModelCaller
 from steward.runtime.runner import new_run_id
 from steward.runtime.runs import VersionMemory, check_enabled, mask_input
 from steward.security.keys import Permission, Principal, authorize
-from steward.spec.loader import load_spec, load_spec_text
+from steward.spec.loader import load_spec
 from steward.spec.models import EXTERNAL, LoadedSpec
 from steward.store.approvals import ApprovalRow, expire_approval, get_approval, get_approval_view
 from steward.store.chain import PendingEvent
 from steward.store.database import DEFAULT_URL, Database
 from steward.store.journal import Journal
 from steward.store.keys import authenticate_token
-from steward.store.runs import get_agent_version_text, get_run
+from steward.store.runs import get_run
 from steward.tools.base import Tool
 
 SpecSource = str | Path | Iterable[str | Path]
@@ -171,10 +172,7 @@ class Steward:
         row = await asyncio.to_thread(get_run, self.db, run_id)
         loaded = self.specs.get(row.agent)
         if loaded is None or loaded.version != row.agent_version:
-            text = await asyncio.to_thread(
-                get_agent_version_text, self.db, row.agent, row.agent_version
-            )
-            loaded = load_spec_text(text, f"{row.agent}@{row.agent_version}")
+            loaded = await asyncio.to_thread(stored_spec, self.db, row.agent, row.agent_version)
         runtime = build_agent(loaded, list(tools), unbound=True)
         if not is_external(runtime.model):
             raise StewardError(

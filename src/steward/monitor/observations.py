@@ -76,6 +76,7 @@ _on.ignore(
     ev.KeyRevoked,
     ev.DriftAlarmed,
     ev.PersonSignedIn,
+    ev.LabelMoved,
 )
 
 

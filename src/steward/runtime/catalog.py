@@ -5,16 +5,21 @@ from __future__ import annotations
 from steward.core.errors import StewardError
 from steward.runtime.agent import AgentRuntime, build_agent
 from steward.spec.loader import load_spec_text
-from steward.spec.models import EXTERNAL
+from steward.spec.models import EXTERNAL, LoadedSpec
 from steward.store.database import Database
-from steward.store.runs import get_agent_version_text, get_run
+from steward.store.runs import get_agent_version, get_run
 from steward.tools.builtin import BUILTINS
+
+
+def stored_spec(db: Database, agent: str, version: str) -> LoadedSpec:
+    """The spec of a stored agent version, with the prompt file it was saved with."""
+    found = get_agent_version(db, agent, version)
+    return load_spec_text(found.spec_text, f"{agent}@{version}", prompt_text=found.prompt_text)
 
 
 def agent_for_run(db: Database, run_id: str) -> AgentRuntime:
     row = get_run(db, run_id)
-    text = get_agent_version_text(db, row.agent, row.agent_version)
-    loaded = load_spec_text(text, f"{row.agent}@{row.agent_version}")
+    loaded = stored_spec(db, row.agent, row.agent_version)
     if loaded.spec.model.name == EXTERNAL:
         # its own program drives it (steward.Steward.attach); the runner only reports it
         return build_agent(loaded, unbound=True)

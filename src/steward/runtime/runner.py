@@ -120,7 +120,8 @@ class Runner:
             )
         return slot
 
-    def _remember_version(self, agent: AgentRuntime) -> None:
+    def remember_version(self, agent: AgentRuntime) -> None:
+        """Record the agent's version (spec and prompt file) once."""
         self._versions.remember(agent)
 
     async def run(
@@ -131,21 +132,26 @@ class Runner:
         run_id: str | None = None,
         tags: dict[str, str] | None = None,
         on_text: TextSink | None = None,
+        label: str = "",
+        arm: str = "",
     ) -> RunResult:
         """Start a run and drive it until it finishes or waits for a person. `on_text`
         receives the model's text as it streams (whole, for models that don't stream).
-        Raises AgentDisabled when the agent's kill switch is off."""
+        `label` and `arm`: the label (and canary arm) that chose this agent version, put
+        on the run's record. Raises AgentDisabled when the agent's kill switch is off."""
         _refuse_external(agent)
         check_enabled(self.states, agent.name)
-        self._remember_version(agent)
+        self.remember_version(agent)
         executor = EmbeddedExecutor(
             self.db, self.journal, run_id or new_run_id(), agent.name, agent.version
         )
         masked, kinds = mask_input(text)
         if self._slot(agent).locked():  # every slot is taken: on record, queued, first
-            executor.emit(RunQueued(agent.name, agent.version, masked, dict(tags or {}), kinds))
+            executor.emit(RunQueued(agent.name, agent.version, masked, dict(tags or {}), kinds,
+                                    label, arm))  # fmt: skip
         async with self._holding_slot(agent, executor):
-            executor.emit(RunStarted(agent.name, agent.version, masked, dict(tags or {}), kinds))
+            executor.emit(RunStarted(agent.name, agent.version, masked, dict(tags or {}), kinds,
+                                     label, arm))  # fmt: skip
             # The unmasked text stays in memory, for provenance only (security/provenance.py).
             return await self._drive(agent, executor, masked, on_text, typed=(text,))
 
@@ -324,6 +330,7 @@ class Runner:
                     tool_specs,
                     role="route" if step == 0 else "reason",
                     max_output_tokens=spec.limits.max_output_tokens,
+                    temperature=spec.temperature,
                 )
                 response = await self.models.call(
                     agent, executor, step, request,

@@ -44,7 +44,9 @@ class VersionMemory:
     def remember(self, agent: AgentRuntime) -> None:
         marker = (agent.name, agent.version)
         if marker not in self._saved:
-            save_agent_version(self.db, agent.name, agent.version, agent.loaded.text)
+            source = agent.loaded.prompt
+            prompt = (source.path, source.text) if source is not None else None
+            save_agent_version(self.db, agent.name, agent.version, agent.loaded.text, prompt)
             self._saved.add(marker)
 
 

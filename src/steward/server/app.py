@@ -8,6 +8,7 @@ live for the app's lifespan.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,12 +17,13 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from prometheus_client import CollectorRegistry
 
+from steward.core.errors import StewardError
 from steward.monitor.consumer import install_monitor
 from steward.runtime import AgentRuntime, build_agent
 from steward.security.keys import Permission, Principal
 from steward.security.sso import SsoConfig
 from steward.server.api import agents as agents_api
-from steward.server.api import approvals, audit, runs, stream
+from steward.server.api import approvals, audit, labels, runs, stream
 from steward.server.auth import requires
 from steward.server.console import routes as console
 from steward.server.console import sso as console_sso
@@ -37,6 +39,7 @@ from steward.telemetry.setup import install
 from steward.telemetry.state import register_state
 
 API_VERSION = "1"
+log = logging.getLogger("steward.server")
 
 
 def load_agents(paths: Iterable[Path]) -> list[AgentRuntime]:
@@ -55,11 +58,13 @@ def create_app(
     recover: bool = True,
     grace_seconds: float = 10.0,
     sso: SsoConfig | None = None,
+    label: str = "production",
 ) -> FastAPI:
     """The app over `db_url` serving `agents`. Every `sweep_seconds` it expires overdue
     approvals and lets their runs finish. With `recover`, runs left `running` by a
     stopped server resume at start; on stop, runs in flight get `grace_seconds`. With
-    `sso`, people may also sign in to the console through that OpenID provider."""
+    `sso`, people may also sign in to the console through that OpenID provider. A new run
+    executes the version `label` points at, for agents that have that label."""
     loaded = {agent.name: agent for agent in agents}
 
     @asynccontextmanager
@@ -71,7 +76,11 @@ def create_app(
         telemetry = install(journal, registry)
         specs = [agent.loaded.spec for agent in loaded.values()]
         drift = await asyncio.to_thread(install_monitor, db, journal, specs, registry)
-        service = RunService(db, journal, loaded)
+        service = RunService(db, journal, loaded, default_label=label)
+        try:
+            await asyncio.to_thread(service.remember_loaded)
+        except StewardError as exc:  # a store down at start: the first run records them
+            log.warning("could not record the loaded agents' versions: %s", exc)
         app.state.service = service
         app.state.registry = registry
         sweeper = asyncio.create_task(service.sweep_forever(sweep_seconds), name="steward-sweep")
@@ -99,7 +108,8 @@ def create_app(
         console_sso.install(app, sso)
     app.add_middleware(HygieneMiddleware)
     install_error_handlers(app, pages={console.PREFIX: console.error_page})
-    routers = (runs.router, stream.router, approvals.router, agents_api.router, audit.router)
+    routers = (runs.router, stream.router, approvals.router, agents_api.router, labels.router,
+               audit.router)  # fmt: skip
     for router in (*routers, health_router):
         app.include_router(router)
     app.include_router(console.router)

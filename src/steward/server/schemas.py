@@ -42,6 +42,12 @@ class StartRun(Body):
     agent: str = Field(min_length=1, max_length=64)
     input: str = Field(min_length=1, max_length=100_000)
     tags: dict[str, str] = Field(default_factory=dict)
+    label: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9_\-]{0,63}$",
+        description="Run the version this label points at (default: the server's label, "
+        "`production`, when the agent has it; else the loaded spec).",
+    )
 
 
 class CancelRun(Body):
@@ -102,6 +108,8 @@ class RunOut(Out):
     created_at: Time
     updated_at: Time
     finished_at: Time | None
+    label: str = Field(default="", description="The label that chose agent_version; empty if none.")
+    arm: str = Field(default="", description="The label's canary arm: stable, canary or empty.")
 
 
 class RunPage(BaseModel):
@@ -159,3 +167,51 @@ class VersionOut(BaseModel):
     version: str
     created_at: Time
     spec_text: str
+
+
+# -- labels and promotion -----------------------------------------------------------------
+
+LabelName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_\-]{0,63}$")]
+
+
+class PromoteBody(Body):
+    version: str = Field(min_length=1, max_length=64)
+    label: LabelName = "production"
+    override: bool = Field(default=False, description="Admins: without a passing evaluation.")
+    reason: str = Field(default="", max_length=2000, description="Required with override.")
+
+
+class RollbackBody(Body):
+    label: LabelName = "production"
+    reason: str = Field(default="", max_length=2000)
+
+
+class CanaryBody(Body):
+    version: str = Field(min_length=1, max_length=64)
+    label: LabelName = "production"
+    percent: int = Field(ge=0, le=100)
+    override: bool = False
+    reason: str = Field(default="", max_length=2000)
+
+
+class LabelOut(BaseModel):
+    label: str
+    version: str
+    canary_version: str | None
+    canary_percent: int
+    updated_at: Time
+    updated_by: str
+
+
+class LabelMoveOut(BaseModel):
+    agent: str
+    label: str
+    version: str
+    previous: str | None
+    action: str
+    by: str
+    reason: str
+    suite: str | None
+    eval_result: str | None
+    canary_version: str | None
+    canary_percent: int

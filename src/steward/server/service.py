@@ -22,6 +22,7 @@ from steward.runtime import AgentRuntime, Runner, RunResult
 from steward.runtime.approvals import ApprovalService
 from steward.runtime.cancel import cancel_run
 from steward.runtime.catalog import agent_for_run
+from steward.runtime.labelled import LabelledAgents
 from steward.runtime.runner import AgentDisabled, new_run_id
 from steward.store.agents import set_agent_state
 from steward.store.approvals import expire_approval, overdue_approvals
@@ -51,16 +52,29 @@ class _Follower:
 
 
 class RunService:
-    def __init__(self, db: Database, journal: Journal, agents: dict[str, AgentRuntime]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        journal: Journal,
+        agents: dict[str, AgentRuntime],
+        default_label: str = "production",
+    ) -> None:
         self.db = db
         self.journal = journal
         self.agents = agents
+        self.labelled = LabelledAgents(db, default_label)
         self.runner = Runner(db, journal)
         self._tasks: dict[str, asyncio.Task[RunResult]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._followers: dict[str, list[_Follower]] = {}
         self.approvals = ApprovalService(db, journal, self._resume_in_background)
         journal.subscribe(self._on_commit)
+
+    def remember_loaded(self) -> None:
+        """Put the loaded agents' versions on record, so they can be promoted, labelled
+        and compared before their first run."""
+        for agent in self.agents.values():
+            self.runner.remember_version(agent)
 
     # -- runs --------------------------------------------------------------------------
 
@@ -73,9 +87,15 @@ class RunService:
             )
         return found
 
-    async def start(self, agent_name: str, text: str, tags: dict[str, str]) -> str:
-        """Start a run in the background; returns its id once its start is durable."""
-        agent = self.agent(agent_name)
+    async def start(
+        self, agent_name: str, text: str, tags: dict[str, str], label: str | None = None
+    ) -> str:
+        """Start a run in the background; returns its id once its start is durable. It
+        runs the version `label` (or the default label) points at (runtime/labelled.py)."""
+        loaded = self.agent(agent_name)
+        run_id = new_run_id()
+        choice = await asyncio.to_thread(self.labelled.choose, loaded, run_id, label)
+        agent = choice.agent
         self.runner.states.forget(agent.name)
         state = self.runner.states(agent.name)
         if state.unknown:  # the store did not answer: that is not the agent's kill switch
@@ -83,9 +103,9 @@ class RunService:
         if not state.enabled:
             raise AgentDisabled(f"agent {agent.name} is disabled; no new runs start")
         self.journal.check_available()  # in an outage, refuse before creating anything
-        run_id = new_run_id()
         self._spawn(run_id, lambda: self.runner.run(
-            agent, text, run_id=run_id, tags=tags, on_text=self._token_sink(run_id)
+            agent, text, run_id=run_id, tags=tags, on_text=self._token_sink(run_id),
+            label=choice.label, arm=choice.arm,
         ))  # fmt: skip
         await asyncio.sleep(0)  # let the run emit its start
         await self.journal.flush(patience=START_PATIENCE)

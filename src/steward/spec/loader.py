@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, RootModel, ValidationError
 
 from steward.core.errors import SpecError, SpecFileMissing, SpecProblem
-from steward.spec.models import AgentSpec, LoadedSpec, check_references
+from steward.spec.models import AgentSpec, LoadedSpec, PromptFile, PromptSource, check_references
 
 Loc = tuple[str | int, ...]
 Mark = tuple[int, int]
@@ -320,8 +320,14 @@ def field_path(loc: Loc) -> str:
     return _field_path(loc)
 
 
-def load_spec_text(text: str, path: str = "<spec>") -> LoadedSpec:
-    """Validate spec text. Raises SpecError listing every problem with its location."""
+def load_spec_text(
+    text: str, path: str = "<spec>", *, prompt_text: str | None = None
+) -> LoadedSpec:
+    """Validate spec text. Raises SpecError listing every problem with its location.
+
+    A spec with a `prompt_file` reads that file relative to `path`, unless `prompt_text`
+    gives its text (an agent version rebuilt from the store). The prompt's system prompt,
+    temperature and max_tokens become the spec's; the version hashes both texts."""
     spec, marks = load_located(text, path, AgentSpec, what="a mapping of spec fields")
     problems = [
         SpecProblem(path, *_locate(marks, loc), _field_path(loc), message)
@@ -329,8 +335,41 @@ def load_spec_text(text: str, path: str = "<spec>") -> LoadedSpec:
     ]
     if problems:
         raise SpecError(problems)
-    version = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-    return LoadedSpec(spec=spec, path=path, text=text, version=version)
+    if spec.prompt_file is None:
+        version = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+        return LoadedSpec(spec=spec, path=path, text=text, version=version)
+    where = _locate(marks, ("prompt_file",))
+    source = _prompt_source(spec.prompt_file, path, prompt_text, where)
+    found = source.prompt
+    if found.model is not None and found.model != spec.model.name:
+        raise SpecError([SpecProblem(path, *where, "prompt_file",
+                                     f"the prompt is written for model '{found.model}', "
+                                     f"the spec runs '{spec.model.name}'")])  # fmt: skip
+    limits = spec.limits
+    if found.max_tokens is not None:
+        limits = limits.model_copy(update={"max_output_tokens": found.max_tokens})
+    spec = spec.model_copy(
+        update={"prompt": found.system_prompt, "temperature": found.temperature, "limits": limits}
+    )
+    digest = hashlib.sha256(text.encode("utf-8"))
+    digest.update(b"\0prompt\0" + source.text.encode("utf-8"))
+    return LoadedSpec(spec=spec, path=path, text=text, version=digest.hexdigest()[:16],
+                      prompt=source)  # fmt: skip
+
+
+def _prompt_source(ref: str, spec_path: str, text: str | None, where: Mark) -> PromptSource:
+    """The prompt file a spec names: read beside the spec, or the stored text."""
+    file = Path(spec_path).parent / ref
+    if text is None:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = "no such file" if isinstance(exc, FileNotFoundError) else f"cannot read: {exc}"
+            raise SpecError(
+                [SpecProblem(spec_path, *where, "prompt_file", f"{file}: {reason}")]
+            ) from None
+    prompt, _ = load_located(text, str(file), PromptFile, what="a mapping of prompt fields")
+    return PromptSource(path=ref, text=text, prompt=prompt)
 
 
 def load_spec(path: str | Path) -> LoadedSpec:

@@ -409,6 +409,11 @@ class AgentSpec(_Strict):
     ] = {}
     cache: CacheConfig = CacheConfig()
     prompt: str = ""
+    # the prompt in its own file (spec/prompt.py), relative to this spec; its text is part
+    # of the agent's version. Mutually exclusive with `prompt`.
+    prompt_file: str | None = Field(default=None, min_length=1)
+    # sampling temperature of the agent's model calls (a prompt file's `temperature`)
+    temperature: float | None = Field(default=None, ge=0, le=2, allow_inf_nan=False)
     tools: tuple[str, ...] = ()
     toolsets: tuple[Annotated[str, Field(pattern=r"^[\w.]+:[\w]+$")], ...] = ()
     decision_authority: DecisionAuthority = DecisionAuthority()
@@ -423,6 +428,9 @@ class AgentSpec(_Strict):
     injection: InjectionPolicy = InjectionPolicy()
     rules: RulesConfig | None = None
     monitors: Monitors | None = None
+    # the evaluation suite (its `name:`) a version must pass before a label may point at it
+    # (`steward agents promote`, evals/promotion.py)
+    required_suite: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_\-]{0,63}$")
 
     @field_validator("model", mode="before")
     @classmethod
@@ -443,6 +451,8 @@ Path = tuple[str | int, ...]
 def check_references(spec: AgentSpec) -> list[tuple[Path, str]]:
     """Cross-field checks, each with the exact path of the offending value."""
     problems: list[tuple[Path, str]] = []
+    if spec.prompt_file is not None and spec.prompt:
+        problems.append((("prompt_file",), "give `prompt` or `prompt_file`, not both"))
     listed = set(spec.tools)
     for index, name in enumerate(spec.tools):
         if spec.tools.index(name) != index:
@@ -531,8 +541,51 @@ def _external_problems(spec: AgentSpec) -> list[tuple[Path, str]]:
     return problems
 
 
+# --- prompt files ---------------------------------------------------------------------
+# Prompt files: a prompt in its own versioned YAML file, referenced by agent specs.
+#
+#     # prompts/support-desk.yaml
+#     name: support-desk
+#     model: rules
+#     temperature: 0.2
+#     max_tokens: 800
+#     expected_output_format: one short paragraph
+#     evaluation_rubric: |
+#       5: answers the question accurately ...
+#     system_prompt: |
+#       You are a support agent ...
+#
+# An agent spec names it with `prompt_file: prompts/support-desk.yaml` (relative to the
+# spec's own file). The prompt's text is part of the agent's version: the version is the
+# hash of the spec text and the prompt file's text, so changing a prompt is a new version
+# of every agent that uses it. Its `evaluation_rubric` is what an evaluation's LLM judge
+# scores against when the suite gives no rubric of its own.
+class PromptFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=NAME_RE)
+    model: str | None = Field(default=None, pattern=MODEL_NAME)
+    temperature: float | None = Field(default=None, ge=0, le=2, allow_inf_nan=False)
+    max_tokens: int | None = Field(default=None, ge=1, strict=True)
+    expected_output_format: str = ""
+    evaluation_rubric: str = ""
+    system_prompt: str = Field(min_length=1)
+
+
+class PromptSource(BaseModel):
+    """A prompt file as an agent version holds it: where it was read and its text."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    text: str
+    prompt: PromptFile
+
+
 class LoadedSpec(BaseModel):
-    """A validated spec with where it came from and its content hash (its version)."""
+    """A validated spec with where it came from and its content hash (its version). With
+    a `prompt_file`, `spec.prompt` holds the file's system prompt, `prompt` the file, and
+    the version hashes both texts."""
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
@@ -540,3 +593,4 @@ class LoadedSpec(BaseModel):
     path: str
     text: str
     version: str
+    prompt: PromptSource | None = None  # when the spec names a prompt_file

@@ -21,7 +21,8 @@ _COST = (
 )
 _INSERT_RUN = (
     "INSERT INTO runs (id, agent, agent_version, status, input, output, reason_code, reason,"
-    " steps, tags, created_at, updated_at) VALUES (?, ?, ?, ?, ?, '', '', '', 0, ?, ?, ?)"
+    " steps, tags, created_at, updated_at, label, arm)"
+    " VALUES (?, ?, ?, ?, ?, '', '', '', 0, ?, ?, ?, ?, ?)"
 )
 # A queued run's row is there already: it starts running, keeping when it was created.
 _START_RUN = (
@@ -56,6 +57,7 @@ project.ignore(
     ev.GateDecided, ev.RateSlotTaken, ev.ApprovalDecided, ev.ToolStarted, ev.ToolFailed,
     ev.ResultScanned, ev.BreakerTripped, ev.BudgetThresholdCrossed, ev.AgentStateChanged,
     ev.KeyCreated, ev.KeyRevoked, ev.FeedbackGiven, ev.PersonSignedIn, ev.DriftAlarmed,
+    ev.LabelMoved,
 )  # fmt: skip
 
 
@@ -63,7 +65,8 @@ def _run_row(
     run_id: str, event: ev.RunStarted | ev.RunQueued, status: RunStatus, ts: float
 ) -> tuple[Any, ...]:
     tags = json.dumps(event.tags, sort_keys=True)
-    return (run_id, event.agent, event.agent_version, status.value, event.input, tags, ts, ts)
+    return (run_id, event.agent, event.agent_version, status.value, event.input, tags, ts, ts,
+            event.label, event.arm)  # fmt: skip
 
 
 @project.on(ev.RunQueued)

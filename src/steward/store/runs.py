@@ -33,6 +33,8 @@ class RunRow:
     created_at: float
     updated_at: float
     finished_at: float | None
+    label: str = ""  # the label that chose agent_version (migration 0012)
+    arm: str = ""  # its canary arm: stable | canary | ""
 
     @property
     def latency_s(self) -> float | None:
@@ -63,6 +65,8 @@ def run_row(row: Any) -> RunRow:
         created_at=row.created_at,
         updated_at=row.updated_at,
         finished_at=row.finished_at,
+        label=getattr(row, "label", "") or "",
+        arm=getattr(row, "arm", "") or "",
     )
 
 
@@ -107,8 +111,15 @@ def read_journal(db: Database, run_id: str) -> list[JournalEntry]:
     return read_journal_after(db, run_id, 0)
 
 
-def save_agent_version(db: Database, agent: str, version: str, spec_text: str) -> None:
-    """Record a spec version once (content-addressed: the same text is the same version)."""
+def save_agent_version(
+    db: Database,
+    agent: str,
+    version: str,
+    spec_text: str,
+    prompt: tuple[str, str] | None = None,
+) -> None:
+    """Record a spec version once (content-addressed: the same text is the same version),
+    with the prompt file it names (`(path, text)`), which is part of the version."""
     with db.writer.begin() as connection:
         exists = connection.execute(
             select(agent_versions.c.version).where(
@@ -119,7 +130,12 @@ def save_agent_version(db: Database, agent: str, version: str, spec_text: str) -
             with contextlib.suppress(IntegrityError):  # a concurrent writer saved it
                 connection.execute(
                     insert(agent_versions).values(
-                        agent=agent, version=version, spec_text=spec_text, created_at=time.time()
+                        agent=agent,
+                        version=version,
+                        spec_text=spec_text,
+                        created_at=time.time(),
+                        prompt_path=prompt[0] if prompt else None,
+                        prompt_text=prompt[1] if prompt else None,
                     )
                 )
 
@@ -130,6 +146,8 @@ class AgentVersion:
     version: str
     created_at: float
     spec_text: str
+    prompt_path: str | None = None
+    prompt_text: str | None = None
 
 
 def latest_agent_versions(db: Database) -> dict[str, AgentVersion]:
@@ -152,10 +170,7 @@ def latest_agent_versions(db: Database) -> dict[str, AgentVersion]:
         .order_by(agent_versions.c.agent)
     )
     with db.reader.connect() as connection:
-        return {
-            r.agent: AgentVersion(r.agent, r.version, r.created_at, r.spec_text)
-            for r in connection.execute(query)
-        }
+        return {r.agent: _version(r) for r in connection.execute(query)}
 
 
 def list_agent_versions(db: Database, agent: str) -> list[AgentVersion]:
@@ -166,10 +181,11 @@ def list_agent_versions(db: Database, agent: str) -> list[AgentVersion]:
         .order_by(agent_versions.c.created_at.desc())
     )
     with db.reader.connect() as connection:
-        return [
-            AgentVersion(r.agent, r.version, r.created_at, r.spec_text)
-            for r in connection.execute(query)
-        ]
+        return [_version(r) for r in connection.execute(query)]
+
+
+def _version(r: Any) -> AgentVersion:
+    return AgentVersion(r.agent, r.version, r.created_at, r.spec_text, r.prompt_path, r.prompt_text)
 
 
 def read_journal_after(db: Database, run_id: str, after_id: int) -> list[JournalEntry]:
@@ -184,6 +200,19 @@ def read_journal_after(db: Database, run_id: str, after_id: int) -> list[Journal
             JournalEntry(r.id, r.ts, r.type, decode_event(r.data))
             for r in connection.execute(query)
         ]
+
+
+def get_agent_version(db: Database, agent: str, version: str) -> AgentVersion:
+    """A stored version: its spec text and the prompt file it names."""
+    with db.reader.connect() as connection:
+        row = connection.execute(
+            select(agent_versions).where(
+                agent_versions.c.agent == agent, agent_versions.c.version == version
+            )
+        ).first()
+    if row is None:
+        raise NotFoundError(f"no stored spec for {agent}@{version}")
+    return _version(row)
 
 
 def get_agent_version_text(db: Database, agent: str, version: str) -> str:

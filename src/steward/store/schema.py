@@ -62,6 +62,10 @@ runs = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("finished_at", Float, nullable=True),
+    # the label that chose the version this run executes, and the canary arm of its split
+    # (`stable` or `canary`); both empty when the run named no label (migration 0012)
+    Column("label", String(64), nullable=False, server_default=""),
+    Column("arm", String(16), nullable=False, server_default=""),
     Index("ix_runs_agent_created", "agent", "created_at"),
     Index("ix_runs_status", "status"),
     Index("ix_runs_created_id", "created_at", "id"),
@@ -98,6 +102,60 @@ agent_versions = Table(
     Column("version", String(64), primary_key=True),
     Column("spec_text", Text, nullable=False),
     Column("created_at", Float, nullable=False),
+    # the prompt file the spec names (`prompt_file`) and its text: part of the version
+    Column("prompt_path", Text, nullable=True),
+    Column("prompt_text", Text, nullable=True),
+)
+
+# Labels (production, staging, any name) point an agent at a version; a label may send a
+# share of runs to a canary version. Every move is a row of label_history and an event in
+# the audit chain (store/labels.py).
+agent_labels = Table(
+    "agent_labels",
+    metadata,
+    Column("agent", String(64), primary_key=True),
+    Column("label", String(64), primary_key=True),
+    Column("version", String(64), nullable=False),
+    Column("canary_version", String(64), nullable=True),
+    Column("canary_percent", Integer, nullable=False, server_default="0"),
+    Column("updated_at", Float, nullable=False),
+    Column("updated_by", String(128), nullable=False),
+)
+
+label_history = Table(
+    "label_history",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("agent", String(64), nullable=False),
+    Column("label", String(64), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("previous", String(64), nullable=True),
+    Column("canary_version", String(64), nullable=True),
+    Column("canary_percent", Integer, nullable=False, server_default="0"),
+    Column("action", String(16), nullable=False),  # promote | override | rollback | canary
+    Column("by", String(128), nullable=False),
+    Column("reason", Text, nullable=False, server_default=""),
+    Column("eval_result", String(64), nullable=True),
+    Column("at", Float, nullable=False),
+    Index("ix_label_history_agent_label", "agent", "label", "id"),
+)
+
+# An evaluation of one agent version on one suite (evals/): what promotion checks.
+eval_results = Table(
+    "eval_results",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("agent", String(64), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("suite", String(64), nullable=False),
+    Column("passed", Boolean, nullable=False),
+    Column("required_passed", Integer, nullable=False),
+    Column("required_total", Integer, nullable=False),
+    Column("scored_rate", Float, nullable=True),
+    Column("summary", Text, nullable=False),  # the result JSON (evals/results.py)
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Index("ix_eval_results_agent_version", "agent", "version", "suite"),
 )
 
 cost_ledger = Table(

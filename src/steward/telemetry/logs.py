@@ -266,6 +266,11 @@ class JsonLogConsumer:
         self._content(out, "reason", event.reason)
         self._content(out, "output", event.output)
 
+    @_on.on(ev.LabelMoved)
+    def _label_moved(self, event: ev.LabelMoved, out: dict[str, Any]) -> None:
+        out.update(agent=event.agent, label=event.label, version=event.version,
+                   previous=event.previous, action=event.action, by=event.by)  # fmt: skip
+
     @_on.on(AgentStateChanged)
     def _agent_state_changed(self, event: AgentStateChanged, out: dict[str, Any]) -> None:
         out.update(enabled=event.enabled, by=event.by)

@@ -118,7 +118,7 @@ _on: EventHandlers[MetricsConsumer, [str | None, float], None] = EventHandlers("
 _on.ignore(
     ev.RunQueued, ev.ModelBreakerClosed, ev.ToolCallProposed, ev.RateSlotTaken,
     ev.ResultScanned, ev.BudgetThresholdCrossed, ev.AgentStateChanged, ev.KeyCreated,
-    ev.KeyRevoked, ev.FeedbackGiven, ev.PersonSignedIn,
+    ev.KeyRevoked, ev.FeedbackGiven, ev.PersonSignedIn, ev.LabelMoved,
 )  # fmt: skip
 
 
@@ -175,6 +175,15 @@ class MetricsConsumer:
             ["agent_name", "verdict", "rule"],
             registry=r,
         )
+        # per version, so a canary is compared with its stable arm: the version, label and
+        # arm are those the run's RunStarted recorded (runs this process saw start)
+        self.by_version = Counter(
+            "agent_runs_by_version_total",
+            "Finished runs by agent version, the label and canary arm that chose it, status.",
+            ["agent_name", "agent_version", "label", "arm", "status"],
+            registry=r,
+        )
+        self._version_of: dict[str, tuple[str, str, str]] = {}  # run id -> version, label, arm
         self.escalations = Counter(
             "agent_escalations_total",
             "Runs that ended escalated, by reason code.",
@@ -257,6 +266,14 @@ class MetricsConsumer:
     @_on.on(RunStarted)
     def _run_started(self, event: RunStarted, run_id: str | None, ts: float) -> None:
         self._activate(run_id, ts, event.agent)
+        if run_id is not None:
+            if len(self._version_of) >= self.max_tracked:  # forget the oldest
+                self._version_of.pop(next(iter(self._version_of)))
+            self._version_of[run_id] = (
+                self._label("agent_version", event.agent_version or UNKNOWN),
+                self._label("label", event.label or "none"),
+                self._label("arm", event.arm or "none"),
+            )
 
     @_on.on(RunResumed)
     def _run_resumed(self, event: RunResumed, run_id: str | None, ts: float) -> None:
@@ -355,6 +372,9 @@ class MetricsConsumer:
         status = RunStatus(event.status)
         agent = self._deactivate(run_id, ts)
         self.tasks.labels(agent, status.value).inc()
+        chosen = self._version_of.pop(run_id, None) if run_id is not None else None
+        if chosen is not None:
+            self.by_version.labels(agent, *chosen, status.value).inc()
         if status is RunStatus.ESCALATED:
             reason = self._label("reason", event.reason_code or UNKNOWN)
             self.escalations.labels(agent, reason).inc()

@@ -35,7 +35,7 @@ async def start_run(
     check(who, Permission.START_RUN, body.agent)
     service = service_of(request)
     tags = {**body.tags, **who.starter_tags()}
-    run_id = await service.start(body.agent, body.input, tags)
+    run_id = await service.start(body.agent, body.input, tags, body.label)
     # a queued run (every slot of its agent taken) is on record too, with status `queued`
     return RunOut.of(await asyncio.to_thread(get_run, service.db, run_id))
 

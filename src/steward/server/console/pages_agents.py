@@ -1,21 +1,30 @@
 """The agents page: each agent's kill switch and autonomy mode (admins change them, with a
-comment that is audited) and the spec versions it has run with."""
+comment that is audited), its labels (promote through the evaluation gate, roll back) and
+the spec versions on record, with the diff between two of them."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 
 from steward.core.agent_state import Autonomy
+from steward.core.errors import ConflictError, InvalidInput, NotFoundError, PermissionDenied
+from steward.evals.promotion import Actor as PromotionActor
+from steward.evals.promotion import PromotionRefused
+from steward.evals.promotion import promote as promote_version
+from steward.evals.promotion import rollback as rollback_label
 from steward.monitor.view import agent_monitors
-from steward.security.keys import Permission
+from steward.prompts.diff import version_diff
+from steward.security.keys import Permission, Role
 from steward.server.api.agents import agent_overview, agents_overview
 from steward.server.auth import check
 from steward.server.console.render import PREFIX, page, redirect
 from steward.server.console.session import Actor, Reader
 from steward.server.service import RunService
+from steward.store.evaluations import list_evals
+from steward.store.labels import list_labels
 from steward.store.runs import list_agent_versions
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -33,10 +42,77 @@ def agents_page(request: Request, who: Reader) -> Response:
     agents = agents_overview(service)
     versions = {a.name: list_agent_versions(service.db, a.name) for a in agents}
     drift = {a.name: agent_monitors(service.db, a.name, alarms=10) for a in agents}
+    labels = {a.name: list_labels(service.db, a.name) for a in agents}
+    evals = {a.name: list_evals(service.db, a.name) for a in agents}
     return page(
         request, "agents.html", who, section="agents", agents=agents, versions=versions,
-        modes=MODES, drift=drift,
+        modes=MODES, drift=drift, labels=labels, evals=evals,
     )  # fmt: skip
+
+
+@router.get("/agents/{name}/diff")
+def diff_page(
+    name: str,
+    request: Request,
+    who: Reader,
+    old: Annotated[str, Query(min_length=1, max_length=64)],
+    new: Annotated[str, Query(min_length=1, max_length=64)],
+) -> Response:
+    """What changed from version `old` to `new`: spec and prompt file."""
+    check(who, Permission.READ, name)
+    service: RunService = request.app.state.service
+    text = version_diff(service.db, name, old, new)
+    lines = [(_line_kind(line), line) for line in text.splitlines()]
+    return page(request, "agent_diff.html", who, section="agents", name=name, old=old, new=new,
+                lines=lines)  # fmt: skip
+
+
+def _line_kind(line: str) -> str:
+    if line.startswith(("+++", "---")):
+        return "file"
+    if line.startswith("@@"):
+        return "hunk"
+    return {"+": "add", "-": "del"}.get(line[:1], "ctx")
+
+
+@router.post("/agents/{name}/promote")
+def promote(
+    name: str,
+    request: Request,
+    who: Actor,
+    version: Annotated[str, Form(min_length=1, max_length=64)],
+    label: Annotated[str, Form(pattern=r"^[a-z][a-z0-9_\-]{0,63}$")] = "production",
+    override: Annotated[str, Form(pattern="^(|on)$")] = "",
+    reason: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """Through the evaluation gate; an admin may override with a reason (audited)."""
+    service = _change(request, name, who)
+    try:
+        event = promote_version(service.db, name, version, label=label,
+                                actor=PromotionActor(who.label, who.role is Role.ADMIN),
+                                override_reason=reason if override else None,
+                                on_commit=service.journal.publish)  # fmt: skip
+    except (PromotionRefused, InvalidInput, PermissionDenied, NotFoundError) as exc:
+        return redirect(AGENTS, f"Not promoted: {exc}", "error")
+    return redirect(AGENTS, f"{name} {label} now runs {event.version} ({event.action}).")
+
+
+@router.post("/agents/{name}/rollback")
+def rollback(
+    name: str,
+    request: Request,
+    who: Actor,
+    label: Annotated[str, Form(pattern=r"^[a-z][a-z0-9_\-]{0,63}$")] = "production",
+    reason: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    service = _change(request, name, who)
+    try:
+        event = rollback_label(service.db, name, label=label,
+                               actor=PromotionActor(who.label, who.role is Role.ADMIN),
+                               reason=reason.strip(), on_commit=service.journal.publish)  # fmt: skip
+    except (PromotionRefused, ConflictError, NotFoundError) as exc:
+        return redirect(AGENTS, f"Not rolled back: {exc}", "error")
+    return redirect(AGENTS, f"{name} {label} rolled back to {event.version}.")
 
 
 def _change(request: Request, name: str, who: Actor) -> RunService:
