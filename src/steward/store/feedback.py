@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Connection, FromClause, select
 
 from steward.core.errors import ConflictError, NotFoundError, StewardError
 from steward.core.events import FeedbackGiven
@@ -64,6 +64,20 @@ def latest_verdicts(db: Database, run_ids: Iterable[str] | None = None) -> dict[
             if wanted is None or run_id in wanted:
                 found[run_id] = json.loads(data)["verdict"]
     return found
+
+
+def verdicts_of(
+    connection: Connection, source: FromClause, where: Sequence[ColumnElement[bool]]
+) -> dict[str, str]:
+    """The latest verdict per run of the feedback events in `source` (events joined to
+    what selects them) matching `where`; only feedback rows are read and decoded."""
+    query = (
+        select(events.c.run_id, events.c.data)
+        .select_from(source)
+        .where(events.c.type == "run.feedback", *where)
+        .order_by(events.c.id)
+    )
+    return {run_id: json.loads(data)["verdict"] for run_id, data in connection.execute(query)}
 
 
 def accuracy(verdicts: dict[str, str], answered: int) -> float | None:

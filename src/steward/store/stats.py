@@ -1,18 +1,30 @@
-"""Latency and outcome figures of an agent over a time window, and the maturity stage
-they meet (proof of concept, limited production, full production)."""
+"""Latency and outcome figures of an agent (or of all agents) over a time window, and the
+maturity stage they meet (proof of concept, limited production, full production).
+
+Everything is aggregated in SQL with constant memory: counts by status from an index,
+percentiles by walking an index on the value (LIMIT 2 OFFSET rank: only the rows at the
+ranks wanted come back), tool latencies and denials from the `call_facts` projection
+(never the journal's JSON). `steward stats` and the console's
+overview pages (server/console/pages_overview.py) read these same functions.
+"""
 
 from __future__ import annotations
 
-import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Connection, Integer, Table, func, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
-from steward.store.costs import cost_report
 from steward.store.database import Database
-from steward.store.feedback import accuracy, latest_verdicts
-from steward.store.schema import approvals, events, runs
+from steward.store.feedback import accuracy, verdicts_of
+from steward.store.schema import approvals, call_facts, cost_ledger, events, runs
+
+PERCENTILES = (0.5, 0.95, 0.99)
+DAY = 86400
 
 
 def percentile(values: list[float], pct: float) -> float | None:
@@ -25,13 +37,154 @@ def percentile(values: list[float], pct: float) -> float | None:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
+def _ranks(n: int, pct: float) -> tuple[int, int, float]:
+    """The two 0-based ranks a percentile interpolates between, and the fraction."""
+    rank = (n - 1) * pct
+    low = int(rank)
+    return low, min(low + 1, n - 1), rank - low
+
+
+@dataclass(frozen=True, slots=True)
+class Latency:
+    """How many values, and their percentiles (linear interpolation between ranks)."""
+
+    n: int = 0
+    p50: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "p50": self.p50, "p95": self.p95, "p99": self.p99}
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Which runs: one agent's (or all agents', `agent=None`) created in [since, until)."""
+
+    since: float
+    until: float | None = None
+    agent: str | None = None
+
+    def runs(self) -> list[ColumnElement[bool]]:
+        where = [runs.c.created_at >= self.since]
+        if self.until is not None:
+            where.append(runs.c.created_at < self.until)
+        if self.agent is not None:
+            where.append(runs.c.agent == self.agent)
+        return where
+
+    def facts(self, kind: str) -> list[ColumnElement[bool]]:
+        where = [call_facts.c.kind == kind, call_facts.c.run_created >= self.since,
+                 call_facts.c.ts >= self.since]  # fmt: skip
+        if self.until is not None:
+            where.append(call_facts.c.run_created < self.until)
+        if self.agent is not None:
+            where.append(call_facts.c.agent == self.agent)
+        return where
+
+    @property
+    def first_day(self) -> int:
+        return int(self.since // DAY)
+
+
+def percentiles(
+    connection: Connection,
+    value: ColumnElement[Any],
+    where: Sequence[ColumnElement[bool]],
+    n: int,
+    pcts: Sequence[float] = PERCENTILES,
+    index: tuple[Table, str] | None = None,
+) -> list[float | None]:
+    """Percentiles of `value` over the `n` rows matching `where`, in the database: for each,
+    the two rows at its ranks in value order (LIMIT 2 OFFSET rank), read from an index on
+    the value when there is one (`index`, named for SQLite, whose planner would otherwise
+    sort): the index is walked, nothing is sorted or fetched but those rows."""
+    if n == 0:
+        return [None for _ in pcts]
+    query = select(value).where(value.is_not(None), *where).order_by(value)
+    if index is not None:
+        query = query.with_hint(index[0], f"INDEXED BY {index[1]}", "sqlite")
+    found: list[float | None] = []
+    for p in pcts:
+        low, high, frac = _ranks(n, p)
+        pair = [float(v) for (v,) in connection.execute(query.limit(2).offset(low))]
+        at_low, at_high = pair[0], pair[-1] if high > low else pair[0]
+        found.append(at_low + (at_high - at_low) * frac)
+    return found
+
+
+def _count(connection: Connection, value: ColumnElement[Any], where: Sequence[ColumnElement[bool]]) -> int:
+    query = select(func.count()).where(value.is_not(None), *where)
+    return int(connection.execute(query).scalar_one())
+
+
+def statuses(connection: Connection, scope: Scope) -> dict[str, int]:
+    query = select(runs.c.status, func.count()).where(*scope.runs()).group_by(runs.c.status)
+    return {status: int(n) for status, n in connection.execute(query)}
+
+
+def run_latency(connection: Connection, scope: Scope) -> Latency:
+    """Run latency (created to finished), from runs.latency_ms in index order."""
+    where = scope.runs()
+    n = _count(connection, runs.c.latency_ms, where)
+    index = "ix_runs_agent_latency" if scope.agent is not None else "ix_runs_latency"
+    p50, p95, p99 = percentiles(connection, runs.c.latency_ms, where, n, index=(runs, index))
+    return Latency(n, p50, p95, p99)
+
+
+def tool_latency(connection: Connection, scope: Scope) -> dict[str, Latency]:
+    """Each tool's latency of succeeded calls, from call_facts in index order."""
+    where = scope.facts("tool")
+    counts = connection.execute(
+        select(call_facts.c.name, func.count()).where(*where).group_by(call_facts.c.name)
+    ).all()
+    index = "ix_call_facts_agent" if scope.agent is not None else "ix_call_facts_all"
+    found: dict[str, Latency] = {}
+    for tool, n in sorted(counts):
+        mine = [*where, call_facts.c.name == tool]
+        p50, p95, p99 = percentiles(connection, call_facts.c.value, mine, int(n),
+                                    index=(call_facts, index))  # fmt: skip
+        found[tool] = Latency(int(n), p50, p95, p99)
+    return found
+
+
+def with_person(connection: Connection, scope: Scope) -> int:
+    """Succeeded runs in scope that asked a person (an approval requested in the window)."""
+    asked = [approvals.c.requested_at >= scope.since]
+    if scope.agent is not None:
+        asked.append(approvals.c.agent == scope.agent)
+    query = (
+        select(func.count(func.distinct(approvals.c.run_id)))
+        .select_from(approvals.join(runs, runs.c.id == approvals.c.run_id))
+        .where(*asked, *scope.runs(), runs.c.status == "succeeded")
+    )
+    return int(connection.execute(query).scalar_one())
+
+
+def spend(connection: Connection, scope: Scope) -> tuple[float, int]:
+    """Spend since the scope's first day (the cost ledger is by day) and the finished runs
+    it is divided by: cost per transaction, as `steward costs` computes it."""
+    costs = select(func.coalesce(func.sum(cost_ledger.c.cost_usd), 0.0)).where(
+        cost_ledger.c.day >= scope.first_day
+    )
+    finished = select(func.count()).where(
+        runs.c.finished_at.is_not(None), runs.c.created_at >= scope.first_day * DAY
+    )
+    if scope.agent is not None:
+        costs = costs.where(cost_ledger.c.agent == scope.agent)
+        finished = finished.where(runs.c.agent == scope.agent)
+    return float(connection.execute(costs).scalar_one()), int(
+        connection.execute(finished).scalar_one()
+    )
+
+
 @dataclass(slots=True)
 class AgentStats:
     agent: str
     window_seconds: float
     statuses: dict[str, int] = field(default_factory=dict)
-    run_latency_ms: list[float] = field(default_factory=list)
-    tool_latency_ms: dict[str, list[float]] = field(default_factory=dict)
+    run_latency: Latency = field(default_factory=Latency)
+    tool_latency: dict[str, Latency] = field(default_factory=dict)
     with_person: int = 0
     cost_per_transaction: float | None = None
     accuracy: float | None = None  # share of judged runs marked correct (feedback)
@@ -77,40 +230,46 @@ class AgentStats:
         return "below proof of concept", "proof of concept needs >85% accuracy"
 
 
+def judged_runs(connection: Connection, scope: Scope) -> dict[str, str]:
+    """The latest verdict of each judged run in scope (feedback events are few)."""
+    return verdicts_of(connection, runs.join(events, events.c.run_id == runs.c.id), scope.runs())
+
+
 def agent_stats(
     db: Database, agent: str, window_seconds: float = 86400.0, now: float | None = None
 ) -> AgentStats:
     moment = time.time() if now is None else now
-    since = moment - window_seconds
+    scope = Scope(moment - window_seconds, agent=agent)
     stats = AgentStats(agent, window_seconds)
-    run_query = select(runs.c.id, runs.c.status, runs.c.created_at, runs.c.finished_at).where(
-        runs.c.agent == agent, runs.c.created_at >= since
-    )
     with db.reader.connect() as connection:
-        run_ids: list[str] = []
-        for run_id, status, created, finished in connection.execute(run_query):
-            run_ids.append(run_id)
-            stats.statuses[status] = stats.statuses.get(status, 0) + 1
-            if finished is not None:
-                stats.run_latency_ms.append((finished - created) * 1000)
-        people = select(approvals.c.run_id).where(
-            approvals.c.agent == agent, approvals.c.requested_at >= since
-        )
-        asked = {row[0] for row in connection.execute(people)}
-        done = select(runs.c.id).where(
-            runs.c.agent == agent, runs.c.created_at >= since, runs.c.status == "succeeded"
-        )
-        stats.with_person = sum(1 for row in connection.execute(done) if row[0] in asked)
-        wanted = set(run_ids)
-        for data, run_id in connection.execute(select(events.c.data, events.c.run_id).where(
-            events.c.type == "tool.succeeded", events.c.ts >= since
-        )):  # fmt: skip
-            if run_id in wanted:
-                body = json.loads(data)
-                stats.tool_latency_ms.setdefault(body["tool"], []).append(float(body["latency_ms"]))
-    verdicts = latest_verdicts(db, run_ids)
+        stats.statuses = statuses(connection, scope)
+        stats.run_latency = run_latency(connection, scope)
+        stats.tool_latency = tool_latency(connection, scope)
+        stats.with_person = with_person(connection, scope)
+        verdicts = judged_runs(connection, scope)
+        # cost is by ledger day: the days the window touches, today included
+        days = max(1, int(window_seconds // DAY) + 1)
+        total, finished = spend(connection, Scope((int(moment // DAY) - days + 1) * DAY,
+                                                  agent=agent))  # fmt: skip
     stats.judged = len(verdicts)
     stats.accuracy = accuracy(verdicts, stats.statuses.get("succeeded", 0))
-    stats.cost_per_transaction = cost_report(db, days=max(1, int(window_seconds // 86400) + 1), agent=agent,
-                                             now=moment).per_transaction(agent)  # fmt: skip
+    stats.cost_per_transaction = None if finished == 0 else total / finished
     return stats
+
+
+class day_of(FunctionElement[int]):  # noqa: N801 - a SQL function's name
+    """The UTC day number of an epoch-seconds column (floor(seconds / 86400))."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(day_of, "sqlite")
+def _day_sqlite(element: day_of, compiler: Any, **kw: Any) -> str:
+    # epoch seconds are positive: truncation is the floor
+    return f"CAST({compiler.process(element.clauses, **kw)} / {DAY} AS INTEGER)"
+
+
+@compiles(day_of)
+def _day_default(element: day_of, compiler: Any, **kw: Any) -> str:
+    return f"CAST(FLOOR({compiler.process(element.clauses, **kw)} / {DAY}) AS INTEGER)"
