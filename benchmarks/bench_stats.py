@@ -94,7 +94,9 @@ def build(path: Path, n: int, now: float) -> None:
         status = _pick(rng, STATUSES)[0]
         words = " ".join(rng.choice(WORDS) for _ in range(6))
         text = f"Order #{10000 + rng.randrange(90000)}: {words}"
-        finished = None if status in {"waiting", "running"} else created + rng.lognormvariate(0.4, 0.6)
+        finished = (
+            None if status in {"waiting", "running"} else created + rng.lognormvariate(0.4, 0.6)
+        )
         answer = "" if finished is None else f"Your order is on its way ({words.split()[0]})."
         tags = json.dumps({"tenant": rng.choice(TENANTS)})
         chunk["runs"].append((run_id, agent, status, text, answer,
@@ -123,7 +125,9 @@ def build(path: Path, n: int, now: float) -> None:
             chunk["facts"].append((run_id, agent, created, "deny", rule, created + 0.1, 0.0))
         if rng.random() < 0.06:
             decided = None if status == "waiting" else created + rng.uniform(30, 7200)
-            state = "pending" if decided is None else rng.choice(("approved", "approved", "rejected"))
+            state = (
+                "pending" if decided is None else rng.choice(("approved", "approved", "rejected"))
+            )
             chunk["approvals"].append((f"apr_{i:08d}", run_id, agent, state, created + 0.3,
                                        created + 86400, decided,
                                        None if decided is None else "reviewer"))  # fmt: skip
@@ -257,7 +261,10 @@ def main() -> int:
             samples[which].append(json.loads(out.stdout))
     old, new = samples["old"][0]["found"], samples["new"][0]["found"]
     agree = all(old[k] == new[k] for k in ("statuses", "run_n", "with_person", "tools", "judged"))
-    agree = agree and abs((old["cost_per_transaction"] or 0) - (new["cost_per_transaction"] or 0)) < 1e-9
+    agree = (
+        agree
+        and abs((old["cost_per_transaction"] or 0) - (new["cost_per_transaction"] or 0)) < 1e-9
+    )
     result: dict[str, Any] = {"benchmark": "stats", "runs": n, "store_mb": path.stat().st_size / 1e6,
                               "build_s": info["build_s"], "repeat": args.repeat,
                               "figures_agree": agree}  # fmt: skip
@@ -268,22 +275,30 @@ def main() -> int:
             "wall_s_median": _median([r["ns"] / 1e9 for r in rows]),
             "wall_s": [round(r["ns"] / 1e9, 3) for r in rows],
             "peak_rss_mb_median": _median([r["rss_kb"] / 1024 for r in rows]),
-            "rss_growth_mb_median": _median([(r["rss_kb"] - r["rss_base_kb"]) / 1024 for r in rows]),
+            "rss_growth_mb_median": _median(
+                [(r["rss_kb"] - r["rss_base_kb"]) / 1024 for r in rows]
+            ),
         }
     result["speedup"] = result["old"]["wall_s_median"] / result["new"]["wall_s_median"]
     result["target_met"] = result["new"]["wall_s_median"] < TARGET_S
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"stats of {AGENT} over 28 days, {n:,} runs ({result['store_mb']:.0f} MB store, "
-              f"built in {info['build_s']:.0f} s); medians of {args.repeat}, fresh process each")
+        print(
+            f"stats of {AGENT} over 28 days, {n:,} runs ({result['store_mb']:.0f} MB store, "
+            f"built in {info['build_s']:.0f} s); medians of {args.repeat}, fresh process each"
+        )
         for which in ("old", "new"):
             r = result[which]
-            print(f"  {r['label']:<24} wall {r['wall_s_median']:7.3f} s {r['wall_s']}  "
-                  f"peak RSS {r['peak_rss_mb_median']:6.1f} MB "
-                  f"(+{r['rss_growth_mb_median']:.1f} MB while computing)")
-        print(f"  speed-up {result['speedup']:.1f}x; target < {TARGET_S:.0f} s: "
-              f"{'met' if result['target_met'] else 'MISSED'}; figures agree: {agree}")
+            print(
+                f"  {r['label']:<24} wall {r['wall_s_median']:7.3f} s {r['wall_s']}  "
+                f"peak RSS {r['peak_rss_mb_median']:6.1f} MB "
+                f"(+{r['rss_growth_mb_median']:.1f} MB while computing)"
+            )
+        print(
+            f"  speed-up {result['speedup']:.1f}x; target < {TARGET_S:.0f} s: "
+            f"{'met' if result['target_met'] else 'MISSED'}; figures agree: {agree}"
+        )
     return 0 if agree else 1
 
 

@@ -44,7 +44,9 @@ def _fill(db: Database, n: int = 40, seed: int = 7) -> dict[str, object]:
         for i in range(n):
             run_id, start = f"r{i}", NOW - 3000 + i * 17.25
             outcome = OUTCOMES[i % len(OUTCOMES)]
-            journal.append(run_id, RunStarted("desk", "v1", f"order {i}", {"tenant": "acme"}), ts=start)
+            journal.append(
+                run_id, RunStarted("desk", "v1", f"order {i}", {"tenant": "acme"}), ts=start
+            )
             for c in range(i % 3):
                 tool, ms = ("lookup", "refund")[c], rng.uniform(1, 500)
                 journal.append(run_id, ToolSucceeded(f"k{c}", tool, {}, ms, 1), ts=start + 1)
@@ -123,10 +125,15 @@ def test_migration_0014_backfills_facts_latency_and_search(any_db: Database) -> 
     with any_db.writer.begin() as connection:
         config.attributes["connection"] = connection
         command.downgrade(config, _before_0014())
-    deny = ('{"decision":{"reasons":[{"code":"scan.injection","message":"m"}],"risk":0.0,'
-            '"rule_ids":[],"verdict":"deny"},"key":"k","stage":"scan","tool":"t","type":"gate.decided"}')
+    deny = (
+        '{"decision":{"reasons":[{"code":"scan.injection","message":"m"}],"risk":0.0,'
+        '"rule_ids":[],"verdict":"deny"},"key":"k","stage":"scan","tool":"t","type":"gate.decided"}'
+    )
     allow = deny.replace('"deny"}', '"allow"}')
-    done = '{"attempts":1,"cost_usd":0.0,"key":"k","latency_ms":12.5,"result":{},"tool":"lookup","type":"tool.succeeded"}'  # fmt: skip
+    done = (
+        '{"attempts":1,"cost_usd":0.0,"key":"k","latency_ms":12.5,"result":{},'
+        '"tool":"lookup","type":"tool.succeeded"}'
+    )
     now = time.time()
     with any_db.writer.begin() as connection:
         connection.execute(

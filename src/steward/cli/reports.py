@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+
 import typer
 
 from steward.cli.context import DbOption, console, fail, handled, open_db

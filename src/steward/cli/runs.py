@@ -110,7 +110,9 @@ def list_command(
     search: str | None = typer.Option(None, help="Words in the input or answer (prefixes)."),
     tag: list[str] = typer.Option([], help="key=value, like tenant=acme (repeatable)."),
     since: str | None = typer.Option(None, help="Created at or after: RFC 3339, 2025-12-03, 24h."),
-    until: str | None = typer.Option(None, help="Created before: RFC 3339, 2025-12-03 (its end), 1h."),
+    until: str | None = typer.Option(
+        None, help="Created before: RFC 3339, 2025-12-03 (its end), 1h."
+    ),
     db: str | None = DbOption,
     as_json: bool = JsonOption,
 ) -> None:

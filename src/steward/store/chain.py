@@ -110,7 +110,11 @@ def append_rows(
         if item.run_id is not None and type(item.event) in PROJECTED:
             projected = project(item.run_id, item.event, item.ts)
             for statement, parameters in (
-                [] if projected is None else projected if isinstance(projected, list) else [projected]
+                []
+                if projected is None
+                else projected
+                if isinstance(projected, list)
+                else [projected]
             ):
                 cursor.execute(_sql(paramstyle, statement), parameters)
     return ChainTip(last_id, last_hash)

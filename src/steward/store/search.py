@@ -89,7 +89,7 @@ def _text(connection: Connection, phrase: str) -> ColumnElement[bool]:
     if dialect == "postgresql" and words:
         query = " & ".join(f"{w}:*" for w in words)
         document = func.to_tsvector(literal_column("'simple'"), runs.c.input + " " + runs.c.output)
-        return document.op("@@")(func.to_tsquery(literal_column("'simple'"), query))
+        return document.bool_op("@@")(func.to_tsquery(literal_column("'simple'"), query))
     return _like(words, phrase)
 
 
@@ -111,5 +111,3 @@ def conditions(connection: Connection, wanted: RunFilter) -> list[ColumnElement[
     if wanted.until is not None:
         where.append(runs.c.created_at < wanted.until)
     return where
-
-

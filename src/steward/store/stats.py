@@ -113,7 +113,9 @@ def percentiles(
     return found
 
 
-def _count(connection: Connection, value: ColumnElement[Any], where: Sequence[ColumnElement[bool]]) -> int:
+def _count(
+    connection: Connection, value: ColumnElement[Any], where: Sequence[ColumnElement[bool]]
+) -> int:
     query = select(func.count()).where(value.is_not(None), *where)
     return int(connection.execute(query).scalar_one())
 
@@ -257,7 +259,7 @@ def agent_stats(
     return stats
 
 
-class day_of(FunctionElement[int]):  # noqa: N801 - a SQL function's name
+class day_of(FunctionElement[int]):
     """The UTC day number of an epoch-seconds column (floor(seconds / 86400))."""
 
     type = Integer()

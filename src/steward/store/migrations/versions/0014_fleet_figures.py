@@ -54,8 +54,7 @@ _FTS = [
     "INSERT INTO runs_fts (runs_fts) VALUES ('rebuild')",
 ]
 _PG_SEARCH = (
-    "CREATE INDEX ix_runs_search ON runs USING gin"
-    " (to_tsvector('simple', input || ' ' || output))"
+    "CREATE INDEX ix_runs_search ON runs USING gin (to_tsvector('simple', input || ' ' || output))"
 )
 
 
@@ -106,9 +105,7 @@ def upgrade() -> None:
     )
     for name, columns in _RUN_INDEXES.items():
         op.create_index(name, "runs", columns)
-    op.create_index(
-        "ix_cost_ledger_agent_day_cost", "cost_ledger", ["agent", "day", "cost_usd"]
-    )
+    op.create_index("ix_cost_ledger_agent_day_cost", "cost_ledger", ["agent", "day", "cost_usd"])
     op.create_index("ix_cost_ledger_day_cost", "cost_ledger", ["day", "cost_usd"])
     if dialect == "sqlite":
         if _has_fts5(connection):
