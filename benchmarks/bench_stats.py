@@ -9,6 +9,8 @@ computed two ways in the same run:
 
 Each sample is a fresh Python process (so each one's peak RSS is its own), old and new
 alternated so both see the same machine load; medians of --repeat samples (default 3).
+Wall and CPU time (user + system) are both shown: on a loaded machine the wall time grows
+with the load, the CPU time much less.
 The store is kept at /tmp/steward-bench-stats-N.db and reused (--fresh rebuilds it).
 Target: this tree under 1 s at 1M runs.
 """
@@ -207,7 +209,8 @@ def child(path: str, which: str, now: float) -> None:
     from steward.store.stats import agent_stats
 
     db = Database.open(f"sqlite:///{path}")
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    before, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
     start = time.perf_counter_ns()
     if which == "old":
         found = old_agent_stats(db, AGENT, WINDOW + 1, now)
@@ -219,8 +222,10 @@ def child(path: str, which: str, now: float) -> None:
                  "judged": stats.judged, "accuracy": stats.accuracy,
                  "cost_per_transaction": stats.cost_per_transaction}  # fmt: skip
     took = time.perf_counter_ns() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"ns": took, "rss_kb": peak, "rss_base_kb": before, "found": found}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    used = usage.ru_utime + usage.ru_stime - cpu
+    print(json.dumps({"ns": took, "cpu_s": used, "rss_kb": usage.ru_maxrss, "rss_base_kb": before,
+                      "found": found}))  # fmt: skip
 
 
 def _median(values: list[float]) -> float:
@@ -274,6 +279,7 @@ def main() -> int:
             "label": label,
             "wall_s_median": _median([r["ns"] / 1e9 for r in rows]),
             "wall_s": [round(r["ns"] / 1e9, 3) for r in rows],
+            "cpu_s_median": _median([r["cpu_s"] for r in rows]),
             "peak_rss_mb_median": _median([r["rss_kb"] / 1024 for r in rows]),
             "rss_growth_mb_median": _median(
                 [(r["rss_kb"] - r["rss_base_kb"]) / 1024 for r in rows]

@@ -70,14 +70,19 @@ def verdicts_of(
     connection: Connection, source: FromClause, where: Sequence[ColumnElement[bool]]
 ) -> dict[str, str]:
     """The latest verdict per run of the feedback events in `source` (events joined to
-    what selects them) matching `where`; only feedback rows are read and decoded."""
+    what selects them) matching `where`; only feedback rows are read and decoded. No
+    ORDER BY: SQLite would walk the whole journal in id order rather than sort a few rows;
+    the latest is the highest id."""
     query = (
-        select(events.c.run_id, events.c.data)
+        select(events.c.id, events.c.run_id, events.c.data)
         .select_from(source)
         .where(events.c.type == "run.feedback", *where)
-        .order_by(events.c.id)
     )
-    return {run_id: json.loads(data)["verdict"] for run_id, data in connection.execute(query)}
+    latest: dict[str, tuple[int, str]] = {}
+    for event_id, run_id, data in connection.execute(query):
+        if run_id not in latest or latest[run_id][0] < event_id:
+            latest[run_id] = (event_id, json.loads(data)["verdict"])
+    return {run_id: verdict for run_id, (_id, verdict) in latest.items()}
 
 
 def accuracy(verdicts: dict[str, str], answered: int) -> float | None:

@@ -71,7 +71,8 @@ runs = Table(
     # the fleet figures (store/stats.py) read these indexes alone: counts by status, and
     # latency percentiles walked in order, for one agent or all (migration 0014)
     Index("ix_runs_agent_status", "agent", "status", "created_at"),
-    Index("ix_runs_agent_day", "agent", "created_at", "status"),
+    Index("ix_runs_agent_day", "agent", "created_at", "status", "latency_ms"),
+    Index("ix_runs_day", "created_at", "status", "latency_ms"),
     Index("ix_runs_agent_latency", "agent", "latency_ms", "created_at"),
     Index("ix_runs_latency", "latency_ms", "created_at"),
 )

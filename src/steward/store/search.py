@@ -95,7 +95,8 @@ def _text(connection: Connection, phrase: str) -> ColumnElement[bool]:
 
 def _tag(dialect: str, key: str, value: str) -> ColumnElement[bool]:
     if dialect == "postgresql":
-        return cast(runs.c.tags, JSONB)[key].astext == value
+        found: ColumnElement[bool] = cast(runs.c.tags, JSONB)[key].astext == value
+        return found
     return func.json_extract(runs.c.tags, f'$."{key}"') == value
 
 

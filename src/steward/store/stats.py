@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Integer, Table, func, select
+from sqlalchemy import ColumnElement, Connection, Integer, func, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -65,10 +65,14 @@ class Scope:
     until: float | None = None
     agent: str | None = None
 
-    def runs(self) -> list[ColumnElement[bool]]:
-        where = [runs.c.created_at >= self.since]
+    def runs(self, *, walk: bool = False) -> list[ColumnElement[bool]]:
+        """Conditions on runs. `walk`: for a walk of another index in order (percentiles),
+        the time bounds are written `created_at + 0` so that no planner takes an index on
+        created_at instead and sorts (SQLite's, after ANALYZE, would)."""
+        created: ColumnElement[float] = runs.c.created_at + 0 if walk else runs.c.created_at
+        where = [created >= self.since]
         if self.until is not None:
-            where.append(runs.c.created_at < self.until)
+            where.append(created < self.until)
         if self.agent is not None:
             where.append(runs.c.agent == self.agent)
         return where
@@ -93,22 +97,28 @@ def percentiles(
     where: Sequence[ColumnElement[bool]],
     n: int,
     pcts: Sequence[float] = PERCENTILES,
-    index: tuple[Table, str] | None = None,
 ) -> list[float | None]:
     """Percentiles of `value` over the `n` rows matching `where`, in the database: for each,
-    the two rows at its ranks in value order (LIMIT 2 OFFSET rank), read from an index on
-    the value when there is one (`index`, named for SQLite, whose planner would otherwise
-    sort): the index is walked, nothing is sorted or fetched but those rows."""
+    the two rows at its ranks in value order (LIMIT 2 OFFSET rank), walking an index on
+    the value when there is one (ix_runs_*latency, ix_call_facts_*): nothing is sorted,
+    nothing fetched but those rows."""
     if n == 0:
         return [None for _ in pcts]
-    query = select(value).where(value.is_not(None), *where).order_by(value)
-    if index is not None:
-        query = query.with_hint(index[0], f"INDEXED BY {index[1]}", "sqlite")
+    query = select(value).where(value.is_not(None), *where)
     found: list[float | None] = []
     for p in pcts:
         low, high, frac = _ranks(n, p)
-        pair = [float(v) for (v,) in connection.execute(query.limit(2).offset(low))]
-        at_low, at_high = pair[0], pair[-1] if high > low else pair[0]
+        # walk from the nearer end: a p99 steps over 1% of the rows, not 99%
+        if low < n - 1 - high:
+            pair = connection.execute(query.order_by(value).limit(2).offset(low)).scalars()
+            at = [float(v) for v in pair]
+            at_low, at_high = at[0], at[-1] if high > low else at[0]
+        else:
+            pair = connection.execute(
+                query.order_by(value.desc()).limit(2).offset(n - 1 - high)
+            ).scalars()
+            at = [float(v) for v in pair]
+            at_high, at_low = at[0], at[-1] if high > low else at[0]
         found.append(at_low + (at_high - at_low) * frac)
     return found
 
@@ -127,10 +137,8 @@ def statuses(connection: Connection, scope: Scope) -> dict[str, int]:
 
 def run_latency(connection: Connection, scope: Scope) -> Latency:
     """Run latency (created to finished), from runs.latency_ms in index order."""
-    where = scope.runs()
-    n = _count(connection, runs.c.latency_ms, where)
-    index = "ix_runs_agent_latency" if scope.agent is not None else "ix_runs_latency"
-    p50, p95, p99 = percentiles(connection, runs.c.latency_ms, where, n, index=(runs, index))
+    n = _count(connection, runs.c.latency_ms, scope.runs())
+    p50, p95, p99 = percentiles(connection, runs.c.latency_ms, scope.runs(walk=True), n)
     return Latency(n, p50, p95, p99)
 
 
@@ -140,12 +148,10 @@ def tool_latency(connection: Connection, scope: Scope) -> dict[str, Latency]:
     counts = connection.execute(
         select(call_facts.c.name, func.count()).where(*where).group_by(call_facts.c.name)
     ).all()
-    index = "ix_call_facts_agent" if scope.agent is not None else "ix_call_facts_all"
     found: dict[str, Latency] = {}
     for tool, n in sorted(counts):
         mine = [*where, call_facts.c.name == tool]
-        p50, p95, p99 = percentiles(connection, call_facts.c.value, mine, int(n),
-                                    index=(call_facts, index))  # fmt: skip
+        p50, p95, p99 = percentiles(connection, call_facts.c.value, mine, int(n))
         found[tool] = Latency(int(n), p50, p95, p99)
     return found
 
@@ -155,11 +161,13 @@ def with_person(connection: Connection, scope: Scope) -> int:
     asked = [approvals.c.requested_at >= scope.since]
     if scope.agent is not None:
         asked.append(approvals.c.agent == scope.agent)
-    query = (
-        select(func.count(func.distinct(approvals.c.run_id)))
-        .select_from(approvals.join(runs, runs.c.id == approvals.c.run_id))
-        .where(*asked, *scope.runs(), runs.c.status == "succeeded")
+    # driven by the approvals (far fewer than runs), each probing its run by primary key
+    succeeded = (
+        select(runs.c.id)
+        .where(runs.c.id == approvals.c.run_id, runs.c.status == "succeeded", *scope.runs())
+        .exists()
     )
+    query = select(func.count(func.distinct(approvals.c.run_id))).where(*asked, succeeded)
     return int(connection.execute(query).scalar_one())
 
 
@@ -169,8 +177,9 @@ def spend(connection: Connection, scope: Scope) -> tuple[float, int]:
     costs = select(func.coalesce(func.sum(cost_ledger.c.cost_usd), 0.0)).where(
         cost_ledger.c.day >= scope.first_day
     )
+    # latency_ms is set with finished_at: the count is read from ix_runs_*latency alone
     finished = select(func.count()).where(
-        runs.c.finished_at.is_not(None), runs.c.created_at >= scope.first_day * DAY
+        runs.c.latency_ms.is_not(None), runs.c.created_at >= scope.first_day * DAY
     )
     if scope.agent is not None:
         costs = costs.where(cost_ledger.c.agent == scope.agent)
@@ -234,7 +243,8 @@ class AgentStats:
 
 def judged_runs(connection: Connection, scope: Scope) -> dict[str, str]:
     """The latest verdict of each judged run in scope (feedback events are few)."""
-    return verdicts_of(connection, runs.join(events, events.c.run_id == runs.c.id), scope.runs())
+    in_scope = select(runs.c.id).where(runs.c.id == events.c.run_id, *scope.runs()).exists()
+    return verdicts_of(connection, events, [in_scope])
 
 
 def agent_stats(

@@ -33,7 +33,8 @@ _BACKFILL = {
 }  # fmt: skip
 _RUN_INDEXES = {
     "ix_runs_agent_status": ["agent", "status", "created_at"],
-    "ix_runs_agent_day": ["agent", "created_at", "status"],
+    "ix_runs_agent_day": ["agent", "created_at", "status", "latency_ms"],
+    "ix_runs_day": ["created_at", "status", "latency_ms"],
     "ix_runs_agent_latency": ["agent", "latency_ms", "created_at"],
     "ix_runs_latency": ["latency_ms", "created_at"],
 }
