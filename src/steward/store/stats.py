@@ -181,6 +181,9 @@ def spend(connection: Connection, scope: Scope) -> tuple[float, int]:
     finished = select(func.count()).where(
         runs.c.latency_ms.is_not(None), runs.c.created_at >= scope.first_day * DAY
     )
+    if scope.until is not None:  # whole days: the ledger is by day
+        costs = costs.where(cost_ledger.c.day <= int(scope.until // DAY))
+        finished = finished.where(runs.c.created_at < scope.until)
     if scope.agent is not None:
         costs = costs.where(cost_ledger.c.agent == scope.agent)
         finished = finished.where(runs.c.agent == scope.agent)
@@ -285,3 +288,87 @@ def _day_sqlite(element: day_of, compiler: Any, **kw: Any) -> str:
 @compiles(day_of)
 def _day_default(element: day_of, compiler: Any, **kw: Any) -> str:
     return f"CAST(FLOOR({compiler.process(element.clauses, **kw)} / {DAY}) AS INTEGER)"
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    """The fleet's figures for the overview pages, one agent's or all agents'."""
+
+    scope: Scope
+    days: list[int]  # UTC day numbers from the first to the last of the range
+    outcomes: dict[int, dict[str, int]]  # day -> status -> runs created that day
+    statuses: dict[str, int]
+    run_latency: Latency
+    tool_latency: dict[str, Latency]
+    cost_by_day: dict[int, float]
+    cost_total: float
+    finished: int
+    with_person: int
+    denials: dict[str, int]  # rule -> denied calls
+    pending: int  # approvals waiting now (of the agent, or all)
+    decision_seconds: Latency  # requested to decided, approvals decided in the range
+
+    @property
+    def transactions(self) -> int:
+        return sum(n for s, n in self.statuses.items() if s not in {"running", "queued"})
+
+    def rate(self, count: int) -> float | None:
+        return None if self.transactions == 0 else count / self.transactions
+
+    @property
+    def automation_rate(self) -> float | None:
+        return self.rate(max(self.statuses.get("succeeded", 0) - self.with_person, 0))
+
+    @property
+    def escalation_rate(self) -> float | None:
+        return self.rate(self.statuses.get("escalated", 0))
+
+    @property
+    def cost_per_transaction(self) -> float | None:
+        return None if self.finished == 0 else self.cost_total / self.finished
+
+
+def overview(db: Database, scope: Scope, now: float | None = None) -> Overview:
+    """Everything the overview pages chart, with the same queries as `steward stats`
+    plus groupings by day: every figure aggregated in SQL over indexes."""
+    moment = time.time() if now is None else now
+    last = int((scope.until if scope.until is not None else moment) // DAY)
+    days = list(range(scope.first_day, max(last, scope.first_day) + 1))
+    by_day = day_of(runs.c.created_at)
+    outcome_rows = select(by_day, runs.c.status, func.count()).where(*scope.runs())
+    cost_day = select(cost_ledger.c.day, func.sum(cost_ledger.c.cost_usd)).where(
+        cost_ledger.c.day >= scope.first_day, cost_ledger.c.day <= last
+    )
+    if scope.agent is not None:
+        cost_day = cost_day.where(cost_ledger.c.agent == scope.agent)
+    denied = select(call_facts.c.name, func.count()).where(*scope.facts("deny"))
+    waiting = select(func.count()).where(approvals.c.status == "pending")
+    decided = [approvals.c.decided_at.is_not(None), approvals.c.status != "pending",
+               approvals.c.requested_at >= scope.since]  # fmt: skip
+    if scope.until is not None:
+        decided.append(approvals.c.requested_at < scope.until)
+    if scope.agent is not None:
+        waiting = waiting.where(approvals.c.agent == scope.agent)
+        decided.append(approvals.c.agent == scope.agent)
+    took = approvals.c.decided_at - approvals.c.requested_at
+    with db.reader.connect() as connection:
+        outcomes: dict[int, dict[str, int]] = {}
+        for day, status, n in connection.execute(outcome_rows.group_by(by_day, runs.c.status)):
+            outcomes.setdefault(int(day), {})[status] = int(n)
+        costs = {
+            int(d): float(c or 0.0)
+            for d, c in connection.execute(cost_day.group_by(cost_ledger.c.day))
+        }
+        spent, finished = spend(connection, scope)
+        n_decided = _count(connection, took, decided)
+        p50, p95, p99 = percentiles(connection, took, decided, n_decided)
+        return Overview(
+            scope=scope, days=days, outcomes=outcomes, statuses=statuses(connection, scope),
+            run_latency=run_latency(connection, scope),
+            tool_latency=tool_latency(connection, scope), cost_by_day=costs, cost_total=spent,
+            finished=finished, with_person=with_person(connection, scope),
+            denials={rule: int(n) for rule, n in connection.execute(
+                denied.group_by(call_facts.c.name).order_by(func.count().desc()))},
+            pending=int(connection.execute(waiting).scalar_one()),
+            decision_seconds=Latency(n_decided, p50, p95, p99),
+        )  # fmt: skip
