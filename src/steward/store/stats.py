@@ -332,7 +332,8 @@ def overview(db: Database, scope: Scope, now: float | None = None) -> Overview:
     """Everything the overview pages chart, with the same queries as `steward stats`
     plus groupings by day: every figure aggregated in SQL over indexes."""
     moment = time.time() if now is None else now
-    last = int((scope.until if scope.until is not None else moment) // DAY)
+    # the last day with a moment in range (an `until` at midnight ends the day before)
+    last = int((moment if scope.until is None else min(scope.until - 1e-6, moment)) // DAY)
     days = list(range(scope.first_day, max(last, scope.first_day) + 1))
     by_day = day_of(runs.c.created_at)
     outcome_rows = select(by_day, runs.c.status, func.count()).where(*scope.runs())
