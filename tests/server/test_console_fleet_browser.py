@@ -45,11 +45,17 @@ def _history(live: Live) -> None:
             journal.append(run_id, ToolSucceeded("k1", "lookup_order", {}, 20.0 + i * 3, 1,
                                                  cost_usd=0.002 * (i % 4)), ts=start + 1)  # fmt: skip
             if i % 4 == 0:
-                rule = ("refund-limit", "pii-egress", "refund-limit", "scan.injection")[(i // 4) % 4]
+                rule = ("refund-limit", "pii-egress", "refund-limit", "scan.injection")[
+                    (i // 4) % 4
+                ]
                 deny = Decision(Verdict.DENY, (Reason("policy.deny", "no"),), (rule,))
-                journal.append(run_id, GateDecided("k2", "issue_refund", "policy", deny), ts=start + 2)
+                journal.append(
+                    run_id, GateDecided("k2", "issue_refund", "policy", deny), ts=start + 2
+                )
             outcome = outcomes[(i // 7) % len(outcomes)]  # a mix on every day
-            journal.append(run_id, RunFinished(outcome, f"Order #{10000 + i} shipped."), ts=start + 2 + i % 9)
+            journal.append(
+                run_id, RunFinished(outcome, f"Order #{10000 + i} shipped."), ts=start + 2 + i % 9
+            )
         journal.flush_sync()
     finally:
         journal.close()
@@ -78,7 +84,9 @@ def test_fleet_view_in_the_browser(live: Live) -> None:  # noqa: F811
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, timeout=WAIT_MS)
         try:
-            context = browser.new_context(viewport={"width": 1366, "height": 900}, accept_downloads=True)
+            context = browser.new_context(
+                viewport={"width": 1366, "height": 900}, accept_downloads=True
+            )
             context.set_default_timeout(WAIT_MS)
             page = context.new_page()
             page.goto(f"{live.url}/console/sign-in")
