@@ -31,9 +31,9 @@ def _shot(page: object, name: str, **kwargs: object) -> None:
         page.screenshot(path=REVIEW / name, **kwargs)  # type: ignore[attr-defined]
 
 
-def _history(live: Live) -> None:
+def _history(served: Live) -> None:
     """A week of finished runs of the demo agent: outcomes, tool latencies, denials."""
-    journal = Journal(live.db)
+    journal = Journal(served.db)
     now = time.time()
     outcomes = [RunStatus.SUCCEEDED] * 5 + [RunStatus.ESCALATED, RunStatus.FAILED]
     try:
