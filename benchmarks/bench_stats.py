@@ -147,9 +147,19 @@ def build(path: Path, n: int, now: float) -> None:
         if i % 20000 == 0:
             flush()
     flush()
+    # what the projections keep with each event: approvals asked per run, the ledger by day
+    db.execute(
+        "UPDATE runs SET asked = (SELECT count(*) FROM approvals"
+        " WHERE approvals.run_id = runs.id) WHERE id IN (SELECT run_id FROM approvals)"
+    )
+    db.execute("INSERT INTO cost_days (agent, day, model, tags, calls, input_tokens,"
+               " output_tokens, cost_usd, estimated) SELECT agent, day, model, tags, count(*),"
+               " sum(input_tokens), sum(output_tokens), sum(cost_usd), 0 FROM cost_ledger"
+               " GROUP BY agent, day, model, tags")  # fmt: skip
     db.execute("UPDATE chain_head SET last_id = ?", (event_id,))
     db.execute("COMMIT")
     db.execute("ANALYZE")
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import time
 
+import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import func, select, text
 
@@ -22,7 +23,7 @@ from steward.core.events import (
 )
 from steward.store import Database, Journal
 from steward.store.database import _alembic_config
-from steward.store.schema import call_facts, runs
+from steward.store.schema import call_facts, cost_days, cost_ledger, runs
 from steward.store.stats import Scope, agent_stats, percentile, run_latency, tool_latency
 
 NOW = 2_000_000_000.0
@@ -49,7 +50,9 @@ def _fill(db: Database, n: int = 40, seed: int = 7) -> dict[str, object]:
             )
             for c in range(i % 3):
                 tool, ms = ("lookup", "refund")[c], rng.uniform(1, 500)
-                journal.append(run_id, ToolSucceeded(f"k{c}", tool, {}, ms, 1), ts=start + 1)
+                cost = 0.01 * c  # the refund tool costs: ledger rows and their day's sums
+                journal.append(run_id, ToolSucceeded(f"k{c}", tool, {}, ms, 1, cost_usd=cost),
+                               ts=start + 1)  # fmt: skip
                 expected["tools"].setdefault(tool, []).append(ms)  # type: ignore[union-attr]
             if i % 5 == 0:
                 rule = ("refund-limit", "pii")[i % 2]
@@ -96,6 +99,23 @@ def test_stats_are_the_figures_of_the_rows(any_db: Database) -> None:
     with any_db.reader.connect() as connection:
         assert tool_latency(connection, everyone)["lookup"].n == len(tools["lookup"]) + 1
         assert run_latency(connection, Scope(NOW - 3600, agent="nobody")).n == 0
+
+
+def test_the_ledger_by_day_is_the_ledger_summed(any_db: Database) -> None:
+    _fill(any_db)
+    with any_db.reader.connect() as connection:
+        ledger = connection.execute(
+            select(cost_ledger.c.agent, cost_ledger.c.day, cost_ledger.c.model, func.count(),
+                   func.sum(cost_ledger.c.cost_usd))
+            .group_by(cost_ledger.c.agent, cost_ledger.c.day, cost_ledger.c.model)
+        ).all()  # fmt: skip
+        days = connection.execute(
+            select(cost_days.c.agent, cost_days.c.day, cost_days.c.model, cost_days.c.calls,
+                   cost_days.c.cost_usd)
+        ).all()  # fmt: skip
+    assert ledger and len(ledger) == len(days)
+    for summed, kept in zip(sorted(map(tuple, ledger)), sorted(map(tuple, days)), strict=True):
+        assert summed[:4] == kept[:4] and summed[4] == pytest.approx(kept[4])
 
 
 def test_denials_are_projected_by_rule(any_db: Database) -> None:

@@ -44,6 +44,17 @@ _REQUEST = (
     "INSERT INTO approvals (id, run_id, call_id, agent, tool, arguments, call_hash, status,"
     " reason, requested_at, expires_at, comment) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, '')"
 )
+_ASKED = "UPDATE runs SET asked = asked + 1 WHERE id = ?"
+# the ledger's sums by agent, model, day and tags (schema.cost_days), kept with each row
+_COST_DAY = (
+    "INSERT INTO cost_days (agent, day, model, tags, calls, input_tokens, output_tokens,"
+    " cost_usd, estimated) SELECT agent, ?, ?, tags, 1, ?, ?, ?, ? FROM runs WHERE id = ?"
+    " ON CONFLICT (agent, day, model, tags) DO UPDATE SET calls = cost_days.calls + 1,"
+    " input_tokens = cost_days.input_tokens + excluded.input_tokens,"
+    " output_tokens = cost_days.output_tokens + excluded.output_tokens,"
+    " cost_usd = cost_days.cost_usd + excluded.cost_usd,"
+    " estimated = cost_days.estimated + excluded.estimated"
+)
 _USE = "UPDATE approvals SET used_at = ? WHERE id = ?"
 # a fact for the fleet figures (schema.call_facts), with its run's agent and creation time
 _FACT = (
@@ -109,10 +120,11 @@ def _finished(run_id: str, event: ev.RunFinished, ts: float) -> Projected:
 
 
 @project.on(ev.ApprovalRequested)
-def _requested(run_id: str, event: ev.ApprovalRequested, ts: float) -> Projected:
+def _requested(run_id: str, event: ev.ApprovalRequested, ts: float) -> list[Projected]:
     arguments = json.dumps(event.arguments, sort_keys=True)
-    return _REQUEST, (event.approval_id, run_id, event.key, event.agent, event.tool, arguments,
-                      event.call_hash, event.reason, ts, event.expires_at)  # fmt: skip
+    return [(_REQUEST, (event.approval_id, run_id, event.key, event.agent, event.tool, arguments,
+                        event.call_hash, event.reason, ts, event.expires_at)),
+            (_ASKED, (run_id,))]  # fmt: skip
 
 
 @project.on(ev.ApprovalUsed)
@@ -120,12 +132,19 @@ def _used(run_id: str, event: ev.ApprovalUsed, ts: float) -> Projected:
     return _USE, (ts, event.approval_id)
 
 
-# cost rows take the agent and tags from the run they belong to
+def _costs(run_id: str, model: str, ts: float, tokens: tuple[int, int, int], cost: float,
+           estimated: bool) -> list[Projected]:  # fmt: skip
+    """A ledger row and its day's sums; both take the agent and tags from the run."""
+    day = int(ts // 86400)
+    return [(_COST, (model, day, ts, *tokens, cost, estimated, run_id)),
+            (_COST_DAY, (day, model, tokens[0], tokens[1], cost, int(estimated), run_id))]  # fmt: skip
+
+
 @project.on(ev.ModelResponded)
-def _model_cost(run_id: str, event: ev.ModelResponded, ts: float) -> Projected:
+def _model_cost(run_id: str, event: ev.ModelResponded, ts: float) -> list[Projected]:
     usage = event.response.usage
-    return _COST, (event.response.model, int(ts // 86400), ts, usage.input_tokens, usage.output_tokens,
-                   usage.cached_input_tokens, usage.cost_usd, usage.estimated, run_id)  # fmt: skip
+    tokens = (usage.input_tokens, usage.output_tokens, usage.cached_input_tokens)
+    return _costs(run_id, event.response.model, ts, tokens, usage.cost_usd, usage.estimated)
 
 
 @project.on(ev.ToolSucceeded)
@@ -133,8 +152,7 @@ def _tool_done(run_id: str, event: ev.ToolSucceeded, ts: float) -> list[Projecte
     fact = _FACT, ("tool", event.tool, ts, float(event.latency_ms), run_id)
     if event.cost_usd <= 0:
         return [fact]
-    return [fact, (_COST, (f"tool:{event.tool}", int(ts // 86400), ts, 0, 0, 0, event.cost_usd,
-                           False, run_id))]  # fmt: skip
+    return [fact, *_costs(run_id, f"tool:{event.tool}", ts, (0, 0, 0), event.cost_usd, False)]
 
 
 def denial_rule(decision: Decision) -> str:

@@ -64,13 +64,16 @@ runs = Table(
     Column("finished_at", Float, nullable=True),
     # (finished_at - created_at) * 1000, set with finished_at: percentiles read in index order
     Column("latency_ms", Float, nullable=True),
+    # approvals requested by the run (projected with approval.requested): "with a person"
+    Column("asked", Integer, nullable=False, server_default="0"),
     Index("ix_runs_agent_created", "agent", "created_at"),
     Index("ix_runs_status", "status"),
     Index("ix_runs_created_id", "created_at", "id"),
     Index("ix_runs_status_created", "status", "created_at"),
     # the fleet figures (store/stats.py) read these indexes alone: counts by status, and
     # latency percentiles walked in order, for one agent or all (migration 0014)
-    Index("ix_runs_agent_status", "agent", "status", "created_at"),
+    Index("ix_runs_agent_status", "agent", "status", "created_at", "asked"),
+    Index("ix_runs_status_asked", "status", "created_at", "asked"),
     Index("ix_runs_agent_day", "agent", "created_at", "status", "latency_ms"),
     Index("ix_runs_day", "created_at", "status", "latency_ms"),
     Index("ix_runs_agent_latency", "agent", "latency_ms", "created_at"),
@@ -127,8 +130,23 @@ cost_ledger = Table(
     Column("estimated", Boolean, nullable=False, server_default=false()),
     Index("ix_cost_ledger_agent_day", "agent", "day"),
     Index("ix_cost_ledger_run", "run_id"),
-    Index("ix_cost_ledger_agent_day_cost", "agent", "day", "cost_usd"),
-    Index("ix_cost_ledger_day_cost", "day", "cost_usd"),
+)
+
+# The ledger summed by agent, model, day and tags, upserted with each ledger row
+# (store/projections.py): cost reports and stats read a row per group, not per call.
+cost_days = Table(
+    "cost_days",
+    metadata,
+    Column("agent", String(64), primary_key=True),
+    Column("day", Integer, primary_key=True),
+    Column("model", String(128), primary_key=True),
+    Column("tags", Text, primary_key=True),
+    Column("calls", Integer, nullable=False),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("cost_usd", Float, nullable=False),
+    Column("estimated", Integer, nullable=False),
+    Index("ix_cost_days_day", "day"),
 )
 
 # Facts of calls for the fleet figures, projected with their events (store/projections.py)

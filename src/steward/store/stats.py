@@ -21,7 +21,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from steward.store.database import Database
 from steward.store.feedback import accuracy, verdicts_of
-from steward.store.schema import approvals, call_facts, cost_ledger, events, runs
+from steward.store.schema import approvals, call_facts, cost_days, events, runs
 
 PERCENTILES = (0.5, 0.95, 0.99)
 DAY = 86400
@@ -157,35 +157,28 @@ def tool_latency(connection: Connection, scope: Scope) -> dict[str, Latency]:
 
 
 def with_person(connection: Connection, scope: Scope) -> int:
-    """Succeeded runs in scope that asked a person (an approval requested in the window)."""
-    asked = [approvals.c.requested_at >= scope.since]
-    if scope.agent is not None:
-        asked.append(approvals.c.agent == scope.agent)
-    # driven by the approvals (far fewer than runs), each probing its run by primary key
-    succeeded = (
-        select(runs.c.id)
-        .where(runs.c.id == approvals.c.run_id, runs.c.status == "succeeded", *scope.runs())
-        .exists()
-    )
-    query = select(func.count(func.distinct(approvals.c.run_id))).where(*asked, succeeded)
+    """Succeeded runs in scope that asked a person: runs.asked counts the approvals each
+    requested (projected with approval.requested, so always within the run's life)."""
+    query = select(func.count()).where(*scope.runs(), runs.c.status == "succeeded",
+                                       runs.c.asked > 0)  # fmt: skip
     return int(connection.execute(query).scalar_one())
 
 
 def spend(connection: Connection, scope: Scope) -> tuple[float, int]:
     """Spend since the scope's first day (the cost ledger is by day) and the finished runs
     it is divided by: cost per transaction, as `steward costs` computes it."""
-    costs = select(func.coalesce(func.sum(cost_ledger.c.cost_usd), 0.0)).where(
-        cost_ledger.c.day >= scope.first_day
+    costs = select(func.coalesce(func.sum(cost_days.c.cost_usd), 0.0)).where(
+        cost_days.c.day >= scope.first_day
     )
     # latency_ms is set with finished_at: the count is read from ix_runs_*latency alone
     finished = select(func.count()).where(
         runs.c.latency_ms.is_not(None), runs.c.created_at >= scope.first_day * DAY
     )
     if scope.until is not None:  # whole days: the ledger is by day
-        costs = costs.where(cost_ledger.c.day <= int(scope.until // DAY))
+        costs = costs.where(cost_days.c.day <= int(scope.until // DAY))
         finished = finished.where(runs.c.created_at < scope.until)
     if scope.agent is not None:
-        costs = costs.where(cost_ledger.c.agent == scope.agent)
+        costs = costs.where(cost_days.c.agent == scope.agent)
         finished = finished.where(runs.c.agent == scope.agent)
     return float(connection.execute(costs).scalar_one()), int(
         connection.execute(finished).scalar_one()
@@ -337,11 +330,11 @@ def overview(db: Database, scope: Scope, now: float | None = None) -> Overview:
     days = list(range(scope.first_day, max(last, scope.first_day) + 1))
     by_day = day_of(runs.c.created_at)
     outcome_rows = select(by_day, runs.c.status, func.count()).where(*scope.runs())
-    cost_day = select(cost_ledger.c.day, func.sum(cost_ledger.c.cost_usd)).where(
-        cost_ledger.c.day >= scope.first_day, cost_ledger.c.day <= last
+    cost_day = select(cost_days.c.day, func.sum(cost_days.c.cost_usd)).where(
+        cost_days.c.day >= scope.first_day, cost_days.c.day <= last
     )
     if scope.agent is not None:
-        cost_day = cost_day.where(cost_ledger.c.agent == scope.agent)
+        cost_day = cost_day.where(cost_days.c.agent == scope.agent)
     denied = select(call_facts.c.name, func.count()).where(*scope.facts("deny"))
     waiting = select(func.count()).where(approvals.c.status == "pending")
     decided = [approvals.c.decided_at.is_not(None), approvals.c.status != "pending",
@@ -358,7 +351,7 @@ def overview(db: Database, scope: Scope, now: float | None = None) -> Overview:
             outcomes.setdefault(int(day), {})[status] = int(n)
         costs = {
             int(d): float(c or 0.0)
-            for d, c in connection.execute(cost_day.group_by(cost_ledger.c.day))
+            for d, c in connection.execute(cost_day.group_by(cost_days.c.day))
         }
         spent, finished = spend(connection, scope)
         n_decided = _count(connection, took, decided)

@@ -1,5 +1,6 @@
 """Fleet figures in SQL: call facts (tool latencies, denials by rule) projected with their
-events, covering indexes for stats and the overview pages, and full-text search over runs'
+events, runs' latency and approvals asked, the cost ledger summed by day (cost_days),
+covering indexes for stats and the overview pages, and full-text search over runs'
 input and answer (SQLite FTS5 when the library has it; a GIN index on PostgreSQL).
 
 Existing journals are backfilled: facts from the events' JSON, the search index from runs.
@@ -32,7 +33,8 @@ _BACKFILL = {
     },
 }  # fmt: skip
 _RUN_INDEXES = {
-    "ix_runs_agent_status": ["agent", "status", "created_at"],
+    "ix_runs_agent_status": ["agent", "status", "created_at", "asked"],
+    "ix_runs_status_asked": ["status", "created_at", "asked"],
     "ix_runs_agent_day": ["agent", "created_at", "status", "latency_ms"],
     "ix_runs_day": ["created_at", "status", "latency_ms"],
     "ix_runs_agent_latency": ["agent", "latency_ms", "created_at"],
@@ -100,14 +102,36 @@ def upgrade() -> None:
     op.create_index("ix_call_facts_all", "call_facts", [c for c in facts if c != "agent"])
     with op.batch_alter_table("runs") as batch:
         batch.add_column(sa.Column("latency_ms", sa.Float, nullable=True))
+        batch.add_column(sa.Column("asked", sa.Integer, nullable=False, server_default="0"))
     connection.exec_driver_sql(
         "UPDATE runs SET latency_ms = (finished_at - created_at) * 1000.0"
         " WHERE finished_at IS NOT NULL"
     )
+    connection.exec_driver_sql(
+        "UPDATE runs SET asked = (SELECT count(*) FROM approvals WHERE approvals.run_id = runs.id)"
+        " WHERE id IN (SELECT run_id FROM approvals)"
+    )
+    op.create_table(
+        "cost_days",
+        sa.Column("agent", sa.String(64), primary_key=True),
+        sa.Column("day", sa.Integer, primary_key=True),
+        sa.Column("model", sa.String(128), primary_key=True),
+        sa.Column("tags", sa.Text, primary_key=True),
+        sa.Column("calls", sa.Integer, nullable=False),
+        sa.Column("input_tokens", sa.BigInteger, nullable=False),
+        sa.Column("output_tokens", sa.BigInteger, nullable=False),
+        sa.Column("cost_usd", sa.Float, nullable=False),
+        sa.Column("estimated", sa.Integer, nullable=False),
+    )
+    connection.exec_driver_sql(
+        "INSERT INTO cost_days (agent, day, model, tags, calls, input_tokens, output_tokens,"
+        " cost_usd, estimated) SELECT agent, day, model, tags, count(*), sum(input_tokens),"
+        " sum(output_tokens), sum(cost_usd), sum(CASE WHEN estimated THEN 1 ELSE 0 END)"
+        " FROM cost_ledger GROUP BY agent, day, model, tags"
+    )
+    op.create_index("ix_cost_days_day", "cost_days", ["day"])
     for name, columns in _RUN_INDEXES.items():
         op.create_index(name, "runs", columns)
-    op.create_index("ix_cost_ledger_agent_day_cost", "cost_ledger", ["agent", "day", "cost_usd"])
-    op.create_index("ix_cost_ledger_day_cost", "cost_ledger", ["day", "cost_usd"])
     if dialect == "sqlite":
         if _has_fts5(connection):
             for statement in _FTS:
@@ -124,11 +148,12 @@ def downgrade() -> None:
         connection.exec_driver_sql("DROP TABLE IF EXISTS runs_fts")
     else:
         connection.exec_driver_sql("DROP INDEX IF EXISTS ix_runs_search")
-    op.drop_index("ix_cost_ledger_day_cost", table_name="cost_ledger")
-    op.drop_index("ix_cost_ledger_agent_day_cost", table_name="cost_ledger")
+    op.drop_index("ix_cost_days_day", table_name="cost_days")
+    op.drop_table("cost_days")
     for name in _RUN_INDEXES:
         op.drop_index(name, table_name="runs")
     with op.batch_alter_table("runs") as batch:
+        batch.drop_column("asked")
         batch.drop_column("latency_ms")
     op.drop_index("ix_call_facts_all", table_name="call_facts")
     op.drop_index("ix_call_facts_agent", table_name="call_facts")
