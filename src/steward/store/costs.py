@@ -46,18 +46,18 @@ def cost_report(
     first_day = int((now if now is not None else time.time()) // 86400) - days + 1
     # the ledger's sums per (agent, model, day, tags), kept as its rows are written: a
     # row per group is read, however many calls there were
-    days = cost_days.c
+    sums = cost_days.c
     query = select(
-        days.agent, days.model, days.day, days.tags, days.calls, days.input_tokens,
-        days.output_tokens, days.cost_usd, days.estimated,
-    ).where(days.day >= first_day)  # fmt: skip
+        sums.agent, sums.model, sums.day, sums.tags, sums.calls, sums.input_tokens,
+        sums.output_tokens, sums.cost_usd, sums.estimated,
+    ).where(sums.day >= first_day)  # fmt: skip
     finished = (
         select(runs.c.agent, func.count())
         .where(runs.c.finished_at.is_not(None), runs.c.created_at >= first_day * 86400)
         .group_by(runs.c.agent)
     )
     if agent:
-        query = query.where(days.agent == agent)
+        query = query.where(sums.agent == agent)
         finished = finished.where(runs.c.agent == agent)
     merged: dict[tuple[str, str, int, str], list[float]] = defaultdict(lambda: [0, 0, 0, 0.0, 0])
     with db.reader.connect() as connection:
