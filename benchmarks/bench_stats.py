@@ -297,6 +297,7 @@ def main() -> int:
         }
     result["speedup"] = result["old"]["wall_s_median"] / result["new"]["wall_s_median"]
     result["target_met"] = result["new"]["wall_s_median"] < TARGET_S
+    path.with_suffix(".result.json").write_text(json.dumps(result, indent=2))
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -308,7 +309,7 @@ def main() -> int:
             r = result[which]
             print(
                 f"  {r['label']:<24} wall {r['wall_s_median']:7.3f} s {r['wall_s']}  "
-                f"peak RSS {r['peak_rss_mb_median']:6.1f} MB "
+                f"CPU {r['cpu_s_median']:7.3f} s  peak RSS {r['peak_rss_mb_median']:6.1f} MB "
                 f"(+{r['rss_growth_mb_median']:.1f} MB while computing)"
             )
         print(
