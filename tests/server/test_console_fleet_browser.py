@@ -179,7 +179,7 @@ def test_fleet_view_in_the_browser(live: Live) -> None:  # noqa: F811
                 page.goto(live.url + path)
                 width = page.evaluate("document.documentElement.scrollWidth")
                 assert width <= 390, f"{path} is {width} px wide on a 390 px phone"
-                _shot(page, name, full_page=True)
+                _shot(page, name, full_page="overview" in path)
             phone.close()
         finally:
             browser.close()
