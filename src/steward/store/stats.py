@@ -15,9 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Integer, func, select
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy import ColumnElement, Connection, func, select
 
 from steward.store.database import Database
 from steward.store.feedback import accuracy, verdicts_of
@@ -265,24 +263,6 @@ def agent_stats(
     return stats
 
 
-class day_of(FunctionElement[int]):
-    """The UTC day number of an epoch-seconds column (floor(seconds / 86400))."""
-
-    type = Integer()
-    inherit_cache = True
-
-
-@compiles(day_of, "sqlite")
-def _day_sqlite(element: day_of, compiler: Any, **kw: Any) -> str:
-    # epoch seconds are positive: truncation is the floor
-    return f"CAST({compiler.process(element.clauses, **kw)} / {DAY} AS INTEGER)"
-
-
-@compiles(day_of)
-def _day_default(element: day_of, compiler: Any, **kw: Any) -> str:
-    return f"CAST(FLOOR({compiler.process(element.clauses, **kw)} / {DAY}) AS INTEGER)"
-
-
 @dataclass(frozen=True, slots=True)
 class Overview:
     """The fleet's figures for the overview pages, one agent's or all agents'."""
@@ -328,8 +308,6 @@ def overview(db: Database, scope: Scope, now: float | None = None) -> Overview:
     # the last day with a moment in range (an `until` at midnight ends the day before)
     last = int((moment if scope.until is None else min(scope.until - 1e-6, moment)) // DAY)
     days = list(range(scope.first_day, max(last, scope.first_day) + 1))
-    by_day = day_of(runs.c.created_at)
-    outcome_rows = select(by_day, runs.c.status, func.count()).where(*scope.runs())
     cost_day = select(cost_days.c.day, func.sum(cost_days.c.cost_usd)).where(
         cost_days.c.day >= scope.first_day, cost_days.c.day <= last
     )
@@ -346,9 +324,20 @@ def overview(db: Database, scope: Scope, now: float | None = None) -> Overview:
         decided.append(approvals.c.agent == scope.agent)
     took = approvals.c.decided_at - approvals.c.requested_at
     with db.reader.connect() as connection:
+        # a count per day and status, each a range of ix_runs_(agent_)status(_asked): no
+        # sort, where one GROUP BY day, status sorts every run of the range
+        every = statuses(connection, scope)
         outcomes: dict[int, dict[str, int]] = {}
-        for day, status, n in connection.execute(outcome_rows.group_by(by_day, runs.c.status)):
-            outcomes.setdefault(int(day), {})[status] = int(n)
+        for day in days:
+            start = max(day * DAY, scope.since)
+            end = (day + 1) * DAY if scope.until is None else min((day + 1) * DAY, scope.until)
+            within = Scope(start, end, scope.agent).runs()
+            for status in every:
+                n = connection.execute(
+                    select(func.count()).where(runs.c.status == status, *within)
+                ).scalar_one()
+                if n:
+                    outcomes.setdefault(day, {})[status] = int(n)
         costs = {
             int(d): float(c or 0.0)
             for d, c in connection.execute(cost_day.group_by(cost_days.c.day))
@@ -357,7 +346,7 @@ def overview(db: Database, scope: Scope, now: float | None = None) -> Overview:
         n_decided = _count(connection, took, decided)
         p50, p95, p99 = percentiles(connection, took, decided, n_decided)
         return Overview(
-            scope=scope, days=days, outcomes=outcomes, statuses=statuses(connection, scope),
+            scope=scope, days=days, outcomes=outcomes, statuses=every,
             run_latency=run_latency(connection, scope),
             tool_latency=tool_latency(connection, scope), cost_by_day=costs, cost_total=spent,
             finished=finished, with_person=with_person(connection, scope),
