@@ -183,17 +183,13 @@ def spend(connection: Connection, scope: Scope) -> tuple[float, int]:
     )
 
 
-@dataclass(slots=True)
-class AgentStats:
-    agent: str
-    window_seconds: float
-    statuses: dict[str, int] = field(default_factory=dict)
-    run_latency: Latency = field(default_factory=Latency)
-    tool_latency: dict[str, Latency] = field(default_factory=dict)
-    with_person: int = 0
-    cost_per_transaction: float | None = None
-    accuracy: float | None = None  # share of judged runs marked correct (feedback)
-    judged: int = 0
+class Rates:
+    """Rates over the runs that finished or wait (transactions), for AgentStats and
+    Overview: both carry `statuses` (runs by status) and `with_person`."""
+
+    __slots__ = ()
+    statuses: dict[str, int]
+    with_person: int
 
     @property
     def transactions(self) -> int:
@@ -210,6 +206,19 @@ class AgentStats:
     @property
     def escalation_rate(self) -> float | None:
         return self.rate(self.statuses.get("escalated", 0))
+
+
+@dataclass(slots=True)
+class AgentStats(Rates):
+    agent: str
+    window_seconds: float
+    statuses: dict[str, int] = field(default_factory=dict)
+    run_latency: Latency = field(default_factory=Latency)
+    tool_latency: dict[str, Latency] = field(default_factory=dict)
+    with_person: int = 0
+    cost_per_transaction: float | None = None
+    accuracy: float | None = None  # share of judged runs marked correct (feedback)
+    judged: int = 0
 
     @property
     def availability(self) -> float | None:
@@ -264,7 +273,7 @@ def agent_stats(
 
 
 @dataclass(frozen=True, slots=True)
-class Overview:
+class Overview(Rates):
     """The fleet's figures for the overview pages, one agent's or all agents'."""
 
     scope: Scope
@@ -280,21 +289,6 @@ class Overview:
     denials: dict[str, int]  # rule -> denied calls
     pending: int  # approvals waiting now (of the agent, or all)
     decision_seconds: Latency  # requested to decided, approvals decided in the range
-
-    @property
-    def transactions(self) -> int:
-        return sum(n for s, n in self.statuses.items() if s not in {"running", "queued"})
-
-    def rate(self, count: int) -> float | None:
-        return None if self.transactions == 0 else count / self.transactions
-
-    @property
-    def automation_rate(self) -> float | None:
-        return self.rate(max(self.statuses.get("succeeded", 0) - self.with_person, 0))
-
-    @property
-    def escalation_rate(self) -> float | None:
-        return self.rate(self.statuses.get("escalated", 0))
 
     @property
     def cost_per_transaction(self) -> float | None:
