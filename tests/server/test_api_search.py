@@ -39,6 +39,7 @@ def test_runs_are_found_by_words_tags_and_time(served: Served) -> None:
 def test_a_bad_filter_names_its_field(served: Served) -> None:
     for params, field in (({"tag": "tenant"}, "query.tag"), ({"since": "yesterday"}, "since"),
                           ({"search": "x" * 201}, "query.search"),
+                          ({"search": "a\x00b"}, "query.search"),
                           ({"since": "2025-12-03T00:00:00Z", "until": "2025-12-02T00:00:00Z"},
                            "query.until")):  # fmt: skip
         response = served.as_("viewer", "GET", "/v1/runs", params=params)

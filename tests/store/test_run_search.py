@@ -59,6 +59,9 @@ def test_bad_filters_name_their_field() -> None:
     with pytest.raises(SearchError) as bad_key:
         RunFilter(tags={"ten'ant": "x"})
     assert bad_key.value.field == "tag"
+    for nul in ({"search": "a\x00b"}, {"tags": {"tenant": "a\x00"}}):
+        with pytest.raises(SearchError, match="NUL"):  # PostgreSQL would refuse it: a 500
+            RunFilter(**nul)  # type: ignore[arg-type]
     with pytest.raises(SearchError) as backwards:
         RunFilter(since=10.0, until=5.0)
     assert backwards.value.field == "until"

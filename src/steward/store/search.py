@@ -44,7 +44,11 @@ class RunFilter:
     def __post_init__(self) -> None:
         if len(self.search) > MAX_SEARCH:
             raise SearchError("search", f"at most {MAX_SEARCH} characters")
-        for key in self.tags:
+        if "\x00" in self.search:  # PostgreSQL's text cannot hold it: a 422, never a 500
+            raise SearchError("search", "must not contain a NUL character")
+        for key, value in self.tags.items():
+            if "\x00" in value:
+                raise SearchError("tag", f"the value of {key!r} must not contain a NUL character")
             if not TAG_KEY.match(key):
                 raise SearchError("tag", f"{key!r} is not a tag key (letters, digits, _ . : -)")
         if self.since is not None and self.until is not None and self.until <= self.since:
