@@ -29,6 +29,7 @@ BENCHMARKS = {
     "drift": "bench_drift.py",
     "facade": "bench_facade.py",
     "cli_startup": "bench_cli_startup.py",
+    "stats": "bench_stats.py",
     "adapter_openai_agents": "bench_adapter_openai_agents.py",
     "adapter_pydantic_ai": "bench_adapter_pydantic_ai.py",
     "adapter_langgraph": "bench_adapter_langgraph.py",

@@ -290,7 +290,10 @@ def test_missing_database_is_one_clear_error(env: Env, command: list[str]) -> No
             id="reject-unknown",
         ),
         pytest.param(
-            ["audit", "export"], "choose a format: --jsonl", ExitCode.USAGE, id="export-no-format"
+            ["audit", "export"],
+            "choose a format: --jsonl or --csv",
+            ExitCode.USAGE,
+            id="export-no-format",
         ),
         pytest.param(
             ["audit", "export", "--jsonl", "-o", "missing-dir/audit.jsonl"],

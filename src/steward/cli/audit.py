@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -11,7 +10,6 @@ import typer
 from steward.cli.context import DbOption, console, fail, handled, open_db
 from steward.cli.exits import ExitCode
 from steward.cli.render import JsonOption, emit_json
-from steward.core.times import rfc3339
 
 app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 
@@ -70,40 +68,42 @@ def head(db: str | None = DbOption, as_json: bool = JsonOption) -> None:
 @app.command("export")
 def export(
     jsonl: bool = typer.Option(False, "--jsonl", help="One JSON object per event."),
+    as_csv: bool = typer.Option(False, "--csv", help="CSV: a header, one row per event."),
     output: Path | None = typer.Option(
         None, "--output", "-o", help="File to write (default stdout)."
     ),
+    since: str | None = typer.Option(None, help="Events at or after: RFC 3339, 2025-12-03, 24h."),
+    until: str | None = typer.Option(None, help="Events before: RFC 3339, 2025-12-03 (its end)."),
     db: str | None = DbOption,
 ) -> None:
     """Export the audit trail with its hashes, one event per line: {"id", "run_id",
     "type", "ts" (RFC 3339), "ts_unix" (the exact stored seconds the hash covers),
-    "event", "prev_hash", "hash"}."""
+    "event", "prev_hash", "hash"}. --csv adds the actor column."""
     with handled():
-        from sqlalchemy import select
+        import time
 
-        from steward.store.schema import events
+        from steward.core.times import parse_moment
+        from steward.store.audit import export_lines
 
-        if not jsonl:
-            fail("choose a format: --jsonl")
+        if jsonl == as_csv:
+            fail("choose a format: --jsonl or --csv")
+        now = time.time()
+        bounds: dict[str, float | None] = {}
+        for name, given in (("since", since), ("until", until)):
+            try:
+                bounds[name] = None if given is None else parse_moment(given, now=now,
+                                                                      end=name == "until")  # fmt: skip
+            except ValueError as error:
+                fail(f"--{name}: {error}")
         database = open_db(db)
         try:
-            stream = output.open("w", encoding="utf-8") if output else sys.stdout
+            stream = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
         except OSError as exc:
             fail(f"cannot write {output}: {exc.strerror}")
         try:
-            with database.reader.connect() as connection:
-                for row in connection.execution_options(stream_results=True).execute(
-                    select(events).order_by(events.c.id)
-                ):
-                    stream.write(
-                        f'{{"id":{row.id},"run_id":{_json(row.run_id)},"type":{_json(row.type)},'
-                        f'"ts":"{rfc3339(row.ts)}","ts_unix":{row.ts!r},"event":{row.data},'
-                        f'"prev_hash":"{row.prev_hash}","hash":"{row.hash}"}}\n'
-                    )
+            for line in export_lines(database, "csv" if as_csv else "jsonl",
+                                     since=bounds["since"], until=bounds["until"]):  # fmt: skip
+                stream.write(line)
         finally:
             if output:
                 stream.close()
-
-
-def _json(value: str | None) -> str:
-    return json.dumps(value)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import typer
 
@@ -93,17 +92,13 @@ def stats(
     (>85% accuracy), limited production (>92% accuracy, <10% escalation). --json: see
     README, section CLI."""
     with handled():
-        from steward.store.stats import agent_stats, percentile
+        from steward.store.stats import agent_stats
 
         match = _WINDOW.match(window)
         if match is None:
             fail(f"--window {window!r}: expected a number and a unit, like 30m, 24h or 7d")
         seconds = int(match.group(1)) * _SECONDS[match.group(2)]
         figures = agent_stats(open_db(db), agent, seconds)
-
-        def latency(values: list[float]) -> dict[str, Any]:
-            return {"n": len(values), "p50": percentile(values, 0.5),
-                    "p95": percentile(values, 0.95), "p99": percentile(values, 0.99)}  # fmt: skip
 
         stage, why = figures.stage()
         data: Record = {
@@ -113,8 +108,8 @@ def stats(
             "transactions": figures.transactions,
             "statuses": dict(figures.statuses),
             "latency_ms": {
-                "run": latency(figures.run_latency_ms),
-                "tools": {t: latency(v) for t, v in sorted(figures.tool_latency_ms.items())},
+                "run": figures.run_latency.as_dict(),
+                "tools": {t: v.as_dict() for t, v in sorted(figures.tool_latency.items())},
             },
             "automation_rate": figures.automation_rate,
             "escalation_rate": figures.escalation_rate,

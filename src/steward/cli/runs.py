@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from steward.cli.context import DbOption, console, handled, journal_for, open_db, run_async
+from steward.cli.context import DbOption, console, fail, handled, journal_for, open_db, run_async
 from steward.cli.identity import KeyOption, acting_as
 from steward.cli.records import Record, run_record
 from steward.cli.render import (
@@ -107,15 +107,38 @@ def list_command(
     agent: str | None = typer.Option(None, help="Only this agent."),
     state: RunStatus | None = typer.Option(None, "--status", help="Only runs in this status."),
     limit: int = typer.Option(20, min=1, max=1000),
+    search: str | None = typer.Option(None, help="Words in the input or answer (prefixes)."),
+    tag: list[str] = typer.Option([], help="key=value, like tenant=acme (repeatable)."),
+    since: str | None = typer.Option(None, help="Created at or after: RFC 3339, 2025-12-03, 24h."),
+    until: str | None = typer.Option(
+        None, help="Created before: RFC 3339, 2025-12-03 (its end), 1h."
+    ),
     db: str | None = DbOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """The newest runs (--json: an array of run objects)."""
+    """The newest runs, narrowed by words, tags and a time range (--json: an array of run
+    objects)."""
     with handled():
-        from steward.store.runs import list_runs
+        import time
 
+        from steward.core.times import parse_moment
+        from steward.store.runs import list_runs
+        from steward.store.search import RunFilter, SearchError, parse_tags
+
+        now = time.time()
+        bounds: dict[str, float | None] = {}
+        for name, given in (("since", since), ("until", until)):
+            try:
+                bounds[name] = None if given is None else parse_moment(given, now=now,
+                                                                      end=name == "until")  # fmt: skip
+            except ValueError as error:
+                fail(f"--{name}: {error}")
+        try:
+            wanted = RunFilter(search or "", parse_tags(tag), bounds["since"], bounds["until"])
+        except SearchError as error:
+            fail(f"--{error.field}: {error.message}")
         value = state.value if state is not None else None
-        rows = list_runs(open_db(db), agent=agent, status=value, limit=limit)
+        rows = list_runs(open_db(db), agent=agent, status=value, limit=limit, where=wanted)
         records = [run_record(row) for row in rows]
         listing(records, RUN_COLUMNS, title=f"{len(rows)} run(s)", as_json=as_json)
 

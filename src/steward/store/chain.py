@@ -109,8 +109,14 @@ def append_rows(
     for item in batch:
         if item.run_id is not None and type(item.event) in PROJECTED:
             projected = project(item.run_id, item.event, item.ts)
-            if projected is not None:
-                cursor.execute(_sql(paramstyle, projected[0]), projected[1])
+            for statement, parameters in (
+                []
+                if projected is None
+                else projected
+                if isinstance(projected, list)
+                else [projected]
+            ):
+                cursor.execute(_sql(paramstyle, statement), parameters)
     return ChainTip(last_id, last_hash)
 
 

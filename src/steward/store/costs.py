@@ -7,10 +7,10 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 
 from steward.store.database import Database
-from steward.store.schema import cost_ledger, runs
+from steward.store.schema import cost_days, runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,20 +44,20 @@ def cost_report(
 ) -> CostReport:
     """Spend by agent, model, day and tenant tag over the last `days` days."""
     first_day = int((now if now is not None else time.time()) // 86400) - days + 1
+    # the ledger's sums per (agent, model, day, tags), kept as its rows are written: a
+    # row per group is read, however many calls there were
+    sums = cost_days.c
     query = select(
-        cost_ledger.c.agent, cost_ledger.c.model, cost_ledger.c.day, cost_ledger.c.tags,
-        func.count(), func.sum(cost_ledger.c.input_tokens), func.sum(cost_ledger.c.output_tokens),
-        func.sum(cost_ledger.c.cost_usd), func.sum(case((cost_ledger.c.estimated, 1), else_=0)),
-    ).where(cost_ledger.c.day >= first_day).group_by(
-        cost_ledger.c.agent, cost_ledger.c.model, cost_ledger.c.day, cost_ledger.c.tags
-    )  # fmt: skip
+        sums.agent, sums.model, sums.day, sums.tags, sums.calls, sums.input_tokens,
+        sums.output_tokens, sums.cost_usd, sums.estimated,
+    ).where(sums.day >= first_day)  # fmt: skip
     finished = (
         select(runs.c.agent, func.count())
         .where(runs.c.finished_at.is_not(None), runs.c.created_at >= first_day * 86400)
         .group_by(runs.c.agent)
     )
     if agent:
-        query = query.where(cost_ledger.c.agent == agent)
+        query = query.where(sums.agent == agent)
         finished = finished.where(runs.c.agent == agent)
     merged: dict[tuple[str, str, int, str], list[float]] = defaultdict(lambda: [0, 0, 0, 0.0, 0])
     with db.reader.connect() as connection:

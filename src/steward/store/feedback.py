@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Connection, FromClause, select
 
 from steward.core.errors import ConflictError, NotFoundError, StewardError
 from steward.core.events import FeedbackGiven
@@ -64,6 +64,25 @@ def latest_verdicts(db: Database, run_ids: Iterable[str] | None = None) -> dict[
             if wanted is None or run_id in wanted:
                 found[run_id] = json.loads(data)["verdict"]
     return found
+
+
+def verdicts_of(
+    connection: Connection, source: FromClause, where: Sequence[ColumnElement[bool]]
+) -> dict[str, str]:
+    """The latest verdict per run of the feedback events in `source` (events joined to
+    what selects them) matching `where`; only feedback rows are read and decoded. No
+    ORDER BY: SQLite would walk the whole journal in id order rather than sort a few rows;
+    the latest is the highest id."""
+    query = (
+        select(events.c.id, events.c.run_id, events.c.data)
+        .select_from(source)
+        .where(events.c.type == "run.feedback", *where)
+    )
+    latest: dict[str, tuple[int, str]] = {}
+    for event_id, run_id, data in connection.execute(query):
+        if run_id not in latest or latest[run_id][0] < event_id:
+            latest[run_id] = (event_id, json.loads(data)["verdict"])
+    return {run_id: verdict for run_id, (_id, verdict) in latest.items()}
 
 
 def accuracy(verdicts: dict[str, str], answered: int) -> float | None:

@@ -1,6 +1,7 @@
 """Reading one field of a JSON object kept in a Text column, in SQL, per dialect (SQLite's
-json functions, PostgreSQL's jsonb). Used to filter approvals by their run's tags and to
-sort them by an amount among their arguments, without reading rows into Python."""
+json functions, PostgreSQL's jsonb). Used to filter runs and approvals by their run's tags
+(search.py, approvals.py) and to sort approvals by an amount among their arguments,
+without reading rows into Python."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ from sqlalchemy import ColumnElement, Float, case, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.expression import cast
 
-KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")  # what may be named: no quoting games
+FIELD_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")  # what may be named: no quoting games
 
 
 def _checked(key: str) -> str:
-    if not KEY.match(key):
+    if not FIELD_NAME.match(key):
         raise ValueError(f"{key!r} is not a field name (letters, digits, _ . : -)")
     return key
 

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from steward.core import events as ev
+from steward.core.decision import Decision, Verdict
 from steward.core.dispatch import EventHandlers
 from steward.core.events import Event, RunStatus
 
@@ -37,24 +38,43 @@ _WAIT = (
 )
 _FINISH = (
     "UPDATE runs SET status = ?, output = ?, confidence = ?, reason_code = ?, reason = ?,"
-    " steps = ?, updated_at = ?, finished_at = ? WHERE id = ? AND finished_at IS NULL"
+    " steps = ?, updated_at = ?, finished_at = ?, latency_ms = (? - created_at) * 1000.0"
+    " WHERE id = ? AND finished_at IS NULL"
 )
 _REQUEST = (
     "INSERT INTO approvals (id, run_id, call_id, agent, tool, arguments, call_hash, status,"
     " reason, requested_at, expires_at, comment) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, '')"
 )
+_ASKED = "UPDATE runs SET asked = asked + 1 WHERE id = ?"
+# the ledger's sums by agent, model, day and tags (schema.cost_days), kept with each row
+_COST_DAY = (
+    "INSERT INTO cost_days (agent, day, model, tags, calls, input_tokens, output_tokens,"
+    " cost_usd, estimated) SELECT agent, ?, ?, tags, 1, ?, ?, ?, ? FROM runs WHERE id = ?"
+    " ON CONFLICT (agent, day, model, tags) DO UPDATE SET calls = cost_days.calls + 1,"
+    " input_tokens = cost_days.input_tokens + excluded.input_tokens,"
+    " output_tokens = cost_days.output_tokens + excluded.output_tokens,"
+    " cost_usd = cost_days.cost_usd + excluded.cost_usd,"
+    " estimated = cost_days.estimated + excluded.estimated"
+)
 _USE = "UPDATE approvals SET used_at = ? WHERE id = ?"
+# a fact for the fleet figures (schema.call_facts), with its run's agent and creation time
+_FACT = (
+    "INSERT INTO call_facts (run_id, agent, run_created, kind, name, ts, value)"
+    " SELECT id, agent, created_at, ?, ?, ?, ? FROM runs WHERE id = ?"
+)
 
 Projected = tuple[str, tuple[Any, ...]]
 
-# project(run_id, event, ts): the statement (qmark style) and parameters that project one
+# project(run_id, event, ts): the statements (qmark style) and parameters that project one
 # event, or None. The receiver is the run id; the argument the commit's timestamp.
-project: EventHandlers[str, [float], Projected | None] = EventHandlers("store.projections")
+project: EventHandlers[str, [float], Projected | list[Projected] | None] = EventHandlers(
+    "store.projections"
+)
 # Decided approvals are projected by the service that decides them (store/approvals.py),
 # in the same transaction as their event; the rest is journal and audit only.
 project.ignore(
     ev.ModelFailed, ev.ModelBreakerOpened, ev.ModelBreakerClosed, ev.ToolCallProposed,
-    ev.GateDecided, ev.RateSlotTaken, ev.ApprovalDecided, ev.ToolStarted, ev.ToolFailed,
+    ev.RateSlotTaken, ev.ApprovalDecided, ev.ToolStarted, ev.ToolFailed,
     ev.ResultScanned, ev.BreakerTripped, ev.BudgetThresholdCrossed, ev.AgentStateChanged,
     ev.KeyCreated, ev.KeyRevoked, ev.FeedbackGiven, ev.PersonSignedIn, ev.DriftAlarmed,
     ev.LabelMoved,
@@ -99,14 +119,15 @@ def _waiting(run_id: str, event: ev.RunWaiting, ts: float) -> Projected:
 @project.on(ev.RunFinished)
 def _finished(run_id: str, event: ev.RunFinished, ts: float) -> Projected:
     return _FINISH, (event.status.value, event.output, event.confidence, event.reason_code,
-                     event.reason, event.steps, ts, ts, run_id)  # fmt: skip
+                     event.reason, event.steps, ts, ts, ts, run_id)  # fmt: skip
 
 
 @project.on(ev.ApprovalRequested)
-def _requested(run_id: str, event: ev.ApprovalRequested, ts: float) -> Projected:
+def _requested(run_id: str, event: ev.ApprovalRequested, ts: float) -> list[Projected]:
     arguments = json.dumps(event.arguments, sort_keys=True)
-    return _REQUEST, (event.approval_id, run_id, event.key, event.agent, event.tool, arguments,
-                      event.call_hash, event.reason, ts, event.expires_at)  # fmt: skip
+    return [(_REQUEST, (event.approval_id, run_id, event.key, event.agent, event.tool, arguments,
+                        event.call_hash, event.reason, ts, event.expires_at)),
+            (_ASKED, (run_id,))]  # fmt: skip
 
 
 @project.on(ev.ApprovalUsed)
@@ -114,20 +135,39 @@ def _used(run_id: str, event: ev.ApprovalUsed, ts: float) -> Projected:
     return _USE, (ts, event.approval_id)
 
 
-# cost rows take the agent and tags from the run they belong to
+def _costs(run_id: str, model: str, ts: float, tokens: tuple[int, int, int], cost: float,
+           estimated: bool) -> list[Projected]:  # fmt: skip
+    """A ledger row and its day's sums; both take the agent and tags from the run."""
+    day = int(ts // 86400)
+    return [(_COST, (model, day, ts, *tokens, cost, estimated, run_id)),
+            (_COST_DAY, (day, model, tokens[0], tokens[1], cost, int(estimated), run_id))]  # fmt: skip
+
+
 @project.on(ev.ModelResponded)
-def _model_cost(run_id: str, event: ev.ModelResponded, ts: float) -> Projected:
+def _model_cost(run_id: str, event: ev.ModelResponded, ts: float) -> list[Projected]:
     usage = event.response.usage
-    return _COST, (event.response.model, int(ts // 86400), ts, usage.input_tokens, usage.output_tokens,
-                   usage.cached_input_tokens, usage.cost_usd, usage.estimated, run_id)  # fmt: skip
+    tokens = (usage.input_tokens, usage.output_tokens, usage.cached_input_tokens)
+    return _costs(run_id, event.response.model, ts, tokens, usage.cost_usd, usage.estimated)
 
 
 @project.on(ev.ToolSucceeded)
-def _tool_cost(run_id: str, event: ev.ToolSucceeded, ts: float) -> Projected | None:
+def _tool_done(run_id: str, event: ev.ToolSucceeded, ts: float) -> list[Projected]:
+    fact = _FACT, ("tool", event.tool, ts, float(event.latency_ms), run_id)
     if event.cost_usd <= 0:
+        return [fact]
+    return [fact, *_costs(run_id, f"tool:{event.tool}", ts, (0, 0, 0), event.cost_usd, False)]
+
+
+def denial_rule(decision: Decision) -> str:
+    """The rule a denial is counted under: its first rule id, else its reason's code."""
+    return decision.rule_ids[0] if decision.rule_ids else decision.primary_code
+
+
+@project.on(ev.GateDecided)
+def _decided(run_id: str, event: ev.GateDecided, ts: float) -> Projected | None:
+    if event.decision.verdict is not Verdict.DENY:
         return None
-    return _COST, (f"tool:{event.tool}", int(ts // 86400), ts, 0, 0, 0, event.cost_usd, False,
-                   run_id)  # fmt: skip
+    return _FACT, ("deny", denial_rule(event.decision), ts, 0.0, run_id)
 
 
 # The types with a projection, for the commit path to skip the rest with one set lookup.

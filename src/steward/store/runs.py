@@ -15,6 +15,7 @@ from steward.core.errors import NotFoundError
 from steward.core.events import AnyEvent, decode_event
 from steward.store.database import Database
 from steward.store.schema import agent_versions, events, runs
+from steward.store.search import RunFilter, conditions
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +87,11 @@ def list_runs(
     limit: int = 50,
     before: float | None = None,
     before_id: str | None = None,
+    where: RunFilter | None = None,
 ) -> list[RunRow]:
     """Newest first. `before` (a created_at), with `before_id` (the id of the last row
-    seen, which breaks ties between runs created in the same instant), pages backwards."""
+    seen, which breaks ties between runs created in the same instant), pages backwards.
+    `where` narrows by words in input or answer, tags and a time range (store/search.py)."""
     query = select(runs).order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit)
     if agent:
         query = query.where(runs.c.agent == agent)
@@ -104,6 +107,8 @@ def list_runs(
     elif before is not None:
         query = query.where(runs.c.created_at < before)
     with db.reader.connect() as connection:
+        if where is not None and not where.empty:
+            query = query.where(*conditions(connection, where))
         return [run_row(r) for r in connection.execute(query)]
 
 

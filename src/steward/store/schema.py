@@ -66,10 +66,22 @@ runs = Table(
     # (`stable` or `canary`); both empty when the run named no label (migration 0012)
     Column("label", String(64), nullable=False, server_default=""),
     Column("arm", String(16), nullable=False, server_default=""),
+    # (finished_at - created_at) * 1000, set with finished_at: percentiles read in index order
+    Column("latency_ms", Float, nullable=True),
+    # approvals requested by the run (projected with approval.requested): "with a person"
+    Column("asked", Integer, nullable=False, server_default="0"),
     Index("ix_runs_agent_created", "agent", "created_at"),
     Index("ix_runs_status", "status"),
     Index("ix_runs_created_id", "created_at", "id"),
     Index("ix_runs_status_created", "status", "created_at"),
+    # the fleet figures (store/stats.py) read these indexes alone: counts by status, and
+    # latency percentiles walked in order, for one agent or all (migration 0014)
+    Index("ix_runs_agent_status", "agent", "status", "created_at", "asked"),
+    Index("ix_runs_status_asked", "status", "created_at", "asked"),
+    Index("ix_runs_agent_day", "agent", "created_at", "status", "latency_ms"),
+    Index("ix_runs_day", "created_at", "status", "latency_ms"),
+    Index("ix_runs_agent_latency", "agent", "latency_ms", "created_at"),
+    Index("ix_runs_latency", "latency_ms", "created_at"),
 )
 
 approvals = Table(
@@ -176,6 +188,42 @@ cost_ledger = Table(
     Column("estimated", Boolean, nullable=False, server_default=false()),
     Index("ix_cost_ledger_agent_day", "agent", "day"),
     Index("ix_cost_ledger_run", "run_id"),
+)
+
+# The ledger summed by agent, model, day and tags, upserted with each ledger row
+# (store/projections.py): cost reports and stats read a row per group, not per call.
+cost_days = Table(
+    "cost_days",
+    metadata,
+    Column("agent", String(64), primary_key=True),
+    Column("day", Integer, primary_key=True),
+    Column("model", String(128), primary_key=True),
+    Column("tags", Text, primary_key=True),
+    Column("calls", Integer, nullable=False),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("cost_usd", Float, nullable=False),
+    Column("estimated", Integer, nullable=False),
+    Index("ix_cost_days_day", "day"),
+)
+
+# Facts of calls for the fleet figures, projected with their events (store/projections.py)
+# so stats never decode the journal's JSON: a succeeded tool call (kind "tool", name the
+# tool, value its latency in ms) and a denied call (kind "deny", name the rule). Each row
+# carries its run's agent and creation time (the stats window is over runs).
+call_facts = Table(
+    "call_facts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), nullable=False),
+    Column("agent", String(64), nullable=False),
+    Column("run_created", Float, nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("value", Float, nullable=False),
+    Index("ix_call_facts_agent", "kind", "agent", "name", "value", "run_created", "ts"),
+    Index("ix_call_facts_all", "kind", "name", "value", "run_created", "ts"),
 )
 
 agents = Table(

@@ -8,8 +8,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from steward.security.keys import Permission, Principal
-from steward.server.api._common import EventId, decode_cursor, encode_cursor, service_of
+from steward.server.api._common import (
+    EventId,
+    Timestamp,
+    decode_cursor,
+    encode_cursor,
+    service_of,
+)
 from steward.server.auth import check, principal, scoped_reader
+from steward.server.errors import ApiError
 from steward.server.schemas import (
     CancelRun,
     EventOut,
@@ -21,6 +28,7 @@ from steward.server.schemas import (
 from steward.store.audit import query_events
 from steward.store.feedback import give_feedback
 from steward.store.runs import get_run, list_runs
+from steward.store.search import RunFilter, SearchError, parse_tags
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 STATUSES = "queued|running|waiting|succeeded|failed|escalated|cancelled"
@@ -48,15 +56,25 @@ def list_runs_route(
     state: Annotated[str | None, Query(alias="status", pattern=f"^({STATUSES})$")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
+    search: Annotated[str | None, Query(description="Words in the input or answer.")] = None,
+    tag: Annotated[list[str] | None, Query(description="key=value, repeatable.")] = None,
+    since: Timestamp = None,
+    until: Timestamp = None,
 ) -> Response:
-    """Runs, newest first. An agent key sees only its own agent's runs."""
+    """Runs, newest first: words in the input or answer (`search`, every word a prefix),
+    tags (`tag=tenant=acme`, repeatable) and a creation-time range (`since`, `until`).
+    An agent key sees only its own agent's runs."""
     if who.agent is not None:
         check(who, Permission.READ, agent or who.agent)
         agent = who.agent
     before, before_id = decode_cursor(cursor) if cursor else (None, None)
+    try:
+        wanted = RunFilter(search or "", parse_tags(tag or []), since, until)
+    except SearchError as error:
+        raise ApiError(422, "request.invalid", f"query.{error.field}: {error.message}") from None
     rows = list_runs(
         service_of(request).db, agent=agent, status=state, limit=limit + 1,
-        before=before, before_id=before_id,
+        before=before, before_id=before_id, where=wanted,
     )  # fmt: skip
     page = rows[:limit]
     more = len(rows) > limit

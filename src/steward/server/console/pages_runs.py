@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -10,6 +11,7 @@ from fastapi.responses import Response
 
 from steward.core.errors import NotFoundError, StewardError
 from steward.core.events import RunStatus
+from steward.core.times import parse_moment
 from steward.security.keys import Permission
 from steward.server.api._common import decode_cursor, encode_cursor
 from steward.server.api.agents import agents_overview
@@ -20,6 +22,7 @@ from steward.server.console.timeline import build_timeline
 from steward.server.service import RunService
 from steward.store.approvals import list_approvals
 from steward.store.runs import get_run, list_runs, read_journal
+from steward.store.search import RunFilter, SearchError, parse_tags
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 PAGE_SIZE = 25
@@ -38,16 +41,26 @@ def runs_page(
     agent: str = "",
     status: str = "",
     cursor: str = "",
+    q: str = "",
+    tag: str = "",
+    since: str = "",
+    until: str = "",
 ) -> Response:
     service = _service(request)
     status = status if status in STATUSES else ""
     before, before_id = decode_cursor(cursor) if cursor else (None, None)
-    rows = list_runs(
+    problem = None
+    try:
+        wanted = _filter(q, tag, since, until)
+    except SearchError as error:
+        wanted, problem = None, {"message": f"{error.field}: {error.message}", "kind": "error"}
+    rows = [] if wanted is None else list_runs(
         service.db, agent=agent or None, status=status or None, limit=PAGE_SIZE + 1,
-        before=before, before_id=before_id,
+        before=before, before_id=before_id, where=wanted,
     )  # fmt: skip
     shown = rows[:PAGE_SIZE]
-    filters = {k: v for k, v in (("agent", agent), ("status", status)) if v}
+    filters = {k: v for k, v in (("agent", agent), ("status", status), ("q", q), ("tag", tag),
+                                 ("since", since), ("until", until)) if v}  # fmt: skip
     older = None
     if len(rows) > PAGE_SIZE:
         last = shown[-1]
@@ -55,8 +68,24 @@ def runs_page(
     return page(
         request, "runs.html", who, section="runs", runs=shown, agent=agent, status=status,
         statuses=STATUSES, agents=[a.name for a in agents_overview(service)],
-        older=older, newest="?" + urlencode(filters) if cursor else None,
+        older=older, newest="?" + urlencode(filters) if cursor else None, q=q, tag=tag,
+        since=since, until=until, flash=problem, filtered=bool(filters),
     )  # fmt: skip
+
+
+def _filter(q: str, tag: str, since: str, until: str) -> RunFilter:
+    """The search form's words, tags (`tenant=acme`, several separated by spaces) and
+    dates (or RFC 3339 times, or spans like 24h) as the store's filter."""
+    now = time.time()
+    bounds: dict[str, float | None] = {}
+    for name, given in (("since", since), ("until", until)):
+        try:
+            bounds[name] = (
+                parse_moment(given, now=now, end=name == "until") if given.strip() else None
+            )
+        except ValueError as error:
+            raise SearchError(name, str(error)) from None
+    return RunFilter(q.strip(), parse_tags(tag.split()), bounds["since"], bounds["until"])
 
 
 @router.get("/runs/{run_id}")

@@ -15,6 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import URL
 
+from steward.core.times import rfc3339, rfc3339_or_none
 from steward.security.keys import Permission, Principal, authorize
 from steward.store.approvals import list_approvals
 
@@ -92,9 +93,14 @@ def compact(value: Any, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def absolute(ts: float | None) -> str:
+    """RFC 3339 with its zone (core/times.py), for a time's hover title."""
+    return "—" if ts is None else f"{rfc3339(ts)} (UTC)"
+
+
 TEMPLATES.env.filters.update(
     tone=tone, utc=utc, ago=ago, duration=duration, millis=millis, usd=usd, pretty=pretty,
-    compact=compact,
+    compact=compact, rfc3339=rfc3339_or_none, absolute=absolute,
 )  # fmt: skip
 
 

@@ -2,7 +2,7 @@
 POST and redirect (303), a little vanilla JS, no network assets.
 
 Pages: sign-in (a key, or single sign-on), runs, a run's timeline, the approval queue, audit,
-agents, an agent's drift monitors. Each page
+agents, an agent's drift monitors, overview (fleet and per agent). Each page
 module has its own router; `router` here gathers them.
 """
 
@@ -17,6 +17,7 @@ from steward.server.console import (
     pages_approvals,
     pages_audit,
     pages_monitors,
+    pages_overview,
     pages_runs,
     session,
     sso,
@@ -33,6 +34,7 @@ for _module in (
     pages_audit,
     pages_agents,
     pages_monitors,
+    pages_overview,
 ):
     router.include_router(_module.router)
 
