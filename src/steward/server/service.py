@@ -18,10 +18,11 @@ from typing import Any
 from steward.core.agent_state import Autonomy
 from steward.core.errors import ConflictError, NotFoundError, StewardError, StoreUnavailable
 from steward.core.lifecycle import SHUTDOWN
+from steward.engines.approvals import ApprovalService
+from steward.engines.cancel import cancel_run
+from steward.engines.catalog import agent_for_run
+from steward.engines.embedded import EmbeddedEngine
 from steward.runtime import AgentRuntime, Runner, RunResult
-from steward.runtime.approvals import ApprovalService
-from steward.runtime.cancel import cancel_run
-from steward.runtime.catalog import agent_for_run
 from steward.runtime.runner import AgentDisabled, new_run_id
 from steward.store.agents import set_agent_state
 from steward.store.approvals import expire_approval, overdue_approvals
@@ -55,7 +56,7 @@ class RunService:
         self.db = db
         self.journal = journal
         self.agents = agents
-        self.runner = Runner(db, journal)
+        self.runner = Runner(EmbeddedEngine(db, journal))
         self._tasks: dict[str, asyncio.Task[RunResult]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._followers: dict[str, list[_Follower]] = {}
