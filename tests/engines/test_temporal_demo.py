@@ -18,9 +18,7 @@ TICKETS = 40
 
 def table(report: DemoReport) -> list[tuple[str, str, str, tuple[str, ...]]]:
     """Per ticket: its outcome bucket, reason code and denials (the demo's table, by run)."""
-    return sorted(
-        (t.id, report.bucket(r), r.reason_code, r.denials) for t, r in report.results
-    )
+    return sorted((t.id, report.bucket(r), r.reason_code, r.denials) for t, r in report.results)
 
 
 async def test_the_demo_outcome_table_is_identical_on_both_engines(
