@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -34,7 +35,8 @@ pytest.importorskip("temporalio", reason="Temporal engine tests need the `tempor
 from steward.engines.temporal.client import TemporalRuns, connect
 from steward.engines.temporal.worker import build_worker
 
-REFUND_330 = "Order #10114 arrived without the ultralight tent. Please refund $330 for it.\n\nAva"  # the demo's T0002: a refund between $50 and $500 waits for a person
+# the demo's T0002: a refund between $50 and $500 waits for a person
+REFUND_330 = "Order #10114 arrived without the ultralight tent. Please refund $330 for it.\n\nAva"
 REVIEWER = Principal("key-r", "principal-r", "rita", Role.REVIEWER)
 SETTLE = 60.0  # seconds any one activation may take here (a takeover waits for a heartbeat)
 
@@ -90,6 +92,21 @@ def refunds(systems: Path) -> int:
         return opened.count("refunds")
 
 
+def worker_process(d: Deployment, log: IO[bytes], crash_at: str = "") -> subprocess.Popen[bytes]:
+    """`steward worker` in a process of its own, on the deployment's queue."""
+    env = dict(os.environ)
+    env.update(
+        PYTHONPATH=os.pathsep.join(p for p in sys.path if p),
+        STEWARD_CRASH_AT=crash_at,
+        STEWARD_DEMO_SYSTEMS=str(d.systems),
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", "from steward.cli.main import main; main()", "worker",
+         "--db", d.url, "--temporal", d.address, "--task-queue", d.queue],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
 def approve(d: Deployment) -> ApprovalService:
     return ApprovalService(d.db, d.journal, d.runs.decided)  # deciding signals the workflow
 
@@ -121,18 +138,9 @@ async def test_a_worker_killed_mid_write_leaves_the_run_to_another_which_never_r
         run_id = await d.runs.start(agent, REFUND_330)
         waiting = await d.settled(run_id)
     (approval,) = waiting.waiting_on  # type: ignore[attr-defined]
-    env = dict(os.environ)
-    env.update(
-        PYTHONPATH=os.pathsep.join(p for p in sys.path if p),
-        STEWARD_CRASH_AT="tool.after:1",  # the refund ran; its result is not recorded
-        STEWARD_DEMO_SYSTEMS=str(d.systems),
-    )
     log = (tmp_path / "worker-a.log").open("wb")
-    a = subprocess.Popen(
-        [sys.executable, "-c", "from steward.cli.main import main; main()", "worker",
-         "--db", d.url, "--temporal", d.address, "--task-queue", d.queue],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    # the refund will run; A dies before its result is recorded
+    a = worker_process(d, log, crash_at="tool.after:1")
     try:
         await asyncio.sleep(3.0)  # A polls the queue
         assert a.poll() is None, (tmp_path / "worker-a.log").read_text()
