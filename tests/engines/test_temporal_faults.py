@@ -200,3 +200,26 @@ async def test_an_approval_expires_on_the_workflows_durable_timer(d: Deployment)
     assert done.status is not RunStatus.WAITING  # type: ignore[attr-defined]
     assert refunds(d.systems) == 0
     assert took < 15
+
+
+async def test_the_server_starts_decides_and_cancels_runs_through_workers(d: Deployment) -> None:
+    """`steward serve --engine temporal`: the RunService drives nothing itself."""
+    from steward.server.service import RunService
+
+    agent = d.agent()
+    service = RunService(d.db, d.journal, {agent.name: agent}, d.runs)
+    async with d.worker():
+        first = await service.start(agent.name, REFUND_330, {})
+        second = await service.start(agent.name, REFUND_330, {})
+        assert get_run(d.db, first).agent == agent.name  # on record when start answers
+        waiting = await d.settled(first)
+        await d.settled(second)
+        (approval,) = waiting.waiting_on  # type: ignore[attr-defined]
+        await service.approvals.decide(approval, who=REVIEWER, approve=True, comment="ok")
+        done = await d.settled(first, after=1)
+        cancelled = await service.cancel(second, by="rita", reason="duplicate ticket")
+    assert service._tasks == {}  # no activation ran in the server
+    assert done.status is RunStatus.SUCCEEDED  # type: ignore[attr-defined]
+    assert cancelled.status == "cancelled"
+    assert refunds(d.systems) == 1
+    assert await service.recover() == []  # Temporal, not the server, resumes runs

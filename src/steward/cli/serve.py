@@ -8,6 +8,13 @@ from pathlib import Path
 import typer
 
 from steward.cli.context import DbOption, console, db_url, handled, open_db
+from steward.cli.worker import (
+    Engine,
+    EngineOption,
+    NamespaceOption,
+    TaskQueueOption,
+    TemporalOption,
+)
 
 DEMO_SPEC = Path(__file__).resolve().parents[1] / "demo" / "support_agent.yaml"
 
@@ -25,12 +32,17 @@ def serve(
         help="Resume runs a stopped server left running (one recovering server per database).",
     ),
     db: str | None = DbOption,
+    engine: Engine = EngineOption,
+    temporal: str = TemporalOption,
+    task_queue: str = TaskQueueOption,
+    namespace: str = NamespaceOption,
 ) -> None:
     """Serve the API under /v1 (schema at /openapi.json), the console at /console, /metrics."""
     with handled():
         import uvicorn
 
         from steward.server import create_app, load_agents
+        from steward.server.app import TemporalTarget
         from steward.store.keys import list_keys
 
         database = open_db(db, create=True)  # create and migrate before serving
@@ -56,7 +68,14 @@ def serve(
                 "no keys yet: create one with steward keys create --name you --role admin"
             )
         uvicorn.run(
-            create_app(db_url(db), agents, recover=recover),
+            create_app(
+                db_url(db),
+                agents,
+                recover=recover,
+                temporal=TemporalTarget(temporal, task_queue, namespace)
+                if engine is Engine.TEMPORAL
+                else None,
+            ),
             host=host,
             port=port,
             log_level="warning",

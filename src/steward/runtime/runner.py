@@ -10,7 +10,7 @@ before it waits for one; `resume()` starts a queued run left by a stopped proces
 
 Cancelling the task that drives a run finishes it `cancelled` (reason code
 `run.cancelled`), durably, before the cancellation propagates; a run cancelled from
-outside (runtime/cancel.py) while it still executes stops at its next step.
+outside (engines/cancel.py) while it still executes stops at its next step.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request
@@ -25,7 +26,7 @@ from steward.server.console import routes as console
 from steward.server.errors import install_error_handlers
 from steward.server.health import router as health_router
 from steward.server.middleware import HygieneMiddleware
-from steward.server.service import RunService
+from steward.server.service import RemoteRuns, RunService
 from steward.spec.loader import load_spec
 from steward.store.database import Database
 from steward.store.journal import Journal
@@ -34,6 +35,24 @@ from steward.telemetry.setup import install
 from steward.telemetry.state import register_state
 
 API_VERSION = "1"
+
+
+@dataclass(frozen=True, slots=True)
+class TemporalTarget:
+    """Where `steward serve --engine temporal` sends runs: workers drive them."""
+
+    address: str
+    task_queue: str
+    namespace: str = "default"
+
+    async def runs(self, db: Database, journal: Journal) -> RemoteRuns:
+        from steward.engines.temporal import require
+
+        require()
+        from steward.engines.temporal.client import TemporalRuns, connect
+
+        client = await connect(self.address, self.namespace)
+        return TemporalRuns(client, db, journal, task_queue=self.task_queue)
 
 
 def load_agents(paths: Iterable[Path]) -> list[AgentRuntime]:
@@ -51,10 +70,12 @@ def create_app(
     sweep_seconds: float = 15.0,
     recover: bool = True,
     grace_seconds: float = 10.0,
+    temporal: TemporalTarget | None = None,
 ) -> FastAPI:
     """The app over `db_url` serving `agents`. Every `sweep_seconds` it expires overdue
     approvals and lets their runs finish. With `recover`, runs left `running` by a
-    stopped server resume at start; on stop, runs in flight get `grace_seconds`."""
+    stopped server resume at start; on stop, runs in flight get `grace_seconds`. With
+    `temporal`, `steward worker`s drive the runs as Temporal workflows instead."""
     loaded = {agent.name: agent for agent in agents}
 
     @asynccontextmanager
@@ -64,7 +85,9 @@ def create_app(
         registry = CollectorRegistry()
         register_state(registry, db, loaded)  # in-flight gauges from the store, build info
         telemetry = install(journal, registry)
-        service = RunService(db, journal, loaded)
+        service = RunService(
+            db, journal, loaded, None if temporal is None else await temporal.runs(db, journal)
+        )
         app.state.service = service
         app.state.registry = registry
         sweeper = asyncio.create_task(service.sweep_forever(sweep_seconds), name="steward-sweep")

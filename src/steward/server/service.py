@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from steward.core.agent_state import Autonomy
 from steward.core.errors import ConflictError, NotFoundError, StewardError, StoreUnavailable
@@ -39,6 +39,28 @@ log = logging.getLogger("steward.server")
 START_PATIENCE = 2.0
 
 
+class RemoteRuns(Protocol):
+    """Runs driven by workers elsewhere (`--engine temporal`: engines/temporal/client.py)."""
+
+    async def start(
+        self,
+        agent: AgentRuntime,
+        text: str,
+        *,
+        run_id: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> str: ...
+
+    async def decided(self, run_id: str, why: str) -> None: ...
+
+    async def cancel(self, run_id: str, *, by: str, reason: str) -> None: ...
+
+
+# How long the server waits for a remote worker to record a run's start or cancellation
+# before it answers anyway (the run is acknowledged: the engine holds it durably).
+REMOTE_PATIENCE = 10.0
+
+
 @dataclass(slots=True)
 class _Follower:
     """One SSE client of one run: woken when the run's journal grows; tokens queued."""
@@ -52,10 +74,17 @@ class _Follower:
 
 
 class RunService:
-    def __init__(self, db: Database, journal: Journal, agents: dict[str, AgentRuntime]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        journal: Journal,
+        agents: dict[str, AgentRuntime],
+        remote: RemoteRuns | None = None,
+    ) -> None:
         self.db = db
         self.journal = journal
         self.agents = agents
+        self.remote = remote  # None: this process drives runs (the embedded engine)
         self.runner = Runner(EmbeddedEngine(db, journal))
         self._tasks: dict[str, asyncio.Task[RunResult]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -85,6 +114,10 @@ class RunService:
             raise AgentDisabled(f"agent {agent.name} is disabled; no new runs start")
         self.journal.check_available()  # in an outage, refuse before creating anything
         run_id = new_run_id()
+        if self.remote is not None:
+            await self.remote.start(agent, text, run_id=run_id, tags=tags)
+            await self._recorded(run_id, lambda row: row is not None)
+            return run_id
         self._spawn(run_id, lambda: self.runner.run(
             agent, text, run_id=run_id, tags=tags, on_text=self._token_sink(run_id)
         ))  # fmt: skip
@@ -120,7 +153,24 @@ class RunService:
                 log.warning("approval sweep failed: %s", exc)
 
     def resume_later(self, run_id: str, reason: str) -> None:
+        if self.remote is not None:  # the run's workflow drives it on
+            task = asyncio.create_task(self.remote.decided(run_id, reason))
+            task.add_done_callback(_log_failure)
+            return
         self._spawn(run_id, lambda: self._resume(run_id, reason))
+
+    async def _recorded(self, run_id: str, seen: Callable[[RunRow | None], bool]) -> None:
+        """Wait (at most REMOTE_PATIENCE) until a worker's record of the run satisfies
+        `seen`: what this server answers is then already on record."""
+        deadline = asyncio.get_running_loop().time() + REMOTE_PATIENCE
+        while asyncio.get_running_loop().time() < deadline:
+            try:
+                row: RunRow | None = await asyncio.to_thread(get_run, self.db, run_id)
+            except NotFoundError:
+                row = None
+            if seen(row):
+                return
+            await asyncio.sleep(0.05)
 
     async def _resume(self, run_id: str, reason: str) -> RunResult:
         run = await asyncio.to_thread(get_run, self.db, run_id)
@@ -134,6 +184,14 @@ class RunService:
 
     async def cancel(self, run_id: str, *, by: str, reason: str) -> RunRow:
         run = await asyncio.to_thread(get_run, self.db, run_id)
+        if self.remote is not None:
+            if run.status in {"succeeded", "failed", "escalated", "cancelled"}:
+                raise ConflictError(f"run {run_id} already {run.status}")
+            await self.remote.cancel(run_id, by=by, reason=reason)
+            await self._recorded(
+                run_id, lambda row: row is not None and row.finished_at is not None
+            )
+            return await asyncio.to_thread(get_run, self.db, run_id)
         task = self._tasks.get(run_id)
         if task is not None and not task.done():
             task.cancel(f"cancelled by {by}: {reason}")
@@ -191,6 +249,8 @@ class RunService:
         queued, running, and waiting behind decided requests (store/recovery.py). One
         server per database recovers at start; start others with recover=False.
         Returns their ids."""
+        if self.remote is not None:  # the engine resumes its own runs on other workers
+            return []
         return await self._drive_resumable("all", "recovered after a server restart")
 
     async def _drive_resumable(self, scope: Scope, reason: str) -> list[str]:
@@ -244,3 +304,8 @@ class RunService:
                 follower.news.set()
 
         return sink
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("signalling a run's workflow failed: %s", task.exception())
