@@ -30,10 +30,13 @@ from steward.store import Database, Journal
 from steward.store.approvals import get_approval
 from steward.store.runs import get_run, read_journal
 
-pytest.importorskip("temporalio", reason="Temporal engine tests need the `temporal` extra")
-
-from steward.engines.temporal.client import TemporalRuns, connect
-from steward.engines.temporal.worker import build_worker
+try:
+    from steward.engines.temporal.client import TemporalRuns, connect
+    from steward.engines.temporal.worker import build_worker
+except ImportError:  # the `temporal` extra is absent: skip, except under CI
+    if os.environ.get("CI") == "true":
+        raise
+    pytest.skip("Temporal engine tests need the `temporal` extra", allow_module_level=True)
 
 # the demo's T0002: a refund between $50 and $500 waits for a person
 REFUND_330 = "Order #10114 arrived without the ultralight tent. Please refund $330 for it.\n\nAva"
