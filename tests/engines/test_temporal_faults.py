@@ -95,13 +95,16 @@ def refunds(systems: Path) -> int:
         return opened.count("refunds")
 
 
-def worker_process(d: Deployment, log: IO[bytes], crash_at: str = "") -> subprocess.Popen[bytes]:
+def worker_process(
+    d: Deployment, log: IO[bytes], crash_at: str = "", **extra: str
+) -> subprocess.Popen[bytes]:
     """`steward worker` in a process of its own, on the deployment's queue."""
     env = dict(os.environ)
     env.update(
         PYTHONPATH=os.pathsep.join(p for p in sys.path if p),
         STEWARD_CRASH_AT=crash_at,
         STEWARD_DEMO_SYSTEMS=str(d.systems),
+        **extra,
     )
     return subprocess.Popen(
         [sys.executable, "-c", "from steward.cli.main import main; main()", "worker",
@@ -169,6 +172,33 @@ async def test_a_worker_killed_mid_write_leaves_the_run_to_another_which_never_r
     assert len({i.key for i in intents}) == 1
     assert len(results) == 1
     assert taken_over < SETTLE
+
+
+async def test_a_worker_killed_mid_unkeyed_write_leaves_outcome_unknown_for_a_person(
+    d: Deployment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on the embedded engine: the write's intent is on record, its result is not, and
+    it takes no key, so the worker that takes over never runs it again."""
+    from unkeyed_tools import NOTES_SPEC, note_tools
+
+    notes = tmp_path / "notes.txt"
+    monkeypatch.setenv("STEWARD_TEST_NOTES", str(notes))
+    agent = build_agent(load_spec_text(NOTES_SPEC, "notes.yaml"), note_tools())
+    log = (tmp_path / "worker-a.log").open("wb")
+    a = worker_process(d, log, crash_at="tool.after:1", STEWARD_TEST_NOTES=str(notes))
+    try:
+        await asyncio.sleep(3.0)  # A polls the queue
+        run_id = await d.runs.start(agent, "take a note")
+        assert await asyncio.to_thread(a.wait, SETTLE) == -signal.SIGKILL
+        async with d.worker():  # B
+            done = await d.settled(run_id)
+    finally:
+        if a.poll() is None:
+            a.kill()
+            a.wait(10)
+        log.close()
+    assert (done.status, done.reason_code) == (RunStatus.ESCALATED, "tool.outcome_unknown")  # type: ignore[attr-defined]
+    assert notes.read_text().splitlines() == ["hello"]  # written once, by A, never again
 
 
 async def test_cancelling_the_workflow_cancels_the_run(d: Deployment) -> None:
