@@ -179,7 +179,7 @@ async def test_a_worker_killed_mid_unkeyed_write_leaves_outcome_unknown_for_a_pe
 ) -> None:
     """As on the embedded engine: the write's intent is on record, its result is not, and
     it takes no key, so the worker that takes over never runs it again."""
-    from unkeyed_tools import NOTES_SPEC, note_tools
+    from engines.unkeyed_tools import NOTES_SPEC, note_tools
 
     notes = tmp_path / "notes.txt"
     monkeypatch.setenv("STEWARD_TEST_NOTES", str(notes))
@@ -256,3 +256,15 @@ async def test_the_server_starts_decides_and_cancels_runs_through_workers(d: Dep
     assert cancelled.status == "cancelled"
     assert refunds(d.systems) == 1
     assert await service.recover() == []  # Temporal, not the server, resumes runs
+
+
+async def test_a_run_that_finished_before_anyone_asked_still_answers(d: Deployment) -> None:
+    """Asking for an activation's outcome once the workflow has closed (a busy client
+    asks late) reads it from the workflow's record, not from an update it cannot take."""
+    agent = d.agent()
+    async with d.worker():
+        run_id = await d.runs.start(agent, "Where is my order #10014?")
+        await asyncio.wait_for(d.runs.handle(run_id).result(), SETTLE)  # closed now
+        done = await d.settled(run_id)
+    assert done.status is RunStatus.SUCCEEDED  # type: ignore[attr-defined]
+    assert done.run_id == run_id  # type: ignore[attr-defined]

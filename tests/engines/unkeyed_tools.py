@@ -25,7 +25,7 @@ name: notes-desk
 model: rules
 tools: [append_note]
 toolsets:
-  - unkeyed_tools:note_tools
+  - engines.unkeyed_tools:note_tools
 decision_authority:
   autonomous: [append_note]
 rules:

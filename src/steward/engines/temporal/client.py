@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.service import RPCError
 
 from steward.core.errors import StewardError
 from steward.core.events import RunStatus
@@ -92,7 +93,15 @@ class TemporalRuns:
     async def settled(self, run_id: str, after: int = 0) -> RunResult:
         """The outcome of the run's activation after the `after`th: finished or waiting."""
         handle = self.client.get_workflow_handle(run_id)
-        done: Activation = await handle.execute_update("settled", after, result_type=Activation)
+        try:
+            done: Activation = await handle.execute_update("settled", after, result_type=Activation)
+        except RPCError:  # the workflow closed already (no update reaches it): ask its record
+            found: list[Activation] = await handle.query(
+                "activation", after, result_type=list[Activation]
+            )
+            if not found:
+                raise
+            done = found[0]
         return run_result(done)
 
     async def run(

@@ -65,6 +65,11 @@ class RunWorkflow:
     def activations(self) -> int:
         return len(self._activations)
 
+    @workflow.query(name="activation")
+    def activation(self, n: int) -> list[Activation]:
+        """The nth activation's outcome, if it ended (also once the workflow closed)."""
+        return self._activations[n : n + 1]
+
     @workflow.run
     async def run(self, start: RunStart) -> Activation:
         reason = ""
@@ -74,6 +79,7 @@ class RunWorkflow:
                 done = await self._drive(start, reason)
                 self._activations.append(done)
                 if done.status != "waiting":
+                    await workflow.wait_condition(workflow.all_handlers_finished)
                     return done
                 reason = await self._wait_for_decision(start, done, seen)
         except asyncio.CancelledError:
