@@ -3,6 +3,9 @@ embedded engine, every event in steward's journal, the audit chain intact."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -63,3 +66,24 @@ async def test_the_demo_outcome_table_is_identical_on_both_engines(
     assert on_temporal.audit is not None and on_temporal.audit.ok
     assert embedded.audit is not None
     assert on_temporal.audit.checked == embedded.audit.checked  # every event in the journal
+
+
+def test_steward_demo_runs_on_temporal_from_the_command_line(
+    temporal_address: str, tmp_path: Path
+) -> None:
+    env = dict(os.environ)
+    env.update(
+        PYTHONPATH=os.pathsep.join(p for p in sys.path if p),
+        STEWARD_DEMO_SYSTEMS=str(tmp_path / "systems.db"),
+        COLUMNS="200",
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", "from steward.cli.main import main; main()", "demo",
+         "--db", f"sqlite:///{tmp_path / 'steward.db'}", "--limit", "12",
+         "--engine", "temporal", "--temporal", temporal_address,
+         "--task-queue", f"cli-{uuid.uuid4().hex[:8]}"],
+        env=env, capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "12 tickets" in done.stdout
+    assert "audit chain verified" in done.stdout
