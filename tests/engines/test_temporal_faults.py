@@ -18,7 +18,7 @@ from typing import IO
 
 import pytest
 
-from steward.core.events import RunStatus, ToolStarted, ToolSucceeded
+from steward.core.events import RunResumed, RunStatus, ToolStarted, ToolSucceeded
 from steward.demo.job import demo_spec
 from steward.demo.systems import SupportSystems
 from steward.demo.tools import SYSTEMS_ENV, support_tools
@@ -268,3 +268,37 @@ async def test_a_run_that_finished_before_anyone_asked_still_answers(d: Deployme
         done = await d.settled(run_id)
     assert done.status is RunStatus.SUCCEEDED  # type: ignore[attr-defined]
     assert done.run_id == run_id  # type: ignore[attr-defined]
+
+
+async def test_max_run_seconds_is_kept_by_the_server_when_no_worker_is_alive(
+    d: Deployment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The only worker dies mid-run and none comes back within max_run_seconds: the
+    activation's durable timeout fires on the Temporal server, and the first worker to
+    return ends the run `escalated` on record instead of driving it on."""
+    from engines.unkeyed_tools import NOTES_SPEC, note_tools
+    from steward.engines.temporal.workflow import GRACE
+
+    notes = tmp_path / "notes.txt"
+    monkeypatch.setenv("STEWARD_TEST_NOTES", str(notes))
+    spec = load_spec_text(NOTES_SPEC + "limits:\n  max_run_seconds: 1\n", "notes.yaml")
+    agent = build_agent(spec, note_tools())
+    log = (tmp_path / "worker-a.log").open("wb")
+    a = worker_process(d, log, crash_at="tool.after:1", STEWARD_TEST_NOTES=str(notes))
+    try:
+        await asyncio.sleep(3.0)
+        run_id = await d.runs.start(agent, "take a note")
+        assert await asyncio.to_thread(a.wait, SETTLE) == -signal.SIGKILL
+    finally:
+        if a.poll() is None:
+            a.kill()
+            a.wait(10)
+        log.close()
+    await asyncio.sleep(1 + GRACE + 1)  # no worker alive past the activation's bound
+    async with d.worker():
+        done = await d.settled(run_id)
+    assert (done.status, done.reason_code) == (RunStatus.ESCALATED, "limits.max_run_seconds")  # type: ignore[attr-defined]
+    assert get_run(d.db, run_id).status == "escalated"
+    # ended by the durable timer's activity, not by a resumed activation's own timeout
+    assert not any(isinstance(e.event, RunResumed) for e in read_journal(d.db, run_id))
+    assert notes.read_text().splitlines() == ["hello"]  # the write was never run again
