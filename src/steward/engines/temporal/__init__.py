@@ -22,6 +22,6 @@ def require() -> None:
         import temporalio  # noqa: F401
     except ImportError as exc:
         raise StewardError(
-            "the temporal engine needs the `temporal` extra: pip install 'steward[temporal]'",
+            "the temporal engine needs the `temporal` extra: pip install 'steward-governance[temporal]'",
             code="engine.unavailable",
         ) from exc

