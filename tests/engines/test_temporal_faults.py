@@ -31,6 +31,8 @@ from steward.store.approvals import get_approval
 from steward.store.runs import get_run, read_journal
 
 try:
+    from temporalio.client import WorkflowExecutionStatus
+
     from steward.engines.temporal.client import TemporalRuns, connect
     from steward.engines.temporal.worker import build_worker
 except ImportError:  # the `temporal` extra is absent: skip, except under CI
@@ -215,6 +217,31 @@ async def test_cancelling_the_workflow_cancels_the_run(d: Deployment) -> None:
     (approval,) = waiting.waiting_on  # type: ignore[attr-defined]
     assert get_approval(d.db, approval).status == "cancelled"
     assert refunds(d.systems) == 0
+
+
+async def test_cancelling_a_run_mid_activation_records_who_and_why(
+    d: Deployment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engines.unkeyed_tools import NOTES_SPEC, note_tools
+
+    monkeypatch.setenv("STEWARD_TEST_NOTES", str(tmp_path / "notes.txt"))
+    agent = build_agent(load_spec_text(NOTES_SPEC, "notes.yaml"), note_tools())
+    async with d.worker():
+        run_id = await d.runs.start(agent, "a slow one")
+        for _ in range(200):  # until its slow tool is running
+            if any(isinstance(e.event, ToolStarted) for e in read_journal(d.db, run_id)):
+                break
+            await asyncio.sleep(0.05)
+        started = time.monotonic()
+        await d.runs.cancel(run_id, by="rita", reason="wrong customer")
+        done = await d.settled(run_id)
+    assert time.monotonic() - started < 20  # not the tool's minute
+    closed = await d.runs.handle(run_id).describe()
+    assert closed.status is WorkflowExecutionStatus.CANCELED
+    assert done.status is RunStatus.CANCELLED  # type: ignore[attr-defined]
+    row = get_run(d.db, run_id)
+    assert (row.status, row.reason_code) == ("cancelled", "run.cancelled")
+    assert "wrong customer" in row.reason
 
 
 async def test_an_approval_expires_on_the_workflows_durable_timer(d: Deployment) -> None:

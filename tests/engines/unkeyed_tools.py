@@ -3,6 +3,7 @@ the file at $STEWARD_TEST_NOTES), so a retry could repeat it and nothing may ret
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -17,17 +18,23 @@ def note_tools() -> list[Tool]:
             notes.write(text + "\n")
         return {"noted": text}
 
-    return [append_note]
+    @tool(effect="read")
+    async def slow_lookup(topic: str) -> dict[str, str]:
+        """A read that takes a minute: a run is still executing while it is cancelled."""
+        await asyncio.sleep(60)
+        return {"topic": topic}
+
+    return [append_note, slow_lookup]
 
 
 NOTES_SPEC = """
 name: notes-desk
 model: rules
-tools: [append_note]
+tools: [append_note, slow_lookup]
 toolsets:
   - engines.unkeyed_tools:note_tools
 decision_authority:
-  autonomous: [append_note]
+  autonomous: [append_note, slow_lookup]
 rules:
   intents:
     - name: note
@@ -35,5 +42,11 @@ rules:
       plan:
         - [{tool: append_note, args: {text: hello}}]
       answer: Noted.
+      confidence: 0.95
+    - name: slow
+      match: ['(?i)slow']
+      plan:
+        - [{tool: slow_lookup, args: {topic: tents}}]
+      answer: Looked it up.
       confidence: 0.95
 """

@@ -76,11 +76,11 @@ class RunActivities:
         try:
             result = await asyncio.shield(task)
         except asyncio.CancelledError:
-            details = activity.cancellation_details()
-            cancelled = details is not None and details.cancel_requested
-            # the workflow was cancelled: the run ends `cancelled` on record; anything
-            # else (a stopping worker, a timeout) leaves it to be resumed
-            task.cancel("the run's workflow was cancelled" if cancelled else SHUTDOWN)
+            # Whatever the cause (the workflow was cancelled, the worker stops, the timer
+            # ran out), this activation stops as a stopping process would: what it recorded
+            # stays, nothing is ended here. A cancelled workflow records the cancellation
+            # next, with who and why (CANCEL); anything else is resumed or timed out.
+            task.cancel(SHUTDOWN)
             with contextlib.suppress(asyncio.CancelledError, StewardError):
                 await task
             raise

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
@@ -95,7 +95,7 @@ class TemporalRuns:
         handle = self.client.get_workflow_handle(run_id)
         try:
             done: Activation = await handle.execute_update("settled", after, result_type=Activation)
-        except RPCError:  # the workflow closed already (no update reaches it): ask its record
+        except (RPCError, WorkflowUpdateFailedError):  # it closed: ask its record instead
             found: list[Activation] = await handle.query(
                 "activation", after, result_type=list[Activation]
             )

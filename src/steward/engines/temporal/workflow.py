@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, TimeoutType
+from temporalio.exceptions import ActivityError, TimeoutType, is_cancelled_exception
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
@@ -82,7 +82,9 @@ class RunWorkflow:
                     await workflow.wait_condition(workflow.all_handlers_finished)
                     return done
                 reason = await self._wait_for_decision(start, done, seen)
-        except asyncio.CancelledError:
+        except BaseException as exc:
+            if not is_cancelled_exception(exc):  # the activation's own cancel, included
+                raise
             request = self._cancel or CancelRequest(
                 start.run_id, "temporal", "the run's workflow was cancelled"
             )
@@ -90,7 +92,8 @@ class RunWorkflow:
                 CANCEL, request, start_to_close_timeout=SMALL, result_type=Activation
             )
             self._activations.append(done)
-            raise
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            raise asyncio.CancelledError(request.reason) from exc  # the workflow: cancelled
 
     async def _drive(self, start: RunStart, reason: str) -> Activation:
         try:
