@@ -17,9 +17,9 @@ from typing import Any
 from _common import Measurement, Report, main, sample_async, sample_sync, scaled
 from steward.core.agent_state import DEFAULT_STATE
 from steward.core.messages import ToolCall
+from steward.engines.embedded import EmbeddedExecutor
 from steward.gate import Gate, GateConfig
 from steward.policy import compile_policy
-from steward.runtime.executor import EmbeddedExecutor
 from steward.spec import load_spec_text
 from steward.store import Database, Journal
 from steward.store.limits import MemoryLimits

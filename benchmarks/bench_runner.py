@@ -16,6 +16,7 @@ import msgspec
 from _common import Measurement, Report, main, sample_async, scaled
 from steward.core.events import RunStatus
 from steward.core.messages import Message
+from steward.engines.embedded import EmbeddedEngine
 from steward.models.protocol import ModelRequest
 from steward.runtime import AgentRuntime, Runner, build_agent
 from steward.spec import load_spec_text
@@ -109,7 +110,7 @@ async def collect(quick: bool) -> Report:
     with tempfile.TemporaryDirectory(prefix="steward-bench-") as tmp:
         db = Database.open(f"sqlite:///{Path(tmp) / 'b.db'}")
         journal = Journal(db)
-        runner = Runner(db, journal)
+        runner = Runner(EmbeddedEngine(db, journal))
         try:
             # -- (a) per-step overhead -------------------------------------------------
             direct = report.add(

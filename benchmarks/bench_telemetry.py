@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from _common import Measurement, Report, main, sample_async, scaled
 from bench_runner import STEPS, agent_with, governed_run, stepping_script
+from steward.engines.embedded import EmbeddedEngine
 from steward.runtime import Runner
 from steward.store import Database, Journal
 from steward.telemetry.alerts import WebhookAlerts
@@ -54,7 +55,11 @@ async def collect(quick: bool) -> Report:
         sampled_journal = Journal(db)
         for consumer in (TraceConsumer(sdk_provider), MetricsConsumer(), WebhookAlerts()):
             sampled_journal.subscribe(consumer)
-        off, on, sampled = Runner(db, plain), Runner(db, observed), Runner(db, sampled_journal)
+        off, on, sampled = (
+            Runner(EmbeddedEngine(db, plain)),
+            Runner(EmbeddedEngine(db, observed)),
+            Runner(EmbeddedEngine(db, sampled_journal)),
+        )
         script = str(Path(__file__).with_name("_follow.py"))
         followed_events = followed_spans = 0
         try:

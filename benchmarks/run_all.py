@@ -33,6 +33,7 @@ BENCHMARKS = {
     "adapter_openai_agents": "bench_adapter_openai_agents.py",
     "adapter_pydantic_ai": "bench_adapter_pydantic_ai.py",
     "adapter_langgraph": "bench_adapter_langgraph.py",
+    "engines": "bench_engines.py",  # the `temporal` extra (in dev): starts a dev server
 }
 
 

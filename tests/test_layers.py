@@ -16,6 +16,7 @@ LEVELS: dict[str, int] = {
     "gate": 2,
     "runtime": 3,
     "demo": 4, "embed": 4, "evals": 4, "prompts": 4, "monitor": 4, "rag": 4, "orchestration": 4, "testing": 4,
+    "engines": 4,  # binds runtime's executor and run-store protocols to a backend
     "server": 5, "cli": 5,
     "adapters": 6,
 }  # fmt: skip
@@ -61,3 +62,14 @@ def test_only_the_execute_stage_calls_a_tool() -> None:
         or ".function," in p.read_text(encoding="utf-8")
     )
     assert callers == ["gate/stages/execute.py"]
+
+
+def test_the_runtime_never_imports_a_store() -> None:
+    """One loop, two engines: the runtime is written against the executor and run-store
+    protocols (runtime/executor.py, runtime/engine.py); engines bind them to a backend."""
+    importers = sorted(
+        str(p.relative_to(PACKAGE))
+        for p in (PACKAGE / "runtime").rglob("*.py")
+        if "store" in _imports(p)
+    )
+    assert importers == []

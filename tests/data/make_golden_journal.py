@@ -23,6 +23,7 @@ from typing import Any
 from steward.core import events as ev
 from steward.core.decision import Decision, Reason, Verdict
 from steward.core.messages import ModelResponse, Source, ToolCall, Usage
+from steward.engines.embedded import EmbeddedEngine
 from steward.runtime import Runner, build_agent
 from steward.security.keys import Role
 from steward.spec import load_spec_text
@@ -68,7 +69,7 @@ def agent(responses: list[ModelResponse]) -> Any:
 
 async def write(db: Database) -> None:
     journal = Journal(db)
-    runner = Runner(db, journal)
+    runner = Runner(EmbeddedEngine(db, journal))
     publish = journal.publish
     try:
         # 1. lookup, refund held for review, approved, resumed, executed, answered

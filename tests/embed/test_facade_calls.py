@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 import steward
 from steward.core.events import GateDecided
+from steward.engines.embedded import EmbeddedEngine
 from steward.store.chain import verify_chain
 from steward.store.runs import get_run, read_journal
 from steward.store.schema import cost_ledger
@@ -213,7 +214,7 @@ async def test_the_built_in_runner_leaves_an_external_run_to_its_program(
 
     run = await st.start_run("refund-agent", "hi", tools=ledger.tools())
     agent = build_agent(st.spec("refund-agent"), ledger.tools())
-    result = await Runner(st.db, st.journal).resume(agent, run.id, "recovered")
+    result = await Runner(EmbeddedEngine(st.db, st.journal)).resume(agent, run.id, "recovered")
     assert (result.status, result.reason_code) == ("running", "model.external")
     assert isinstance(await run.call("send_note", {"text": "still mine"}), steward.Executed)
 
@@ -221,7 +222,7 @@ async def test_the_built_in_runner_leaves_an_external_run_to_its_program(
 async def test_a_run_cancelled_from_outside_takes_no_more_calls(
     st: steward.Steward, ledger: Ledger
 ) -> None:
-    from steward.runtime.cancel import cancel_run
+    from steward.engines.cancel import cancel_run
 
     run = await st.start_run("refund-agent", "hi", tools=ledger.tools())
     assert isinstance(await run.call("send_note", {"text": "one"}), steward.Executed)
@@ -241,12 +242,14 @@ async def test_a_run_cancelled_from_outside_takes_no_more_calls(
 async def test_a_server_recovering_runs_leaves_external_runs_to_their_program(
     st: steward.Steward, ledger: Ledger
 ) -> None:
+    from steward.engines.catalog import agent_for_run
     from steward.runtime import Runner
-    from steward.runtime.catalog import agent_for_run
 
     run = await st.start_run("refund-agent", "hi", tools=ledger.tools())
     agent = agent_for_run(st.db, run.id)  # what a server without this program's tools builds
-    result = await Runner(st.db, st.journal).resume(agent, run.id, "recovered after a restart")
+    result = await Runner(EmbeddedEngine(st.db, st.journal)).resume(
+        agent, run.id, "recovered after a restart"
+    )
     assert (result.status, result.reason_code) == ("running", "model.external")
     assert await st.run_status(run.id) == "running"
 

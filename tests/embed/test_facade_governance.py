@@ -12,6 +12,7 @@ import pytest
 import steward
 from steward.core.agent_state import Autonomy
 from steward.core.errors import PermissionDenied
+from steward.engines.embedded import EmbeddedEngine
 from steward.runtime import Runner, build_agent
 from steward.security.keys import Principal, Role
 from steward.spec import load_spec_text
@@ -113,7 +114,7 @@ async def test_rate_limits_are_shared_with_the_built_in_runner(
     agent = build_agent(
         load_spec_text(BUILT_IN, "built_in.yaml"), [built_in_note], model=ScriptedModel(script)
     )
-    result = await Runner(st.db, st.journal).run(agent, "two notes")
+    result = await Runner(EmbeddedEngine(st.db, st.journal)).run(agent, "two notes")
     assert result.status == "succeeded" and sent == ["a", "b"]
     run = await st.start_run("refund-agent", "a third", tools=ledger.tools())
     third = await run.call("send_note", {"text": "c"})

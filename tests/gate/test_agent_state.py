@@ -13,6 +13,7 @@ from steward.cli.main import app
 from steward.core.agent_state import AgentState, Autonomy
 from steward.core.events import AgentStateChanged, RunStatus
 from steward.core.messages import ToolCall
+from steward.engines.embedded import EmbeddedEngine
 from steward.gate import CallStatus, Gate, GateConfig
 from steward.gate.stages.agent_state import AgentStateCache
 from steward.policy import compile_policy
@@ -137,7 +138,7 @@ def test_a_gate_cannot_be_built_without_its_state() -> None:
 @pytest.fixture
 async def runner(sqlite_db: Database) -> AsyncIterator[Runner]:
     journal = Journal(sqlite_db)
-    yield Runner(sqlite_db, journal)
+    yield Runner(EmbeddedEngine(sqlite_db, journal))
     journal.close()
 
 

@@ -13,6 +13,7 @@ from steward.core.breaker import CircuitBreakers
 from steward.core.errors import ModelError, ProviderError
 from steward.core.events import ModelResponded, RunStatus
 from steward.core.messages import ModelResponse
+from steward.engines.embedded import EmbeddedEngine
 from steward.models.protocol import ModelRequest
 from steward.models.retry import NO_RETRY, RetryPolicy
 from steward.models.routing import FallbackModel, RoleRouter
@@ -80,7 +81,7 @@ def agent(model: Any, extra: str = "") -> Any:
 @pytest.fixture
 async def runner(sqlite_db: Database) -> AsyncIterator[Runner]:
     journal = Journal(sqlite_db)
-    yield Runner(sqlite_db, journal)
+    yield Runner(EmbeddedEngine(sqlite_db, journal))
     journal.close()
 
 

@@ -16,6 +16,7 @@ import pytest
 from steward.core.errors import ProviderError, SpecError
 from steward.core.events import ModelResponded, RunStatus
 from steward.core.messages import Message, ModelResponse, ToolSpec
+from steward.engines.embedded import EmbeddedEngine
 from steward.models import embeddings
 from steward.models.embeddings import Vectors
 from steward.models.protocol import ModelRequest
@@ -243,7 +244,7 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Fake:
 @pytest.fixture
 async def runner(sqlite_db: Database) -> AsyncIterator[Runner]:
     journal = Journal(sqlite_db)
-    yield Runner(sqlite_db, journal)
+    yield Runner(EmbeddedEngine(sqlite_db, journal))
     journal.close()
 
 

@@ -9,6 +9,7 @@ import pytest
 from steward.core.errors import ModelError
 from steward.core.events import RunStatus
 from steward.core.messages import Message
+from steward.engines.embedded import EmbeddedEngine
 from steward.models.pricing import PRICES_ENV
 from steward.models.protocol import ModelRequest
 from steward.models.tokens import count_messages, count_text, encoding_name
@@ -79,7 +80,9 @@ async def test_the_runner_trims_to_the_model_window(
         [calls(("lookup", {"n": n})) for n in range(5)] + [final("done")], name="openai:tiny"
     )
     journal = Journal(sqlite_db)
-    result = await Runner(sqlite_db, journal).run(build_agent(spec, [lookup], model=model), "go")
+    result = await Runner(EmbeddedEngine(sqlite_db, journal)).run(
+        build_agent(spec, [lookup], model=model), "go"
+    )
     journal.close()
     assert result.status is RunStatus.SUCCEEDED
     last = model.requests[-1]

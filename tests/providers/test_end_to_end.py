@@ -9,6 +9,7 @@ import pytest
 
 from steward.core.errors import SpecError
 from steward.core.events import ModelFailed, ModelResponded, RunStatus
+from steward.engines.embedded import EmbeddedEngine
 from steward.runtime import Runner, build_agent
 from steward.spec import load_spec_text
 from steward.store import Database, Journal
@@ -60,7 +61,7 @@ async def test_an_agent_runs_on_the_openai_protocol(
     openai_server.reply(tool_calls=[("lookup", {"order_id": "10005"})], usage=usage(200, 20))
     openai_server.reply("Order 10005 has shipped.", usage=usage(260, 12))
     journal = Journal(sqlite_db)
-    result = await Runner(sqlite_db, journal).run(
+    result = await Runner(EmbeddedEngine(sqlite_db, journal)).run(
         _agent(openai_server, anthropic_server), "where is 10005?"
     )  # type: ignore[arg-type]
     journal.close()
@@ -85,7 +86,9 @@ async def test_a_failing_provider_falls_back_to_the_next(
     openai_server.status(503)
     anthropic_server.reply("Served by the fallback.")
     journal = Journal(sqlite_db)
-    result = await Runner(sqlite_db, journal).run(_agent(openai_server, anthropic_server), "hello")  # type: ignore[arg-type]
+    result = await Runner(EmbeddedEngine(sqlite_db, journal)).run(
+        _agent(openai_server, anthropic_server), "hello"
+    )  # type: ignore[arg-type]
     journal.close()
     assert (result.status, result.output) == (RunStatus.SUCCEEDED, "Served by the fallback.")
     [served] = [
@@ -103,7 +106,9 @@ async def test_every_provider_down_escalates_with_the_reasons(
     openai_server.status(500)
     anthropic_server.status(529)
     journal = Journal(sqlite_db)
-    result = await Runner(sqlite_db, journal).run(_agent(openai_server, anthropic_server), "hello")  # type: ignore[arg-type]
+    result = await Runner(EmbeddedEngine(sqlite_db, journal)).run(
+        _agent(openai_server, anthropic_server), "hello"
+    )  # type: ignore[arg-type]
     journal.close()
     assert (result.status, result.reason_code) == (RunStatus.ESCALATED, "model.unavailable")
     assert "openai:gpt-4o-mini" in result.reason and "anthropic:claude-haiku-4-5" in result.reason
@@ -142,7 +147,7 @@ async def test_every_failed_attempt_is_on_the_record(
     anthropic_server.status(529)
     journal = Journal(sqlite_db)
     agent = _quick_retries(openai_server, anthropic_server, attempts=2)
-    result = await Runner(sqlite_db, journal).run(agent, "hello")  # type: ignore[arg-type]
+    result = await Runner(EmbeddedEngine(sqlite_db, journal)).run(agent, "hello")  # type: ignore[arg-type]
     journal.close()
     assert (result.status, result.reason_code) == (RunStatus.ESCALATED, "model.unavailable")
     failed = [
@@ -166,6 +171,8 @@ async def test_the_reason_code_is_the_same_wherever_the_stream_broke(
     openai_server.enqueue(Stream(["Order 10005 "], truncate_after=cut_after))
     journal = Journal(sqlite_db)
     agent = _quick_retries(openai_server, anthropic_server, attempts=1, fallback=False)
-    result = await Runner(sqlite_db, journal).run(agent, "hello", on_text=lambda _t: None)  # type: ignore[arg-type]
+    result = await Runner(EmbeddedEngine(sqlite_db, journal)).run(
+        agent, "hello", on_text=lambda _t: None
+    )  # type: ignore[arg-type]
     journal.close()
     assert (result.status, result.reason_code) == (RunStatus.ESCALATED, "model.truncated")

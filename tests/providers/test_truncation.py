@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from steward.core.events import ModelResponded, RunStatus, ToolCallProposed
+from steward.engines.embedded import EmbeddedEngine
 from steward.runtime import Runner, build_agent
 from steward.runtime.runner import RunResult
 from steward.spec import load_spec_text
@@ -70,7 +71,7 @@ async def run(
     journal = Journal(db)
     shown: list[str] = []
     try:
-        return await Runner(db, journal).run(
+        return await Runner(EmbeddedEngine(db, journal)).run(
             agent, "refund order 7", on_text=shown.append if streamed else None
         )
     finally:

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from steward.cli.main import app
 from steward.core.events import ModelResponded, RunStatus
+from steward.engines.embedded import EmbeddedEngine
 from steward.gate.budget import run_account
 from steward.runtime import Runner, build_agent
 from steward.spec import load_spec_text
@@ -50,7 +51,7 @@ async def run(db: Database, server: OpenAIServer, streamed: bool) -> tuple[RunSt
     agent = build_agent(load_spec_text(SPEC.format(url=server.base_url), "desk.yaml"), [])
     journal = Journal(db)
     try:
-        result = await Runner(db, journal).run(
+        result = await Runner(EmbeddedEngine(db, journal)).run(
             agent, "where is my order?", on_text=(lambda _t: None) if streamed else None
         )
     finally:

@@ -15,6 +15,7 @@ import msgspec
 from steward.core.errors import NotFoundError
 from steward.demo.fixtures import CUSTOMERS_BY_ID, ORDERS_BY_ID
 from steward.demo.systems import SupportSystems
+from steward.engines.embedded import EmbeddedEngine
 from steward.runtime import AgentRuntime, Runner, build_agent
 from steward.spec import load_spec_text
 from steward.store import Database, Journal
@@ -92,7 +93,7 @@ async def main(db_path: str, systems_path: str, run_id: str) -> None:
     agent = build(systems, email, Path(systems_path).with_suffix(".log"))
     db = Database.open(f"sqlite:///{db_path}")
     journal = Journal(db)
-    runner = Runner(db, journal)
+    runner = Runner(EmbeddedEngine(db, journal))
     try:
         try:
             get_run(db, run_id)

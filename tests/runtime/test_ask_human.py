@@ -22,6 +22,7 @@ from steward.core.events import (
     ToolSucceeded,
 )
 from steward.core.messages import Source
+from steward.engines.embedded import EmbeddedEngine
 from steward.runtime import Runner, build_agent
 from steward.spec import load_spec_text
 from steward.store import Database, Journal
@@ -82,7 +83,7 @@ async def test_a_question_waits_and_the_answer_reaches_the_model_after_a_restart
 ) -> None:
     refunds.clear()
     first = ScriptedModel(script())
-    waiting = await Runner(any_db, journal).run(asker(first), "refund my order")
+    waiting = await Runner(EmbeddedEngine(any_db, journal)).run(asker(first), "refund my order")
     assert waiting.status is RunStatus.WAITING and waiting.reason_code == "approval.pending"
     assert get_run(any_db, waiting.run_id).status == "waiting"
     assert [s.name for s in first.requests[0].tools] == ["ask_human", "refund"]
@@ -97,7 +98,9 @@ async def test_a_question_waits_and_the_answer_reaches_the_model_after_a_restart
     second_journal = Journal(any_db)
     second = ScriptedModel(script())
     try:
-        done = await Runner(any_db, second_journal).resume(asker(second), waiting.run_id)
+        done = await Runner(EmbeddedEngine(any_db, second_journal)).resume(
+            asker(second), waiting.run_id
+        )
     finally:
         second_journal.close()
     assert (done.status, done.output) == (RunStatus.SUCCEEDED, "refunded #1002")
@@ -118,7 +121,7 @@ async def test_the_answer_is_recorded_once_and_the_approval_is_used_once(
     any_db: Database, journal: Journal
 ) -> None:
     model = ScriptedModel(script())
-    runner = Runner(any_db, journal)
+    runner = Runner(EmbeddedEngine(any_db, journal))
     agent = asker(model)
     waiting = await runner.run(agent, "refund my order")
     approval_id = waiting.waiting_on[0]
@@ -152,7 +155,7 @@ async def test_a_declined_question_is_an_error_the_model_sees(
     any_db: Database, journal: Journal
 ) -> None:
     model = ScriptedModel([calls(("ask_human", QUESTION)), final("I will wait for details")])
-    runner = Runner(any_db, journal)
+    runner = Runner(EmbeddedEngine(any_db, journal))
     agent = asker(model)
     waiting = await runner.run(agent, "refund my order")
     decide_approval(
@@ -170,7 +173,7 @@ async def test_a_declined_question_is_an_error_the_model_sees(
 
 async def test_a_question_nobody_answers_expires(any_db: Database, journal: Journal) -> None:
     model = ScriptedModel([calls(("ask_human", QUESTION)), final("no answer came")])
-    runner = Runner(any_db, journal)
+    runner = Runner(EmbeddedEngine(any_db, journal))
     agent = asker(model, expires=0.05)
     waiting = await runner.run(agent, "refund my order")
     await asyncio.sleep(0.1)
@@ -186,7 +189,7 @@ async def test_card_numbers_in_an_answer_never_reach_the_model(
     any_db: Database, journal: Journal
 ) -> None:
     model = ScriptedModel([calls(("ask_human", QUESTION)), final("ok")])
-    runner = Runner(any_db, journal)
+    runner = Runner(EmbeddedEngine(any_db, journal))
     agent = asker(model)
     waiting = await runner.run(agent, "refund my order")
     decide_approval(

@@ -20,8 +20,9 @@ from steward.core.events import (
     ToolStarted,
 )
 from steward.core.lifecycle import SHUTDOWN
+from steward.engines.cancel import cancel_run
+from steward.engines.embedded import EmbeddedEngine
 from steward.runtime import Runner, build_agent
-from steward.runtime.cancel import cancel_run
 from steward.spec import load_spec_text
 from steward.store import Database, Journal
 from steward.store.approvals import decide_approval, get_approval
@@ -99,7 +100,7 @@ async def test_cancelling_a_waiting_run_cancels_its_approvals(
 ) -> None:
     effects.clear()
     model = ScriptedModel([calls(("transfer", {"to": "bob", "amount": 5})), final("sent")])
-    runner = Runner(any_db, journal)
+    runner = Runner(EmbeddedEngine(any_db, journal))
     agent = payer(model)
     waiting = await runner.run(agent, "send bob 5")
     assert waiting.status is RunStatus.WAITING
@@ -126,7 +127,9 @@ async def test_cancelling_a_waiting_run_cancels_its_approvals(
 async def test_a_finished_or_unknown_run_cannot_be_cancelled(
     any_db: Database, journal: Journal
 ) -> None:
-    done = await Runner(any_db, journal).run(payer(ScriptedModel([final("hi")])), "hello")
+    done = await Runner(EmbeddedEngine(any_db, journal)).run(
+        payer(ScriptedModel([final("hi")])), "hello"
+    )
     with pytest.raises(ConflictError, match=f"run {done.run_id} already succeeded"):
         cancel_run(any_db, journal, done.run_id, by="alice", reason="too late")
     with pytest.raises(NotFoundError):
@@ -143,7 +146,7 @@ async def test_an_orphaned_running_run_can_be_cancelled(any_db: Database, journa
     assert get_run(any_db, "run_orphan").status == "running"
     row = cancel_run(any_db, journal, "run_orphan", by="ops", reason="its worker died")
     assert (row.status, row.steps) == ("cancelled", 1)
-    result = await Runner(any_db, journal).resume(agent, "run_orphan")
+    result = await Runner(EmbeddedEngine(any_db, journal)).resume(agent, "run_orphan")
     assert result.status is RunStatus.CANCELLED and effects.count("wire bob begun") == 0
 
 
@@ -152,7 +155,7 @@ async def test_a_run_cancelled_elsewhere_stops_before_its_next_step(
 ) -> None:
     effects.clear()
     slow = ScriptedModel([calls(("wire", {"to": "eve"})), final("wired")], delay=0.3)
-    task = asyncio.create_task(Runner(any_db, journal).run(payer(slow), "wire eve"))
+    task = asyncio.create_task(Runner(EmbeddedEngine(any_db, journal)).run(payer(slow), "wire eve"))
     await until(lambda: slow.requests)  # the model is thinking
     await journal.flush()
     run_id = next(iter(_runs(any_db)))
@@ -177,7 +180,7 @@ async def test_cancelling_the_task_mid_call_records_the_call_and_the_finish(
 ) -> None:
     effects.clear()
     model = ScriptedModel([calls((tool_name, arguments)), final("done")])
-    runner = Runner(any_db, journal)
+    runner = Runner(EmbeddedEngine(any_db, journal))
     agent = payer(model)
     task = asyncio.create_task(runner.run(agent, "go"))
     started = asyncio.get_running_loop().time()
@@ -213,14 +216,16 @@ async def test_cancelling_the_task_mid_call_records_the_call_and_the_finish(
 async def test_the_first_finish_stands(any_db: Database, journal: Journal) -> None:
     """A run finished by a cancel stays cancelled if its last activation, racing, also
     reports a finish: the projection and the replayed history keep the first."""
-    waiting = await Runner(any_db, journal).run(
+    waiting = await Runner(EmbeddedEngine(any_db, journal)).run(
         payer(ScriptedModel([calls(("transfer", {"to": "bob", "amount": 5}))])), "send"
     )
     cancel_run(any_db, journal, waiting.run_id, by="alice", reason="stop")
     journal.append(waiting.run_id, RunFinished(RunStatus.SUCCEEDED, "sent", 0.9))
     await journal.flush()
     assert get_run(any_db, waiting.run_id).status == "cancelled"
-    result = await Runner(any_db, journal).resume(payer(ScriptedModel([])), waiting.run_id)
+    result = await Runner(EmbeddedEngine(any_db, journal)).resume(
+        payer(ScriptedModel([])), waiting.run_id
+    )
     assert (result.status, result.reason_code) == (RunStatus.CANCELLED, "run.cancelled")
 
 
@@ -235,7 +240,7 @@ async def test_cancelling_the_task_of_a_queued_run_finishes_it_before_it_starts(
         load_spec_text(spec, "payer.yaml"), [transfer, wire, slow_read],
         model=ScriptedModel(script * 3),
     )  # fmt: skip
-    runner = Runner(any_db, journal)
+    runner = Runner(EmbeddedEngine(any_db, journal))
     holder = asyncio.create_task(runner.run(agent, "hold", run_id="run_holder"))
     await until(lambda: "run_holder" in _runs(any_db))
     waiting = asyncio.create_task(runner.run(agent, "later", run_id="run_cancelled"))

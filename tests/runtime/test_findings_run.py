@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from steward.core.events import ResultScanned, RunStatus
+from steward.engines.embedded import EmbeddedEngine
 from steward.runtime import Runner, build_agent
 from steward.security.scanners import QUARANTINED
 from steward.spec import load_spec_text
@@ -52,7 +53,7 @@ SCRIPT = [
 @pytest.fixture
 async def runner(any_db: Database) -> AsyncIterator[Runner]:
     journal = Journal(any_db)
-    yield Runner(any_db, journal)
+    yield Runner(EmbeddedEngine(any_db, journal))
     journal.close()
 
 

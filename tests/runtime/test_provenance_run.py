@@ -11,6 +11,7 @@ import pytest
 
 from steward.core.events import RunStarted, RunStatus, ToolCallProposed
 from steward.core.messages import Source
+from steward.engines.embedded import EmbeddedEngine
 from steward.runtime import Runner, build_agent
 from steward.spec import load_spec_text
 from steward.store import Database, Journal
@@ -58,7 +59,7 @@ def payer(script: list[Any]) -> Any:
 @pytest.fixture
 async def runner(any_db: Database) -> AsyncIterator[Runner]:
     journal = Journal(any_db)
-    yield Runner(any_db, journal)
+    yield Runner(EmbeddedEngine(any_db, journal))
     journal.close()
 
 

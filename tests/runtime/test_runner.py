@@ -13,6 +13,7 @@ import pytest
 from steward.core.errors import ConflictError, ModelError
 from steward.core.events import RunStatus, ToolCallProposed
 from steward.core.messages import ModelResponse, Source
+from steward.engines.embedded import EmbeddedEngine
 from steward.models.protocol import ModelRequest
 from steward.runtime import Runner, build_agent
 from steward.spec import load_spec_text
@@ -68,7 +69,7 @@ def agent(
 @pytest.fixture
 async def runner(any_db: Database) -> AsyncIterator[Runner]:
     journal = Journal(any_db)
-    yield Runner(any_db, journal)
+    yield Runner(EmbeddedEngine(any_db, journal))
     journal.close()
 
 
@@ -211,9 +212,9 @@ async def test_a_restarted_process_keeps_counting_rate_limits(any_db: Database) 
 
     first = Journal(any_db)
     for _ in range(2):
-        assert (await Runner(any_db, first).run(fresh(), "look")).denials == ()
+        assert (await Runner(EmbeddedEngine(any_db, first)).run(fresh(), "look")).denials == ()
     first.close()
     second = Journal(any_db)  # "after a restart"
-    result = await Runner(any_db, second).run(fresh(), "look")
+    result = await Runner(EmbeddedEngine(any_db, second)).run(fresh(), "look")
     second.close()
     assert result.denials == ("rate_limit.exceeded",)

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from steward.core.events import RunStatus
+from steward.engines.embedded import EmbeddedEngine
 from steward.runtime import Runner, build_agent
 from steward.runtime.agent import AgentRuntime
 from steward.spec import load_spec_text
@@ -61,7 +62,7 @@ async def test_versions_and_runners_of_one_agent_share_one_rate_window(
     PINGS.clear()
     first, second = version(1), version(2)
     assert first.version != second.version
-    runners = [Runner(any_db, journal), Runner(any_db, journal)]
+    runners = [Runner(EmbeddedEngine(any_db, journal)), Runner(EmbeddedEngine(any_db, journal))]
     results = await asyncio.gather(
         *(runners[i % 2].run((first, second)[i % 2], f"ping {i}") for i in range(12))
     )
@@ -75,13 +76,13 @@ async def test_a_resumed_run_with_a_rebuilt_agent_uses_the_same_window(
     any_db: Database, journal: Journal
 ) -> None:
     PINGS.clear()
-    runner = Runner(any_db, journal)
+    runner = Runner(EmbeddedEngine(any_db, journal))
     script = [calls(("pay", {})), calls(("ping", {"version": 1})), final("ok")]
     waiting = await runner.run(version(1, script), "pay then ping")
     assert waiting.status is RunStatus.WAITING
     for i in range(3):  # the window fills while the run waits
         await runner.run(version(1), f"ping {i}")
     decide_approval(any_db, waiting.waiting_on[0], approve=True, by="alice")
-    done = await Runner(any_db, journal).resume(version(1, script), waiting.run_id)
+    done = await Runner(EmbeddedEngine(any_db, journal)).resume(version(1, script), waiting.run_id)
     assert done.denials == ("rate_limit.exceeded",)
     assert len(PINGS) == 3

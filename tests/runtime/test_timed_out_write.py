@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from steward.core.events import RunStatus, ToolFailed
+from steward.engines.embedded import EmbeddedEngine
 from steward.runtime import Runner, build_agent
 from steward.runtime.agent import AgentRuntime
 from steward.spec import load_spec_text
@@ -46,7 +47,7 @@ def payer() -> AgentRuntime:
 @pytest.fixture
 async def runner(any_db: Database) -> AsyncIterator[Runner]:
     journal = Journal(any_db)
-    yield Runner(any_db, journal)
+    yield Runner(EmbeddedEngine(any_db, journal))
     journal.close()
 
 

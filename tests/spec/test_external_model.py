@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from steward.core.errors import SpecError, StewardError
+from steward.engines.embedded import EmbeddedEngine
 from steward.runtime import Runner, build_agent
 from steward.spec import load_spec_text
 from steward.store import Database, Journal
@@ -49,7 +50,7 @@ async def test_the_built_in_runner_refuses_an_external_agent(sqlite_db: Database
     try:
         agent = build_agent(load_spec_text(MINIMAL, "outside.yaml"))
         with pytest.raises(StewardError) as raised:
-            await Runner(sqlite_db, journal).run(agent, "hello")
+            await Runner(EmbeddedEngine(sqlite_db, journal)).run(agent, "hello")
         assert raised.value.code == "model.external"
     finally:
         journal.close()

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from steward.core.errors import SpecError
+from steward.engines.catalog import stored_spec
 from steward.runtime import Runner, build_agent
-from steward.runtime.catalog import stored_spec
 from steward.spec.loader import load_spec
 from steward.store import Database
 from steward.store.journal import Journal

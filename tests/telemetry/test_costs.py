@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from steward.core.errors import StewardError
 from steward.core.events import BudgetThresholdCrossed, ModelResponded, RunStatus
 from steward.core.messages import Usage
+from steward.engines.embedded import EmbeddedEngine
 from steward.gate.budget import day_account, tag_account, today
 from steward.models.pricing import PRICES_ENV, load_prices
 from steward.runtime import Runner, build_agent
@@ -61,7 +62,7 @@ def agent(
 @pytest.fixture
 async def runner(any_db: Database) -> AsyncIterator[Runner]:
     journal = Journal(any_db)
-    yield Runner(any_db, journal)
+    yield Runner(EmbeddedEngine(any_db, journal))
     journal.close()
 
 
@@ -139,7 +140,9 @@ async def test_100_concurrent_runs_never_overshoot_the_daily_budget(
     assert statuses.count("succeeded") >= 1
     assert statuses.count("budget.daily_exhausted") >= 1
     assert set(statuses) <= {"succeeded", "budget.daily_exhausted"}
-    await runner.journal.flush()
+    engine = runner.engine
+    assert isinstance(engine, EmbeddedEngine)
+    await engine.journal.flush()
     with any_db.reader.connect() as connection:
         spent = connection.execute(select(func.sum(cost_ledger.c.cost_usd))).scalar_one()
     assert spent <= limit
@@ -208,7 +211,7 @@ async def test_crossing_the_alert_threshold_emits_an_event_and_calls_the_webhook
     journal = Journal(any_db)
     alerts = WebhookAlerts(timeout=5)
     journal.subscribe(alerts)
-    runner = Runner(any_db, journal)
+    runner = Runner(EmbeddedEngine(any_db, journal))
     costs = f"max_daily_spend_usd: 0.02, alert_on_threshold: 0.5, alert_webhook: '{url}'"
     helper = agent(
         costs, [calls(("quote", {"item": "a"}), usage=USAGE)] * 5 + [final("ok", usage=USAGE)]

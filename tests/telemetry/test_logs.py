@@ -16,6 +16,7 @@ from opentelemetry.trace import format_trace_id
 
 from steward.core.events import RunFinished, RunStarted, RunStatus, ToolFailed, event_type
 from steward.core.messages import Usage
+from steward.engines.embedded import EmbeddedEngine
 from steward.runtime import Runner, build_agent
 from steward.spec import load_spec_text
 from steward.store import Database, Journal
@@ -68,7 +69,7 @@ async def logged_run(
     loaded = load_spec_text(SPEC, "desk.yaml")
     agent = build_agent(loaded, [notify, wipe], model=ScriptedModel(script))
     try:
-        result = await Runner(db, journal).run(agent, "tell dana@example.com")
+        result = await Runner(EmbeddedEngine(db, journal)).run(agent, "tell dana@example.com")
     finally:
         journal.close()  # joins the writer: every listener has seen every batch
     assert result.status is RunStatus.SUCCEEDED

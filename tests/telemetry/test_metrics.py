@@ -30,6 +30,7 @@ from steward.core.events import (
     event_type,
 )
 from steward.core.messages import ModelResponse, Usage
+from steward.engines.embedded import EmbeddedEngine
 from steward.runtime import Runner, build_agent
 from steward.spec import load_spec_text
 from steward.store import Database, Journal
@@ -93,7 +94,7 @@ async def test_metrics_from_real_runs(db: Database) -> None:
 
     journal = Journal(db)
     journal.subscribe(consumer)
-    runner = Runner(db, journal)
+    runner = Runner(EmbeddedEngine(db, journal))
     ok = await runner.run(
         desk(
             [
@@ -149,7 +150,7 @@ async def test_metrics_from_real_runs(db: Database) -> None:
     decide_approval(db, waiting.waiting_on[0], approve=True, by="alice")
     journal = Journal(db)
     journal.subscribe(consumer)
-    done = await Runner(db, journal).resume(refund_agent, waiting.run_id)
+    done = await Runner(EmbeddedEngine(db, journal)).resume(refund_agent, waiting.run_id)
     journal.close()
     assert done.status is RunStatus.SUCCEEDED
 

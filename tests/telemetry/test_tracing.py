@@ -38,6 +38,7 @@ from steward.core.events import (
     event_type,
 )
 from steward.core.messages import ModelResponse, ToolCall, Usage
+from steward.engines.embedded import EmbeddedEngine
 from steward.runtime import Runner, build_agent
 from steward.spec import load_spec_text
 from steward.store import Database, Journal
@@ -153,7 +154,9 @@ def traced(
         consumer, settled = TraceConsumer(source, config), Settled()
         journal.subscribe(consumer)
         journal.subscribe(settled)
-        return Traced(Runner(sqlite_db, journal), consumer, exporter, settled, sqlite_db)
+        return Traced(
+            Runner(EmbeddedEngine(sqlite_db, journal)), consumer, exporter, settled, sqlite_db
+        )
 
     yield make
     for journal in journals:

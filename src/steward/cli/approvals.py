@@ -17,8 +17,8 @@ from steward.cli.runs import print_result, result_record
 from steward.core.states import ApprovalStatus
 
 if TYPE_CHECKING:
+    from steward.engines.approvals import ApprovalService
     from steward.runtime import RunResult
-    from steward.runtime.approvals import ApprovalService
     from steward.security.keys import Principal
     from steward.store.approvals import ApprovalRow
     from steward.store.database import Database
@@ -69,14 +69,15 @@ def _decide(
     resumes inline (also when the request is found expired), or not with --no-resume.
     --json: {"approval": {...}, "resumed": [run results]}."""
     from steward.core.errors import StewardError
+    from steward.engines.approvals import ApprovalService
+    from steward.engines.catalog import agent_for_run
+    from steward.engines.embedded import EmbeddedEngine
     from steward.runtime import Runner
-    from steward.runtime.approvals import ApprovalService
-    from steward.runtime.catalog import agent_for_run
 
     who = acting_as(db, token)
     results: list[RunResult] = []
     with journal_for(db) as journal:
-        runner = Runner(db, journal)
+        runner = Runner(EmbeddedEngine(db, journal))
 
         async def inline(run_id: str, reason: str) -> None:
             if not resume:
@@ -183,7 +184,7 @@ def sweep(db: str | None = DbOption, as_json: bool = JsonOption) -> None:
     run results, or of {"error"} for runs not resumed)."""
     with handled():
         from steward.core.errors import StewardError
-        from steward.runtime.sweep import resume_expired
+        from steward.engines.sweep import resume_expired
 
         database = open_db(db)
         with journal_for(database) as journal:

@@ -17,16 +17,32 @@ from steward.cli.context import (
     open_db,
     run_async,
 )
+from steward.cli.worker import Engine, EngineOption, TaskQueueOption, TemporalOption
 
 if TYPE_CHECKING:
+    from typing import Any
+
+    from steward.demo.job import DemoReport
     from steward.demo.tickets import Ticket
     from steward.runtime import RunResult
+    from steward.store.database import Database
+    from steward.store.journal import Journal
 
 
 def demo(
     db: str | None = DbOption,
     limit: int | None = typer.Option(None, min=1, help="Only the first N tickets."),
     concurrency: int = typer.Option(16, min=1, max=256, help="Runs in flight at once."),
+    engine: Engine = EngineOption,
+    temporal: str = TemporalOption,
+    task_queue: str = TaskQueueOption,
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        min=0,
+        max=16,
+        help="With --engine temporal: workers started in this process (0: `steward worker`s).",
+    ),
 ) -> None:
     """Govern a support-desk agent over the bundled tickets and summarise what happened."""
     with handled():
@@ -38,7 +54,6 @@ def demo(
             TimeElapsedColumn,
         )
 
-        from steward.demo.job import run_demo  # imported here: the demo pulls in its systems
         from steward.demo.tools import SYSTEMS_ENV, systems_path
 
         database = open_db(db, create=True)
@@ -60,16 +75,49 @@ def demo(
 
             with journal_for(database) as journal:
                 report = run_async(
-                    lambda: run_demo(
-                        database,
-                        systems=Path(systems),
-                        limit=limit,
-                        concurrency=concurrency,
+                    lambda: _on_engine(
+                        engine, temporal, task_queue, workers, database, journal,
+                        systems=Path(systems), limit=limit, concurrency=concurrency,
                         on_done=advance,
-                        journal=journal,
                     )
-                )
+                )  # fmt: skip
         _summary(report)
+
+
+async def _on_engine(
+    engine: Engine,
+    address: str,
+    task_queue: str,
+    workers: int,
+    database: Database,
+    journal: Journal,
+    **demo: Any,
+) -> DemoReport:
+    from steward.demo.job import run_demo
+
+    if engine is Engine.EMBEDDED:
+        return await run_demo(database, journal=journal, **demo)
+    from steward.engines.temporal import require
+
+    require()
+    import contextlib
+
+    from steward.engines.temporal.client import TemporalRuns, connect
+    from steward.engines.temporal.worker import build_worker
+    from steward.runtime import AgentRuntime
+
+    client = await connect(address)
+    runs = TemporalRuns(client, database, journal, task_queue=task_queue)
+
+    async def drive(agent: AgentRuntime, text: str, tags: dict[str, str]) -> RunResult:
+        return await runs.run(agent, text, tags=tags)
+
+    async with contextlib.AsyncExitStack() as stack:
+        for _ in range(workers):
+            await stack.enter_async_context(
+                build_worker(client, database, journal, task_queue=task_queue)
+            )
+        return await run_demo(database, journal=journal, drive=drive, **demo)
 
 
 def _summary(report: object) -> None:

@@ -24,6 +24,7 @@ from steward.cli import (
     serve,
     spec_commands,
     telemetry,
+    worker,
 )
 from steward.cli.context import DbOption, console, handled, open_db
 from steward.cli.exits import EPILOG
@@ -63,6 +64,7 @@ app.command("demo", epilog=EPILOG)(demo.demo)
 app.command("costs", epilog=EPILOG)(reports.costs)
 app.command("stats", epilog=EPILOG)(reports.stats)
 app.command("serve", epilog=EPILOG)(serve.serve)
+app.command("worker", epilog=EPILOG)(worker.worker)
 app.add_typer(runs.app, name="runs")
 app.add_typer(approvals.app, name="approvals")
 app.add_typer(audit.app, name="audit")

@@ -63,6 +63,7 @@ def run(
     """Run an agent once on one input (with a key, the run records who started it, and
     that principal may not decide its approvals)."""
     with handled():
+        from steward.engines.embedded import EmbeddedEngine
         from steward.runtime import Runner, build_agent
         from steward.security.keys import Permission
         from steward.spec import load_spec
@@ -79,7 +80,7 @@ def run(
             sys.stdout.flush()
 
         with journal_for(database) as journal:
-            runner = Runner(database, journal)
+            runner = Runner(EmbeddedEngine(database, journal))
             result = run_async(
                 lambda: runner.run(agent, text, tags=tags, on_text=show if stream else None)
             )
@@ -210,13 +211,16 @@ def resume(
 ) -> None:
     """Resume a waiting or interrupted run from its journal."""
     with handled():
+        from steward.engines.catalog import agent_for_run
+        from steward.engines.embedded import EmbeddedEngine
         from steward.runtime import Runner
-        from steward.runtime.catalog import agent_for_run
 
         database = open_db(db)
         agent = agent_for_run(database, run_id)
         with journal_for(database) as journal:
-            result = run_async(lambda: Runner(database, journal).resume(agent, run_id))
+            result = run_async(
+                lambda: Runner(EmbeddedEngine(database, journal)).resume(agent, run_id)
+            )
         if as_json:
             emit_json(result_record(result))
         else:
@@ -234,7 +238,7 @@ def cancel(
     """Cancel a waiting, queued or orphaned run: it finishes `cancelled`, and its pending
     approvals can no longer be decided."""
     with handled():
-        from steward.runtime.cancel import cancel_run
+        from steward.engines.cancel import cancel_run
         from steward.security.keys import Permission
 
         database = open_db(db)

@@ -8,6 +8,13 @@ from pathlib import Path
 import typer
 
 from steward.cli.context import DbOption, console, db_url, handled, open_db
+from steward.cli.worker import (
+    Engine,
+    EngineOption,
+    NamespaceOption,
+    TaskQueueOption,
+    TemporalOption,
+)
 
 DEMO_SPEC = Path(__file__).resolve().parents[1] / "demo" / "support_agent.yaml"
 
@@ -31,6 +38,10 @@ def serve(
         "(steward agents promote); others run their spec file.",
     ),
     db: str | None = DbOption,
+    engine: Engine = EngineOption,
+    temporal: str = TemporalOption,
+    task_queue: str = TaskQueueOption,
+    namespace: str = NamespaceOption,
 ) -> None:
     """Serve the API under /v1 (schema at /openapi.json), the console at /console, /metrics.
     People sign in to the console with a key, or by single sign-on when STEWARD_OIDC_* is set."""
@@ -39,6 +50,7 @@ def serve(
 
         from steward.security.sso import SsoConfig
         from steward.server import create_app, load_agents
+        from steward.server.app import TemporalTarget
         from steward.store.keys import list_keys
 
         sso = SsoConfig.from_env(os.environ)  # STEWARD_OIDC_*: a half configuration stops here
@@ -67,7 +79,16 @@ def serve(
         if sso is not None:
             console.print(f"single sign-on: {sso.issuer} (client {sso.client_id})")
         uvicorn.run(
-            create_app(db_url(db), agents, recover=recover, sso=sso, label=label),
+            create_app(
+                db_url(db),
+                agents,
+                recover=recover,
+                sso=sso,
+                label=label,
+                temporal=TemporalTarget(temporal, task_queue, namespace)
+                if engine is Engine.TEMPORAL
+                else None,
+            ),
             host=host,
             port=port,
             log_level="warning",

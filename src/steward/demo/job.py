@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -13,11 +13,16 @@ from pathlib import Path
 from steward.core.events import RunStatus
 from steward.demo.tickets import Ticket, load_tickets
 from steward.demo.tools import reset_systems, support_tools
-from steward.runtime import Runner, RunResult, build_agent
+from steward.engines.embedded import EmbeddedEngine
+from steward.runtime import AgentRuntime, Runner, RunResult, build_agent
 from steward.spec import LoadedSpec, load_spec_text
 from steward.store.chain import VerifyReport, verify_chain
 from steward.store.database import Database
 from steward.store.journal import Journal
+
+# How the demo starts a run and waits until it finishes or waits for a person: the
+# embedded runner's `run`, or TemporalRuns.run (steward/engines/temporal/client.py).
+Drive = Callable[[AgentRuntime, str, dict[str, str]], Awaitable[RunResult]]
 
 
 def demo_spec() -> LoadedSpec:
@@ -68,23 +73,30 @@ async def run_demo(
     concurrency: int = 16,
     on_done: Callable[[Ticket, RunResult], None] | None = None,
     journal: Journal | None = None,
+    drive: Drive | None = None,
 ) -> DemoReport:
+    """Every ticket through the agent; `drive` runs each (default: this process's
+    embedded runner)."""
     reset_systems(systems)
     agent = build_agent(demo_spec(), support_tools(systems))
     tickets = load_tickets()[:limit] if limit else load_tickets()
     report = DemoReport()
     own_journal = journal is None
     journal = journal or Journal(db)
-    runner = Runner(db, journal)
+    if drive is None:
+        runner = Runner(EmbeddedEngine(db, journal))
+
+        async def drive(agent: AgentRuntime, text: str, tags: dict[str, str]) -> RunResult:
+            return await runner.run(agent, text, tags=tags)
+
     gate = asyncio.Semaphore(concurrency)
     loop = asyncio.get_running_loop()
     began = loop.time()
 
     async def one(ticket: Ticket) -> None:
         async with gate:
-            result = await runner.run(
-                agent, ticket.text, tags={"ticket": ticket.id, "category": ticket.category}
-            )
+            tags = {"ticket": ticket.id, "category": ticket.category}
+            result = await drive(agent, ticket.text, tags)
         report.results.append((ticket, result))
         if on_done is not None:
             on_done(ticket, result)

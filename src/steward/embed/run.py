@@ -32,12 +32,12 @@ from steward.embed.outcomes import (
 from steward.embed.outcomes import (
     Verdict as FacadeVerdict,
 )
+from steward.engines.embedded import EmbeddedExecutor
 from steward.gate.context import CallContext
 from steward.gate.outcome import CallOutcome, CallStatus
 from steward.gate.pipeline import Gate, decide_only_stages
 from steward.gate.stages.release import Report, report_result
 from steward.runtime.agent import AgentRuntime
-from steward.runtime.executor import EmbeddedExecutor
 from steward.runtime.runs import AgentDisabled, final_answer
 from steward.security.provenance import said_words, trace_sources
 from steward.store.approvals import get_approval, get_approval_view

@@ -18,13 +18,13 @@ from steward.core.errors import NotFoundError, PermissionDenied, StewardError
 from steward.core.events import ApprovalDecided, RunStarted, RunStatus
 from steward.embed.outcomes import Approved, PersonDecision, Rejected
 from steward.embed.run import Run
+from steward.engines.approvals import ApprovalService
+from steward.engines.catalog import stored_spec
+from steward.engines.embedded import EmbeddedExecutor, EmbeddedStore
 from steward.gate.shared import shared_gate_state
 from steward.models.external import is_external
 from steward.models.pricing import PriceTable, load_prices
 from steward.runtime.agent import build_agent
-from steward.runtime.approvals import ApprovalService
-from steward.runtime.catalog import stored_spec
-from steward.runtime.executor import EmbeddedExecutor
 from steward.runtime.model_calls import ModelCaller
 from steward.runtime.runner import new_run_id
 from steward.runtime.runs import VersionMemory, check_enabled, mask_input
@@ -79,7 +79,7 @@ class Steward:
         self._states = shared.states
         self._config = shared.config
         self._models = ModelCaller(prices or load_prices(), shared.config.ledger)
-        self._versions = VersionMemory(db)
+        self._versions = VersionMemory(EmbeddedStore(db, journal))
         self._owned = owned
         self._closed = False
         self._decisions: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}

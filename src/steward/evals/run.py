@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from steward.core.errors import SpecError, SpecProblem, StewardError, ToolExecutionError
+from steward.engines.embedded import EmbeddedEngine
 from steward.evals.checks import check, observe
 from steward.evals.judge import PASS, UNCERTAIN, Judge
 from steward.evals.results import ERROR, FAILED, PASSED, CaseResult, SuiteResult
@@ -150,7 +151,7 @@ class Evaluation:
         )
         db = Database.open(f"sqlite:///{scratch / 'journal.db'}")
         journal = Journal(db)
-        runner = Runner(db, journal)
+        runner = Runner(EmbeddedEngine(db, journal))
         spec = _sandboxed(self.loaded)
         definitions: dict[str, Tool] = {}
         shared: AgentRuntime | None = None
@@ -167,7 +168,7 @@ class Evaluation:
                 agent = shared or build_agent(
                     spec, _fixture_tools(case, spec.spec.tools, definitions), unbound=True
                 )
-                done = await self._case(runner, db, agent, case)
+                done = await self._case(runner, db, journal, agent, case)
             by_id[case.id] = done
             if on_case is not None:
                 on_case(done)
@@ -182,14 +183,14 @@ class Evaluation:
         return result
 
     async def _case(
-        self, runner: Runner, db: Database, agent: AgentRuntime, case: Case
+        self, runner: Runner, db: Database, journal: Journal, agent: AgentRuntime, case: Case
     ) -> CaseResult:
         out = CaseResult(case.id, case.required, ERROR, list(case.tags))
         try:
             ran = await runner.run(
                 agent, case.input, tags={"eval_suite": self.suite.name, "eval_case": case.id}
             )
-            await runner.journal.flush()
+            await journal.flush()
             entries = await asyncio.to_thread(read_journal, db, ran.run_id)
         except StewardError as exc:
             out.error = f"{type(exc).__name__}: {exc}"

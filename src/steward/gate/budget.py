@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from steward.core.decision import Decision, deny
 from steward.spec.models import CostControls
-from steward.store.limits import Account, Hold, LimitStore
+from steward.store.limits import Account, LimitStore
+from steward.store.limits import Hold as Hold  # the runtime sees reservations through here
 
 Check = Callable[[float, float, float], Decision | None]  # (run spent, day spent, estimate)
 

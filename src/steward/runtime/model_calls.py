@@ -15,7 +15,7 @@ from steward.core.errors import ModelError, ProviderError
 from steward.core.events import Event, ModelFailed, ModelResponded
 from steward.core.faults import crashpoint
 from steward.core.messages import ModelResponse, Usage
-from steward.gate.budget import BudgetLedger
+from steward.gate.budget import BudgetLedger, Hold
 from steward.models.cache import ResponseCache, cache_key
 from steward.models.factory import model_names
 from steward.models.pricing import PriceTable
@@ -25,7 +25,6 @@ from steward.runtime.agent import AgentRuntime
 from steward.runtime.context import fit_context
 from steward.runtime.executor import Executor
 from steward.runtime.spend import SpendGuard
-from steward.store.limits import Hold
 
 if TYPE_CHECKING:  # NumPy and the embedders load only when a spec enables the semantic cache
     from steward.models.semantic_cache import SemanticCache

@@ -10,7 +10,7 @@ before it waits for one; `resume()` starts a queued run left by a stopped proces
 
 Cancelling the task that drives a run finishes it `cancelled` (reason code
 `run.cancelled`), durably, before the cancellation propagates; a run cancelled from
-outside (runtime/cancel.py) while it still executes stops at its next step.
+outside (engines/cancel.py) while it still executes stops at its next step.
 """
 
 from __future__ import annotations
@@ -35,13 +35,13 @@ from steward.core.events import (
 from steward.core.lifecycle import is_shutdown
 from steward.core.messages import Message
 from steward.gate.outcome import CallOutcome, CallStatus
-from steward.gate.shared import shared_gate_state
 from steward.models.external import EXTERNAL_CODE, is_external
 from steward.models.pricing import PriceTable, load_prices
 from steward.models.protocol import ModelRequest
 from steward.models.retry import deadline
 from steward.runtime.agent import AgentRuntime
-from steward.runtime.executor import EmbeddedExecutor, Executor
+from steward.runtime.engine import Engine, RunView
+from steward.runtime.executor import Executor
 from steward.runtime.model_calls import ModelCaller, TextSink
 from steward.runtime.runs import (
     AgentDisabled,
@@ -53,10 +53,6 @@ from steward.runtime.runs import (
 from steward.runtime.spend import BudgetExhausted
 from steward.runtime.truncation import on_cut_off
 from steward.security.provenance import said_words, trace_sources
-from steward.store.database import Database
-from steward.store.journal import Journal
-from steward.store.recovery import claim_run
-from steward.store.runs import RunRow, get_run
 from steward.tools.base import Effect
 
 log = logging.getLogger("steward.runner")
@@ -99,18 +95,18 @@ class _Progress:
 
 
 class Runner:
-    def __init__(self, db: Database, journal: Journal, prices: PriceTable | None = None) -> None:
-        self.db = db
-        self.journal = journal
-        # kill switch, limits and breakers: one state per database in this process,
-        # shared by every runner, agent object and agent version over it
-        shared = shared_gate_state(db)
+    def __init__(self, engine: Engine, prices: PriceTable | None = None) -> None:
+        self.engine = engine
+        self.store = engine.store
+        # kill switch, limits and breakers: one state per deployment, shared by every
+        # runner, agent object and agent version of it (the engine provides it)
+        shared = engine.gate_state
         self.states = shared.states
         self.gates = shared.config
         self.models = ModelCaller(prices or load_prices(), shared.config.ledger)
         self.spend = self.models.spend
         self._slots: dict[str, asyncio.Semaphore] = {}
-        self._versions = VersionMemory(db)
+        self._versions = VersionMemory(engine.store)
 
     def _slot(self, agent: AgentRuntime) -> asyncio.Semaphore:
         slot = self._slots.get(agent.name)
@@ -142,9 +138,7 @@ class Runner:
         _refuse_external(agent)
         check_enabled(self.states, agent.name)
         self.remember_version(agent)
-        executor = EmbeddedExecutor(
-            self.db, self.journal, run_id or new_run_id(), agent.name, agent.version
-        )
+        executor = self.engine.executor(run_id or new_run_id(), agent.name, agent.version)
         masked, kinds = mask_input(text)
         if self._slot(agent).locked():  # every slot is taken: on record, queued, first
             executor.emit(RunQueued(agent.name, agent.version, masked, dict(tags or {}), kinds,
@@ -166,7 +160,7 @@ class Runner:
         """Continue a run from its journal: recorded steps replay, nothing runs twice. A
         queued run starts. Of several processes resuming the same run, one drives it;
         the others get its current state with reason code `run.resumed_elsewhere`."""
-        row = get_run(self.db, run_id)
+        row = self.store.get_run(run_id)
         if is_external(agent.model):  # its own program drives it (steward.Run.attach)
             return RunResult(
                 run_id,
@@ -178,7 +172,7 @@ class Runner:
             raise StoreError(
                 f"run {run_id} was started by {row.agent}@{row.agent_version}, not {agent.version}"
             )
-        executor = EmbeddedExecutor(self.db, self.journal, run_id, agent.name, agent.version)
+        executor = self.engine.executor(run_id, agent.name, agent.version)
         executor.load()
         if executor.history.finished is not None:
             done = executor.history.finished
@@ -193,7 +187,7 @@ class Runner:
             )
         async with self._holding_slot(agent, executor):
             if not await self._claim(agent, executor, row, reason):
-                now = get_run(self.db, run_id)
+                now = self.store.get_run(run_id)
                 return RunResult(
                     run_id,
                     RunStatus(now.status),
@@ -203,17 +197,17 @@ class Runner:
             return await self._drive(agent, executor, row.input, on_text)
 
     async def _claim(
-        self, agent: AgentRuntime, executor: Executor, seen: RunRow, reason: str
+        self, agent: AgentRuntime, executor: Executor, seen: RunView, reason: str
     ) -> bool:
         """Record the run's start (a queued run) or resumption, if nobody else did since
-        `seen` was read (store/recovery.py). Off the loop: it may wait for the write lock."""
+        `seen` was read (the engine's store decides, atomically)."""
         queued = executor.history.queued
         event: RunStarted | RunResumed = (
             queued.started()
             if executor.history.started is None and queued is not None
             else RunResumed(reason, agent.name)
         )
-        if await asyncio.to_thread(claim_run, self.db, seen, event, self.journal.publish) is None:
+        if not await self.store.claim(seen, event):
             return False
         executor.history.apply(event)
         return True

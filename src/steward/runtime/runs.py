@@ -11,9 +11,8 @@ from steward.core.errors import StewardError
 from steward.core.events import RunStatus
 from steward.gate.stages.agent_state import AgentStateCache
 from steward.runtime.agent import AgentRuntime
+from steward.runtime.engine import RunStore
 from steward.security.scanners import IDENTIFIERS, redact_text
-from steward.store.database import Database
-from steward.store.runs import save_agent_version
 
 
 class AgentDisabled(StewardError):
@@ -37,8 +36,8 @@ def mask_input(text: str) -> tuple[str, tuple[str, ...]]:
 class VersionMemory:
     """Records each agent version's spec text once (content-addressed) per holder."""
 
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    def __init__(self, store: RunStore) -> None:
+        self.store = store
         self._saved: set[tuple[str, str]] = set()
 
     def remember(self, agent: AgentRuntime) -> None:
@@ -46,7 +45,7 @@ class VersionMemory:
         if marker not in self._saved:
             source = agent.loaded.prompt
             prompt = (source.path, source.text) if source is not None else None
-            save_agent_version(self.db, agent.name, agent.version, agent.loaded.text, prompt)
+            self.store.save_agent_version(agent.name, agent.version, agent.loaded.text, prompt)
             self._saved.add(marker)
 
 

@@ -17,12 +17,11 @@ from steward.core.decision import Decision, deny
 from steward.core.errors import StewardError
 from steward.core.events import BudgetThresholdCrossed
 from steward.core.messages import ModelResponse, Usage
-from steward.gate.budget import BudgetLedger, Caps, caps_of
+from steward.gate.budget import BudgetLedger, Caps, Hold, caps_of
 from steward.models.factory import model_names
 from steward.models.pricing import PriceTable, Rate
 from steward.models.protocol import ModelRequest
 from steward.runtime.agent import AgentRuntime
-from steward.store.limits import Hold
 
 
 class BudgetExhausted(StewardError):

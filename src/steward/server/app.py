@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request
@@ -30,7 +31,7 @@ from steward.server.console import sso as console_sso
 from steward.server.errors import install_error_handlers
 from steward.server.health import router as health_router
 from steward.server.middleware import HygieneMiddleware
-from steward.server.service import RunService
+from steward.server.service import RemoteRuns, RunService
 from steward.spec.loader import load_spec
 from steward.store.database import Database
 from steward.store.journal import Journal
@@ -40,6 +41,24 @@ from steward.telemetry.state import register_state
 
 API_VERSION = "1"
 log = logging.getLogger("steward.server")
+
+
+@dataclass(frozen=True, slots=True)
+class TemporalTarget:
+    """Where `steward serve --engine temporal` sends runs: workers drive them."""
+
+    address: str
+    task_queue: str
+    namespace: str = "default"
+
+    async def runs(self, db: Database, journal: Journal) -> RemoteRuns:
+        from steward.engines.temporal import require
+
+        require()
+        from steward.engines.temporal.client import TemporalRuns, connect
+
+        client = await connect(self.address, self.namespace)
+        return TemporalRuns(client, db, journal, task_queue=self.task_queue)
 
 
 def load_agents(paths: Iterable[Path]) -> list[AgentRuntime]:
@@ -59,12 +78,14 @@ def create_app(
     grace_seconds: float = 10.0,
     sso: SsoConfig | None = None,
     label: str = "production",
+    temporal: TemporalTarget | None = None,
 ) -> FastAPI:
     """The app over `db_url` serving `agents`. Every `sweep_seconds` it expires overdue
     approvals and lets their runs finish. With `recover`, runs left `running` by a
     stopped server resume at start; on stop, runs in flight get `grace_seconds`. With
     `sso`, people may also sign in to the console through that OpenID provider. A new run
-    executes the version `label` points at, for agents that have that label."""
+    executes the version `label` points at, for agents that have that label. With
+    `temporal`, `steward worker`s drive the runs as Temporal workflows instead."""
     loaded = {agent.name: agent for agent in agents}
 
     @asynccontextmanager
@@ -76,7 +97,8 @@ def create_app(
         telemetry = install(journal, registry)
         specs = [agent.loaded.spec for agent in loaded.values()]
         drift = await asyncio.to_thread(install_monitor, db, journal, specs, registry)
-        service = RunService(db, journal, loaded, default_label=label)
+        remote = None if temporal is None else await temporal.runs(db, journal)
+        service = RunService(db, journal, loaded, remote, default_label=label)
         try:
             await asyncio.to_thread(service.remember_loaded)
         except StewardError as exc:  # a store down at start: the first run records them

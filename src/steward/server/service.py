@@ -13,16 +13,17 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from steward.core.agent_state import Autonomy
 from steward.core.errors import ConflictError, NotFoundError, StewardError, StoreUnavailable
 from steward.core.lifecycle import SHUTDOWN
+from steward.engines.approvals import ApprovalService
+from steward.engines.cancel import cancel_run
+from steward.engines.catalog import agent_for_run
+from steward.engines.embedded import EmbeddedEngine
+from steward.engines.labelled import LabelledAgents
 from steward.runtime import AgentRuntime, Runner, RunResult
-from steward.runtime.approvals import ApprovalService
-from steward.runtime.cancel import cancel_run
-from steward.runtime.catalog import agent_for_run
-from steward.runtime.labelled import LabelledAgents
 from steward.runtime.runner import AgentDisabled, new_run_id
 from steward.store.agents import set_agent_state
 from steward.store.approvals import expire_approval, overdue_approvals
@@ -37,6 +38,28 @@ log = logging.getLogger("steward.server")
 # How long POST /v1/runs waits for a run's start to be durable before it answers 503 (the
 # run is not acknowledged then; it may still start once the store heals).
 START_PATIENCE = 2.0
+
+
+class RemoteRuns(Protocol):
+    """Runs driven by workers elsewhere (`--engine temporal`: engines/temporal/client.py)."""
+
+    async def start(
+        self,
+        agent: AgentRuntime,
+        text: str,
+        *,
+        run_id: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> str: ...
+
+    async def decided(self, run_id: str, why: str) -> None: ...
+
+    async def cancel(self, run_id: str, *, by: str, reason: str) -> None: ...
+
+
+# How long the server waits for a remote worker to record a run's start or cancellation
+# before it answers anyway (the run is acknowledged: the engine holds it durably).
+REMOTE_PATIENCE = 10.0
 
 
 @dataclass(slots=True)
@@ -57,13 +80,15 @@ class RunService:
         db: Database,
         journal: Journal,
         agents: dict[str, AgentRuntime],
+        remote: RemoteRuns | None = None,
         default_label: str = "production",
     ) -> None:
         self.db = db
         self.journal = journal
         self.agents = agents
+        self.remote = remote  # None: this process drives runs (the embedded engine)
+        self.runner = Runner(EmbeddedEngine(db, journal))
         self.labelled = LabelledAgents(db, default_label)
-        self.runner = Runner(db, journal)
         self._tasks: dict[str, asyncio.Task[RunResult]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._followers: dict[str, list[_Follower]] = {}
@@ -91,7 +116,7 @@ class RunService:
         self, agent_name: str, text: str, tags: dict[str, str], label: str | None = None
     ) -> str:
         """Start a run in the background; returns its id once its start is durable. It
-        runs the version `label` (or the default label) points at (runtime/labelled.py)."""
+        runs the version `label` (or the default label) points at (engines/labelled.py)."""
         loaded = self.agent(agent_name)
         run_id = new_run_id()
         choice = await asyncio.to_thread(self.labelled.choose, loaded, run_id, label)
@@ -103,6 +128,10 @@ class RunService:
         if not state.enabled:
             raise AgentDisabled(f"agent {agent.name} is disabled; no new runs start")
         self.journal.check_available()  # in an outage, refuse before creating anything
+        if self.remote is not None:
+            await self.remote.start(agent, text, run_id=run_id, tags=tags)
+            await self._recorded(run_id, lambda row: row is not None)
+            return run_id
         self._spawn(run_id, lambda: self.runner.run(
             agent, text, run_id=run_id, tags=tags, on_text=self._token_sink(run_id),
             label=choice.label, arm=choice.arm,
@@ -139,7 +168,24 @@ class RunService:
                 log.warning("approval sweep failed: %s", exc)
 
     def resume_later(self, run_id: str, reason: str) -> None:
+        if self.remote is not None:  # the run's workflow drives it on
+            task = asyncio.create_task(self.remote.decided(run_id, reason))
+            task.add_done_callback(_log_failure)
+            return
         self._spawn(run_id, lambda: self._resume(run_id, reason))
+
+    async def _recorded(self, run_id: str, seen: Callable[[RunRow | None], bool]) -> None:
+        """Wait (at most REMOTE_PATIENCE) until a worker's record of the run satisfies
+        `seen`: what this server answers is then already on record."""
+        deadline = asyncio.get_running_loop().time() + REMOTE_PATIENCE
+        while asyncio.get_running_loop().time() < deadline:
+            try:
+                row: RunRow | None = await asyncio.to_thread(get_run, self.db, run_id)
+            except NotFoundError:
+                row = None
+            if seen(row):
+                return
+            await asyncio.sleep(0.05)
 
     async def _resume(self, run_id: str, reason: str) -> RunResult:
         run = await asyncio.to_thread(get_run, self.db, run_id)
@@ -153,6 +199,14 @@ class RunService:
 
     async def cancel(self, run_id: str, *, by: str, reason: str) -> RunRow:
         run = await asyncio.to_thread(get_run, self.db, run_id)
+        if self.remote is not None:
+            if run.status in {"succeeded", "failed", "escalated", "cancelled"}:
+                raise ConflictError(f"run {run_id} already {run.status}")
+            await self.remote.cancel(run_id, by=by, reason=reason)
+            await self._recorded(
+                run_id, lambda row: row is not None and row.finished_at is not None
+            )
+            return await asyncio.to_thread(get_run, self.db, run_id)
         task = self._tasks.get(run_id)
         if task is not None and not task.done():
             task.cancel(f"cancelled by {by}: {reason}")
@@ -210,6 +264,8 @@ class RunService:
         queued, running, and waiting behind decided requests (store/recovery.py). One
         server per database recovers at start; start others with recover=False.
         Returns their ids."""
+        if self.remote is not None:  # the engine resumes its own runs on other workers
+            return []
         return await self._drive_resumable("all", "recovered after a server restart")
 
     async def _drive_resumable(self, scope: Scope, reason: str) -> list[str]:
@@ -263,3 +319,8 @@ class RunService:
                 follower.news.set()
 
         return sink
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("signalling a run's workflow failed: %s", task.exception())

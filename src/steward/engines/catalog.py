@@ -19,13 +19,25 @@ def stored_spec(db: Database, agent: str, version: str) -> LoadedSpec:
 
 def agent_for_run(db: Database, run_id: str) -> AgentRuntime:
     row = get_run(db, run_id)
-    loaded = stored_spec(db, row.agent, row.agent_version)
+    return agent_version(db, row.agent, row.agent_version)
+
+
+def rebuildable(agent: AgentRuntime) -> bool:
+    """Whether a process other than the one holding `agent` can rebuild it from its spec:
+    its tools come from `toolsets` or are built in."""
+    spec = agent.loaded.spec
+    return bool(spec.toolsets) or all(name in BUILTINS for name in spec.tools)
+
+
+def agent_version(db: Database, agent: str, version: str) -> AgentRuntime:
+    """The agent version on record, rebuilt (any process of the deployment can)."""
+    loaded = stored_spec(db, agent, version)
     if loaded.spec.model.name == EXTERNAL:
         # its own program drives it (steward.Steward.attach); the runner only reports it
         return build_agent(loaded, unbound=True)
     if not loaded.spec.toolsets and any(name not in BUILTINS for name in loaded.spec.tools):
         raise StewardError(
-            f"agent {row.agent} binds its tools in code (no `toolsets` in its spec); "
+            f"agent {agent} binds its tools in code (no `toolsets` in its spec); "
             "resume the run from that program with Runner.resume()"
         )
     return build_agent(loaded)

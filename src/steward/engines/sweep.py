@@ -8,7 +8,8 @@ from __future__ import annotations
 import time
 
 from steward.core.errors import StewardError
-from steward.runtime.catalog import agent_for_run
+from steward.engines.catalog import agent_for_run
+from steward.engines.embedded import EmbeddedEngine
 from steward.runtime.runner import Runner, RunResult
 from steward.store.approvals import expire_approval, overdue_approvals
 from steward.store.database import Database
@@ -20,7 +21,7 @@ async def resume_expired(
     db: Database, journal: Journal, now: float | None = None
 ) -> list[RunResult | StewardError]:
     moment = time.time() if now is None else now
-    runner = Runner(db, journal)
+    runner = Runner(EmbeddedEngine(db, journal))
     for row in overdue_approvals(db, moment):
         expire_approval(db, row.id, moment, on_commit=journal.publish)
     results: list[RunResult | StewardError] = []

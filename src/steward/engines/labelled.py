@@ -15,8 +15,8 @@ import threading
 from dataclasses import dataclass
 
 from steward.core.errors import NotFoundError
+from steward.engines.catalog import stored_spec
 from steward.runtime.agent import AgentRuntime, build_agent
-from steward.runtime.catalog import stored_spec
 from steward.store.database import Database
 from steward.store.labels import CANARY, canary_arm, get_label
 

@@ -1,0 +1,165 @@
+"""The run's activities, run by workers: an activation of steward's loop, expiring
+overdue approvals, cancelling, and ending an activation the durable timer cut short.
+
+An activation drives the one runner (runtime/runner.py) over the embedded executor, so
+events, write-ahead intents and the audit chain are steward's journal's, as on one
+machine. A retry (the worker died: no heartbeat) resumes the run from that journal:
+recorded model turns and calls replay, a keyed call retries under its key, an unkeyed
+write whose intent has no result is `outcome unknown` for a person. Never run twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from steward.core.errors import ConflictError, NotFoundError, StewardError, StoreError
+from steward.core.events import RunFinished, RunStatus
+from steward.core.lifecycle import SHUTDOWN
+from steward.engines.cancel import cancel_run
+from steward.engines.catalog import agent_version
+from steward.engines.embedded import EmbeddedEngine
+from steward.engines.temporal.shapes import Activation, CancelRequest, Drive, RunStart
+from steward.engines.temporal.workflow import CANCEL, DRIVE, EXPIRE, HEARTBEAT, TIMED_OUT
+from steward.runtime.agent import AgentRuntime
+from steward.runtime.runner import RESUMED_ELSEWHERE, Runner, RunResult
+from steward.store.approvals import expire_approval, get_approval, overdue_approvals
+from steward.store.database import Database
+from steward.store.journal import Journal
+from steward.store.runs import RunRow, get_run
+
+CANCELLED = "run.cancelled"
+
+
+def activation(result: RunResult, expires_at: float | None = None) -> Activation:
+    return Activation(
+        result.run_id, result.status.value, result.output, result.confidence,
+        result.reason_code, result.reason, result.steps, list(result.waiting_on),
+        list(result.denials), result.seconds, expires_at,
+    )  # fmt: skip
+
+
+def _of_row(row: RunRow) -> Activation:
+    return Activation(
+        row.id, row.status, row.output, row.confidence, row.reason_code, row.reason, row.steps
+    )
+
+
+class RunActivities:
+    """One per worker process: its runner over the deployment's database and journal."""
+
+    def __init__(self, db: Database, journal: Journal) -> None:
+        self.db = db
+        self.journal = journal
+        self.engine = EmbeddedEngine(db, journal)
+        self.runner = Runner(self.engine)
+        self._agents: dict[tuple[str, str], AgentRuntime] = {}
+
+    def all(self) -> list[Callable[..., Awaitable[Activation | None]]]:
+        return [self.drive, self.expire, self.cancel, self.timed_out]
+
+    def _agent(self, name: str, version: str) -> AgentRuntime:
+        found = self._agents.get((name, version))
+        if found is None:
+            found = self._agents[(name, version)] = agent_version(self.db, name, version)
+        return found
+
+    @activity.defn(name=DRIVE)
+    async def drive(self, order: Drive) -> Activation:
+        start = order.start
+        task = asyncio.create_task(self._activate(start, order.reason))
+        beat = asyncio.create_task(_heartbeat())
+        try:
+            result = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            # Whatever the cause (the workflow was cancelled, the worker stops, the timer
+            # ran out), this activation stops as a stopping process would: what it recorded
+            # stays, nothing is ended here. A cancelled workflow records the cancellation
+            # next, with who and why (CANCEL); anything else is resumed or timed out.
+            task.cancel(SHUTDOWN)
+            with contextlib.suppress(asyncio.CancelledError, StewardError):
+                await task
+            raise
+        finally:
+            beat.cancel()
+        if result.reason_code == RESUMED_ELSEWHERE:  # a lost worker still drives it: later
+            raise ApplicationError(result.reason, type=RESUMED_ELSEWHERE)
+        return activation(result, self._expiry(result))
+
+    async def _activate(self, start: RunStart, reason: str) -> RunResult:
+        try:
+            agent = self._agent(start.agent, start.agent_version)
+        except StoreError:
+            raise
+        except StewardError as exc:  # cannot be rebuilt here, nor on any retry
+            raise ApplicationError(str(exc), type=exc.code, non_retryable=True) from exc
+        try:
+            return await self._run_or_resume(agent, start, reason)
+        except StoreError:
+            raise  # the journal is down: retry when it is back
+        except StewardError as exc:  # the agent is disabled, the version changed: final
+            raise ApplicationError(str(exc), type=exc.code, non_retryable=True) from exc
+
+    async def _run_or_resume(self, agent: AgentRuntime, start: RunStart, reason: str) -> RunResult:
+        try:
+            get_run(self.db, start.run_id)
+        except NotFoundError:
+            return await self.runner.run(agent, start.text, run_id=start.run_id, tags=start.tags)
+        attempt = activity.info().attempt
+        why = reason or "started"
+        if attempt > 1:
+            why = f"{why}; taken over by another worker (attempt {attempt})"
+        return await self.runner.resume(agent, start.run_id, why)
+
+    def _expiry(self, result: RunResult) -> float | None:
+        if result.status is not RunStatus.WAITING:
+            return None
+        return min(get_approval(self.db, a).expires_at for a in result.waiting_on)
+
+    @activity.defn(name=EXPIRE)
+    async def expire(self, run_id: str) -> None:
+        for row in await asyncio.to_thread(overdue_approvals, self.db):
+            if row.run_id == run_id:
+                await asyncio.to_thread(
+                    expire_approval, self.db, row.id, on_commit=self.journal.publish
+                )
+
+    @activity.defn(name=CANCEL)
+    async def cancel(self, request: CancelRequest) -> Activation:
+        """Finish the run `cancelled` unless it finished already (as the cancelled
+        activation records it itself)."""
+        try:
+            row = await asyncio.to_thread(
+                cancel_run, self.db, self.journal, request.run_id, by=request.by,
+                reason=request.reason,
+            )  # fmt: skip
+        except ConflictError:
+            row = get_run(self.db, request.run_id)
+        return _of_row(row)
+
+    @activity.defn(name=TIMED_OUT)
+    async def timed_out(self, start: RunStart) -> Activation:
+        """No worker finished the activation within max_run_seconds: escalate on record."""
+        executor = self.engine.executor(start.run_id, start.agent, start.agent_version)
+        executor.load()
+        if executor.history.finished is None:
+            executor.emit(
+                RunFinished(
+                    RunStatus.ESCALATED,
+                    reason_code="limits.max_run_seconds",
+                    reason=f"the run exceeded max_run_seconds={start.max_run_seconds:g}",
+                    steps=max(executor.history.models, default=-1) + 1,
+                )
+            )
+            await executor.durable()
+        return _of_row(get_run(self.db, start.run_id))
+
+
+async def _heartbeat() -> None:
+    while True:
+        activity.heartbeat()
+        await asyncio.sleep(HEARTBEAT.total_seconds() / 4)
