@@ -10,6 +10,7 @@ import pytest
 
 from steward.core.errors import SpecError
 from steward.engines.catalog import stored_spec
+from steward.engines.embedded import EmbeddedEngine
 from steward.runtime import Runner, build_agent
 from steward.spec.loader import load_spec
 from steward.store import Database
@@ -102,7 +103,7 @@ def test_the_runner_sends_the_prompt_and_its_temperature(
     async def go() -> None:
         journal = Journal(sqlite_db)
         try:
-            await Runner(sqlite_db, journal).run(agent, "my invoice is wrong")
+            await Runner(EmbeddedEngine(sqlite_db, journal)).run(agent, "my invoice is wrong")
         finally:
             journal.close()
 
