@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -37,6 +38,7 @@ from steward.core.errors import StoreUnavailable
 from steward.core.events import Event, encode_event, event_type
 from steward.core.faults import crashpoint
 from steward.store.chain import ChainTip, PendingEvent, append_rows, landed
+from steward.store.chain_pg import MAX_MOVES, append_autocommit, head_moved, read_head
 from steward.store.database import Database
 from steward.store.transient import BACKOFF_BASE, BACKOFF_CAP, is_transient, reason
 
@@ -65,6 +67,7 @@ class JournalStats:
     listeners_failed: int = 0
     retries: int = 0  # attempts that met a transient fault
     outages: int = 0  # times the store became unavailable
+    head_moves: int = 0  # PostgreSQL: batches re-hashed after another writer appended first
     last_error: str = ""
 
 
@@ -122,6 +125,9 @@ class Journal:
         self._listeners: list[Listener] = []
         self._connection: Connection | None = None
         self._tip: ChainTip | None = None  # where the batch in flight ends the chain
+        self._head: ChainTip | None = None  # PostgreSQL: where our last commit ended it
+        # psycopg 3 on PostgreSQL: one statement per batch (store/chain_pg.py)
+        self._pipelined = db.writer.dialect.driver == "psycopg"
         self._thread = threading.Thread(target=self._run, name="steward-journal", daemon=True)
         self._thread.start()
         self._reaper = threading.Thread(
@@ -326,6 +332,9 @@ class Journal:
                 else:
                     cursor.execute(f"SET lock_timeout = {int(self.lock_wait * 1000)}")
                     raw.commit()
+                    if self._pipelined:  # each append is its own transaction (chain_pg.py)
+                        driver: Any = raw.dbapi_connection
+                        driver.autocommit = True
             finally:
                 cursor.close()
         except BaseException:
@@ -337,6 +346,7 @@ class Journal:
 
     def _disconnect(self, *, broken: bool = False) -> None:
         connection, self._connection = self._connection, None
+        self._head = None
         if connection is not None:
             with contextlib.suppress(Exception):  # it may be dead already
                 if broken:
@@ -358,6 +368,9 @@ class Journal:
     def _write(self, connection: Connection, batch: list[PendingEvent]) -> None:
         """One transaction on the writer's own DBAPI connection. SQLAlchemy's per-statement
         machinery is skipped here: it cost more than SQLite's commit itself."""
+        if self._pipelined:
+            self._write_pipelined(connection, batch)
+            return
         raw = connection.connection
         dialect = connection.dialect
         cursor = raw.cursor()
@@ -373,6 +386,28 @@ class Journal:
         finally:
             with contextlib.suppress(Exception):
                 cursor.close()
+
+    def _write_pipelined(self, connection: Connection, batch: list[PendingEvent]) -> None:
+        """PostgreSQL: one statement from where our last commit ended the chain; when
+        another transaction moved the head meanwhile, nothing was written: read it and
+        go again (store/chain_pg.py)."""
+        raw = connection.connection.dbapi_connection
+        for _ in range(MAX_MOVES):
+            try:
+                if self._head is None:
+                    self._head = read_head(raw)
+                self._head = append_autocommit(raw, self._head, batch, self._will_end)
+                return
+            except BaseException as exc:
+                self._head = None
+                if not head_moved(exc):
+                    raise
+                self._tip = None  # that attempt wrote nothing
+                self.stats.head_moves += 1
+        raise StoreUnavailable(f"the chain head moved {MAX_MOVES} times in a row under this writer")
+
+    def _will_end(self, tip: ChainTip) -> None:
+        self._tip = tip
 
     def _retry_after(self, attempt: int) -> float:
         return float(
