@@ -42,6 +42,9 @@ PG_URL = os.environ.get("STEWARD_BENCH_POSTGRES_URL") or os.environ.get(
     "STEWARD_TEST_POSTGRES_URL", ""
 )
 ROUNDS = 3  # SQLite and PostgreSQL alternated this many times; medians reported
+# agent-governance-toolkit's govern(), p50, as issue 15 measured it on this machine class
+# (the toolkit is not installed here, so it is not re-measured in this run)
+AGT_GOVERN_US = 64.0
 
 PRODUCERS = 8
 RUNS = 64  # events are spread over this many run ids, as in a busy process
@@ -134,7 +137,7 @@ async def flush_each(
 @contextmanager
 def backend(name: str, tmp: Path, round_: int) -> Iterator[Database]:
     """A fresh database: a SQLite file, or a scratch PostgreSQL schema."""
-    if name == "sqlite":
+    if name.startswith("sqlite"):
         db = Database.open(f"sqlite:///{tmp / f'backend-{round_}.db'}")
         try:
             yield db
@@ -149,12 +152,46 @@ def backend(name: str, tmp: Path, round_: int) -> Iterator[Database]:
             db.close()
 
 
-async def backend_round(db: Database, quick: bool) -> tuple[float, float, float]:
+def commit_floor(db: Database, n: int) -> float:
+    """p50 µs of the smallest durable write through the raw driver: one single-row INSERT
+    committed (SQLite: BEGIN IMMEDIATE; PostgreSQL: autocommit, so one round trip and
+    the server's WAL flush)."""
+    connection = db.writer.raw_connection()
+    try:
+        raw: Any = connection.dbapi_connection
+        cursor = raw.cursor()
+        cursor.execute("CREATE TABLE bench_floor (x INTEGER)")
+        raw.commit()
+        sqlite = db.dialect == "sqlite"
+        if not sqlite:
+            raw.autocommit = True
+        samples = []
+        for _ in range(n):
+            start = time.perf_counter_ns()
+            if sqlite:
+                cursor.execute("BEGIN IMMEDIATE")
+            cursor.execute("INSERT INTO bench_floor VALUES (1)")
+            if sqlite:
+                raw.commit()
+            samples.append(time.perf_counter_ns() - start)
+        if not sqlite:
+            raw.autocommit = False
+        cursor.execute("DROP TABLE bench_floor")
+        raw.commit()
+    finally:
+        connection.close()
+    return statistics.median(samples) / 1000
+
+
+async def backend_round(
+    db: Database, quick: bool, commit_here: bool = True
+) -> tuple[float, float, float, float]:
     """(events/s with 8 producers flushing each event, keyed write p50 µs, journal commit
-    p50 µs with 1 producer) on a fresh journal over `db`."""
+    p50 µs with 1 producer, raw driver commit p50 µs) on a fresh journal over `db`."""
     n_group = scaled(quick, 4_000, 800)
     n_write = scaled(quick, 2_000, 300)
-    journal = Journal(db)
+    floor = commit_floor(db, scaled(quick, 500, 100))
+    journal = Journal(db, commit_here=commit_here)
     try:
         group_items = make_events(n_group)
         await flush_each(journal, group_items[: PRODUCERS * 20], PRODUCERS)
@@ -172,40 +209,68 @@ async def backend_round(db: Database, quick: bool) -> tuple[float, float, float]
             raise RuntimeError(f"journal failed: {journal.stats.last_error}")
     finally:
         journal.close()
-    return rate, statistics.median(samples) / 1000, statistics.median(single) / 1000
+    return rate, statistics.median(samples) / 1000, statistics.median(single) / 1000, floor
 
 
 async def compare_backends(report: Report, quick: bool) -> None:
-    names = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
-    found: dict[str, list[tuple[float, float, float]]] = {name: [] for name in names}
+    # "sqlite-writer": every commit on the writer thread, as before a flush could commit
+    # on its caller's thread (the same-run baseline for that change)
+    names = ["sqlite", "sqlite-writer", "postgresql"] if PG_URL else ["sqlite", "sqlite-writer"]
+    found: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in names}
     with tempfile.TemporaryDirectory(prefix="steward-bench-") as tmp:
         for round_ in range(ROUNDS):
             for name in names if round_ % 2 == 0 else names[::-1]:
                 with backend(name, Path(tmp), round_) as db:
-                    found[name].append(await backend_round(db, quick))
+                    found[name].append(
+                        await backend_round(db, quick, commit_here=name != "sqlite-writer")
+                    )
     medians = {
-        name: tuple(statistics.median(r[k] for r in rounds) for k in range(3))
+        name: tuple(statistics.median(r[k] for r in rounds) for k in range(4))
         for name, rounds in found.items()
     }
-    for name, (rate, write, commit) in medians.items():
+    for name, (rate, write, commit, floor) in medians.items():
+        key = name.replace("-", "_")
         report.figure(
-            f"{name}_group_events_per_s",
+            f"{key}_group_events_per_s",
             f"{name}: {PRODUCERS} producers flushing each event (median of {ROUNDS})",
             rate,
             "events/s",
         )
         report.figure(
-            f"{name}_keyed_write_p50",
+            f"{key}_keyed_write_p50",
             f"{name}: governed keyed write, intent durable first, p50 (median of {ROUNDS})",
             write,
             "µs",
         )
         report.figure(
-            f"{name}_commit_p50",
+            f"{key}_commit_p50",
             f"{name}: 1 producer, append + flush, p50 (median of {ROUNDS})",
             commit,
             "µs",
         )
+        report.figure(
+            f"{key}_floor_p50",
+            f"{name}: raw driver, one-row INSERT committed, p50 (median of {ROUNDS})",
+            floor,
+            "µs",
+        )
+    here, writer = medians["sqlite"], medians["sqlite-writer"]
+    report.figure(
+        "sqlite_group_vs_writer",
+        "SQLite group commit events/s, commit on the caller's path / writer thread only",
+        here[0] / writer[0],
+        "",
+        "≥ 1 (throughput not lowered)",
+        here[0] / writer[0] >= 0.95,
+    )
+    report.figure(
+        "sqlite_keyed_write_vs_agt",
+        "SQLite keyed write p50 vs AGT govern() 64 µs (issue 15's same-machine figure)",
+        here[1] / AGT_GOVERN_US,
+        "x",
+        "≤ 1",
+        here[1] <= AGT_GOVERN_US,
+    )
     if "postgresql" in medians:
         rate_ratio = medians["postgresql"][0] / medians["sqlite"][0]
         write_ratio = medians["postgresql"][1] / medians["sqlite"][1]

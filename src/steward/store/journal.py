@@ -14,7 +14,13 @@ database dropped) makes the writer drop its connection, wait (capped exponential
 backoff with jitter), reconnect and write the same batch again: appends keep queuing in
 order meanwhile, and waiters wait, each at most its patience, then get StoreUnavailable.
 A retried batch is never written twice: the hash of the row it would have ended the chain
-with tells whether the attempt whose answer was lost committed after all. A SQLite file
+with tells whether the attempt whose answer was lost committed after all.
+
+On SQLite a flush that finds the writer idle (nothing in flight, nobody else waiting)
+commits on the caller's own thread instead of waking the writer: a keyed write's intent
+then costs one local commit, not two thread hand-offs. It never waits for a lock there
+(a busy database hands the batch back to the writer), and an attempt that fails after it
+began goes to the writer as a batch whose fate is unknown, checked like any other retry. A SQLite file
 deleted or replaced under the server is never written to or acknowledged. A permanent
 error (a bug, a constraint) stops the journal: it fails closed until a restart.
 """
@@ -25,6 +31,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -68,6 +75,7 @@ class JournalStats:
     retries: int = 0  # attempts that met a transient fault
     outages: int = 0  # times the store became unavailable
     head_moves: int = 0  # PostgreSQL: batches re-hashed after another writer appended first
+    commits_here: int = 0  # SQLite: commits made on a flushing caller's thread (of `commits`)
     last_error: str = ""
 
 
@@ -102,9 +110,11 @@ class Journal:
         linger: float = 0.002,
         lock_wait: float = 1.0,
         patience: float = 30.0,
+        commit_here: bool = True,
     ) -> None:
         """`lock_wait`: seconds a write waits for a lock held elsewhere before the store
-        counts as unavailable; `patience`: how long flush() waits by default."""
+        counts as unavailable; `patience`: how long flush() waits by default;
+        `commit_here`: on SQLite, a flush finding the writer idle commits itself."""
         self.db = db
         self.max_batch = max_batch
         self.linger = linger
@@ -122,12 +132,23 @@ class Journal:
         self._stop = threading.Event()  # set by close(): cuts a backoff pause short
         self._writer_done = threading.Event()  # the reaper works until the writer ends
         self._idle = False  # the writer is parked on the condition
+        self._busy = False  # the writer has a batch in flight
+        # SQLite: a flush may commit on its own thread while the writer is idle; while it
+        # does, it holds the writer's role (`_borrowed`), and a batch its attempt left
+        # in doubt is handed over with the error (`_handover`) for the writer to settle
+        self._here_allowed = commit_here and db.dialect == "sqlite"
+        self._borrowed = False
+        self._handover: tuple[list[PendingEvent], BaseException] | None = None
+        self._here: Connection | None = None  # the borrowing caller's connection
+        # ...so on SQLite an append does not wake the writer: a flush commits, or the
+        # idle writer finds the events within this many seconds
+        self._idle_poll = 5 * linger if self._here_allowed else None
         self._listeners: list[Listener] = []
         self._connection: Connection | None = None
         self._tip: ChainTip | None = None  # where the batch in flight ends the chain
         self._head: ChainTip | None = None  # PostgreSQL: where our last commit ended it
         # psycopg 3 on PostgreSQL: one statement per batch (store/chain_pg.py)
-        self._pipelined = db.writer.dialect.driver == "psycopg"
+        self._one_statement = db.writer.dialect.driver == "psycopg"
         self._thread = threading.Thread(target=self._run, name="steward-journal", daemon=True)
         self._thread.start()
         self._reaper = threading.Thread(
@@ -174,7 +195,7 @@ class Journal:
             self._queue.append(pending)
             self._appended += 1
             ticket = self._appended
-            if self._idle:
+            if self._idle and (self._idle_poll is None or len(self._queue) >= self.max_batch):
                 self._wake.notify()
         return ticket
 
@@ -182,6 +203,14 @@ class Journal:
         """Wait until everything appended so far (or up to `ticket`) is committed, at
         most `patience` seconds (default: the journal's); StoreUnavailable if it is not
         durable by then or the journal stopped."""
+        if self._here_allowed and not self._busy:
+            # Let every task ready to run append (and come here) first: the first of
+            # them to find the writer idle then commits all their events at once.
+            if ticket is None:
+                ticket = self._appended  # what was appended so far: not what comes next
+            await asyncio.sleep(0)
+            if self._commit_here(ticket):
+                return
         loop = asyncio.get_running_loop()
         waiter = _Waiter(0, loop, loop.create_future())
         if self._enqueue(ticket, waiter, patience):
@@ -195,6 +224,93 @@ class Journal:
             waiter.event.wait()
             if waiter.error is not None:
                 raise waiter.error
+
+    def _commit_here(self, ticket: int | None) -> bool:
+        """SQLite: commit what is queued on this thread when the writer is idle; True when
+        `ticket` (everything, if None) is durable on return. False: wait for the writer."""
+        with self._lock:
+            if self._durable >= (self._appended if ticket is None else ticket):
+                return True
+            if (
+                self._busy
+                or self._borrowed
+                or self._waiters
+                or self._closing
+                or self._handover is not None
+                or not self._health.ok
+                or not self._queue
+                or len(self._queue) > self.max_batch
+                or (ticket is not None and ticket > self._appended)
+            ):
+                return False
+            batch, self._queue = self._queue, []
+            upto = self._durable + len(batch)
+            self._borrowed = True
+        try:
+            written = self._write_here(batch)
+        except BaseException as exc:  # its fate is unknown: the writer settles it
+            self._drop_here()
+            with self._lock:
+                self._handover = (batch, exc)
+                self._borrowed = False
+                self._wake.notify()
+            return False
+        if not written:  # the database was busy: nothing was written, the writer waits
+            with self._lock:
+                self._queue[:0] = batch
+                self._borrowed = False
+                self._wake.notify()
+            return False
+        crashpoint("journal.committed")
+        try:  # still holding the writer's role: batches are counted and published in order
+            self._committed(batch, upto)
+        finally:
+            with self._lock:
+                self._borrowed = False
+                self.stats.commits_here += 1
+                if self._queue or self._waiters or self._closing:
+                    self._wake.notify()
+        return True
+
+    def _write_here(self, batch: list[PendingEvent]) -> bool:
+        """One attempt on the borrowing caller's connection, which never waits for a lock:
+        False if BEGIN found the database busy (nothing written)."""
+        if self._here is None:
+            problem = self.db.identity_problem()
+            if problem:
+                raise StoreUnavailable(problem)
+            self._here = self._connect(lock_wait=0.0)
+        raw = self._here.connection
+        cursor = raw.cursor()
+        try:
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    return False
+                raise
+            self._tip = None
+            try:
+                self._tip = append_rows(cursor, "sqlite", "qmark", batch)
+                raw.commit()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    raw.rollback()
+                raise
+        finally:
+            with contextlib.suppress(Exception):
+                cursor.close()
+        problem = self.db.commit_check()
+        if problem:
+            raise StoreUnavailable(problem)
+        return True
+
+    def _drop_here(self) -> None:
+        connection, self._here = self._here, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                connection.invalidate()
+                connection.close()
 
     def _enqueue(self, ticket: int | None, waiter: _Waiter, patience: float | None) -> bool:
         """Register a waiter for `ticket` (everything so far if None); False if durable."""
@@ -243,6 +359,13 @@ class Journal:
             self._wake.notify()
         self._thread.join(timeout=30)
         self._reaper.join(timeout=5)
+        with self._lock:
+            if not self._borrowed:
+                self._here_allowed = False
+                connection, self._here = self._here, None
+                if connection is not None:
+                    with contextlib.suppress(Exception):
+                        connection.close()
 
     # -- the writer thread -------------------------------------------------------------
 
@@ -260,30 +383,59 @@ class Journal:
 
     def _loop(self) -> None:
         while True:
+            failed: BaseException | None = None
+            lingered = False
             with self._lock:
-                while not self._queue and not self._closing:
-                    self._idle = True
-                    self._wake.wait()
-                    self._idle = False
-                if not self._queue and self._closing:
-                    return
-                if not self._waiters and not self._closing and len(self._queue) < self.max_batch:
-                    # Nobody awaits these events yet: linger briefly so one commit carries
-                    # more of them and this thread contends less for the GIL. A flush()
-                    # wakes it at once.
-                    self._wake.wait(self.linger)
-                batch = self._queue[: self.max_batch]
-                del self._queue[: self.max_batch]
+                while True:
+                    if self._borrowed or (
+                        not self._queue and self._handover is None and not self._closing
+                    ):
+                        self._idle = True
+                        self._wake.wait(self._idle_poll)
+                        self._idle = False
+                        continue
+                    if self._handover is not None:  # a caller's attempt left it in doubt
+                        batch, failed = self._handover
+                        self._handover = None
+                        break
+                    if not self._queue and self._closing:
+                        return
+                    if (
+                        not lingered
+                        and not self._waiters
+                        and not self._closing
+                        and len(self._queue) < self.max_batch
+                    ):
+                        # Nobody awaits these events yet: linger briefly so one commit
+                        # carries more of them and this thread contends less for the GIL.
+                        # A flush() wakes it at once (or, on SQLite, commits them itself).
+                        lingered = True
+                        self._wake.wait(self.linger)
+                        continue
+                    batch = self._queue[: self.max_batch]
+                    del self._queue[: self.max_batch]
+                    break
                 upto = self._durable + len(batch)
-            self._write_durably(batch)
-            crashpoint("journal.committed")
-            self._committed(batch, upto)
+                self._busy = True
+            try:
+                self._write_durably(batch, failed)
+                crashpoint("journal.committed")
+                self._committed(batch, upto)
+            finally:
+                with self._lock:
+                    self._busy = False
 
-    def _write_durably(self, batch: list[PendingEvent]) -> None:
-        """Write the batch exactly once, however many attempts that takes."""
+    def _write_durably(
+        self, batch: list[PendingEvent], failed: BaseException | None = None
+    ) -> None:
+        """Write the batch exactly once, however many attempts that takes. `failed`: the
+        error of a first attempt made elsewhere (a caller's), whose fate is unknown."""
         attempt = 0
         while True:
             try:
+                if failed is not None:
+                    error, failed = failed, None
+                    raise error
                 self._attempt(batch, retry=attempt > 0)
             except Exception as exc:
                 if not is_transient(exc):
@@ -320,7 +472,8 @@ class Journal:
         if problem:
             raise StoreUnavailable(problem)
 
-    def _connect(self) -> Connection:
+    def _connect(self, lock_wait: float | None = None) -> Connection:
+        wait = self.lock_wait if lock_wait is None else lock_wait
         connection = self.db.writer.connect()
         connection.detach()  # its session settings below never go back to the pool
         raw = connection.connection
@@ -328,11 +481,11 @@ class Journal:
             cursor = raw.cursor()
             try:
                 if connection.dialect.name == "sqlite":
-                    cursor.execute(f"PRAGMA busy_timeout={int(self.lock_wait * 1000)}")
+                    cursor.execute(f"PRAGMA busy_timeout={int(wait * 1000)}")
                 else:
-                    cursor.execute(f"SET lock_timeout = {int(self.lock_wait * 1000)}")
+                    cursor.execute(f"SET lock_timeout = {int(wait * 1000)}")
                     raw.commit()
-                    if self._pipelined:  # each append is its own transaction (chain_pg.py)
+                    if self._one_statement:  # each append is its own transaction (chain_pg.py)
                         driver: Any = raw.dbapi_connection
                         driver.autocommit = True
             finally:
@@ -368,8 +521,8 @@ class Journal:
     def _write(self, connection: Connection, batch: list[PendingEvent]) -> None:
         """One transaction on the writer's own DBAPI connection. SQLAlchemy's per-statement
         machinery is skipped here: it cost more than SQLite's commit itself."""
-        if self._pipelined:
-            self._write_pipelined(connection, batch)
+        if self._one_statement:
+            self._write_one_statement(connection, batch)
             return
         raw = connection.connection
         dialect = connection.dialect
@@ -387,7 +540,7 @@ class Journal:
             with contextlib.suppress(Exception):
                 cursor.close()
 
-    def _write_pipelined(self, connection: Connection, batch: list[PendingEvent]) -> None:
+    def _write_one_statement(self, connection: Connection, batch: list[PendingEvent]) -> None:
         """PostgreSQL: one statement from where our last commit ended the chain; when
         another transaction moved the head meanwhile, nothing was written: read it and
         go again (store/chain_pg.py)."""
