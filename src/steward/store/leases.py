@@ -19,6 +19,7 @@ import threading
 from typing import Any
 
 from steward.store.database import Database
+from steward.store.transient import is_transient, unavailable
 
 log = logging.getLogger("steward.store.leases")
 
@@ -35,13 +36,18 @@ class RunLeases:
         self._connection: Any = None  # the driver's connection holding the leases
 
     def take(self, run_id: str) -> bool:
-        """Hold the run's lease; False when another process holds it. Blocking: call it
-        off the event loop."""
+        """Hold the run's lease; False when another process holds it; StoreUnavailable
+        when the database cannot say. Blocking: call it off the event loop."""
         with self._lock:
             if run_id in self._held:
                 return False  # this process drives it already
-            if self.shared and not self._ask(_TAKE, run_id):
-                return False
+            try:
+                if self.shared and not self._ask(_TAKE, run_id):
+                    return False
+            except Exception as exc:  # nobody may drive a run whose lease cannot be had
+                if is_transient(exc):
+                    raise unavailable(exc) from exc
+                raise
             self._held.add(run_id)
             return True
 
