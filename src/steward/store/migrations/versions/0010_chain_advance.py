@@ -1,12 +1,14 @@
-"""The journal writer's one-round-trip append on PostgreSQL (store/chain_pg.py): a
-function that advances the chain head from where the writer expects it and inserts the
+"""Scaling: the journal writer's one-round-trip append on PostgreSQL (store/chain_pg.py),
+a function that advances the chain head from where the writer expects it and inserts the
 batch's rows, or raises serialization_failure (40001) when another transaction appended
-first (nothing of the batch is written then). Nothing on SQLite.
+first (nothing of the batch is written then; nothing on SQLite); and `limit_totals`, a
+budget account's settled spend in one row (store/limits.py).
 
 Revision ID: 0010
 Revises: 0007
 """
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
@@ -39,9 +41,15 @@ $$
 def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute(_APPEND)
+    op.create_table(
+        "limit_totals",
+        sa.Column("key", sa.String(255), primary_key=True),
+        sa.Column("amount", sa.Float, nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("limit_totals")
     if op.get_bind().dialect.name == "postgresql":
         op.execute(
             "DROP FUNCTION IF EXISTS steward_append_events("
