@@ -184,14 +184,14 @@ def commit_floor(db: Database, n: int) -> float:
 
 
 async def backend_round(
-    db: Database, quick: bool, commit_here: bool = True
+    db: Database, quick: bool, commit_here: bool = True, one_statement: bool = True
 ) -> tuple[float, float, float, float]:
     """(events/s with 8 producers flushing each event, keyed write p50 µs, journal commit
     p50 µs with 1 producer, raw driver commit p50 µs) on a fresh journal over `db`."""
     n_group = scaled(quick, 4_000, 800)
     n_write = scaled(quick, 2_000, 300)
     floor = commit_floor(db, scaled(quick, 500, 100))
-    journal = Journal(db, commit_here=commit_here)
+    journal = Journal(db, commit_here=commit_here, one_statement=one_statement)
     try:
         group_items = make_events(n_group)
         await flush_each(journal, group_items[: PRODUCERS * 20], PRODUCERS)
@@ -214,15 +214,23 @@ async def backend_round(
 
 async def compare_backends(report: Report, quick: bool) -> None:
     # "sqlite-writer": every commit on the writer thread, as before a flush could commit
-    # on its caller's thread (the same-run baseline for that change)
-    names = ["sqlite", "sqlite-writer", "postgresql"] if PG_URL else ["sqlite", "sqlite-writer"]
+    # on its caller's thread; "postgresql-generic": a batch in several round trips (head
+    # read FOR UPDATE, rows, head, commit), as before one statement: the same-run baselines
+    names = ["sqlite", "sqlite-writer"]
+    if PG_URL:
+        names += ["postgresql", "postgresql-generic"]
     found: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in names}
     with tempfile.TemporaryDirectory(prefix="steward-bench-") as tmp:
         for round_ in range(ROUNDS):
             for name in names if round_ % 2 == 0 else names[::-1]:
                 with backend(name, Path(tmp), round_) as db:
                     found[name].append(
-                        await backend_round(db, quick, commit_here=name != "sqlite-writer")
+                        await backend_round(
+                            db,
+                            quick,
+                            commit_here=name != "sqlite-writer",
+                            one_statement=name != "postgresql-generic",
+                        )
                     )
     medians = {
         name: tuple(statistics.median(r[k] for r in rounds) for k in range(4))
@@ -272,6 +280,22 @@ async def compare_backends(report: Report, quick: bool) -> None:
         here[1] <= AGT_GOVERN_US,
     )
     if "postgresql" in medians:
+        pg, generic = medians["postgresql"], medians["postgresql-generic"]
+        report.figure(
+            "pg_group_vs_generic",
+            "PostgreSQL group commit events/s, one statement / several round trips",
+            pg[0] / generic[0],
+        )
+        report.figure(
+            "pg_commit_vs_generic",
+            "PostgreSQL 1-producer commit p50, one statement / several round trips",
+            pg[2] / generic[2],
+        )
+        report.figure(
+            "pg_commit_vs_floor",
+            "PostgreSQL 1-producer commit p50 / raw driver INSERT+COMMIT p50 (the WAL flush)",
+            pg[2] / pg[3],
+        )
         rate_ratio = medians["postgresql"][0] / medians["sqlite"][0]
         write_ratio = medians["postgresql"][1] / medians["sqlite"][1]
         report.figure(

@@ -111,10 +111,12 @@ class Journal:
         lock_wait: float = 1.0,
         patience: float = 30.0,
         commit_here: bool = True,
+        one_statement: bool = True,
     ) -> None:
         """`lock_wait`: seconds a write waits for a lock held elsewhere before the store
         counts as unavailable; `patience`: how long flush() waits by default;
-        `commit_here`: on SQLite, a flush finding the writer idle commits itself."""
+        `commit_here`: on SQLite, a flush finding the writer idle commits itself;
+        `one_statement`: on PostgreSQL, a batch is one statement (store/chain_pg.py)."""
         self.db = db
         self.max_batch = max_batch
         self.linger = linger
@@ -148,7 +150,7 @@ class Journal:
         self._tip: ChainTip | None = None  # where the batch in flight ends the chain
         self._head: ChainTip | None = None  # PostgreSQL: where our last commit ended it
         # psycopg 3 on PostgreSQL: one statement per batch (store/chain_pg.py)
-        self._one_statement = db.writer.dialect.driver == "psycopg"
+        self._one_statement = one_statement and db.writer.dialect.driver == "psycopg"
         self._thread = threading.Thread(target=self._run, name="steward-journal", daemon=True)
         self._thread.start()
         self._reaper = threading.Thread(
