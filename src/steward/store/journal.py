@@ -19,10 +19,13 @@ with tells whether the attempt whose answer was lost committed after all.
 On SQLite a flush that finds the writer idle (nothing in flight, nobody else waiting)
 commits on the caller's own thread instead of waking the writer: a keyed write's intent
 then costs one local commit, not two thread hand-offs. It never waits for a lock there
-(a busy database hands the batch back to the writer), and an attempt that fails after it
-began goes to the writer as a batch whose fate is unknown, checked like any other retry. A SQLite file
-deleted or replaced under the server is never written to or acknowledged. A permanent
-error (a bug, a constraint) stops the journal: it fails closed until a restart.
+(a busy database hands the batch back to the writer), and an attempt that fails after
+it began goes to the writer as a batch whose fate is unknown, checked like any other
+retry. On PostgreSQL a batch is one statement (store/chain_pg.py).
+
+A SQLite file deleted or replaced under the server is never written to or acknowledged.
+A permanent error (a bug, a constraint) stops the journal: it fails closed until a
+restart.
 """
 
 from __future__ import annotations
