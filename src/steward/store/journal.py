@@ -285,7 +285,7 @@ class Journal:
             if problem:
                 raise StoreUnavailable(problem)
             self._here = self._connect(lock_wait=0.0)
-        raw = self._here.connection
+        raw: Any = self._here.connection.dbapi_connection  # the pool's wrapper costs µs
         cursor = raw.cursor()
         try:
             try:
