@@ -26,6 +26,7 @@ BENCHMARKS = {
     "server": "bench_server.py",
     "scanners": "bench_scanners.py",
     "limits": "bench_limits.py",
+    "resume": "bench_resume.py",
     "facade": "bench_facade.py",
     "cli_startup": "bench_cli_startup.py",
     "adapter_openai_agents": "bench_adapter_openai_agents.py",
