@@ -4,6 +4,12 @@ pre-built rows, same table shape and batch size as the journal). Also the group-
 case: 8 producer tasks each awaiting flush after every event. And the writer's check that
 the SQLite file is still the one opened (a stat after a commit, at most every 50 ms), against
 the latency of one commit.
+
+SQLite against PostgreSQL, in the same run (PostgreSQL when STEWARD_BENCH_POSTGRES_URL or
+STEWARD_TEST_POSTGRES_URL is set, in a scratch schema dropped after): group commit with 8
+producers flushing each event (events/s), and a governed keyed write whose intent is made
+durable before the call (p50, the whole gate on the embedded executor), the two backends
+alternated three times; the medians are the figures.
 """
 
 from __future__ import annotations
@@ -11,19 +17,34 @@ from __future__ import annotations
 import asyncio
 import gc
 import hashlib
+import os
 import sqlite3
+import statistics
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from _common import Measurement, Report, main, scaled
+from _common import Measurement, Report, main, sample_async, scaled
+from bench_gate import build_gate, tool_calls
 from steward.core.events import Event, ToolSucceeded, encode_event, event_type
+from steward.runtime.executor import EmbeddedExecutor
 from steward.store import Database, Journal
 from steward.store.schema import GENESIS_HASH, events
+from steward.testing.postgres import postgres_schema
+
+PG_URL = os.environ.get("STEWARD_BENCH_POSTGRES_URL") or os.environ.get(
+    "STEWARD_TEST_POSTGRES_URL", ""
+)
+ROUNDS = 3  # SQLite and PostgreSQL alternated this many times; medians reported
+# agent-governance-toolkit's govern(), p50, as issue 15 measured it on this machine class
+# (the toolkit is not installed here, so it is not re-measured in this run)
+AGT_GOVERN_US = 64.0
 
 PRODUCERS = 8
 RUNS = 64  # events are spread over this many run ids, as in a busy process
@@ -111,6 +132,188 @@ async def flush_each(
     started = clock()
     await asyncio.gather(*(producer(share) for share in shares))
     return latencies, clock() - started
+
+
+@contextmanager
+def backend(name: str, tmp: Path, round_: int) -> Iterator[Database]:
+    """A fresh database: a SQLite file, or a scratch PostgreSQL schema."""
+    if name.startswith("sqlite"):
+        db = Database.open(f"sqlite:///{tmp / f'backend-{round_}.db'}")
+        try:
+            yield db
+        finally:
+            db.close()
+        return
+    with postgres_schema(PG_URL, "bench") as url:
+        db = Database.open(url)
+        try:
+            yield db
+        finally:
+            db.close()
+
+
+def commit_floor(db: Database, n: int) -> float:
+    """p50 µs of the smallest durable write through the raw driver: one single-row INSERT
+    committed (SQLite: BEGIN IMMEDIATE; PostgreSQL: autocommit, so one round trip and
+    the server's WAL flush)."""
+    connection = db.writer.raw_connection()
+    try:
+        raw: Any = connection.dbapi_connection
+        cursor = raw.cursor()
+        cursor.execute("CREATE TABLE bench_floor (x INTEGER)")
+        raw.commit()
+        sqlite = db.dialect == "sqlite"
+        if not sqlite:
+            raw.autocommit = True
+        samples = []
+        for _ in range(n):
+            start = time.perf_counter_ns()
+            if sqlite:
+                cursor.execute("BEGIN IMMEDIATE")
+            cursor.execute("INSERT INTO bench_floor VALUES (1)")
+            if sqlite:
+                raw.commit()
+            samples.append(time.perf_counter_ns() - start)
+        if not sqlite:
+            raw.autocommit = False
+        cursor.execute("DROP TABLE bench_floor")
+        raw.commit()
+    finally:
+        connection.close()
+    return statistics.median(samples) / 1000
+
+
+async def backend_round(
+    db: Database, quick: bool, commit_here: bool = True, one_statement: bool = True
+) -> tuple[float, float, float, float]:
+    """(events/s with 8 producers flushing each event, keyed write p50 µs, journal commit
+    p50 µs with 1 producer, raw driver commit p50 µs) on a fresh journal over `db`."""
+    n_group = scaled(quick, 4_000, 800)
+    n_write = scaled(quick, 2_000, 300)
+    floor = commit_floor(db, scaled(quick, 500, 100))
+    journal = Journal(db, commit_here=commit_here, one_statement=one_statement)
+    try:
+        group_items = make_events(n_group)
+        await flush_each(journal, group_items[: PRODUCERS * 20], PRODUCERS)
+        _, wall = await flush_each(journal, group_items, PRODUCERS)
+        rate = n_group * 1e9 / wall
+        single, _ = await flush_each(journal, make_events(n_write // 2), 1)
+        gate = build_gate()
+        policy = gate.policy
+        writer = EmbeddedExecutor(db, journal, "run_write", policy.agent, policy.version)
+        warm = 100
+        calls = tool_calls("put", warm + n_write, "w")
+        samples = await sample_async(lambda i: gate.process(writer, calls[i], i), n_write, warm)
+        await journal.flush()
+        if journal.stats.last_error:
+            raise RuntimeError(f"journal failed: {journal.stats.last_error}")
+    finally:
+        journal.close()
+    return rate, statistics.median(samples) / 1000, statistics.median(single) / 1000, floor
+
+
+async def compare_backends(report: Report, quick: bool) -> None:
+    # "sqlite-writer": every commit on the writer thread, as before a flush could commit
+    # on its caller's thread; "postgresql-generic": a batch in several round trips (head
+    # read FOR UPDATE, rows, head, commit), as before one statement: the same-run baselines
+    names = ["sqlite", "sqlite-writer"]
+    if PG_URL:
+        names += ["postgresql", "postgresql-generic"]
+    found: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in names}
+    with tempfile.TemporaryDirectory(prefix="steward-bench-") as tmp:
+        for round_ in range(ROUNDS):
+            for name in names if round_ % 2 == 0 else names[::-1]:
+                with backend(name, Path(tmp), round_) as db:
+                    found[name].append(
+                        await backend_round(
+                            db,
+                            quick,
+                            commit_here=name != "sqlite-writer",
+                            one_statement=name != "postgresql-generic",
+                        )
+                    )
+    medians = {
+        name: tuple(statistics.median(r[k] for r in rounds) for k in range(4))
+        for name, rounds in found.items()
+    }
+    for name, (rate, write, commit, floor) in medians.items():
+        key = name.replace("-", "_")
+        report.figure(
+            f"{key}_group_events_per_s",
+            f"{name}: {PRODUCERS} producers flushing each event (median of {ROUNDS})",
+            rate,
+            "events/s",
+        )
+        report.figure(
+            f"{key}_keyed_write_p50",
+            f"{name}: governed keyed write, intent durable first, p50 (median of {ROUNDS})",
+            write,
+            "µs",
+        )
+        report.figure(
+            f"{key}_commit_p50",
+            f"{name}: 1 producer, append + flush, p50 (median of {ROUNDS})",
+            commit,
+            "µs",
+        )
+        report.figure(
+            f"{key}_floor_p50",
+            f"{name}: raw driver, one-row INSERT committed, p50 (median of {ROUNDS})",
+            floor,
+            "µs",
+        )
+    here, writer = medians["sqlite"], medians["sqlite-writer"]
+    report.figure(
+        "sqlite_group_vs_writer",
+        "SQLite group commit events/s, commit on the caller's path / writer thread only",
+        here[0] / writer[0],
+        "",
+        "≥ 1 (throughput not lowered)",
+        here[0] / writer[0] >= 0.95,
+    )
+    report.figure(
+        "sqlite_keyed_write_vs_agt",
+        "SQLite keyed write p50 vs AGT govern() 64 µs (issue 15's same-machine figure)",
+        here[1] / AGT_GOVERN_US,
+        "x",
+        "≤ 1",
+        here[1] <= AGT_GOVERN_US,
+    )
+    if "postgresql" in medians:
+        pg, generic = medians["postgresql"], medians["postgresql-generic"]
+        report.figure(
+            "pg_group_vs_generic",
+            "PostgreSQL group commit events/s, one statement / several round trips",
+            pg[0] / generic[0],
+        )
+        report.figure(
+            "pg_commit_vs_generic",
+            "PostgreSQL 1-producer commit p50, one statement / several round trips",
+            pg[2] / generic[2],
+        )
+        report.figure(
+            "pg_commit_vs_floor",
+            "PostgreSQL 1-producer commit p50 / raw driver INSERT+COMMIT p50 (the WAL flush)",
+            pg[2] / pg[3],
+        )
+        rate_ratio = medians["postgresql"][0] / medians["sqlite"][0]
+        write_ratio = medians["postgresql"][1] / medians["sqlite"][1]
+        report.figure(
+            "pg_sqlite_group_ratio",
+            "group commit events/s, PostgreSQL / SQLite",
+            rate_ratio,
+            "",
+            "≥ 0.50",
+            rate_ratio >= 0.5,
+        )
+        report.figure(
+            "pg_sqlite_keyed_write_ratio",
+            "keyed write p50, PostgreSQL / SQLite",
+            write_ratio,
+            "",
+            "≤ 2",
+            write_ratio <= 2.0,
+        )
 
 
 async def collect(quick: bool) -> Report:
@@ -256,6 +459,7 @@ async def collect(quick: bool) -> Report:
         "≤ 5 %",
         share <= 0.05,
     )
+    await compare_backends(report, quick)
     return report
 
 

@@ -27,6 +27,7 @@ BENCHMARKS = {
     "scanners": "bench_scanners.py",
     "limits": "bench_limits.py",
     "drift": "bench_drift.py",
+    "resume": "bench_resume.py",
     "facade": "bench_facade.py",
     "cli_startup": "bench_cli_startup.py",
     "stats": "bench_stats.py",

@@ -140,3 +140,25 @@ def test_two_processes_worth_of_journals_keep_one_chain(any_db: Database) -> Non
     with any_db.reader.connect() as connection:
         report = verify_chain(connection)
     assert report.ok and report.checked == 200
+
+
+async def test_writers_that_interleave_on_postgres_re_hash_after_each_other(
+    postgres_db: Database,
+) -> None:
+    """The PostgreSQL writer appends from where its last commit ended the chain, in one
+    statement; when another writer (a replica) appended meanwhile, nothing of its batch
+    lands, it reads the head again and re-hashes: every event once, in one chain."""
+    first, second = Journal(postgres_db), Journal(postgres_db)
+    try:
+        for n in range(40):
+            writer = first if n % 2 else second
+            writer.append("r", _succeeded(n))
+            await writer.flush()
+    finally:
+        first.close()
+        second.close()
+    assert first.stats.head_moves + second.stats.head_moves >= 30
+    with postgres_db.reader.connect() as connection:
+        report = verify_chain(connection)
+    assert report.ok and report.checked == 40
+    assert [e.event for e in read_journal(postgres_db, "r")] == [_succeeded(n) for n in range(40)]

@@ -89,6 +89,9 @@ class _LostAcknowledgement(Journal):
 
     lost = 0
 
+    def __init__(self, db: Database) -> None:
+        super().__init__(db, commit_here=False)  # the writer thread's own attempt
+
     def _write(self, connection: object, batch: list[PendingEvent]) -> None:  # type: ignore[override]
         super()._write(connection, batch)  # type: ignore[arg-type]
         if self.lost == 0:

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Sequence
 
 import pytest
+from sqlalchemy import func, select
 
 from conftest import NamedPostgres
 from steward.store import Database
@@ -22,6 +23,7 @@ from steward.store.limits import (
     SqlLimits,
     limit_store,
 )
+from steward.store.schema import limit_totals, limit_usage
 
 REDIS_URL = os.environ.get("STEWARD_TEST_REDIS_URL", "")
 
@@ -161,3 +163,25 @@ async def test_a_terminated_connection_is_replaced_not_a_failed_call(
     # every settled reservation counted once or, where a commit's fate was unknown, more
     # (a reservation is never lost: fail closed)
     assert await store.total("agent:day") >= sum(done)
+
+
+def test_settled_spend_is_one_row_per_account(any_db: Database) -> None:
+    """An account's total is one row plus its open holds, however much it has spent:
+    summing a row per settled reservation made each one cost more than the last (the
+    superlinear part of resuming 10,000 runs)."""
+    limits = SqlLimits(any_db)
+    accounts = (Account("spend:run:r1", None), Account("spend:day:desk:1", 100.0))
+    for _ in range(50):
+        reservation = limits.reserve_now(accounts, 1.0, time.time())
+        assert reservation.granted
+        limits.settle_now(reservation.hold, 0.5)
+    limits.settle_now(reservation.hold, 0.5)  # a retried settle adds nothing
+    held = limits.reserve_now(accounts, 2.0, time.time())  # open: counts at its amount
+    assert limits.total_now("spend:day:desk:1") == 25.0 + 2.0
+    with any_db.reader.connect() as connection:
+        usage = connection.execute(select(func.count()).select_from(limit_usage)).scalar_one()
+        totals = connection.execute(select(func.count()).select_from(limit_totals)).scalar_one()
+    assert (usage, totals) == (2, 2)  # the open hold's two rows; one settled row each
+    assert not limits.reserve_now(accounts, 74.0, time.time()).granted  # 25 + 2 + 74 > 100
+    limits.settle_now(held.hold, 0.0)
+    assert limits.total_now("spend:day:desk:1") == 25.0

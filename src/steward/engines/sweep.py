@@ -10,6 +10,7 @@ import time
 from steward.core.errors import StewardError
 from steward.engines.catalog import agent_for_run
 from steward.engines.embedded import EmbeddedEngine
+from steward.runtime.agent import AgentRuntime
 from steward.runtime.runner import Runner, RunResult
 from steward.store.approvals import expire_approval, overdue_approvals
 from steward.store.database import Database
@@ -25,9 +26,13 @@ async def resume_expired(
     for row in overdue_approvals(db, moment):
         expire_approval(db, row.id, moment, on_commit=journal.publish)
     results: list[RunResult | StewardError] = []
+    # one agent per stored version, as a server keeps its loaded agents: rebuilding it
+    # (YAML, policy, tools) for every run cost more than resuming the run
+    built: dict[tuple[str, str], AgentRuntime] = {}
     for run in resumable_runs(db, "unblocked", now=moment):
         try:
-            agent = agent_for_run(db, run.id)
+            version = (run.agent, run.agent_version)
+            agent = built.get(version) or built.setdefault(version, agent_for_run(db, run.id))
             results.append(await runner.resume(agent, run.id, "swept: no approval holds it back"))
         except StewardError as exc:  # a run we cannot rebuild stays waiting
             results.append(exc)

@@ -82,7 +82,8 @@ def create_app(
 ) -> FastAPI:
     """The app over `db_url` serving `agents`. Every `sweep_seconds` it expires overdue
     approvals and lets their runs finish. With `recover`, runs left `running` by a
-    stopped server resume at start; on stop, runs in flight get `grace_seconds`. With
+    stopped server resume at start (on PostgreSQL, not those another live replica
+    drives: store/leases.py); on stop, runs in flight get `grace_seconds`. With
     `sso`, people may also sign in to the console through that OpenID provider. A new run
     executes the version `label` points at, for agents that have that label. With
     `temporal`, `steward worker`s drive the runs as Temporal workflows instead."""
@@ -106,12 +107,14 @@ def create_app(
         app.state.service = service
         app.state.registry = registry
         sweeper = asyncio.create_task(service.sweep_forever(sweep_seconds), name="steward-sweep")
+        watcher = asyncio.create_task(service.watch_forever(), name="steward-watch")
         if recover:
             await service.recover()
         try:
             yield
         finally:
             sweeper.cancel()
+            watcher.cancel()
             await service.shutdown(grace_seconds)
             journal.close()
             if drift is not None:

@@ -4,6 +4,10 @@ Events, the console) that a run has news.
 
 Runs of one run id are driven one activation at a time (a per-run lock), so two
 decisions arriving together resume the run once after the other, never concurrently.
+Across replicas of one PostgreSQL database, a process drives a run only while it holds
+the run's lease (store/leases.py), so every replica may recover at start (a run another
+live replica drives is left to it), and followers hear of runs other replicas drive by
+watching the events table (store/watch.py).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any, Protocol
 
 from steward.core.agent_state import Autonomy
 from steward.core.errors import ConflictError, NotFoundError, StewardError, StoreUnavailable
+from steward.core.events import RunStatus
 from steward.core.lifecycle import SHUTDOWN
 from steward.engines.approvals import ApprovalService
 from steward.engines.cancel import cancel_run
@@ -24,20 +29,24 @@ from steward.engines.catalog import agent_for_run
 from steward.engines.embedded import EmbeddedEngine
 from steward.engines.labelled import LabelledAgents
 from steward.runtime import AgentRuntime, Runner, RunResult
-from steward.runtime.runner import AgentDisabled, new_run_id
+from steward.runtime.runner import RESUMED_ELSEWHERE, AgentDisabled, new_run_id
 from steward.store.agents import set_agent_state
 from steward.store.approvals import expire_approval, overdue_approvals
 from steward.store.chain import PendingEvent
 from steward.store.database import Database
 from steward.store.journal import Journal
+from steward.store.leases import RunLeases
 from steward.store.recovery import Scope, resumable_runs
 from steward.store.runs import RunRow, get_run
+from steward.store.watch import last_event_id, runs_changed_after
 
 log = logging.getLogger("steward.server")
 
 # How long POST /v1/runs waits for a run's start to be durable before it answers 503 (the
 # run is not acknowledged then; it may still start once the store heals).
 START_PATIENCE = 2.0
+# How often a server with followers looks for events other processes committed.
+WATCH_SECONDS = 0.1
 
 
 class RemoteRuns(Protocol):
@@ -93,6 +102,8 @@ class RunService:
         self._locks: dict[str, asyncio.Lock] = {}
         self._followers: dict[str, list[_Follower]] = {}
         self.approvals = ApprovalService(db, journal, self._resume_in_background)
+        self.leases = RunLeases(db)
+        self._seen: int | None = None  # the last event id the watcher read
         journal.subscribe(self._on_commit)
 
     def remember_loaded(self) -> None:
@@ -132,10 +143,11 @@ class RunService:
             await self.remote.start(agent, text, run_id=run_id, tags=tags)
             await self._recorded(run_id, lambda row: row is not None)
             return run_id
+        await self._take_lease(run_id)  # a new id: free, unless the store is down
         self._spawn(run_id, lambda: self.runner.run(
             agent, text, run_id=run_id, tags=tags, on_text=self._token_sink(run_id),
             label=choice.label, arm=choice.arm,
-        ))  # fmt: skip
+        ), leased=True)  # fmt: skip
         await asyncio.sleep(0)  # let the run emit its start
         await self.journal.flush(patience=START_PATIENCE)
         return run_id
@@ -222,17 +234,42 @@ class RunService:
             cancel_run, self.db, self.journal, run_id, by=by, reason=reason
         )
 
-    def _spawn(self, run_id: str, activation: Callable[[], Any]) -> None:
+    def _spawn(self, run_id: str, activation: Callable[[], Any], *, leased: bool = False) -> None:
+        """Drive `activation` in a task, one at a time per run, holding the run's lease
+        (taken already when `leased`); a run another process holds is left to it."""
         lock = self._locks.setdefault(run_id, asyncio.Lock())
 
         async def drive() -> RunResult:
+            nonlocal leased
             async with lock:
-                result: RunResult = await activation()
-                return result
+                if not leased and not await self._take_lease(run_id):
+                    return RunResult(
+                        run_id,
+                        RunStatus.RUNNING,
+                        reason_code=RESUMED_ELSEWHERE,
+                        reason=f"run {run_id} is driven by another process",
+                    )
+                leased = False  # the next activation of this task's run takes it again
+                try:
+                    result: RunResult = await activation()
+                    return result
+                finally:
+                    await self._give_lease_back(run_id)
 
         task = asyncio.create_task(drive(), name=f"steward-run-{run_id}")
         self._tasks[run_id] = task
         task.add_done_callback(lambda done: self._finished(run_id, done))
+
+    async def _take_lease(self, run_id: str) -> bool:
+        if not self.leases.shared:
+            return self.leases.take(run_id)  # bookkeeping only: no I/O
+        return await asyncio.to_thread(self.leases.take, run_id)
+
+    async def _give_lease_back(self, run_id: str) -> None:
+        if not self.leases.shared:
+            self.leases.give_back(run_id)
+            return
+        await asyncio.shield(asyncio.to_thread(self.leases.give_back, run_id))
 
     def _finished(self, run_id: str, task: asyncio.Task[RunResult]) -> None:
         if self._tasks.get(run_id) is task:
@@ -258,6 +295,7 @@ class RunService:
             task.cancel(SHUTDOWN)
         if left:
             await asyncio.gather(*left, return_exceptions=True)
+        self.leases.close()
 
     async def recover(self) -> list[str]:
         """Drive every run a stopped or crashed server left able to make progress:
@@ -305,6 +343,31 @@ class RunService:
             found.remove(follower)
         if not found:
             self._followers.pop(run_id, None)
+
+    async def watch_forever(self, every_seconds: float = WATCH_SECONDS) -> None:
+        """While anyone follows a run, look for events other processes committed (a
+        replica driving the run, a decision taken elsewhere) and wake its followers."""
+        while True:
+            await asyncio.sleep(every_seconds)
+            if not self._followers:
+                self._seen = None
+                continue
+            try:
+                await self._watch_once()
+            except StewardError as exc:
+                log.warning("watching for events of other processes failed: %s", exc)
+            except Exception as exc:  # the store may be down for a moment: try next time
+                log.warning("watching for events of other processes failed: %r", exc)
+
+    async def _watch_once(self) -> None:
+        if self._seen is None:  # the first follower since none: everyone looks once
+            self._seen = await asyncio.to_thread(last_event_id, self.db)
+            changed = set(self._followers)
+        else:
+            self._seen, changed = await asyncio.to_thread(runs_changed_after, self.db, self._seen)
+        for run_id in changed:
+            for follower in self._followers.get(run_id, ()):
+                follower.news.set()
 
     def _on_commit(self, batch: list[PendingEvent]) -> None:
         """Journal listener (writer thread): wake the followers of runs that changed."""

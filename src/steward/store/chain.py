@@ -87,15 +87,11 @@ def landed(cursor: Any, paramstyle: str, tip: ChainTip) -> bool:
     return cursor.fetchone() is not None
 
 
-def append_rows(
-    cursor: Any, dialect: str, paramstyle: str, batch: Sequence[PendingEvent]
-) -> ChainTip:
-    """Append a batch to the chain through a DBAPI cursor whose transaction is open;
-    returns its tip. The chain head row is read FOR UPDATE (PostgreSQL) or under
-    BEGIN IMMEDIATE (SQLite), so writers in this process or another serialise on it."""
-    cursor.execute(_HEAD.get(dialect, _HEAD["postgresql"]))
-    head = cursor.fetchone()
-    last_id, last_hash = int(head[0]), str(head[1])
+def chain_rows(
+    head: ChainTip, batch: Sequence[PendingEvent]
+) -> tuple[list[tuple[int, str | None, str, float, str, str, str]], ChainTip]:
+    """The rows that append `batch` after `head`, hashed, and where they end the chain."""
+    last_id, last_hash = head
     rows: list[tuple[int, str | None, str, float, str, str, str]] = []
     for item in batch:
         last_id += 1
@@ -104,20 +100,33 @@ def append_rows(
             (last_id, item.run_id, item.type, item.ts, item.data.decode("utf-8"), last_hash, digest)
         )
         last_hash = digest
-    cursor.executemany(_sql(paramstyle, _INSERT), rows)
-    cursor.execute(_sql(paramstyle, _ADVANCE), (last_id, last_hash))
+    return rows, ChainTip(last_id, last_hash)
+
+
+def projections(batch: Sequence[PendingEvent]) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    """The statements (qmark style) that keep `runs` and `approvals` in step with a batch."""
     for item in batch:
         if item.run_id is not None and type(item.event) in PROJECTED:
             projected = project(item.run_id, item.event, item.ts)
-            for statement, parameters in (
-                []
-                if projected is None
-                else projected
-                if isinstance(projected, list)
-                else [projected]
-            ):
-                cursor.execute(_sql(paramstyle, statement), parameters)
-    return ChainTip(last_id, last_hash)
+            if projected is not None:
+                # a handler may keep several tables in step with one event (a list)
+                yield from projected if isinstance(projected, list) else [projected]
+
+
+def append_rows(
+    cursor: Any, dialect: str, paramstyle: str, batch: Sequence[PendingEvent]
+) -> ChainTip:
+    """Append a batch to the chain through a DBAPI cursor whose transaction is open;
+    returns its tip. The chain head row is read FOR UPDATE (PostgreSQL) or under
+    BEGIN IMMEDIATE (SQLite), so writers in this process or another serialise on it."""
+    cursor.execute(_HEAD.get(dialect, _HEAD["postgresql"]))
+    head = cursor.fetchone()
+    rows, tip = chain_rows(ChainTip(int(head[0]), str(head[1])), batch)
+    cursor.executemany(_sql(paramstyle, _INSERT), rows)
+    cursor.execute(_sql(paramstyle, _ADVANCE), (tip.last_id, tip.last_hash))
+    for statement, parameters in projections(batch):
+        cursor.execute(_sql(paramstyle, statement), parameters)
+    return tip
 
 
 def append_in_transaction(connection: Connection, batch: Sequence[PendingEvent]) -> int:

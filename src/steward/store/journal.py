@@ -14,9 +14,18 @@ database dropped) makes the writer drop its connection, wait (capped exponential
 backoff with jitter), reconnect and write the same batch again: appends keep queuing in
 order meanwhile, and waiters wait, each at most its patience, then get StoreUnavailable.
 A retried batch is never written twice: the hash of the row it would have ended the chain
-with tells whether the attempt whose answer was lost committed after all. A SQLite file
-deleted or replaced under the server is never written to or acknowledged. A permanent
-error (a bug, a constraint) stops the journal: it fails closed until a restart.
+with tells whether the attempt whose answer was lost committed after all.
+
+On SQLite a flush that finds the writer idle (nothing in flight, nobody else waiting)
+commits on the caller's own thread instead of waking the writer: a keyed write's intent
+then costs one local commit, not two thread hand-offs. It never waits for a lock there
+(a busy database hands the batch back to the writer), and an attempt that fails after
+it began goes to the writer as a batch whose fate is unknown, checked like any other
+retry. On PostgreSQL a batch is one statement (store/chain_pg.py).
+
+A SQLite file deleted or replaced under the server is never written to or acknowledged.
+A permanent error (a bug, a constraint) stops the journal: it fails closed until a
+restart.
 """
 
 from __future__ import annotations
@@ -25,10 +34,12 @@ import asyncio
 import contextlib
 import logging
 import math
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -37,6 +48,7 @@ from steward.core.errors import StoreUnavailable
 from steward.core.events import Event, encode_event, event_type
 from steward.core.faults import crashpoint
 from steward.store.chain import ChainTip, PendingEvent, append_rows, landed
+from steward.store.chain_pg import MAX_MOVES, append_autocommit, head_moved, read_head
 from steward.store.database import Database
 from steward.store.transient import BACKOFF_BASE, BACKOFF_CAP, is_transient, reason
 
@@ -65,6 +77,8 @@ class JournalStats:
     listeners_failed: int = 0
     retries: int = 0  # attempts that met a transient fault
     outages: int = 0  # times the store became unavailable
+    head_moves: int = 0  # PostgreSQL: batches re-hashed after another writer appended first
+    commits_here: int = 0  # SQLite: commits made on a flushing caller's thread (of `commits`)
     last_error: str = ""
 
 
@@ -99,9 +113,13 @@ class Journal:
         linger: float = 0.002,
         lock_wait: float = 1.0,
         patience: float = 30.0,
+        commit_here: bool = True,
+        one_statement: bool = True,
     ) -> None:
         """`lock_wait`: seconds a write waits for a lock held elsewhere before the store
-        counts as unavailable; `patience`: how long flush() waits by default."""
+        counts as unavailable; `patience`: how long flush() waits by default;
+        `commit_here`: on SQLite, a flush finding the writer idle commits itself;
+        `one_statement`: on PostgreSQL, a batch is one statement (store/chain_pg.py)."""
         self.db = db
         self.max_batch = max_batch
         self.linger = linger
@@ -119,9 +137,23 @@ class Journal:
         self._stop = threading.Event()  # set by close(): cuts a backoff pause short
         self._writer_done = threading.Event()  # the reaper works until the writer ends
         self._idle = False  # the writer is parked on the condition
+        self._busy = False  # the writer has a batch in flight
+        # SQLite: a flush may commit on its own thread while the writer is idle; while it
+        # does, it holds the writer's role (`_borrowed`), and a batch its attempt left
+        # in doubt is handed over with the error (`_handover`) for the writer to settle
+        self._here_allowed = commit_here and db.dialect == "sqlite"
+        self._borrowed = False
+        self._handover: tuple[list[PendingEvent], BaseException] | None = None
+        self._here: Connection | None = None  # the borrowing caller's connection
+        # ...so on SQLite an append does not wake the writer: a flush commits, or the
+        # idle writer finds the events within this many seconds
+        self._idle_poll = 5 * linger if self._here_allowed else None
         self._listeners: list[Listener] = []
         self._connection: Connection | None = None
         self._tip: ChainTip | None = None  # where the batch in flight ends the chain
+        self._head: ChainTip | None = None  # PostgreSQL: where our last commit ended it
+        # psycopg 3 on PostgreSQL: one statement per batch (store/chain_pg.py)
+        self._one_statement = one_statement and db.writer.dialect.driver == "psycopg"
         self._thread = threading.Thread(target=self._run, name="steward-journal", daemon=True)
         self._thread.start()
         self._reaper = threading.Thread(
@@ -168,7 +200,7 @@ class Journal:
             self._queue.append(pending)
             self._appended += 1
             ticket = self._appended
-            if self._idle:
+            if self._idle and (self._idle_poll is None or len(self._queue) >= self.max_batch):
                 self._wake.notify()
         return ticket
 
@@ -176,6 +208,14 @@ class Journal:
         """Wait until everything appended so far (or up to `ticket`) is committed, at
         most `patience` seconds (default: the journal's); StoreUnavailable if it is not
         durable by then or the journal stopped."""
+        if self._here_allowed and not self._busy:
+            # Let every task ready to run append (and come here) first: the first of
+            # them to find the writer idle then commits all their events at once.
+            if ticket is None:
+                ticket = self._appended  # what was appended so far: not what comes next
+            await asyncio.sleep(0)
+            if self._commit_here(ticket):
+                return
         loop = asyncio.get_running_loop()
         waiter = _Waiter(0, loop, loop.create_future())
         if self._enqueue(ticket, waiter, patience):
@@ -189,6 +229,93 @@ class Journal:
             waiter.event.wait()
             if waiter.error is not None:
                 raise waiter.error
+
+    def _commit_here(self, ticket: int | None) -> bool:
+        """SQLite: commit what is queued on this thread when the writer is idle; True when
+        `ticket` (everything, if None) is durable on return. False: wait for the writer."""
+        with self._lock:
+            if self._durable >= (self._appended if ticket is None else ticket):
+                return True
+            if (
+                self._busy
+                or self._borrowed
+                or self._waiters
+                or self._closing
+                or self._handover is not None
+                or not self._health.ok
+                or not self._queue
+                or len(self._queue) > self.max_batch
+                or (ticket is not None and ticket > self._appended)
+            ):
+                return False
+            batch, self._queue = self._queue, []
+            upto = self._durable + len(batch)
+            self._borrowed = True
+        try:
+            written = self._write_here(batch)
+        except BaseException as exc:  # its fate is unknown: the writer settles it
+            self._drop_here()
+            with self._lock:
+                self._handover = (batch, exc)
+                self._borrowed = False
+                self._wake.notify()
+            return False
+        if not written:  # the database was busy: nothing was written, the writer waits
+            with self._lock:
+                self._queue[:0] = batch
+                self._borrowed = False
+                self._wake.notify()
+            return False
+        crashpoint("journal.committed")
+        try:  # still holding the writer's role: batches are counted and published in order
+            self._committed(batch, upto)
+        finally:
+            with self._lock:
+                self._borrowed = False
+                self.stats.commits_here += 1
+                if self._queue or self._waiters or self._closing:
+                    self._wake.notify()
+        return True
+
+    def _write_here(self, batch: list[PendingEvent]) -> bool:
+        """One attempt on the borrowing caller's connection, which never waits for a lock:
+        False if BEGIN found the database busy (nothing written)."""
+        if self._here is None:
+            problem = self.db.identity_problem()
+            if problem:
+                raise StoreUnavailable(problem)
+            self._here = self._connect(lock_wait=0.0)
+        raw: Any = self._here.connection.dbapi_connection  # the pool's wrapper costs µs
+        cursor = raw.cursor()
+        try:
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    return False
+                raise
+            self._tip = None
+            try:
+                self._tip = append_rows(cursor, "sqlite", "qmark", batch)
+                raw.commit()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    raw.rollback()
+                raise
+        finally:
+            with contextlib.suppress(Exception):
+                cursor.close()
+        problem = self.db.commit_check()
+        if problem:
+            raise StoreUnavailable(problem)
+        return True
+
+    def _drop_here(self) -> None:
+        connection, self._here = self._here, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                connection.invalidate()
+                connection.close()
 
     def _enqueue(self, ticket: int | None, waiter: _Waiter, patience: float | None) -> bool:
         """Register a waiter for `ticket` (everything so far if None); False if durable."""
@@ -237,6 +364,13 @@ class Journal:
             self._wake.notify()
         self._thread.join(timeout=30)
         self._reaper.join(timeout=5)
+        with self._lock:
+            if not self._borrowed:
+                self._here_allowed = False
+                connection, self._here = self._here, None
+                if connection is not None:
+                    with contextlib.suppress(Exception):
+                        connection.close()
 
     # -- the writer thread -------------------------------------------------------------
 
@@ -254,30 +388,59 @@ class Journal:
 
     def _loop(self) -> None:
         while True:
+            failed: BaseException | None = None
+            lingered = False
             with self._lock:
-                while not self._queue and not self._closing:
-                    self._idle = True
-                    self._wake.wait()
-                    self._idle = False
-                if not self._queue and self._closing:
-                    return
-                if not self._waiters and not self._closing and len(self._queue) < self.max_batch:
-                    # Nobody awaits these events yet: linger briefly so one commit carries
-                    # more of them and this thread contends less for the GIL. A flush()
-                    # wakes it at once.
-                    self._wake.wait(self.linger)
-                batch = self._queue[: self.max_batch]
-                del self._queue[: self.max_batch]
+                while True:
+                    if self._borrowed or (
+                        not self._queue and self._handover is None and not self._closing
+                    ):
+                        self._idle = True
+                        self._wake.wait(self._idle_poll)
+                        self._idle = False
+                        continue
+                    if self._handover is not None:  # a caller's attempt left it in doubt
+                        batch, failed = self._handover
+                        self._handover = None
+                        break
+                    if not self._queue and self._closing:
+                        return
+                    if (
+                        not lingered
+                        and not self._waiters
+                        and not self._closing
+                        and len(self._queue) < self.max_batch
+                    ):
+                        # Nobody awaits these events yet: linger briefly so one commit
+                        # carries more of them and this thread contends less for the GIL.
+                        # A flush() wakes it at once (or, on SQLite, commits them itself).
+                        lingered = True
+                        self._wake.wait(self.linger)
+                        continue
+                    batch = self._queue[: self.max_batch]
+                    del self._queue[: self.max_batch]
+                    break
                 upto = self._durable + len(batch)
-            self._write_durably(batch)
-            crashpoint("journal.committed")
-            self._committed(batch, upto)
+                self._busy = True
+            try:
+                self._write_durably(batch, failed)
+                crashpoint("journal.committed")
+                self._committed(batch, upto)
+            finally:
+                with self._lock:
+                    self._busy = False
 
-    def _write_durably(self, batch: list[PendingEvent]) -> None:
-        """Write the batch exactly once, however many attempts that takes."""
+    def _write_durably(
+        self, batch: list[PendingEvent], failed: BaseException | None = None
+    ) -> None:
+        """Write the batch exactly once, however many attempts that takes. `failed`: the
+        error of a first attempt made elsewhere (a caller's), whose fate is unknown."""
         attempt = 0
         while True:
             try:
+                if failed is not None:
+                    error, failed = failed, None
+                    raise error
                 self._attempt(batch, retry=attempt > 0)
             except Exception as exc:
                 if not is_transient(exc):
@@ -314,7 +477,8 @@ class Journal:
         if problem:
             raise StoreUnavailable(problem)
 
-    def _connect(self) -> Connection:
+    def _connect(self, lock_wait: float | None = None) -> Connection:
+        wait = self.lock_wait if lock_wait is None else lock_wait
         connection = self.db.writer.connect()
         connection.detach()  # its session settings below never go back to the pool
         raw = connection.connection
@@ -322,10 +486,13 @@ class Journal:
             cursor = raw.cursor()
             try:
                 if connection.dialect.name == "sqlite":
-                    cursor.execute(f"PRAGMA busy_timeout={int(self.lock_wait * 1000)}")
+                    cursor.execute(f"PRAGMA busy_timeout={int(wait * 1000)}")
                 else:
-                    cursor.execute(f"SET lock_timeout = {int(self.lock_wait * 1000)}")
+                    cursor.execute(f"SET lock_timeout = {int(wait * 1000)}")
                     raw.commit()
+                    if self._one_statement:  # each append is its own transaction (chain_pg.py)
+                        driver: Any = raw.dbapi_connection
+                        driver.autocommit = True
             finally:
                 cursor.close()
         except BaseException:
@@ -337,6 +504,7 @@ class Journal:
 
     def _disconnect(self, *, broken: bool = False) -> None:
         connection, self._connection = self._connection, None
+        self._head = None
         if connection is not None:
             with contextlib.suppress(Exception):  # it may be dead already
                 if broken:
@@ -358,6 +526,9 @@ class Journal:
     def _write(self, connection: Connection, batch: list[PendingEvent]) -> None:
         """One transaction on the writer's own DBAPI connection. SQLAlchemy's per-statement
         machinery is skipped here: it cost more than SQLite's commit itself."""
+        if self._one_statement:
+            self._write_one_statement(connection, batch)
+            return
         raw = connection.connection
         dialect = connection.dialect
         cursor = raw.cursor()
@@ -373,6 +544,28 @@ class Journal:
         finally:
             with contextlib.suppress(Exception):
                 cursor.close()
+
+    def _write_one_statement(self, connection: Connection, batch: list[PendingEvent]) -> None:
+        """PostgreSQL: one statement from where our last commit ended the chain; when
+        another transaction moved the head meanwhile, nothing was written: read it and
+        go again (store/chain_pg.py)."""
+        raw = connection.connection.dbapi_connection
+        for _ in range(MAX_MOVES):
+            try:
+                if self._head is None:
+                    self._head = read_head(raw)
+                self._head = append_autocommit(raw, self._head, batch, self._will_end)
+                return
+            except BaseException as exc:
+                self._head = None
+                if not head_moved(exc):
+                    raise
+                self._tip = None  # that attempt wrote nothing
+                self.stats.head_moves += 1
+        raise StoreUnavailable(f"the chain head moved {MAX_MOVES} times in a row under this writer")
+
+    def _will_end(self, tip: ChainTip) -> None:
+        self._tip = tip
 
     def _retry_after(self, attempt: int) -> float:
         return float(

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from sqlalchemy import Connection, delete, func, insert, select, text, update
+from sqlalchemy import Connection, delete, func, insert, select, text
 
 from steward.core.errors import StoreError
 from steward.store.database import Database
@@ -80,6 +80,16 @@ def _fits(totals: Sequence[float], accounts: Sequence[Account], amount: float) -
 
 def new_hold(accounts: Sequence[Account], amount: float) -> Hold:
     return Hold(uuid.uuid4().hex, tuple(a.key for a in accounts), amount)
+
+
+_ADD_TOTAL = text(
+    "INSERT INTO limit_totals (key, amount) VALUES (:key, :amount) ON CONFLICT (key)"
+    " DO UPDATE SET amount = limit_totals.amount + excluded.amount"
+)
+_SUM = text(
+    "SELECT COALESCE((SELECT amount FROM limit_totals WHERE key = :key), 0.0)"
+    " + COALESCE((SELECT SUM(amount) FROM limit_usage WHERE key = :key), 0.0)"
+)
 
 
 class SqlLimits:
@@ -152,12 +162,16 @@ class SqlLimits:
         retrying(lambda: self._settle(hold, actual))
 
     def _settle(self, hold: Hold, actual: float) -> None:
+        """The hold's rows go, and `actual` joins each account's settled total (one row
+        per account, store/schema.py); a retry finds no rows and adds nothing."""
         with self.db.writer.begin() as connection:
-            connection.execute(
-                update(limit_usage)
+            settled = connection.execute(
+                delete(limit_usage)
                 .where(limit_usage.c.hold == hold.id)
-                .values(amount=actual, hold=None)
-            )
+                .returning(limit_usage.c.key)
+            ).all()
+            for (key,) in settled:
+                connection.execute(_ADD_TOTAL, {"key": key, "amount": actual})
 
     def total_now(self, key: str) -> float:
         return retrying(lambda: self._total(key))
@@ -168,10 +182,9 @@ class SqlLimits:
 
     @staticmethod
     def _sum(connection: Connection, key: str) -> float:
-        query = select(func.coalesce(func.sum(limit_usage.c.amount), 0.0)).where(
-            limit_usage.c.key == key
-        )
-        return float(connection.execute(query).scalar_one())
+        """Settled total plus open holds (and rows settled before limit_totals), in one
+        statement: one snapshot, so a settle committing meanwhile is seen whole or not."""
+        return float(connection.execute(_SUM, {"key": key}).scalar_one())
 
     # The event loop never waits on another process's lock: each step runs on a thread.
     async def take_slot(self, key: str, limit: int, period: float, now: float) -> int:

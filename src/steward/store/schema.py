@@ -335,3 +335,13 @@ monitor_cursor = Table(
     Column("event_id", BigInteger, nullable=False),
     Column("updated_at", Float, nullable=False),
 )
+
+# A budget account's settled spend, one row per account: settling folds a reservation's
+# rows into it, so an account's total is one row plus its open holds, however much it
+# has spent (summing every settled row made each reservation cost more than the last).
+limit_totals = Table(
+    "limit_totals",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("amount", Float, nullable=False),
+)
