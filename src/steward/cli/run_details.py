@@ -44,7 +44,7 @@ def detail(event: Event) -> str:
 _details: EventHandlers[None, [], str] = EventHandlers("cli.runs")
 _details.ignore(
     ev.RunQueued, ev.RateSlotTaken, ev.BudgetThresholdCrossed, ev.AgentStateChanged,
-    ev.KeyCreated, ev.KeyRevoked, ev.FeedbackGiven,
+    ev.KeyCreated, ev.KeyRevoked, ev.McpPinChanged, ev.FeedbackGiven,
 )  # fmt: skip
 
 

@@ -70,7 +70,7 @@ _fold: EventHandlers[RunHistory, [], None] = EventHandlers("runtime.history")
 _fold.ignore(
     ev.RunResumed, ev.RunWaiting, ev.ModelFailed, ev.ModelBreakerOpened, ev.ModelBreakerClosed,
     ev.RateSlotTaken, ev.ApprovalDecided, ev.BreakerTripped, ev.BudgetThresholdCrossed,
-    ev.AgentStateChanged, ev.KeyCreated, ev.KeyRevoked, ev.FeedbackGiven,
+    ev.AgentStateChanged, ev.KeyCreated, ev.KeyRevoked, ev.McpPinChanged, ev.FeedbackGiven,
 )  # fmt: skip
 
 

@@ -36,12 +36,13 @@ from steward.telemetry.state import register_state
 API_VERSION = "1"
 
 
-def load_agents(paths: Iterable[Path]) -> list[AgentRuntime]:
-    """Agents from spec files (a directory means every *.yaml in it)."""
+def load_agents(paths: Iterable[Path], db: Database | None = None) -> list[AgentRuntime]:
+    """Agents from spec files (a directory means every *.yaml in it). `db` pins the
+    definitions of their MCP servers' tools."""
     files: list[Path] = []
     for path in paths:
         files.extend(sorted(path.glob("*.y*ml")) if path.is_dir() else [path])
-    return [build_agent(load_spec(f)) for f in files]
+    return [build_agent(load_spec(f), db=db) for f in files]
 
 
 def create_app(

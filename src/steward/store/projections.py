@@ -55,7 +55,7 @@ project.ignore(
     ev.ModelFailed, ev.ModelBreakerOpened, ev.ModelBreakerClosed, ev.ToolCallProposed,
     ev.GateDecided, ev.RateSlotTaken, ev.ApprovalDecided, ev.ToolStarted, ev.ToolFailed,
     ev.ResultScanned, ev.BreakerTripped, ev.BudgetThresholdCrossed, ev.AgentStateChanged,
-    ev.KeyCreated, ev.KeyRevoked, ev.FeedbackGiven,
+    ev.KeyCreated, ev.KeyRevoked, ev.McpPinChanged, ev.FeedbackGiven,
 )  # fmt: skip
 
 

@@ -57,7 +57,7 @@ def iso_utc(ts: float) -> str:
 # fields (time, type, run, agent, trace) whether or not its type adds any.
 _on: EventHandlers[JsonLogConsumer, [dict[str, Any]], None] = EventHandlers("telemetry.logs")
 _on.ignore(
-    ev.RunQueued, ev.RateSlotTaken, ev.BudgetThresholdCrossed, ev.KeyCreated, ev.KeyRevoked,
+    ev.RunQueued, ev.RateSlotTaken, ev.BudgetThresholdCrossed, ev.KeyCreated, ev.KeyRevoked, ev.McpPinChanged,
     ev.FeedbackGiven,
 )  # fmt: skip
 

@@ -116,7 +116,7 @@ class _Run:
 _on: EventHandlers[TraceConsumer, [str, int], None] = EventHandlers("telemetry.tracing")
 _on.ignore(
     ev.RunQueued, ev.RateSlotTaken, ev.BudgetThresholdCrossed, ev.AgentStateChanged,
-    ev.KeyCreated, ev.KeyRevoked, ev.FeedbackGiven,
+    ev.KeyCreated, ev.KeyRevoked, ev.McpPinChanged, ev.FeedbackGiven,
 )  # fmt: skip
 
 

@@ -109,7 +109,7 @@ _steps: EventHandlers[Totals, [], Step] = EventHandlers(
 )
 _steps.ignore(
     ev.RunQueued, ev.BreakerTripped, ev.BudgetThresholdCrossed, ev.AgentStateChanged,
-    ev.KeyCreated, ev.KeyRevoked, ev.FeedbackGiven,
+    ev.KeyCreated, ev.KeyRevoked, ev.McpPinChanged, ev.FeedbackGiven,
 )  # fmt: skip
 
 
