@@ -15,12 +15,13 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
+import anyio
 import httpx2
 import mcp_types as types
+from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
-from mcp import Client
 from steward.core.backoff import backoff_delay
 from steward.core.errors import ToolExecutionError
 from steward.spec.models import McpServer
@@ -30,6 +31,9 @@ TIMEOUT = "mcp.timeout"  # no answer within the call's time
 PROTOCOL = "mcp.error"  # the server answered with a JSON-RPC error
 RESTART_BASE, RESTART_CAP = 0.5, 30.0  # seconds of backoff between starts (full jitter)
 MAX_PAGES = 100  # a paginating tools/list that never ends cannot hang a listing
+
+# a transport whose other end went away
+_GONE = (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream, ConnectionError)
 
 Watcher = Callable[[list[types.Tool]], None]
 
@@ -186,7 +190,7 @@ class Supervisor:
             async with asyncio.timeout(self.config.connect_timeout_seconds):
                 listing = await self._list(client)
         except Exception as exc:
-            raise self._error(exc, self.config.connect_timeout_seconds) from None
+            raise await self._error(exc, self.config.connect_timeout_seconds) from None
         self._notify(listing)
         return listing
 
@@ -198,11 +202,13 @@ class Supervisor:
             async with asyncio.timeout(seconds):
                 result = await client.call_tool(tool, arguments, read_timeout_seconds=seconds)
         except Exception as exc:
-            raise self._error(exc, seconds) from None
+            raise await self._error(exc, seconds) from None
         self.failures = 0  # a call answered: the server is healthy again
         return result
 
-    def _error(self, exc: Exception, timeout: float) -> ToolExecutionError:
+    async def _error(self, exc: Exception, timeout: float) -> ToolExecutionError:
+        """The typed error for a failed request. A session that ended (the process died,
+        the connection closed) is closed here and counts toward the restart backoff."""
         if isinstance(exc, ToolExecutionError):
             return exc
         if isinstance(exc, TimeoutError):
@@ -210,9 +216,14 @@ class Supervisor:
                 f"MCP server '{self.name}' gave no answer within {timeout:g}s",
                 code=TIMEOUT, retryable=False,
             )  # fmt: skip
-        if not self.alive:
-            return self._down(f"the session ended ({type(exc).__name__}: {exc})")
         code = getattr(getattr(exc, "error", None), "code", None)
+        if not self.alive or code == types.CONNECTION_CLOSED or isinstance(exc, _GONE):
+            self._failed(exc)
+            await self._close()
+            return self._down(
+                f"the session ended during the request ({type(exc).__name__}: {exc}); "
+                "a write may or may not have taken effect"
+            )
         detail = f" (JSON-RPC error {code})" if code is not None else ""
         return ToolExecutionError(f"MCP server '{self.name}'{detail}: {exc}", code=PROTOCOL,
                                   retryable=False)  # fmt: skip
