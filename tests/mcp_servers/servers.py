@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import mcp_types as types
@@ -85,7 +86,7 @@ async def call_tool(
                                     structured_content={"sum": total})  # fmt: skip
     if params.name == "note":
         if LEDGER:
-            with open(LEDGER, "a", encoding="utf-8") as ledger:
+            with Path(LEDGER).open("a", encoding="utf-8") as ledger:  # noqa: ASYNC230 - tiny
                 ledger.write(f"{args['to']}\n")
         return _text(f"noted for {args['to']}")
     if params.name == "echo":

@@ -4,6 +4,7 @@ reference server `mcp-server-time`, each run as a subprocess."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -235,7 +236,7 @@ async def test_a_dead_server_is_a_typed_error_and_restarts(
     assert time.monotonic() - started < 10
     (failed,) = events_of(sqlite_db, result.run_id, ToolFailed)
     assert failed.code == "mcp.server_unavailable" and failed.attempts == 1  # never retried
-    time.sleep(0.6)  # past the first restart's backoff (at most 0.5 s)
+    await asyncio.sleep(0.6)  # past the first restart's backoff (at most 0.5 s)
     model = ScriptedModel([calls(("t.add", {"a": 1, "b": 2})), final("done")])
     result = await runner.run(agent(sqlite_db, text, model), "add")
     assert [e.result for e in events_of(sqlite_db, result.run_id, ToolSucceeded)] == [{"sum": 3}]

@@ -16,6 +16,7 @@ from steward.cli import (
     audit,
     demo,
     keys,
+    mcp,
     policy,
     reports,
     runs,
@@ -68,6 +69,7 @@ app.add_typer(agents.app, name="agents")
 app.add_typer(telemetry.app, name="telemetry")
 app.add_typer(keys.app, name="keys")
 app.add_typer(policy.app, name="policy")
+app.add_typer(mcp.app, name="mcp")
 
 db_app = typer.Typer(help="The database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")

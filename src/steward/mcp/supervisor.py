@@ -206,14 +206,14 @@ class Supervisor:
         self.failures = 0  # a call answered: the server is healthy again
         return result
 
-    async def _error(self, exc: Exception, timeout: float) -> ToolExecutionError:
+    async def _error(self, exc: Exception, seconds: float) -> ToolExecutionError:
         """The typed error for a failed request. A session that ended (the process died,
         the connection closed) is closed here and counts toward the restart backoff."""
         if isinstance(exc, ToolExecutionError):
             return exc
         if isinstance(exc, TimeoutError):
             return ToolExecutionError(
-                f"MCP server '{self.name}' gave no answer within {timeout:g}s",
+                f"MCP server '{self.name}' gave no answer within {seconds:g}s",
                 code=TIMEOUT, retryable=False,
             )  # fmt: skip
         code = getattr(getattr(exc, "error", None), "code", None)

@@ -20,6 +20,7 @@ from steward.runtime import AgentRuntime, build_agent
 from steward.security.keys import Permission, Principal
 from steward.server.api import agents as agents_api
 from steward.server.api import approvals, audit, runs, stream
+from steward.server.api import mcp as mcp_api
 from steward.server.auth import requires
 from steward.server.console import routes as console
 from steward.server.errors import install_error_handlers
@@ -89,7 +90,8 @@ def create_app(
     )
     app.add_middleware(HygieneMiddleware)
     install_error_handlers(app, pages={console.PREFIX: console.error_page})
-    routers = (runs.router, stream.router, approvals.router, agents_api.router, audit.router)
+    routers = (runs.router, stream.router, approvals.router, agents_api.router, audit.router,
+               mcp_api.router)  # fmt: skip
     for router in (*routers, health_router):
         app.include_router(router)
     app.include_router(console.router)
