@@ -57,4 +57,4 @@ def test_list_and_approve(db: Database) -> None:
                    "--sha256", "b" * 64, "--json")  # fmt: skip
     assert json.loads(done.output)["status"] == "pinned"
     pin = get_pin(db, "desk", "t.add")
-    assert pin is not None and pin.approved_sha256 == "b" * 64 and pin.updated_by.startswith("ada")
+    assert pin is not None and pin.approved_sha256 == "b" * 64 and pin.updated_by == "admin:ada"
