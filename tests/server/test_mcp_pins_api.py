@@ -47,3 +47,22 @@ def test_list_and_approve(served: Served) -> None:
         "pinned",
         "admin",
     )
+
+
+def test_the_console_shows_pins_and_admins_approve(served: Served) -> None:
+    from .test_console import QUICK, get, post, sign_in
+
+    served.wait_for(served.start(QUICK)["id"], "succeeded")  # the agent has a stored version
+    seen = _quarantine(served)
+    sign_in(served, "reviewer")
+    page = get(served, "/console/agents")
+    assert "crm.lookup" in page and "mcp.definition_changed" in page
+    assert "Approve this definition" not in page
+    url = "/console/agents/support-desk/mcp/crm.lookup/approve"
+    assert post(served, url, {"sha256": seen}).status_code == 403
+    sign_in(served, "admin")
+    assert "Approve this definition" in get(served, "/console/agents")
+    assert post(served, url, {"sha256": seen}).status_code == 303
+    page = get(served, "/console/agents")
+    assert "its new definition is approved" in page
+    assert '<span class="pill pill-green">pinned</span>' in page

@@ -15,6 +15,7 @@ from steward.server.auth import check
 from steward.server.console.render import PREFIX, page, redirect
 from steward.server.console.session import Actor, Reader
 from steward.server.service import RunService
+from steward.store.mcp_pins import Pin, approve_pin, list_pins
 from steward.store.runs import list_agent_versions
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -31,9 +32,12 @@ def agents_page(request: Request, who: Reader) -> Response:
     service: RunService = request.app.state.service
     agents = agents_overview(service)
     versions = {a.name: list_agent_versions(service.db, a.name) for a in agents}
+    pins: dict[str, list[Pin]] = {}
+    for pin in list_pins(service.db):
+        pins.setdefault(pin.agent, []).append(pin)
     return page(
         request, "agents.html", who, section="agents", agents=agents, versions=versions,
-        modes=MODES,
+        modes=MODES, pins=pins,
     )  # fmt: skip
 
 
@@ -73,3 +77,19 @@ def set_mode(
     service = _change(request, name, who)
     service.set_state(name, by=who.label, mode=Autonomy(mode), comment=comment.strip())
     return redirect(AGENTS, f"{name} is now {mode}: {MODES[mode]}.")
+
+
+@router.post("/agents/{name}/mcp/{tool}/approve")
+def approve_mcp_tool(
+    name: str,
+    tool: str,
+    request: Request,
+    who: Actor,
+    sha256: Annotated[str, Form(pattern="^[0-9a-f]{64}$")],
+) -> Response:
+    """Trust the definition a quarantined MCP tool shows now: the one shown on the page."""
+    check(who, Permission.MANAGE_AGENTS)
+    service: RunService = request.app.state.service
+    approve_pin(service.db, name, tool, by=who.label, sha256=sha256,
+                on_commit=service.journal.publish)  # fmt: skip
+    return redirect(AGENTS, f"{tool} of {name}: its new definition is approved.")
