@@ -338,3 +338,25 @@ async def test_the_published_time_server(runner: Runner, sqlite_db: Database) ->
     result = await runner.run(built, "what time is it in Tokyo")
     (done,) = events_of(sqlite_db, result.run_id, ToolSucceeded)
     assert "Asia/Tokyo" in str(done.result) and "datetime" in str(done.result)
+
+
+# --- the public facade ---------------------------------------------------------------------
+
+
+async def test_the_facade_governs_mcp_tools(tmp_path: Path) -> None:
+    """An agent whose loop is its own program's calls MCP tools through `steward`: they
+    run in the gate, and a quarantined one is denied with the pin's reason."""
+    import steward
+
+    specs = tmp_path / "agents"
+    specs.mkdir()
+    body = spec(stdio("--poisoned"), "t.add, t.lookup").replace(
+        "model: scripted", "model: external"
+    )
+    (specs / "desk.yaml").write_text(body, encoding="utf-8")
+    async with steward.open(f"sqlite:///{tmp_path / 's.db'}", specs=specs) as st:
+        run = await st.start_run("desk", "add two numbers")
+        done = await run.call("t.add", {"a": 4, "b": 5}, call_id="c1")
+        assert done == steward.Executed("c1", "t.add", {"a": 4, "b": 5}, {"sum": 9})
+        held = await run.call("t.lookup", {"id": "7"}, call_id="c2")
+        assert isinstance(held, steward.Denied) and held.code == "mcp.tool_poisoning"
