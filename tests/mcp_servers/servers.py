@@ -50,6 +50,11 @@ def _tools() -> list[types.Tool]:
                           "required": ["text"]},
         ),
         types.Tool(
+            name="fail", description="Fails, saying the given text.",
+            input_schema={"type": obj, "properties": {"text": {"type": "string"}},
+                          "required": ["text"]},
+        ),
+        types.Tool(
             name="nap", description="Sleep for the given number of seconds.",
             input_schema={"type": obj, "properties": {"seconds": {"type": "number"}}},
         ),
@@ -91,6 +96,9 @@ async def call_tool(
         return _text(f"noted for {args['to']}")
     if params.name == "echo":
         return _text(str(args["text"]))
+    if params.name == "fail":
+        return types.CallToolResult(content=[types.TextContent(text=str(args["text"]))],
+                                    is_error=True)  # fmt: skip
     if params.name == "nap":
         await asyncio.sleep(float(args.get("seconds", 60)))
         return _text("rested")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 import mcp_types as types
@@ -75,9 +76,10 @@ def poisoning(definition: dict[str, Any], detector: Scanner | None) -> str:
     ) or ", ".join(scanned.findings)
 
 
-def result_value(result: types.CallToolResult) -> Any:
+def result_value(result: types.CallToolResult, clean: Callable[[str], str]) -> Any:
     """What the agent reads of a tool's result: its structured content when it has one,
-    else its text (one block: the string; several: a list). An error result raises."""
+    else its text (one block: the string; several: a list). An error result raises with
+    its text passed through `clean` (the error reaches the model, and is untrusted too)."""
     blocks: list[Any] = []
     for block in result.content:
         if isinstance(block, types.TextContent):
@@ -87,7 +89,7 @@ def result_value(result: types.CallToolResult) -> Any:
                                            exclude={"data", "blob"}))  # fmt: skip
     if result.is_error:
         text = " ".join(b for b in blocks if isinstance(b, str)) or "the tool reported an error"
-        raise ToolExecutionError(text, code=TOOL_ERROR, retryable=False)
+        raise ToolExecutionError(clean(text), code=TOOL_ERROR, retryable=False)
     if result.structured_content is not None:
         return result.structured_content
     return blocks[0] if len(blocks) == 1 else blocks

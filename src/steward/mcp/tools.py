@@ -20,7 +20,7 @@ import fastjsonschema
 import mcp_types as types
 
 from steward.core.errors import SpecError, SpecProblem
-from steward.gate.stages.scan import DEFAULT_SCANNERS, injection_detector
+from steward.gate.stages.scan import DEFAULT_SCANNERS, injection_detector, scan_result
 from steward.mcp.definitions import (
     canonical,
     definition_of,
@@ -40,6 +40,12 @@ from steward.tools.base import ArgValidator, Tool, compile_validator
 
 NOT_PINNED = "mcp.not_pinned"
 CHANGED = "mcp.definition_changed"
+
+
+def _untrusted_error(text: str) -> str:
+    """An error result's text as a result is shown: injection quarantined, PII masked (the
+    execute stage scans results, not errors)."""
+    return str(scan_result(text, DEFAULT_SCANNERS, allow_pii=False, max_records=1).value)
 
 
 def _validator(name: str, schema: dict[str, Any]) -> ArgValidator:
@@ -112,7 +118,7 @@ def _tool(
     async def call(**arguments: Any) -> Any:
         # the gate bounds the call by `timeout`; the hub's bound is a backstop behind it
         result = await hub.run(supervisor.call(item.name, arguments, timeout + 1.0))
-        return result_value(result)
+        return result_value(result, _untrusted_error)
 
     return Tool(
         name=name,
