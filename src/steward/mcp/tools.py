@@ -12,6 +12,7 @@ denied with the pin's reason) until an admin approves the definition it shows.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -81,12 +82,20 @@ class _Pins:
             text = canonical(definition)
             finding = poisoning(definition, detector)
             observe_pin(self.db, self.agent, name, sha256_of(text), text, finding=finding)
+        _observed[0] += 1
+
+
+# Bumped whenever this process observes a listing: a held-check cached before it is stale.
+_observed = [0]
+PIN_CACHE_SECONDS = 1.0  # how long a tool trusts its last read of its pin (another
+# process's quarantine or approval takes effect within this; this process's at once)
 
 
 def _hold(db: Database, agent: str, name: str, sha256: str) -> Callable[[], tuple[str, str] | None]:
     approve = f"an admin approves it with `steward mcp pins approve {agent} {name}`"
+    cached: list[Any] = [-1, 0.0, None]  # generation, when, answer
 
-    def hold() -> tuple[str, str] | None:
+    def read() -> tuple[str, str] | None:
         pin = get_pin(db, agent, name)
         if pin is None:
             return NOT_PINNED, f"{name} has no pinned definition"
@@ -99,6 +108,13 @@ def _hold(db: Database, agent: str, name: str, sha256: str) -> Callable[[], tupl
                 "build the agent again"
             )
         return None
+
+    def hold() -> tuple[str, str] | None:
+        now = time.monotonic()
+        if cached[0] != _observed[0] or now - cached[1] > PIN_CACHE_SECONDS:
+            cached[:] = [_observed[0], now, read()]
+        answer: tuple[str, str] | None = cached[2]
+        return answer
 
     return hold
 
