@@ -55,6 +55,10 @@ def _tools() -> list[types.Tool]:
                           "required": ["text"]},
         ),
         types.Tool(
+            name="env", description="The value of one environment variable of the server.",
+            input_schema={"type": obj, "properties": {"name": {"type": "string"}}},
+        ),
+        types.Tool(
             name="nap", description="Sleep for the given number of seconds.",
             input_schema={"type": obj, "properties": {"seconds": {"type": "number"}}},
         ),
@@ -94,6 +98,8 @@ async def call_tool(
             with Path(LEDGER).open("a", encoding="utf-8") as ledger:  # noqa: ASYNC230 - tiny
                 ledger.write(f"{args['to']}\n")
         return _text(f"noted for {args['to']}")
+    if params.name == "env":
+        return _text(os.environ.get(str(args["name"]), "<unset>"))
     if params.name == "echo":
         return _text(str(args["text"]))
     if params.name == "fail":

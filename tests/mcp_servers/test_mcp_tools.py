@@ -84,6 +84,8 @@ def events_of(db: Database, run_id: str, kind: type[Any]) -> list[Any]:
         ("  t:\n    command: a\n    tools:\n      add: {effect: maybe}\n",
          "mcp_servers.t.tools.add.effect", "pattern"),
         ("  T x:\n    command: a\n", "mcp_servers.T x", "pattern"),
+        ("  t:\n    url: http://h/mcp\n    env_from: [TOKEN]\n", "mcp_servers.t.env_from",
+         "only to a server started by `command`"),
     ],
 )  # fmt: skip
 def test_spec_errors_name_file_line_and_field(section: str, where: str, message: str) -> None:
@@ -156,6 +158,26 @@ async def test_an_error_result_is_untrusted_too(runner: Runner, sqlite_db: Datab
     assert failed.code == "mcp.tool_error" and "SYSTEM OVERRIDE" not in failed.message
     seen = model.requests[1].messages[-1].content
     assert QUARANTINED in seen and "SYSTEM OVERRIDE" not in seen
+
+
+async def test_the_server_gets_env_and_only_the_variables_named(
+    runner: Runner, sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CRM_TOKEN", "s3cret")
+    monkeypatch.setenv("OTHER_SECRET", "hidden")
+    options = "    env: {REGION: eu}\n    env_from: [CRM_TOKEN]\n"
+    model = ScriptedModel([
+        calls(("t.env", {"name": "REGION"}), ("t.env", {"name": "CRM_TOKEN"}),
+              ("t.env", {"name": "OTHER_SECRET"})),
+        final("done"),
+    ])  # fmt: skip
+    result = await runner.run(agent(sqlite_db, spec(stdio(options=options), "t.env"), model), "env")
+    done = events_of(sqlite_db, result.run_id, ToolSucceeded)
+    assert sorted(e.result for e in done) == ["<unset>", "eu", "s3cret"]
+    monkeypatch.delenv("CRM_TOKEN")
+    HUB.stop()
+    with pytest.raises(SpecError, match="env_from names variables that are not set: CRM_TOKEN"):
+        agent(sqlite_db, spec(stdio(options=options), "t.env"))
 
 
 # --- pinning -------------------------------------------------------------------------------

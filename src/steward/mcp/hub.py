@@ -65,7 +65,7 @@ class McpHub:
         """The one supervisor of this server in this process (the same name and transport
         settings share a session, whichever agent lists it)."""
         digest = hashlib.sha256(
-            config.model_dump_json(include={"command", "args", "env", "url", "auth_header",
+            config.model_dump_json(include={"command", "args", "env", "env_from", "url", "auth_header",
                                             "auth_env", "connect_timeout_seconds"}).encode()
         ).hexdigest()[:16]  # fmt: skip
         key = f"{name}:{digest}"

@@ -40,8 +40,16 @@ Watcher = Callable[[list[types.Tool]], None]
 
 def _transport(config: McpServer) -> Any:
     if config.command is not None:
+        missing = [name for name in config.env_from if name not in os.environ]
+        if missing:
+            raise ToolExecutionError(
+                f"env_from names variables that are not set: {', '.join(missing)}",
+                code=UNAVAILABLE,
+                retryable=False,
+            )
+        env = {name: os.environ[name] for name in config.env_from} | dict(config.env)
         params = StdioServerParameters(
-            command=config.command, args=list(config.args), env=dict(config.env) or None
+            command=config.command, args=list(config.args), env=env or None
         )
         return stdio_client(params)
     assert config.url is not None

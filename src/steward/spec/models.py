@@ -268,6 +268,8 @@ class McpServer(_Strict):
     command: str | None = Field(default=None, min_length=1)
     args: tuple[str, ...] = ()
     env: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], str] = {}
+    # variables of steward's own environment passed on (a secret stays out of the spec)
+    env_from: tuple[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], ...] = ()
     url: str | None = Field(default=None, pattern=r"^https?://", validate_default=True)
     auth_header: str = Field(default="Authorization", pattern=r"^[A-Za-z0-9-]+$")
     auth_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
@@ -282,6 +284,13 @@ class McpServer(_Strict):
     def _one_transport(cls, value: str | None, info: ValidationInfo) -> str | None:
         if (value is None) == (info.data.get("command") is None):
             raise ValueError("give either `command` (stdio) or `url` (streamable HTTP)")
+        return value
+
+    @field_validator("env_from")
+    @classmethod
+    def _stdio_only(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        if value and info.data.get("command") is None:
+            raise ValueError("env_from applies only to a server started by `command`")
         return value
 
     @field_validator("auth_env")
