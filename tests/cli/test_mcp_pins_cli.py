@@ -58,3 +58,16 @@ def test_list_and_approve(db: Database) -> None:
     assert json.loads(done.output)["status"] == "pinned"
     pin = get_pin(db, "desk", "t.add")
     assert pin is not None and pin.approved_sha256 == "b" * 64 and pin.updated_by == "admin:ada"
+
+
+def test_validate_never_starts_a_server_and_accepts_its_tools(tmp_path: Path) -> None:
+    spec = tmp_path / "desk.yaml"
+    spec.write_text(
+        "name: desk\nmodel: external\ntoolsets: ['steward.demo.tools:support_tools']\n"
+        "tools: [lookup_order, crm.lookup]\ndecision_authority:\n"
+        "  autonomous: [lookup_order, crm.lookup]\n"
+        "mcp_servers:\n  crm:\n    command: /nonexistent/server\n",
+        encoding="utf-8",
+    )
+    out = json.loads(steward("validate", str(spec), "--json").output)
+    assert (out["agent"], out["tools"]) == ("desk", 2)
