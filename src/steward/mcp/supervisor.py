@@ -210,11 +210,13 @@ class Supervisor:
             async with asyncio.timeout(seconds):
                 result = await client.call_tool(tool, arguments, read_timeout_seconds=seconds)
         except Exception as exc:
-            raise await self._error(exc, seconds) from None
+            raise await self._error(exc, seconds, sent=True) from None
         self.failures = 0  # a call answered: the server is healthy again
         return result
 
-    async def _error(self, exc: Exception, seconds: float) -> ToolExecutionError:
+    async def _error(
+        self, exc: Exception, seconds: float, *, sent: bool = False
+    ) -> ToolExecutionError:
         """The typed error for a failed request. A session that ended (the process died,
         the connection closed) is closed here and counts toward the restart backoff."""
         if isinstance(exc, ToolExecutionError):
@@ -228,10 +230,12 @@ class Supervisor:
         if not self.alive or code == types.CONNECTION_CLOSED or isinstance(exc, _GONE):
             self._failed(exc)
             await self._close()
-            return self._down(
-                f"the session ended during the request ({type(exc).__name__}: {exc}); "
-                "a write may or may not have taken effect"
+            lost = self._down(
+                f"the session ended during the request ({type(exc).__name__}: {exc})"
+                + ("; it may or may not have taken effect" if sent else "")
             )
+            lost.outcome_unknown = sent
+            return lost
         detail = f" (JSON-RPC error {code})" if code is not None else ""
         return ToolExecutionError(f"MCP server '{self.name}'{detail}: {exc}", code=PROTOCOL,
                                   retryable=False)  # fmt: skip
