@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from steward.core.defaults import DEFAULT_DB_URL
@@ -104,6 +104,17 @@ def make_model(loaded: LoadedSpec) -> Model:
         raise SpecError([problem]) from None
 
 
+def _mcp_client(loaded: LoadedSpec) -> Callable[[LoadedSpec, Database], list[Tool]]:
+    """steward.mcp's tool source; the MCP SDK loads only for a spec that lists servers."""
+    try:
+        from steward.mcp import mcp_tools
+    except ImportError as exc:
+        message = f"mcp_servers need the MCP SDK 2.x (pip install 'steward-governance[mcp]'): {exc}"
+        line = _line_of(loaded, "mcp_servers:")
+        raise SpecError([SpecProblem(loaded.path, line, 1, "mcp_servers", message)]) from None
+    return mcp_tools
+
+
 def _default_url() -> str:
     return os.environ.get("STEWARD_DB") or DEFAULT_DB_URL
 
@@ -124,8 +135,7 @@ def build_agent(
     registry = tools if isinstance(tools, ToolRegistry) else ToolRegistry(tools or ())
     add_builtins(loaded, registry)
     if loaded.spec.mcp_servers:
-        from steward.mcp import mcp_tools  # the MCP SDK loads only for a spec that uses it
-
+        mcp_tools = _mcp_client(loaded)
         for item in mcp_tools(loaded, db if db is not None else Database.open(_default_url())):
             registry.register(item)
     if loaded.spec.toolsets and any(name not in registry for name in loaded.spec.tools):
