@@ -66,7 +66,7 @@ class McpHub:
         settings share a session, whichever agent lists it)."""
         digest = hashlib.sha256(
             config.model_dump_json(include={"command", "args", "env", "env_from", "url", "auth_header",
-                                            "auth_env", "connect_timeout_seconds"}).encode()
+                                            "auth_env", "protocol", "connect_timeout_seconds"}).encode()
         ).hexdigest()[:16]  # fmt: skip
         key = f"{name}:{digest}"
         with self._guard:

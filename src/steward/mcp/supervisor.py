@@ -93,6 +93,7 @@ class Supervisor:
         self.failures = 0  # consecutive failed starts or crashes
         self.starts = 0
         self.last_error = ""
+        self.protocol_version = ""  # what the last session negotiated
         self._retry_at = 0.0
         self._client: Client | None = None
         self._holder: asyncio.Task[None] | None = None
@@ -158,7 +159,9 @@ class Supervisor:
     async def _hold(self, ready: asyncio.Future[Client], closing: asyncio.Event) -> None:
         """Open the session, hold it until asked to close; a crash is recorded for backoff."""
         try:
-            async with Client(_transport(self.config), cache=None) as client:
+            transport = _transport(self.config)
+            async with Client(transport, cache=None, mode=self.config.protocol) as client:
+                self.protocol_version = client.protocol_version
                 if not ready.done():
                     ready.set_result(client)
                 await closing.wait()

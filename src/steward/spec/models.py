@@ -275,6 +275,9 @@ class McpServer(_Strict):
     auth_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
     trust_annotations: bool = False
     tools: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-./]{1,128}$")], McpToolConfig] = {}
+    # auto: `server/discover` (2026-07-28), falling back to the `initialize` handshake of
+    # the 2025 revisions; legacy: the handshake only
+    protocol: str = Field(default="auto", pattern="^(auto|legacy)$")
     connect_timeout_seconds: float = Field(default=10.0, gt=0, le=600, allow_inf_nan=False)
     # per call; limits.tool_timeout_seconds applies when not set
     call_timeout_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False)
