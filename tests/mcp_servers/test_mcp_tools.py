@@ -271,6 +271,23 @@ async def test_a_changed_definition_is_quarantined_until_approved(
                      ("pinned", "mcp.approved", "alice")]  # fmt: skip
 
 
+async def test_a_server_that_says_its_tools_changed_is_listed_again(
+    runner: Runner, sqlite_db: Database
+) -> None:
+    """On a 2025 session the server's notifications/tools/list_changed makes steward list
+    it again at once: the changed tool is held before the agent is built again."""
+    text = spec(stdio(options="    protocol: legacy\n"), "t.add, t.mutate")
+    model = ScriptedModel([calls(("t.mutate", {})), final("done")])
+    built = agent(sqlite_db, text, model)
+    assert built.tools["t.add"].held() is None
+    await runner.run(built, "mutate")
+    deadline = time.monotonic() + 10
+    while built.tools["t.add"].held() is None and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    held = built.tools["t.add"].held()
+    assert held is not None and held[0] == "mcp.definition_changed"
+
+
 def test_approval_is_bound_to_the_definition_reviewed(sqlite_db: Database) -> None:
     text = spec(stdio("--rug-pull"), "t.add")
     agent(sqlite_db, text)

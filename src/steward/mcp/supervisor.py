@@ -9,6 +9,7 @@ come from other tasks of the same loop (steward/mcp/hub.py runs it).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -101,6 +102,7 @@ class Supervisor:
         self._lock: asyncio.Lock | None = None
         self._stopping = False
         self._watchers: list[Watcher] = []
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def watch(self, watcher: Watcher) -> None:
         """Call `watcher` with every listing of the server's tools (each start lists them)."""
@@ -160,7 +162,9 @@ class Supervisor:
         """Open the session, hold it until asked to close; a crash is recorded for backoff."""
         try:
             transport = _transport(self.config)
-            async with Client(transport, cache=None, mode=self.config.protocol) as client:
+            async with Client(
+                transport, cache=None, mode=self.config.protocol, message_handler=self._on_message
+            ) as client:
                 self.protocol_version = client.protocol_version
                 if not ready.done():
                     ready.set_result(client)
@@ -176,6 +180,19 @@ class Supervisor:
                 self._failed(exc)  # the server died under an open session
         finally:
             self._client = None
+
+    async def _on_message(self, message: Any) -> None:
+        """A server that says its tools changed (notifications/tools/list_changed, sent
+        unasked on a 2025 session) is listed again at once: a changed definition is
+        quarantined before the next call, not at the next build."""
+        if isinstance(message, types.ToolListChangedNotification):
+            task = asyncio.get_running_loop().create_task(self._relist())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _relist(self) -> None:
+        with contextlib.suppress(Exception):  # a failed listing changes no pin
+            await self.list_tools()
 
     async def _list(self, client: Client) -> list[types.Tool]:
         tools: list[types.Tool] = []
