@@ -14,10 +14,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import Measurement, Report, main, sample_async, scaled
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
+from _common import Measurement, Report, main, sample_async, scaled
 from steward.core.agent_state import DEFAULT_STATE
 from steward.core.messages import ToolCall
 from steward.gate import Gate, GateConfig
