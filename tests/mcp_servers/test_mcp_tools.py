@@ -310,6 +310,9 @@ def test_a_poisoned_description_is_quarantined(sqlite_db: Database) -> None:
     assert held is not None and held[0] == "mcp.tool_poisoning"
     assert built.tools["t.add"].held() is None
     assert [p.tool for p in list_pins(sqlite_db, quarantined=True)] == ["t.lookup"]
+    approve_pin(sqlite_db, "desk", "t.lookup", by="alice", sha256=pin.seen_sha256)
+    again = agent(sqlite_db, spec(stdio("--poisoned"), "t.lookup, t.add"))  # listed again
+    assert again.tools["t.lookup"].held() is None  # what an admin approved stays approved
 
 
 def test_record_leaves_a_flagged_description_pinned(sqlite_db: Database) -> None:

@@ -79,7 +79,8 @@ def observe_pin(
 ) -> Pin:
     """Record what the server shows for `tool` now and return the pin as it stands.
     First sight pins it (or quarantines it when `finding` names a poisoned description);
-    the trusted definition again un-quarantines it; any other definition quarantines it."""
+    the trusted definition (pinned, or approved by an admin whatever its finding) again
+    un-quarantines it; any other definition quarantines it."""
     moment = time.time()
     with db.writer.begin() as connection:
         row = _row(connection, agent, tool, lock=True)
@@ -95,7 +96,7 @@ def observe_pin(
                 )
             )  # fmt: skip
             event = McpPinChanged(agent, tool, status, reason, sha256, detail=finding)
-        elif sha256 == row.approved_sha256 and not finding:
+        elif sha256 == row.approved_sha256:  # trusted: pinned, or approved by an admin
             if row.status != PINNED:  # the server went back to the trusted definition
                 _set(connection, agent, tool, PINNED, "", sha256, definition, "", moment)
                 event = McpPinChanged(agent, tool, PINNED, "", sha256, row.seen_sha256)
