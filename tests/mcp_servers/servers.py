@@ -16,6 +16,7 @@ from typing import Any
 
 import mcp_types as types
 from mcp.server import Server, ServerRequestContext
+from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ToolsListChanged
 
 ARGS = sys.argv[1:]
 LEDGER = ARGS[ARGS.index("--ledger") + 1] if "--ledger" in ARGS else None
@@ -104,7 +105,10 @@ async def call_tool(
     if params.name == "mutate":  # changes `add` and says so (notifications/tools/list_changed)
         global mutated
         mutated = True
-        await ctx.session.send_tool_list_changed()
+        if ctx.protocol_version == "2026-07-28":  # to the clients that listen for changes
+            await BUS.publish(ToolsListChanged())
+        else:
+            await ctx.session.send_tool_list_changed()
         return _text("mutated")
     if params.name == "env":
         return _text(os.environ.get(str(args["name"]), "<unset>"))
@@ -122,7 +126,11 @@ async def call_tool(
                                 is_error=True)  # fmt: skip
 
 
-server: Server[Any] = Server("steward-test", on_list_tools=list_tools, on_call_tool=call_tool)
+BUS = InMemorySubscriptionBus()
+server: Server[Any] = Server(
+    "steward-test", on_list_tools=list_tools, on_call_tool=call_tool,
+    on_subscriptions_listen=ListenHandler(BUS),
+)  # fmt: skip
 
 
 async def _stdio() -> None:

@@ -271,12 +271,14 @@ async def test_a_changed_definition_is_quarantined_until_approved(
                      ("pinned", "mcp.approved", "alice")]  # fmt: skip
 
 
+@pytest.mark.parametrize("protocol", ["legacy", "auto"])
 async def test_a_server_that_says_its_tools_changed_is_listed_again(
-    runner: Runner, sqlite_db: Database
+    runner: Runner, sqlite_db: Database, protocol: str
 ) -> None:
-    """On a 2025 session the server's notifications/tools/list_changed makes steward list
-    it again at once: the changed tool is held before the agent is built again."""
-    text = spec(stdio(options="    protocol: legacy\n"), "t.add, t.mutate")
+    """The server's notifications/tools/list_changed (sent unasked on a 2025 session; on
+    a 2026-07-28 one to the `subscriptions/listen` steward opens) makes steward list it
+    again at once: the changed tool is held before the agent is built again."""
+    text = spec(stdio(options=f"    protocol: {protocol}\n"), "t.add, t.mutate")
     model = ScriptedModel([calls(("t.mutate", {})), final("done")])
     built = agent(sqlite_db, text, model)
     assert built.tools["t.add"].held() is None

@@ -22,6 +22,7 @@ import mcp_types as types
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from steward.core.backoff import backoff_delay
 from steward.core.errors import ToolExecutionError
@@ -168,7 +169,14 @@ class Supervisor:
                 self.protocol_version = client.protocol_version
                 if not ready.done():
                     ready.set_result(client)
-                await closing.wait()
+                listener = self._listener(client)
+                try:
+                    await closing.wait()
+                finally:
+                    if listener is not None:
+                        listener.cancel()
+                        with contextlib.suppress(BaseException):
+                            await listener
         except asyncio.CancelledError:
             if not ready.done():
                 ready.cancel()
@@ -189,6 +197,23 @@ class Supervisor:
             task = asyncio.get_running_loop().create_task(self._relist())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    def _listener(self, client: Client) -> asyncio.Task[None] | None:
+        """On a 2026-07-28 session, a task that listens for the server's tool changes
+        (`subscriptions/listen`), when the server says its tool list can change."""
+        tools = client.server_capabilities.tools
+        if client.protocol_version not in MODERN_PROTOCOL_VERSIONS or tools is None:
+            return None
+        if not tools.list_changed:
+            return None
+
+        async def listen() -> None:
+            with contextlib.suppress(Exception):  # a server that cannot: builds still list
+                async with client.listen(tools_list_changed=True) as changes:
+                    async for _ in changes:
+                        await self._relist()
+
+        return asyncio.get_running_loop().create_task(listen())
 
     async def _relist(self) -> None:
         with contextlib.suppress(Exception):  # a failed listing changes no pin
