@@ -35,6 +35,7 @@ BENCHMARKS = {
     "adapter_pydantic_ai": "bench_adapter_pydantic_ai.py",
     "adapter_langgraph": "bench_adapter_langgraph.py",
     "engines": "bench_engines.py",  # the `temporal` extra (in dev): starts a dev server
+    "mcp_tools": "bench_mcp_tools.py",
 }
 
 

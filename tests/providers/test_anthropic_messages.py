@@ -323,3 +323,23 @@ async def test_from_env(monkeypatch: pytest.MonkeyPatch, server: AnthropicServer
     finally:
         await env_model.aclose()
     assert env_model.name == "anthropic:claude-test"
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_dotted_tool_names_go_out_as_the_api_allows_and_come_back(
+    server: AnthropicServer, model: AnthropicModel, streaming: bool
+) -> None:
+    add = ToolSpec("calc.add", "Add.", {"type": "object"})
+    history = (Message("user", "1+1?"),
+               Message("assistant", "", tool_calls=(ToolCall("t0", "calc.add", {"a": 1}),)),
+               Message("tool", "2", tool_call_id="t0", name="calc.add"))  # fmt: skip
+    request = ModelRequest(history, tools=(add,))
+    server.reply("", tool_calls=[("calc__add", {"a": 2})])
+    if streaming:
+        _, response = await collect(model, request)
+    else:
+        response = await model.respond(request)
+    assert [c.name for c in response.tool_calls] == ["calc.add"]
+    body = server.requests[-1].body
+    assert [t["name"] for t in body["tools"]] == ["calc__add"]
+    assert body["messages"][1]["content"][-1]["name"] == "calc__add"

@@ -439,3 +439,29 @@ def test_constructor() -> None:
     with pytest.raises(ModelError) as info:
         OpenAICompatModel("m", api_key="")
     assert info.value.code == "model.auth"
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_dotted_tool_names_go_out_as_the_api_allows_and_come_back(
+    server: OpenAIServer, model: OpenAICompatModel, streaming: bool
+) -> None:
+    """An MCP tool's `server.tool` is sent as `server__tool` (the API's names take no dot)
+    and the call comes back under the tool's own name."""
+    add = ToolSpec("calc.add", "Add.", {"type": "object"})
+    history = (Message("user", "1+1?"),
+               Message("assistant", "", tool_calls=(ToolCall("c0", "calc.add", {"a": 1}),)),
+               Message("tool", "2", tool_call_id="c0", name="calc.add"))  # fmt: skip
+    request = ModelRequest(messages=history, tools=(add, ToolSpec("a__b", "", {})))
+    if streaming:
+        server.stream(tool_calls=[("calc__add", {"a": 2}), ("a__b", {})])
+        events = await collect(model, request)
+        end = events[-1]
+        assert isinstance(end, StreamEnd)
+        response = end.response
+    else:
+        server.reply(None, tool_calls=[("calc__add", {"a": 2}), ("a__b", {})])
+        response = await model.respond(request)
+    assert [c.name for c in response.tool_calls] == ["calc.add", "a__b"]
+    body = server.requests[-1].body
+    assert [t["function"]["name"] for t in body["tools"]] == ["calc__add", "a__b"]
+    assert body["messages"][1]["tool_calls"][0]["function"]["name"] == "calc__add"

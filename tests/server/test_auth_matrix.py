@@ -42,6 +42,8 @@ ROUTES: list[tuple[str, str, dict[str, object] | None, tuple[str, ...]]] = [
     ("GET", "/v1/audit/events", None, PEOPLE),
     ("POST", "/v1/audit/verify", None, PEOPLE),
     ("GET", "/metrics", None, PEOPLE),
+    ("GET", "/v1/mcp/pins", None, PEOPLE),
+    ("POST", "/v1/mcp/pins/support-desk/crm.lookup/approve", {}, ("admin",)),
 ]  # fmt: skip
 
 

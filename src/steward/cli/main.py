@@ -17,6 +17,7 @@ from steward.cli import (
     demo,
     evals,
     keys,
+    mcp,
     monitors,
     policy,
     reports,
@@ -74,6 +75,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(monitors.app, name="monitors")
 app.add_typer(policy.app, name="policy")
 app.add_typer(evals.app, name="eval")
+app.add_typer(mcp.app, name="mcp")
 
 db_app = typer.Typer(help="The database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")

@@ -45,7 +45,7 @@ _details: EventHandlers[None, [], str] = EventHandlers("cli.runs")
 _details.ignore(
     ev.RunQueued, ev.RateSlotTaken, ev.BudgetThresholdCrossed, ev.AgentStateChanged,
     ev.KeyCreated, ev.KeyRevoked, ev.FeedbackGiven, ev.PersonSignedIn, ev.DriftAlarmed,
-    ev.LabelMoved,
+    ev.LabelMoved, ev.McpPinChanged,
 )  # fmt: skip
 
 

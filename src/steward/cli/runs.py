@@ -69,8 +69,8 @@ def run(
         from steward.spec import load_spec
 
         loaded = load_spec(file)
-        agent = build_agent(loaded)
         database = open_db(db, create=True)
+        agent = build_agent(loaded, db=database)
         tags = (
             acting_as(database, key, Permission.START_RUN, agent.name).starter_tags() if key else {}
         )

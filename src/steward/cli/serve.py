@@ -65,7 +65,8 @@ def serve(
 
             os.environ.setdefault(SYSTEMS_ENV, str(systems_path()))
             paths.append(DEMO_SPEC)
-        agents = load_agents(paths)
+        # the definitions of MCP servers' tools are pinned in this database while serving
+        agents = load_agents(paths, open_db(db))
         names = ", ".join(a.name for a in agents) or "none (runs can still be decided)"
         console.print(f"steward serving http://{host}:{port} · agents: {names} · db {db_url(db)}")
         if active_keys:

@@ -36,7 +36,11 @@ def validate(
             if spec.decision_authority.tier_of(t) is None and t not in BUILTINS
         ]
         if spec.toolsets:
-            missing = [t for t in spec.tools if t not in registry]
+            missing = [  # an MCP server's tools are listed when the agent is built
+                t
+                for t in spec.tools
+                if t not in registry and t.partition(".")[0] not in spec.mcp_servers
+            ]
             if missing:
                 fail(f"{file}: tools not provided by its toolsets: {', '.join(missing)}")
         data: Record = {

@@ -66,13 +66,24 @@ class UnknownToolError(StewardError):
 
 
 class ToolExecutionError(StewardError):
-    """A tool raised or timed out. `retryable` says whether a retry may help."""
+    """A tool raised or timed out. `retryable` says whether a retry may help;
+    `outcome_unknown` that it may have acted all the same."""
 
     code = "tool.failed"
 
-    def __init__(self, message: str, *, code: str = "tool.failed", retryable: bool = True) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "tool.failed",
+        retryable: bool = True,
+        outcome_unknown: bool = False,
+    ) -> None:
         super().__init__(message, code=code)
         self.retryable = retryable
+        # the tool was reached and may have acted (e.g. its server died mid-call): a write
+        # is then recorded outcome unknown, never failed
+        self.outcome_unknown = outcome_unknown
 
 
 class PermissionDenied(StewardError):

@@ -282,6 +282,22 @@ class PersonSignedIn(Event, tag="person.signed_in", frozen=True):
     linked: bool = False
 
 
+class McpPinChanged(Event, tag="mcp.pin_changed", frozen=True):
+    """An MCP tool's definition was pinned (first sight), quarantined (it changed, or its
+    description holds instructions for the model), or approved by an admin (steward/mcp/).
+    Hashes are SHA-256 of the canonical definition: name, description, inputSchema and
+    annotations."""
+
+    agent: str
+    tool: str  # server.tool
+    status: str  # pinned | quarantined
+    reason: str  # "" | mcp.definition_changed | mcp.tool_poisoning | mcp.approved
+    sha256: str
+    previous_sha256: str = ""
+    by: str = "steward"
+    detail: str = ""
+
+
 class FeedbackGiven(Event, tag="run.feedback", frozen=True):
     """A person judged a run's output: `correct` or `incorrect` (with a correction)."""
 
@@ -358,6 +374,7 @@ AnyEvent = (
     | PersonSignedIn
     | DriftAlarmed
     | LabelMoved
+    | McpPinChanged
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = get_args(AnyEvent)

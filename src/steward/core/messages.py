@@ -56,6 +56,22 @@ class ToolSpec(msgspec.Struct, frozen=True):
     parameters: dict[str, Any]
 
 
+def wire_tool_name(name: str) -> str:
+    """A tool's name as the providers' APIs accept it (letters, digits, `_`, `-`): an MCP
+    tool's `server.tool` is sent as `server__tool`."""
+    return name.replace(".", "__")
+
+
+def tool_name_from_wire(wire: str, tools: tuple[ToolSpec, ...]) -> str:
+    """The name of the tool among `tools` that the provider called `wire`; `wire` itself
+    when none is (the gate then decides an unknown tool)."""
+    if "__" in wire:
+        for spec in tools:
+            if "." in spec.name and wire_tool_name(spec.name) == wire:
+                return spec.name
+    return wire
+
+
 class ModelResponse(msgspec.Struct, frozen=True):
     """A model's turn: either tool calls to make, or a final answer with a confidence."""
 

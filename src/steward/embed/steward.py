@@ -24,7 +24,7 @@ from steward.engines.embedded import EmbeddedExecutor, EmbeddedStore
 from steward.gate.shared import shared_gate_state
 from steward.models.external import is_external
 from steward.models.pricing import PriceTable, load_prices
-from steward.runtime.agent import build_agent
+from steward.runtime.agent import AgentRuntime, build_agent
 from steward.runtime.model_calls import ModelCaller
 from steward.runtime.runner import new_run_id
 from steward.runtime.runs import VersionMemory, check_enabled, mask_input
@@ -155,7 +155,7 @@ class Steward:
                 raise PermissionDenied(reason.message, code=reason.code)
             given.update(who.starter_tags())
         check_enabled(self._states, agent)
-        runtime = build_agent(loaded, list(tools), unbound=True)
+        runtime = await _build(loaded, tools, self.db)
         await asyncio.to_thread(self._versions.remember, runtime)
         executor = EmbeddedExecutor(
             self.db, self.journal, run_id or new_run_id(), runtime.name, runtime.version
@@ -173,7 +173,7 @@ class Steward:
         loaded = self.specs.get(row.agent)
         if loaded is None or loaded.version != row.agent_version:
             loaded = await asyncio.to_thread(stored_spec, self.db, row.agent, row.agent_version)
-        runtime = build_agent(loaded, list(tools), unbound=True)
+        runtime = await _build(loaded, tools, self.db)
         if not is_external(runtime.model):
             raise StewardError(
                 f"run {run_id} is of agent {row.agent}, which steward's runner drives",
@@ -323,3 +323,11 @@ def open(
 
 def new_call_id() -> str:
     return f"call_{uuid.uuid4().hex[:16]}"
+
+
+async def _build(loaded: LoadedSpec, tools: Iterable[Tool], db: Database) -> AgentRuntime:
+    """The agent with the program's tools; one with MCP servers lists their tools (and pins
+    them in `db`) off the event loop."""
+    if loaded.spec.mcp_servers:
+        return await asyncio.to_thread(build_agent, loaded, list(tools), unbound=True, db=db)
+    return build_agent(loaded, list(tools), unbound=True)

@@ -11,6 +11,18 @@ from steward.store.runs import get_agent_version, get_run
 from steward.tools.builtin import BUILTINS
 
 
+def _from_mcp(loaded: LoadedSpec, name: str) -> bool:
+    return name.partition(".")[0] in loaded.spec.mcp_servers
+
+
+def _bound_in_code(loaded: LoadedSpec) -> bool:
+    """Tools neither built in, from `toolsets`, nor from the spec's MCP servers: only the
+    program that bound them can rebuild the agent."""
+    return not loaded.spec.toolsets and any(
+        name not in BUILTINS and not _from_mcp(loaded, name) for name in loaded.spec.tools
+    )
+
+
 def stored_spec(db: Database, agent: str, version: str) -> LoadedSpec:
     """The spec of a stored agent version, with the prompt file it was saved with."""
     found = get_agent_version(db, agent, version)
@@ -25,8 +37,7 @@ def agent_for_run(db: Database, run_id: str) -> AgentRuntime:
 def rebuildable(agent: AgentRuntime) -> bool:
     """Whether a process other than the one holding `agent` can rebuild it from its spec:
     its tools come from `toolsets` or are built in."""
-    spec = agent.loaded.spec
-    return bool(spec.toolsets) or all(name in BUILTINS for name in spec.tools)
+    return not _bound_in_code(agent.loaded)
 
 
 def agent_version(db: Database, agent: str, version: str) -> AgentRuntime:
@@ -34,10 +45,10 @@ def agent_version(db: Database, agent: str, version: str) -> AgentRuntime:
     loaded = stored_spec(db, agent, version)
     if loaded.spec.model.name == EXTERNAL:
         # its own program drives it (steward.Steward.attach); the runner only reports it
-        return build_agent(loaded, unbound=True)
-    if not loaded.spec.toolsets and any(name not in BUILTINS for name in loaded.spec.tools):
+        return build_agent(loaded, unbound=True, db=db)
+    if _bound_in_code(loaded):
         raise StewardError(
             f"agent {agent} binds its tools in code (no `toolsets` in its spec); "
             "resume the run from that program with Runner.resume()"
         )
-    return build_agent(loaded)
+    return build_agent(loaded, db=db)

@@ -45,7 +45,7 @@ class LabelledAgents:
         with self._lock:
             found = self._built.get(key)
         if found is None:
-            found = build_agent(stored_spec(self.db, loaded.name, version))
+            found = build_agent(stored_spec(self.db, loaded.name, version), db=self.db)
             with self._lock:
                 found = self._built.setdefault(key, found)
         return found

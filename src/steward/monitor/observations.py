@@ -77,6 +77,7 @@ _on.ignore(
     ev.DriftAlarmed,
     ev.PersonSignedIn,
     ev.LabelMoved,
+    ev.McpPinChanged,
 )
 
 

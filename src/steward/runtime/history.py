@@ -71,7 +71,7 @@ _fold.ignore(
     ev.RunResumed, ev.RunWaiting, ev.ModelFailed, ev.ModelBreakerOpened, ev.ModelBreakerClosed,
     ev.RateSlotTaken, ev.ApprovalDecided, ev.BreakerTripped, ev.BudgetThresholdCrossed,
     ev.AgentStateChanged, ev.KeyCreated, ev.KeyRevoked, ev.FeedbackGiven,
-    ev.PersonSignedIn, ev.DriftAlarmed, ev.LabelMoved,
+    ev.PersonSignedIn, ev.DriftAlarmed, ev.LabelMoved, ev.McpPinChanged,
 )  # fmt: skip
 
 

@@ -310,7 +310,11 @@ class Runner:
         if spec.prompt:
             messages.append(Message("system", spec.prompt))
         messages.append(Message("user", text))
-        tool_specs = tuple(agent.tools[name].spec() for name in spec.tools if name in agent.tools)
+        tool_specs = tuple(
+            agent.tools[name].spec()
+            for name in spec.tools
+            if name in agent.tools and agent.tools[name].held() is None  # held: hidden
+        )
         said = ""  # the text of cut-off answers the model was asked to continue
         gate = agent.gate(self.gates)
         user_words = said_words(typed)  # read once per activation, kept in memory only

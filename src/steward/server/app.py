@@ -25,6 +25,7 @@ from steward.security.keys import Permission, Principal
 from steward.security.sso import SsoConfig
 from steward.server.api import agents as agents_api
 from steward.server.api import approvals, audit, labels, runs, stream
+from steward.server.api import mcp as mcp_api
 from steward.server.auth import requires
 from steward.server.console import routes as console
 from steward.server.console import sso as console_sso
@@ -61,12 +62,13 @@ class TemporalTarget:
         return TemporalRuns(client, db, journal, task_queue=self.task_queue)
 
 
-def load_agents(paths: Iterable[Path]) -> list[AgentRuntime]:
-    """Agents from spec files (a directory means every *.yaml in it)."""
+def load_agents(paths: Iterable[Path], db: Database | None = None) -> list[AgentRuntime]:
+    """Agents from spec files (a directory means every *.yaml in it). `db` pins the
+    definitions of their MCP servers' tools."""
     files: list[Path] = []
     for path in paths:
         files.extend(sorted(path.glob("*.y*ml")) if path.is_dir() else [path])
-    return [build_agent(load_spec(f)) for f in files]
+    return [build_agent(load_spec(f), db=db) for f in files]
 
 
 def create_app(
@@ -134,7 +136,7 @@ def create_app(
     app.add_middleware(HygieneMiddleware)
     install_error_handlers(app, pages={console.PREFIX: console.error_page})
     routers = (runs.router, stream.router, approvals.router, agents_api.router, labels.router,
-               audit.router)  # fmt: skip
+               audit.router, mcp_api.router)  # fmt: skip
     for router in (*routers, health_router):
         app.include_router(router)
     app.include_router(console.router)

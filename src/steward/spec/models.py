@@ -249,6 +249,61 @@ class InjectionPolicy(_Strict):
         return action
 
 
+class McpToolConfig(_Strict):
+    """What steward may assume of one MCP tool: its `effect`, whatever its annotations say."""
+
+    effect: str = Field(pattern="^(read|write)$")
+    idempotent: bool = False
+
+
+class McpServer(_Strict):
+    """One MCP server whose tools become this agent's tools, named `server.tool`.
+
+    stdio: `command` (+ `args`, `env`) is started as a subprocess when a tool of it is
+    first needed. Streamable HTTP: `url`, with `auth_header` taken from the environment
+    variable `auth_env` (the header value, e.g. `Bearer ...`). The server's annotations
+    (readOnlyHint, idempotentHint) are hints steward ignores unless `trust_annotations`;
+    without them or an entry under `tools`, every tool is a write that is never retried."""
+
+    command: str | None = Field(default=None, min_length=1)
+    args: tuple[str, ...] = ()
+    env: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], str] = {}
+    # variables of steward's own environment passed on (a secret stays out of the spec)
+    env_from: tuple[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], ...] = ()
+    url: str | None = Field(default=None, pattern=r"^https?://", validate_default=True)
+    auth_header: str = Field(default="Authorization", pattern=r"^[A-Za-z0-9-]+$")
+    auth_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
+    trust_annotations: bool = False
+    tools: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-./]{1,128}$")], McpToolConfig] = {}
+    # auto: `server/discover` (2026-07-28), falling back to the `initialize` handshake of
+    # the 2025 revisions; legacy: the handshake only
+    protocol: str = Field(default="auto", pattern="^(auto|legacy)$")
+    connect_timeout_seconds: float = Field(default=10.0, gt=0, le=600, allow_inf_nan=False)
+    # per call; limits.tool_timeout_seconds applies when not set
+    call_timeout_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+
+    @field_validator("url")
+    @classmethod
+    def _one_transport(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if (value is None) == (info.data.get("command") is None):
+            raise ValueError("give either `command` (stdio) or `url` (streamable HTTP)")
+        return value
+
+    @field_validator("env_from")
+    @classmethod
+    def _stdio_only(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        if value and info.data.get("command") is None:
+            raise ValueError("env_from applies only to a server started by `command`")
+        return value
+
+    @field_validator("auth_env")
+    @classmethod
+    def _http_only(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("url") is None:
+            raise ValueError("auth_env applies only to a server reached by `url`")
+        return value
+
+
 class Approvals(_Strict):
     expires_after_seconds: float = Field(default=86400.0, gt=0, allow_inf_nan=False)
 
@@ -426,6 +481,8 @@ class AgentSpec(_Strict):
     approvals: Approvals = Approvals()
     egress: Egress | None = None
     injection: InjectionPolicy = InjectionPolicy()
+    # MCP servers whose tools this agent may call, as `server.tool` (steward/mcp/)
+    mcp_servers: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_\-]{0,63}$")], McpServer] = {}
     rules: RulesConfig | None = None
     monitors: Monitors | None = None
     # the evaluation suite (its `name:`) a version must pass before a label may point at it
@@ -487,6 +544,11 @@ def check_references(spec: AgentSpec) -> list[tuple[Path, str]]:
     for tool in spec.rate_limits:
         if tool not in listed:
             problems.append((("rate_limits", tool), f"'{tool}' is not in `tools`"))
+    for server, config in spec.mcp_servers.items():
+        for tool in config.tools:
+            if f"{server}.{tool}" not in listed:
+                problems.append((("mcp_servers", server, "tools", tool),
+                                 f"'{server}.{tool}' is not in `tools`"))  # fmt: skip
     if spec.model.name == "rules" and spec.rules is None:
         problems.append((("model", "name"), "model 'rules' needs a `rules:` section"))
     problems.extend(_external_problems(spec))

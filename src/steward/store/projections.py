@@ -77,7 +77,7 @@ project.ignore(
     ev.RateSlotTaken, ev.ApprovalDecided, ev.ToolStarted, ev.ToolFailed,
     ev.ResultScanned, ev.BreakerTripped, ev.BudgetThresholdCrossed, ev.AgentStateChanged,
     ev.KeyCreated, ev.KeyRevoked, ev.FeedbackGiven, ev.PersonSignedIn, ev.DriftAlarmed,
-    ev.LabelMoved,
+    ev.LabelMoved, ev.McpPinChanged,
 )  # fmt: skip
 
 

@@ -345,3 +345,24 @@ limit_totals = Table(
     Column("key", String(255), primary_key=True),
     Column("amount", Float, nullable=False),
 )
+
+# Pinned MCP tool definitions (steward/mcp/, store/mcp_pins.py): per agent and tool, the
+# SHA-256 of the definition steward trusts, and of the one the server shows now. A tool
+# whose shown definition is not the trusted one is quarantined until an admin approves it.
+mcp_pins = Table(
+    "mcp_pins",
+    metadata,
+    Column("agent", String(64), primary_key=True),
+    Column("tool", String(255), primary_key=True),  # server.tool
+    Column("status", String(16), nullable=False),  # pinned | quarantined
+    Column(
+        "reason", String(64), nullable=False
+    ),  # "" or mcp.definition_changed | mcp.tool_poisoning
+    Column("approved_sha256", String(64), nullable=True),
+    Column("seen_sha256", String(64), nullable=False),
+    Column("seen_definition", Text, nullable=False),  # canonical JSON of what the server shows
+    Column("detail", Text, nullable=False),  # the finding, for a poisoned description
+    Column("first_seen", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("updated_by", String(128), nullable=False),
+)

@@ -57,8 +57,8 @@ def iso_utc(ts: float) -> str:
 # fields (time, type, run, agent, trace) whether or not its type adds any.
 _on: EventHandlers[JsonLogConsumer, [dict[str, Any]], None] = EventHandlers("telemetry.logs")
 _on.ignore(
-    ev.RunQueued, ev.RateSlotTaken, ev.BudgetThresholdCrossed, ev.KeyCreated, ev.KeyRevoked,
-    ev.FeedbackGiven, ev.PersonSignedIn, ev.DriftAlarmed,
+    ev.RunQueued, ev.RateSlotTaken, ev.BudgetThresholdCrossed, ev.KeyCreated,
+    ev.KeyRevoked, ev.FeedbackGiven, ev.PersonSignedIn, ev.DriftAlarmed, ev.McpPinChanged,
 )  # fmt: skip
 
 

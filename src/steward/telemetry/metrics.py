@@ -118,7 +118,7 @@ _on: EventHandlers[MetricsConsumer, [str | None, float], None] = EventHandlers("
 _on.ignore(
     ev.RunQueued, ev.ModelBreakerClosed, ev.ToolCallProposed, ev.RateSlotTaken,
     ev.ResultScanned, ev.BudgetThresholdCrossed, ev.AgentStateChanged, ev.KeyCreated,
-    ev.KeyRevoked, ev.FeedbackGiven, ev.PersonSignedIn, ev.LabelMoved,
+    ev.KeyRevoked, ev.FeedbackGiven, ev.PersonSignedIn, ev.LabelMoved, ev.McpPinChanged,
 )  # fmt: skip
 
 

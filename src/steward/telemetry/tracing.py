@@ -117,7 +117,7 @@ _on: EventHandlers[TraceConsumer, [str, int], None] = EventHandlers("telemetry.t
 _on.ignore(
     ev.RunQueued, ev.RateSlotTaken, ev.BudgetThresholdCrossed, ev.AgentStateChanged,
     ev.KeyCreated, ev.KeyRevoked, ev.FeedbackGiven, ev.PersonSignedIn, ev.DriftAlarmed,
-    ev.LabelMoved,
+    ev.LabelMoved, ev.McpPinChanged,
 )  # fmt: skip
 
 

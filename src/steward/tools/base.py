@@ -91,6 +91,10 @@ class Tool:
     # returns retrieved documents (search, RAG): its findings follow the spec's
     # `injection.retrieved_documents` rather than `injection.tool_results`
     retrieves: bool = False
+    # why the tool may not be called now, as (code, message), or None when it may: an MCP
+    # tool whose definition changed since it was pinned (steward/mcp/). A held tool is
+    # hidden from the model, and the policy stage denies its calls with that code.
+    hold: Callable[[], tuple[str, str] | None] | None = field(default=None, repr=False)
     _args_model: type[BaseModel] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -115,6 +119,10 @@ class Tool:
         except fastjsonschema.JsonSchemaException as exc:
             return str(getattr(exc, "message", exc))
         return None
+
+    def held(self) -> tuple[str, str] | None:
+        """(code, message) when the tool may not be called now, else None."""
+        return self.hold() if self.hold is not None else None
 
     def spec(self) -> ToolSpec:
         return ToolSpec(self.name, self.description, self.parameters)

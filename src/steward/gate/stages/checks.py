@@ -67,6 +67,9 @@ class PolicyStage:
             return cx.stop(self.name, decision)
         if cx.tool is None:  # fail closed, whatever the policy said
             return cx.stop(self.name, unbound)
+        held = cx.tool.held()  # e.g. an MCP tool whose definition changed (steward/mcp/)
+        if held is not None:
+            return cx.stop(self.name, deny(*held))
         cx.decided(self.name, decision)
         return await proceed(cx)
 

@@ -176,6 +176,7 @@ class ExecuteStage:
                 else None
             )
             cut = ""  # how this attempt ended if its timeout expired
+            reached = False  # the tool says it was reached and may have acted
             try:
                 async with asyncio.timeout(timeout):
                     result = await self._invoke(cx, tool, context, flight)
@@ -184,6 +185,7 @@ class ExecuteStage:
                 retryable = cut == CANCELLED  # never beside an attempt that may still run
             except ToolExecutionError as exc:
                 code, message, retryable = exc.code, exc.message, exc.retryable
+                reached = exc.outcome_unknown
             except _REJECTIONS as exc:  # the tool refused these arguments: retrying cannot help
                 code, message, retryable = "tool.rejected", f"{type(exc).__name__}: {exc}", False
             except Exception as exc:
@@ -197,7 +199,7 @@ class ExecuteStage:
                 await asyncio.sleep(backoff_delay(attempt))
                 continue
             # a write cut off after it reached its tool may yet take effect
-            unknown = side_effect and cut in (CANCELLED, LEFT_RUNNING)
+            unknown = side_effect and (cut in (CANCELLED, LEFT_RUNNING) or reached)
             return self._fail(
                 cx, code, message, attempt,
                 unknown=unknown and not tool.abandon_on_timeout, since=begun, on_timeout=cut,

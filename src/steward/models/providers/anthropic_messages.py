@@ -34,7 +34,15 @@ from anthropic.types import (
 from anthropic.types import TextDelta as WireTextDelta
 
 from steward.core.errors import ProviderError
-from steward.core.messages import Message, ModelResponse, ToolCall, Usage
+from steward.core.messages import (
+    Message,
+    ModelResponse,
+    ToolCall,
+    ToolSpec,
+    Usage,
+    tool_name_from_wire,
+    wire_tool_name,
+)
 from steward.models.protocol import ModelRequest, StreamEnd, StreamEvent, TextDelta
 from steward.models.providers._http import api_key_from_env, parse_retry_after
 
@@ -131,7 +139,7 @@ class AnthropicModel:
             u.cache_read_input_tokens,
             u.cache_creation_input_tokens,
         )
-        return self._response(texts, calls, message.stop_reason, usage, shape)
+        return self._response(texts, calls, message.stop_reason, usage, shape, request.tools)
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
         params, shape = self._params(request)
@@ -157,14 +165,20 @@ class AnthropicModel:
         if not state.stopped:
             raise _error("the stream ended before message_stop", "model.truncated", retryable=True)
         usage = _usage(state.input_tokens, state.output_tokens, state.cache_read, state.cache_write)
-        yield StreamEnd(self._response(state.texts, state.calls, state.stop_reason, usage, shape))
+        yield StreamEnd(
+            self._response(state.texts, state.calls, state.stop_reason, usage, shape, request.tools)
+        )
 
     # -- request --------------------------------------------------------------------------
 
     def _params(self, request: ModelRequest) -> tuple[dict[str, Any], _Shape | None]:
         system, messages = _messages(request.messages)
         tools: list[dict[str, Any]] = [
-            {"name": t.name, "description": t.description, "input_schema": t.parameters}
+            {
+                "name": wire_tool_name(t.name),
+                "description": t.description,
+                "input_schema": t.parameters,
+            }
             for t in request.tools
         ]
         tool_choice: dict[str, Any] | None = None
@@ -217,8 +231,10 @@ class AnthropicModel:
         stop_reason: str | None,
         usage: Usage,
         shape: _Shape | None,
+        tools: tuple[ToolSpec, ...] = (),
     ) -> ModelResponse:
         text = "".join(texts)
+        calls = [ToolCall(c.id, tool_name_from_wire(c.name, tools), c.arguments) for c in calls]
         finish = _FINISH.get(stop_reason or "end_turn", stop_reason or "stop")
         if shape is not None:
             answers = [c for c in calls if c.name == ANSWER_TOOL]
@@ -264,7 +280,12 @@ def _messages(messages: Sequence[Message]) -> tuple[str | None, list[dict[str, A
             if m.content:
                 blocks.append({"type": "text", "text": m.content})
             blocks.extend(
-                {"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments}
+                {
+                    "type": "tool_use",
+                    "id": c.id,
+                    "name": wire_tool_name(c.name),
+                    "input": c.arguments,
+                }
                 for c in m.tool_calls
             )
         if not blocks:

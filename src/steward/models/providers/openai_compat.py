@@ -37,7 +37,15 @@ from openai.types.chat import (
 from openai.types.shared_params import ResponseFormatJSONSchema
 
 from steward.core.errors import ModelError, ProviderError
-from steward.core.messages import Message, ModelResponse, ToolCall, ToolSpec, Usage
+from steward.core.messages import (
+    Message,
+    ModelResponse,
+    ToolCall,
+    ToolSpec,
+    Usage,
+    tool_name_from_wire,
+    wire_tool_name,
+)
 from steward.models.protocol import ModelRequest, StreamEnd, StreamEvent, TextDelta
 from steward.models.providers._http import api_key_from_env, parse_retry_after
 from steward.models.tokens import estimated_usage
@@ -178,7 +186,7 @@ class OpenAICompatModel:
         for i, call in enumerate(message.tool_calls or ()):
             if not isinstance(call, ChatCompletionMessageFunctionToolCall):
                 raise _bad_response(f"unsupported tool call type {call.type!r}")
-            name = call.function.name
+            name = tool_name_from_wire(call.function.name, request.tools)
             calls.append(
                 ToolCall(
                     call.id or f"call_{i}", name, parse_arguments(name, call.function.arguments)
@@ -215,7 +223,10 @@ def to_openai_messages(messages: tuple[Message, ...]) -> list[ChatCompletionMess
                 {
                     "id": c.id,
                     "type": "function",
-                    "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
+                    "function": {
+                        "name": wire_tool_name(c.name),
+                        "arguments": json.dumps(c.arguments),
+                    },
                 }
                 for c in m.tool_calls
             ]
@@ -229,7 +240,7 @@ def to_openai_tool(spec: ToolSpec) -> ChatCompletionFunctionToolParam:
     return {
         "type": "function",
         "function": {
-            "name": spec.name,
+            "name": wire_tool_name(spec.name),
             "description": spec.description,
             "parameters": spec.parameters,
         },
@@ -325,7 +336,7 @@ class _StreamState:
         calls = tuple(
             ToolCall(
                 c.id or f"call_{index}",
-                c.name,
+                tool_name_from_wire(c.name, request.tools),
                 parse_arguments(c.name, "".join(c.arguments)),
             )
             for index, c in sorted(self.calls.items())

@@ -25,6 +25,7 @@ from steward.server.console.session import Actor, Reader
 from steward.server.service import RunService
 from steward.store.evaluations import list_evals
 from steward.store.labels import list_labels
+from steward.store.mcp_pins import Pin, approve_pin, list_pins
 from steward.store.runs import list_agent_versions
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -44,9 +45,12 @@ def agents_page(request: Request, who: Reader) -> Response:
     drift = {a.name: agent_monitors(service.db, a.name, alarms=10) for a in agents}
     labels = {a.name: list_labels(service.db, a.name) for a in agents}
     evals = {a.name: list_evals(service.db, a.name) for a in agents}
+    pins: dict[str, list[Pin]] = {}
+    for pin in list_pins(service.db):
+        pins.setdefault(pin.agent, []).append(pin)
     return page(
         request, "agents.html", who, section="agents", agents=agents, versions=versions,
-        modes=MODES, drift=drift, labels=labels, evals=evals,
+        modes=MODES, drift=drift, labels=labels, evals=evals, pins=pins,
     )  # fmt: skip
 
 
@@ -151,3 +155,19 @@ def set_mode(
     service = _change(request, name, who)
     service.set_state(name, by=who.label, mode=Autonomy(mode), comment=comment.strip())
     return redirect(AGENTS, f"{name} is now {mode}: {MODES[mode]}.")
+
+
+@router.post("/agents/{name}/mcp/{tool}/approve")
+def approve_mcp_tool(
+    name: str,
+    tool: str,
+    request: Request,
+    who: Actor,
+    sha256: Annotated[str, Form(pattern="^[0-9a-f]{64}$")],
+) -> Response:
+    """Trust the definition a quarantined MCP tool shows now: the one shown on the page."""
+    check(who, Permission.MANAGE_AGENTS)
+    service: RunService = request.app.state.service
+    approve_pin(service.db, name, tool, by=who.label, sha256=sha256,
+                on_commit=service.journal.publish)  # fmt: skip
+    return redirect(AGENTS, f"{tool} of {name}: its new definition is approved.")

@@ -32,6 +32,7 @@ TONES: dict[str, str] = {
     "allow": "green", "review": "amber", "deny": "red", "transform": "blue",
     "enabled": "green", "disabled": "red", "advisory": "blue", "supervised": "amber",
     "autonomous": "orange", "ok": "green", "broken": "red",
+    "pinned": "green", "quarantined": "red",
 }  # fmt: skip
 TERMINAL = frozenset({"succeeded", "failed", "escalated", "cancelled"})
 

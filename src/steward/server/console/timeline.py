@@ -110,7 +110,7 @@ _steps: EventHandlers[Totals, [], Step] = EventHandlers(
 _steps.ignore(
     ev.RunQueued, ev.BreakerTripped, ev.BudgetThresholdCrossed, ev.AgentStateChanged,
     ev.KeyCreated, ev.KeyRevoked, ev.FeedbackGiven, ev.PersonSignedIn, ev.DriftAlarmed,
-    ev.LabelMoved,
+    ev.LabelMoved, ev.McpPinChanged,
 )  # fmt: skip
 
 
