@@ -23,6 +23,7 @@ import yaml
 from steward.runtime.sweep import resume_expired
 
 from _common import Report, main, scaled
+from steward.engines.embedded import EmbeddedEngine
 from steward.runtime import Runner, build_agent
 from steward.spec import load_spec_text
 from steward.store import Database, Journal
@@ -47,7 +48,7 @@ def spec_text() -> str:
 
 async def make_waiting(db: Database, journal: Journal, n: int) -> None:
     agent = build_agent(load_spec_text(spec_text(), "support_agent.yaml"))
-    runner = Runner(db, journal)
+    runner = Runner(EmbeddedEngine(db, journal))
     for start in range(0, n, CONCURRENT):
         results = await asyncio.gather(
             *(runner.run(agent, TICKET) for _ in range(min(CONCURRENT, n - start)))

@@ -18,6 +18,7 @@ import pytest
 
 from steward.core.errors import SpecError
 from steward.core.events import GateDecided, ResultScanned, RunStatus, ToolFailed, ToolSucceeded
+from steward.engines.embedded import EmbeddedEngine
 from steward.mcp import HUB
 from steward.runtime import Runner, build_agent
 from steward.runtime.agent import AgentRuntime
@@ -42,7 +43,7 @@ def _stop_servers() -> Iterator[None]:
 @pytest.fixture
 async def runner(sqlite_db: Database) -> AsyncIterator[Runner]:
     journal = Journal(sqlite_db)
-    yield Runner(sqlite_db, journal)
+    yield Runner(EmbeddedEngine(sqlite_db, journal))
     journal.close()
 
 
