@@ -167,7 +167,7 @@ async def test_a_stored_run_rebuilds_its_agent_with_the_servers_tools(
 ) -> None:
     """The server (`steward serve`, the sweeper) resumes a run from its stored spec: the
     MCP tools are bound by the spec itself, so the agent is rebuilt, not refused."""
-    from steward.runtime.catalog import agent_for_run
+    from steward.engines.catalog import agent_for_run
 
     ledger = tmp_path / "ledger"
     rules = ("rules:\n  intents:\n    - name: note\n      match: ['note']\n"

@@ -12,6 +12,7 @@ denied with the pin's reason) until an admin approves the definition it shows.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from typing import Any
 import fastjsonschema
 import mcp_types as types
 
+from steward.core.defaults import DEFAULT_DB_URL
 from steward.core.errors import SpecError, SpecProblem
 from steward.gate.stages.scan import DEFAULT_SCANNERS, injection_detector, scan_result
 from steward.mcp.definitions import (
@@ -151,9 +153,15 @@ def _tool(
     )
 
 
-def mcp_tools(loaded: LoadedSpec, db: Database, hub: McpHub = HUB) -> list[Tool]:
-    """The tools of the spec's MCP servers that its `tools` list names, pinned in `db`.
-    A server that cannot be listed refuses to load, with the line of its entry."""
+def mcp_tools(loaded: LoadedSpec, db: object | None, hub: McpHub = HUB) -> list[Tool]:
+    """The tools of the spec's MCP servers that its `tools` list names, pinned in `db` (a
+    steward Database; None: the deployment's, `STEWARD_DB`). The runtime hands `db` on
+    without knowing the store (runtime/ imports none), hence `object`. A server that
+    cannot be listed refuses to load, with the line of its entry."""
+    if db is None:
+        db = Database.open(os.environ.get("STEWARD_DB") or DEFAULT_DB_URL)
+    if not isinstance(db, Database):
+        raise TypeError(f"MCP pins live in a steward Database, not {type(db).__name__}")
     spec = loaded.spec
     listed = set(spec.tools) | set(spec.decision_authority.forbidden)
     action = spec.injection.action_for(TextSource.MCP_TOOL_DESCRIPTIONS)

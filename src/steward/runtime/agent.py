@@ -4,19 +4,16 @@ the model, build the gate. Anything that does not resolve refuses to load."""
 from __future__ import annotations
 
 import importlib
-import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from steward.core.defaults import DEFAULT_DB_URL
 from steward.core.errors import ModelError, SpecError, SpecProblem, UnknownToolError
 from steward.gate.pipeline import Gate, GateConfig
 from steward.models.factory import models_for
 from steward.models.protocol import Model
 from steward.policy import Policy, compile_policy
 from steward.spec.models import LoadedSpec
-from steward.store.database import Database
 from steward.tools.base import Tool
 from steward.tools.builtin import BUILTINS
 from steward.tools.registry import ToolRegistry
@@ -104,7 +101,7 @@ def make_model(loaded: LoadedSpec) -> Model:
         raise SpecError([problem]) from None
 
 
-def _mcp_client(loaded: LoadedSpec) -> Callable[[LoadedSpec, Database], list[Tool]]:
+def _mcp_client(loaded: LoadedSpec) -> Callable[[LoadedSpec, object | None], list[Tool]]:
     """steward.mcp's tool source; the MCP SDK loads only for a spec that lists servers."""
     try:
         from steward.mcp import mcp_tools
@@ -115,17 +112,13 @@ def _mcp_client(loaded: LoadedSpec) -> Callable[[LoadedSpec, Database], list[Too
     return mcp_tools
 
 
-def _default_url() -> str:
-    return os.environ.get("STEWARD_DB") or DEFAULT_DB_URL
-
-
 def build_agent(
     loaded: LoadedSpec,
     tools: ToolRegistry | Iterable[Tool] | None = None,
     *,
     model: Model | None = None,
     unbound: bool = False,
-    db: Database | None = None,
+    db: object | None = None,
 ) -> AgentRuntime:
     """`unbound`: a listed tool with no implementation is left unbound (its calls are
     denied `tool.unbound`) instead of refusing to load: a program that drives its own
@@ -136,7 +129,7 @@ def build_agent(
     add_builtins(loaded, registry)
     if loaded.spec.mcp_servers:
         mcp_tools = _mcp_client(loaded)
-        for item in mcp_tools(loaded, db if db is not None else Database.open(_default_url())):
+        for item in mcp_tools(loaded, db):
             registry.register(item)
     if loaded.spec.toolsets and any(name not in registry for name in loaded.spec.tools):
         for item in load_toolsets(loaded):
