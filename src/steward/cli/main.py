@@ -15,6 +15,7 @@ from steward.cli import (
     approvals,
     audit,
     demo,
+    gateway,
     keys,
     policy,
     reports,
@@ -61,6 +62,7 @@ app.command("demo", epilog=EPILOG)(demo.demo)
 app.command("costs", epilog=EPILOG)(reports.costs)
 app.command("stats", epilog=EPILOG)(reports.stats)
 app.command("serve", epilog=EPILOG)(serve.serve)
+app.command("gateway", epilog=EPILOG)(gateway.gateway)
 app.add_typer(runs.app, name="runs")
 app.add_typer(approvals.app, name="approvals")
 app.add_typer(audit.app, name="audit")
