@@ -111,10 +111,15 @@ class GatewayProcess:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     extra: tuple[str, ...] = ()
+    command: tuple[str, ...] = ("gateway",)  # or ("serve", "--mcp"): mounted in the API server
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/mcp"
+        return f"{self.base}/mcp"
 
     @property
     def ledger(self) -> Path:
@@ -135,7 +140,7 @@ class GatewayProcess:
 
     def start(self, timeout: float = 60.0) -> None:
         assert self.process is None
-        args = [sys.executable, "-c", "from steward.cli.main import main; main()", "gateway",
+        args = [sys.executable, "-c", "from steward.cli.main import main; main()", *self.command,
                 "--agent", str(self.folder / "specs"), "--port", str(self.port), *self.extra]  # fmt: skip
         log = (self.folder / "gateway.log").open("ab")
         self.process = subprocess.Popen(args, env=self.env(), stdout=log, stderr=subprocess.STDOUT)
@@ -175,7 +180,9 @@ class GatewayProcess:
                 yield client
 
 
-def make_gateway(folder: Path, *extra: str) -> GatewayProcess:
+def make_gateway(
+    folder: Path, *extra: str, command: tuple[str, ...] = ("gateway",)
+) -> GatewayProcess:
     (folder / "specs").mkdir(parents=True, exist_ok=True)
     (folder / "specs" / "desk.yaml").write_text(SPEC)
     (folder / "specs" / "reader.yaml").write_text(OTHER)
@@ -191,7 +198,7 @@ def make_gateway(folder: Path, *extra: str) -> GatewayProcess:
         }
     finally:
         db.close()
-    return GatewayProcess(folder, db_url, tokens, extra=extra)
+    return GatewayProcess(folder, db_url, tokens, extra=extra, command=command)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from steward.cli.context import DbOption, console, db_url, handled, open_db
+from steward.cli.context import DbOption, console, db_url, fail, handled, open_db
 
 DEMO_SPEC = Path(__file__).resolve().parents[1] / "demo" / "support_agent.yaml"
 
@@ -24,9 +24,18 @@ def serve(
         "--recover/--no-recover",
         help="Resume runs a stopped server left running (one recovering server per database).",
     ),
+    mcp: bool = typer.Option(
+        False, "--mcp", help="Also serve the governed MCP gateway at /mcp (agents with "
+        "`model: external`; needs the `mcp` extra)."
+    ),
+    mcp_hold_seconds: float = typer.Option(
+        0.0, "--mcp-hold-seconds", min=0.0, max=300.0,
+        help="Hold an MCP call that needs approval open this long before answering.",
+    ),
     db: str | None = DbOption,
 ) -> None:
-    """Serve the API under /v1 (schema at /openapi.json), the console at /console, /metrics."""
+    """Serve the API under /v1 (schema at /openapi.json), the console at /console, /metrics
+    (and with --mcp the MCP gateway at /mcp)."""
     with handled():
         import uvicorn
 
@@ -45,8 +54,18 @@ def serve(
             os.environ.setdefault(SYSTEMS_ENV, str(systems_path()))
             paths.append(DEMO_SPEC)
         agents = load_agents(paths)
+        gateway = None
+        if mcp:
+            try:
+                from steward.gateway.config import GatewayConfig
+            except ImportError as exc:
+                fail(f"--mcp needs the MCP SDK 2.x: pip install 'steward-governance[mcp]' ({exc})")
+            base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+            gateway = GatewayConfig(hold_seconds=mcp_hold_seconds, decide_url=base)
         names = ", ".join(a.name for a in agents) or "none (runs can still be decided)"
         console.print(f"steward serving http://{host}:{port} · agents: {names} · db {db_url(db)}")
+        if gateway is not None:
+            console.print(f"MCP gateway at http://{host}:{port}/mcp")
         if active_keys:
             console.print(
                 f"{active_keys} active key(s): sign in at http://{host}:{port}/console with one"
@@ -56,7 +75,7 @@ def serve(
                 "no keys yet: create one with steward keys create --name you --role admin"
             )
         uvicorn.run(
-            create_app(db_url(db), agents, recover=recover),
+            create_app(db_url(db), agents, recover=recover, mcp=gateway, host=host),
             host=host,
             port=port,
             log_level="warning",

@@ -22,12 +22,65 @@ from steward.gateway.config import GatewayConfig
 from steward.gateway.server import Gateway
 from steward.security.keys import Permission, authorize
 from steward.spec.loader import load_spec
-from steward.spec.models import EXTERNAL
+from steward.spec.models import EXTERNAL, LoadedSpec
 from steward.store.database import Database
 from steward.store.journal import Journal
 from steward.store.keys import authenticate_token
 from steward.telemetry.metrics import CONTENT_TYPE, render
-from steward.telemetry.setup import install
+from steward.telemetry.setup import Telemetry, install
+
+
+def gateway_routes(state: dict[str, ASGIApp]) -> list[Route]:
+    """`/mcp` and the protected-resource metadata, served once `serving` has built the
+    gateway into `state` (the gateway needs the open store: it is built by the lifespan)."""
+    return [
+        Route("/mcp", endpoint=_Lazy(state, "mcp"), methods=["GET", "POST", "DELETE"]),
+        Route("/.well-known/oauth-protected-resource{rest:path}", endpoint=_Lazy(state, "metadata")),
+    ]
+
+
+@asynccontextmanager
+async def serving(
+    state: dict[str, ASGIApp],
+    db: Database,
+    journal: Journal,
+    specs: list[LoadedSpec],
+    config: GatewayConfig | None,
+    *,
+    host: str = "127.0.0.1",
+    telemetry: Telemetry | None = None,
+    registry: CollectorRegistry | None = None,
+) -> AsyncIterator[Gateway]:
+    """Build the gateway over an open store and serve it (for an app's lifespan)."""
+    steward = Steward(db, journal, specs)
+    try:
+        gateway = Gateway(
+            steward, config, host=host,
+            tracer=telemetry.tracer if telemetry is not None else None, registry=registry,
+        )  # fmt: skip
+        served = gateway.routes()
+        async with gateway.running():
+            state["mcp"] = served[0].app
+            if len(served) > 1:
+                state["metadata"] = served[1].app
+            try:
+                yield gateway
+            finally:
+                state.clear()
+    finally:
+        await steward.close()
+
+
+def servable(specs: list[LoadedSpec]) -> list[str]:
+    """The agents a gateway serves (`model: external`); StewardError when none."""
+    served = sorted(s.spec.name for s in specs if s.spec.model.name == EXTERNAL)
+    if not served:
+        raise StewardError(
+            "the gateway serves agents whose spec says `model: external` (the MCP client is "
+            f"the agent's loop); none of {len(specs)} spec(s) does",
+            code="gateway.no_agents",
+        )
+    return served
 
 
 def create_gateway_app(
@@ -37,17 +90,11 @@ def create_gateway_app(
     *,
     host: str = "127.0.0.1",
 ) -> tuple[Starlette, list[str]]:
-    """The gateway as an ASGI app, and the agents it serves. Specs load (and the gateway
-    refuses to start without an agent it can serve) when the app is built; the store
-    opens for its lifespan."""
+    """The gateway alone as an ASGI app, and the agents it serves. Specs load (and the
+    gateway refuses to start without an agent it can serve) when the app is built; the
+    store opens for its lifespan."""
     loaded = [load_spec(path) for path in _spec_files(specs)]
-    served = sorted(s.spec.name for s in loaded if s.spec.model.name == EXTERNAL)
-    if not served:
-        raise StewardError(
-            "the gateway serves agents whose spec says `model: external` (the MCP client is "
-            f"the agent's loop); none of {len(loaded)} spec(s) does",
-            code="gateway.no_agents",
-        )
+    served = servable(loaded)
     state: dict[str, ASGIApp] = {}
     registry = CollectorRegistry()
 
@@ -56,29 +103,19 @@ def create_gateway_app(
         db = Database.open(db_url)
         journal = Journal(db)
         telemetry = install(journal, registry)
-        steward = Steward(db, journal, loaded)
         try:
-            gateway = Gateway(
-                steward, config, host=host,
-                tracer=telemetry.tracer if telemetry is not None else None, registry=registry,
-            )  # fmt: skip
-            app.state.gateway = gateway
-            served = gateway.routes()
-            state["mcp"] = served[0].app
-            if len(served) > 1:
-                state["metadata"] = served[1].app
-            async with gateway.running():
+            async with serving(state, db, journal, loaded, config, host=host,
+                               telemetry=telemetry, registry=registry) as gateway:  # fmt: skip
+                app.state.gateway = gateway
                 yield
         finally:
-            await steward.close()
             journal.close()
             if telemetry is not None:
                 telemetry.close()
             db.close()
 
     routes = [
-        Route("/mcp", endpoint=_Lazy(state, "mcp"), methods=["GET", "POST", "DELETE"]),
-        Route("/.well-known/oauth-protected-resource{rest:path}", endpoint=_Lazy(state, "metadata")),
+        *gateway_routes(state),
         Route("/metrics", endpoint=_metrics(registry)),
         Route("/livez", endpoint=lambda _: JSONResponse({"status": "ok"})),
     ]

@@ -1,5 +1,6 @@
-"""The server: REST API under /v1, the console under /console, /metrics, and the health
-endpoints /livez, /readyz and /healthz (see `health`).
+"""The server: REST API under /v1, the console under /console, /metrics, the health
+endpoints /livez, /readyz and /healthz (see `health`), and with `mcp` the governed MCP
+gateway at /mcp (steward.gateway; needs the `mcp` extra).
 
 `create_app` builds the FastAPI app; the database, journal, telemetry and the RunService
 live for the app's lifespan.
@@ -9,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
@@ -33,6 +35,9 @@ from steward.telemetry.metrics import CONTENT_TYPE, render
 from steward.telemetry.setup import install
 from steward.telemetry.state import register_state
 
+if TYPE_CHECKING:
+    from steward.gateway.config import GatewayConfig
+
 API_VERSION = "1"
 
 
@@ -51,11 +56,19 @@ def create_app(
     sweep_seconds: float = 15.0,
     recover: bool = True,
     grace_seconds: float = 10.0,
+    mcp: GatewayConfig | None = None,
+    host: str = "127.0.0.1",
 ) -> FastAPI:
     """The app over `db_url` serving `agents`. Every `sweep_seconds` it expires overdue
     approvals and lets their runs finish. With `recover`, runs left `running` by a
-    stopped server resume at start; on stop, runs in flight get `grace_seconds`."""
+    stopped server resume at start; on stop, runs in flight get `grace_seconds`. With
+    `mcp`, the MCP gateway serves the agents with `model: external` at /mcp."""
     loaded = {agent.name: agent for agent in agents}
+    gateway_state: dict[str, Any] = {}
+    if mcp is not None:
+        from steward.gateway.app import servable
+
+        servable([agent.loaded for agent in loaded.values()])  # none to serve: refuse now
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -71,7 +84,16 @@ def create_app(
         if recover:
             await service.recover()
         try:
-            yield
+            async with AsyncExitStack() as stack:
+                if mcp is not None:
+                    from steward.gateway.app import serving
+
+                    specs = [agent.loaded for agent in loaded.values()]
+                    await stack.enter_async_context(
+                        serving(gateway_state, db, journal, specs, mcp, host=host,
+                                telemetry=telemetry, registry=registry)
+                    )  # fmt: skip
+                yield
         finally:
             sweeper.cancel()
             await service.shutdown(grace_seconds)
@@ -92,6 +114,10 @@ def create_app(
     for router in (*routers, health_router):
         app.include_router(router)
     app.include_router(console.router)
+    if mcp is not None:
+        from steward.gateway.app import gateway_routes
+
+        app.router.routes.extend(gateway_routes(gateway_state))
     app.mount("/console/static", console.static_files(), name="console-static")
 
     @app.get("/metrics", tags=["ops"], response_class=Response)
