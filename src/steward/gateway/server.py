@@ -19,13 +19,13 @@ import mcp_types as types
 from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
 from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend, RequireAuthMiddleware
 from mcp.server.auth.routes import build_resource_metadata_url, create_protected_resource_routes
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import Server
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from opentelemetry.trace import Tracer
 from prometheus_client import CollectorRegistry
-from pydantic import AnyHttpUrl
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.routing import Route
 from starlette.types import ASGIApp
@@ -122,18 +122,24 @@ class Gateway:
 
     def routes(self, path: str = "/mcp") -> list[Route]:
         jwt = self.config.jwt
-        metadata_url = build_resource_metadata_url(AnyHttpUrl(jwt.resource)) if jwt else None
+        # the SDK's settings keep a path-less issuer exact (RFC 8414 compares it verbatim)
+        urls = (
+            AuthSettings(issuer_url=jwt.issuer, resource_server_url=jwt.resource,
+                         validate_token_resource=False)  # the verifier checks `aud` itself
+            if jwt else None
+        )  # fmt: skip
+        metadata_url = build_resource_metadata_url(urls.resource_server_url) if urls else None
         endpoint: ASGIApp = RequireAuthMiddleware(
             StreamableHTTPASGIApp(self.manager), list(jwt.scopes) if jwt else [], metadata_url
         )
         endpoint = AuthContextMiddleware(endpoint)
         endpoint = AuthenticationMiddleware(endpoint, backend=BearerAuthBackend(self.verifier))
         routes = [Route(path, endpoint=endpoint, methods=["GET", "POST", "DELETE"])]
-        if jwt is not None:
+        if jwt is not None and urls is not None and urls.resource_server_url is not None:
             routes.extend(
                 create_protected_resource_routes(
-                    resource_url=AnyHttpUrl(jwt.resource),
-                    authorization_servers=[AnyHttpUrl(jwt.issuer)],
+                    resource_url=urls.resource_server_url,
+                    authorization_servers=[urls.issuer_url],
                     scopes_supported=list(jwt.scopes) or None,
                     resource_name="steward MCP gateway",
                 )
