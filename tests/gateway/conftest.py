@@ -20,17 +20,17 @@ import pytest
 
 pytest.importorskip("mcp_types", reason="the gateway needs the MCP SDK 2.x (the `mcp` extra)")
 
-import httpx2  # noqa: E402
-from mcp.client import Client  # noqa: E402
-from mcp.client.streamable_http import streamable_http_client  # noqa: E402
+import httpx2
+from mcp.client import Client
+from mcp.client.streamable_http import streamable_http_client
 
-from steward.security.keys import Role  # noqa: E402
-from steward.store.database import Database  # noqa: E402
-from steward.store.keys import create_key  # noqa: E402
+from steward.security.keys import Role
+from steward.store.database import Database
+from steward.store.keys import create_key
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
-TOOLSET = '''
+TOOLSET = """
 import json, os
 from pathlib import Path
 import steward
@@ -63,7 +63,7 @@ def tools():
         steward.external_tool("note", note, description="Write a note."),
         steward.external_tool("wipe", wipe, description="Wipe a target."),
     ]
-'''
+"""
 
 SPEC = """\
 name: mcp-desk
@@ -176,7 +176,7 @@ class GatewayProcess:
         headers = {"Authorization": f"Bearer {self.tokens[who]}"}
         async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
             transport = streamable_http_client(self.url, http_client=http)
-            async with Client(transport, mode=mode, cache=None) as client:  # type: ignore[arg-type]
+            async with Client(transport, mode=mode, cache=None) as client:
                 yield client
 
 
@@ -191,8 +191,12 @@ def make_gateway(
     db = Database.open(db_url)
     try:
         tokens = {
-            "desk": create_key(db, name="desk-client", role=Role.AGENT, agent="mcp-desk", by="test")[1],
-            "reader": create_key(db, name="reader-client", role=Role.AGENT, agent="reader", by="test")[1],
+            "desk": create_key(
+                db, name="desk-client", role=Role.AGENT, agent="mcp-desk", by="test"
+            )[1],
+            "reader": create_key(
+                db, name="reader-client", role=Role.AGENT, agent="reader", by="test"
+            )[1],
             "admin": create_key(db, name="ada", role=Role.ADMIN, by="test")[1],
             "reviewer": create_key(db, name="rita", role=Role.REVIEWER, by="test")[1],
         }

@@ -18,7 +18,6 @@ from steward.store.keys import authenticate_token
 from .conftest import GatewayProcess, make_gateway
 
 
-
 def _call(result: Any) -> dict[str, Any]:
     meta: dict[str, Any] = (result.meta or {})["steward.dev/call"]
     return meta

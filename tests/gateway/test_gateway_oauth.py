@@ -72,11 +72,17 @@ def oauth_gateway(tmp_path: Path, issuer: Issuer) -> Iterator[GatewayProcess]:
         gw.stop()
 
 
-async def test_a_jwt_of_the_issuer_selects_its_agent(oauth_gateway: GatewayProcess, issuer: Issuer) -> None:
+async def test_a_jwt_of_the_issuer_selects_its_agent(
+    oauth_gateway: GatewayProcess, issuer: Issuer
+) -> None:
     gw = oauth_gateway
     gw.tokens["ana"] = issuer.token(aud=gw.url)
     async with gw.client("ana") as client:
-        assert sorted(t.name for t in (await client.list_tools()).tools) == ["echo", "note", "refund"]
+        assert sorted(t.name for t in (await client.list_tools()).tools) == [
+            "echo",
+            "note",
+            "refund",
+        ]
         done = await client.call_tool("note", {"text": "via oauth"})
         waiting = await client.call_tool("refund", {"order_id": "j-1", "amount_usd": 3})
     assert not done.is_error and gw.effects("note") == [{"tool": "note", "text": "via oauth"}]
@@ -103,8 +109,14 @@ async def test_bad_jwts_get_401_pointing_at_the_resource_metadata(
     metadata_url = f"{gw.base}/.well-known/oauth-protected-resource/mcp"
     async with httpx2.AsyncClient(timeout=10) as http:
         for why, token in bad.items():
-            response = await http.post(gw.url, json=body, headers={
-                "Authorization": f"Bearer {token}", "Accept": "application/json, text/event-stream"})
+            response = await http.post(
+                gw.url,
+                json=body,
+                headers={
+                    "Authorization": f"Bearer {token}",
+                    "Accept": "application/json, text/event-stream",
+                },
+            )
             assert response.status_code == 401, why
             assert f'resource_metadata="{metadata_url}"' in response.headers["www-authenticate"]
         metadata = (await http.get(metadata_url)).json()

@@ -22,7 +22,9 @@ async def test_serve_mounts_the_gateway_and_names_the_api_where_people_decide(
         args = {"order_id": "s-1", "amount_usd": 25}
         async with gw.client("desk") as client:
             assert sorted(t.name for t in (await client.list_tools()).tools) == [
-                "echo", "note", "refund",
+                "echo",
+                "note",
+                "refund",
             ]
             first = await client.call_tool("refund", args)
             decide_at = first.structured_content["decide"]
@@ -37,8 +39,9 @@ async def test_serve_mounts_the_gateway_and_names_the_api_where_people_decide(
                 )
                 assert answer.status_code == 200, answer.text
                 # the API beside the gateway still needs its own keys' rights
-                listed = await http.get(f"{gw.base}/v1/runs",
-                                        headers={"Authorization": f"Bearer {gw.tokens['admin']}"})
+                listed = await http.get(
+                    f"{gw.base}/v1/runs", headers={"Authorization": f"Bearer {gw.tokens['admin']}"}
+                )
                 assert any(r["tags"].get("gateway") == "mcp" for r in listed.json()["items"])
             ran = await client.call_tool("refund", args)
         assert not ran.is_error, ran
@@ -55,8 +58,8 @@ async def test_a_held_call_reports_progress_and_runs_when_a_person_decides_in_ti
     try:
         seen: list[tuple[float, float | None, str | None]] = []
 
-        async def progress(done: float, total: float | None, message: str | None) -> None:
-            seen.append((done, total, message))
+        async def progress(progress: float, total: float | None, message: str | None) -> None:
+            seen.append((progress, total, message))
 
         async def approve_when_asked() -> None:
             async with gw.client("desk"):

@@ -11,19 +11,27 @@ from steward.cli.context import DbOption, console, db_url, fail, handled, open_d
 
 def gateway(
     agent: list[Path] = typer.Option(
-        [], "--agent", "-a", help="A spec file or a directory of them (repeatable); "
-        "the gateway serves those with `model: external`."
+        [],
+        "--agent",
+        "-a",
+        help="A spec file or a directory of them (repeatable); "
+        "the gateway serves those with `model: external`.",
     ),
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8701, "--port", min=1, max=65535),
     hold_seconds: float = typer.Option(
-        0.0, "--hold-seconds", min=0.0, max=300.0,
+        0.0,
+        "--hold-seconds",
+        min=0.0,
+        max=300.0,
         help="Hold a call that needs approval open this long (progress notifications) "
         "before answering that it awaits approval.",
     ),
     decide_url: str | None = typer.Option(
-        None, "--decide-url", help="Base URL of the steward server where people decide "
-        "(named in awaiting-approval answers), e.g. http://127.0.0.1:8700."
+        None,
+        "--decide-url",
+        help="Base URL of the steward server where people decide "
+        "(named in awaiting-approval answers), e.g. http://127.0.0.1:8700.",
     ),
     calls_per_run: int = typer.Option(1000, "--calls-per-run", min=1),
     jwt_issuer: str | None = typer.Option(
@@ -31,8 +39,9 @@ def gateway(
     ),
     jwt_jwks_url: str | None = typer.Option(None, "--jwt-jwks-url", help="The issuer's JWKS."),
     jwt_resource: str | None = typer.Option(
-        None, "--jwt-resource", help="This gateway's URL (the tokens' audience), e.g. "
-        "https://gateway.example/mcp."
+        None,
+        "--jwt-resource",
+        help="This gateway's URL (the tokens' audience), e.g. https://gateway.example/mcp.",
     ),
     jwt_agent_claim: str = typer.Option("steward_agent", "--jwt-agent-claim"),
     jwt_default_agent: str | None = typer.Option(None, "--jwt-default-agent"),
@@ -47,7 +56,9 @@ def gateway(
             from steward.gateway.app import create_gateway_app
             from steward.gateway.config import GatewayConfig, JwtIssuer
         except ImportError as exc:
-            fail(f"the gateway needs the MCP SDK 2.x: pip install 'steward-governance[mcp]' ({exc})")
+            fail(
+                f"the gateway needs the MCP SDK 2.x: pip install 'steward-governance[mcp]' ({exc})"
+            )
         jwt = None
         if jwt_issuer or jwt_jwks_url or jwt_resource:
             if not (jwt_issuer and jwt_jwks_url and jwt_resource):

@@ -25,11 +25,16 @@ def serve(
         help="Resume runs a stopped server left running (one recovering server per database).",
     ),
     mcp: bool = typer.Option(
-        False, "--mcp", help="Also serve the governed MCP gateway at /mcp (agents with "
-        "`model: external`; needs the `mcp` extra)."
+        False,
+        "--mcp",
+        help="Also serve the governed MCP gateway at /mcp (agents with "
+        "`model: external`; needs the `mcp` extra).",
     ),
     mcp_hold_seconds: float = typer.Option(
-        0.0, "--mcp-hold-seconds", min=0.0, max=300.0,
+        0.0,
+        "--mcp-hold-seconds",
+        min=0.0,
+        max=300.0,
         help="Hold an MCP call that needs approval open this long before answering.",
     ),
     db: str | None = DbOption,

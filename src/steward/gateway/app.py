@@ -35,7 +35,9 @@ def gateway_routes(state: dict[str, ASGIApp]) -> list[Route]:
     gateway into `state` (the gateway needs the open store: it is built by the lifespan)."""
     return [
         Route("/mcp", endpoint=_Lazy(state, "mcp"), methods=["GET", "POST", "DELETE"]),
-        Route("/.well-known/oauth-protected-resource{rest:path}", endpoint=_Lazy(state, "metadata")),
+        Route(
+            "/.well-known/oauth-protected-resource{rest:path}", endpoint=_Lazy(state, "metadata")
+        ),
     ]
 
 

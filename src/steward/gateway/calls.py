@@ -124,10 +124,14 @@ class GatewayCalls:
                 finally:
                     use.inflight -= 1
             held = False
-            if isinstance(outcome, Waiting) and self.config.hold_seconds > 0:
-                if await self._hold(outcome, progress):
-                    held = True
-                    outcome = await self._resume(use.run, call_id)
+            held_for = self.config.hold_seconds
+            if (
+                isinstance(outcome, Waiting)
+                and held_for > 0
+                and await self._hold(outcome, progress)
+            ):
+                held = True
+                outcome = await self._resume(use.run, call_id)
             if isinstance(outcome, Waiting):
                 if key not in seat.waiting:
                     use.waiting += 1

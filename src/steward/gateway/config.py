@@ -30,8 +30,9 @@ class GatewayConfig:
     progress notifications) before the gateway answers that it awaits approval; 0 answers
     at once. `decide_url`: the base URL of the steward server where people decide, e.g.
     `https://steward.example` (the console's page `/console/approvals/{id}`, the API's
-    `POST /v1/approvals/{id}/decision`); without it the answer names the CLI. `calls_per_run`: a caller's calls are recorded in one run of its agent, which
-    is finished and replaced after this many. `auth_cache_seconds`: how long a checked
+    `POST /v1/approvals/{id}/decision`); without it the answer names the CLI.
+    `calls_per_run`: a caller's calls are recorded in one run of its agent, which is
+    finished and replaced after this many. `auth_cache_seconds`: how long a checked
     key is trusted before the store is asked again (a revoked key stops working within
     this time)."""
 

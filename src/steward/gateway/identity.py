@@ -103,7 +103,11 @@ class StewardTokenVerifier:
         principal = await asyncio.to_thread(authenticate_token, self.db, token)
         answer: AccessToken | None = None
         # an agent key governs its own agent; a person's key names no agent to act as
-        if principal is not None and principal.role is Role.AGENT and principal.agent in self.agents:
+        if (
+            principal is not None
+            and principal.role is Role.AGENT
+            and principal.agent in self.agents
+        ):
             answer = _token(principal, "key", "")
         if len(self._seen) > 10_000:
             self._seen.clear()

@@ -128,7 +128,11 @@ class Gateway:
                          validate_token_resource=False)  # the verifier checks `aud` itself
             if jwt else None
         )  # fmt: skip
-        metadata_url = build_resource_metadata_url(urls.resource_server_url) if urls else None
+        metadata_url = (
+            build_resource_metadata_url(urls.resource_server_url)
+            if urls is not None and urls.resource_server_url is not None
+            else None
+        )
         endpoint: ASGIApp = RequireAuthMiddleware(
             StreamableHTTPASGIApp(self.manager), list(jwt.scopes) if jwt else [], metadata_url
         )
@@ -236,7 +240,9 @@ def result_of(answer: Answer, config: GatewayConfig) -> types.CallToolResult:
         reasons = [{"code": r.code, "message": r.message, "rule": r.rule} for r in outcome.reasons]
         meta.update(code=outcome.code, reasons=reasons)
         return types.CallToolResult(
-            content=[types.TextContent(text=f"DENIED by steward ({outcome.code}): {outcome.message}")],
+            content=[
+                types.TextContent(text=f"DENIED by steward ({outcome.code}): {outcome.message}")
+            ],
             structured_content={"status": "denied", "code": outcome.code, "reasons": reasons},
             is_error=True,
             meta={META: meta},
@@ -245,7 +251,9 @@ def result_of(answer: Answer, config: GatewayConfig) -> types.CallToolResult:
     meta.update(code=outcome.code, unknown=outcome.unknown)
     said = f"the tool failed ({outcome.code}): {outcome.error}"
     if outcome.unknown:
-        said += " (it may or may not have taken effect; it is never repeated: a person reconciles it)"
+        said += (
+            " (it may or may not have taken effect; it is never repeated: a person reconciles it)"
+        )
     return types.CallToolResult(
         content=[types.TextContent(text=said)],
         structured_content={"status": "failed", "code": outcome.code, "unknown": outcome.unknown},

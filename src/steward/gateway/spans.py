@@ -24,7 +24,9 @@ from mcp.shared._otel import extract_trace_context
 from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, StatusCode, Tracer
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-_current: contextvars.ContextVar[Span] = contextvars.ContextVar("steward_mcp_span", default=INVALID_SPAN)
+_current: contextvars.ContextVar[Span] = contextvars.ContextVar(
+    "steward_mcp_span", default=INVALID_SPAN
+)
 
 
 def annotate(**attributes: str | int | float | bool) -> None:
@@ -55,7 +57,9 @@ class McpSpans:
         self.tracer = tracer
         self.metrics = metrics
 
-    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+    async def __call__(
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
+    ) -> HandlerResult:
         method = ctx.method
         began = time.perf_counter()
         status = "ok"

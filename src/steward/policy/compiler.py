@@ -94,7 +94,9 @@ class Policy:
             return self.decide_call(ToolCall("", tool, {}), PolicyContext()), False
         if rule.tier is Tier.FORBIDDEN:
             return rule.base, False
-        refused = [d for d in rule.data_classes if not getattr(self.spec.data_access, _DATA_FLAGS[d])]
+        refused = [
+            d for d in rule.data_classes if not getattr(self.spec.data_access, _DATA_FLAGS[d])
+        ]
         if refused:
             return self.decide_call(ToolCall("", tool, {}), PolicyContext()), False
         return rule.base, bool(rule.conditions) or rule.limit_arg is not None
