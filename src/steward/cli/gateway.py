@@ -33,7 +33,7 @@ def gateway(
         help="Base URL of the steward server where people decide "
         "(named in awaiting-approval answers), e.g. http://127.0.0.1:8700.",
     ),
-    calls_per_run: int = typer.Option(1000, "--calls-per-run", min=1),
+    calls_per_run: int = typer.Option(100, "--calls-per-run", min=1),
     jwt_issuer: str | None = typer.Option(
         None, "--jwt-issuer", help="Also accept JWTs from this OAuth issuer."
     ),

@@ -38,7 +38,7 @@ class GatewayConfig:
 
     hold_seconds: float = 0.0
     decide_url: str | None = None
-    calls_per_run: int = 1000
+    calls_per_run: int = 100
     auth_cache_seconds: float = 2.0
     jwt: JwtIssuer | None = None
 
