@@ -53,5 +53,5 @@ def tools() -> list[steward.Tool]:
                 "properties": {"text": {"type": "string"}},
                 "required": ["text"],
             },
-        ),  # fmt: skip
+        ),
     ]

@@ -22,7 +22,7 @@ ECHO = types.Tool(
         "type": "object",
         "properties": {"text": {"type": "string"}},
         "required": ["text"],
-    },  # fmt: skip
+    },
 )
 
 

@@ -105,8 +105,7 @@ class Processes:
         if profile is not None:
             script = self.tmp / "steward_main.py"
             script.write_text(steward_main + "\n")
-            command = [sys.executable, "-m", "pyinstrument", "-r", "text", "--show-all",
-                       "-o", str(profile), str(script)]  # fmt: skip
+            command = [sys.executable, "-m", "pyinstrument", "-r", "text", "-o", str(profile), str(script)]  # fmt: skip
         log = self.tmp / "gateway.log"
         process = subprocess.Popen(
             [*command, "gateway", "--agent", str(self.tmp / "specs"), "--port", str(self.gw_port)],
