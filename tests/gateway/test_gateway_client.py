@@ -9,13 +9,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx2
 import pytest
+
+pytest.importorskip("mcp_types", reason="the gateway needs the MCP SDK 2.x (the `mcp` extra)")
+
+import httpx2
 
 import steward
 from steward.store.keys import authenticate_token
 
-from .conftest import GatewayProcess, make_gateway
+from .served import GatewayProcess, make_gateway
 
 
 def _call(result: Any) -> dict[str, Any]:

@@ -11,12 +11,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+pytest.importorskip("mcp_types", reason="the gateway needs the MCP SDK 2.x (the `mcp` extra)")
+
 import httpx2
 import jwt
-import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from .conftest import GatewayProcess, free_port, make_gateway
+from .served import GatewayProcess, free_port, make_gateway
 
 
 class Issuer:

@@ -7,9 +7,13 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+pytest.importorskip("mcp_types", reason="the gateway needs the MCP SDK 2.x (the `mcp` extra)")
+
 import httpx2
 
-from .conftest import make_gateway
+from .served import make_gateway
 from .test_gateway_client import _call, decide
 
 
