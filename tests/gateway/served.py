@@ -81,6 +81,8 @@ conditions:
     when: args.amount_usd > 500.0
     then: forbidden
     reason: Refunds over $500 are for finance.
+rate_limits:
+  echo: 3/hour
 approvals:
   expires_after_seconds: 3600
 """

@@ -16,7 +16,9 @@ pytest.importorskip("mcp_types", reason="the gateway needs the MCP SDK 2.x (the 
 import httpx2
 
 import steward
+from steward.store.chain import verify_chain
 from steward.store.keys import authenticate_token
+from steward.store.runs import read_journal
 
 from .served import GatewayProcess, make_gateway
 
@@ -206,3 +208,21 @@ async def test_malformed_json_rpc_gets_a_json_rpc_error_never_a_500(
                 assert answer["jsonrpc"] == "2.0" and "error" in answer, (body, answer)
                 assert isinstance(answer["error"]["code"], int)
     assert "Traceback" not in gateway.log()
+
+
+async def test_calls_are_rate_limited_and_on_the_audit_chain(gateway: GatewayProcess) -> None:
+    async with gateway.client("desk") as client:
+        answers = [await client.call_tool("echo", {"text": str(i)}) for i in range(4)]
+        denied = await client.call_tool("wipe", {"target": "x"})
+    assert [a.is_error for a in answers] == [False, False, False, True]
+    assert _call(answers[3])["code"] == "rate_limit.exceeded", _call(answers[3])
+    run_id = _call(denied)["run_id"]
+    async with steward.open(gateway.db_url) as st:
+        entries = await asyncio.to_thread(read_journal, st.db, run_id)
+        with st.db.reader.connect() as connection:
+            chain = verify_chain(connection)
+    kinds = [type(e.event).__name__ for e in entries]
+    assert kinds[0] == "RunStarted" and kinds.count("ToolCallProposed") == 5, kinds
+    started = entries[0].event
+    assert started.tags["gateway"] == "mcp" and started.tags["started_by"] == "agent:mcp-desk"
+    assert chain.ok and chain.checked >= len(entries)
