@@ -16,6 +16,7 @@ pytest.importorskip("mcp_types", reason="the gateway needs the MCP SDK 2.x (the 
 import httpx2
 
 import steward
+from steward.core.events import RunStarted
 from steward.store.chain import verify_chain
 from steward.store.keys import authenticate_token
 from steward.store.runs import read_journal
@@ -224,5 +225,6 @@ async def test_calls_are_rate_limited_and_on_the_audit_chain(gateway: GatewayPro
     kinds = [type(e.event).__name__ for e in entries]
     assert kinds[0] == "RunStarted" and kinds.count("ToolCallProposed") == 5, kinds
     started = entries[0].event
+    assert isinstance(started, RunStarted)
     assert started.tags["gateway"] == "mcp" and started.tags["started_by"] == "agent:mcp-desk"
     assert chain.ok and chain.checked >= len(entries)
