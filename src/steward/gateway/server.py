@@ -92,6 +92,9 @@ class Gateway:
             instructions=INSTRUCTIONS,
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
+            # for the 2026-07-28 `Mcp-Param-*` header check: without it the SDK runs the
+            # whole tools/list handler once per tools/call (a third of a call's cost)
+            get_tool_input_schema=self._input_schema,
         )
         self.server.middleware = [McpSpans(tracer, self.metrics)]
         security = None
@@ -151,6 +154,17 @@ class Gateway:
         return routes
 
     # -- the two methods ---------------------------------------------------------------
+
+    def _input_schema(self, name: str) -> dict[str, Any] | None:
+        """A tool's input schema by name, for any caller (the SDK asks before it knows
+        who calls): None when no served agent has it, or two have it differently; the
+        gate validates the arguments of every call in any case."""
+        found = {
+            json.dumps(tool.parameters, sort_keys=True): tool.parameters
+            for agent in self.agents.values()
+            if (tool := agent.tools.get(name)) is not None
+        }
+        return next(iter(found.values())) if len(found) == 1 else None
 
     def _caller(self, ctx: ServerRequestContext[Any, Any]) -> Caller:
         scope = getattr(ctx.request, "scope", None) or {}

@@ -47,6 +47,19 @@ class GatewayMetrics:
             ["method"], registry=registry,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0),
         )  # fmt: skip
+        self._counts: dict[tuple[str, str], Any] = {}
+        self._times: dict[str, Any] = {}
+
+    def observe(self, method: str, status: str, seconds: float) -> None:
+        """Count one request (the labelled children are looked up once per label set)."""
+        count = self._counts.get((method, status))
+        if count is None:
+            count = self._counts[(method, status)] = self.requests.labels(method, status)
+        count.inc()
+        timer = self._times.get(method)
+        if timer is None:
+            timer = self._times[method] = self.duration.labels(method)
+        timer.observe(seconds)
 
 
 class McpSpans:
@@ -102,5 +115,4 @@ class McpSpans:
             _current.reset(token)
             span.end()
             if ctx.request_id is not None:
-                self.metrics.requests.labels(method, status).inc()
-                self.metrics.duration.labels(method).observe(time.perf_counter() - began)
+                self.metrics.observe(method, status, time.perf_counter() - began)
