@@ -65,6 +65,16 @@ async def test_allowed_call_runs_once_and_answers_its_result(
     assert result.content[0].text == "noted"  # type: ignore[union-attr]
     assert _call(result)["status"] == "executed" and _call(result)["run_id"].startswith("run_")
     assert gateway.effects("note") == [{"tool": "note", "text": "hello"}]
+    # one call counted, and no tools/list behind it (the SDK's 2026-07-28 header check
+    # asks the gateway for the input schema instead of listing)
+    async with httpx2.AsyncClient(timeout=10) as http:
+        metrics = await http.get(
+            f"{gateway.base}/metrics",
+            headers={"Authorization": f"Bearer {gateway.tokens['admin']}"},
+        )
+    assert 'steward_mcp_requests_total{method="tools/call",status="ok"} 1.0' in metrics.text
+    # the client lists once itself (to check structured results); nothing else lists
+    assert 'steward_mcp_requests_total{method="tools/list",status="ok"} 1.0' in metrics.text
 
 
 async def test_forbidden_unlisted_invalid_and_conditioned_calls_are_denied(
