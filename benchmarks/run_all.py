@@ -31,6 +31,7 @@ BENCHMARKS = {
     "adapter_openai_agents": "bench_adapter_openai_agents.py",
     "adapter_pydantic_ai": "bench_adapter_pydantic_ai.py",
     "adapter_langgraph": "bench_adapter_langgraph.py",
+    "mcp": "bench_mcp.py",
 }
 
 
