@@ -94,3 +94,20 @@ async def _pending(gw: Any) -> list[str]:
 
     async with steward.open(gw.db_url) as st:
         return [row.id for row in await asyncio.to_thread(list_approvals, st.db, "pending")]
+
+
+def test_the_gateway_refuses_to_start_without_an_agent_it_can_serve(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from .served import SRC
+
+    demo = SRC / "steward" / "demo" / "support_agent.yaml"  # `model: rules`: steward's own loop
+    done = subprocess.run(
+        [sys.executable, "-c", "from steward.cli.main import main; main()", "gateway",
+         "--agent", str(demo), "--db", f"sqlite:///{tmp_path / 's.db'}"],
+        env={**os.environ, "PYTHONPATH": str(SRC)}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "model: external" in done.stderr and "Traceback" not in done.stderr

@@ -57,7 +57,7 @@ def gateway(
             from steward.gateway.config import GatewayConfig, JwtIssuer
         except ImportError as exc:
             fail(
-                f"the gateway needs the MCP SDK 2.x: pip install 'steward-governance[mcp]' ({exc})"
+                f"the gateway needs the MCP SDK 2.x: pip install 'steward-governance\\[mcp]' ({exc})"
             )
         jwt = None
         if jwt_issuer or jwt_jwks_url or jwt_resource:

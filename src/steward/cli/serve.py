@@ -64,7 +64,9 @@ def serve(
             try:
                 from steward.gateway.config import GatewayConfig
             except ImportError as exc:
-                fail(f"--mcp needs the MCP SDK 2.x: pip install 'steward-governance[mcp]' ({exc})")
+                fail(
+                    f"--mcp needs the MCP SDK 2.x: pip install 'steward-governance\\[mcp]' ({exc})"
+                )
             base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
             gateway = GatewayConfig(hold_seconds=mcp_hold_seconds, decide_url=base)
         names = ", ".join(a.name for a in agents) or "none (runs can still be decided)"
