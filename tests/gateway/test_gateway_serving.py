@@ -81,7 +81,7 @@ async def test_a_held_call_reports_progress_and_runs_when_a_person_decides_in_ti
             result = await client.call_tool("refund", args, progress_callback=progress)
             await deciding
         assert not result.is_error, result
-        assert _call(result)["status"] == "executed"
+        assert _call(result)["status"] == "executed" and _call(result)["held"] is True
         assert seen and seen[0][1] == 20 and "approval" in (seen[0][2] or "")
         assert len(gw.effects("refund")) == 1
     finally:

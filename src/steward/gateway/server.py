@@ -226,6 +226,8 @@ def result_of(answer: Answer, config: GatewayConfig) -> types.CallToolResult:
     outcome: Outcome = answer.outcome
     meta: dict[str, Any] = {"run_id": answer.run_id, "call_id": outcome.call_id,
                             "status": outcome.status}  # fmt: skip
+    if answer.held:  # a person decided while the request was held open
+        meta["held"] = True
     if isinstance(outcome, Executed):
         value = outcome.result
         text = value if isinstance(value, str) else json.dumps(value, default=str)
