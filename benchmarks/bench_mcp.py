@@ -277,9 +277,9 @@ async def collect(quick: bool) -> Report:
             await local.saturate(scaled(quick, 400, 60))
             per: list[float] = []
             for _ in range(rounds):
-                before = cpu_seconds(gateway.pid)
+                spent = cpu_seconds(gateway.pid)
                 await local.saturate(n_sat)
-                per.append((cpu_seconds(gateway.pid) - before) / n_sat * 1e6)
+                per.append((cpu_seconds(gateway.pid) - spent) / n_sat * 1e6)
             await local.close()
             report.figure("gateway_cpu_local", "gateway CPU per governed call of an in-process "
                           f"tool (no upstream hop; median of {rounds})", _median(per), "µs")  # fmt: skip
