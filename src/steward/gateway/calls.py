@@ -265,7 +265,7 @@ def _live_approvals(steward: Steward, agent: str, run_ids: set[str]) -> list[tup
     approved and not yet used."""
     found: list[tuple[str, str]] = []
     for status in ("pending", "approved"):
-        for row in list_approvals(steward.db, status, 1000, agent=agent):
+        for row in list_approvals(steward.db, status, 1000, agent=agent, newest_first=True):
             if row.run_id in run_ids and not row.used:
                 found.append((row.run_id, row.key))
     return found
