@@ -36,6 +36,7 @@ BENCHMARKS = {
     "adapter_langgraph": "bench_adapter_langgraph.py",
     "engines": "bench_engines.py",  # the `temporal` extra (in dev): starts a dev server
     "mcp_tools": "bench_mcp_tools.py",
+    "mcp": "bench_mcp.py",
 }
 
 

@@ -240,3 +240,24 @@ def test_an_exception_anywhere_in_evaluate_is_a_deny() -> None:
     policy._rules = None  # type: ignore[assignment]  # sabotage: evaluation raises
     decision = policy.evaluate(ToolCall("c", "search", {"query": "x"}))
     assert (decision.verdict, decision.reasons[0].code) == (Verdict.DENY, "policy.error")
+
+
+@pytest.mark.parametrize(
+    ("name", "verdict", "code", "conditional"),
+    [
+        ("search", Verdict.ALLOW, "tier.autonomous", True),  # a limit argument can still deny
+        ("pay", Verdict.REVIEW, "tier.requires_human_review", True),  # its conditions decide
+        ("read_card", Verdict.DENY, "data_access.financial", False),
+        ("export", Verdict.DENY, "tool.forbidden", False),
+        ("untiered", Verdict.DENY, "tool.forbidden", False),
+        ("nowhere", Verdict.DENY, "tool.unlisted", False),
+    ],
+)
+def test_the_standing_decision_before_any_arguments(
+    name: str, verdict: Verdict, code: str, conditional: bool
+) -> None:
+    """What a tool listing (the MCP gateway's tools/list) may show of each tool."""
+    decision, may_change = POLICY.standing(name)
+    assert decision.verdict is verdict
+    assert decision.reasons[0].code == code
+    assert may_change is conditional

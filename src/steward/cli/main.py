@@ -16,6 +16,7 @@ from steward.cli import (
     audit,
     demo,
     evals,
+    gateway,
     keys,
     mcp,
     monitors,
@@ -66,6 +67,7 @@ app.command("costs", epilog=EPILOG)(reports.costs)
 app.command("stats", epilog=EPILOG)(reports.stats)
 app.command("serve", epilog=EPILOG)(serve.serve)
 app.command("worker", epilog=EPILOG)(worker.worker)
+app.command("gateway", epilog=EPILOG)(gateway.gateway)
 app.add_typer(runs.app, name="runs")
 app.add_typer(approvals.app, name="approvals")
 app.add_typer(audit.app, name="audit")

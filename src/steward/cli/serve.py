@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from steward.cli.context import DbOption, console, db_url, handled, open_db
+from steward.cli.context import DbOption, console, db_url, fail, handled, open_db
 from steward.cli.worker import (
     Engine,
     EngineOption,
@@ -37,14 +37,28 @@ def serve(
         help="Run the version this label points at, for agents that have it "
         "(steward agents promote); others run their spec file.",
     ),
+    mcp: bool = typer.Option(
+        False,
+        "--mcp",
+        help="Also serve the governed MCP gateway at /mcp (agents with "
+        "`model: external`; needs the `mcp` extra).",
+    ),
+    mcp_hold_seconds: float = typer.Option(
+        0.0,
+        "--mcp-hold-seconds",
+        min=0.0,
+        max=300.0,
+        help="Hold an MCP call that needs approval open this long before answering.",
+    ),
     db: str | None = DbOption,
     engine: Engine = EngineOption,
     temporal: str = TemporalOption,
     task_queue: str = TaskQueueOption,
     namespace: str = NamespaceOption,
 ) -> None:
-    """Serve the API under /v1 (schema at /openapi.json), the console at /console, /metrics.
-    People sign in to the console with a key, or by single sign-on when STEWARD_OIDC_* is set."""
+    """Serve the API under /v1 (schema at /openapi.json), the console at /console, /metrics
+    (and with --mcp the MCP gateway at /mcp). People sign in to the console with a key, or
+    by single sign-on when STEWARD_OIDC_* is set."""
     with handled():
         import uvicorn
 
@@ -67,8 +81,18 @@ def serve(
             paths.append(DEMO_SPEC)
         # the definitions of MCP servers' tools are pinned in this database while serving
         agents = load_agents(paths, open_db(db))
+        gateway = None
+        if mcp:
+            try:
+                from steward.gateway.config import GatewayConfig
+            except ImportError as exc:
+                fail(f"--mcp needs the MCP SDK 2.x: pip install 'steward-governance[mcp]' ({exc})")
+            base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+            gateway = GatewayConfig(hold_seconds=mcp_hold_seconds, decide_url=base)
         names = ", ".join(a.name for a in agents) or "none (runs can still be decided)"
         console.print(f"steward serving http://{host}:{port} · agents: {names} · db {db_url(db)}")
+        if gateway is not None:
+            console.print(f"MCP gateway at http://{host}:{port}/mcp")
         if active_keys:
             console.print(
                 f"{active_keys} active key(s): sign in at http://{host}:{port}/console with one"
@@ -86,6 +110,8 @@ def serve(
                 recover=recover,
                 sso=sso,
                 label=label,
+                mcp=gateway,
+                host=host,
                 temporal=TemporalTarget(temporal, task_queue, namespace)
                 if engine is Engine.TEMPORAL
                 else None,

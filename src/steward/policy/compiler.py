@@ -84,6 +84,23 @@ class Policy:
     def rate_limit(self, tool: str) -> RateLimit | None:
         return self._rate_limits.get(tool)
 
+    def standing(self, tool: str) -> tuple[Decision, bool]:
+        """What the policy says of `tool` before any arguments are seen (what a tool
+        listing may show): unlisted, forbidden and data-class denials as `decide_call`
+        words them, else the tier's decision; and whether argument conditions can still
+        change that decision for a given call."""
+        rule = self._rules.get(tool)
+        if rule is None:
+            return self.decide_call(ToolCall("", tool, {}), PolicyContext()), False
+        if rule.tier is Tier.FORBIDDEN:
+            return rule.base, False
+        refused = [
+            d for d in rule.data_classes if not getattr(self.spec.data_access, _DATA_FLAGS[d])
+        ]
+        if refused:
+            return self.decide_call(ToolCall("", tool, {}), PolicyContext()), False
+        return rule.base, bool(rule.conditions) or rule.limit_arg is not None
+
     # -- the decisions -----------------------------------------------------------------
 
     def evaluate(self, call: ToolCall, context: PolicyContext | None = None) -> Decision:

@@ -1,5 +1,6 @@
-"""The server: REST API under /v1, the console under /console, /metrics, and the health
-endpoints /livez, /readyz and /healthz (see `health`).
+"""The server: REST API under /v1, the console under /console, /metrics, the health
+endpoints /livez, /readyz and /healthz (see `health`), and with `mcp` the governed MCP
+gateway at /mcp (steward.gateway; needs the `mcp` extra).
 
 `create_app` builds the FastAPI app; the database, journal, telemetry and the RunService
 live for the app's lifespan.
@@ -10,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
@@ -39,6 +41,9 @@ from steward.store.journal import Journal
 from steward.telemetry.metrics import CONTENT_TYPE, render
 from steward.telemetry.setup import install
 from steward.telemetry.state import register_state
+
+if TYPE_CHECKING:
+    from steward.gateway.config import GatewayConfig
 
 API_VERSION = "1"
 log = logging.getLogger("steward.server")
@@ -81,6 +86,8 @@ def create_app(
     sso: SsoConfig | None = None,
     label: str = "production",
     temporal: TemporalTarget | None = None,
+    mcp: GatewayConfig | None = None,
+    host: str = "127.0.0.1",
 ) -> FastAPI:
     """The app over `db_url` serving `agents`. Every `sweep_seconds` it expires overdue
     approvals and lets their runs finish. With `recover`, runs left `running` by a
@@ -88,8 +95,14 @@ def create_app(
     drives: store/leases.py); on stop, runs in flight get `grace_seconds`. With
     `sso`, people may also sign in to the console through that OpenID provider. A new run
     executes the version `label` points at, for agents that have that label. With
-    `temporal`, `steward worker`s drive the runs as Temporal workflows instead."""
+    `temporal`, `steward worker`s drive the runs as Temporal workflows instead. With `mcp`, the MCP gateway
+    serves the agents with `model: external` at /mcp."""
     loaded = {agent.name: agent for agent in agents}
+    gateway_state: dict[str, Any] = {}
+    if mcp is not None:
+        from steward.gateway.app import servable
+
+        servable([agent.loaded for agent in loaded.values()])  # none to serve: refuse now
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -113,7 +126,16 @@ def create_app(
         if recover:
             await service.recover()
         try:
-            yield
+            async with AsyncExitStack() as stack:
+                if mcp is not None:
+                    from steward.gateway.app import serving
+
+                    served = [agent.loaded for agent in loaded.values()]
+                    await stack.enter_async_context(
+                        serving(gateway_state, db, journal, served, mcp, host=host,
+                                telemetry=telemetry, registry=registry)
+                    )  # fmt: skip
+                yield
         finally:
             sweeper.cancel()
             watcher.cancel()
@@ -140,6 +162,10 @@ def create_app(
     for router in (*routers, health_router):
         app.include_router(router)
     app.include_router(console.router)
+    if mcp is not None:
+        from steward.gateway.app import gateway_routes
+
+        app.router.routes.extend(gateway_routes(gateway_state))
     app.mount("/console/static", console.static_files(), name="console-static")
 
     @app.get("/metrics", tags=["ops"], response_class=Response)
