@@ -8,7 +8,7 @@ live for the app's lifespan.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from prometheus_client import CollectorRegistry
 
+from steward.a2a.config import A2AConfig
 from steward.runtime import AgentRuntime, build_agent
 from steward.security.keys import Permission, Principal
 from steward.security.sso import SsoConfig
@@ -54,11 +55,13 @@ def create_app(
     recover: bool = True,
     grace_seconds: float = 10.0,
     sso: SsoConfig | None = None,
+    a2a: A2AConfig | None = None,
 ) -> FastAPI:
     """The app over `db_url` serving `agents`. Every `sweep_seconds` it expires overdue
     approvals and lets their runs finish. With `recover`, runs left `running` by a
     stopped server resume at start; on stop, runs in flight get `grace_seconds`. With
-    `sso`, people may also sign in to the console through that OpenID provider."""
+    `sso`, people may also sign in to the console through that OpenID provider. With `a2a`,
+    every agent is also served over the A2A protocol (steward/a2a, the `a2a` extra)."""
     loaded = {agent.name: agent for agent in agents}
 
     @asynccontextmanager
@@ -78,6 +81,8 @@ def create_app(
             yield
         finally:
             sweeper.cancel()
+            if a2a_close is not None:
+                await a2a_close()
             await service.shutdown(grace_seconds)
             journal.close()
             if telemetry is not None:
@@ -99,6 +104,11 @@ def create_app(
         app.include_router(router)
     app.include_router(console.router)
     app.mount("/console/static", console.static_files(), name="console-static")
+    a2a_close: Callable[[], Awaitable[None]] | None = None
+    if a2a is not None:
+        from steward.a2a.routes import install as install_a2a  # needs the `a2a` extra
+
+        a2a_close = install_a2a(app, loaded.values(), a2a)
 
     @app.get("/metrics", tags=["ops"], response_class=Response)
     def metrics(request: Request, who: Principal = Depends(requires(Permission.READ))) -> Response:
