@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from steward.a2a import A2AConfig
 from steward.cli.serve import DEMO_SPEC
+from steward.core.errors import InvalidInput
 from steward.demo.tools import SYSTEMS_ENV
 from steward.server import create_app, load_agents
 from steward.store import Database
@@ -260,3 +261,27 @@ async def test_a_rejected_review_ends_the_task_with_the_reason(
     assert terminal, final
     assert "item was returned damaged" in _text(final)
     assert "refunded $330" not in _text(final)
+
+
+async def test_a_disabled_agent_rejects_the_task_with_the_reason(
+    live: Live, http: httpx.AsyncClient
+) -> None:
+    off = await http.post(f"{live.url}/v1/agents/support-desk/disable", json={"comment": "x"})
+    assert off.status_code == 200, off.text
+    client = await _client(live, http)
+    task = await _send(client, "Where is my order #10114?")
+    rejected = await _wait(client, task.id, TaskState.TASK_STATE_REJECTED)
+    assert "agent.disabled" in _text(rejected)
+    assert (await http.get(f"{live.url}/v1/runs")).json()["items"] == []
+
+
+def test_serving_a2a_needs_a_signing_key(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="STEWARD_A2A_SIGNING_KEY"):
+        A2AConfig.from_env({})
+    with pytest.raises(InvalidInput, match="cannot read"):
+        A2AConfig.from_env({"STEWARD_A2A_SIGNING_KEY": str(tmp_path / "missing.pem")})
+    pem = tmp_path / "card.pem"
+    pem.write_bytes(_key_pem()[0])
+    env = {"STEWARD_A2A_SIGNING_KEY": str(pem), "STEWARD_A2A_URL": "https://a.example/"}
+    config = A2AConfig.from_env(env)
+    assert config.public_url == "https://a.example" and config.signing_key == pem.read_bytes()

@@ -7,6 +7,7 @@ with the caller's identity; the task follows the run:
                           them through steward's approval API or console)
     succeeded          -> completed, the answer as the status message and an artifact
     escalated          -> rejected, with the reason (a person takes over)
+    not started        -> rejected, with the reason (e.g. the agent's kill switch is off)
     failed             -> failed, with the reason
     cancelled          -> canceled
 
@@ -26,6 +27,7 @@ from a2a.server.events import EventQueue
 from a2a.server.tasks import TaskUpdater
 from a2a.types import Message, TaskState
 
+from steward.core.errors import StewardError
 from steward.security.keys import Principal
 from steward.store.approvals import ApprovalRow, list_approvals
 from steward.store.runs import RunRow, get_run
@@ -92,7 +94,11 @@ class StewardExecutor(AgentExecutor):
             return
         service = self._service()
         tags = {RUN_TAG: task_id, **who.starter_tags()}
-        run_id = await service.start(self.agent, text, tags)
+        try:
+            run_id = await service.start(self.agent, text, tags)
+        except StewardError as exc:  # the kill switch, a store outage: no run, the reason
+            await updater.reject(self._say(updater, f"{exc.code}: {exc.message}"))
+            return
         self._runs[task_id] = run_id
         try:
             await self._follow(service, run_id, updater)

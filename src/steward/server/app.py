@@ -17,6 +17,7 @@ from fastapi.responses import RedirectResponse, Response
 from prometheus_client import CollectorRegistry
 
 from steward.a2a.config import A2AConfig
+from steward.core.errors import InvalidInput
 from steward.runtime import AgentRuntime, build_agent
 from steward.security.keys import Permission, Principal
 from steward.security.sso import SsoConfig
@@ -106,8 +107,13 @@ def create_app(
     app.mount("/console/static", console.static_files(), name="console-static")
     a2a_close: Callable[[], Awaitable[None]] | None = None
     if a2a is not None:
-        from steward.a2a.routes import install as install_a2a  # needs the `a2a` extra
-
+        try:
+            from steward.a2a.routes import install as install_a2a
+        except ImportError as exc:
+            raise InvalidInput(
+                f"serving A2A needs the `a2a` extra ({exc.name} is not installed): "
+                "pip install 'steward-governance[a2a]'"
+            ) from None
         a2a_close = install_a2a(app, loaded.values(), a2a)
 
     @app.get("/metrics", tags=["ops"], response_class=Response)
