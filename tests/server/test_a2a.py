@@ -17,21 +17,24 @@ import jwt
 import pytest
 import uvicorn
 from a2a.client import A2ACardResolver, ClientConfig, create_client
+from a2a.client.card_resolver import parse_agent_card
 from a2a.client.client import Client
 from a2a.helpers.proto_helpers import new_text_message
 from a2a.types import AgentCard, GetTaskRequest, Role, SendMessageRequest, Task, TaskState
 from a2a.utils.signing import InvalidSignaturesError, create_signature_verifier
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from typer.testing import CliRunner
 
 from steward.a2a import A2AConfig
+from steward.cli.main import app as cli
 from steward.cli.serve import DEMO_SPEC
 from steward.core.errors import InvalidInput
 from steward.demo.tools import SYSTEMS_ENV
 from steward.server import create_app, load_agents
 from steward.store import Database
 
-from .served import LARGE_REFUND, free_port, issue_keys
+from .served import LARGE_REFUND, free_port, issue_keys, steward_serve
 
 KID = "test-key"
 
@@ -285,3 +288,30 @@ def test_serving_a2a_needs_a_signing_key(tmp_path: Path) -> None:
     env = {"STEWARD_A2A_SIGNING_KEY": str(pem), "STEWARD_A2A_URL": "https://a.example/"}
     config = A2AConfig.from_env(env)
     assert config.public_url == "https://a.example" and config.signing_key == pem.read_bytes()
+
+
+def test_steward_serve_a2a_serves_the_signed_card_at_the_well_known_path(tmp_path: Path) -> None:
+    pem, public = _key_pem()
+    key = tmp_path / "card.pem"
+    key.write_bytes(pem)
+    env = {
+        "STEWARD_DEMO_SYSTEMS": str(tmp_path / "systems.db"),
+        "STEWARD_A2A_SIGNING_KEY": str(key),
+        "STEWARD_A2A_KEY_ID": KID,
+    }
+    with steward_serve(f"sqlite:///{tmp_path / 'steward.db'}", "--demo", "--a2a", env=env) as base:
+        body = httpx.get(f"{base}/.well-known/agent-card.json", timeout=10).json()
+    card = parse_agent_card(body)
+    _verifier(public)(card)
+    assert card.name == "support-desk"
+    assert card.supported_interfaces[0].url == f"{base}/a2a/support-desk"
+
+
+def test_steward_serve_a2a_without_a_key_says_what_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STEWARD_DB", f"sqlite:///{tmp_path / 'steward.db'}")
+    monkeypatch.delenv("STEWARD_A2A_SIGNING_KEY", raising=False)
+    result = CliRunner().invoke(cli, ["serve", "--demo", "--a2a"])
+    assert result.exit_code == 2, result.output
+    assert "STEWARD_A2A_SIGNING_KEY" in result.output and "Traceback" not in result.output
