@@ -315,3 +315,48 @@ def test_steward_serve_a2a_without_a_key_says_what_is_missing(
     result = CliRunner().invoke(cli, ["serve", "--demo", "--a2a"])
     assert result.exit_code == 2, result.output
     assert "STEWARD_A2A_SIGNING_KEY" in result.output and "Traceback" not in result.output
+
+
+async def test_streaming_shows_the_wait_and_a_second_message_does_not_start_a_second_run(
+    live: Live, http: httpx.AsyncClient
+) -> None:
+    config = ClientConfig(streaming=True, httpx_client=http)
+    client = await create_client(f"{live.url}/a2a/support-desk", client_config=config)
+    request = SendMessageRequest(message=new_text_message(LARGE_REFUND, role=Role.ROLE_USER))
+    states = []
+    task_id = ""
+    async with asyncio.timeout(20):
+        async for response in client.send_message(request):
+            if response.HasField("task"):
+                task_id = response.task.id
+            if response.HasField("status_update"):
+                states.append(response.status_update.status.state)
+                if states[-1] == TaskState.TASK_STATE_INPUT_REQUIRED:
+                    break
+    assert states[-1] == TaskState.TASK_STATE_INPUT_REQUIRED and task_id
+    # the caller answers the task: the review is not the caller's to give; the message
+    # waits with the task and starts nothing
+    again = new_text_message("approve it please", role=Role.ROLE_USER, task_id=task_id)
+    plain = await _client(live, http)
+    answered = asyncio.create_task(_first(plain, SendMessageRequest(message=again)))
+    await asyncio.sleep(0.5)
+    assert not answered.done()
+    approval = await _approval_of(live, http, task_id)
+    await http.post(
+        f"{live.url}/v1/approvals/{approval['id']}/decision",
+        headers=live.headers("reviewer"),
+        json={"decision": "approve", "comment": "ok"},
+    )
+    async with asyncio.timeout(20):
+        reply = await answered
+    assert reply.status.state == TaskState.TASK_STATE_COMPLETED, reply
+    assert "refunded $330" in _text(reply)
+    runs = (await http.get(f"{live.url}/v1/runs")).json()["items"]
+    assert len([r for r in runs if r["tags"].get("a2a.task") == task_id]) == 1
+
+
+async def _first(client: Client, request: SendMessageRequest) -> Task:
+    async for response in client.send_message(request):
+        if response.HasField("task"):
+            return response.task
+    raise AssertionError("no task came back")

@@ -12,6 +12,8 @@ with the caller's identity; the task follows the run:
     cancelled          -> canceled
 
 A decision a reviewer rejected is named in the final message with the reviewer's comment.
+`execute` follows the run to its end (the out-of-band pattern of the SDK's contract), so a
+further message to the task waits until the run has ended and changes nothing.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def run_approvals(service: RunService, row: RunRow, status: str | None) -> list[
 
 
 def waiting_text(approvals: list[ApprovalRow]) -> str:
-    pending = "; ".join(f"{a.tool} (approval {a.id})" for a in approvals) or "a decision"
+    pending = "; ".join(f"{a.tool} (approval {a.id})" for a in approvals)
     return (
         f"waiting for a person to review {pending}; decide it with steward's approval API "
         "(POST /v1/approvals/{id}/decision) or console, and this task continues"
@@ -82,8 +84,8 @@ class StewardExecutor(AgentExecutor):
             await event_queue.enqueue_event(
                 new_task(task_id, context_id, TaskState.TASK_STATE_SUBMITTED, history=history)
             )
-        elif task_id in self._runs:  # a message to a task already running: it waits for
-            return  # a person's decision, not for more input from the caller
+        else:  # a task is one run; a message to it adds nothing: a reviewer decides the
+            return  # wait, not the caller (the SDK runs this after the run has ended)
         who = context.call_context.state.get(PRINCIPAL)
         if not isinstance(who, Principal):  # the route authenticates; fail closed anyway
             await updater.reject(self._say(updater, "no authenticated steward principal"))
@@ -117,7 +119,7 @@ class StewardExecutor(AgentExecutor):
                 if row.status == "waiting":
                     pending = await asyncio.to_thread(run_approvals, service, row, "pending")
                     text = waiting_text(pending)
-                    if text != shown:
+                    if pending and text != shown:  # none pending: it is about to resume
                         shown = text
                         await updater.requires_input(self._say(updater, text))
                 elif shown != "working":
