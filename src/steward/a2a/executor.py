@@ -112,6 +112,7 @@ class StewardExecutor(AgentExecutor):
         shown = ""
         try:
             while True:
+                follower.news.clear()  # before reading: news during the read is not lost
                 row = await asyncio.to_thread(get_run, service.db, run_id)
                 if row.status in FINISHED:
                     await self._finish(service, row, updater)
@@ -125,7 +126,6 @@ class StewardExecutor(AgentExecutor):
                 elif shown != "working":
                     shown = "working"
                     await updater.start_work()
-                follower.news.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(follower.news.wait(), POLL_SECONDS)
         finally:
