@@ -71,11 +71,12 @@ def _restricted_spec(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Live]:
+def live(any_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Live]:
+    """The demo agent and a restricted one served with A2A, over SQLite and PostgreSQL."""
     monkeypatch.setenv(SYSTEMS_ENV, str(tmp_path / "systems.db"))
     monkeypatch.setenv("STEWARD_TELEMETRY", "off")
-    url = f"sqlite:///{tmp_path / 'steward.db'}"
-    db = Database.open(url)
+    db = any_db
+    url = db.url
     tokens = issue_keys(db)
     pem, public = _key_pem()
     agents = load_agents([DEMO_SPEC, _restricted_spec(tmp_path)])
@@ -93,7 +94,6 @@ def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Live]:
     finally:
         server.should_exit = True
         thread.join(timeout=20)
-        db.close()
 
 
 def _verifier(public: ec.EllipticCurvePublicKey) -> Any:
