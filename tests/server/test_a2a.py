@@ -360,3 +360,19 @@ async def _first(client: Client, request: SendMessageRequest) -> Task:
         if response.HasField("task"):
             return response.task
     raise AssertionError("no task came back")
+
+
+async def test_whoever_sent_the_task_may_not_approve_its_run(
+    live: Live, http: httpx.AsyncClient
+) -> None:
+    client = await _client(live, http)  # the admin's key sends the task
+    task = await _send(client, LARGE_REFUND)
+    await _wait(client, task.id, TaskState.TASK_STATE_INPUT_REQUIRED)
+    approval = await _approval_of(live, http, task.id)
+    own = await http.post(
+        f"{live.url}/v1/approvals/{approval['id']}/decision",
+        json={"decision": "approve", "comment": "my own refund"},
+    )
+    assert own.status_code == 403, own.text
+    still = await client.get_task(GetTaskRequest(id=task.id))
+    assert still.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
