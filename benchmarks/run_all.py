@@ -24,6 +24,7 @@ BENCHMARKS = {
     "providers": "bench_providers.py",
     "semantic_cache": "bench_semantic_cache.py",
     "server": "bench_server.py",
+    "a2a": "bench_a2a.py",
     "scanners": "bench_scanners.py",
     "limits": "bench_limits.py",
     "drift": "bench_drift.py",

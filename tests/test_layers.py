@@ -17,7 +17,7 @@ LEVELS: dict[str, int] = {
     "runtime": 3,
     "demo": 4, "embed": 4, "evals": 4, "prompts": 4, "monitor": 4, "rag": 4, "orchestration": 4, "testing": 4,
     "engines": 4,  # binds runtime's executor and run-store protocols to a backend
-    "server": 5, "cli": 5, "gateway": 5,
+    "server": 5, "cli": 5, "gateway": 5, "a2a": 5,
     "adapters": 6,
 }  # fmt: skip
 

@@ -50,6 +50,12 @@ def serve(
         max=300.0,
         help="Hold an MCP call that needs approval open this long before answering.",
     ),
+    a2a: bool = typer.Option(
+        False,
+        "--a2a",
+        help="Also serve every agent over the A2A protocol at /a2a/{agent} (the `a2a` extra; "
+        "cards signed with the key at STEWARD_A2A_SIGNING_KEY).",
+    ),
     db: str | None = DbOption,
     engine: Engine = EngineOption,
     temporal: str = TemporalOption,
@@ -68,6 +74,11 @@ def serve(
         from steward.store.keys import list_keys
 
         sso = SsoConfig.from_env(os.environ)  # STEWARD_OIDC_*: a half configuration stops here
+        a2a_config = None
+        if a2a:
+            from steward.a2a.config import A2AConfig
+
+            a2a_config = A2AConfig.from_env(os.environ)  # no signing key: it stops here
         database = open_db(db, create=True)  # create and migrate before serving
         try:
             active_keys = len(list_keys(database))
@@ -103,6 +114,8 @@ def serve(
             )
         if sso is not None:
             console.print(f"single sign-on: {sso.issuer} (client {sso.client_id})")
+        if a2a_config is not None:
+            console.print(f"A2A: /a2a/{{agent}} (cards signed by key {a2a_config.key_id})")
         uvicorn.run(
             create_app(
                 db_url(db),
@@ -112,6 +125,7 @@ def serve(
                 label=label,
                 mcp=gateway,
                 host=host,
+                a2a=a2a_config,
                 temporal=TemporalTarget(temporal, task_queue, namespace)
                 if engine is Engine.TEMPORAL
                 else None,

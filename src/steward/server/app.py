@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +20,8 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from prometheus_client import CollectorRegistry
 
-from steward.core.errors import StewardError
+from steward.a2a.config import A2AConfig
+from steward.core.errors import InvalidInput, StewardError
 from steward.monitor.consumer import install_monitor
 from steward.runtime import AgentRuntime, build_agent
 from steward.security.keys import Permission, Principal
@@ -88,6 +89,7 @@ def create_app(
     temporal: TemporalTarget | None = None,
     mcp: GatewayConfig | None = None,
     host: str = "127.0.0.1",
+    a2a: A2AConfig | None = None,
 ) -> FastAPI:
     """The app over `db_url` serving `agents`. Every `sweep_seconds` it expires overdue
     approvals and lets their runs finish. With `recover`, runs left `running` by a
@@ -96,7 +98,8 @@ def create_app(
     `sso`, people may also sign in to the console through that OpenID provider. A new run
     executes the version `label` points at, for agents that have that label. With
     `temporal`, `steward worker`s drive the runs as Temporal workflows instead. With `mcp`, the MCP gateway
-    serves the agents with `model: external` at /mcp."""
+    serves the agents with `model: external` at /mcp. With `a2a`, every agent is also
+    served over the A2A protocol (steward/a2a, the `a2a` extra)."""
     loaded = {agent.name: agent for agent in agents}
     gateway_state: dict[str, Any] = {}
     if mcp is not None:
@@ -139,6 +142,8 @@ def create_app(
         finally:
             sweeper.cancel()
             watcher.cancel()
+            if a2a_close is not None:
+                await a2a_close()
             await service.shutdown(grace_seconds)
             journal.close()
             if drift is not None:
@@ -167,6 +172,16 @@ def create_app(
 
         app.router.routes.extend(gateway_routes(gateway_state))
     app.mount("/console/static", console.static_files(), name="console-static")
+    a2a_close: Callable[[], Awaitable[None]] | None = None
+    if a2a is not None:
+        try:
+            from steward.a2a.routes import install as install_a2a
+        except ImportError as exc:
+            raise InvalidInput(
+                f"serving A2A needs the `a2a` extra ({exc.name} is not installed): "
+                "pip install 'steward-governance[a2a]'"
+            ) from None
+        a2a_close = install_a2a(app, loaded.values(), a2a)
 
     @app.get("/metrics", tags=["ops"], response_class=Response)
     def metrics(request: Request, who: Principal = Depends(requires(Permission.READ))) -> Response:
