@@ -597,3 +597,17 @@ def test_keys_are_managed_as_the_admin_whose_key_is_given(env: Env) -> None:
     assert sql(env.db, "SELECT name, created_by FROM api_keys ORDER BY created_at") == [
         ("root", "cli"), ("eve", "admin:root"), ("vic", "cli"),
     ]  # fmt: skip
+
+
+def test_an_error_location_is_never_read_as_an_emoji_code(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Rich turns ":100:" into an emoji by default: "agent.yaml:100:18" must stay itself
+    (found by Hypothesis in tests/spec/test_hostile_specs.py)."""
+    import typer
+
+    from steward.cli.context import fail
+
+    with pytest.raises(typer.Exit):
+        fail("agent.yaml:100:18: tools[0]: unknown tool 'x'")
+    assert "agent.yaml:100:18: tools[0]" in capsys.readouterr().err

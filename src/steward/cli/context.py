@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 
 # Piped output (CI logs, `| less`) gets a wide page instead of Rich's 80-column default.
 _WIDTH = None if sys.stdout.isatty() else 160
-console = Console(soft_wrap=True, width=_WIDTH)
-errors = Console(stderr=True, soft_wrap=True)
+# emoji=False: ":100:" in "agent.yaml:100:18" is a location, never an emoji code
+console = Console(soft_wrap=True, width=_WIDTH, emoji=False)
+errors = Console(stderr=True, soft_wrap=True, emoji=False)
 T = TypeVar("T")
 
 DbOption = typer.Option(
