@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from steward.cli.context import DbOption, console, fail, handled, open_db
+from steward.cli.context import DbOption, console, fail, handled, open_db, time_range
 from steward.cli.exits import ExitCode
 from steward.cli.render import JsonOption, emit_json
 
@@ -80,21 +80,11 @@ def export(
     "type", "ts" (RFC 3339), "ts_unix" (the exact stored seconds the hash covers),
     "event", "prev_hash", "hash"}. --csv adds the actor column."""
     with handled():
-        import time
-
-        from steward.core.times import parse_moment
         from steward.store.audit import export_lines
 
         if jsonl == as_csv:
             fail("choose a format: --jsonl or --csv")
-        now = time.time()
-        bounds: dict[str, float | None] = {}
-        for name, given in (("since", since), ("until", until)):
-            try:
-                bounds[name] = None if given is None else parse_moment(given, now=now,
-                                                                      end=name == "until")  # fmt: skip
-            except ValueError as error:
-                fail(f"--{name}: {error}")
+        start, end = time_range(since, until)
         database = open_db(db)
         try:
             stream = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
@@ -102,7 +92,7 @@ def export(
             fail(f"cannot write {output}: {exc.strerror}")
         try:
             for line in export_lines(database, "csv" if as_csv else "jsonl",
-                                     since=bounds["since"], until=bounds["until"]):  # fmt: skip
+                                     since=start, until=end):  # fmt: skip
                 stream.write(line)
         finally:
             if output:

@@ -62,6 +62,25 @@ def handled() -> Iterator[None]:
         fail("interrupted", code_for(exc))
 
 
+def time_range(since: str | None, until: str | None) -> tuple[float | None, float | None]:
+    """`--since` / `--until` as Unix seconds (core/times.py parse_moment: RFC 3339, a
+    date, `24h`…); a bad one fails naming its option (exit 2)."""
+    import time
+
+    from steward.core.times import parse_moment
+
+    now = time.time()
+    bounds: list[float | None] = []
+    for name, given in (("since", since), ("until", until)):
+        try:
+            bounds.append(
+                None if given is None else parse_moment(given, now=now, end=name == "until")
+            )
+        except ValueError as error:
+            fail(f"--{name}: {error}")
+    return bounds[0], bounds[1]
+
+
 def open_db(url: str | None, *, create: bool = False) -> Database:
     from steward.store.database import Database
 

@@ -8,7 +8,16 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from steward.cli.context import DbOption, console, fail, handled, journal_for, open_db, run_async
+from steward.cli.context import (
+    DbOption,
+    console,
+    fail,
+    handled,
+    journal_for,
+    open_db,
+    run_async,
+    time_range,
+)
 from steward.cli.identity import KeyOption, acting_as
 from steward.cli.records import Record, run_record
 from steward.cli.render import (
@@ -120,22 +129,12 @@ def list_command(
     """The newest runs, narrowed by words, tags and a time range (--json: an array of run
     objects)."""
     with handled():
-        import time
-
-        from steward.core.times import parse_moment
         from steward.store.runs import list_runs
         from steward.store.search import RunFilter, SearchError, parse_tags
 
-        now = time.time()
-        bounds: dict[str, float | None] = {}
-        for name, given in (("since", since), ("until", until)):
-            try:
-                bounds[name] = None if given is None else parse_moment(given, now=now,
-                                                                      end=name == "until")  # fmt: skip
-            except ValueError as error:
-                fail(f"--{name}: {error}")
+        start, end = time_range(since, until)
         try:
-            wanted = RunFilter(search or "", parse_tags(tag), bounds["since"], bounds["until"])
+            wanted = RunFilter(search or "", parse_tags(tag), start, end)
         except SearchError as error:
             fail(f"--{error.field}: {error.message}")
         value = state.value if state is not None else None

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from steward.core.errors import SpecError, SpecFileMissing, SpecProblem
+from steward.core.errors import SpecError, SpecProblem
 from steward.evals.suite import Suite, check_suite
-from steward.spec.loader import field_path, load_located, locate
+from steward.spec.loader import field_path, load_located, locate, read_located
 
 
 def load_suite_text(text: str, path: str = "<suite>") -> Suite:
@@ -22,11 +22,4 @@ def load_suite_text(text: str, path: str = "<suite>") -> Suite:
 
 
 def load_suite(path: str | Path) -> Suite:
-    file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecFileMissing([SpecProblem(str(path), 0, 0, "", "no such file")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError([SpecProblem(str(path), 0, 0, "", f"cannot read: {exc}")]) from None
-    return load_suite_text(text, str(path))
+    return load_suite_text(read_located(path), str(path))

@@ -372,13 +372,17 @@ def _prompt_source(ref: str, spec_path: str, text: str | None, where: Mark) -> P
     return PromptSource(path=ref, text=text, prompt=prompt)
 
 
-def load_spec(path: str | Path) -> LoadedSpec:
-    """Read and validate a spec file. A missing or unreadable file is a SpecError too."""
-    file = Path(path)
+def read_located(path: str | Path) -> str:
+    """A YAML file's text; a missing file is SpecFileMissing, an unreadable one a
+    SpecError, both located at the file (spec files, evaluation suites)."""
     try:
-        text = file.read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecFileMissing([SpecProblem(str(path), 0, 0, "", "no such file")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError([SpecProblem(str(path), 0, 0, "", f"cannot read: {exc}")]) from None
-    return load_spec_text(text, str(path))
+
+
+def load_spec(path: str | Path) -> LoadedSpec:
+    """Read and validate a spec file. A missing or unreadable file is a SpecError too."""
+    return load_spec_text(read_located(path), str(path))

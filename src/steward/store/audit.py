@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from steward.core.times import rfc3339
 from steward.store.database import Database
@@ -43,6 +43,26 @@ def actor_of(data: dict[str, Any]) -> str:
     return ""
 
 
+def _filtered(
+    query: Select[Any],
+    run_id: str | None,
+    type_prefix: str | None,
+    since: float | None,
+    until: float | None,
+) -> Select[Any]:
+    """The audit filters, one place for the page, the API and the export: a run, a type
+    or type prefix ("approval." matches every approval event), a time range [since, until)."""
+    if run_id is not None:
+        query = query.where(events.c.run_id == run_id)
+    if type_prefix:
+        query = query.where(events.c.type.startswith(type_prefix, autoescape=True))
+    if since is not None:
+        query = query.where(events.c.ts >= since)
+    if until is not None:
+        query = query.where(events.c.ts < until)
+    return query
+
+
 def query_events(
     db: Database,
     *,
@@ -56,14 +76,7 @@ def query_events(
     """Events in chain order after `after_id`. `type_prefix` "approval." matches every
     approval event; an exact type matches itself."""
     query = select(events).where(events.c.id > after_id).order_by(events.c.id).limit(limit)
-    if run_id is not None:
-        query = query.where(events.c.run_id == run_id)
-    if type_prefix:
-        query = query.where(events.c.type.startswith(type_prefix, autoescape=True))
-    if since is not None:
-        query = query.where(events.c.ts >= since)
-    if until is not None:
-        query = query.where(events.c.ts < until)
+    query = _filtered(query, run_id, type_prefix, since, until)
     with db.reader.connect() as connection:
         return [
             AuditEntry(r.id, r.run_id, r.type, r.ts, r.hash, r.prev_hash, json.loads(r.data))
@@ -119,15 +132,7 @@ def export_lines(
     3339), "ts_unix" (the exact stored seconds the hash covers), "event", "prev_hash",
     "hash"}; the event is the stored text, byte for byte. CSV: a header, then those
     columns and the actor."""
-    query = select(events).order_by(events.c.id)
-    if run_id is not None:
-        query = query.where(events.c.run_id == run_id)
-    if type_prefix:
-        query = query.where(events.c.type.startswith(type_prefix, autoescape=True))
-    if since is not None:
-        query = query.where(events.c.ts >= since)
-    if until is not None:
-        query = query.where(events.c.ts < until)
+    query = _filtered(select(events).order_by(events.c.id), run_id, type_prefix, since, until)
     if fmt == "csv":
         yield _csv_line(CSV_COLUMNS)
     with db.reader.connect() as connection:
