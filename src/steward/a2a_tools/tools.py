@@ -54,6 +54,7 @@ from steward.tools.base import Effect, Tool, compile_validator
 
 CARD_CHANGED = "a2a.card_changed"
 BAD_SIGNATURE = "a2a.bad_signature"
+POISONED = "a2a.card_poisoning"  # the card's text holds instructions for the model
 NOT_PINNED = "a2a.not_pinned"
 INPUT_REQUIRED = "a2a.input_required"
 UNREACHABLE = "a2a.unreachable"
@@ -124,8 +125,9 @@ class _Remote:
     async def observe(self, http: httpx.AsyncClient) -> SeenCard:
         """Fetch the card and pin what it shows; raise when it may not be used now."""
         seen = await fetch_card(http, self.config)
-        finding = seen.finding
+        finding, reason = seen.finding, BAD_SIGNATURE
         if not finding and self.scan:
+            reason = POISONED
             text = {
                 "description": seen.card.description,
                 "inputSchema": [[s.name, s.description] for s in seen.card.skills],
@@ -133,7 +135,7 @@ class _Remote:
             finding = poisoning(text, injection_detector(DEFAULT_SCANNERS))  # fmt: skip
         pin = await asyncio.to_thread(
             observe_pin, self.db, self.agent, self.name, seen.sha256, seen.definition,
-            finding=finding, changed=CARD_CHANGED, poisoned=BAD_SIGNATURE,
+            finding=finding, changed=CARD_CHANGED, poisoned=reason,
         )  # fmt: skip
         if pin.quarantined or pin.approved_sha256 != seen.sha256:
             why = pin.detail or "its agent card changed since it was pinned"
