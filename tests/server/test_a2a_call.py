@@ -30,7 +30,7 @@ from steward.cli.serve import DEMO_SPEC
 from steward.demo.tools import SYSTEMS_ENV
 from steward.server import create_app, load_agents
 from steward.store import Database
-from steward.store.mcp_pins import approve_pin, get_pin
+from steward.store.mcp_pins import get_pin
 
 from .served import LARGE_REFUND, free_port, issue_keys
 
@@ -181,7 +181,7 @@ def pair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pair]:
 
 
 def _event(run: dict[str, Any], kind: str) -> dict[str, Any]:
-    found = [e["data"] for e in run["events"] if e["type"] == kind]
+    found: list[dict[str, Any]] = [e["data"] for e in run["events"] if e["type"] == kind]
     assert found, json.dumps([(e["type"], e["data"]) for e in run["events"]])[:6000]
     return found[0]
 
@@ -225,7 +225,11 @@ def test_a_changed_card_quarantines_the_tool_until_an_admin_approves_it(pair: Pa
     assert denied["stage"] == "policy" and denied["decision"]["verdict"] == "deny"
     assert denied["decision"]["reasons"][0]["code"] == "a2a.card_changed", denied
     assert not [e for e in held["events"] if e["type"] == "tool.started"]
-    approve_pin(pair.a_db, "caller", "a2a.desk", by="admin:test", sha256=pin.seen_sha256)
+    # the MCP pins' approval path (API, CLI, console) approves a card too: key a2a.desk
+    admin = {"Authorization": f"Bearer {pair.a_tokens['admin']}"}
+    approved = httpx.post(f"{pair.a}/v1/mcp/pins/caller/a2a.desk/approve", headers=admin,
+                          json={"sha256": pin.seen_sha256}, timeout=10)  # fmt: skip
+    assert approved.status_code == 200 and approved.json()["status"] == "pinned", approved.text
     again = pair.run("Where is my order #10114?")
     assert _event(again, "tool.succeeded")["result"]["state"] == "completed", again
 
