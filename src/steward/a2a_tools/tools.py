@@ -118,9 +118,11 @@ class _Remote:
         token = os.environ.get(config.token_env, "") if config.token_env else ""
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
 
-    def _http(self, timeout: float) -> httpx.AsyncClient:
+    def _http(self, timeout: float, *, token: bool = False) -> httpx.AsyncClient:
+        """A client; with `token`, it carries the Bearer token (only to the JSON-RPC
+        endpoint of the approved card: fetching cards and keys needs none)."""
         limits = httpx.Timeout(timeout, connect=self.config.connect_timeout_seconds)
-        return httpx.AsyncClient(headers=self.headers, timeout=limits)
+        return httpx.AsyncClient(headers=self.headers if token else {}, timeout=limits)
 
     async def observe(self, http: httpx.AsyncClient) -> SeenCard:
         """Fetch the card and pin what it shows; raise when it may not be used now."""
@@ -148,12 +150,13 @@ class _Remote:
 
     async def call(self, message: str, context_id: str | None = None) -> Any:
         started = time.monotonic()
-        async with self._http(self.deadline) as http:
+        async with self._http(self.deadline) as public:
             try:
-                seen = await self.observe(http)
-            except httpx.HTTPError as exc:
+                seen = await self.observe(public)
+            except (httpx.HTTPError, ValueError) as exc:
                 raise ToolExecutionError(f"cannot fetch the agent card of {self.name}: {exc}",
                                          code=UNREACHABLE, retryable=False) from None  # fmt: skip
+        async with self._http(self.deadline, token=True) as http:
             client = await create_client(
                 seen.card, ClientConfig(streaming=False, httpx_client=http)
             )
