@@ -118,11 +118,12 @@ class Pair:
     a_tokens: dict[str, str]
     b_tokens: dict[str, str]
     tamper: Tamper
+    home: Path
     stops: list[Callable[[], None]] = field(default_factory=list)
 
     def start_a(self, timeout: float = 20, scan: str = "record") -> str:
         """Start a server A whose agent `caller` may call B's support desk; its URL."""
-        spec = Path(self.a_db.url.split("///", 1)[1]).with_name("caller.yaml")
+        spec = self.home / "caller.yaml"
         card_url = f"{self.b}/a2a/support-desk/.well-known/agent-card.json"
         spec.write_text(CALLER.format(card_url=card_url, token_env=TOKEN_ENV, timeout=timeout,
                                      scan=scan))  # fmt: skip
@@ -161,12 +162,13 @@ def _key_pem() -> bytes:
 
 
 @pytest.fixture
-def pair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pair]:
+def pair(any_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pair]:
+    """B: the demo desk served over A2A (SQLite); A: the caller, over SQLite and PostgreSQL
+    (where its card pins live)."""
     monkeypatch.setenv(SYSTEMS_ENV, str(tmp_path / "systems.db"))
     monkeypatch.setenv("STEWARD_TELEMETRY", "off")
-    (tmp_path / "a").mkdir()
     b_db = Database.open(f"sqlite:///{tmp_path / 'b.db'}")
-    a_db = Database.open(f"sqlite:///{tmp_path / 'a' / 'a.db'}")
+    a_db = any_db
     b_tokens, a_tokens = issue_keys(b_db), issue_keys(a_db)
     monkeypatch.setenv(TOKEN_ENV, b_tokens["agent"])  # B's key for its support desk
     config = A2AConfig(signing_key=_key_pem(), key_id="b-key")
@@ -174,14 +176,13 @@ def pair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pair]:
     b_app = create_app(b_db.url, load_agents([DEMO_SPEC], db=b_db), a2a=config)
     tamper.install(b_app)
     port = free_port()
-    found = Pair("", f"http://127.0.0.1:{port}", a_db, a_tokens, b_tokens, tamper)
+    found = Pair("", f"http://127.0.0.1:{port}", a_db, a_tokens, b_tokens, tamper, tmp_path)
     found.stops.append(_serve(b_app, port))
     try:
         yield found
     finally:
         for stop in reversed(found.stops):
             stop()
-        a_db.close()
         b_db.close()
 
 
