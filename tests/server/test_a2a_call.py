@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse, Response
 from steward.a2a import A2AConfig
 from steward.a2a.card import CardSigner
 from steward.cli.serve import DEMO_SPEC
+from steward.core.errors import SpecError
 from steward.demo.tools import SYSTEMS_ENV
 from steward.server import create_app, load_agents
 from steward.store import Database
@@ -316,3 +317,20 @@ def test_a_card_holding_instructions_for_the_model_is_quarantined_from_the_start
     assert denied["decision"]["reasons"][0]["code"] == "a2a.card_poisoning", denied
     b_admin = {"Authorization": f"Bearer {pair.b_tokens['admin']}"}
     assert httpx.get(f"{pair.b}/v1/runs", headers=b_admin, timeout=10).json()["items"] == []
+
+
+def test_a_card_that_cannot_be_fetched_refuses_to_load_naming_its_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nowhere = f"http://127.0.0.1:{free_port()}/a2a/desk/.well-known/agent-card.json"
+    spec = tmp_path / "caller.yaml"
+    spec.write_text(CALLER.format(card_url=nowhere, token_env=TOKEN_ENV, timeout=5, scan="record"))
+    db = Database.open(f"sqlite:///{tmp_path / 'a.db'}")
+    try:
+        with pytest.raises(SpecError) as raised:
+            load_agents([spec], db=db)
+    finally:
+        db.close()
+    problem = raised.value.problems[0]
+    assert (problem.line, problem.field) == (8, "a2a_agents.desk.card_url"), problem
+    assert "cannot fetch the agent card of 'desk'" in problem.message
