@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "steward"
 LEVELS: dict[str, int] = {
     "core": 0,
     "spec": 1, "policy": 1, "tools": 1, "models": 1, "store": 1, "security": 1, "telemetry": 1,
-    "gate": 2, "mcp": 2,
+    "gate": 2, "mcp": 2, "a2a_tools": 2,
     "runtime": 3,
     "demo": 4, "embed": 4, "evals": 4, "prompts": 4, "monitor": 4, "rag": 4, "orchestration": 4, "testing": 4,
     "engines": 4,  # binds runtime's executor and run-store protocols to a backend

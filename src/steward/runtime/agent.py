@@ -112,6 +112,17 @@ def _mcp_client(loaded: LoadedSpec) -> Callable[[LoadedSpec, object | None], lis
     return mcp_tools
 
 
+def _a2a_client(loaded: LoadedSpec) -> Callable[[LoadedSpec, object | None], list[Tool]]:
+    """steward.a2a_tools' tool source; the A2A SDK loads only for a spec that lists agents."""
+    try:
+        from steward.a2a_tools import a2a_tools
+    except ImportError as exc:
+        message = f"a2a_agents need the A2A SDK (pip install 'steward-governance[a2a]'): {exc}"
+        line = _line_of(loaded, "a2a_agents:")
+        raise SpecError([SpecProblem(loaded.path, line, 1, "a2a_agents", message)]) from None
+    return a2a_tools
+
+
 def build_agent(
     loaded: LoadedSpec,
     tools: ToolRegistry | Iterable[Tool] | None = None,
@@ -130,6 +141,9 @@ def build_agent(
     if loaded.spec.mcp_servers:
         mcp_tools = _mcp_client(loaded)
         for item in mcp_tools(loaded, db):
+            registry.register(item)
+    if loaded.spec.a2a_agents:
+        for item in _a2a_client(loaded)(loaded, db):
             registry.register(item)
     if loaded.spec.toolsets and any(name not in registry for name in loaded.spec.tools):
         for item in load_toolsets(loaded):

@@ -454,6 +454,28 @@ class RulesConfig(_Strict):
 # --- the agent spec -------------------------------------------------------------------
 
 
+class A2AAgentRef(_Strict):
+    """A remote A2A agent this agent may call as the tool `a2a.<name>` (steward/a2a_tools/).
+
+    `card_url` is the URL of its agent card (e.g. `https://b.example/a2a/desk/.well-known/
+    agent-card.json`); the card is pinned like an MCP tool definition and its JWS signature
+    verified when present, against `jwks_url` or else the JWK Set its header names (which
+    must then be on the card's own origin). `token_env` names the environment variable
+    holding the Bearer token. The call is a write that is never retried unless `effect` /
+    `idempotent` say otherwise."""
+
+    card_url: str = Field(pattern=r"^https?://\S+$")
+    token_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
+    jwks_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    require_signature: bool = False
+    effect: str = Field(default="write", pattern="^(read|write)$")
+    idempotent: bool = False
+    connect_timeout_seconds: float = Field(default=10.0, gt=0, le=600, allow_inf_nan=False)
+    # how long one call may wait for the remote task to end (approvals at the remote agent
+    # included); limits.tool_timeout_seconds applies when not set
+    call_timeout_seconds: float | None = Field(default=None, gt=0, le=86400, allow_inf_nan=False)
+
+
 class AgentSpec(_Strict):
     name: str = Field(pattern=NAME_RE)
     description: str = ""
@@ -483,6 +505,8 @@ class AgentSpec(_Strict):
     injection: InjectionPolicy = InjectionPolicy()
     # MCP servers whose tools this agent may call, as `server.tool` (steward/mcp/)
     mcp_servers: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_\-]{0,63}$")], McpServer] = {}
+    # remote A2A agents this agent may call, as the tool `a2a.<name>` (steward/a2a_tools/)
+    a2a_agents: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_\-]{0,63}$")], A2AAgentRef] = {}
     rules: RulesConfig | None = None
     monitors: Monitors | None = None
     # the evaluation suite (its `name:`) a version must pass before a label may point at it
@@ -549,6 +573,11 @@ def check_references(spec: AgentSpec) -> list[tuple[Path, str]]:
             if f"{server}.{tool}" not in listed:
                 problems.append((("mcp_servers", server, "tools", tool),
                                  f"'{server}.{tool}' is not in `tools`"))  # fmt: skip
+    for index, name in enumerate(spec.tools):
+        if name.startswith("a2a.") and name[4:] not in spec.a2a_agents:
+            problems.append((("tools", index), f"'{name}' names no entry of `a2a_agents`"))
+    if "a2a" in spec.mcp_servers:
+        problems.append((("mcp_servers", "a2a"), "'a2a' names the remote A2A agents' tools"))
     if spec.model.name == "rules" and spec.rules is None:
         problems.append((("model", "name"), "model 'rules' needs a `rules:` section"))
     problems.extend(_external_problems(spec))

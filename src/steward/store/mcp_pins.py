@@ -1,4 +1,5 @@
-"""Pinned MCP tool definitions (steward/mcp/): trust on first sight, quarantine on change.
+"""Pinned MCP tool definitions (steward/mcp/) and remote A2A agent cards (steward/a2a_tools/,
+tool `a2a.<name>`): trust on first sight, quarantine on change.
 
 The first time an agent's MCP tool is seen its definition's SHA-256 is pinned. A later
 listing that shows another definition (a "rug pull") quarantines the tool until an admin
@@ -76,17 +77,21 @@ def observe_pin(
     *,
     finding: str = "",
     on_commit: Published | None = None,
+    changed: str = CHANGED,
+    poisoned: str = POISONED,
 ) -> Pin:
     """Record what the server shows for `tool` now and return the pin as it stands.
     First sight pins it (or quarantines it when `finding` names a poisoned description);
     the trusted definition (pinned, or approved by an admin whatever its finding) again
-    un-quarantines it; any other definition quarantines it."""
+    un-quarantines it; any other definition quarantines it. `changed` and `poisoned` are
+    the reason codes (a remote A2A agent's card pins here too, as `a2a.<name>`, with
+    `a2a.card_changed` and `a2a.bad_signature`: steward/a2a_tools/)."""
     moment = time.time()
     with db.writer.begin() as connection:
         row = _row(connection, agent, tool, lock=True)
         event: McpPinChanged | None = None
         if row is None:
-            status, reason = (QUARANTINED, POISONED) if finding else (PINNED, "")
+            status, reason = (QUARANTINED, poisoned) if finding else (PINNED, "")
             connection.execute(
                 insert(mcp_pins).values(
                     agent=agent, tool=tool, status=status, reason=reason,
@@ -101,7 +106,7 @@ def observe_pin(
                 _set(connection, agent, tool, PINNED, "", sha256, definition, "", moment)
                 event = McpPinChanged(agent, tool, PINNED, "", sha256, row.seen_sha256)
         elif sha256 != row.seen_sha256 or row.status != QUARANTINED:
-            reason = POISONED if finding else CHANGED
+            reason = poisoned if finding else changed
             _set(connection, agent, tool, QUARANTINED, reason, sha256, definition, finding, moment)
             previous = row.approved_sha256 or row.seen_sha256
             event = McpPinChanged(agent, tool, QUARANTINED, reason, sha256, previous,
