@@ -329,3 +329,22 @@ async def test_max_run_seconds_is_kept_by_the_server_when_no_worker_is_alive(
     # ended by the durable timer's activity, not by a resumed activation's own timeout
     assert not any(isinstance(e.event, RunResumed) for e in read_journal(d.db, run_id))
     assert notes.read_text().splitlines() == ["hello"]  # the write was never run again
+
+
+async def test_a_labelled_run_records_its_label_on_the_temporal_engine_too(d: Deployment) -> None:
+    """The version a label chose is the one a worker runs, and the run's record names the
+    label and canary arm, as on the embedded engine (monitors compare versions by them)."""
+    from steward.server.service import RunService
+    from steward.store.labels import move_label
+
+    agent = d.agent()
+    service = RunService(d.db, d.journal, {agent.name: agent}, d.runs)
+    service.remember_loaded()
+    move_label(d.db, agent.name, "production", agent.version, action="override", by="test",
+               reason="a test sets the label directly")  # fmt: skip
+    async with d.worker():
+        run_id = await service.start(agent.name, "Where is my order #10014?", {})
+        done = await d.settled(run_id)
+    row = get_run(d.db, run_id)
+    assert done.status is RunStatus.SUCCEEDED  # type: ignore[attr-defined]
+    assert (row.agent_version, row.label, row.arm) == (agent.version, "production", "")  # no canary

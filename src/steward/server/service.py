@@ -59,6 +59,8 @@ class RemoteRuns(Protocol):
         *,
         run_id: str | None = None,
         tags: dict[str, str] | None = None,
+        label: str = "",
+        arm: str = "",
     ) -> str: ...
 
     async def decided(self, run_id: str, why: str) -> None: ...
@@ -140,7 +142,9 @@ class RunService:
             raise AgentDisabled(f"agent {agent.name} is disabled; no new runs start")
         self.journal.check_available()  # in an outage, refuse before creating anything
         if self.remote is not None:
-            await self.remote.start(agent, text, run_id=run_id, tags=tags)
+            await self.remote.start(
+                agent, text, run_id=run_id, tags=tags, label=choice.label, arm=choice.arm
+            )
             await self._recorded(run_id, lambda row: row is not None)
             return run_id
         await self._take_lease(run_id)  # a new id: free, unless the store is down

@@ -108,7 +108,10 @@ class RunActivities:
         try:
             get_run(self.db, start.run_id)
         except NotFoundError:
-            return await self.runner.run(agent, start.text, run_id=start.run_id, tags=start.tags)
+            return await self.runner.run(
+                agent, start.text, run_id=start.run_id, tags=start.tags,
+                label=start.label, arm=start.arm,
+            )  # fmt: skip
         attempt = activity.info().attempt
         why = reason or "started"
         if attempt > 1:

@@ -60,8 +60,11 @@ class TemporalRuns:
         *,
         run_id: str | None = None,
         tags: dict[str, str] | None = None,
+        label: str = "",
+        arm: str = "",
     ) -> str:
-        """Start the run's workflow; a worker drives it. Raises AgentDisabled, and
+        """Start the run's workflow; a worker drives it. `label` and `arm`: what chose
+        this agent version (engines/labelled.py), put on the run's record. Raises AgentDisabled, and
         StewardError for an agent no worker could rebuild (tools bound in code)."""
         if not rebuildable(agent):
             raise StewardError(
@@ -75,7 +78,7 @@ class TemporalRuns:
         masked, _ = mask_input(text)
         start = RunStart(
             run_id, agent.name, agent.version, masked, dict(tags or {}),
-            agent.loaded.spec.limits.max_run_seconds,
+            agent.loaded.spec.limits.max_run_seconds, label, arm,
         )  # fmt: skip
         await self.client.start_workflow(
             RunWorkflow.run,

@@ -20,6 +20,8 @@ class RunStart:
     text: str
     tags: dict[str, str] = field(default_factory=dict)
     max_run_seconds: float = 600.0
+    label: str = ""  # the label (and canary arm) that chose this version, for the record
+    arm: str = ""
 
 
 @dataclass(frozen=True)
