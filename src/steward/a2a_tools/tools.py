@@ -42,14 +42,13 @@ from a2a.types import (
 )
 
 from steward.a2a_tools.card import SeenCard, fetch_card
-from steward.core.defaults import DEFAULT_DB_URL
 from steward.core.errors import SpecError, SpecProblem, ToolExecutionError
 from steward.gate.stages.scan import DEFAULT_SCANNERS, injection_detector, scan_result
 from steward.mcp.definitions import poisoning
 from steward.security.scanners import FindingAction, TextSource
 from steward.spec.models import A2AAgentRef, LoadedSpec
 from steward.store.database import Database
-from steward.store.mcp_pins import get_pin, observe_pin
+from steward.store.mcp_pins import get_pin, observe_pin, pin_database
 from steward.tools.base import Effect, Tool, compile_validator
 
 CARD_CHANGED = "a2a.card_changed"
@@ -240,10 +239,7 @@ def a2a_tools(loaded: LoadedSpec, db: object | None) -> list[Tool]:
     cards pinned in `db` (a steward Database; None: the deployment's). A card that cannot
     be fetched refuses to load, with the line of its entry; a quarantined one loads (the
     tool is held until an admin approves the card)."""
-    if db is None:
-        db = Database.open(os.environ.get("STEWARD_DB") or DEFAULT_DB_URL)
-    if not isinstance(db, Database):
-        raise TypeError(f"A2A card pins live in a steward Database, not {type(db).__name__}")
+    pins = pin_database(db)
     spec = loaded.spec
     listed = set(spec.tools) | set(spec.decision_authority.forbidden)
     action = spec.injection.action_for(TextSource.MCP_TOOL_DESCRIPTIONS)
@@ -253,7 +249,7 @@ def a2a_tools(loaded: LoadedSpec, db: object | None) -> list[Tool]:
         if f"a2a.{name}" not in listed:
             continue
         wait = config.call_timeout_seconds or spec.limits.tool_timeout_seconds
-        remote = _Remote(db, spec.name, name, config, wait, scan)
+        remote = _Remote(pins, spec.name, name, config, wait, scan)
         card: AgentCard | None = None
         try:
             card = _build_card(remote).card
@@ -270,6 +266,6 @@ def a2a_tools(loaded: LoadedSpec, db: object | None) -> list[Tool]:
             function=remote.call, effect=Effect(config.effect),
             validator=compile_validator(PARAMETERS), idempotent=config.idempotent,
             timeout=wait + config.connect_timeout_seconds * 2 + 5.0, is_async=True,
-            hold=_hold(db, spec.name, remote.name),
+            hold=_hold(pins, spec.name, remote.name),
         ))  # fmt: skip
     return tools

@@ -12,7 +12,6 @@ denied with the pin's reason) until an admin approves the definition it shows.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +20,6 @@ from typing import Any
 import fastjsonschema
 import mcp_types as types
 
-from steward.core.defaults import DEFAULT_DB_URL
 from steward.core.errors import SpecError, SpecProblem
 from steward.gate.stages.scan import DEFAULT_SCANNERS, injection_detector, scan_result
 from steward.mcp.definitions import (
@@ -38,7 +36,7 @@ from steward.security.egress import schema_destinations
 from steward.security.scanners import FindingAction, TextSource
 from steward.spec.models import LoadedSpec, McpServer
 from steward.store.database import Database
-from steward.store.mcp_pins import get_pin, observe_pin
+from steward.store.mcp_pins import get_pin, observe_pin, pin_database
 from steward.tools.base import ArgValidator, Tool, compile_validator
 
 NOT_PINNED = "mcp.not_pinned"
@@ -158,10 +156,7 @@ def mcp_tools(loaded: LoadedSpec, db: object | None, hub: McpHub = HUB) -> list[
     steward Database; None: the deployment's, `STEWARD_DB`). The runtime hands `db` on
     without knowing the store (runtime/ imports none), hence `object`. A server that
     cannot be listed refuses to load, with the line of its entry."""
-    if db is None:
-        db = Database.open(os.environ.get("STEWARD_DB") or DEFAULT_DB_URL)
-    if not isinstance(db, Database):
-        raise TypeError(f"MCP pins live in a steward Database, not {type(db).__name__}")
+    pins = pin_database(db)
     spec = loaded.spec
     listed = set(spec.tools) | set(spec.decision_authority.forbidden)
     action = spec.injection.action_for(TextSource.MCP_TOOL_DESCRIPTIONS)
@@ -172,7 +167,7 @@ def mcp_tools(loaded: LoadedSpec, db: object | None, hub: McpHub = HUB) -> list[
         if not wanted:
             continue  # nothing of it is used: never started
         supervisor = hub.supervisor(server, config)
-        supervisor.watch(_Pins(db, spec.name, server, frozenset(wanted), scan))
+        supervisor.watch(_Pins(pins, spec.name, server, frozenset(wanted), scan))
         try:
             listing = hub.wait(supervisor.list_tools(), config.connect_timeout_seconds + 5.0)
         except Exception as exc:
@@ -187,5 +182,5 @@ def mcp_tools(loaded: LoadedSpec, db: object | None, hub: McpHub = HUB) -> list[
             if name in wanted:
                 sha256 = sha256_of(canonical(definition_of(item)))
                 tools.append(_tool(hub, supervisor, item, config, timeout,
-                                   _hold(db, spec.name, name, sha256)))  # fmt: skip
+                                   _hold(pins, spec.name, name, sha256)))  # fmt: skip
     return tools

@@ -101,26 +101,31 @@ def make_model(loaded: LoadedSpec) -> Model:
         raise SpecError([problem]) from None
 
 
-def _mcp_client(loaded: LoadedSpec) -> Callable[[LoadedSpec, object | None], list[Tool]]:
-    """steward.mcp's tool source; the MCP SDK loads only for a spec that lists servers."""
-    try:
-        from steward.mcp import mcp_tools
-    except ImportError as exc:
-        message = f"mcp_servers need the MCP SDK 2.x (pip install 'steward-governance[mcp]'): {exc}"
-        line = _line_of(loaded, "mcp_servers:")
-        raise SpecError([SpecProblem(loaded.path, line, 1, "mcp_servers", message)]) from None
-    return mcp_tools
+PinnedSource = Callable[[LoadedSpec, object | None], list[Tool]]
 
 
-def _a2a_client(loaded: LoadedSpec) -> Callable[[LoadedSpec, object | None], list[Tool]]:
-    """steward.a2a_tools' tool source; the A2A SDK loads only for a spec that lists agents."""
+def _pinned_source(loaded: LoadedSpec, section: str) -> PinnedSource:
+    """The tool source of a spec section whose tools are pinned in the store: `mcp_servers`
+    (steward.mcp) or `a2a_agents` (steward.a2a_tools). Its SDK loads only for a spec that
+    uses the section; without the extra the spec refuses to load, at the section's line."""
+    source: PinnedSource
     try:
-        from steward.a2a_tools import a2a_tools
+        if section == "mcp_servers":
+            from steward.mcp import mcp_tools
+
+            source = mcp_tools
+        else:
+            from steward.a2a_tools import a2a_tools
+
+            source = a2a_tools
     except ImportError as exc:
-        message = f"a2a_agents need the A2A SDK (pip install 'steward-governance[a2a]'): {exc}"
-        line = _line_of(loaded, "a2a_agents:")
-        raise SpecError([SpecProblem(loaded.path, line, 1, "a2a_agents", message)]) from None
-    return a2a_tools
+        sdk, extra = (
+            ("the MCP SDK 2.x", "mcp") if section == "mcp_servers" else ("the A2A SDK", "a2a")
+        )
+        message = f"{section} need {sdk} (pip install 'steward-governance[{extra}]'): {exc}"
+        line = _line_of(loaded, f"{section}:")
+        raise SpecError([SpecProblem(loaded.path, line, 1, section, message)]) from None
+    return source
 
 
 def build_agent(
@@ -134,17 +139,17 @@ def build_agent(
     """`unbound`: a listed tool with no implementation is left unbound (its calls are
     denied `tool.unbound`) instead of refusing to load: a program that drives its own
     loop (steward/embed/) binds the tools its framework has, when it has them.
-    `db`: where the definitions of the spec's MCP servers' tools are pinned (the default
-    database when not given); unused without `mcp_servers`."""
+    `db`: where the definitions of the spec's MCP servers' tools and remote A2A agents'
+    cards are pinned (the default database when not given); unused without either."""
     registry = tools if isinstance(tools, ToolRegistry) else ToolRegistry(tools or ())
     add_builtins(loaded, registry)
-    if loaded.spec.mcp_servers:
-        mcp_tools = _mcp_client(loaded)
-        for item in mcp_tools(loaded, db):
-            registry.register(item)
-    if loaded.spec.a2a_agents:
-        for item in _a2a_client(loaded)(loaded, db):
-            registry.register(item)
+    for section, used in (
+        ("mcp_servers", loaded.spec.mcp_servers),
+        ("a2a_agents", loaded.spec.a2a_agents),
+    ):
+        if used:
+            for item in _pinned_source(loaded, section)(loaded, db):
+                registry.register(item)
     if loaded.spec.toolsets and any(name not in registry for name in loaded.spec.tools):
         for item in load_toolsets(loaded):
             if item.name not in registry:

@@ -10,12 +10,14 @@ in the same transaction as the row change.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from steward.core.defaults import DEFAULT_DB_URL
 from steward.core.errors import ConflictError, NotFoundError
 from steward.core.events import McpPinChanged
 from steward.store.chain import Published, append_event
@@ -54,6 +56,17 @@ class Pin:
             "first_seen": self.first_seen, "updated_at": self.updated_at,
             "updated_by": self.updated_by,
         }  # fmt: skip
+
+
+def pin_database(db: object | None) -> Database:
+    """Where pins live, from what the runtime hands on without knowing the store (runtime/
+    imports none): a steward Database, or None for the deployment's (`STEWARD_DB`). Used
+    by both pinned tool sources: MCP servers' tools and remote A2A agents' cards."""
+    if db is None:
+        return Database.open(os.environ.get("STEWARD_DB") or DEFAULT_DB_URL)
+    if not isinstance(db, Database):
+        raise TypeError(f"pins live in a steward Database, not {type(db).__name__}")
+    return db
 
 
 def _pin(row: Any) -> Pin:
