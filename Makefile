@@ -27,7 +27,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+# the MCP gateway's independent client (the TypeScript SDK under node), from its lock file;
+# without npm its test skips with a message (and fails under CI=true)
+NODE_CLIENT := tests/gateway/node/node_modules/.package-lock.json
+$(NODE_CLIENT): tests/gateway/node/package-lock.json
+	-cd tests/gateway/node && npm ci --prefer-offline --no-audit --no-fund --loglevel=error
+
+unit: $(STAMP) $(NODE_CLIENT)
 	$(BIN)/pytest
 
 test: lint typecheck unit
