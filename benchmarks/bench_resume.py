@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 
 import yaml
-from steward.runtime.sweep import resume_expired
 
 from _common import Report, main, scaled
 from steward.engines.embedded import EmbeddedEngine
+from steward.engines.sweep import resume_expired
 from steward.runtime import Runner, build_agent
 from steward.spec import load_spec_text
 from steward.store import Database, Journal

@@ -32,6 +32,7 @@ from steward.gate.stages import (
 from steward.gate.stages.agent_state import AutonomyStage, KillSwitchStage, StateOf
 from steward.gate.stages.release import ReleaseStage
 from steward.gate.stages.scan import DEFAULT_SCANNERS, FindingsStage, scan_text
+from steward.gate.workers import ToolWorkers
 from steward.policy import Policy
 from steward.security.scanners import Scanner, TextSource
 from steward.store.limits import LimitStore
@@ -65,7 +66,9 @@ def deciding_stages(states: StateOf) -> list[Stage]:
     return [KillSwitchStage(states), ValidateStage(), EgressStage(), PolicyStage(), AutonomyStage()]
 
 
-def default_stages(config: GateConfig) -> list[Stage]:
+def default_stages(config: GateConfig, workers: ToolWorkers | None = None) -> list[Stage]:
+    """`workers`: the agent's pool for synchronous tools, kept across its runs (one is
+    made at the first call otherwise)."""
     return [
         *deciding_stages(config.states),
         FindingsStage(),
@@ -73,7 +76,7 @@ def default_stages(config: GateConfig) -> list[Stage]:
         BudgetStage(config.ledger),
         ApprovalStage(),
         BreakerStage(config.breakers),
-        ExecuteStage(config.scanners),
+        ExecuteStage(config.scanners, workers=workers),
     ]
 
 
@@ -95,11 +98,13 @@ class Gate:
         tools: Mapping[str, Tool],
         config: GateConfig,
         stages: Sequence[Stage] | None = None,
+        *,
+        workers: ToolWorkers | None = None,
     ) -> None:
         self.policy = policy
         self.tools = dict(tools)
         self.config = config
-        self.stages = list(stages) if stages is not None else default_stages(self.config)
+        self.stages = list(stages) if stages is not None else default_stages(config, workers)
         self._chain = self._build(self.stages)
 
     @staticmethod

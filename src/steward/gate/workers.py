@@ -1,10 +1,12 @@
 """The threads that run one agent's synchronous tools.
 
-Each gate (one agent version) runs its synchronous tools on a pool of its own, bounded by
-the spec's `limits.tool_workers`, never on the event loop's default executor: the server
-reads its store through that one, and a tool that hangs must not take it. A hung tool can
-hold only its own agent's workers; a call that finds them all busy waits in the queue
-(the execute stage bounds the wait by the call's timeout and withdraws it unstarted).
+Each agent (runtime/agent.py: one per loaded agent version, kept by the server, a worker
+or the sweeper across its runs; every gate built from it shares it) runs its synchronous
+tools on a pool of its own, bounded by the spec's `limits.tool_workers`, never on the
+event loop's default executor: the server reads its store through that one, and a tool
+that hangs must not take it. A hung tool can hold only its own agent's workers; a call
+that finds them all busy waits in the queue (the execute stage bounds the wait by the
+call's timeout and withdraws it unstarted).
 
 The threads are daemons, started as calls need them, and leave after a minute idle: a
 thread cannot be stopped from outside, so one stuck in a tool never holds the process up

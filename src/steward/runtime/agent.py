@@ -6,10 +6,11 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from steward.core.errors import ModelError, SpecError, SpecProblem, UnknownToolError
 from steward.gate.pipeline import Gate, GateConfig
+from steward.gate.workers import ToolWorkers
 from steward.models.factory import models_for
 from steward.models.protocol import Model
 from steward.policy import Policy, compile_policy
@@ -25,12 +26,20 @@ class AgentRuntime:
     policy: Policy
     tools: dict[str, Tool]
     model: Model
+    # the threads of this agent's synchronous tools (limits.tool_workers), shared by every
+    # gate built from it: one per activation would start threads per run that idle on
+    workers: ToolWorkers = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        limits = self.loaded.spec.limits
+        object.__setattr__(self, "workers", ToolWorkers(limits.tool_workers, self.name))
 
     def gate(self, config: GateConfig) -> Gate:
         """This agent's gate over a deployment's shared state (gate/shared.py): the
-        tools the spec lists, its policy, the kill switch and limits every process shares."""
+        tools the spec lists, its policy, the kill switch and limits every process shares,
+        and the agent's one pool of tool threads."""
         listed = {n: t for n, t in self.tools.items() if n in self.loaded.spec.tools}
-        return Gate(self.policy, listed, config)
+        return Gate(self.policy, listed, config, workers=self.workers)
 
     @property
     def name(self) -> str:
