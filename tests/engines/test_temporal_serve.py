@@ -6,9 +6,6 @@ itself) follows what the worker records; a waiting run is cancelled through the 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -23,7 +20,7 @@ import pytest
 from server.served import LARGE_REFUND, issue_keys, steward_serve
 from steward.store import Database
 from steward.store.runs import get_run
-from steward.testing.served import chain_verifies, refunds_by_run
+from steward.testing.served import DEMO_SPEC, WorkerProcess, chain_verifies, refunds_by_run
 
 pytestmark = pytest.mark.slow
 SETTLE = 60.0  # seconds a run may take to reach a state here (2 shared CPUs)
@@ -62,19 +59,6 @@ class Api:
         return str(found)
 
 
-def _worker(
-    url: str, address: str, queue: str, systems: Path, log: Path
-) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "STEWARD_DEMO_SYSTEMS": str(systems), "STEWARD_TELEMETRY": "off"}
-    env.pop("STEWARD_CRASH_AT", None)
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-c", "from steward.cli.main import main; main()", "worker",
-             "--db", url, "--temporal", address, "--task-queue", queue],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-
-
 @pytest.fixture
 def api(temporal_address: str, tmp_path: Path) -> Iterator[Api]:
     url = f"sqlite:///{tmp_path / 'steward.db'}"
@@ -82,20 +66,16 @@ def api(temporal_address: str, tmp_path: Path) -> Iterator[Api]:
     db = Database.open(url, create=True)
     tokens = issue_keys(db)
     queue = f"serve-{uuid.uuid4().hex[:10]}"
-    worker = _worker(url, temporal_address, queue, systems, tmp_path / "worker.log")
-    args = ("--demo", "--engine", "temporal", "--temporal", temporal_address,
-            "--task-queue", queue)  # fmt: skip
+    target = ("--temporal", temporal_address, "--task-queue", queue)
+    worker = WorkerProcess(url, DEMO_SPEC, systems, tmp_path / "worker.log", args=target)
+    worker.start()
+    args = ("--demo", "--engine", "temporal", *target)
     try:
         with steward_serve(url, *args, env={"STEWARD_DEMO_SYSTEMS": str(systems)}) as base:
             yield Api(base, tokens, db, systems)
-        assert worker.poll() is None, (tmp_path / "worker.log").read_text()
+        assert worker.alive(), worker.log.read_text()
     finally:
-        worker.terminate()
-        try:
-            worker.wait(15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(5)
+        worker.stop()
     assert chain_verifies(db)
     db.close()
 

@@ -142,8 +142,8 @@ class Zygote:
 
 @dataclass
 class ServedProcess:
-    """`steward serve --agent SPEC` over `db_url`, the demo systems at `systems`; a new
-    interpreter each start, or a fork of `zygote`."""
+    """`steward serve --agent SPEC [ARGS]` over `db_url`, the demo systems at `systems`;
+    a new interpreter each start, or a fork of `zygote`."""
 
     db_url: str
     spec: Path
@@ -151,6 +151,7 @@ class ServedProcess:
     log: Path
     port: int = field(default_factory=free_port)
     zygote: Zygote | None = None
+    args: tuple[str, ...] = ()  # more of the command line (`--engine temporal ...`)
     process: subprocess.Popen[bytes] | None = None
     pid: int | None = None
 
@@ -171,10 +172,21 @@ class ServedProcess:
         )  # fmt: skip
         return done.stdout
 
+    def command(self) -> list[str]:
+        """The `steward` command line this process runs."""
+        return ["serve", "--agent", str(self.spec), "--port", str(self.port), *self.args]
+
+    def ready(self) -> bool:
+        try:
+            urllib.request.urlopen(f"{self.base}/healthz", timeout=1).close()
+        except OSError:
+            return False
+        return True
+
     def start(self, timeout: float = 30.0, **extra_env: str) -> None:
-        """Start the server and wait until it answers /healthz."""
+        """Start the process and wait until it is ready (a server answers /healthz)."""
         assert self.pid is None, "already started"
-        args = ["serve", "--agent", str(self.spec), "--port", str(self.port)]
+        args = self.command()
         if self.zygote is not None:
             self.pid = self.zygote.spawn(args, self.env(**extra_env), self.log)
         else:
@@ -185,16 +197,12 @@ class ServedProcess:
                 )  # fmt: skip
             self.pid = self.process.pid
         deadline = time.monotonic() + timeout
-        while True:
-            try:
-                urllib.request.urlopen(f"{self.base}/healthz", timeout=1).close()
-                return
-            except OSError:
-                if not self.alive() or time.monotonic() > deadline:
-                    self.kill()
-                    tail = self.log.read_text(errors="replace")[-2000:]
-                    raise RuntimeError(f"steward serve did not come up:\n{tail}") from None
-                time.sleep(0.05)
+        while not self.ready():
+            if not self.alive() or time.monotonic() > deadline:
+                self.kill()
+                tail = self.log.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"steward {args[0]} did not come up:\n{tail}") from None
+            time.sleep(0.05)
 
     def alive(self) -> bool:
         if self.process is not None:
@@ -251,6 +259,30 @@ class ServedProcess:
                 return exc.code, json.loads(exc.read() or b"null")
         except http.client.HTTPException as exc:  # the process died mid-answer
             raise ConnectionError(f"{type(exc).__name__}: {exc}") from exc
+
+
+READY_LINE = "steward worker ·"
+
+
+@dataclass
+class WorkerProcess(ServedProcess):
+    """`steward worker [ARGS]` (a worker of the temporal engine: `args` names the Temporal
+    address and task queue) over `db_url`; ready once it says it polls."""
+
+    def command(self) -> list[str]:
+        return ["worker", *self.args]
+
+    def ready(self) -> bool:
+        try:
+            return READY_LINE in self.log.read_text(errors="replace")[self._mark :]
+        except OSError:
+            return False
+
+    def start(self, timeout: float = 30.0, **extra_env: str) -> None:
+        self._mark = len(self.log.read_text(errors="replace")) if self.log.exists() else 0
+        super().start(timeout, **extra_env)
+
+    _mark: int = 0
 
 
 def _steward() -> list[str]:
