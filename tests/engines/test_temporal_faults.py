@@ -18,7 +18,7 @@ from typing import IO
 
 import pytest
 
-from steward.core.events import RunResumed, RunStatus, ToolStarted, ToolSucceeded
+from steward.core.events import RunQueued, RunResumed, RunStatus, ToolStarted, ToolSucceeded
 from steward.demo.job import demo_spec
 from steward.demo.systems import SupportSystems
 from steward.demo.tools import SYSTEMS_ENV, support_tools
@@ -348,3 +348,28 @@ async def test_a_labelled_run_records_its_label_on_the_temporal_engine_too(d: De
     row = get_run(d.db, run_id)
     assert done.status is RunStatus.SUCCEEDED  # type: ignore[attr-defined]
     assert (row.agent_version, row.label, row.arm) == (agent.version, "production", "")  # no canary
+
+
+async def test_a_queued_run_whose_server_died_before_starting_its_workflow_is_adopted(
+    d: Deployment,
+) -> None:
+    """TemporalRuns.start puts the run on record (queued) before it starts the workflow;
+    a server killed between the two leaves a queued run no worker will ever see. A
+    server's recovery starts its workflow, once: a second recovery finds it started."""
+    from steward.engines.embedded import EmbeddedEngine
+    from steward.runtime.runner import new_run_id
+    from steward.server.service import RunService
+
+    agent = d.agent()
+    service = RunService(d.db, d.journal, {agent.name: agent}, d.runs)
+    service.remember_loaded()
+    run_id = new_run_id()
+    executor = EmbeddedEngine(d.db, d.journal).executor(run_id, agent.name, agent.version)
+    executor.emit(RunQueued(agent.name, agent.version, "Where is my order #10014?"))
+    await executor.durable()  # ... and the server died here
+    async with d.worker():
+        assert await service.recover() == [run_id]
+        done = await d.settled(run_id)
+        assert await service.recover() == []
+    assert done.status is RunStatus.SUCCEEDED  # type: ignore[attr-defined]
+    assert get_run(d.db, run_id).status == "succeeded"

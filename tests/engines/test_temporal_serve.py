@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from server.served import LARGE_REFUND, issue_keys, steward_serve
+from steward.server.api.stream import KEEPALIVE_SECONDS
 from steward.store import Database
 from steward.store.runs import get_run
 from steward.testing.served import DEMO_SPEC, WorkerProcess, chain_verifies, refunds_by_run
@@ -32,6 +33,7 @@ class Api:
     tokens: dict[str, str]
     db: Database
     systems: Path
+    worker: WorkerProcess
 
     def call(self, who: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.tokens[who]}"}
@@ -60,7 +62,8 @@ class Api:
 
 
 @pytest.fixture
-def api(temporal_address: str, tmp_path: Path) -> Iterator[Api]:
+def no_worker(temporal_address: str, tmp_path: Path) -> Iterator[Api]:
+    """The server and the dev server; the worker is not started."""
     url = f"sqlite:///{tmp_path / 'steward.db'}"
     systems = tmp_path / "systems.db"
     db = Database.open(url, create=True)
@@ -68,16 +71,21 @@ def api(temporal_address: str, tmp_path: Path) -> Iterator[Api]:
     queue = f"serve-{uuid.uuid4().hex[:10]}"
     target = ("--temporal", temporal_address, "--task-queue", queue)
     worker = WorkerProcess(url, DEMO_SPEC, systems, tmp_path / "worker.log", args=target)
-    worker.start()
     args = ("--demo", "--engine", "temporal", *target)
     try:
         with steward_serve(url, *args, env={"STEWARD_DEMO_SYSTEMS": str(systems)}) as base:
-            yield Api(base, tokens, db, systems)
-        assert worker.alive(), worker.log.read_text()
+            yield Api(base, tokens, db, systems, worker)
+        assert worker.pid is None or worker.alive(), worker.log.read_text()
     finally:
         worker.stop()
     assert chain_verifies(db)
     db.close()
+
+
+@pytest.fixture
+def api(no_worker: Api) -> Api:
+    no_worker.worker.start()
+    return no_worker
 
 
 def _follow(api: Api, run_id: str, seen: list[str]) -> None:
@@ -117,7 +125,9 @@ def test_a_run_served_on_temporal_waits_is_approved_over_http_and_a_worker_finis
     assert decided.json()["status"] == "approved"
     done = api.wait_for(run_id, "succeeded", "failed", "escalated", "cancelled")
     assert done["status"] == "succeeded", done
-    follower.join(SETTLE)
+    # the server reads the rows a worker commits (store/watch.py), not at its next
+    # keep-alive (15 s): the stream ends soon after the run does
+    follower.join(KEEPALIVE_SECONDS / 2)
     assert not follower.is_alive(), seen
     assert "tool.succeeded" in seen and seen[-1] == "run.finished", seen
     assert refunds_by_run(api.systems) == {run_id: 1}
@@ -148,3 +158,25 @@ def test_a_waiting_run_served_on_temporal_is_cancelled_over_http(api: Api) -> No
     request = api.call("viewer", "GET", f"/v1/approvals/{approval}").json()
     assert request["status"] == "cancelled", request
     assert refunds_by_run(api.systems) == {}
+
+
+def test_a_run_accepted_while_no_worker_runs_is_acknowledged_and_runs_once_one_starts(
+    no_worker: Api,
+) -> None:
+    """The workflow holds the run durably before any worker records it: the server
+    answers 202 (never 404 for a run it accepted, which a client would start again), and
+    the run is on record and runs once a worker comes up."""
+    api = no_worker
+    started = api.call(
+        "admin", "POST", "/v1/runs",
+        json={"agent": "support-desk", "input": "Where is my order #10014?"},
+    )  # fmt: skip
+    assert started.status_code == 202, started.text
+    body = started.json()
+    assert (body["agent"], body["status"]) == ("support-desk", "queued"), body
+    run_id = body["id"]
+    api.worker.start()
+    done = api.wait_for(run_id, "succeeded", "failed", "escalated")
+    assert done["status"] == "succeeded", done
+    listed = api.call("viewer", "GET", "/v1/runs").json()["items"]
+    assert [r["id"] for r in listed] == [run_id]  # one run, not two

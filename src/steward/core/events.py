@@ -44,8 +44,9 @@ class RunStarted(Event, tag="run.started", frozen=True):
 
 
 class RunQueued(Event, tag="run.queued", frozen=True):
-    """Every slot of the agent (limits.max_concurrent_runs) is taken: the run is on record,
-    queued, before anyone is told it exists. Its RunStarted follows when a slot frees."""
+    """Every slot of the agent (limits.max_concurrent_runs) is taken, or (the temporal
+    engine) no worker has taken the run yet: the run is on record, queued, before anyone
+    is told it exists. Its RunStarted follows when a slot frees (a worker takes it)."""
 
     agent: str
     agent_version: str

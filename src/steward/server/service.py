@@ -65,6 +65,8 @@ class RemoteRuns(Protocol):
 
     async def decided(self, run_id: str, why: str) -> None: ...
 
+    async def adopt(self, agent: AgentRuntime, row: RunRow) -> bool: ...
+
     async def cancel(self, run_id: str, *, by: str, reason: str) -> None: ...
 
 
@@ -307,8 +309,30 @@ class RunService:
         server per database recovers at start; start others with recover=False.
         Returns their ids."""
         if self.remote is not None:  # the engine resumes its own runs on other workers
-            return []
+            return await self._adopt_queued()
         return await self._drive_resumable("all", "recovered after a server restart")
+
+    async def _adopt_queued(self) -> list[str]:
+        """Remote engine: start the workflow of every queued run whose starter died
+        between putting it on record and starting it (the engine has the others)."""
+        assert self.remote is not None
+        found = await asyncio.to_thread(resumable_runs, self.db, "all")
+        adopted = []
+        for row in found:
+            if row.status != "queued":
+                continue
+            loaded = self.agents.get(row.agent)
+            try:
+                agent = (
+                    loaded
+                    if loaded is not None and loaded.version == row.agent_version
+                    else await asyncio.to_thread(agent_for_run, self.db, row.id)
+                )
+                if await self.remote.adopt(agent, row):
+                    adopted.append(row.id)
+            except StewardError as exc:  # cannot be rebuilt here: another replica may
+                log.warning("run %s is queued and could not be adopted: %s", row.id, exc)
+        return adopted
 
     async def _drive_resumable(self, scope: Scope, reason: str) -> list[str]:
         found = await asyncio.to_thread(resumable_runs, self.db, scope)

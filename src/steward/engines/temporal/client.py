@@ -7,12 +7,13 @@ from dataclasses import dataclass
 
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from steward.core.errors import StewardError
-from steward.core.events import RunStatus
+from steward.core.events import RunFinished, RunQueued, RunStatus
 from steward.engines.catalog import rebuildable
-from steward.engines.embedded import EmbeddedStore
+from steward.engines.embedded import EmbeddedEngine, EmbeddedStore
 from steward.engines.temporal import DEFAULT_ADDRESS, TASK_QUEUE
 from steward.engines.temporal.shapes import Activation, CancelRequest, RunStart
 from steward.engines.temporal.workflow import RunWorkflow
@@ -22,6 +23,7 @@ from steward.runtime.runner import RunResult, new_run_id
 from steward.runtime.runs import VersionMemory, check_enabled, mask_input
 from steward.store.database import Database
 from steward.store.journal import Journal
+from steward.store.runs import RunRow
 
 
 def run_result(done: Activation) -> RunResult:
@@ -50,6 +52,7 @@ class TemporalRuns:
     task_queue: str = TASK_QUEUE
 
     def __post_init__(self) -> None:
+        self._engine = EmbeddedEngine(self.db, self.journal)
         self._versions = VersionMemory(EmbeddedStore(self.db, self.journal))
         self._states = shared_gate_state(self.db).states
 
@@ -63,9 +66,16 @@ class TemporalRuns:
         label: str = "",
         arm: str = "",
     ) -> str:
-        """Start the run's workflow; a worker drives it. `label` and `arm`: what chose
-        this agent version (engines/labelled.py), put on the run's record. Raises AgentDisabled, and
-        StewardError for an agent no worker could rebuild (tools bound in code)."""
+        """Put the run on record, queued, then start its workflow; a worker takes it from
+        the queue and drives it. `label` and `arm`: what chose this agent version
+        (engines/labelled.py), put on the run's record. Raises AgentDisabled, and
+        StewardError for an agent no worker could rebuild (tools bound in code) or when
+        Temporal does not take the workflow (the run is then on record as failed).
+
+        The run is on record before anyone is told it exists, whether or not a worker is
+        up: a server answers with the run, never "not found" for a run it accepted.
+        A process that dies between the two steps leaves a queued run without a
+        workflow; `adopt` (a server's recovery) starts it."""
         if not rebuildable(agent):
             raise StewardError(
                 f"agent {agent.name} binds its tools in code (no `toolsets` in its spec); "
@@ -75,20 +85,53 @@ class TemporalRuns:
         check_enabled(self._states, agent.name)
         self._versions.remember(agent)  # the spec text on record, for every worker
         run_id = run_id or new_run_id()
-        masked, _ = mask_input(text)
+        masked, kinds = mask_input(text)
+        executor = self._engine.executor(run_id, agent.name, agent.version)
+        executor.emit(
+            RunQueued(agent.name, agent.version, masked, dict(tags or {}), kinds, label, arm)
+        )
+        await executor.durable()
         start = RunStart(
             run_id, agent.name, agent.version, masked, dict(tags or {}),
             agent.loaded.spec.limits.max_run_seconds, label, arm,
         )  # fmt: skip
-        await self.client.start_workflow(
-            RunWorkflow.run,
-            start,
-            id=run_id,
-            task_queue=self.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-        )
+        try:
+            await self._start_workflow(start)
+        except Exception as exc:
+            executor.emit(
+                RunFinished(RunStatus.FAILED, reason_code="engine.unreachable",
+                            reason=f"Temporal did not take the run's workflow: {exc}")
+            )  # fmt: skip
+            await executor.durable()
+            raise StewardError(
+                f"Temporal did not take run {run_id}: {exc}", code="engine.unreachable"
+            ) from exc
         return run_id
+
+    async def adopt(self, agent: AgentRuntime, row: RunRow) -> bool:
+        """Start the workflow of a queued run whose starter died before it could (a no-op
+        when the workflow exists); True if this call started it."""
+        start = RunStart(
+            row.id, row.agent, row.agent_version, row.input, dict(row.tags),
+            agent.loaded.spec.limits.max_run_seconds, row.label, row.arm,
+        )  # fmt: skip
+        return await self._start_workflow(start)
+
+    async def _start_workflow(self, start: RunStart) -> bool:
+        """Start the run's workflow; False if it was started already (by another replica
+        adopting the run, or a retried start that reached the server)."""
+        try:
+            await self.client.start_workflow(
+                RunWorkflow.run,
+                start,
+                id=start.run_id,
+                task_queue=self.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            )
+        except WorkflowAlreadyStartedError:
+            return False
+        return True
 
     def handle(self, run_id: str) -> WorkflowHandle[RunWorkflow, Activation]:
         return self.client.get_workflow_handle_for(RunWorkflow.run, run_id)
