@@ -2,7 +2,8 @@
 process, a real `steward worker` process and the Temporal dev server, one database.
 A run started through the API waits for a person, another principal approves it through
 the API, a worker finishes it; the run's SSE stream on the server (which drives nothing
-itself) follows what the worker records; a waiting run is cancelled through the API."""
+itself) follows what the worker records; a waiting run is cancelled through the API; a
+run accepted while no worker is up is acknowledged, and runs once a worker starts."""
 
 from __future__ import annotations
 

@@ -70,8 +70,9 @@ class RemoteRuns(Protocol):
     async def cancel(self, run_id: str, *, by: str, reason: str) -> None: ...
 
 
-# How long the server waits for a remote worker to record a run's start or cancellation
-# before it answers anyway (the run is acknowledged: the engine holds it durably).
+# How long the server waits for a remote worker to record a run's cancellation (or a
+# run's start, for an engine that does not put it on record itself, as TemporalRuns
+# does) before it answers anyway (the run is acknowledged: the engine holds it durably).
 REMOTE_PATIENCE = 10.0
 
 
