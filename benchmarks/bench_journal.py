@@ -33,7 +33,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from _common import Measurement, Report, main, sample_async, scaled
 from bench_gate import build_gate, tool_calls
 from steward.core.events import Event, ToolSucceeded, encode_event, event_type
-from steward.runtime.executor import EmbeddedExecutor
+from steward.engines.embedded import EmbeddedExecutor
 from steward.store import Database, Journal
 from steward.store.schema import GENESIS_HASH, events
 from steward.testing.postgres import postgres_schema

@@ -10,7 +10,7 @@ from steward.core.events import RunFinished, RunStarted, RunStatus, ToolSucceede
 from steward.store import Database, Journal
 from steward.store.chain import verify_chain
 from steward.store.runs import get_run, list_runs, read_journal
-from steward.store.schema import events
+from steward.store.schema import call_facts, events
 
 
 def _succeeded(n: int) -> ToolSucceeded:
@@ -162,3 +162,29 @@ async def test_writers_that_interleave_on_postgres_re_hash_after_each_other(
         report = verify_chain(connection)
     assert report.ok and report.checked == 40
     assert [e.event for e in read_journal(postgres_db, "r")] == [_succeeded(n) for n in range(40)]
+
+
+async def test_facts_land_once_with_their_events_when_writers_interleave(
+    any_db: Database,
+) -> None:
+    """A tool call's fleet fact is written with its event (on PostgreSQL in the batch's
+    one statement): once per event, also when a batch is re-hashed after another writer
+    moved the chain head, and never for a batch that did not land."""
+    first, second = Journal(any_db), Journal(any_db)
+    try:
+        first.append("r", RunStarted("agent", "v1", "hello"))
+        await first.flush()
+        for n in range(40):
+            writer = first if n % 2 else second
+            writer.append("r", _succeeded(n))
+            await writer.flush()
+    finally:
+        first.close()
+        second.close()
+    with any_db.reader.connect() as connection:
+        assert verify_chain(connection).ok
+        facts = connection.execute(
+            select(call_facts.c.run_id, call_facts.c.agent, call_facts.c.kind)
+        ).all()
+    assert len(facts) == 40
+    assert set(facts) == {("r", "agent", "tool")}
