@@ -16,6 +16,14 @@ When another writer (another replica, a decision, a claim) moved the head, nothi
 written: the head is read again and the batch re-hashed after it. Writers in every
 process still serialise on the head row, and the chain stays one chain.
 
+Every commit waits for PostgreSQL's WAL flush (synchronous_commit stays on). Committing
+batches nobody awaits yet with `synchronous_commit = off` was weighed and left out: the
+journal would need a second watermark (committed, not yet flushed) and a forced flush
+for a later `flush()` of those tickets, and listeners (SSE, the console) and other
+connections would see events that a crash of the database server can still erase, so
+what a client was shown could be lost. It would gain nothing where durability is asked
+for (a keyed write's intent, a producer flushing each event): those commits must flush.
+
 (Migration 0010's `steward_append_events` did the same in a function; it stays for a
 replica of the previous release during an upgrade, and this statement needs nothing of
 it. The statement in SQL is as fast, and it carries the facts without a second copy of
