@@ -21,7 +21,10 @@ commits on the caller's own thread instead of waking the writer: a keyed write's
 then costs one local commit, not two thread hand-offs. It never waits for a lock there
 (a busy database hands the batch back to the writer), and an attempt that fails after
 it began goes to the writer as a batch whose fate is unknown, checked like any other
-retry. On PostgreSQL a batch is one statement (store/chain_pg.py).
+retry. On PostgreSQL a batch is one statement (store/chain_pg.py), and the writer
+regroups: a batch waits (at most half the last write's time) for the waiters the last
+commit released, who come back with their next events within microseconds, instead of
+leaving with the first of them and making the rest wait a whole commit (a WAL flush).
 
 A SQLite file deleted or replaced under the server is never written to or acknowledged.
 A permanent error (a bug, a constraint) stops the journal: it fails closed until a
