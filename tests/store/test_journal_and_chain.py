@@ -43,6 +43,28 @@ async def test_concurrent_producers_share_commits(any_db: Database, journal: Jou
         assert verify_chain(connection).ok
 
 
+async def test_the_writer_regroups_a_batch_for_the_producers_it_released(
+    any_db: Database,
+) -> None:
+    """8 producers each flushing after every event: the writer waits (briefly) for the
+    producers its last commit released instead of leaving with the first of them, so a
+    commit carries all 8. Without it, commits alternated between parts of the group (a
+    mean of ~5.5 events a commit, each producer waiting a commit more)."""
+    journal = Journal(any_db, commit_here=False)  # every commit on the writer thread
+    try:
+
+        async def producer(index: int) -> None:
+            for n in range(40):
+                journal.append(f"run{index}", _succeeded(n))
+                await journal.flush()
+
+        await asyncio.gather(*(producer(i) for i in range(8)))
+    finally:
+        journal.close()
+    assert journal.stats.events == 320
+    assert journal.stats.events / journal.stats.commits >= 6.5
+
+
 async def test_projection_follows_events_in_the_same_transaction(
     any_db: Database, journal: Journal
 ) -> None:
