@@ -33,9 +33,10 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from _common import Measurement, Report, main, sample_async, scaled
 from bench_gate import build_gate, tool_calls
 from steward.core.events import Event, ToolSucceeded, encode_event, event_type
-from steward.runtime.executor import EmbeddedExecutor
+from steward.engines.embedded import EmbeddedExecutor
 from steward.store import Database, Journal
 from steward.store.schema import GENESIS_HASH, events
+from steward.testing import MemoryScope
 from steward.testing.postgres import postgres_schema
 
 PG_URL = os.environ.get("STEWARD_BENCH_POSTGRES_URL") or os.environ.get(
@@ -212,6 +213,19 @@ async def backend_round(
     return rate, statistics.median(samples) / 1000, statistics.median(single) / 1000, floor
 
 
+async def gate_only_keyed_write(quick: bool) -> float:
+    """p50 µs of the same governed keyed write against an in-memory scope: the gate's own
+    work, without encoding, hashing or a commit (the floor under the journal's figure)."""
+    n_write = scaled(quick, 2_000, 300)
+    gate = build_gate()
+    policy = gate.policy
+    scope = MemoryScope("run_write", policy.agent, policy.version)
+    warm = 100
+    calls = tool_calls("put", warm + n_write, "w")
+    samples = await sample_async(lambda i: gate.process(scope, calls[i], i), n_write, warm)
+    return statistics.median(samples) / 1000
+
+
 async def compare_backends(report: Report, quick: bool) -> None:
     # "sqlite-writer": every commit on the writer thread, as before a flush could commit
     # on its caller's thread; "postgresql-generic": a batch in several round trips (head
@@ -220,8 +234,10 @@ async def compare_backends(report: Report, quick: bool) -> None:
     if PG_URL:
         names += ["postgresql", "postgresql-generic"]
     found: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in names}
+    gate_only: list[float] = []
     with tempfile.TemporaryDirectory(prefix="steward-bench-") as tmp:
         for round_ in range(ROUNDS):
+            gate_only.append(await gate_only_keyed_write(quick))
             for name in names if round_ % 2 == 0 else names[::-1]:
                 with backend(name, Path(tmp), round_) as db:
                     found[name].append(
@@ -262,6 +278,12 @@ async def compare_backends(report: Report, quick: bool) -> None:
             floor,
             "µs",
         )
+    report.figure(
+        "gate_only_keyed_write_p50",
+        f"the same keyed write, in-memory scope: the gate alone, p50 (median of {ROUNDS})",
+        statistics.median(gate_only),
+        "µs",
+    )
     here, writer = medians["sqlite"], medians["sqlite-writer"]
     report.figure(
         "sqlite_group_vs_writer",

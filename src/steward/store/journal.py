@@ -21,7 +21,10 @@ commits on the caller's own thread instead of waking the writer: a keyed write's
 then costs one local commit, not two thread hand-offs. It never waits for a lock there
 (a busy database hands the batch back to the writer), and an attempt that fails after
 it began goes to the writer as a batch whose fate is unknown, checked like any other
-retry. On PostgreSQL a batch is one statement (store/chain_pg.py).
+retry. On PostgreSQL a batch is one statement (store/chain_pg.py), and the writer
+regroups: a batch waits (at most half the last write's time) for the waiters the last
+commit released, who come back with their next events within microseconds, instead of
+leaving with the first of them and making the rest wait a whole commit (a WAL flush).
 
 A SQLite file deleted or replaced under the server is never written to or acknowledged.
 A permanent error (a bug, a constraint) stops the journal: it fails closed until a
@@ -149,6 +152,10 @@ class Journal:
         # idle writer finds the events within this many seconds
         self._idle_poll = 5 * linger if self._here_allowed else None
         self._listeners: list[Listener] = []
+        # the waiters the last commit released, who come back with more events soon, and
+        # how long that commit's write took (the writer regroups a batch for them)
+        self._returning = 0
+        self._write_time = 0.0
         self._connection: Connection | None = None
         self._tip: ChainTip | None = None  # where the batch in flight ends the chain
         self._head: ChainTip | None = None  # PostgreSQL: where our last commit ended it
@@ -390,6 +397,7 @@ class Journal:
         while True:
             failed: BaseException | None = None
             lingered = False
+            regroup: float | None = None  # time.monotonic() until which a batch regroups
             with self._lock:
                 while True:
                     if self._borrowed or (
@@ -417,18 +425,39 @@ class Journal:
                         lingered = True
                         self._wake.wait(self.linger)
                         continue
+                    if regroup is None:
+                        regroup = time.monotonic() + self._regroup_wait()
+                    if len(self._queue) < self._returning and not self._closing:
+                        # The waiters the last commit released come back with their next
+                        # events within microseconds: the first of them must not leave
+                        # with a commit of its own while the rest wait a whole commit
+                        # for the next (a fraction of a commit's time at most).
+                        left = regroup - time.monotonic()
+                        if left > 0:
+                            self._wake.wait(left)
+                            continue
                     batch = self._queue[: self.max_batch]
                     del self._queue[: self.max_batch]
                     break
                 upto = self._durable + len(batch)
                 self._busy = True
+            started = time.perf_counter()
             try:
                 self._write_durably(batch, failed)
+                self._write_time = time.perf_counter() - started
                 crashpoint("journal.committed")
                 self._committed(batch, upto)
             finally:
                 with self._lock:
                     self._busy = False
+
+    def _regroup_wait(self) -> float:
+        """How long a batch may wait for the producers the last commit released: half the
+        last write's time (PostgreSQL: a commit waits for the WAL flush), at most the
+        linger; none where a flush commits on its own thread (SQLite)."""
+        if self._here_allowed:
+            return 0.0
+        return min(self.linger, self._write_time / 2)
 
     def _write_durably(
         self, batch: list[PendingEvent], failed: BaseException | None = None
@@ -627,6 +656,7 @@ class Journal:
             self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
             ready = [w for w in self._waiters if w.ticket <= upto]
             self._waiters = [w for w in self._waiters if w.ticket > upto]
+            self._returning = len(ready)
         for waiter in ready:
             _release(waiter, None)
         self.publish(batch)

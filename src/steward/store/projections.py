@@ -63,6 +63,27 @@ _FACT = (
     " SELECT id, agent, created_at, ?, ?, ?, ? FROM runs WHERE id = ?"
 )
 
+
+def _facts(also: str) -> str:
+    """PostgreSQL (store/chain_pg.py): a run of consecutive _FACT rows as one statement,
+    from arrays of their parameters in _FACT's order; the same rows, in the same order.
+    `also`: more FROM items (a one-row relation gating the insert)."""
+    return (
+        "INSERT INTO call_facts (run_id, agent, run_created, kind, name, ts, value)"
+        " SELECT r.id, r.agent, r.created_at, f.kind, f.name, f.ts, f.value"
+        " FROM unnest(%b::text[], %b::text[], %b::float8[], %b::float8[], %b::text[])"
+        " WITH ORDINALITY AS f(kind, name, ts, value, run_id, n)"
+        f" JOIN runs r ON r.id = f.run_id{also} ORDER BY f.n"
+    )
+
+
+# A statement -> its many-rows form, whose parameters are the rows' columns as arrays: one
+# statement per event cost a round trip (every tool call has a fact).
+FACT = _FACT
+MANY: dict[str, str] = {_FACT: _facts("")}
+# The same, landing only if the one-row relation `moved` has its row (chain_pg.py).
+FACTS_IF_MOVED = _facts(", moved")
+
 Projected = tuple[str, tuple[Any, ...]]
 
 # project(run_id, event, ts): the statements (qmark style) and parameters that project one
