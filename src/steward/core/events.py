@@ -41,6 +41,13 @@ class RunStarted(Event, tag="run.started", frozen=True):
     # traffic, the arm this run fell in (`stable` or `canary`); empty otherwise
     label: str = ""
     arm: str = ""
+    # a delegated run (steward/orchestration/): the run whose `delegate.*`/`handoff.*`
+    # call (key `parent_key`) started it, the root of its tree and its depth below the
+    # root; empty, empty, 0 for a root run
+    parent_run_id: str = ""
+    root_run_id: str = ""
+    hop: int = 0
+    parent_key: str = ""
 
 
 class RunQueued(Event, tag="run.queued", frozen=True):
@@ -54,10 +61,15 @@ class RunQueued(Event, tag="run.queued", frozen=True):
     redacted: tuple[str, ...] = ()
     label: str = ""
     arm: str = ""
+    parent_run_id: str = ""
+    root_run_id: str = ""
+    hop: int = 0
+    parent_key: str = ""
 
     def started(self) -> RunStarted:
         return RunStarted(self.agent, self.agent_version, self.input, self.tags, self.redacted,
-                          self.label, self.arm)  # fmt: skip
+                          self.label, self.arm, self.parent_run_id, self.root_run_id, self.hop,
+                          self.parent_key)  # fmt: skip
 
 
 class RunResumed(Event, tag="run.resumed", frozen=True):

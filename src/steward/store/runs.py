@@ -36,6 +36,10 @@ class RunRow:
     finished_at: float | None
     label: str = ""  # the label that chose agent_version (migration 0012)
     arm: str = ""  # its canary arm: stable | canary | ""
+    # a delegated run (migration 0015): its parent run, the root of its tree, its depth
+    parent_run_id: str | None = None
+    root_run_id: str | None = None
+    hop: int = 0
 
     @property
     def latency_s(self) -> float | None:
@@ -68,6 +72,9 @@ def run_row(row: Any) -> RunRow:
         finished_at=row.finished_at,
         label=getattr(row, "label", "") or "",
         arm=getattr(row, "arm", "") or "",
+        parent_run_id=getattr(row, "parent_run_id", None),
+        root_run_id=getattr(row, "root_run_id", None),
+        hop=getattr(row, "hop", 0) or 0,
     )
 
 
@@ -77,6 +84,31 @@ def get_run(db: Database, run_id: str) -> RunRow:
     if row is None:
         raise NotFoundError(f"no run with id {run_id!r}")
     return run_row(row)
+
+
+def run_tree(db: Database, root_run_id: str) -> list[RunRow]:
+    """A run tree (delegation): the root first, then every run below it in start order.
+    Raises NotFoundError when the root is unknown."""
+    root = get_run(db, root_run_id)
+    query = (
+        select(runs)
+        .where(runs.c.root_run_id == root_run_id)
+        .order_by(runs.c.created_at, runs.c.hop, runs.c.id)
+    )
+    with db.reader.connect() as connection:
+        return [root, *(run_row(r) for r in connection.execute(query))]
+
+
+def ancestry(db: Database, run_id: str) -> list[RunRow]:
+    """The chain from a run's root down to the run itself (one row for a root run).
+    Raises NotFoundError when the run is unknown."""
+    chain = [get_run(db, run_id)]
+    while chain[0].parent_run_id is not None and len(chain) <= _MAX_DEPTH:
+        chain.insert(0, get_run(db, chain[0].parent_run_id))
+    return chain
+
+
+_MAX_DEPTH = 64  # far beyond any max_agent_hops: a corrupt cycle of parents cannot spin
 
 
 def list_runs(
