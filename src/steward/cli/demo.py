@@ -96,8 +96,6 @@ def demo(
                     )
                 )  # fmt: skip
         _summary(report)
-        if multi_agent:
-            _per_agent(report)
 
 
 async def _on_engine(
@@ -203,6 +201,8 @@ def _summary(report: object) -> None:
     for code, count in report.denials().most_common():
         denials.add_row(code, str(count))
     console.print(denials)
+    if report.agents:  # the multi-agent mode
+        _per_agent(report)
     audit = report.audit
     verified = "[green]verified[/]" if audit is not None and audit.ok else "[red]BROKEN[/]"
     checked = audit.checked if audit is not None else 0

@@ -146,9 +146,6 @@ async def run_demo(
         async with gate:
             tags = {"ticket": ticket.id, "category": ticket.category}
             result = await drive(agent, ticket.text, tags)
-            if multi_agent:
-                await journal.flush()  # the tree's events, read back for its outcome
-                result = await asyncio.to_thread(_read_tree, db, ticket, result, report)
         report.results.append((ticket, result))
         if on_done is not None:
             on_done(ticket, result)
@@ -161,6 +158,10 @@ async def run_demo(
         else:
             await journal.flush()
     report.wall_seconds = loop.time() - began
+    if multi_agent:  # each ticket's outcome from its whole run tree, now on record
+        report.results = await asyncio.to_thread(
+            lambda: [(t, _read_tree(db, t, r, report)) for t, r in report.results]
+        )
     with db.reader.connect() as connection:
         report.audit = verify_chain(connection)
     return report
@@ -181,7 +182,7 @@ def _read_tree(db: Database, ticket: Ticket, root: RunResult, report: DemoReport
         tally = report.agents.setdefault(row.agent, AgentTally())
         tally.runs += 1
         tally.outcomes[bucket(RunStatus(row.status), denied)] += 1
-        tally.denials.update(dict.fromkeys(denied))
+        tally.denials.update(list(dict.fromkeys(denied)))  # a run counts a code once
         denied_in_tree.extend(denied)
     report.routes[ticket.id] = tuple(r.agent for r in tree if r.hop == 1)
     return replace(root, denials=tuple(denied_in_tree))
