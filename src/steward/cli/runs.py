@@ -212,13 +212,18 @@ def resume(
     with handled():
         from steward.engines.catalog import agent_for_run
         from steward.engines.embedded import EmbeddedEngine
+        from steward.orchestration import Delegator
         from steward.runtime import Runner
+        from steward.store.runs import root_of
 
         database = open_db(db)
+        run_id = root_of(database, run_id)  # a run tree is driven from its root
         agent = agent_for_run(database, run_id)
         with journal_for(database) as journal:
             result = run_async(
-                lambda: Runner(EmbeddedEngine(database, journal)).resume(agent, run_id)
+                lambda: Runner(
+                    EmbeddedEngine(database, journal), delegation=Delegator(None, database)
+                ).resume(agent, run_id)
             )
         if as_json:
             emit_json(result_record(result))

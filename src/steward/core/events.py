@@ -171,6 +171,17 @@ class ToolStarted(Event, tag="tool.started", frozen=True):
     attempt: int
 
 
+class RunEnding(msgspec.Struct, frozen=True):
+    """A call that ends its run (a `handoff.*` call, a delegation refused at the hop limit
+    or as a loop: steward/orchestration/): how the run ends. The runner honours it once
+    the step's calls are done, live or replayed."""
+
+    status: RunStatus
+    output: str = ""
+    reason_code: str = ""
+    reason: str = ""
+
+
 class ToolSucceeded(Event, tag="tool.succeeded", frozen=True):
     key: str
     tool: str
@@ -178,6 +189,7 @@ class ToolSucceeded(Event, tag="tool.succeeded", frozen=True):
     latency_ms: float
     attempts: int
     cost_usd: float = 0.0
+    ending: RunEnding | None = None  # this call ends its run so
 
 
 class ToolFailed(Event, tag="tool.failed", frozen=True):
@@ -191,6 +203,7 @@ class ToolFailed(Event, tag="tool.failed", frozen=True):
     # how a call cut off at its timeout ended (ON_TIMEOUT in gate/stages/execute.py):
     # "cancelled", "left_running" or "not_started"; "" when it did not time out
     on_timeout: str = ""
+    ending: RunEnding | None = None  # this call ends its run so
 
 
 class Finding(msgspec.Struct, frozen=True):

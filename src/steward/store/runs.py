@@ -108,6 +108,13 @@ def ancestry(db: Database, run_id: str) -> list[RunRow]:
     return chain
 
 
+def root_of(db: Database, run_id: str) -> str:
+    """The root of a run's tree (the run itself for a root): the run to resume after a
+    decision anywhere in the tree, since a tree is driven from its root."""
+    row = get_run(db, run_id)
+    return row.root_run_id or row.id
+
+
 _MAX_DEPTH = 64  # far beyond any max_agent_hops: a corrupt cycle of parents cannot spin
 
 

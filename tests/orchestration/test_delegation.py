@@ -1,0 +1,103 @@
+"""Governed delegation across two hops (triage -> orders -> billing): a delegation is a
+tool call through the gate; the specialist runs as a child run linked to its parent; the
+specialist's answer is a tool result in the parent; a resumed parent enters the same
+child. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+from delegation_tree import ROOT_SAYS, Refunds, agent, spec, three_levels
+
+from steward.core.errors import SpecError
+from steward.core.events import RunStarted, RunStatus, ToolFailed, ToolSucceeded
+from steward.engines.embedded import EmbeddedEngine
+from steward.orchestration import child_run_id
+from steward.runtime import Runner
+from steward.security.keys import STARTED_BY, STARTED_BY_PRINCIPAL
+from steward.spec import load_spec_text
+from steward.store import Database, Journal
+from steward.store.runs import read_journal, run_tree
+
+TAGS = {STARTED_BY: "operator:ana", STARTED_BY_PRINCIPAL: "p_ana", "tenant": "acme"}
+
+
+@pytest.fixture
+async def journal(any_db: Database) -> AsyncIterator[Journal]:
+    j = Journal(any_db)
+    yield j
+    j.close()
+
+
+async def test_a_tree_of_two_hops_runs_and_is_on_record(any_db: Database, journal: Journal) -> None:
+    refunds = Refunds()
+    deployment = three_levels(any_db, journal, refunds)
+    result = await deployment.runner.run(
+        deployment.agents["triage"], ROOT_SAYS, run_id="run_root", tags=TAGS
+    )
+    assert result.status is RunStatus.SUCCEEDED, result
+    tree = run_tree(any_db, "run_root")
+    assert [(r.agent, r.hop, r.parent_run_id) for r in tree] == [
+        ("triage", 0, None),
+        ("orders", 1, "run_root"),
+        ("billing", 2, tree[1].id),
+    ]
+    assert {r.root_run_id for r in tree[1:]} == {"run_root"}
+    assert tree[1].id == child_run_id("run_root", "run_root:0:call_0")
+    assert [r.status for r in tree] == ["succeeded"] * 3
+    # on behalf of the root's user: the starter's tags travel down the tree
+    assert all(r.tags == TAGS for r in tree)
+    assert [order for order, _ in refunds.done] == ["10114"]
+    # the specialist's answer is the delegate call's (scanned) result in the parent
+    done = [e.event for e in read_journal(any_db, "run_root") if isinstance(e.event, ToolSucceeded)]
+    assert [(d.tool, d.result["agent"], d.result["answer"], d.result["status"]) for d in done] == [
+        ("delegate.orders", "orders", "orders done", "succeeded")
+    ]
+    started = next(
+        e.event for e in read_journal(any_db, tree[2].id) if isinstance(e.event, RunStarted)
+    )
+    assert (started.parent_run_id, started.root_run_id, started.hop) == (tree[1].id, "run_root", 2)
+    assert started.parent_key == f"{tree[1].id}:0:call_0"
+
+
+async def test_without_a_delegation_service_the_call_fails_closed(
+    any_db: Database, journal: Journal
+) -> None:
+    deployment = three_levels(any_db, journal, Refunds())
+    runner = Runner(EmbeddedEngine(any_db, journal))  # e.g. an engine without delegation
+    await runner.run(deployment.agents["triage"], ROOT_SAYS, run_id="run_alone")
+    failed = [e.event for e in read_journal(any_db, "run_alone") if isinstance(e.event, ToolFailed)]
+    assert [(f.tool, f.code) for f in failed] == [("delegate.orders", "delegation.unavailable")]
+    assert [r.id for r in run_tree(any_db, "run_alone")] == ["run_alone"]
+
+
+def test_a_delegation_to_an_agent_not_declared_is_a_located_spec_error() -> None:
+    text = spec("triage", ["delegate.orders", "handoff.refunds"], agents=["orders"],
+                autonomous=["delegate.orders"])  # fmt: skip
+    with pytest.raises(SpecError) as raised:
+        load_spec_text(text, "triage.yaml")
+    problem = raised.value.problems[0]
+    assert (problem.file, problem.line, problem.field) == ("triage.yaml", 4, "tools[1]")
+    assert "orchestration.agents" in problem.message
+
+
+async def test_policy_governs_who_may_call_whom(any_db: Database, journal: Journal) -> None:
+    """A delegate tool the spec lists but no tier allows is denied like any tool, with a
+    condition on `message` too."""
+    text = spec("triage", ["delegate.orders"], agents=["orders"]) + (
+        "conditions:\n  - id: no_refunds\n    tool: delegate.orders\n"
+        "    when: args.message.contains('refund')\n    then: forbidden\n"
+        "    reason: refunds are not for orders\n"
+    )
+    from delegation_tree import calls, final
+
+    triage = agent(text.replace("autonomous: []", "autonomous: [delegate.orders]"),
+                   [calls(("delegate.orders", {"message": "refund order 1"})), final("no")])  # fmt: skip
+    deployment = three_levels(any_db, journal, Refunds())
+    deployment.agents["triage"] = triage
+    await deployment.runner.run(triage, ROOT_SAYS, run_id="run_policy")
+    assert [r.id for r in run_tree(any_db, "run_policy")] == ["run_policy"]
+    body = json.loads(triage.model.requests[-1].messages[-1].content)  # type: ignore[attr-defined]
+    assert body["ok"] is False and body["error"]["code"] == "condition.no_refunds"
