@@ -58,9 +58,7 @@ TOOLS: list[Tool] = [
 
 
 def _spec(name: str, tool_name: str, args: str, *, agents: str = "") -> str:
-    orchestration = (
-        f"orchestration:\n  agents: [{agents}]\n  max_agent_hops: 3\n" if agents else ""
-    )
+    orchestration = f"orchestration:\n  agents: [{agents}]\n  max_agent_hops: 3\n" if agents else ""
     return f"""
 name: {name}
 model: rules
@@ -102,6 +100,26 @@ def deployment() -> dict[str, AgentRuntime]:
         name: build_agent(load_spec_text(text, f"{name}.yaml"), TOOLS)
         for name, text in SPECS.items()
     }
+
+
+async def concurrently(fn: Any, n: int, in_flight: int) -> tuple[list[int], int]:
+    """`n` calls of `fn`, `in_flight` at a time (after one untimed wave): each call's
+    time, and the wall time of all of them."""
+    gate = asyncio.Semaphore(in_flight)
+    samples: list[int] = []
+
+    async def timed(i: int) -> None:
+        async with gate:
+            t0 = time.perf_counter_ns()
+            await fn(i)
+            samples.append(time.perf_counter_ns() - t0)
+
+    await asyncio.gather(*(timed(i) for i in range(in_flight)))
+    samples.clear()
+    gc.collect()
+    t0 = time.perf_counter_ns()
+    await asyncio.gather(*(timed(i) for i in range(n)))
+    return samples, time.perf_counter_ns() - t0
 
 
 async def _a2a(report: Report, n: int) -> None:
@@ -151,22 +169,7 @@ async def _trees(report: Report, n_hop: int, n_tree: int, in_flight: int) -> Non
             ("tree.solo_par", f"one agent, {in_flight} in flight (baseline)", "solo"),
             ("tree.three_par", f"3-level tree, {in_flight} in flight", "triage"),
         ):
-            gate = asyncio.Semaphore(in_flight)
-            fn = run_of(name)
-            samples: list[int] = []
-
-            async def timed(i: int, fn: Any = fn, gate: asyncio.Semaphore = gate) -> None:
-                async with gate:
-                    t0 = time.perf_counter_ns()
-                    await fn(i)
-                    samples.append(time.perf_counter_ns() - t0)
-
-            await asyncio.gather(*(timed(i) for i in range(in_flight)))  # warm-up
-            samples.clear()
-            gc.collect()
-            t0 = time.perf_counter_ns()
-            await asyncio.gather(*(timed(i) for i in range(n_tree)))
-            wall = time.perf_counter_ns() - t0
+            samples, wall = await concurrently(run_of(name), n_tree, in_flight)
             unit = "tree" if "three" in key else "run"
             report.add(Measurement(key, label, samples, unit=unit, wall_ns=wall))
 

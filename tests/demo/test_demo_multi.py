@@ -76,7 +76,9 @@ def test_each_category_reaches_its_desk(multi: tuple[DemoReport, Database, Path]
         assert (child.parent_run_id, child.root_run_id, child.hop) == (root.id, root.id, 1)
         # the ticket's run ends as its desk's run ends (a handoff)
         assert root.status == child.status, (ticket.id, root.status, child.status)
-    injected = Counter(report.routes[t.id][0] for t, _ in report.results if t.category == "injected")
+    injected = Counter(
+        report.routes[t.id][0] for t, _ in report.results if t.category == "injected"
+    )
     assert injected == {"account": 8, "refunds": 4}
 
 
@@ -103,7 +105,9 @@ def test_side_effects_match_the_single_desks(
     for _, _, path in (single, multi):
         systems = SupportSystems.open(path)
         try:
-            counts.append({t: systems.count(t) for t in ("refunds", "deletions", "password_resets")})
+            counts.append(
+                {t: systems.count(t) for t in ("refunds", "deletions", "password_resets")}
+            )
         finally:
             systems.close()
     assert counts[0] == counts[1] == {"refunds": 25, "deletions": 0, "password_resets": 20}

@@ -2,23 +2,31 @@
 runs depth first, the chain to the run asked about), the run page's tree panel and links
 to parent and root, and the approval queue's chain (root agent → … → agent).
 
-The tree here is written straight to the journal, as the delegation mechanism records it
-(tree fields on RunStarted); tests/demo/test_demo_multi.py shows trees the mechanism grew.
+The first trees are written straight to the journal, as the delegation mechanism records
+them (tree fields on RunStarted); the last is grown by the mechanism itself, from the
+multi-agent demo's triage through the API, and resumed by a person's decision.
 """
 
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
+from steward.cli.serve import DEMO_SPEC
 from steward.core.events import ApprovalRequested, RunFinished, RunStarted, RunStatus, RunWaiting
+from steward.demo import MULTI_AGENT_SPECS
+from steward.demo.tools import SYSTEMS_ENV
+from steward.server import create_app, load_agents
 from steward.server.run_tree import depth_first
-from steward.store import Journal
+from steward.store import Database, Journal
 from steward.store.runs import RunRow
 
-from .served import Served
+from .served import LARGE_REFUND, Served, issue_keys
 from .test_console import get, sign_in
 
 
@@ -148,3 +156,57 @@ def test_depth_first_keeps_a_run_whose_parent_is_missing() -> None:
     rows = [_row("r", None, 0), _row("b", "r", 1), _row("x", "gone", 2), _row("c", "b", 3)]
     assert [r.id for r in depth_first(rows)] == ["r", "b", "c", "x"]
     assert depth_first([]) == ()
+
+
+@pytest.fixture
+def desk(sqlite_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
+    """The app serving the multi-agent demo's agents (what `steward serve --demo` loads)."""
+    monkeypatch.setenv(SYSTEMS_ENV, str(tmp_path / "systems.db"))
+    monkeypatch.setenv("STEWARD_TELEMETRY", "off")
+    tokens = issue_keys(sqlite_db)
+    app = create_app(sqlite_db.url, load_agents([DEMO_SPEC, *MULTI_AGENT_SPECS]))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield Served(client, sqlite_db, tokens)
+
+
+def test_a_delegated_review_shows_its_tree_and_chain_and_resumes_from_the_root(
+    desk: Served,
+) -> None:
+    """triage hands a $330 refund to the refunds desk, whose issue_refund waits for a
+    person: the tree, the run pages and the queue show it; the approval resumes the tree."""
+    started = desk.as_("admin", "POST", "/v1/runs", json={"agent": "triage", "input": LARGE_REFUND})
+    assert started.status_code == 202, started.text
+    root = started.json()["id"]
+    desk.wait_for(root, "waiting")
+    tree = desk.as_("viewer", "GET", f"/v1/runs/{root}/tree").json()
+    assert [(r["agent"], r["status"], r["hop"]) for r in tree["runs"]] == [
+        ("triage", "waiting", 0), ("refunds", "waiting", 1),
+    ]  # fmt: skip
+    child = tree["runs"][1]["id"]
+    assert tree["runs"][1]["parent_run_id"] == root and tree["runs"][1]["root_run_id"] == root
+    approvals = [
+        a for a in desk.as_("admin", "GET", "/v1/approvals").json() if a["run_id"] == child
+    ]
+    assert [a["tool"] for a in approvals] == ["issue_refund"]
+
+    sign_in(desk, "reviewer")
+    card = get(desk, f"/console/approvals/{approvals[0]['id']}")
+    chain = card[card.index("data-chain") : card.index("</p>", card.index("data-chain"))]
+    assert re.findall(r'<a href="/console/runs/([^"]+)"[^>]*>([^<]+)</a>', chain) == [
+        (root, "triage"), (child, "refunds"),
+    ]  # fmt: skip
+    child_page = get(desk, f"/console/runs/{child}")
+    assert f'href="/console/runs/{root}">triage</a>' in child_page  # up to the parent, the root
+
+    decided = desk.as_(
+        "reviewer", "POST", f"/v1/approvals/{approvals[0]['id']}/decision",
+        json={"decision": "approve", "comment": "photo confirms it"},
+    )  # fmt: skip
+    assert decided.status_code == 200, decided.text
+    done = desk.wait_for(root, "succeeded")
+    assert "refunded $330.00 on order #10114" in done["output"]
+    after = desk.as_("viewer", "GET", f"/v1/runs/{child}/tree").json()
+    assert [(r["agent"], r["status"]) for r in after["runs"]] == [
+        ("triage", "succeeded"), ("refunds", "succeeded"),
+    ]  # fmt: skip
+    assert after["chain"] == [root, child]

@@ -23,7 +23,11 @@ def serve(
     agent: list[Path] = typer.Option(
         [], "--agent", "-a", help="A spec file or a directory of them (repeatable)."
     ),
-    demo: bool = typer.Option(False, "--demo", help="Also load the demo support-desk agent."),
+    demo: bool = typer.Option(
+        False,
+        "--demo",
+        help="Also load the demo agents: support-desk, and triage with its specialists.",
+    ),
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8700, "--port", min=1, max=65535),
     recover: bool = typer.Option(
@@ -86,10 +90,12 @@ def serve(
             database.close()
         paths = list(agent)
         if demo:
+            from steward.demo import MULTI_AGENT_SPECS
             from steward.demo.tools import SYSTEMS_ENV, systems_path
 
             os.environ.setdefault(SYSTEMS_ENV, str(systems_path()))
-            paths.append(DEMO_SPEC)
+            # the multi-agent demo's too, so that its trees can be decided and resumed
+            paths += [DEMO_SPEC, *MULTI_AGENT_SPECS]
         # the definitions of MCP servers' tools are pinned in this database while serving
         agents = load_agents(paths, open_db(db))
         gateway = None

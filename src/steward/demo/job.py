@@ -14,6 +14,7 @@ from pathlib import Path
 
 from steward.core.decision import Verdict
 from steward.core.events import GateDecided, RunStatus
+from steward.demo import MULTI_AGENT, TRIAGE
 from steward.demo.tickets import Ticket, load_tickets
 from steward.demo.tools import reset_systems, support_tools
 from steward.engines.embedded import EmbeddedEngine
@@ -28,12 +29,6 @@ from steward.store.runs import read_journal, run_tree
 # How the demo starts a run and waits until it finishes or waits for a person: the
 # embedded runner's `run`, or TemporalRuns.run (steward/engines/temporal/client.py).
 Drive = Callable[[AgentRuntime, str, dict[str, str]], Awaitable[RunResult]]
-
-
-# The multi-agent mode's agents, each an ordinary spec (package data next to
-# support_agent.yaml): the entry point first.
-TRIAGE = "triage"
-MULTI_AGENT = (TRIAGE, "orders", "refunds", "account", "escalation")
 
 
 def _spec(file: str) -> LoadedSpec:
