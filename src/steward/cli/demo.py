@@ -137,7 +137,8 @@ async def _on_engine(
 def _per_agent(report: object) -> None:
     from rich.table import Table
 
-    from steward.demo.job import MULTI_AGENT, DemoReport
+    from steward.demo import MULTI_AGENT
+    from steward.demo.job import DemoReport
 
     assert isinstance(report, DemoReport)
     table = Table(title="per agent", show_header=True)
@@ -210,8 +211,9 @@ def _summary(report: object) -> None:
         f"run latency p50 {report.latency_ms(0.50):.1f} ms, p95 {report.latency_ms(0.95):.1f} ms · "
         f"audit chain {verified} ({checked} events)"
     )
+    serve = "steward serve --demo --multi-agent" if report.agents else "steward serve --demo"
     console.print(
         "next: [bold]steward runs list[/], [bold]steward runs show RUN[/], "
         "[bold]steward approvals list[/], [bold]steward audit verify[/]; the console: "
-        "[bold]steward keys create --name you --role reviewer[/], then [bold]steward serve --demo[/]"
+        f"[bold]steward keys create --name you --role reviewer[/], then [bold]{serve}[/]"
     )
