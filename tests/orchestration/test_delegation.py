@@ -130,3 +130,13 @@ async def test_one_trace_covers_the_tree(sqlite_db: Database) -> None:
         call = spans[f"execute_tool {tool}"]
         assert call.parent is not None and call.parent.span_id == caller.context.span_id
         assert callee.parent is not None and callee.parent.span_id == call.context.span_id
+
+
+def test_the_rules_model_reads_results_of_tools_whose_names_hold_dots() -> None:
+    """`{results.delegate.refunds.answer}`: a tool name with dots is one key."""
+    from steward.models.rules import render
+
+    context = {"results": {"delegate.refunds": {"answer": "Refunded."}, "a": [{"b": 2}]}}
+    assert render("{results.delegate.refunds.answer}", context) == "Refunded."
+    assert render("{results.a.0.b}", context) == 2
+    assert render("says {results.delegate.other.answer}", context) == "says ?"
