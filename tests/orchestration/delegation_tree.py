@@ -16,6 +16,8 @@ from steward.runtime import AgentRuntime, Runner, build_agent
 from steward.spec import load_spec_text
 from steward.store import Database, Journal
 from steward.testing import ScriptedModel, calls, final
+
+__all__ = ["calls", "final"]
 from steward.tools import tool
 from steward.tools.base import ToolContext
 

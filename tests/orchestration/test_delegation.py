@@ -101,3 +101,42 @@ async def test_policy_governs_who_may_call_whom(any_db: Database, journal: Journ
     assert [r.id for r in run_tree(any_db, "run_policy")] == ["run_policy"]
     body = json.loads(triage.model.requests[-1].messages[-1].content)  # type: ignore[attr-defined]
     assert body["ok"] is False and body["error"]["code"] == "condition.no_refunds"
+
+
+async def test_one_trace_covers_the_tree(sqlite_db: Database) -> None:
+    """Each specialist's `invoke_agent` span is a child of its parent's delegate call span."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from steward.telemetry.tracing import TraceConsumer
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    journal = Journal(sqlite_db)
+    journal.subscribe(TraceConsumer(provider))
+    try:
+        deployment = three_levels(sqlite_db, journal, Refunds())
+        await deployment.runner.run(deployment.agents["triage"], ROOT_SAYS, run_id="run_t")
+        await journal.flush()
+    finally:
+        journal.close()
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    agents = [spans[f"invoke_agent {name}"] for name in ("triage", "orders", "billing")]
+    assert len({s.context.trace_id for s in spans.values()}) == 1
+    for caller, callee, tool in ((agents[0], agents[1], "delegate.orders"),
+                                 (agents[1], agents[2], "delegate.billing")):  # fmt: skip
+        call = spans[f"execute_tool {tool}"]
+        assert call.parent is not None and call.parent.span_id == caller.context.span_id
+        assert callee.parent is not None and callee.parent.span_id == call.context.span_id
+
+
+def test_the_rules_model_reads_results_of_tools_whose_names_hold_dots() -> None:
+    """`{results.delegate.refunds.answer}`: a tool name with dots is one key."""
+    from steward.models.rules import render
+
+    context = {"results": {"delegate.refunds": {"answer": "Refunded."}, "a": [{"b": 2}]}}
+    assert render("{results.delegate.refunds.answer}", context) == "Refunded."
+    assert render("{results.a.0.b}", context) == 2
+    assert render("says {results.delegate.other.answer}", context) == "says ?"

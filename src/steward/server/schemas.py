@@ -147,6 +147,15 @@ class ApprovalOut(Out):
     decided_by: str
     comment: str
     used: bool
+    # the agents of the run tree that led here, root first (delegation): ["triage",
+    # "orders", "billing"]; just the agent for a run nobody delegated
+    chain: list[str] = []
+
+    @classmethod
+    def with_chain(cls, row: object, chain: tuple[str, ...]) -> Self:
+        out = cls.model_validate(row)
+        out.chain = list(chain) or [out.agent]
+        return out
 
 
 class EventOut(Out):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,6 +107,33 @@ def ancestry(db: Database, run_id: str) -> list[RunRow]:
     while chain[0].parent_run_id is not None and len(chain) <= _MAX_DEPTH:
         chain.insert(0, get_run(db, chain[0].parent_run_id))
     return chain
+
+
+def chains(db: Database, run_ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """For each run, the agents of its run tree from the root down to it ("triage",
+    "orders", "billing"); one agent for a root run. Two queries however many runs: the
+    runs, then every run of the trees they belong to."""
+    wanted = set(run_ids)
+    if not wanted:
+        return {}
+    with db.reader.connect() as connection:
+        rows = {r.id: r for r in connection.execute(_tree_columns().where(runs.c.id.in_(wanted)))}
+        roots = {r.root_run_id for r in rows.values() if r.root_run_id is not None}
+        if roots:
+            query = _tree_columns().where(or_(runs.c.id.in_(roots), runs.c.root_run_id.in_(roots)))
+            rows.update({r.id: r for r in connection.execute(query)})
+    found: dict[str, tuple[str, ...]] = {}
+    for run_id in wanted & rows.keys():
+        chain, at = [], rows.get(run_id)
+        while at is not None and len(chain) <= _MAX_DEPTH:
+            chain.append(at.agent)
+            at = rows.get(at.parent_run_id) if at.parent_run_id is not None else None
+        found[run_id] = tuple(reversed(chain))
+    return found
+
+
+def _tree_columns() -> Any:
+    return select(runs.c.id, runs.c.agent, runs.c.parent_run_id, runs.c.root_run_id)
 
 
 def root_of(db: Database, run_id: str) -> str:

@@ -1,9 +1,8 @@
 """What a reviewer needs to decide one approval, read from the run's journal: the request
-that started the run, the delegation chain that led to the call (root agent → … → agent),
-the tool results that led to it, what the agent said with it, the gate's decision (rule,
-reason, risk), the tool's effect and data classes, every argument with where its value
-came from, and, for an edit, the diff against the proposal with the identifiers it
-changes (runtime/approvals.is_identifier decides which)."""
+that started the run, the tool results that led to the call, what the agent said with it,
+the gate's decision (rule, reason, risk), the tool's effect and data classes, every
+argument with where its value came from, and, for an edit, the diff against the proposal
+with the identifiers it changes (runtime/approvals.is_identifier decides which)."""
 
 from __future__ import annotations
 
@@ -23,7 +22,7 @@ from steward.runtime.agent import AgentRuntime
 from steward.runtime.approvals import ArgumentChange, argument_changes, is_identifier
 from steward.store.approvals import ApprovalRow
 from steward.store.database import Database
-from steward.store.runs import ancestry, get_run, read_journal
+from steward.store.runs import chains, get_run, read_journal
 
 REQUEST_CHARS = 4000  # the run's input beyond this is on the run page
 
@@ -59,9 +58,8 @@ class Card:
     arguments: tuple[Argument, ...]
     led_up: tuple[LedUp, ...]
     changes: tuple[ArgumentChange, ...] = field(default=())  # of a draft edit, if any
-    # the delegation chain that led to the held call: (agent, run id) from the root run
-    # down to this approval's run; one link for a run nobody delegated
-    chain: tuple[tuple[str, str], ...] = field(default=())
+    # the agents that led here, root first, when a delegation did (steward/orchestration/)
+    chain: tuple[str, ...] = ()
 
     @property
     def identifier_changes(self) -> tuple[ArgumentChange, ...]:
@@ -116,7 +114,7 @@ def build_card(
         ),
         led_up=tuple(led_up),
         changes=tuple(argument_changes(approval.arguments, draft)) if draft is not None else (),
-        chain=tuple((r.agent, r.id) for r in ancestry(db, approval.run_id)),
+        chain=chains(db, [approval.run_id]).get(approval.run_id, ()) if run.root_run_id else (),
     )
 
 
