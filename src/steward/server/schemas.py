@@ -110,6 +110,13 @@ class RunOut(Out):
     finished_at: Time | None
     label: str = Field(default="", description="The label that chose agent_version; empty if none.")
     arm: str = Field(default="", description="The label's canary arm: stable, canary or empty.")
+    parent_run_id: str | None = Field(
+        default=None, description="The run whose delegation started this one; null for a root."
+    )
+    root_run_id: str | None = Field(
+        default=None, description="The root of this run's tree; null for a root."
+    )
+    hop: int = Field(default=0, description="Depth below the root of its run tree (root: 0).")
 
 
 class RunPage(BaseModel):
