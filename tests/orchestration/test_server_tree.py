@@ -80,6 +80,12 @@ def test_the_approval_queue_shows_the_chain_and_the_tree_finishes_after_a_decisi
             client, f"/v1/runs/{root}", starter, lambda b: b["status"] not in ("waiting", "running")
         )
         assert body["status"] == "succeeded", body
+        assert (body["parent_run_id"], body["root_run_id"], body["hop"]) == (None, None, 0)
+        tree = run_tree(db, root)
+        child = client.get(f"/v1/runs/{tree[2].id}", headers=starter).json()
+        assert (child["parent_run_id"], child["root_run_id"], child["hop"]) == (
+            tree[1].id, root, 2,
+        )  # fmt: skip
     assert [r.status for r in run_tree(db, root)] == ["succeeded"] * 3
     assert [order for order, _ in refunds.done] == ["10114"]
     db.close()

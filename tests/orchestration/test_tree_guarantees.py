@@ -30,7 +30,7 @@ from steward.engines.approvals import ApprovalService
 from steward.security.keys import Principal, Role
 from steward.store import Database, Journal
 from steward.store.agents import set_agent_state
-from steward.store.approvals import list_approvals
+from steward.store.approvals import decide_approval, list_approvals
 from steward.store.recovery import resumable_runs
 from steward.store.runs import get_run, read_journal, root_of, run_tree
 
@@ -82,6 +82,25 @@ async def test_a_review_two_hops_down_pauses_the_tree_and_the_decision_resumes_t
     assert resumable_runs(any_db, "unblocked") == []
     assert root_of(any_db, tree[2].id) == "run_root"
 
+    # decided but not yet resumed (a lost resume): the sweeper finds the root, only
+    decide_approval(any_db, pending.id, approve=True, by="reviewer:rita", principal="p_rita")
+    assert [r.id for r in resumable_runs(any_db, "unblocked")] == ["run_root"]
+    assert [r.id for r in resumable_runs(any_db, "all")] == ["run_root"]
+    await deployment.runner.resume(deployment.agents["triage"], "run_root", "swept")
+    tree = run_tree(any_db, "run_root")
+    assert [r.status for r in tree] == ["succeeded"] * 3
+    assert [order for order, _ in refunds.done] == ["10114"]
+
+
+async def test_a_person_decides_a_review_two_hops_down_through_the_approval_service(
+    any_db: Database, journal: Journal
+) -> None:
+    refunds = Refunds()
+    deployment = three_levels(any_db, journal, refunds, billing_review=True)
+    await deployment.runner.run(
+        deployment.agents["triage"], ROOT_SAYS, run_id="run_root", tags=TAGS
+    )
+    (pending,) = list_approvals(any_db, status="pending")
     service, resumed = _approvals(deployment)
     # on behalf of: ana started the root, so ana may not approve the specialist's call
     with pytest.raises(PermissionDenied) as refused:

@@ -111,12 +111,12 @@ class RunOut(Out):
     label: str = Field(default="", description="The label that chose agent_version; empty if none.")
     arm: str = Field(default="", description="The label's canary arm: stable, canary or empty.")
     parent_run_id: str | None = Field(
-        default=None, description="The run that delegated this one; null for a root run."
+        default=None, description="The run whose delegation started this one; null for a root."
     )
     root_run_id: str | None = Field(
-        default=None, description="The root of this run's delegation tree; null for a root."
+        default=None, description="The root of this run's tree; null for a root."
     )
-    hop: int = Field(default=0, description="Depth below the root of its tree (root: 0).")
+    hop: int = Field(default=0, description="Depth below the root of its run tree (root: 0).")
 
 
 class RunPage(BaseModel):

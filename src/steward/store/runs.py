@@ -124,7 +124,8 @@ def chains(db: Database, run_ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
             rows.update({r.id: r for r in connection.execute(query)})
     found: dict[str, tuple[str, ...]] = {}
     for run_id in wanted & rows.keys():
-        chain, at = [], rows.get(run_id)
+        chain: list[str] = []
+        at = rows.get(run_id)
         while at is not None and len(chain) <= _MAX_DEPTH:
             chain.append(at.agent)
             at = rows.get(at.parent_run_id) if at.parent_run_id is not None else None
