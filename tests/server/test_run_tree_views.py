@@ -129,6 +129,13 @@ def test_the_run_page_shows_the_tree_and_links_up(served: Served, tree: dict[str
 
     root_page = get(served, f"/console/runs/{tree['root']}")
     assert 'id="run-tree"' in root_page and 'id="delegated-by"' not in root_page
+    # what waits below a run waits for it too; a sibling branch does not
+    for waiting in (tree["root"], tree["refunds"], tree["ledger"]):
+        shown = get(served, f"/console/runs/{waiting}")
+        assert "This run is waiting for a person" in shown and "apr_tree_1" in shown
+    root_banner = root_page[root_page.index("This run is waiting") :]
+    assert f'(in <a href="/console/runs/{tree["ledger"]}">ledger</a>' in root_banner
+    assert "This run is waiting" not in get(served, f"/console/runs/{tree['orders']}")
     alone = get(served, f"/console/runs/{tree['other']}")
     assert 'id="run-tree"' not in alone and 'id="delegated-by"' not in alone
 

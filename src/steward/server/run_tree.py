@@ -22,6 +22,14 @@ class RunTree:
     def root(self) -> RunRow:
         return self.chain[0]
 
+    def subtree(self) -> frozenset[str]:
+        """The run asked about and every run below it (what waits when it waits)."""
+        inside = {self.run.id}
+        for row in self.nodes:  # depth first: a parent comes before its children
+            if row.parent_run_id in inside:
+                inside.add(row.id)
+        return frozenset(inside)
+
     @property
     def delegated(self) -> bool:
         """More than one run: the tree is worth showing."""

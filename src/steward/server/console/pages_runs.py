@@ -95,8 +95,10 @@ def run_page(run_id: str, request: Request, who: Reader) -> Response:
     run = get_run(db, run_id)
     check(who, Permission.READ, run.agent)
     steps, totals = build_timeline(run, read_journal(db, run_id))
-    pending = [a for a in list_approvals(db, "pending", 1000) if a.run_id == run_id]
     tree = tree_of(db, run_id)  # a run that delegated nothing is a tree of one
+    # what this run waits on: its own requests, and those of the runs it delegated to
+    below = tree.subtree()
+    pending = [a for a in list_approvals(db, "pending", 1000) if a.run_id in below]
     readable = [r for r in tree.nodes if authorize(who, Permission.READ, r.agent).allowed]
     return page(
         request, "run.html", who, section="runs", run=run, steps=steps, totals=totals,
