@@ -37,12 +37,13 @@ def _start(agent: str, parent: str = "", root: str = "", hop: int = 0) -> RunSta
 
 
 @pytest.fixture
-def tree(served: Served) -> dict[str, str]:
+def tree(served_any: Served) -> dict[str, str]:
     """triage → refunds → ledger (waiting for a person), and triage → orders (succeeded),
-    with refunds started before orders; plus an unrelated root run."""
+    with refunds started before orders; plus an unrelated root run. On SQLite, then on
+    PostgreSQL."""
     ids = {"root": "run_t_root", "refunds": "run_t_ref", "ledger": "run_t_led",
            "orders": "run_t_ord", "other": "run_t_other"}  # fmt: skip
-    journal = Journal(served.db)
+    journal = Journal(served_any.db)
     try:
         journal.append(ids["root"], _start("support-desk"))
         journal.flush_sync()
@@ -67,8 +68,9 @@ def tree(served: Served) -> dict[str, str]:
 
 
 def test_the_tree_api_gives_root_depth_first_and_chain(
-    served: Served, tree: dict[str, str]
+    served_any: Served, tree: dict[str, str]
 ) -> None:
+    served = served_any
     for asked in (tree["root"], tree["ledger"], tree["orders"]):
         response = served.as_("viewer", "GET", f"/v1/runs/{asked}/tree")
         assert response.status_code == 200, response.text
@@ -94,8 +96,9 @@ def test_the_tree_api_gives_root_depth_first_and_chain(
 
 
 def test_an_agent_key_sees_only_its_own_agents_runs_of_a_tree(
-    served: Served, tree: dict[str, str]
+    served_any: Served, tree: dict[str, str]
 ) -> None:
+    served = served_any
     """The demo agent's key reads support-desk runs; the specialists' runs are left out."""
     mine = served.as_("agent", "GET", f"/v1/runs/{tree['root']}/tree")
     assert mine.status_code == 200
@@ -105,7 +108,8 @@ def test_an_agent_key_sees_only_its_own_agents_runs_of_a_tree(
     assert refused.status_code == 403
 
 
-def test_the_run_page_shows_the_tree_and_links_up(served: Served, tree: dict[str, str]) -> None:
+def test_the_run_page_shows_the_tree_and_links_up(served_any: Served, tree: dict[str, str]) -> None:
+    served = served_any
     sign_in(served, "viewer")
     page = get(served, f"/console/runs/{tree['ledger']}")
     panel = page[
@@ -140,7 +144,8 @@ def test_the_run_page_shows_the_tree_and_links_up(served: Served, tree: dict[str
     assert 'id="run-tree"' not in alone and 'id="delegated-by"' not in alone
 
 
-def test_the_approval_queue_shows_the_chain(served: Served, tree: dict[str, str]) -> None:
+def test_the_approval_queue_shows_the_chain(served_any: Served, tree: dict[str, str]) -> None:
+    served = served_any
     sign_in(served, "reviewer")
     for url in ("/console/approvals", "/console/approvals/apr_tree_1"):
         page = get(served, url)
