@@ -140,3 +140,29 @@ def test_the_rules_model_reads_results_of_tools_whose_names_hold_dots() -> None:
     assert render("{results.delegate.refunds.answer}", context) == "Refunded."
     assert render("{results.a.0.b}", context) == 2
     assert render("says {results.delegate.other.answer}", context) == "says ?"
+
+
+async def test_every_log_line_of_a_specialist_names_its_parent_and_root(
+    sqlite_db: Database,
+) -> None:
+    import io
+
+    from steward.telemetry.logs import JsonLogConsumer
+
+    out = io.StringIO()
+    journal = Journal(sqlite_db)
+    journal.subscribe(JsonLogConsumer(out))
+    try:
+        deployment = three_levels(sqlite_db, journal, Refunds())
+        await deployment.runner.run(deployment.agents["triage"], ROOT_SAYS, run_id="run_g")
+        await journal.flush()
+    finally:
+        journal.close()
+    tree = run_tree(sqlite_db, "run_g")
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    billing = [line for line in lines if line["run_id"] == tree[2].id]
+    assert len(billing) > 3
+    assert {(line["parent_run_id"], line["root_run_id"]) for line in billing} == {
+        (tree[1].id, "run_g")
+    }
+    assert all("parent_run_id" not in line for line in lines if line["run_id"] == "run_g")

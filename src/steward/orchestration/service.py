@@ -40,6 +40,7 @@ from steward.store.runs import RunRow, get_run, latest_agent_versions
 MAX_HOPS = "delegation.max_agent_hops"
 LOOP = "delegation.loop"
 UNKNOWN_AGENT = "delegation.unknown_agent"
+BUSY = "delegation.child_busy"
 TREE_ENDINGS = frozenset({MAX_HOPS, LOOP})  # a tree that ends so ends whole, in its fallback
 
 Agents = Mapping[str, AgentRuntime] | Callable[[str], AgentRuntime | None]
@@ -144,6 +145,12 @@ class Delegator:
     ) -> Any:
         if result.status is RunStatus.WAITING:
             raise ToolWaits(result.waiting_on, f"{target} waits for approval")
+        if result.status in (RunStatus.QUEUED, RunStatus.RUNNING):  # driven elsewhere now
+            raise ToolExecutionError(
+                f"run {result.run_id} of {target} is {result.status.value} in another "
+                "activation; asked again shortly",
+                code=BUSY,
+            )
         if result.reason_code in TREE_ENDINGS:  # below, the tree went too deep or looped
             return await self._tree_ends(caller, key, result.reason_code, result.reason)
         answer = {
