@@ -58,3 +58,14 @@ def test_run_with_a_specialist_then_approve_from_the_cli(
         assert refunds_by_run(tmp_path / "systems.db")[tree[1].id] == 1
     finally:
         db.close()
+
+
+def test_runs_show_says_who_delegated_and_what_ended_a_run() -> None:
+    from steward.cli.run_details import detail
+    from steward.core.events import RunEnding, RunStarted, RunStatus, ToolSucceeded
+
+    started = RunStarted("orders", "v1", "hi", parent_run_id="run_a", root_run_id="run_r", hop=2)
+    assert detail(started) == "agent orders, delegated by run run_a (hop 2 of tree run_r)"
+    ending = RunEnding(RunStatus.SUCCEEDED, "done")
+    handed = ToolSucceeded("k", "handoff.orders", {"answer": "done"}, 1.0, 1, ending=ending)
+    assert detail(handed).endswith("; it ends the run succeeded")
