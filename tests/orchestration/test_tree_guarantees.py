@@ -273,3 +273,21 @@ async def test_a_handoff_ends_the_caller_with_the_specialists_answer(
     again = await runner.resume(deployment.agents["triage"], "run_o")
     assert (again.status, again.output) == (RunStatus.SUCCEEDED, "orders done")
     assert len(run_tree(any_db, "run_o")) == 3
+
+
+async def test_trees_ending_at_the_hop_limit_do_not_open_the_delegation_breaker(
+    any_db: Database, journal: Journal
+) -> None:
+    """A delegation refused by design is not a failing tool: after more such trees than
+    the breaker's threshold, delegate.orders still runs."""
+    deployment = three_levels(any_db, journal, Refunds())
+    deployment.agents["triage"] = agent(
+        spec("triage", ["delegate.orders"], agents=["orders"], autonomous=["delegate.orders"])
+        + "  max_agent_hops: 1\n",
+        [calls(("delegate.orders", {"message": "refund order 10114"})), final("never")],
+    )
+    runner = deployment.runner
+    threshold = runner.gates.breakers.threshold
+    for n in range(threshold + 2):
+        result = await runner.run(deployment.agents["triage"], ROOT_SAYS, run_id=f"run_z{n}")
+        assert result.reason_code == "delegation.max_agent_hops", (n, result)

@@ -231,7 +231,8 @@ class Runner:
                     reason_code=RESUMED_ELSEWHERE,
                     reason=f"run {run_id} was {now.status} before this resume could claim it",
                 )
-            return await self._drive(agent, executor, row.input, on_text, (), delegated)
+            typed = delegated.typed if delegated is not None else ()  # the root's, if in memory
+            return await self._drive(agent, executor, row.input, on_text, typed, delegated)
 
     async def _claim(
         self, agent: AgentRuntime, executor: Executor, seen: RunView, reason: str

@@ -72,9 +72,12 @@ class BreakerStage:
         verdict: bool | None = None  # none (a rejection, a cancel) frees a half-open trial
         try:
             outcome = await proceed(cx)
-            # A tool refusing bad arguments is healthy; only real failures count toward opening.
+            # A tool refusing bad arguments is healthy, and so is a call that ends its run by
+            # design (a delegation refused at the hop limit): only real failures count.
             if outcome.status is CallStatus.EXECUTED or (
-                outcome.status is CallStatus.FAILED and outcome.error_code != "tool.rejected"
+                outcome.status is CallStatus.FAILED
+                and outcome.error_code != "tool.rejected"
+                and outcome.ending is None
             ):
                 verdict = outcome.status is CallStatus.EXECUTED
             return outcome
