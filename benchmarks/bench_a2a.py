@@ -10,11 +10,13 @@ same run as its baselines:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import tempfile
 import threading
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -69,21 +71,20 @@ class Served:
         self.thread.join(timeout=30)
 
 
-async def collect(quick: bool) -> Report:
-    n = scaled(quick, 60, 10)
-    report = Report(
-        "a2a",
-        "A steward agent over A2A: a governed run and the signed card, against REST and HTTP",
-        quick,
-        params={"agent": "support-desk (rules model)", "database": "SQLite (WAL)"},
-    )
-    with tempfile.TemporaryDirectory(prefix="steward-bench-") as tmp:
-        os.environ["STEWARD_DEMO_SYSTEMS"] = str(Path(tmp) / "systems.db")
-        os.environ["STEWARD_TELEMETRY"] = "off"
-        url = f"sqlite:///{Path(tmp) / 'b.db'}"
-        db = Database.open(url)
-        token = create_key(db, name="a", role=KeyRole.ADMIN, by="b")[1]
-        headers = {"Authorization": f"Bearer {token}"}
+Probe = Callable[[int], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def served_a2a(tmp: str) -> AsyncIterator[dict[str, Probe]]:
+    """The demo agent served over A2A in `tmp`, and one probe per operation measured here
+    (bench_multiagent.py reuses `http_floor` and `a2a_run`)."""
+    os.environ["STEWARD_DEMO_SYSTEMS"] = str(Path(tmp) / "systems.db")
+    os.environ["STEWARD_TELEMETRY"] = "off"
+    url = f"sqlite:///{Path(tmp) / 'b.db'}"
+    db = Database.open(url)
+    token = create_key(db, name="a", role=KeyRole.ADMIN, by="b")[1]
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
         with Served(url) as base:
             async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as http:
                 a2a = await create_client(
@@ -114,14 +115,33 @@ async def collect(quick: bool) -> Report:
                     got = await http.get("/a2a/support-desk/.well-known/agent-card.json")
                     assert got.status_code == 200 and got.json()["signatures"]
 
-                for key, label, fn, unit in (
-                    ("http_floor", "GET /livez (HTTP round trip floor)", floor, "request"),
-                    ("rest_run", "POST /v1/runs + poll until succeeded", over_rest, "run"),
-                    ("a2a_run", "A2A SendMessage (blocking) until completed", over_a2a, "run"),
-                    ("card", "GET signed agent card (ES256 per request)", card, "request"),
-                ):
-                    report.add(Measurement(key, label, await sample_async(fn, n, 3), unit=unit))
+                yield {"http_floor": floor, "rest_run": over_rest, "a2a_run": over_a2a,
+                       "card": card}  # fmt: skip
+    finally:
         db.close()
+
+
+PROBES = (
+    ("http_floor", "GET /livez (HTTP round trip floor)", "request"),
+    ("rest_run", "POST /v1/runs + poll until succeeded", "run"),
+    ("a2a_run", "A2A SendMessage (blocking) until completed", "run"),
+    ("card", "GET signed agent card (ES256 per request)", "request"),
+)
+
+
+async def collect(quick: bool) -> Report:
+    n = scaled(quick, 60, 10)
+    report = Report(
+        "a2a",
+        "A steward agent over A2A: a governed run and the signed card, against REST and HTTP",
+        quick,
+        params={"agent": "support-desk (rules model)", "database": "SQLite (WAL)"},
+    )
+    with tempfile.TemporaryDirectory(prefix="steward-bench-") as tmp:
+        async with served_a2a(tmp) as probes:
+            for key, label, unit in PROBES:
+                samples = await sample_async(probes[key], n, 3)
+                report.add(Measurement(key, label, samples, unit=unit))
     by_key = {m.key: m.figures()["p50_us"] for m in report.measurements}
     a2a_extra = by_key["a2a_run"] - by_key["rest_run"]
     over_floor = by_key["card"] - by_key["http_floor"]

@@ -25,6 +25,7 @@ BENCHMARKS = {
     "semantic_cache": "bench_semantic_cache.py",
     "server": "bench_server.py",
     "a2a": "bench_a2a.py",
+    "multiagent": "bench_multiagent.py",
     "scanners": "bench_scanners.py",
     "limits": "bench_limits.py",
     "drift": "bench_drift.py",

@@ -1,4 +1,5 @@
-"""The `steward` command line: validate, explain, runs, approvals, audit and the demo.
+"""The `steward` command line: validate, explain, runs, approvals, audit and the demo (and
+its multi-agent mode).
 
 Every invocation runs in tmp_path with STEWARD_DB and STEWARD_DEMO_SYSTEMS pointing there,
 so nothing is written in the repository. Errors must be one `error:` line each and a
@@ -611,3 +612,37 @@ def test_an_error_location_is_never_read_as_an_emoji_code(
     with pytest.raises(typer.Exit):
         fail("agent.yaml:100:18: tools[0]: unknown tool 'x'")
     assert "agent.yaml:100:18: tools[0]" in capsys.readouterr().err
+
+
+# --- the multi-agent demo: a row per agent; a waiting refund resumes its tree from the root ---
+
+
+def test_the_multi_agent_demo_then_an_approval_resumes_the_tree(env: Env, alice: str) -> None:
+    shown = steward("demo", "--multi-agent", "--limit", "40").stdout
+    assert "steward demo: triage and its specialists" in shown
+    assert "40 tickets in" in shown and "per agent" in shown
+    rows = {m[0]: int(m[1]) for m in re.findall(r"│ (\w+)\s+│\s+(\d+) │", shown)}
+    assert rows["triage"] == 40
+    specialists = ("orders", "refunds", "account", "escalation")  # those that ran have a row
+    assert rows["triage"] == sum(rows.get(a, 0) for a in specialists)
+    assert "steward serve --demo --multi-agent" in shown
+
+    approval_id, child = pending_refund(env.db)
+    [(agent, parent, root, hop)] = sql(
+        env.db, "SELECT agent, parent_run_id, root_run_id, hop FROM runs WHERE id = ?", child
+    )
+    assert (agent, parent, root, hop) == ("refunds", root, parent, 1)
+    assert run_status(env.db, root) == run_status(env.db, child) == "waiting"
+
+    result = steward("approvals", "approve", approval_id)
+    assert f"approval {approval_id} approved by {alice}" in result.stdout
+    assert run_status(env.db, child) == "succeeded"
+    assert run_status(env.db, root) == "succeeded", "the decision resumed the tree's root"
+    assert refunds_of(env, child) == 1
+
+
+def test_the_multi_agent_modes_refuse_what_they_cannot_do(env: Env) -> None:
+    temporal = steward("demo", "--multi-agent", "--engine", "temporal", code=ExitCode.USAGE)
+    assert "embedded engine only" in temporal.output
+    serve = steward("serve", "--multi-agent", code=ExitCode.USAGE)
+    assert "give it with --demo" in serve.output

@@ -27,7 +27,7 @@ DEMO_SPEC = str(Path(demo_tools.__file__).with_name("support_agent.yaml"))
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 RUN_KEYS = ["id", "agent", "agent_version", "status", "input", "output", "confidence",
             "reason_code", "reason", "steps", "tags", "created_at", "updated_at", "finished_at",
-            "label", "arm"]  # fmt: skip
+            "label", "arm", "parent_run_id", "root_run_id", "hop"]  # fmt: skip
 APPROVAL_KEYS = ["id", "run_id", "agent", "tool", "arguments", "status", "reason",
                  "requested_at", "expires_at", "decided_by", "comment", "used"]  # fmt: skip
 

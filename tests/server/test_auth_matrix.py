@@ -26,6 +26,7 @@ ROUTES: list[tuple[str, str, dict[str, object] | None, tuple[str, ...]]] = [
     ("POST", "/v1/runs", {"agent": "support-desk", "input": "Where is order #10014?"},
      ("admin", "agent")),
     ("GET", "/v1/runs/{run}", None, READERS),
+    ("GET", "/v1/runs/{run}/tree", None, READERS),
     ("GET", "/v1/runs/{run}/events", None, READERS),
     ("GET", "/v1/runs/{run}/stream", None, READERS),
     ("POST", "/v1/runs/{run}/feedback", {"verdict": "correct"}, ("admin", "reviewer")),

@@ -20,6 +20,7 @@ import pytest
 import uvicorn
 
 from steward.cli.serve import DEMO_SPEC
+from steward.demo import MULTI_AGENT_SPECS
 from steward.demo.tools import SYSTEMS_ENV
 from steward.security.keys import Role
 from steward.server import create_app, load_agents
@@ -69,6 +70,16 @@ class Live:
 @pytest.fixture
 def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Live]:
     """A real uvicorn server on a free loopback port, in a background thread."""
+    yield from _serving(tmp_path, monkeypatch, [DEMO_SPEC])
+
+
+@pytest.fixture
+def live_desk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Live]:
+    """The same, serving the multi-agent demo's triage and its specialists."""
+    yield from _serving(tmp_path, monkeypatch, list(MULTI_AGENT_SPECS))
+
+
+def _serving(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, specs: list[Path]) -> Iterator[Live]:
     _browser_or_skip()
     monkeypatch.setenv(SYSTEMS_ENV, str(tmp_path / "systems.db"))
     monkeypatch.setenv("STEWARD_TELEMETRY", "off")
@@ -81,7 +92,7 @@ def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Live]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    app = create_app(url, load_agents([DEMO_SPEC]))
+    app = create_app(url, load_agents(specs))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -180,6 +191,59 @@ def test_a_reviewer_approves_a_refund_in_the_browser(live: Live) -> None:
         finally:
             browser.close()
     live.wait_for(run_id, "succeeded")
+
+
+def test_a_run_tree_in_the_browser(live_desk: Live) -> None:
+    """triage hands a $330 refund to the refunds desk, which waits for a person: the root's
+    page shows the tree and links down to the child, whose page links back up to the
+    root; approving from the queue (which shows the chain) finishes both."""
+    from playwright.sync_api import expect, sync_playwright
+
+    live = live_desk
+    started = live.api("POST", "/v1/runs", json={"agent": "triage", "input": LARGE_REFUND})
+    assert started.status_code == 202, started.text
+    root = started.json()["id"]
+    live.wait_for(root, "waiting")
+    child = live.api("GET", f"/v1/runs/{root}/tree").json()["runs"][1]["id"]
+    SHOTS.mkdir(parents=True, exist_ok=True)
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, timeout=WAIT_MS)
+        try:
+            context = browser.new_context(viewport={"width": 1366, "height": 768})
+            context.set_default_timeout(WAIT_MS)
+            page = context.new_page()
+            page.goto(f"{live.url}/console/sign-in")
+            page.fill("#token", live.tokens["reviewer"])
+            page.get_by_role("button", name="Sign in").click()
+            page.goto(f"{live.url}/console/runs/{root}")
+            expect(page.get_by_text("This run is waiting for a person")).to_be_visible()
+            tree = page.locator("#run-tree")
+            expect(tree.locator(".tree-node")).to_have_count(2)
+            expect(tree.locator(".tree-here")).to_contain_text("triage")
+            expect(tree.locator(f"[data-run='{child}']")).to_contain_text("hop 1")
+            expect(tree.locator(f"[data-run='{child}']")).to_contain_text("waiting")
+            page.screenshot(path=SHOTS / "9-run-tree.png", full_page=True)
+
+            tree.get_by_role("link", name="refunds").click()
+            expect(page).to_have_url(f"{live.url}/console/runs/{child}")
+            expect(page.locator("#delegated-by")).to_contain_text("hop 1")
+            expect(page.locator("#run-tree .tree-here")).to_contain_text("refunds")
+            page.get_by_role("link", name="Open the approval queue →").click()
+            card = page.locator("article.approval")
+            expect(card).to_contain_text("Delegated: triage → refunds")
+            card.locator("input[name=comment]").first.fill("Photo of the box confirms it.")
+            card.get_by_role("button", name="Approve", exact=True).click()
+            expect(page.get_by_text("Nothing is waiting for a decision")).to_be_visible()
+
+            page.goto(f"{live.url}/console/runs/{child}")
+            page.locator("#delegated-by").get_by_role("link", name="triage").first.click()
+            expect(page).to_have_url(f"{live.url}/console/runs/{root}")
+            expect(page.locator("#run-status")).to_have_text("succeeded", timeout=WAIT_MS)
+            expect(page.locator("#run-tree .tree-node .pill-green")).to_have_count(2)
+            page.screenshot(path=SHOTS / "10-run-tree-done.png", full_page=True)
+        finally:
+            browser.close()
 
 
 def test_a_reviewer_confirms_a_changed_order_in_the_browser(live: Live) -> None:

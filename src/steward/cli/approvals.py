@@ -72,12 +72,13 @@ def _decide(
     from steward.engines.approvals import ApprovalService
     from steward.engines.catalog import agent_for_run
     from steward.engines.embedded import EmbeddedEngine
+    from steward.orchestration import Delegator
     from steward.runtime import Runner
 
     who = acting_as(db, token)
     results: list[RunResult] = []
     with journal_for(db) as journal:
-        runner = Runner(EmbeddedEngine(db, journal))
+        runner = Runner(EmbeddedEngine(db, journal), delegation=Delegator(None, db))
 
         async def inline(run_id: str, reason: str) -> None:
             if not resume:

@@ -1,4 +1,5 @@
-"""`steward demo`: the support desk over ~200 bundled tickets, with a summary."""
+"""`steward demo`: the support desk over ~200 bundled tickets, with a summary; with
+`--multi-agent`, the same tickets through triage and its specialists, with a row per agent."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from steward.cli.context import (
     DbOption,
     console,
     db_url,
+    fail,
     handled,
     journal_for,
     open_db,
@@ -43,9 +45,20 @@ def demo(
         max=16,
         help="With --engine temporal: workers started in this process (0: `steward worker`s).",
     ),
+    multi_agent: bool = typer.Option(
+        False,
+        "--multi-agent",
+        help="Triage hands each ticket to a specialist agent (orders, refunds, account) or "
+        "to escalation; the same outcome table, plus a row per agent.",
+    ),
 ) -> None:
     """Govern a support-desk agent over the bundled tickets and summarise what happened."""
     with handled():
+        if multi_agent and engine is not Engine.EMBEDDED:
+            fail(
+                "--multi-agent runs on the embedded engine only: delegation between agents "
+                "is not available on the Temporal engine yet"
+            )
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -59,7 +72,8 @@ def demo(
         database = open_db(db, create=True)
         systems = systems_path()
         os.environ.setdefault(SYSTEMS_ENV, str(systems))
-        console.print(f"[bold]steward demo[/]: support-desk agent, database {db_url(db)}")
+        who = "triage and its specialists" if multi_agent else "support-desk agent"
+        console.print(f"[bold]steward demo[/]: {who}, database {db_url(db)}")
         with Progress(
             TextColumn("[progress.description]{task.description}"),
             BarColumn(),
@@ -78,7 +92,7 @@ def demo(
                     lambda: _on_engine(
                         engine, temporal, task_queue, workers, database, journal,
                         systems=Path(systems), limit=limit, concurrency=concurrency,
-                        on_done=advance,
+                        on_done=advance, multi_agent=multi_agent,
                     )
                 )  # fmt: skip
         _summary(report)
@@ -120,6 +134,35 @@ async def _on_engine(
         return await run_demo(database, journal=journal, drive=drive, **demo)
 
 
+def _per_agent(report: object) -> None:
+    from rich.table import Table
+
+    from steward.demo import MULTI_AGENT
+    from steward.demo.job import DemoReport
+
+    assert isinstance(report, DemoReport)
+    table = Table(title="per agent", show_header=True)
+    table.add_column("agent")
+    table.add_column("runs", justify="right")
+    for column in ("resolved", "waiting", "denied, answered", "escalated"):
+        table.add_column(column, justify="right")
+    table.add_column("denied calls")
+    known = [name for name in MULTI_AGENT if name in report.agents]
+    for name in known + sorted(set(report.agents) - set(known)):
+        tally = report.agents[name]
+        outcomes = tally.outcomes
+        table.add_row(
+            name,
+            str(tally.runs),
+            str(outcomes.get("resolved autonomously", 0)),
+            str(outcomes.get("waiting for approval", 0)),
+            str(outcomes.get("denied, answered", 0)),
+            str(outcomes.get("escalated", 0)),
+            ", ".join(f"{code} {n}" for code, n in tally.denials.most_common()),
+        )
+    console.print(table)
+
+
 def _summary(report: object) -> None:
     from rich.table import Table
 
@@ -159,6 +202,8 @@ def _summary(report: object) -> None:
     for code, count in report.denials().most_common():
         denials.add_row(code, str(count))
     console.print(denials)
+    if report.agents:  # the multi-agent mode
+        _per_agent(report)
     audit = report.audit
     verified = "[green]verified[/]" if audit is not None and audit.ok else "[red]BROKEN[/]"
     checked = audit.checked if audit is not None else 0
@@ -166,8 +211,9 @@ def _summary(report: object) -> None:
         f"run latency p50 {report.latency_ms(0.50):.1f} ms, p95 {report.latency_ms(0.95):.1f} ms · "
         f"audit chain {verified} ({checked} events)"
     )
+    serve = "steward serve --demo --multi-agent" if report.agents else "steward serve --demo"
     console.print(
         "next: [bold]steward runs list[/], [bold]steward runs show RUN[/], "
         "[bold]steward approvals list[/], [bold]steward audit verify[/]; the console: "
-        "[bold]steward keys create --name you --role reviewer[/], then [bold]steward serve --demo[/]"
+        f"[bold]steward keys create --name you --role reviewer[/], then [bold]{serve}[/]"
     )

@@ -34,6 +34,9 @@ def run_record(row: RunRow) -> Record:
         "finished_at": rfc3339_or_none(row.finished_at),
         "label": row.label,
         "arm": row.arm,
+        "parent_run_id": row.parent_run_id,
+        "root_run_id": row.root_run_id,
+        "hop": row.hop,
     }
 
 

@@ -18,6 +18,7 @@ from steward.core.events import (
     ModelFailed,
     ModelResponded,
     ResultScanned,
+    RunEnding,
     RunFinished,
     RunResumed,
     RunStarted,
@@ -51,6 +52,11 @@ _details.ignore(
 
 @_details.on(RunStarted)
 def _run_started(_: None, event: RunStarted) -> str:
+    if event.parent_run_id:  # a specialist's run, started by a delegation
+        return (
+            f"agent {event.agent}, delegated by run {event.parent_run_id} "
+            f"(hop {event.hop} of tree {event.root_run_id})"
+        )
     return f"agent {event.agent}"
 
 
@@ -116,12 +122,18 @@ def _tool_started(_: None, event: ToolStarted) -> str:
 
 @_details.on(ToolSucceeded)
 def _tool_succeeded(_: None, event: ToolSucceeded) -> str:
-    return f"{event.tool} ok in {event.latency_ms:.1f}ms: {compact(event.result, 70)}"
+    said = f"{event.tool} ok in {event.latency_ms:.1f}ms: {compact(event.result, 70)}"
+    return said + _ends(event.ending)
 
 
 @_details.on(ToolFailed)
 def _tool_failed(_: None, event: ToolFailed) -> str:
-    return f"{event.tool} failed [{event.code}] {event.message}"
+    return f"{event.tool} failed [{event.code}] {event.message}" + _ends(event.ending)
+
+
+def _ends(ending: RunEnding | None) -> str:
+    """A call that ends its run (a handoff, a tree too deep or looping)."""
+    return "" if ending is None else f"; it ends the run {ending.status.value}"
 
 
 @_details.on(ResultScanned)

@@ -65,21 +65,32 @@ def run(
     file: Path = typer.Argument(..., help="Agent spec (YAML)."),
     text: str = typer.Option(..., "--input", "-i", help="The request for the agent."),
     stream: bool = typer.Option(False, "--stream", help="Print the model's text as it comes."),
+    specialists: list[Path] = typer.Option(
+        [], "--with", help="A specialist's spec the agent may delegate to (repeatable)."
+    ),
     key: str | None = KeyOption,
     db: str | None = DbOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Run an agent once on one input (with a key, the run records who started it, and
-    that principal may not decide its approvals)."""
+    that principal may not decide its approvals). Its delegations run the agents given
+    with --with, else the versions of them on record."""
     with handled():
         from steward.engines.embedded import EmbeddedEngine
-        from steward.runtime import Runner, build_agent
+        from steward.orchestration import Delegator
+        from steward.runtime import AgentRuntime, Runner, build_agent
         from steward.security.keys import Permission
         from steward.spec import load_spec
 
         loaded = load_spec(file)
         database = open_db(db, create=True)
         agent = build_agent(loaded, db=database)
+        given = {a.name: a for a in (build_agent(load_spec(p), db=database) for p in specialists)}
+        stored = Delegator(None, database)
+
+        def specialist(name: str) -> AgentRuntime | None:
+            return given.get(name) or stored.resolve(name)
+
         tags = (
             acting_as(database, key, Permission.START_RUN, agent.name).starter_tags() if key else {}
         )
@@ -89,7 +100,11 @@ def run(
             sys.stdout.flush()
 
         with journal_for(database) as journal:
-            runner = Runner(EmbeddedEngine(database, journal))
+            runner = Runner(
+                EmbeddedEngine(database, journal), delegation=Delegator(specialist, database)
+            )
+            for each in given.values():  # on record, so a later resume finds them by name
+                runner.remember_version(each)
             result = run_async(
                 lambda: runner.run(agent, text, tags=tags, on_text=show if stream else None)
             )
@@ -212,13 +227,18 @@ def resume(
     with handled():
         from steward.engines.catalog import agent_for_run
         from steward.engines.embedded import EmbeddedEngine
+        from steward.orchestration import Delegator
         from steward.runtime import Runner
+        from steward.store.runs import root_of
 
         database = open_db(db)
+        run_id = root_of(database, run_id)  # a run tree is driven from its root
         agent = agent_for_run(database, run_id)
         with journal_for(database) as journal:
             result = run_async(
-                lambda: Runner(EmbeddedEngine(database, journal)).resume(agent, run_id)
+                lambda: Runner(
+                    EmbeddedEngine(database, journal), delegation=Delegator(None, database)
+                ).resume(agent, run_id)
             )
         if as_json:
             emit_json(result_record(result))

@@ -24,6 +24,12 @@ def serve(
         [], "--agent", "-a", help="A spec file or a directory of them (repeatable)."
     ),
     demo: bool = typer.Option(False, "--demo", help="Also load the demo support-desk agent."),
+    multi_agent: bool = typer.Option(
+        False,
+        "--multi-agent",
+        help="With --demo: also load the multi-agent demo's triage and its specialists "
+        "(steward demo --multi-agent), so that their run trees can be decided and resumed.",
+    ),
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8700, "--port", min=1, max=65535),
     recover: bool = typer.Option(
@@ -86,10 +92,13 @@ def serve(
             database.close()
         paths = list(agent)
         if demo:
+            from steward.demo import MULTI_AGENT_SPECS
             from steward.demo.tools import SYSTEMS_ENV, systems_path
 
             os.environ.setdefault(SYSTEMS_ENV, str(systems_path()))
-            paths.append(DEMO_SPEC)
+            paths += [DEMO_SPEC, *(MULTI_AGENT_SPECS if multi_agent else ())]
+        elif multi_agent:
+            fail("--multi-agent loads the multi-agent demo's agents: give it with --demo")
         # the definitions of MCP servers' tools are pinned in this database while serving
         agents = load_agents(paths, open_db(db))
         gateway = None

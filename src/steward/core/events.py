@@ -41,6 +41,13 @@ class RunStarted(Event, tag="run.started", frozen=True):
     # traffic, the arm this run fell in (`stable` or `canary`); empty otherwise
     label: str = ""
     arm: str = ""
+    # a delegated run (steward/orchestration/): the run whose `delegate.*`/`handoff.*`
+    # call (key `parent_key`) started it, the root of its tree and its depth below the
+    # root; empty, empty, 0 for a root run
+    parent_run_id: str = ""
+    root_run_id: str = ""
+    hop: int = 0
+    parent_key: str = ""
 
 
 class RunQueued(Event, tag="run.queued", frozen=True):
@@ -55,10 +62,15 @@ class RunQueued(Event, tag="run.queued", frozen=True):
     redacted: tuple[str, ...] = ()
     label: str = ""
     arm: str = ""
+    parent_run_id: str = ""
+    root_run_id: str = ""
+    hop: int = 0
+    parent_key: str = ""
 
     def started(self) -> RunStarted:
         return RunStarted(self.agent, self.agent_version, self.input, self.tags, self.redacted,
-                          self.label, self.arm)  # fmt: skip
+                          self.label, self.arm, self.parent_run_id, self.root_run_id, self.hop,
+                          self.parent_key)  # fmt: skip
 
 
 class RunResumed(Event, tag="run.resumed", frozen=True):
@@ -160,6 +172,17 @@ class ToolStarted(Event, tag="tool.started", frozen=True):
     attempt: int
 
 
+class RunEnding(msgspec.Struct, frozen=True):
+    """A call that ends its run (a `handoff.*` call, a delegation refused at the hop limit
+    or as a loop: steward/orchestration/): how the run ends. The runner honours it once
+    the step's calls are done, live or replayed."""
+
+    status: RunStatus
+    output: str = ""
+    reason_code: str = ""
+    reason: str = ""
+
+
 class ToolSucceeded(Event, tag="tool.succeeded", frozen=True):
     key: str
     tool: str
@@ -167,6 +190,7 @@ class ToolSucceeded(Event, tag="tool.succeeded", frozen=True):
     latency_ms: float
     attempts: int
     cost_usd: float = 0.0
+    ending: RunEnding | None = None  # this call ends its run so
 
 
 class ToolFailed(Event, tag="tool.failed", frozen=True):
@@ -180,6 +204,7 @@ class ToolFailed(Event, tag="tool.failed", frozen=True):
     # how a call cut off at its timeout ended (ON_TIMEOUT in gate/stages/execute.py):
     # "cancelled", "left_running" or "not_started"; "" when it did not time out
     on_timeout: str = ""
+    ending: RunEnding | None = None  # this call ends its run so
 
 
 class Finding(msgspec.Struct, frozen=True):

@@ -1,4 +1,6 @@
-"""The demo job: govern the support-desk agent over the bundled tickets."""
+"""The demo job: govern the support-desk agent over the bundled tickets; or, in the
+multi-agent mode, the same tickets through `triage`, which hands each to a specialist
+(orders, refunds, account) or to the escalation desk, every hop a governed tool call."""
 
 from __future__ import annotations
 
@@ -6,30 +8,61 @@ import asyncio
 import statistics
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
-from steward.core.events import RunStatus
+from steward.core.decision import Verdict
+from steward.core.events import GateDecided, RunStatus
+from steward.demo import MULTI_AGENT, TRIAGE
 from steward.demo.tickets import Ticket, load_tickets
 from steward.demo.tools import reset_systems, support_tools
 from steward.engines.embedded import EmbeddedEngine
+from steward.orchestration import Delegator
 from steward.runtime import AgentRuntime, Runner, RunResult, build_agent
 from steward.spec import LoadedSpec, load_spec_text
 from steward.store.chain import VerifyReport, verify_chain
 from steward.store.database import Database
 from steward.store.journal import Journal
+from steward.store.runs import read_journal, run_tree
 
 # How the demo starts a run and waits until it finishes or waits for a person: the
 # embedded runner's `run`, or TemporalRuns.run (steward/engines/temporal/client.py).
 Drive = Callable[[AgentRuntime, str, dict[str, str]], Awaitable[RunResult]]
 
 
+def _spec(file: str) -> LoadedSpec:
+    text = resources.files("steward.demo").joinpath(file).read_text(encoding="utf-8")
+    return load_spec_text(text, f"steward/demo/{file}")
+
+
 def demo_spec() -> LoadedSpec:
-    text = (
-        resources.files("steward.demo").joinpath("support_agent.yaml").read_text(encoding="utf-8")
-    )
-    return load_spec_text(text, "steward/demo/support_agent.yaml")
+    return _spec("support_agent.yaml")
+
+
+def multi_agent_specs() -> list[LoadedSpec]:
+    """triage, then the agents it may hand tickets to."""
+    return [_spec(f"{name}_agent.yaml") for name in MULTI_AGENT]
+
+
+def bucket(status: RunStatus, denials: tuple[str, ...]) -> str:
+    """A run's row of the outcome table."""
+    if status is RunStatus.WAITING:
+        return "waiting for approval"
+    if status is RunStatus.ESCALATED:
+        return "escalated"
+    if status is not RunStatus.SUCCEEDED:
+        return status.value
+    return "denied, answered" if denials else "resolved autonomously"
+
+
+@dataclass(slots=True)
+class AgentTally:
+    """One agent's row of the multi-agent demo: its runs, their outcomes, its denials."""
+
+    runs: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    denials: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass(slots=True)
@@ -38,14 +71,13 @@ class DemoReport:
     audit: VerifyReport | None = None
     wall_seconds: float = 0.0
 
+    # the multi-agent mode: per agent, its runs' outcomes and denied calls; per ticket,
+    # the agents below triage that handled it (hop 1 of its run tree)
+    agents: dict[str, AgentTally] = field(default_factory=dict)
+    routes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
     def bucket(self, result: RunResult) -> str:
-        if result.status is RunStatus.WAITING:
-            return "waiting for approval"
-        if result.status is RunStatus.ESCALATED:
-            return "escalated"
-        if result.status is not RunStatus.SUCCEEDED:
-            return result.status.value
-        return "denied, answered" if result.denials else "resolved autonomously"
+        return bucket(result.status, result.denials)
 
     def buckets(self) -> Counter[str]:
         return Counter(self.bucket(r) for _, r in self.results)
@@ -74,17 +106,29 @@ async def run_demo(
     on_done: Callable[[Ticket, RunResult], None] | None = None,
     journal: Journal | None = None,
     drive: Drive | None = None,
+    multi_agent: bool = False,
 ) -> DemoReport:
     """Every ticket through the agent; `drive` runs each (default: this process's
-    embedded runner)."""
+    embedded runner). `multi_agent`: through triage and its specialists instead (the
+    embedded runner only: delegation needs its service), with each ticket's outcome
+    read from its whole run tree."""
     reset_systems(systems)
-    agent = build_agent(demo_spec(), support_tools(systems))
+    tools = support_tools(systems)
+    delegation = None
+    if multi_agent:
+        if drive is not None:
+            raise ValueError("the multi-agent demo runs on the embedded engine only")
+        agents = {s.spec.name: build_agent(s, tools) for s in multi_agent_specs()}
+        agent = agents[TRIAGE]
+        delegation = Delegator(agents, db)
+    else:
+        agent = build_agent(demo_spec(), tools)
     tickets = load_tickets()[:limit] if limit else load_tickets()
     report = DemoReport()
     own_journal = journal is None
     journal = journal or Journal(db)
     if drive is None:
-        runner = Runner(EmbeddedEngine(db, journal))
+        runner = Runner(EmbeddedEngine(db, journal), delegation=delegation)
 
         async def drive(agent: AgentRuntime, text: str, tags: dict[str, str]) -> RunResult:
             return await runner.run(agent, text, tags=tags)
@@ -109,6 +153,31 @@ async def run_demo(
         else:
             await journal.flush()
     report.wall_seconds = loop.time() - began
+    if multi_agent:  # each ticket's outcome from its whole run tree, now on record
+        report.results = await asyncio.to_thread(
+            lambda: [(t, _read_tree(db, t, r, report)) for t, r in report.results]
+        )
     with db.reader.connect() as connection:
         report.audit = verify_chain(connection)
     return report
+
+
+def _read_tree(db: Database, ticket: Ticket, root: RunResult, report: DemoReport) -> RunResult:
+    """The ticket's run tree on record: each run's outcome and denied calls counted under
+    its agent, the specialists that handled the ticket noted; returns the root's result
+    with the denials of the whole tree (a call a specialist was denied is the ticket's)."""
+    tree = run_tree(db, root.run_id)
+    denied_in_tree: list[str] = []
+    for row in tree:
+        denied = tuple(
+            e.event.decision.primary_code
+            for e in read_journal(db, row.id)
+            if isinstance(e.event, GateDecided) and e.event.decision.verdict is Verdict.DENY
+        )
+        tally = report.agents.setdefault(row.agent, AgentTally())
+        tally.runs += 1
+        tally.outcomes[bucket(RunStatus(row.status), denied)] += 1
+        tally.denials.update(list(dict.fromkeys(denied)))  # a run counts a code once
+        denied_in_tree.extend(denied)
+    report.routes[ticket.id] = tuple(r.agent for r in tree if r.hop == 1)
+    return replace(root, denials=tuple(denied_in_tree))

@@ -31,7 +31,7 @@ from steward.store.approvals import ApprovalRow, decide_approval, get_approval
 from steward.store.database import Database
 from steward.store.journal import Journal
 from steward.store.keys import principal_named
-from steward.store.runs import get_run
+from steward.store.runs import get_run, root_of
 from steward.tools.builtin import ASK_HUMAN
 
 
@@ -104,10 +104,16 @@ class ApprovalService:
         except ConflictError:
             found = await asyncio.to_thread(get_approval, self.db, approval_id)
             if found.status == "expired":
-                await self.resume(found.run_id, f"approval {found.id} expired")
+                await self.resume(await self._root(found.run_id), f"approval {found.id} expired")
             raise
-        await self.resume(row.run_id, f"approval {row.id} {row.status} by {who.label}")
+        why = f"approval {row.id} {row.status} by {who.label}"
+        await self.resume(await self._root(row.run_id), why)
         return row
+
+    async def _root(self, run_id: str) -> str:
+        """The run to resume: the root of the run's tree (a delegated run is driven by
+        its root, which enters it again: steward/orchestration/)."""
+        return await asyncio.to_thread(root_of, self.db, run_id)
 
     async def answer(self, approval_id: str, *, who: Principal, text: str) -> ApprovalRow:
         """Answer an agent's question (an ask_human request): approve it with `text`."""

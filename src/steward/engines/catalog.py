@@ -5,7 +5,7 @@ from __future__ import annotations
 from steward.core.errors import StewardError
 from steward.runtime.agent import AgentRuntime, build_agent
 from steward.spec.loader import load_spec_text
-from steward.spec.models import EXTERNAL, LoadedSpec
+from steward.spec.models import DELEGATION_PREFIXES, EXTERNAL, LoadedSpec
 from steward.store.database import Database
 from steward.store.runs import get_agent_version, get_run
 from steward.tools.builtin import BUILTINS
@@ -15,11 +15,16 @@ def _from_mcp(loaded: LoadedSpec, name: str) -> bool:
     return name.partition(".")[0] in loaded.spec.mcp_servers
 
 
+def _from_spec(loaded: LoadedSpec, name: str) -> bool:
+    """Built from the spec itself: MCP servers' tools, delegations to other agents."""
+    return _from_mcp(loaded, name) or name.startswith(DELEGATION_PREFIXES)
+
+
 def _bound_in_code(loaded: LoadedSpec) -> bool:
     """Tools neither built in, from `toolsets`, nor from the spec's MCP servers: only the
     program that bound them can rebuild the agent."""
     return not loaded.spec.toolsets and any(
-        name not in BUILTINS and not _from_mcp(loaded, name) for name in loaded.spec.tools
+        name not in BUILTINS and not _from_spec(loaded, name) for name in loaded.spec.tools
     )
 
 

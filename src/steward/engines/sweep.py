@@ -10,6 +10,7 @@ import time
 from steward.core.errors import StewardError
 from steward.engines.catalog import agent_for_run
 from steward.engines.embedded import EmbeddedEngine
+from steward.orchestration.service import Delegator
 from steward.runtime.agent import AgentRuntime
 from steward.runtime.runner import Runner, RunResult
 from steward.store.approvals import expire_approval, overdue_approvals
@@ -22,8 +23,8 @@ async def resume_expired(
     db: Database, journal: Journal, now: float | None = None
 ) -> list[RunResult | StewardError]:
     moment = time.time() if now is None else now
-    runner = Runner(EmbeddedEngine(db, journal))
-    for row in overdue_approvals(db, moment):
+    runner = Runner(EmbeddedEngine(db, journal), delegation=Delegator(None, db))
+    for row in overdue_approvals(db, moment):  # their runs' roots are resumed below
         expire_approval(db, row.id, moment, on_commit=journal.publish)
     results: list[RunResult | StewardError] = []
     # one agent per stored version, as a server keeps its loaded agents: rebuilding it

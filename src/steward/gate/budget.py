@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from steward.core.decision import Decision, deny
@@ -41,22 +42,45 @@ NOTHING_HELD = Hold("", (), 0.0)
 
 
 @dataclass(frozen=True, slots=True)
+class TreeCap:
+    """A delegated run's share of its tree's budget: every reservation of the run (model
+    or tool) is held on the root run's per-run account too, capped by the root agent's
+    max_cost_per_run_usd, so a tree cannot overspend its root however the spend is split."""
+
+    root_run_id: str
+    cap: float
+
+
+# Set by the runner for the activation of a delegated run (steward/orchestration/); read
+# here, where every reservation is made, so model calls and tool calls both see it.
+TREE_CAP: ContextVar[TreeCap | None] = ContextVar("steward_tree_cap", default=None)
+
+
+@dataclass(frozen=True, slots=True)
 class Caps:
     per_run: float | None
     per_day: float | None
     per_tag: tuple[tuple[str, float], ...] = ()  # (tag, daily cap per value of it)
+    tree: TreeCap | None = None  # a delegated run: its root's per-run account and cap
 
     @property
     def any(self) -> bool:
-        return self.per_run is not None or self.per_day is not None or bool(self.per_tag)
+        return (
+            self.per_run is not None
+            or self.per_day is not None
+            or bool(self.per_tag)
+            or self.tree is not None
+        )
 
 
 def caps_of(costs: CostControls) -> Caps:
-    """The caps an agent's spec declares: the one reading for tools and model calls."""
+    """The caps an agent's spec declares, and its tree's when the run is delegated: the
+    one reading for tools and model calls."""
     return Caps(
         costs.max_cost_per_run_usd,
         costs.max_daily_spend_usd,
         tuple(sorted(costs.max_daily_spend_per_tag_usd.items())),
+        TREE_CAP.get(),
     )
 
 
@@ -95,10 +119,21 @@ class BudgetLedger:
                     f"cost_controls.max_daily_spend_per_tag_usd.{tag}",
                 )
             accounts.append(Account(tag_account(tag, tags[tag], today(now)), cap))
+        if caps.tree is not None and caps.tree.root_run_id != run_id:
+            accounts.append(Account(run_account(caps.tree.root_run_id), caps.tree.cap))
         reservation = await self.store.reserve(accounts, estimate, now)
         if reservation.granted:
             return reservation.hold
         run_spent, day_spent, *tag_spent = reservation.totals
+        if caps.tree is not None and caps.tree.root_run_id != run_id:
+            tree_spent = tag_spent.pop()
+            if tree_spent + estimate > caps.tree.cap:
+                return deny(
+                    "budget.tree_exhausted",
+                    f"the run tree of {caps.tree.root_run_id}: spend ${tree_spent + estimate:.4f}"
+                    f" would exceed the root's max_cost_per_run_usd ${caps.tree.cap:.2f}",
+                    "cost_controls.max_cost_per_run_usd",
+                )
         over = check(run_spent, day_spent, estimate)
         if over is not None:
             return over

@@ -22,12 +22,19 @@ from steward.spec.models import Intent, RulesConfig
 
 
 def _lookup(context: dict[str, Any], path: str) -> Any:
+    """`a.b.0.c` in nested dicts and lists. A key may itself hold dots (the tools
+    `server.tool` and `delegate.agent`): the longest key that matches is taken."""
     value: Any = context
-    for part in path.split("."):
-        if isinstance(value, dict) and part in value:
-            value = value[part]
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
+    parts = path.split(".")
+    at = 0
+    while at < len(parts):
+        if isinstance(value, dict):
+            ends = [n for n in range(len(parts), at, -1) if ".".join(parts[at:n]) in value]
+            if not ends:
+                return None
+            value, at = value[".".join(parts[at : ends[0]])], ends[0]
+        elif isinstance(value, list) and parts[at].isdigit() and int(parts[at]) < len(value):
+            value, at = value[int(parts[at])], at + 1
         else:
             return None
     return value

@@ -137,6 +137,12 @@ def _pinned_source(loaded: LoadedSpec, section: str) -> PinnedSource:
     return source
 
 
+def _delegation_tools(loaded: LoadedSpec) -> list[Tool]:
+    from steward.runtime.delegation import delegation_tools  # it builds on this module
+
+    return delegation_tools(loaded)
+
+
 def build_agent(
     loaded: LoadedSpec,
     tools: ToolRegistry | Iterable[Tool] | None = None,
@@ -159,6 +165,9 @@ def build_agent(
         if used:
             for item in _pinned_source(loaded, section)(loaded, db):
                 registry.register(item)
+    for item in _delegation_tools(loaded):
+        if item.name not in registry:
+            registry.register(item)
     if loaded.spec.toolsets and any(name not in registry for name in loaded.spec.tools):
         for item in load_toolsets(loaded):
             if item.name not in registry:

@@ -56,11 +56,13 @@ class RunHistory:
         result: object = None,
         code: str = "",
         error: str = "",
+        ending: ev.RunEnding | None = None,
     ) -> CallOutcome:
         call = self._proposed.get(key) or ToolCall(key.rsplit(":", 1)[-1], "?", {})
         return CallOutcome(
-            call, key, status, decision, result=result, error_code=code, error=error, replayed=True
-        )
+            call, key, status, decision, result=result, error_code=code, error=error,
+            replayed=True, ending=ending,
+        )  # fmt: skip
 
 
 # What replay needs of each event: a call's proposal, decision, start, approval and
@@ -100,7 +102,7 @@ def _decided(history: RunHistory, event: ev.GateDecided) -> None:
 def _succeeded(history: RunHistory, event: ev.ToolSucceeded) -> None:
     decision = history._decisions.get(event.key, Decision(Verdict.ALLOW))
     history._record(event.key).outcome = history._outcome(
-        event.key, CallStatus.EXECUTED, decision, result=event.result
+        event.key, CallStatus.EXECUTED, decision, result=event.result, ending=event.ending
     )
 
 
@@ -122,7 +124,7 @@ def _failed(history: RunHistory, event: ev.ToolFailed) -> None:
     decision = history._decisions.get(event.key, Decision(Verdict.ALLOW))
     history._record(event.key).on_timeout = event.on_timeout
     history._record(event.key).outcome = history._outcome(
-        event.key, status, decision, code=event.code, error=event.message
+        event.key, status, decision, code=event.code, error=event.message, ending=event.ending
     )
 
 

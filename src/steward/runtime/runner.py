@@ -34,12 +34,20 @@ from steward.core.events import (
 )
 from steward.core.lifecycle import is_shutdown
 from steward.core.messages import Message
+from steward.gate.budget import TREE_CAP
 from steward.gate.outcome import CallOutcome, CallStatus
 from steward.models.external import EXTERNAL_CODE, is_external
 from steward.models.pricing import PriceTable, load_prices
 from steward.models.protocol import ModelRequest
 from steward.models.retry import deadline
 from steward.runtime.agent import AgentRuntime
+from steward.runtime.delegation import (
+    ACTIVATION,
+    Activation,
+    Delegated,
+    DelegationService,
+    root_tree,
+)
 from steward.runtime.engine import Engine, RunView
 from steward.runtime.executor import Executor
 from steward.runtime.model_calls import ModelCaller, TextSink
@@ -61,6 +69,7 @@ __all__ = ["AgentDisabled", "RunResult", "Runner", "new_run_id"]
 
 
 CANCELLED = "run.cancelled"
+DRIVEN_BY_ROOT = "delegation.driven_by_root"
 RESUMED_ELSEWHERE = "run.resumed_elsewhere"
 
 
@@ -95,8 +104,18 @@ class _Progress:
 
 
 class Runner:
-    def __init__(self, engine: Engine, prices: PriceTable | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        prices: PriceTable | None = None,
+        *,
+        delegation: DelegationService | None = None,
+    ) -> None:
+        """`delegation`: runs the specialists of `delegate.*`/`handoff.*` calls
+        (steward.orchestration.Delegator); without it those calls fail closed with
+        `delegation.unavailable`."""
         self.engine = engine
+        self.delegation = delegation
         self.store = engine.store
         # kill switch, limits and breakers: one state per deployment, shared by every
         # runner, agent object and agent version of it (the engine provides it)
@@ -130,24 +149,30 @@ class Runner:
         on_text: TextSink | None = None,
         label: str = "",
         arm: str = "",
+        delegated: Delegated | None = None,
     ) -> RunResult:
         """Start a run and drive it until it finishes or waits for a person. `on_text`
         receives the model's text as it streams (whole, for models that don't stream).
         `label` and `arm`: the label (and canary arm) that chose this agent version, put
-        on the run's record. Raises AgentDisabled when the agent's kill switch is off."""
+        on the run's record. `delegated`: a specialist's run started by a delegation
+        (steward/orchestration/), with its place in the run tree. Raises AgentDisabled
+        when the agent's kill switch is off."""
         _refuse_external(agent)
         check_enabled(self.states, agent.name)
         self.remember_version(agent)
         executor = self.engine.executor(run_id or new_run_id(), agent.name, agent.version)
         masked, kinds = mask_input(text)
+        link = _link(delegated)
         if self._slot(agent).locked():  # every slot is taken: on record, queued, first
             executor.emit(RunQueued(agent.name, agent.version, masked, dict(tags or {}), kinds,
-                                    label, arm))  # fmt: skip
+                                    label, arm, *link))  # fmt: skip
         async with self._holding_slot(agent, executor):
             executor.emit(RunStarted(agent.name, agent.version, masked, dict(tags or {}), kinds,
-                                     label, arm))  # fmt: skip
-            # The unmasked text stays in memory, for provenance only (security/provenance.py).
-            return await self._drive(agent, executor, masked, on_text, typed=(text,))
+                                     label, arm, *link))  # fmt: skip
+            # The unmasked text stays in memory, for provenance only (security/provenance.py);
+            # a specialist's "user" is the root's user, never the message it was sent.
+            typed = delegated.typed if delegated is not None else (text,)
+            return await self._drive(agent, executor, masked, on_text, typed, delegated)
 
     async def resume(
         self,
@@ -156,10 +181,13 @@ class Runner:
         reason: str = "resumed",
         *,
         on_text: TextSink | None = None,
+        delegated: Delegated | None = None,
     ) -> RunResult:
         """Continue a run from its journal: recorded steps replay, nothing runs twice. A
         queued run starts. Of several processes resuming the same run, one drives it;
-        the others get its current state with reason code `run.resumed_elsewhere`."""
+        the others get its current state with reason code `run.resumed_elsewhere`. A
+        delegated run is driven by its parent (`delegated` given, steward/orchestration/):
+        resumed alone it is only reported, with reason code `delegation.driven_by_root`."""
         row = self.store.get_run(run_id)
         if is_external(agent.model):  # its own program drives it (steward.Run.attach)
             return RunResult(
@@ -185,6 +213,15 @@ class Runner:
                 done.reason,
                 done.steps,
             )
+        first = executor.history.started or executor.history.queued
+        if first is not None and first.parent_run_id and delegated is None:
+            return RunResult(
+                run_id,
+                RunStatus(row.status),
+                reason_code=DRIVEN_BY_ROOT,
+                reason=f"run {run_id} is part of the run tree of {first.root_run_id}: "
+                "resume that root, which drives it",
+            )
         async with self._holding_slot(agent, executor):
             if not await self._claim(agent, executor, row, reason):
                 now = self.store.get_run(run_id)
@@ -194,7 +231,8 @@ class Runner:
                     reason_code=RESUMED_ELSEWHERE,
                     reason=f"run {run_id} was {now.status} before this resume could claim it",
                 )
-            return await self._drive(agent, executor, row.input, on_text)
+            typed = delegated.typed if delegated is not None else ()  # the root's, if in memory
+            return await self._drive(agent, executor, row.input, on_text, typed, delegated)
 
     async def _claim(
         self, agent: AgentRuntime, executor: Executor, seen: RunView, reason: str
@@ -239,14 +277,22 @@ class Runner:
         text: str,
         on_text: TextSink | None = None,
         typed: tuple[str, ...] = (),
+        delegated: Delegated | None = None,
     ) -> RunResult:
         started = time.perf_counter()
         progress = _Progress(on_text=on_text)
         limits = agent.loaded.spec.limits
+        tree = delegated.tree if delegated is not None else root_tree(agent, executor.run_id, text)
+        # what a delegation tool of this activation reaches, and the root's budget that
+        # every reservation of a delegated run is held on too (gate/budget.py)
+        entered = ACTIVATION.set(Activation(self, agent, executor, tree, typed))
+        capped = TREE_CAP.set(tree.cap if tree.hop > 0 else None)
         try:
             async with asyncio.timeout(limits.max_run_seconds) as bound:
                 with deadline(bound.when()):  # model retries never wait past it
-                    result = await self._loop(agent, executor, text, progress, typed)
+                    result = await self._loop(
+                        agent, executor, text, progress, typed, delegated=tree.hop > 0
+                    )
         except TimeoutError:
             result = self._finish(
                 executor,
@@ -294,6 +340,9 @@ class Runner:
                 reason_code="internal.error",
                 reason=f"{type(exc).__name__}: {exc}",
             )
+        finally:
+            TREE_CAP.reset(capped)
+            ACTIVATION.reset(entered)
         await executor.durable()
         return _with_time(result, time.perf_counter() - started)
 
@@ -304,12 +353,15 @@ class Runner:
         text: str,
         progress: _Progress,
         typed: tuple[str, ...] = (),
+        *,
+        delegated: bool = False,
     ) -> RunResult:
         spec = agent.loaded.spec
         messages: list[Message] = []
         if spec.prompt:
             messages.append(Message("system", spec.prompt))
-        messages.append(Message("user", text))
+        asked = Message("user", text)
+        messages.append(asked)
         tool_specs = tuple(
             agent.tools[name].spec()
             for name in spec.tools
@@ -349,6 +401,8 @@ class Runner:
                 text = said + response.text  # with what came before a cut-off, if any
                 return self._final(agent, executor, progress, text, response.confidence)
             seen = messages[:-1]
+            if delegated:  # the message it was sent is the parent's data, never the user's
+                seen = [_as_data(m) if m is asked else m for m in seen]
             pending = [
                 gate.process(
                     executor, call, step, trace_sources(call.arguments, seen, said=user_words)
@@ -357,7 +411,9 @@ class Runner:
             ]
             # One call needs no task of its own; several run concurrently.
             outcomes = [await pending[0]] if len(pending) == 1 else await asyncio.gather(*pending)
-            waiting = tuple(o.approval_id for o in outcomes if o.status is CallStatus.WAITING)
+            waiting = tuple(
+                waited for o in outcomes if o.status is CallStatus.WAITING for waited in o.awaited
+            )
             progress.denials.extend(o.error_code for o in outcomes if o.status is CallStatus.DENIED)
             if waiting:
                 executor.emit(
@@ -381,6 +437,10 @@ class Runner:
                     reason_code="tool.outcome_unknown",
                     reason=_describe_unknown(unknown),
                 )
+            ending = next((o.ending for o in outcomes if o.ending is not None), None)
+            if ending is not None:  # a handoff, or a tree too deep or looping
+                return self._finish(executor, progress, ending.status, output=ending.output,
+                                    reason_code=ending.reason_code, reason=ending.reason)  # fmt: skip
             progress.side_effect = progress.side_effect or any(
                 o.status is CallStatus.EXECUTED and agent.tools[o.call.name].effect is Effect.WRITE
                 for o in outcomes
@@ -445,6 +505,19 @@ def _said(exc: asyncio.CancelledError) -> str:
     """Why the task was cancelled: `task.cancel(msg)` gives the reason."""
     said = str(exc.args[0]) if exc.args and exc.args[0] else ""
     return said or "the task running the run was cancelled"
+
+
+def _as_data(message: Message) -> Message:
+    """A delegated run's first message, traced as data (a tool's), not the user's words."""
+    return Message("tool", message.content, name="delegation")
+
+
+def _link(delegated: Delegated | None) -> tuple[str, str, int, str]:
+    """A run start's tree fields: (parent_run_id, root_run_id, hop, parent_key)."""
+    if delegated is None:
+        return "", "", 0, ""
+    tree = delegated.tree
+    return delegated.parent_run_id, tree.root_run_id, tree.hop, delegated.parent_key
 
 
 def new_run_id() -> str:

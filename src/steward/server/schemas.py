@@ -110,11 +110,28 @@ class RunOut(Out):
     finished_at: Time | None
     label: str = Field(default="", description="The label that chose agent_version; empty if none.")
     arm: str = Field(default="", description="The label's canary arm: stable, canary or empty.")
+    parent_run_id: str | None = Field(
+        default=None, description="The run whose delegation started this one; null for a root."
+    )
+    root_run_id: str | None = Field(
+        default=None, description="The root of this run's tree; null for a root."
+    )
+    hop: int = Field(default=0, description="Depth below the root of its run tree (root: 0).")
 
 
 class RunPage(BaseModel):
     items: list[RunOut]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next (older) page.")
+
+
+class RunTreeOut(BaseModel):
+    run_id: str = Field(description="The run asked about.")
+    root_run_id: str = Field(description="The root of its delegation tree (itself for a root).")
+    chain: list[str] = Field(description="Run ids from the root down to `run_id`.")
+    runs: list[RunOut] = Field(
+        description="The tree depth first: the root, then each run followed by the runs it "
+        "delegated to, in start order. Runs of agents the caller may not read are left out."
+    )
 
 
 class ApprovalOut(Out):
@@ -130,6 +147,15 @@ class ApprovalOut(Out):
     decided_by: str
     comment: str
     used: bool
+    # the agents of the run tree that led here, root first (delegation): ["triage",
+    # "orders", "billing"]; just the agent for a run nobody delegated
+    chain: list[str] = []
+
+    @classmethod
+    def with_chain(cls, row: object, chain: tuple[str, ...]) -> Self:
+        out = cls.model_validate(row)
+        out.chain = list(chain) or [out.agent]
+        return out
 
 
 class EventOut(Out):

@@ -28,6 +28,7 @@ from steward.engines.cancel import cancel_run
 from steward.engines.catalog import agent_for_run
 from steward.engines.embedded import EmbeddedEngine
 from steward.engines.labelled import LabelledAgents
+from steward.orchestration import Delegator
 from steward.runtime import AgentRuntime, Runner, RunResult
 from steward.runtime.runner import RESUMED_ELSEWHERE, AgentDisabled, new_run_id
 from steward.store.agents import set_agent_state
@@ -37,7 +38,7 @@ from steward.store.database import Database
 from steward.store.journal import Journal
 from steward.store.leases import RunLeases
 from steward.store.recovery import Scope, resumable_runs
-from steward.store.runs import RunRow, get_run
+from steward.store.runs import RunRow, get_run, root_of
 from steward.store.watch import last_event_id, runs_changed_after
 
 log = logging.getLogger("steward.server")
@@ -101,7 +102,10 @@ class RunService:
         self.journal = journal
         self.agents = agents
         self.remote = remote  # None: this process drives runs (the embedded engine)
-        self.runner = Runner(EmbeddedEngine(db, journal))
+        # delegate.* / handoff.* calls run the specialists this server loads
+        self.runner = Runner(
+            EmbeddedEngine(db, journal), delegation=Delegator(self._specialist, db)
+        )
         self.labelled = LabelledAgents(db, default_label)
         self._tasks: dict[str, asyncio.Task[RunResult]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -118,6 +122,11 @@ class RunService:
             self.runner.remember_version(agent)
 
     # -- runs --------------------------------------------------------------------------
+
+    def _specialist(self, name: str) -> AgentRuntime | None:
+        """The agent a delegation names: the version the default label points at."""
+        loaded = self.agents.get(name)
+        return None if loaded is None else self.labelled.choose(loaded, name, None).agent
 
     def agent(self, name: str) -> AgentRuntime:
         found = self.agents.get(name)
@@ -172,7 +181,8 @@ class RunService:
             await asyncio.to_thread(
                 expire_approval, self.db, row.id, on_commit=self.journal.publish
             )
-            self.resume_later(row.run_id, f"approval {row.id} expired")
+            root = await asyncio.to_thread(root_of, self.db, row.run_id)
+            self.resume_later(root, f"approval {row.id} expired")
         await self._drive_resumable("unblocked", "its approvals were decided")
         return len(overdue)
 

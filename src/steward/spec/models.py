@@ -476,6 +476,22 @@ class A2AAgentRef(_Strict):
     call_timeout_seconds: float | None = Field(default=None, gt=0, le=86400, allow_inf_nan=False)
 
 
+class Orchestration(_Strict):
+    """The agents this one may delegate to (steward/orchestration/), as the tools
+    `delegate.<agent>` (the specialist answers; this agent carries on with its answer)
+    and `handoff.<agent>` (the specialist takes over: its answer ends this run).
+    `max_agent_hops`: how deep a run tree may grow below its root (the root's spec
+    decides for the whole tree). `fallback`: where a tree goes that is too deep or loops:
+    `human` (the run ends escalated with the reason) or an agent name to hand it to."""
+
+    agents: tuple[Annotated[str, Field(pattern=NAME_RE)], ...] = ()
+    max_agent_hops: int = Field(default=3, ge=1, le=16, strict=True)
+    fallback: str = Field(default="human", pattern=NAME_RE)
+
+
+DELEGATION_PREFIXES = ("delegate.", "handoff.")
+
+
 class AgentSpec(_Strict):
     name: str = Field(pattern=NAME_RE)
     description: str = ""
@@ -508,6 +524,8 @@ class AgentSpec(_Strict):
     # remote A2A agents this agent may call, as the tool `a2a.<name>` (steward/a2a_tools/)
     a2a_agents: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_\-]{0,63}$")], A2AAgentRef] = {}
     rules: RulesConfig | None = None
+    # the specialists this agent may delegate to or hand off to (steward/orchestration/)
+    orchestration: Orchestration | None = None
     monitors: Monitors | None = None
     # the evaluation suite (its `name:`) a version must pass before a label may point at it
     # (`steward agents promote`, evals/promotion.py)
@@ -576,12 +594,32 @@ def check_references(spec: AgentSpec) -> list[tuple[Path, str]]:
     for index, name in enumerate(spec.tools):
         if name.startswith("a2a.") and name[4:] not in spec.a2a_agents:
             problems.append((("tools", index), f"'{name}' names no entry of `a2a_agents`"))
+    problems.extend(_delegation_problems(spec))
     if "a2a" in spec.mcp_servers:
         problems.append((("mcp_servers", "a2a"), "'a2a' names the remote A2A agents' tools"))
     if spec.model.name == "rules" and spec.rules is None:
         problems.append((("model", "name"), "model 'rules' needs a `rules:` section"))
     problems.extend(_external_problems(spec))
     problems.extend(_monitor_problems(spec))
+    return problems
+
+
+def _delegation_problems(spec: AgentSpec) -> list[tuple[Path, str]]:
+    """A `delegate.x` / `handoff.x` tool names an agent of `orchestration.agents`."""
+    agents = spec.orchestration.agents if spec.orchestration is not None else ()
+    problems: list[tuple[Path, str]] = []
+    for index, name in enumerate(spec.tools):
+        prefix = next((p for p in DELEGATION_PREFIXES if name.startswith(p)), None)
+        if prefix is not None and name[len(prefix) :] not in agents:
+            problems.append((("tools", index),
+                             f"'{name}' names no agent of `orchestration.agents`"))  # fmt: skip
+    for name in {"delegate", "handoff"} & set(spec.mcp_servers):
+        problems.append((("mcp_servers", name), f"'{name}' names the delegation tools"))
+    if spec.orchestration is not None:
+        for index, agent in enumerate(spec.orchestration.agents):
+            if agent == spec.name:
+                problems.append((("orchestration", "agents", index),
+                                 "an agent cannot delegate to itself"))  # fmt: skip
     return problems
 
 

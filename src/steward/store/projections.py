@@ -22,8 +22,8 @@ _COST = (
 )
 _INSERT_RUN = (
     "INSERT INTO runs (id, agent, agent_version, status, input, output, reason_code, reason,"
-    " steps, tags, created_at, updated_at, label, arm)"
-    " VALUES (?, ?, ?, ?, ?, '', '', '', 0, ?, ?, ?, ?, ?)"
+    " steps, tags, created_at, updated_at, label, arm, parent_run_id, root_run_id, hop)"
+    " VALUES (?, ?, ?, ?, ?, '', '', '', 0, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # A queued run's row is there already: it starts running, keeping when it was created.
 _START_RUN = (
@@ -107,7 +107,8 @@ def _run_row(
 ) -> tuple[Any, ...]:
     tags = json.dumps(event.tags, sort_keys=True)
     return (run_id, event.agent, event.agent_version, status.value, event.input, tags, ts, ts,
-            event.label, event.arm)  # fmt: skip
+            event.label, event.arm, event.parent_run_id or None, event.root_run_id or None,
+            event.hop)  # fmt: skip
 
 
 @project.on(ev.RunQueued)

@@ -1,6 +1,7 @@
 """Recovery is a reading of the store: which runs can make progress, and who drives each.
 
-`resumable_runs` finds every run whose journal says it can go on: queued (waiting for a
+`resumable_runs` finds every root run whose journal says it can go on (a run a
+delegation started is driven by its tree's root, steward/orchestration/): queued (waiting for a
 slot), running (left by a process that stopped or died) and waiting with no approval
 still pending (decided, expired or cancelled: the person has spoken, or the time ran out).
 `claim_run` lets one process of several that found the same run drive it: the run's
@@ -32,20 +33,25 @@ def resumable_runs(
 ) -> list[RunRow]:
     """Runs that can make progress, oldest first (queued runs start in arrival order)."""
     moment = time.time() if now is None else now
+    # a run tree (delegation) is driven from its root: only roots are resumed, and a root
+    # is held back by a pending approval anywhere in its tree
+    member = runs.alias("member")
     pending = (
         select(approvals.c.id)
+        .join(member, member.c.id == approvals.c.run_id)
         .where(
-            approvals.c.run_id == runs.c.id,
+            or_(member.c.id == runs.c.id, member.c.root_run_id == runs.c.id),
             approvals.c.status == "pending",
             approvals.c.expires_at > moment,  # an overdue request expires on resume
         )
         .correlate(runs)
     )
     unblocked = and_(runs.c.status == RunStatus.WAITING.value, ~exists(pending))
-    where = (
+    where = and_(
+        runs.c.root_run_id.is_(None),
         unblocked
         if scope == "unblocked"
-        else or_(runs.c.status.in_([RunStatus.QUEUED.value, RunStatus.RUNNING.value]), unblocked)
+        else or_(runs.c.status.in_([RunStatus.QUEUED.value, RunStatus.RUNNING.value]), unblocked),
     )
     query = select(runs).where(where).order_by(runs.c.created_at, runs.c.id).limit(limit)
     with db.reader.connect() as connection:

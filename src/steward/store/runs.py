@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,10 @@ class RunRow:
     finished_at: float | None
     label: str = ""  # the label that chose agent_version (migration 0012)
     arm: str = ""  # its canary arm: stable | canary | ""
+    # a delegated run (migration 0015): its parent run, the root of its tree, its depth
+    parent_run_id: str | None = None
+    root_run_id: str | None = None
+    hop: int = 0
 
     @property
     def latency_s(self) -> float | None:
@@ -68,6 +73,9 @@ def run_row(row: Any) -> RunRow:
         finished_at=row.finished_at,
         label=getattr(row, "label", "") or "",
         arm=getattr(row, "arm", "") or "",
+        parent_run_id=getattr(row, "parent_run_id", None),
+        root_run_id=getattr(row, "root_run_id", None),
+        hop=getattr(row, "hop", 0) or 0,
     )
 
 
@@ -77,6 +85,66 @@ def get_run(db: Database, run_id: str) -> RunRow:
     if row is None:
         raise NotFoundError(f"no run with id {run_id!r}")
     return run_row(row)
+
+
+def run_tree(db: Database, root_run_id: str) -> list[RunRow]:
+    """A run tree (delegation): the root first, then every run below it in start order.
+    Raises NotFoundError when the root is unknown."""
+    root = get_run(db, root_run_id)
+    query = (
+        select(runs)
+        .where(runs.c.root_run_id == root_run_id)
+        .order_by(runs.c.created_at, runs.c.hop, runs.c.id)
+    )
+    with db.reader.connect() as connection:
+        return [root, *(run_row(r) for r in connection.execute(query))]
+
+
+def ancestry(db: Database, run_id: str) -> list[RunRow]:
+    """The chain from a run's root down to the run itself (one row for a root run).
+    Raises NotFoundError when the run is unknown."""
+    chain = [get_run(db, run_id)]
+    while chain[0].parent_run_id is not None and len(chain) <= _MAX_DEPTH:
+        chain.insert(0, get_run(db, chain[0].parent_run_id))
+    return chain
+
+
+def chains(db: Database, run_ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """For each run, the agents of its run tree from the root down to it ("triage",
+    "orders", "billing"); one agent for a root run. Two queries however many runs: the
+    runs, then every run of the trees they belong to."""
+    wanted = set(run_ids)
+    if not wanted:
+        return {}
+    with db.reader.connect() as connection:
+        rows = {r.id: r for r in connection.execute(_tree_columns().where(runs.c.id.in_(wanted)))}
+        roots = {r.root_run_id for r in rows.values() if r.root_run_id is not None}
+        if roots:
+            query = _tree_columns().where(or_(runs.c.id.in_(roots), runs.c.root_run_id.in_(roots)))
+            rows.update({r.id: r for r in connection.execute(query)})
+    found: dict[str, tuple[str, ...]] = {}
+    for run_id in wanted & rows.keys():
+        chain: list[str] = []
+        at = rows.get(run_id)
+        while at is not None and len(chain) <= _MAX_DEPTH:
+            chain.append(at.agent)
+            at = rows.get(at.parent_run_id) if at.parent_run_id is not None else None
+        found[run_id] = tuple(reversed(chain))
+    return found
+
+
+def _tree_columns() -> Any:
+    return select(runs.c.id, runs.c.agent, runs.c.parent_run_id, runs.c.root_run_id)
+
+
+def root_of(db: Database, run_id: str) -> str:
+    """The root of a run's tree (the run itself for a root): the run to resume after a
+    decision anywhere in the tree, since a tree is driven from its root."""
+    row = get_run(db, run_id)
+    return row.root_run_id or row.id
+
+
+_MAX_DEPTH = 64  # far beyond any max_agent_hops: a corrupt cycle of parents cannot spin
 
 
 def list_runs(

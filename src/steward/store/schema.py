@@ -70,6 +70,11 @@ runs = Table(
     Column("latency_ms", Float, nullable=True),
     # approvals requested by the run (projected with approval.requested): "with a person"
     Column("asked", Integer, nullable=False, server_default="0"),
+    # a delegated run (steward/orchestration/): the run that delegated to it, the root of
+    # its tree and its depth below the root; NULL, NULL, 0 for a root (migration 0015)
+    Column("parent_run_id", String(64), nullable=True),
+    Column("root_run_id", String(64), nullable=True),
+    Column("hop", Integer, nullable=False, server_default="0"),
     Index("ix_runs_agent_created", "agent", "created_at"),
     Index("ix_runs_status", "status"),
     Index("ix_runs_created_id", "created_at", "id"),
@@ -82,6 +87,7 @@ runs = Table(
     Index("ix_runs_day", "created_at", "status", "latency_ms"),
     Index("ix_runs_agent_latency", "agent", "latency_ms", "created_at"),
     Index("ix_runs_latency", "latency_ms", "created_at"),
+    Index("ix_runs_root", "root_run_id", "created_at"),
 )
 
 approvals = Table(

@@ -1,7 +1,8 @@
 """Structured logs from the journal's committed events: one JSON line per event.
 
 Each line carries ts (ISO-8601, UTC), level, event (its type), run_id, agent, trace_id
-(when a TraceConsumer is given) and a short summary of the event: tool, verdict and
+(when a TraceConsumer is given; one per run tree), for a delegated run parent_run_id and
+root_run_id, and a short summary of the event: tool, verdict and
 reason codes, status, latency, model, tokens. Content (the run's input and output, model
 text, tool arguments and results, free-text messages) is logged only with
 `record_content=True`, and then with PII masked.
@@ -80,6 +81,8 @@ class JsonLogConsumer:
         self.errors = 0
         self.last_error = ""
         self._agents: OrderedDict[str, str] = OrderedDict()  # run id → agent name
+        # a delegated run → (parent run id, root run id), from its start: on each of its lines
+        self._trees: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self._lock = threading.Lock()
 
     def __call__(self, batch: Sequence[Committed]) -> None:
@@ -114,12 +117,24 @@ class JsonLogConsumer:
             return record
         agent = self._agent(run_id, event)
         record["agent"] = agent
+        if run_id:
+            tree = self._tree(run_id, event)
+            if tree is not None:
+                record["parent_run_id"], record["root_run_id"] = tree
         if self.traces is not None and run_id:
             record["trace_id"] = self.traces.trace_id_of(run_id)
         record.update(self._summary(event))
         if run_id and isinstance(event, RunFinished):
             self._agents.pop(run_id, None)
+            self._trees.pop(run_id, None)
         return record
+
+    def _tree(self, run_id: str, event: Event) -> tuple[str, str] | None:
+        if isinstance(event, RunStarted) and event.parent_run_id:
+            self._trees[run_id] = (event.parent_run_id, event.root_run_id)
+            while len(self._trees) > self.remembered_runs:
+                self._trees.popitem(last=False)
+        return self._trees.get(run_id)
 
     def _agent(self, run_id: str | None, event: Event) -> str | None:
         name = getattr(event, "agent", None)

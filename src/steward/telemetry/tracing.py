@@ -110,6 +110,9 @@ class _Run:
     agent: str
     version: str
     tools: dict[str, Span] = field(default_factory=dict)  # idempotency key → open span
+    # a delegated run: (parent run id, the delegating call's key); its spans are children
+    # of that call's span, so one trace covers the whole run tree
+    parent: tuple[str, str] | None = None
 
 
 # Spans per run; events that carry no run (agent state, keys) or nothing a trace shows.
@@ -176,7 +179,8 @@ class TraceConsumer:
 
     @_on.on(ev.RunStarted)
     def _run_started(self, event: ev.RunStarted, run_id: str, at: int) -> None:
-        self._start_run(run_id, at, event.agent, event.agent_version, event.input)
+        parent = (event.parent_run_id, event.parent_key) if event.parent_run_id else None
+        self._start_run(run_id, at, event.agent, event.agent_version, event.input, parent=parent)
 
     @_on.on(ev.RunResumed)
     def _run_resumed(self, event: ev.RunResumed, run_id: str, at: int) -> None:
@@ -297,6 +301,7 @@ class TraceConsumer:
         text: str | None,
         *,
         resumed: str | None = None,
+        parent: tuple[str, str] | None = None,
     ) -> _Run:
         if run_id in self._runs:  # an activation that never reported its end
             self._end_run(run_id, at, "interrupted")
@@ -319,17 +324,30 @@ class TraceConsumer:
                 [{"role": "user", "parts": [{"type": "text", "content": text}]}]
             )
         links = [Link(recent.span.get_span_context())] if recent is not None else None
+        if parent is None and recent is not None:
+            parent = recent.parent
+        if parent is not None:
+            attrs["steward.run.parent_id"] = parent[0]
         span = self.tracer.start_span(
             f"invoke_agent {agent}" if agent else "invoke_agent",
-            context=Context(),  # a root, whatever span the calling thread has open
+            context=self._parent_context(parent),
             kind=SpanKind.INTERNAL,
             attributes=attrs,
             links=links,
             start_time=at,
         )
-        run = self._runs[run_id] = _Run(span, agent, version)
+        run = self._runs[run_id] = _Run(span, agent, version, parent=parent)
         self._remember(run_id, run)
         return run
+
+    def _parent_context(self, parent: tuple[str, str] | None) -> Context:
+        """A root (whatever span the calling thread has open), or for a delegated run the
+        span of the call that delegated to it (its parent's activation when that call's
+        span is not open here)."""
+        caller = self._runs.get(parent[0]) if parent is not None else None
+        if caller is None or parent is None:
+            return Context()
+        return set_span_in_context(caller.tools.get(parent[1], caller.span))
 
     def _run(self, run_id: str, at: int) -> _Run:
         """The run's open activation; one is opened if this consumer joined mid-run."""

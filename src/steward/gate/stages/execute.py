@@ -35,6 +35,7 @@ from steward.core.errors import ToolExecutionError
 from steward.core.events import (
     BreakerTripped,
     ResultScanned,
+    RunEnding,
     ToolFailed,
     ToolStarted,
     ToolSucceeded,
@@ -42,7 +43,7 @@ from steward.core.events import (
 from steward.core.faults import crashpoint
 from steward.core.lifecycle import is_shutdown
 from steward.gate.context import CallContext, Next
-from steward.gate.outcome import CallOutcome, CallStatus
+from steward.gate.outcome import CallOutcome, CallStatus, EndsRun, ToolWaits
 from steward.gate.stages.scan import DEFAULT_SCANNERS, scan_result
 from steward.gate.workers import ToolWorkers
 from steward.security.scanners import FindingAction, Scanner, TextSource
@@ -71,9 +72,12 @@ class BreakerStage:
         verdict: bool | None = None  # none (a rejection, a cancel) frees a half-open trial
         try:
             outcome = await proceed(cx)
-            # A tool refusing bad arguments is healthy; only real failures count toward opening.
+            # A tool refusing bad arguments is healthy, and so is a call that ends its run by
+            # design (a delegation refused at the hop limit): only real failures count.
             if outcome.status is CallStatus.EXECUTED or (
-                outcome.status is CallStatus.FAILED and outcome.error_code != "tool.rejected"
+                outcome.status is CallStatus.FAILED
+                and outcome.error_code != "tool.rejected"
+                and outcome.ending is None
             ):
                 verdict = outcome.status is CallStatus.EXECUTED
             return outcome
@@ -180,6 +184,20 @@ class ExecuteStage:
             try:
                 async with asyncio.timeout(timeout):
                     result = await self._invoke(cx, tool, context, flight)
+            except ToolWaits as exc:  # waits on decisions elsewhere: no result yet
+                return CallOutcome(
+                    cx.call, cx.key, CallStatus.WAITING, cx.decision or deny("gate.error", ""),
+                    error_code="approval.pending", error=str(exc),
+                    approval_id=exc.approval_ids[0] if exc.approval_ids else "",
+                    waiting_on=exc.approval_ids,
+                )  # fmt: skip
+            except EndsRun as exc:  # the call ends its run: recorded with its ending
+                latency_ms = (time.perf_counter() - started) * 1000
+                if exc.code:
+                    return failed(cx, exc.code, exc.message or exc.ending.reason, attempt,
+                                  latency_ms=latency_ms, ending=exc.ending)  # fmt: skip
+                return succeeded(cx, tool, exc.result, latency_ms, attempt, self.scanners,
+                                 ending=exc.ending)  # fmt: skip
             except TimeoutError:
                 cut, code, message = self._timed_out(cx, flight, timeout, started)
                 retryable = cut == CANCELLED  # never beside an attempt that may still run
@@ -270,6 +288,8 @@ def succeeded(
     latency_ms: float,
     attempt: int,
     scanners: Sequence[Scanner],
+    *,
+    ending: RunEnding | None = None,
 ) -> CallOutcome:
     """Record a call's result, scanned (PII, injection, record count) as the agent will
     see it: the execute stage's, and a result a decide-only caller reports (release.py)."""
@@ -290,9 +310,11 @@ def succeeded(
                           source=source.value, action=action.value, step=cx.step)
         )  # fmt: skip
         decision = scanned
-    cx.scope.emit(ToolSucceeded(cx.key, tool.name, shown, latency_ms, attempt, tool.cost_usd))
+    cx.scope.emit(
+        ToolSucceeded(cx.key, tool.name, shown, latency_ms, attempt, tool.cost_usd, ending)
+    )
     assert decision is not None
-    return CallOutcome(cx.call, cx.key, CallStatus.EXECUTED, decision, result=shown)
+    return CallOutcome(cx.call, cx.key, CallStatus.EXECUTED, decision, result=shown, ending=ending)
 
 
 def failed(
@@ -304,15 +326,21 @@ def failed(
     unknown: bool = False,
     latency_ms: float = 0.0,
     on_timeout: str = "",
+    ending: RunEnding | None = None,
 ) -> CallOutcome:
-    """Record a call's failure (`unknown`: a write that may or may not have taken effect)."""
+    """Record a call's failure (`unknown`: a write that may or may not have taken effect;
+    `ending`: the call ends its run so)."""
     if unknown and on_timeout:
         message += "; the write may or may not take effect"
     cx.scope.emit(
-        ToolFailed(cx.key, cx.call.name, code, message, attempts, unknown, latency_ms, on_timeout)
+        ToolFailed(
+            cx.key, cx.call.name, code, message, attempts, unknown, latency_ms, on_timeout, ending
+        )
     )
     decision = cx.decision if cx.decision is not None else deny(code, message)
     status = CallStatus.UNKNOWN if unknown else CallStatus.FAILED
     if decision.verdict is Verdict.DENY:
         status = CallStatus.DENIED
-    return CallOutcome(cx.call, cx.key, status, decision, error_code=code, error=message)
+    return CallOutcome(
+        cx.call, cx.key, status, decision, error_code=code, error=message, ending=ending
+    )

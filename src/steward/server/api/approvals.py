@@ -13,6 +13,7 @@ from steward.server.auth import check, principal, scoped_reader
 from steward.server.errors import ApiError
 from steward.server.schemas import ApprovalOut, Decide
 from steward.store.approvals import get_approval, list_approvals
+from steward.store.runs import chains
 
 router = APIRouter(prefix="/v1/approvals", tags=["approvals"])
 
@@ -30,16 +31,18 @@ def list_approvals_route(
     rows = list_approvals(service_of(request).db, None if state == "all" else state, limit)
     if who.agent is not None:
         rows = [r for r in rows if r.agent == who.agent]
-    return [ApprovalOut.of(r) for r in rows]
+    led = chains(service_of(request).db, {r.run_id for r in rows})
+    return [ApprovalOut.with_chain(r, led.get(r.run_id, ())) for r in rows]
 
 
 @router.get("/{approval_id}", response_model=ApprovalOut)
 def get_approval_route(
     approval_id: str, request: Request, who: Principal = Depends(principal)
 ) -> ApprovalOut:
-    row = get_approval(service_of(request).db, approval_id)
+    db = service_of(request).db
+    row = get_approval(db, approval_id)
     check(who, Permission.READ, row.agent)
-    return ApprovalOut.of(row)
+    return ApprovalOut.with_chain(row, chains(db, [row.run_id]).get(row.run_id, ()))
 
 
 @router.post("/{approval_id}/decision", response_model=ApprovalOut)
@@ -56,4 +59,5 @@ async def decide(
         )  # fmt: skip
     except InvalidDecision as exc:
         raise ApiError(422, exc.code, f"body.{exc.field}: {exc}") from None
-    return ApprovalOut.of(decided)
+    db = service_of(request).db
+    return ApprovalOut.with_chain(decided, chains(db, [decided.run_id]).get(decided.run_id, ()))

@@ -1,4 +1,4 @@
-"""Runs: start, list (filters, cursor pages), get, cancel, events, feedback."""
+"""Runs: start, list (filters, cursor pages), get, tree, cancel, events, feedback."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from steward.security.keys import Permission, Principal
+from steward.security.keys import Permission, Principal, authorize
 from steward.server.api._common import (
     EventId,
     Timestamp,
@@ -17,12 +17,14 @@ from steward.server.api._common import (
 )
 from steward.server.auth import check, principal, scoped_reader
 from steward.server.errors import ApiError
+from steward.server.run_tree import tree_of
 from steward.server.schemas import (
     CancelRun,
     EventOut,
     Feedback,
     RunOut,
     RunPage,
+    RunTreeOut,
     StartRun,
 )
 from steward.store.audit import query_events
@@ -92,6 +94,25 @@ def get_run_route(run_id: str, request: Request, who: Principal = Depends(princi
     row = get_run(service_of(request).db, run_id)
     check(who, Permission.READ, row.agent)
     return RunOut.of(row)
+
+
+@router.get("/{run_id}/tree", response_model=RunTreeOut)
+def get_run_tree(run_id: str, request: Request, who: Principal = Depends(principal)) -> RunTreeOut:
+    """The delegation tree the run belongs to: its root, every run below it depth first
+    (a run, then the runs it delegated to) and the chain from the root to this run. A
+    run that delegated nothing is a tree of one."""
+    tree = tree_of(service_of(request).db, run_id)
+    check(who, Permission.READ, tree.run.agent)
+
+    def readable(agent: str) -> bool:
+        return authorize(who, Permission.READ, agent).allowed
+
+    return RunTreeOut(
+        run_id=tree.run.id,
+        root_run_id=tree.root.id,
+        chain=[r.id for r in tree.chain if readable(r.agent)],
+        runs=[RunOut.of(r) for r in tree.nodes if readable(r.agent)],
+    )
 
 
 @router.get("/{run_id}/events", response_model=list[EventOut])

@@ -22,7 +22,7 @@ from steward.runtime.agent import AgentRuntime
 from steward.runtime.approvals import ArgumentChange, argument_changes, is_identifier
 from steward.store.approvals import ApprovalRow
 from steward.store.database import Database
-from steward.store.runs import get_run, read_journal
+from steward.store.runs import chains, get_run, read_journal
 
 REQUEST_CHARS = 4000  # the run's input beyond this is on the run page
 
@@ -58,6 +58,8 @@ class Card:
     arguments: tuple[Argument, ...]
     led_up: tuple[LedUp, ...]
     changes: tuple[ArgumentChange, ...] = field(default=())  # of a draft edit, if any
+    # the agents that led here, root first, when a delegation did (steward/orchestration/)
+    chain: tuple[str, ...] = ()
 
     @property
     def identifier_changes(self) -> tuple[ArgumentChange, ...]:
@@ -112,6 +114,7 @@ def build_card(
         ),
         led_up=tuple(led_up),
         changes=tuple(argument_changes(approval.arguments, draft)) if draft is not None else (),
+        chain=chains(db, [approval.run_id]).get(approval.run_id, ()) if run.root_run_id else (),
     )
 
 

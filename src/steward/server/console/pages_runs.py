@@ -12,13 +12,14 @@ from fastapi.responses import Response
 from steward.core.errors import NotFoundError, StewardError
 from steward.core.events import RunStatus
 from steward.core.times import parse_moment
-from steward.security.keys import Permission
+from steward.security.keys import Permission, authorize
 from steward.server.api._common import decode_cursor, encode_cursor
 from steward.server.api.agents import agents_overview
 from steward.server.auth import check
 from steward.server.console.render import PREFIX, TERMINAL, page, redirect
 from steward.server.console.session import Actor, Reader
 from steward.server.console.timeline import build_timeline
+from steward.server.run_tree import tree_of
 from steward.server.service import RunService
 from steward.store.approvals import list_approvals
 from steward.store.runs import get_run, list_runs, read_journal
@@ -94,10 +95,14 @@ def run_page(run_id: str, request: Request, who: Reader) -> Response:
     run = get_run(db, run_id)
     check(who, Permission.READ, run.agent)
     steps, totals = build_timeline(run, read_journal(db, run_id))
-    pending = [a for a in list_approvals(db, "pending", 1000) if a.run_id == run_id]
+    tree = tree_of(db, run_id)  # a run that delegated nothing is a tree of one
+    # what this run waits on: its own requests, and those of the runs it delegated to
+    below = tree.subtree()
+    pending = [a for a in list_approvals(db, "pending", 1000) if a.run_id in below]
+    readable = [r for r in tree.nodes if authorize(who, Permission.READ, r.agent).allowed]
     return page(
         request, "run.html", who, section="runs", run=run, steps=steps, totals=totals,
-        pending_here=pending, live=run.status not in TERMINAL,
+        pending_here=pending, live=run.status not in TERMINAL, tree=tree, tree_rows=readable,
     )  # fmt: skip
 
 
