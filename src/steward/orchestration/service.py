@@ -22,6 +22,7 @@ What the call returns:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -83,12 +84,19 @@ class Delegator:
             )
         return found
 
+    async def _resolved(self, name: str) -> AgentRuntime:
+        """`resolve`, off the event loop when it reads the store."""
+        if self._agents is None:
+            return await asyncio.to_thread(self.resolve, name)
+        return self.resolve(name)
+
     async def delegate(
         self, caller: Activation, target: str, message: str, key: str, *, handoff: bool
     ) -> Any:
         child_id = child_run_id(caller.executor.run_id, key)
         try:
-            row: RunRow | None = get_run(self.db, child_id)
+            # off the event loop: on PostgreSQL a read is a round trip, and other trees wait
+            row: RunRow | None = await asyncio.to_thread(get_run, self.db, child_id)
         except NotFoundError:
             row = None
         masked, _ = mask_input(message)
@@ -115,7 +123,7 @@ class Delegator:
     async def _start(
         self, caller: Activation, target: str, message: str, child_id: str, delegated: Delegated
     ) -> RunResult:
-        agent = self.resolve(target)
+        agent = await self._resolved(target)
         try:
             return await caller.runner.run(
                 agent, message, run_id=child_id, tags=dict(caller.executor.tags),
@@ -133,9 +141,9 @@ class Delegator:
                 child_id, RunStatus(row.status), row.output, row.confidence,
                 row.reason_code, row.reason, row.steps,
             )  # fmt: skip
-        agent = self.resolve(row.agent)
+        agent = await self._resolved(row.agent)
         if agent.version != row.agent_version:  # deployed anew since: the version it began
-            agent = agent_version(self.db, row.agent, row.agent_version)
+            agent = await asyncio.to_thread(agent_version, self.db, row.agent, row.agent_version)
         return await caller.runner.resume(
             agent, child_id, "resumed by its parent", delegated=delegated
         )
