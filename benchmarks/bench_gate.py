@@ -5,11 +5,21 @@ pipeline against an in-memory RunScope, and the full stack (EmbeddedExecutor + J
 a temporary SQLite file) for a read, a keyed write (intent made durable first: includes a
 group-commit wait), and 64 concurrent calls in flight. Every governed call has a unique
 call id and step, so the gate never replays a recorded outcome.
+
+With STEWARD_BENCH_AGT_PYTHON naming an interpreter that has Microsoft's Agent Governance
+Toolkit (`pip install agent-governance-toolkit-core`), its `govern()` on one allowed call
+is timed in the same run (benchmarks/_agt_govern.py, in that interpreter, between steward's
+in-memory and full-stack figures): a policy decision and an in-memory audit record, which
+compares with steward's in-memory pipeline; steward's keyed write also makes its intent
+durable first.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -139,6 +149,9 @@ async def collect(quick: bool) -> Report:
         )
     )
     scope.events.clear()
+    agt = _agt_govern(n_memory, warm)
+    if agt is not None:
+        report.add(agt)
 
     # -- the full stack: EmbeddedExecutor + Journal on SQLite ------------------------
     with tempfile.TemporaryDirectory(prefix="steward-bench-") as tmp:
@@ -248,6 +261,21 @@ async def collect(quick: bool) -> Report:
         ),
     ):
         report.figure(key, label, m.p50_us - base, "µs")
+    if agt is not None:
+        report.figure(
+            "write_vs_agt",
+            "keyed write p50 (durable) / AGT govern() p50 (in memory), same run",
+            full_write.p50_us / agt.p50_us,
+            "x",
+            "≤ 1x",
+            full_write.p50_us <= agt.p50_us,
+        )
+        report.figure(
+            "memory_vs_agt",
+            "in-memory governed call p50 / AGT govern() p50, same run",
+            in_memory.p50_us / agt.p50_us,
+            "x",
+        )
     report.figure(
         "read_concurrent_calls_per_s",
         f"throughput, {CONCURRENCY} reads in flight",
@@ -265,6 +293,20 @@ async def collect(quick: bool) -> Report:
         cw_events / max(1, cw_commits),
     )
     return report
+
+
+def _agt_govern(n: int, warm: int) -> Measurement | None:
+    """AGT's govern() timed in its own interpreter, or None when none is named."""
+    python = os.environ.get("STEWARD_BENCH_AGT_PYTHON", "")
+    if not python:
+        return None
+    script = Path(__file__).with_name("_agt_govern.py")
+    done = subprocess.run(
+        [python, str(script), str(n), str(warm)], capture_output=True, text=True, check=True
+    )
+    samples = json.loads(done.stdout)["samples_ns"]
+    return Measurement("agt_govern", "AGT govern(): one allowed call", samples,
+                       note="agent-governance-toolkit-core, in-memory audit")  # fmt: skip
 
 
 if __name__ == "__main__":
