@@ -624,7 +624,12 @@ def test_the_multi_agent_demo_then_an_approval_resumes_the_tree(env: Env, alice:
     rows = {m[0]: int(m[1]) for m in re.findall(r"│ (\w+)\s+│\s+(\d+) │", shown)}
     assert rows["triage"] == 40
     specialists = ("orders", "refunds", "account", "escalation")  # those that ran have a row
-    assert rows["triage"] == sum(rows.get(a, 0) for a in specialists)
+    # each ticket reaches one desk (hop 1); what a desk cannot resolve goes on to
+    # escalation (hop 2), counted in escalation's row too
+    below = sql(env.db, "SELECT hop, agent, count(*) FROM runs WHERE hop > 0 GROUP BY hop, agent")
+    assert sum(n for hop, _, n in below if hop == 1) == rows["triage"]
+    assert {agent for hop, agent, _ in below if hop == 2} <= {"escalation"}
+    assert sum(rows.get(a, 0) for a in specialists) == sum(n for _, _, n in below)
     assert "steward serve --demo --multi-agent" in shown
 
     approval_id, child = pending_refund(env.db)

@@ -1,7 +1,8 @@
 """The multi-agent demo (`steward demo --multi-agent`): triage hands each ticket to a
-specialist through a governed `handoff.<agent>` call, and the tickets end exactly as the
-single support desk ends them: the same outcome table, the same denials, the same side
-effects, each category at the desk that handles it, and a row per agent."""
+specialist through a governed `handoff.<agent>` call, a specialist hands what it cannot
+resolve on to `escalation`, and the tickets end exactly as the single support desk ends
+them: the same outcome table, the same denials, the same side effects, each category at
+the desk that handles it, and a row per agent."""
 
 from __future__ import annotations
 
@@ -86,7 +87,11 @@ def test_a_row_per_agent(multi: tuple[DemoReport, Database, Path]) -> None:
     agents = multi[0].agents
     assert set(agents) == set(MULTI_AGENT)
     assert agents["triage"].runs == 200
-    assert sum(agents[n].runs for n in MULTI_AGENT[1:]) == 200
+    # one desk per ticket at hop 1 (200 runs), and 29 tickets the account desk could not
+    # resolve went on to escalation at hop 2: 15 deletion requests, 10 password resets
+    # over the rate limit, 4 injected deletion requests (the single desk escalates the
+    # same 29 with low confidence; here escalation is the desk that ends them so)
+    assert sum(agents[n].runs for n in MULTI_AGENT[1:]) == 200 + 29
     assert not agents["triage"].denials, "triage's handoffs are all within its authority"
     assert agents["refunds"].runs == 64 and agents["refunds"].outcomes["waiting for approval"] == 25
     assert agents["refunds"].denials == {"condition.refund-over-500": 14}
@@ -94,8 +99,39 @@ def test_a_row_per_agent(multi: tuple[DemoReport, Database, Path]) -> None:
         "tool.forbidden": 19, "rate_limit.exceeded": 10, "data_access.financial": 8,
         "tool.unlisted": 4,
     }  # fmt: skip
-    assert agents["escalation"].outcomes == {"escalated": 8}
+    assert agents["account"].outcomes == {
+        "resolved autonomously": 20, "denied, answered": 12, "escalated": 29,
+    }  # fmt: skip
+    assert agents["escalation"].outcomes == {"escalated": 8 + 29}  # from triage, from account
     assert agents["orders"].outcomes == {"resolved autonomously": 67}
+
+
+def test_what_a_desk_cannot_resolve_goes_on_to_escalation(
+    single: tuple[DemoReport, Database, Path], multi: tuple[DemoReport, Database, Path]
+) -> None:
+    """Every escalated ticket ends at the escalation desk: straight from triage (no desk
+    takes it) or after the desk that could not resolve it, by `handoff.escalation`; the
+    whole tree ends escalated, and the customer reads what the single desk says."""
+    said = {t.id: r.output for t, r in single[0].results}
+    report, db, _ = multi
+    escalated = [(t, r) for t, r in report.results if r.status is RunStatus.ESCALATED]
+    assert len(escalated) == 37
+    after_a_desk = 0
+    for ticket, result in escalated:
+        tree = run_tree(db, result.run_id)
+        last = tree[-1]
+        assert last.agent == "escalation", (ticket.id, [r.agent for r in tree])
+        if last.hop == 2:
+            after_a_desk += 1
+            desk = tree[1]
+            assert last.parent_run_id == desk.id and desk.agent != "escalation"
+            assert last.input.startswith(f"Unresolved at the {desk.agent} desk: ")
+        assert {(r.status, r.reason_code) for r in tree} == {
+            ("escalated", "escalation.low_confidence")
+        }
+        assert "tier-2-support" in result.reason
+        assert result.output == said[ticket.id], ticket.id
+    assert after_a_desk == 29
 
 
 def test_side_effects_match_the_single_desks(

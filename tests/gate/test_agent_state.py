@@ -159,7 +159,9 @@ async def test_disabling_stops_new_runs_and_denies_pending_calls(
     with pytest.raises(AgentDisabled):
         await runner.run(agent([final("hi")]), "hello")
     done = await runner.resume(ops, waiting.run_id)
-    assert done.status is RunStatus.SUCCEEDED and done.denials == ("agent.disabled",)
+    # the pending call is denied; the model gets no further turn: the run stops there
+    assert (done.status, done.reason_code) == (RunStatus.ESCALATED, "agent.disabled")
+    assert done.denials == ("agent.disabled",)
 
 
 def test_each_change_is_a_recorded_audited_version(sqlite_db: Database) -> None:

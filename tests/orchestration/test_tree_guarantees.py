@@ -162,6 +162,12 @@ async def test_a_disabled_specialist_refuses_and_disabling_mid_tree_stops_that_p
     billing = [d for d in _events(any_db, tree[2].id, GateDecided) if d.stage == "kill_switch"]
     assert [d.decision.primary_code for d in billing] == ["agent.disabled"]
     assert refunds.done == []  # the approved refund never ran under the kill switch
+    # billing stopped there (no further model turn); orders got that ending and went on
+    assert [(r.agent, r.status, r.reason_code) for r in tree] == [
+        ("triage", "succeeded", ""),
+        ("orders", "succeeded", ""),
+        ("billing", "escalated", "agent.disabled"),
+    ]
 
 
 async def test_a_specialists_user_is_the_roots_user_not_the_delegated_message(

@@ -3,7 +3,9 @@
 a restart does not hand an agent a fresh allowance.
 
 The policy decides; this only counts. Each slot taken also goes on the run's record (a
-`rate_limit` gate decision) for the audit trail.
+`RateSlotTaken` event) for the audit trail, and a call counts once: the same call
+re-entering the gate (a resumed run re-checks an approved call, or a delegation whose
+child waited) finds its slot on record and takes no second one (gate/stages/checks.py).
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ class CallRecord:
     approval_id: str = ""
     approval_used: bool = False
     on_timeout: str = ""  # how a call cut off at its timeout ended (ToolFailed.on_timeout)
+    rate_slot: bool = False  # it took its rate-limit slot (RateSlotTaken): never a second
 
 
 @dataclass(frozen=True, slots=True)

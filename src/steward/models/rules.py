@@ -7,6 +7,14 @@ reads what the tools returned (`{results.tool.field}`), never the values the age
 a reviewer may have edited the call, and the spec refuses an answer that would quote them. It has no
 network and no weights, so the demo runs anywhere; and it is naive on purpose: text that
 looks like an instruction is followed, which is exactly what the gate is for.
+
+`hand_off` (optional): instead of an answer whose confidence is below `hand_off.below`
+(no intent matched, a missing detail, a denial the intent can only apologise for, a
+low-confidence intent), it proposes one call, `hand_off.call` (e.g. `handoff.escalation`:
+a desk that cannot resolve a ticket passes it on), with the answer it would have given
+as `{answer}`. It proposes it once per conversation: a `handoff.*` that runs ends the
+run; after any other outcome of that call (a delegate's answer, a denial) it gives the
+answer it would have given, as if the call had not been made.
 """
 
 from __future__ import annotations
@@ -94,34 +102,49 @@ class RulesModel:
         return self.decide(request.messages)
 
     def decide(self, messages: tuple[Message, ...]) -> ModelResponse:
+        hand_off = self.config.hand_off
+        if hand_off is None:
+            return self._decide(messages)[0]
+        messages, handed = _without(messages, hand_off.call.tool)
+        response, context = self._decide(messages)
+        confidence = response.confidence
+        if handed or response.tool_calls or confidence is None or confidence >= hand_off.below:
+            return response
+        args = render(hand_off.call.args, {**context, "answer": response.text})
+        call = ToolCall("call_hand_off", hand_off.call.tool, args)
+        return ModelResponse(self.name, tool_calls=(call,), finish_reason="tool_calls")
+
+    def _decide(self, messages: tuple[Message, ...]) -> tuple[ModelResponse, dict[str, Any]]:
+        """The response, and what its templates could read."""
         user_text = next((m.content for m in messages if m.role == "user"), "")
         matched = self._match(user_text)
         if matched is None:
             fallback = self.config.fallback
-            return ModelResponse(self.name, text=fallback.answer, confidence=fallback.confidence)
+            answer = ModelResponse(self.name, text=fallback.answer, confidence=fallback.confidence)
+            return answer, {}
         intent, values = matched
         missing = [name for name in intent.require if values.get(name) is None]
         if missing:
             text = intent.on_missing or f"Could you tell me your {', '.join(missing)}?"
-            return ModelResponse(self.name, text=render(text, values), confidence=0.3)
+            return ModelResponse(self.name, text=render(text, values), confidence=0.3), values
         results, denied = _tool_results(messages)
         context: dict[str, Any] = {**values, "results": results}
         if denied:
             text = intent.on_denied or "I can't do that myself; a colleague will follow up."
             context["denial"] = denied[0]
+            said = render(text, context)
             return ModelResponse(
-                self.name, text=render(text, context), confidence=intent.on_denied_confidence
-            )
+                self.name, text=said, confidence=intent.on_denied_confidence
+            ), context
         turn = sum(1 for m in messages if m.role == "assistant" and m.tool_calls)
         if turn < len(intent.plan):
             calls = tuple(
                 ToolCall(f"call_{turn}_{index}", planned.tool, render(planned.args, context))
                 for index, planned in enumerate(intent.plan[turn])
             )
-            return ModelResponse(self.name, tool_calls=calls, finish_reason="tool_calls")
-        return ModelResponse(
-            self.name, text=render(intent.answer, context), confidence=intent.confidence
-        )
+            return ModelResponse(self.name, tool_calls=calls, finish_reason="tool_calls"), context
+        said = render(intent.answer, context)
+        return ModelResponse(self.name, text=said, confidence=intent.confidence), context
 
     def _match(self, text: str) -> tuple[Intent, dict[str, Any]] | None:
         for intent, patterns, negatives, extractors in self._compiled:
@@ -137,6 +160,18 @@ class RulesModel:
                     values[name] = _convert(raw, kind)
             return intent, values
         return None
+
+
+def _without(messages: tuple[Message, ...], tool: str) -> tuple[tuple[Message, ...], bool]:
+    """The conversation without the hand-off call to `tool` and its outcome, and whether
+    it was made."""
+    kept = tuple(
+        m
+        for m in messages
+        if not (m.role == "tool" and m.name == tool)
+        and not (m.tool_calls and all(c.name == tool for c in m.tool_calls))
+    )
+    return kept, len(kept) != len(messages)
 
 
 def _tool_results(messages: tuple[Message, ...]) -> tuple[dict[str, Any], list[dict[str, Any]]]:

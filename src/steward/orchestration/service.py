@@ -17,7 +17,10 @@ What the call returns:
   too deep, or a loop        not started; the tree ends in the root's fallback:
                              `human` -> escalated with `delegation.max_agent_hops` /
                              `delegation.loop`; an agent -> handed off to it at the root
-  disabled specialist        refused, `agent.disabled`
+  disabled specialist        refused, `agent.disabled`; one disabled while it runs stops
+                             at its next step, escalated with `agent.disabled` (runtime/
+                             runner.py): that ending is the call's answer, and the
+                             caller goes on
 """
 
 from __future__ import annotations

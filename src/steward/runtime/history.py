@@ -65,13 +65,13 @@ class RunHistory:
         )  # fmt: skip
 
 
-# What replay needs of each event: a call's proposal, decision, start, approval and
-# outcome; the model's answers by step; the run's start and finish. The rest is
+# What replay needs of each event: a call's proposal, decision, rate slot, start,
+# approval and outcome; the model's answers by step; the run's start and finish. The rest is
 # telemetry and audit, not state a resumed run rebuilds.
 _fold: EventHandlers[RunHistory, [], None] = EventHandlers("runtime.history")
 _fold.ignore(
     ev.RunResumed, ev.RunWaiting, ev.ModelFailed, ev.ModelBreakerOpened, ev.ModelBreakerClosed,
-    ev.RateSlotTaken, ev.ApprovalDecided, ev.BreakerTripped, ev.BudgetThresholdCrossed,
+    ev.ApprovalDecided, ev.BreakerTripped, ev.BudgetThresholdCrossed,
     ev.AgentStateChanged, ev.KeyCreated, ev.KeyRevoked, ev.FeedbackGiven,
     ev.PersonSignedIn, ev.DriftAlarmed, ev.LabelMoved, ev.McpPinChanged,
 )  # fmt: skip
@@ -126,6 +126,11 @@ def _failed(history: RunHistory, event: ev.ToolFailed) -> None:
     history._record(event.key).outcome = history._outcome(
         event.key, status, decision, code=event.code, error=event.message, ending=event.ending
     )
+
+
+@_fold.on(ev.RateSlotTaken)
+def _rate_slot(history: RunHistory, event: ev.RateSlotTaken) -> None:
+    history._record(event.key).rate_slot = True
 
 
 @_fold.on(ev.ToolStarted)

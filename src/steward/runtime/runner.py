@@ -11,6 +11,12 @@ before it waits for one; `resume()` starts a queued run left by a stopped proces
 Cancelling the task that drives a run finishes it `cancelled` (reason code
 `run.cancelled`), durably, before the cancellation propagates; a run cancelled from
 outside (engines/cancel.py) while it still executes stops at its next step.
+
+A run whose agent's kill switch is turned off while it runs stops before its next model
+turn, and does not act on a turn answered after the switch flipped: it ends `escalated`
+(reason code `agent.disabled`): the work was stopped unfinished, so a person must look
+at it (`cancelled` would say someone gave it up). A delegated run so stopped is its
+parent's answer like any other ending; the parent goes on (its own switch is on).
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ from steward.runtime.runs import (
     check_enabled,
     final_answer,
     mask_input,
+    switched_off,
 )
 from steward.runtime.spend import BudgetExhausted
 from steward.runtime.truncation import on_cut_off
@@ -71,6 +78,10 @@ __all__ = ["AgentDisabled", "RunResult", "Runner", "new_run_id"]
 CANCELLED = "run.cancelled"
 DRIVEN_BY_ROOT = "delegation.driven_by_root"
 RESUMED_ELSEWHERE = "run.resumed_elsewhere"
+
+
+class _SwitchedOff(Exception):
+    """The agent's kill switch was turned off while the run was active."""
 
 
 class _CancelledElsewhere(Exception):
@@ -301,6 +312,14 @@ class Runner:
                 reason_code="limits.max_run_seconds",
                 reason=f"the run exceeded max_run_seconds={limits.max_run_seconds:g}",
             )
+        except _SwitchedOff as exc:
+            result = self._finish(
+                executor,
+                progress,
+                RunStatus.ESCALATED,
+                reason_code=AgentDisabled.code,
+                reason=str(exc),
+            )
         except BudgetExhausted as exc:
             result = self._finish(
                 executor, progress, RunStatus.ESCALATED, reason_code=exc.code, reason=str(exc)
@@ -374,7 +393,8 @@ class Runner:
         for step in range(spec.limits.max_steps):
             progress.steps = step + 1
             response = executor.recorded_model(step)
-            if response is None:
+            if response is None:  # a new model turn: only while the kill switch is on
+                self._still_enabled(agent)
                 request = ModelRequest(
                     tuple(messages),
                     tool_specs,
@@ -386,6 +406,7 @@ class Runner:
                     agent, executor, step, request,
                     after_side_effect=progress.side_effect, on_text=progress.on_text,
                 )  # fmt: skip
+                self._still_enabled(agent)  # an answer given after the switch flipped
             messages.append(Message("assistant", response.text, response.tool_calls))
             cancelled = executor.cancelled()  # before anything this turn may do or finish
             if cancelled is not None:
@@ -453,6 +474,11 @@ class Runner:
             reason_code="limits.max_steps",
             reason=f"no final answer within max_steps={spec.limits.max_steps}",
         )
+
+    def _still_enabled(self, agent: AgentRuntime) -> None:
+        stopped = switched_off(self.states, agent.name)
+        if stopped is not None:
+            raise _SwitchedOff(stopped)
 
     def _final(
         self,

@@ -22,8 +22,21 @@ class AgentDisabled(StewardError):
 def check_enabled(states: AgentStateCache, agent: str) -> None:
     """Raise AgentDisabled unless the agent's kill switch, read from the store now, is on."""
     states.forget(agent)  # a new run reads the switch as stored now
-    if not states(agent).enabled:
+    if switched_off(states, agent) is not None:
         raise AgentDisabled(f"agent {agent} is disabled; no new runs start", code="agent.disabled")
+
+
+def switched_off(states: AgentStateCache, agent: str) -> str | None:
+    """Why the agent's kill switch stops it now (None: it is on), read through the cache
+    the gate's kill-switch stage reads: a dict lookup, the store asked at most once a
+    second per agent, and at once after this process flipped the switch (it forgets the
+    entry). A state that cannot be read stops it (fail closed), as the gate does."""
+    state = states(agent)
+    if state.enabled:
+        return None
+    if state.unknown:
+        return f"agent {agent}'s state cannot be read ({state.unknown}); the run stops"
+    return f"agent {agent} was disabled (kill switch) while its run was active; the run stops"
 
 
 def mask_input(text: str) -> tuple[str, tuple[str, ...]]:

@@ -446,9 +446,21 @@ class Fallback(_Strict):
     confidence: float = Field(default=0.2, ge=0, le=1)
 
 
+class HandOff(_Strict):
+    """What the `rules` model does instead of giving an answer whose confidence is below
+    `below` (no intent, a missing detail, a denial it cannot answer, a low-confidence
+    intent): it proposes `call` (typically `handoff.<agent>`), once per conversation.
+    Its args may read `{answer}` (the answer it would have given), `{denial.code}`,
+    `{denial.message}` and the intent's extracted values."""
+
+    below: float = Field(ge=0, le=1)
+    call: PlannedCall
+
+
 class RulesConfig(_Strict):
     intents: tuple[Intent, ...] = ()
     fallback: Fallback = Fallback(answer="I can't help with that request.")
+    hand_off: HandOff | None = None
 
 
 # --- the agent spec -------------------------------------------------------------------

@@ -81,6 +81,11 @@ class RateLimitStage:
 
     async def __call__(self, cx: CallContext, proceed: Next) -> CallOutcome:
         limit = cx.policy.rate_limit(cx.call.name)
+        record = cx.scope.recorded_call(cx.key)
+        if record is not None and record.rate_slot:
+            # the same call re-entering the gate (a resumed run: an approved call, a
+            # delegation whose child waited): the slot it took still counts it
+            return await proceed(cx)
         if limit is not None:  # a tool with no limit pays no store round trip
             used = await self.counter.try_acquire(
                 cx.policy.agent, cx.call.name, limit.count, limit.period_seconds, time.time()
