@@ -216,3 +216,37 @@ async def test_a_worker_killed_mid_tree_leaves_it_to_another_which_repeats_no_si
     results = [e for e in events if isinstance(e, ToolSucceeded) and e.tool == "issue_refund"]
     assert len(intents) == 2 and len({i.key for i in intents}) == 1
     assert len(results) == 1
+
+
+async def test_a_tree_past_max_run_seconds_with_no_worker_alive_ends_whole(
+    d: Deployment, tmp_path: Path
+) -> None:
+    """The only worker dies inside the leaf and none returns within the root's
+    max_run_seconds: the root's durable timeout escalates the root, and the runs below it
+    (driven by nothing else) end with it instead of staying `running`."""
+    from steward.engines.temporal.workflow import GRACE
+
+    front = tree(d)
+    spec = load_spec_text(
+        front.loaded.text.replace("max_run_seconds: 120", "max_run_seconds: 1"), "front.yaml"
+    )
+    front = build_agent(spec)
+    log = (tmp_path / "worker-a.log").open("wb")
+    a = worker_process(d, log, crash_at="tool.after:2")  # the leaf's refund returned
+    try:
+        await asyncio.sleep(3.0)
+        root = await d.runs.start(front, REFUND_30)
+        assert await asyncio.to_thread(a.wait, SETTLE) == -signal.SIGKILL
+    finally:
+        if a.poll() is None:
+            a.kill()
+            a.wait(10)
+        log.close()
+    assert [status for _, status in shape(d, root)] == ["running"] * 3
+    await asyncio.sleep(1 + GRACE + 1)  # no worker alive past the activation's bound
+    async with d.worker():
+        done = await d.settled(root)
+    assert (done.status, done.reason_code) == (RunStatus.ESCALATED, "limits.max_run_seconds")  # type: ignore[attr-defined]
+    assert [status for _, status in shape(d, root)] == ["escalated"] * 3
+    assert {r.reason_code for r in run_tree(d.db, root)} == {"limits.max_run_seconds"}
+    assert refunds(d.systems) == 1  # made by A before it died, never again

@@ -158,20 +158,30 @@ class RunActivities:
 
     @activity.defn(name=TIMED_OUT)
     async def timed_out(self, start: RunStart) -> Activation:
-        """No worker finished the activation within max_run_seconds: escalate on record."""
-        executor = self.engine.executor(start.run_id, start.agent, start.agent_version)
+        """No worker finished the activation within max_run_seconds: escalate on record,
+        the run and the unfinished runs of its tree (deepest first), which nothing else
+        drives."""
+        tree = await asyncio.to_thread(run_tree, self.db, start.run_id)
+        for row in sorted(tree, key=lambda r: -r.hop):
+            if row.finished_at is None:
+                await self._escalate(row, start.max_run_seconds)
+        return _of_row(get_run(self.db, start.run_id))
+
+    async def _escalate(self, row: RunRow, max_run_seconds: float) -> None:
+        executor = self.engine.executor(row.id, row.agent, row.agent_version)
         executor.load()
         if executor.history.finished is None:
             executor.emit(
                 RunFinished(
                     RunStatus.ESCALATED,
                     reason_code="limits.max_run_seconds",
-                    reason=f"the run exceeded max_run_seconds={start.max_run_seconds:g}",
+                    reason=f"the run exceeded max_run_seconds={max_run_seconds:g}"
+                    if row.hop == 0
+                    else f"its tree's root exceeded max_run_seconds={max_run_seconds:g}",
                     steps=max(executor.history.models, default=-1) + 1,
                 )
             )
             await executor.durable()
-        return _of_row(get_run(self.db, start.run_id))
 
 
 async def _heartbeat() -> None:
