@@ -250,3 +250,32 @@ async def test_a_tree_past_max_run_seconds_with_no_worker_alive_ends_whole(
     assert [status for _, status in shape(d, root)] == ["escalated"] * 3
     assert {r.reason_code for r in run_tree(d.db, root)} == {"limits.max_run_seconds"}
     assert refunds(d.systems) == 1  # made by A before it died, never again
+
+
+async def test_the_server_drives_trees_through_workers(d: Deployment) -> None:
+    """`steward serve --engine temporal`: the RunService starts the root, decides the
+    child's request and cancels a tree by a child's id, and drives nothing itself."""
+    from steward.server.service import RunService
+
+    front = tree(d)
+    router = build_agent(load_spec_text(_router("router", "refunds"), "router.yaml"))
+    service = RunService(d.db, d.journal, {"front": front, "router": router}, d.runs)
+    service.remember_loaded()
+    async with d.worker():
+        first = await service.start("front", REFUND_330, {})
+        second = await service.start("front", REFUND_330, {})
+        (approval,) = (await d.settled(first)).waiting_on  # type: ignore[attr-defined]
+        (other,) = (await d.settled(second)).waiting_on  # type: ignore[attr-defined]
+        await service.approvals.decide(approval, who=REVIEWER, approve=True, comment="ok")
+        done = await d.settled(first, after=1)
+        child = get_approval(d.db, other).run_id
+        cancelled = await service.cancel(child, by="rita", reason="duplicate ticket")
+        await d.settled(second, after=1)
+    assert service._tasks == {}  # no activation ran in the server
+    assert done.status is RunStatus.SUCCEEDED  # type: ignore[attr-defined]
+    assert [s for _, s in shape(d, first)] == ["succeeded"] * 3
+    assert cancelled.status == "cancelled"
+    assert [s for _, s in shape(d, second)] == ["cancelled"] * 3
+    assert get_approval(d.db, other).status == "cancelled"
+    assert refunds(d.systems) == 1
+    assert await service.recover() == []
