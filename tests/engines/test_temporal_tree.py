@@ -279,3 +279,27 @@ async def test_the_server_drives_trees_through_workers(d: Deployment) -> None:
     assert get_approval(d.db, other).status == "cancelled"
     assert refunds(d.systems) == 1
     assert await service.recover() == []
+
+
+async def test_a_workers_specialist_is_the_version_its_label_points_at(d: Deployment) -> None:
+    """As on a server's embedded engine: a delegation runs the specialist's `production`
+    version, not merely its newest on record (a label rolled back to v1 keeps v2 out)."""
+    from steward.store.labels import move_label
+
+    front = tree(d)
+    older = build_agent(load_spec_text(_router("router", "refunds"), "router.yaml"))
+    newer = build_agent(
+        load_spec_text(
+            _router("router", "refunds").replace("You pass", "You always pass"), "router.yaml"
+        )
+    )
+    Runner(EmbeddedEngine(d.db, d.journal)).remember_version(newer)  # newest on record
+    assert older.version != newer.version
+    move_label(d.db, "router", "production", older.version, action="rollback", by="test",
+               reason="v2 answers worse")  # fmt: skip
+    async with d.worker():
+        root = await d.runs.start(front, REFUND_30)
+        done = await d.settled(root)
+    assert done.status is RunStatus.SUCCEEDED, done  # type: ignore[attr-defined]
+    router_run = run_tree(d.db, root)[1]
+    assert (router_run.agent, router_run.agent_version) == ("router", older.version)
