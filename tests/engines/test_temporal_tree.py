@@ -303,3 +303,13 @@ async def test_a_workers_specialist_is_the_version_its_label_points_at(d: Deploy
     assert done.status is RunStatus.SUCCEEDED, done  # type: ignore[attr-defined]
     router_run = run_tree(d.db, root)[1]
     assert (router_run.agent, router_run.agent_version) == ("router", older.version)
+
+    # a worker started with `--label staging` (as `steward serve --label staging`)
+    from steward.engines.temporal.worker import build_worker
+
+    move_label(d.db, "router", "staging", newer.version, action="override", by="test",
+               reason="try v2 on staging")  # fmt: skip
+    async with build_worker(d.runs.client, d.db, d.journal, task_queue=d.queue, label="staging"):
+        staged = await d.runs.start(front, REFUND_30)
+        await d.settled(staged)
+    assert run_tree(d.db, staged)[1].agent_version == newer.version

@@ -61,12 +61,13 @@ def _of_row(row: RunRow) -> Activation:
 class RunActivities:
     """One per worker process: its runner over the deployment's database and journal."""
 
-    def __init__(self, db: Database, journal: Journal) -> None:
+    def __init__(self, db: Database, journal: Journal, label: str = "production") -> None:
         self.db = db
         self.journal = journal
         self.engine = EmbeddedEngine(db, journal)
-        # delegate.* / handoff.* calls: the specialists' newest versions on record
-        self.runner = Runner(self.engine, delegation=Delegator(None, db))
+        # delegate.* / handoff.* calls: the specialist version `label` points at, else
+        # its newest on record
+        self.runner = Runner(self.engine, delegation=Delegator(None, db, label))
         self._agents: dict[tuple[str, str], AgentRuntime] = {}
 
     def all(self) -> list[Callable[..., Awaitable[Activation | None]]]:
