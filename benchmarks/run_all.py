@@ -37,6 +37,7 @@ BENCHMARKS = {
     "adapter_pydantic_ai": "bench_adapter_pydantic_ai.py",
     "adapter_langgraph": "bench_adapter_langgraph.py",
     "engines": "bench_engines.py",  # the `temporal` extra (in dev): starts a dev server
+    "temporal_tree": "bench_temporal_tree.py",  # the same: delegation on the temporal engine
     "mcp_tools": "bench_mcp_tools.py",
     "mcp": "bench_mcp.py",
 }

@@ -647,7 +647,5 @@ def test_the_multi_agent_demo_then_an_approval_resumes_the_tree(env: Env, alice:
 
 
 def test_the_multi_agent_modes_refuse_what_they_cannot_do(env: Env) -> None:
-    temporal = steward("demo", "--multi-agent", "--engine", "temporal", code=ExitCode.USAGE)
-    assert "embedded engine only" in temporal.output
     serve = steward("serve", "--multi-agent", code=ExitCode.USAGE)
     assert "give it with --demo" in serve.output

@@ -25,9 +25,12 @@ def table(report: DemoReport) -> list[tuple[str, str, str, tuple[str, ...]]]:
     return sorted((t.id, report.bucket(r), r.reason_code, r.denials) for t, r in report.results)
 
 
+@pytest.mark.parametrize("multi_agent", [False, True], ids=["one-agent", "multi-agent"])
 async def test_the_demo_outcome_table_is_identical_on_both_engines(
-    temporal_address: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    temporal_address: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, multi_agent: bool
 ) -> None:
+    """With `multi_agent`, each ticket is a run tree (triage and a specialist) driven
+    inside its root's workflow."""
     from steward.engines.temporal.client import TemporalRuns, connect
     from steward.engines.temporal.worker import build_worker
 
@@ -35,8 +38,9 @@ async def test_the_demo_outcome_table_is_identical_on_both_engines(
     monkeypatch.setenv(SYSTEMS_ENV, str(tmp_path / "embedded-systems.db"))
     try:
         embedded = await run_demo(
-            embedded_db, systems=tmp_path / "embedded-systems.db", limit=TICKETS
-        )
+            embedded_db, systems=tmp_path / "embedded-systems.db", limit=TICKETS,
+            multi_agent=multi_agent,
+        )  # fmt: skip
         queued_embedded = len(query_events(embedded_db, type_prefix="run.queued", limit=1000))
     finally:
         embedded_db.close()
@@ -55,7 +59,7 @@ async def test_the_demo_outcome_table_is_identical_on_both_engines(
         async with build_worker(client, db, journal, task_queue=queue):
             on_temporal = await run_demo(
                 db, systems=tmp_path / "temporal-systems.db", limit=TICKETS,
-                journal=journal, drive=drive,
+                journal=journal, drive=drive, multi_agent=multi_agent,
             )  # fmt: skip
         queued_temporal = len(query_events(db, type_prefix="run.queued", limit=1000))
     finally:
@@ -72,10 +76,14 @@ async def test_the_demo_outcome_table_is_identical_on_both_engines(
     # workflow starts (a worker takes it from there), on one process only when slots are full
     assert queued_temporal == TICKETS
     assert on_temporal.audit.checked - queued_temporal == embedded.audit.checked - queued_embedded
+    if multi_agent:  # each ticket's tree, desk by desk, as on the embedded engine
+        assert on_temporal.agents == embedded.agents  # runs, outcomes, denials per agent
+        assert len(on_temporal.agents) > 2
 
 
+@pytest.mark.parametrize("mode", [[], ["--multi-agent"]], ids=["one-agent", "multi-agent"])
 def test_steward_demo_runs_on_temporal_from_the_command_line(
-    temporal_address: str, tmp_path: Path
+    temporal_address: str, tmp_path: Path, mode: list[str]
 ) -> None:
     env = dict(os.environ)
     env.update(
@@ -87,9 +95,11 @@ def test_steward_demo_runs_on_temporal_from_the_command_line(
         [sys.executable, "-c", "from steward.cli.main import main; main()", "demo",
          "--db", f"sqlite:///{tmp_path / 'steward.db'}", "--limit", "12",
          "--engine", "temporal", "--temporal", temporal_address,
-         "--task-queue", f"cli-{uuid.uuid4().hex[:8]}"],
+         "--task-queue", f"cli-{uuid.uuid4().hex[:8]}", *mode],
         env=env, capture_output=True, text=True, timeout=180, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "12 tickets" in done.stdout
     assert "audit chain verified" in done.stdout
+    if mode:  # a row per agent: the specialists ran, below triage
+        assert "per agent" in done.stdout and "refunds" in done.stdout

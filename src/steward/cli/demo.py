@@ -13,7 +13,6 @@ from steward.cli.context import (
     DbOption,
     console,
     db_url,
-    fail,
     handled,
     journal_for,
     open_db,
@@ -54,11 +53,6 @@ def demo(
 ) -> None:
     """Govern a support-desk agent over the bundled tickets and summarise what happened."""
     with handled():
-        if multi_agent and engine is not Engine.EMBEDDED:
-            fail(
-                "--multi-agent runs on the embedded engine only: delegation between agents "
-                "is not available on the Temporal engine yet"
-            )
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,

@@ -40,6 +40,12 @@ def worker(
     task_queue: str = TaskQueueOption,
     namespace: str = NamespaceOption,
     demo: bool = typer.Option(False, "--demo", help="Also serve the demo agent's tools."),
+    label: str = typer.Option(
+        "production",
+        "--label",
+        help="Delegations run the specialist version this label points at (as `steward "
+        "serve --label`), else its newest version on record.",
+    ),
 ) -> None:
     """Run a worker of the temporal engine until SIGINT/SIGTERM. Runs in flight are not
     ended: another worker (or this one, restarted) resumes them from the journal."""
@@ -67,7 +73,9 @@ def worker(
             console.print(
                 f"steward worker · temporal {temporal} · queue {task_queue} · db {db_url(db)}"
             )
-            await run_worker(client, database, journal, task_queue=task_queue, stop=stop)
+            await run_worker(
+                client, database, journal, task_queue=task_queue, stop=stop, label=label
+            )
 
         try:
             with journal_for(database) as journal:

@@ -109,24 +109,28 @@ async def run_demo(
     multi_agent: bool = False,
 ) -> DemoReport:
     """Every ticket through the agent; `drive` runs each (default: this process's
-    embedded runner). `multi_agent`: through triage and its specialists instead (the
-    embedded runner only: delegation needs its service), with each ticket's outcome
-    read from its whole run tree."""
+    embedded runner). `multi_agent`: through triage and its specialists instead, with
+    each ticket's outcome read from its whole run tree (with `drive`, a remote engine's
+    workers run the specialists at the versions put on record here)."""
     reset_systems(systems)
     tools = support_tools(systems)
     delegation = None
+    specialists: list[AgentRuntime] = []
     if multi_agent:
-        if drive is not None:
-            raise ValueError("the multi-agent demo runs on the embedded engine only")
         agents = {s.spec.name: build_agent(s, tools) for s in multi_agent_specs()}
         agent = agents[TRIAGE]
         delegation = Delegator(agents, db)
+        specialists = [a for name, a in agents.items() if name != TRIAGE]
     else:
         agent = build_agent(demo_spec(), tools)
     tickets = load_tickets()[:limit] if limit else load_tickets()
     report = DemoReport()
     own_journal = journal is None
     journal = journal or Journal(db)
+    if drive is not None and specialists:  # on record, where a worker's delegations find them
+        recorder = Runner(EmbeddedEngine(db, journal))
+        for specialist in specialists:
+            recorder.remember_version(specialist)
     if drive is None:
         runner = Runner(EmbeddedEngine(db, journal), delegation=delegation)
 

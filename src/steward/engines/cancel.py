@@ -7,15 +7,21 @@ also extends the audit chain. Resuming a cancelled run returns that result and d
 nothing. A run executing in this process is cancelled by cancelling its task: the
 runner records the same finish (Runner._drive). A run still executing in another
 process notices at its next step and stops there (Runner._loop).
+
+A run tree (delegation) is cancelled whole from its root (`cancel_tree`): the runs below
+it are driven inside the root's activations, so none of them can go on without it.
 """
 
 from __future__ import annotations
 
+import contextlib
+
+from steward.core.errors import ConflictError
 from steward.runtime.history import RunHistory
 from steward.store.cancel import cancel_run_record
 from steward.store.database import Database
 from steward.store.journal import Journal
-from steward.store.runs import RunRow, read_journal
+from steward.store.runs import RunRow, read_journal, run_tree
 
 
 def cancel_run(db: Database, journal: Journal, run_id: str, *, by: str, reason: str) -> RunRow:
@@ -28,3 +34,17 @@ def cancel_run(db: Database, journal: Journal, run_id: str, *, by: str, reason: 
     return cancel_run_record(
         db, run_id, by=by, reason=reason, steps=steps, on_commit=journal.publish
     )
+
+
+def cancel_tree(
+    db: Database, journal: Journal, root_run_id: str, *, by: str, reason: str
+) -> RunRow:
+    """Cancel the root's unfinished runs below it (deepest first: their pending approvals
+    become `cancelled` too), then the root; returns the root's row. Raises NotFoundError
+    for an unknown root and ConflictError when the root finished already."""
+    tree = run_tree(db, root_run_id)
+    for row in sorted(tree[1:], key=lambda r: -r.hop):
+        if row.finished_at is None:
+            with contextlib.suppress(ConflictError):  # it finished meanwhile
+                cancel_run(db, journal, row.id, by=by, reason=f"{reason} (its tree was cancelled)")
+    return cancel_run(db, journal, root_run_id, by=by, reason=reason)

@@ -54,11 +54,20 @@ class LabelledAgents:
         """`label` None: the default label when the agent has it, else the loaded file. A
         label named explicitly must exist (NotFoundError)."""
         name = label or self.default_label
-        row = get_label(self.db, loaded.name, name)
-        if row is None:
+        pointed = labelled_version(self.db, loaded.name, name, run_id)
+        if pointed is None:
             if label is not None:
                 raise NotFoundError(f"agent {loaded.name} has no label {label!r}")
             return Choice(loaded)
-        arm = canary_arm(run_id, row.canary_percent) if row.canary_version else ""
-        version = row.canary_version if arm == CANARY and row.canary_version else row.version
+        version, arm = pointed
         return Choice(self.version(loaded, version), name, arm)
+
+
+def labelled_version(db: Database, agent: str, label: str, run_id: str) -> tuple[str, str] | None:
+    """(version, canary arm) that `label` points the run at; None when the agent has no
+    such label."""
+    row = get_label(db, agent, label)
+    if row is None:
+        return None
+    arm = canary_arm(run_id, row.canary_percent) if row.canary_version else ""
+    return (row.canary_version if arm == CANARY and row.canary_version else row.version), arm

@@ -33,6 +33,7 @@ from typing import Any
 from steward.core.errors import NotFoundError, ToolExecutionError
 from steward.core.events import RunEnding, RunStatus
 from steward.engines.catalog import agent_version
+from steward.engines.labelled import labelled_version
 from steward.gate.outcome import EndsRun, ToolWaits
 from steward.runtime.agent import AgentRuntime
 from steward.runtime.delegation import Activation, Delegated, Tree, input_digest
@@ -57,21 +58,32 @@ def child_run_id(parent_run_id: str, key: str) -> str:
 
 class Delegator:
     """Delegation over one deployment's agents (by name) and its database:
-    `Runner(engine, delegation=Delegator(agents, db))`. `agents` None: each agent's
-    newest version on record, rebuilt from its stored spec (a CLI that resumes a tree)."""
+    `Runner(engine, delegation=Delegator(agents, db))`. `agents` None: agents rebuilt
+    from their stored specs (a CLI that resumes a tree, a temporal worker), each at the
+    version its `default_label` points at (as a server chooses a specialist), else its
+    newest version on record."""
 
-    def __init__(self, agents: Agents | None, db: Database) -> None:
+    def __init__(
+        self, agents: Agents | None, db: Database, default_label: str = "production"
+    ) -> None:
         self._agents = agents
         self.db = db
+        self.default_label = default_label
         self._stored: dict[tuple[str, str], AgentRuntime] = {}
 
     def _from_store(self, name: str) -> AgentRuntime | None:
-        newest = latest_agent_versions(self.db).get(name)
-        if newest is None:
-            return None
-        key = (name, newest.version)
+        # the canary arm keyed by the agent's name, as RunService._specialist chooses it
+        pointed = labelled_version(self.db, name, self.default_label, name)
+        if pointed is not None:
+            version = pointed[0]
+        else:
+            newest = latest_agent_versions(self.db).get(name)
+            if newest is None:
+                return None
+            version = newest.version
+        key = (name, version)
         if key not in self._stored:
-            self._stored[key] = agent_version(self.db, name, newest.version)
+            self._stored[key] = agent_version(self.db, name, version)
         return self._stored[key]
 
     def resolve(self, name: str) -> AgentRuntime:

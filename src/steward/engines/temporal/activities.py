@@ -6,6 +6,14 @@ events, write-ahead intents and the audit chain are steward's journal's, as on o
 machine. A retry (the worker died: no heartbeat) resumes the run from that journal:
 recorded model turns and calls replay, a keyed call retries under its key, an unkeyed
 write whose intent has no result is `outcome unknown` for a person. Never run twice.
+
+A run tree (delegation) is driven by its root's workflow alone: a `delegate.*` call runs
+the specialist's child run inline, inside its parent's activation (the worker's runner
+has a Delegator over the agent versions on record), so a child has no workflow of its
+own. A child waiting on a person makes the root's activation end `waiting` on the
+child's approvals; the root's timer expires them (`expire` takes the tree's requests),
+a decision signals the root (TemporalRuns.decided), and the root's next activation
+enters the same child again. Cancelling the root cancels its tree (`cancel`).
 """
 
 from __future__ import annotations
@@ -20,17 +28,18 @@ from temporalio.exceptions import ApplicationError
 from steward.core.errors import ConflictError, NotFoundError, StewardError, StoreError
 from steward.core.events import RunFinished, RunStatus
 from steward.core.lifecycle import SHUTDOWN
-from steward.engines.cancel import cancel_run
+from steward.engines.cancel import cancel_tree
 from steward.engines.catalog import agent_version
 from steward.engines.embedded import EmbeddedEngine
 from steward.engines.temporal.shapes import Activation, CancelRequest, Drive, RunStart
 from steward.engines.temporal.workflow import CANCEL, DRIVE, EXPIRE, HEARTBEAT, TIMED_OUT
+from steward.orchestration.service import Delegator
 from steward.runtime.agent import AgentRuntime
 from steward.runtime.runner import RESUMED_ELSEWHERE, Runner, RunResult
 from steward.store.approvals import expire_approval, get_approval, overdue_approvals
 from steward.store.database import Database
 from steward.store.journal import Journal
-from steward.store.runs import RunRow, get_run
+from steward.store.runs import RunRow, get_run, run_tree
 
 CANCELLED = "run.cancelled"
 
@@ -52,11 +61,13 @@ def _of_row(row: RunRow) -> Activation:
 class RunActivities:
     """One per worker process: its runner over the deployment's database and journal."""
 
-    def __init__(self, db: Database, journal: Journal) -> None:
+    def __init__(self, db: Database, journal: Journal, label: str = "production") -> None:
         self.db = db
         self.journal = journal
         self.engine = EmbeddedEngine(db, journal)
-        self.runner = Runner(self.engine)
+        # delegate.* / handoff.* calls: the specialist version `label` points at, else
+        # its newest on record
+        self.runner = Runner(self.engine, delegation=Delegator(None, db, label))
         self._agents: dict[tuple[str, str], AgentRuntime] = {}
 
     def all(self) -> list[Callable[..., Awaitable[Activation | None]]]:
@@ -125,19 +136,21 @@ class RunActivities:
 
     @activity.defn(name=EXPIRE)
     async def expire(self, run_id: str) -> None:
+        """Expire the overdue requests of the run's tree (its own, and its children's)."""
+        tree = {row.id for row in await asyncio.to_thread(run_tree, self.db, run_id)}
         for row in await asyncio.to_thread(overdue_approvals, self.db):
-            if row.run_id == run_id:
+            if row.run_id in tree:
                 await asyncio.to_thread(
                     expire_approval, self.db, row.id, on_commit=self.journal.publish
                 )
 
     @activity.defn(name=CANCEL)
     async def cancel(self, request: CancelRequest) -> Activation:
-        """Finish the run `cancelled` unless it finished already (as the cancelled
-        activation records it itself)."""
+        """Finish the run `cancelled`, and the runs of its tree below it, unless it
+        finished already (as the cancelled activation records it itself)."""
         try:
             row = await asyncio.to_thread(
-                cancel_run, self.db, self.journal, request.run_id, by=request.by,
+                cancel_tree, self.db, self.journal, request.run_id, by=request.by,
                 reason=request.reason,
             )  # fmt: skip
         except ConflictError:
@@ -146,20 +159,30 @@ class RunActivities:
 
     @activity.defn(name=TIMED_OUT)
     async def timed_out(self, start: RunStart) -> Activation:
-        """No worker finished the activation within max_run_seconds: escalate on record."""
-        executor = self.engine.executor(start.run_id, start.agent, start.agent_version)
+        """No worker finished the activation within max_run_seconds: escalate on record,
+        the run and the unfinished runs of its tree (deepest first), which nothing else
+        drives."""
+        tree = await asyncio.to_thread(run_tree, self.db, start.run_id)
+        for row in sorted(tree, key=lambda r: -r.hop):
+            if row.finished_at is None:
+                await self._escalate(row, start.max_run_seconds)
+        return _of_row(get_run(self.db, start.run_id))
+
+    async def _escalate(self, row: RunRow, max_run_seconds: float) -> None:
+        executor = self.engine.executor(row.id, row.agent, row.agent_version)
         executor.load()
         if executor.history.finished is None:
             executor.emit(
                 RunFinished(
                     RunStatus.ESCALATED,
                     reason_code="limits.max_run_seconds",
-                    reason=f"the run exceeded max_run_seconds={start.max_run_seconds:g}",
+                    reason=f"the run exceeded max_run_seconds={max_run_seconds:g}"
+                    if row.hop == 0
+                    else f"its tree's root exceeded max_run_seconds={max_run_seconds:g}",
                     steps=max(executor.history.models, default=-1) + 1,
                 )
             )
             await executor.durable()
-        return _of_row(get_run(self.db, start.run_id))
 
 
 async def _heartbeat() -> None:

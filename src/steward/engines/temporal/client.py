@@ -3,6 +3,7 @@ demo use in place of an in-process runner when the engine is `temporal`."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
@@ -23,7 +24,7 @@ from steward.runtime.runner import RunResult, new_run_id
 from steward.runtime.runs import VersionMemory, check_enabled, mask_input
 from steward.store.database import Database
 from steward.store.journal import Journal
-from steward.store.runs import RunRow
+from steward.store.runs import RunRow, root_of
 
 
 def run_result(done: Activation) -> RunResult:
@@ -156,15 +157,22 @@ class TemporalRuns:
         """Like Runner.run: start the run and return once it finishes or waits."""
         return await self.settled(await self.start(agent, text, tags=tags))
 
+    async def _root(self, run_id: str) -> str:
+        """The run whose workflow drives `run_id`: its tree's root (a delegated run has
+        no workflow of its own; its root's activations enter it)."""
+        return await asyncio.to_thread(root_of, self.db, run_id)
+
     async def decided(self, run_id: str, why: str) -> None:
-        """A decision was recorded: the run's workflow drives it on (ApprovalService's
-        `resume`)."""
-        await self.handle(run_id).signal(RunWorkflow.decided, why)
+        """A decision was recorded: the run's workflow (its root's) drives it on
+        (ApprovalService's `resume`)."""
+        await self.handle(await self._root(run_id)).signal(RunWorkflow.decided, why)
 
     async def activations(self, run_id: str) -> int:
         return await self.handle(run_id).query(RunWorkflow.activations)
 
     async def cancel(self, run_id: str, *, by: str, reason: str) -> None:
-        handle = self.handle(run_id)
-        await handle.signal(RunWorkflow.cancelling, CancelRequest(run_id, by, reason))
+        """Cancel the run's tree: its root's workflow, which cancels every run below it."""
+        root = await self._root(run_id)
+        handle = self.handle(root)
+        await handle.signal(RunWorkflow.cancelling, CancelRequest(root, by, reason))
         await handle.cancel()

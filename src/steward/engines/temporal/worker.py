@@ -25,8 +25,11 @@ def build_worker(
     *,
     task_queue: str = TASK_QUEUE,
     max_activations: int = 64,
+    label: str = "production",
 ) -> Worker:
-    activities = RunActivities(db, journal)
+    """`label`: the label whose version a delegation runs of a specialist (as the
+    servers' `--label`), else its newest version on record."""
+    activities = RunActivities(db, journal, label)
     return Worker(
         client,
         task_queue=task_queue,
@@ -51,10 +54,11 @@ async def run_worker(
     *,
     task_queue: str = TASK_QUEUE,
     stop: asyncio.Event | None = None,
+    label: str = "production",
 ) -> None:
     """Run until `stop` is set (or the task is cancelled); activations still running
     are left to be resumed by another worker, never ended."""
-    worker = build_worker(client, db, journal, task_queue=task_queue)
+    worker = build_worker(client, db, journal, task_queue=task_queue, label=label)
     stop = stop or asyncio.Event()
     async with worker:
         with contextlib.suppress(asyncio.CancelledError):
