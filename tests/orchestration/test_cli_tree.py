@@ -69,3 +69,30 @@ def test_runs_show_says_who_delegated_and_what_ended_a_run() -> None:
     ending = RunEnding(RunStatus.SUCCEEDED, "done")
     handed = ToolSucceeded("k", "handoff.orders", {"answer": "done"}, 1.0, 1, ending=ending)
     assert detail(handed).endswith("; it ends the run succeeded")
+
+
+def test_runs_cancel_of_a_specialist_cancels_its_waiting_tree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`steward runs cancel` on a run below the root cancels the whole tree and its
+    pending request, as the server does (a tree is driven from its root)."""
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'steward.db'}"
+    monkeypatch.setenv("STEWARD_DB", url)
+    monkeypatch.setenv(SYSTEMS_ENV, str(tmp_path / "systems.db"))
+    monkeypatch.setenv("STEWARD_TELEMETRY", "off")
+    (tmp_path / "triage.yaml").write_text(TRIAGE)
+    (tmp_path / "desk.yaml").write_text(crash_desk_spec(max_concurrent_runs=2))
+    steward("db", "init")
+    ops = steward("keys", "create", "--name", "ops", "--role", "admin").stdout.split()[-1]
+    started = steward("run", "triage.yaml", "--with", "desk.yaml", "-i", LARGE_REFUND,
+                      "--key", ops, "--json")  # fmt: skip
+    root = json.loads(started.stdout)["run_id"]
+    db = Database.open(url)
+    try:
+        child = run_tree(db, root)[1].id
+        steward("runs", "cancel", child, "--reason", "customer withdrew", "--key", ops)
+        assert [r.status for r in run_tree(db, root)] == ["cancelled", "cancelled"]
+        assert json.loads(steward("approvals", "list", "--json").stdout) == []
+    finally:
+        db.close()

@@ -89,3 +89,30 @@ def test_the_approval_queue_shows_the_chain_and_the_tree_finishes_after_a_decisi
     assert [r.status for r in run_tree(db, root)] == ["succeeded"] * 3
     assert [order for order, _ in refunds.done] == ["10114"]
     db.close()
+
+
+@pytest.mark.parametrize("named", ["root", "child"])
+def test_cancelling_any_run_of_a_waiting_tree_cancels_the_whole_tree(url: str, named: str) -> None:
+    """A tree is driven from its root, so it is cancelled whole, whichever of its runs is
+    named (as on the temporal engine): no run below stays waiting on a request nobody can
+    use, and the request is cancelled, not left in the queue."""
+    db = Database.open(url)
+    admin = {"Authorization": f"Bearer {create_key(db, name='ana', role=Role.ADMIN, by='t')[1]}"}
+    journal = Journal(db)
+    agents = three_levels(db, journal, Refunds(), billing_review=True).agents
+    journal.close()
+    with TestClient(create_app(url, list(agents.values()), sweep_seconds=3600)) as client:
+        started = client.post("/v1/runs", json={"agent": "triage", "input": ROOT_SAYS},
+                              headers=admin)  # fmt: skip
+        root = started.json()["id"]
+        pending = _wait(client, "/v1/approvals", admin, lambda body: len(body) == 1)
+        tree = run_tree(db, root)
+        target = root if named == "root" else tree[-1].id
+        cancelled = client.post(f"/v1/runs/{target}/cancel", json={"reason": "customer withdrew"},
+                                headers=admin)  # fmt: skip
+        assert cancelled.status_code == 200, cancelled.text
+        assert cancelled.json()["status"] == "cancelled"
+        assert [r.status for r in run_tree(db, root)] == ["cancelled"] * 3
+        approval = client.get(f"/v1/approvals/{pending[0]['id']}", headers=admin).json()
+        assert approval["status"] == "cancelled", approval
+        assert client.get("/v1/approvals", headers=admin).json() == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -255,15 +256,26 @@ def cancel(
     as_json: bool = JsonOption,
 ) -> None:
     """Cancel a waiting, queued or orphaned run: it finishes `cancelled`, and its pending
-    approvals can no longer be decided."""
+    approvals can no longer be decided. A run of a delegation tree cancels the whole tree
+    (a tree is driven from its root)."""
     with handled():
-        from steward.engines.cancel import cancel_run
+        from steward.core.errors import ConflictError
+        from steward.engines.cancel import cancel_tree
         from steward.security.keys import Permission
+        from steward.store.runs import get_run, root_of
 
         database = open_db(db)
         by = acting_as(database, key, Permission.CANCEL_RUN).label
         with journal_for(database) as journal:
-            row = cancel_run(database, journal, run_id, by=by, reason=reason)
+            root = root_of(database, run_id)
+            if root == run_id:
+                row = cancel_tree(database, journal, root, by=by, reason=reason)
+            else:
+                with contextlib.suppress(ConflictError):  # the root finished: the run may not
+                    cancel_tree(database, journal, root, by=by, reason=reason)
+                row = get_run(database, run_id)
+                if row.status != "cancelled":
+                    raise ConflictError(f"run {run_id} already {row.status}")
         if as_json:
             emit_json(run_record(row))
             return

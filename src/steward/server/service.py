@@ -24,7 +24,7 @@ from steward.core.errors import ConflictError, NotFoundError, StewardError, Stor
 from steward.core.events import RunStatus
 from steward.core.lifecycle import SHUTDOWN
 from steward.engines.approvals import ApprovalService
-from steward.engines.cancel import cancel_run
+from steward.engines.cancel import cancel_tree
 from steward.engines.catalog import agent_for_run
 from steward.engines.embedded import EmbeddedEngine
 from steward.engines.labelled import LabelledAgents
@@ -227,6 +227,8 @@ class RunService:
         return await self.runner.resume(agent, run_id, reason, on_text=self._token_sink(run_id))
 
     async def cancel(self, run_id: str, *, by: str, reason: str) -> RunRow:
+        """Cancel the run's whole tree, whichever of its runs is named (a tree is driven
+        from its root: a run below cannot go on without it); returns the named run."""
         run = await asyncio.to_thread(get_run, self.db, run_id)
         if self.remote is not None:
             if run.status in {"succeeded", "failed", "escalated", "cancelled"}:
@@ -236,20 +238,22 @@ class RunService:
                 run_id, lambda row: row is not None and row.finished_at is not None
             )
             return await asyncio.to_thread(get_run, self.db, run_id)
-        task = self._tasks.get(run_id)
+        if run.status in {"succeeded", "failed", "escalated", "cancelled"}:
+            raise ConflictError(f"run {run_id} already {run.status}")
+        root = run.root_run_id or run.id
+        task = self._tasks.get(root)
         if task is not None and not task.done():
+            # the activation's runner finishes the runs it drives `cancelled` on record
             task.cancel(f"cancelled by {by}: {reason}")
             with contextlib.suppress(asyncio.CancelledError, StewardError):
                 await task
             await self.journal.flush()
-            run = await asyncio.to_thread(get_run, self.db, run_id)
-            if run.status == "cancelled":
-                return run
-        if run.status in {"succeeded", "failed", "escalated", "cancelled"}:
+        with contextlib.suppress(ConflictError):  # what the activation did not finish
+            await asyncio.to_thread(cancel_tree, self.db, self.journal, root, by=by, reason=reason)
+        run = await asyncio.to_thread(get_run, self.db, run_id)
+        if run.status != "cancelled":  # it finished before the cancellation reached it
             raise ConflictError(f"run {run_id} already {run.status}")
-        return await asyncio.to_thread(
-            cancel_run, self.db, self.journal, run_id, by=by, reason=reason
-        )
+        return run
 
     def _spawn(self, run_id: str, activation: Callable[[], Any], *, leased: bool = False) -> None:
         """Drive `activation` in a task, one at a time per run, holding the run's lease
