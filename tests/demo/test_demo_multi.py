@@ -111,8 +111,10 @@ def test_what_a_desk_cannot_resolve_goes_on_to_escalation(
 ) -> None:
     """Every escalated ticket ends at the escalation desk: straight from triage (no desk
     takes it) or after the desk that could not resolve it, by `handoff.escalation`; the
-    whole tree ends escalated, and the customer reads what the single desk says."""
-    said = {t.id: r.output for t, r in single[0].results}
+    whole tree ends escalated, and the customers read what the single desk's say. Which
+    password resets win the rate limit's 20 slots depends on timing in each demo, so the
+    words are compared as a multiset over the escalated tickets, not ticket by ticket."""
+    said = Counter(r.output for _, r in single[0].results if r.status is RunStatus.ESCALATED)
     report, db, _ = multi
     escalated = [(t, r) for t, r in report.results if r.status is RunStatus.ESCALATED]
     assert len(escalated) == 37
@@ -130,8 +132,8 @@ def test_what_a_desk_cannot_resolve_goes_on_to_escalation(
             ("escalated", "escalation.low_confidence")
         }
         assert "tier-2-support" in result.reason
-        assert result.output == said[ticket.id], ticket.id
     assert after_a_desk == 29
+    assert Counter(r.output for _, r in escalated) == said
 
 
 def test_side_effects_match_the_single_desks(
