@@ -21,7 +21,10 @@ def upgrade() -> None:
     op.add_column("runs", sa.Column("parent_run_id", sa.String(64), nullable=True))
     op.add_column("runs", sa.Column("root_run_id", sa.String(64), nullable=True))
     op.add_column("runs", sa.Column("hop", sa.Integer, nullable=False, server_default="0"))
-    op.create_index("ix_runs_root", "runs", ["root_run_id", "created_at"])
+    # only runs below a root: roots keep it NULL and are never looked up by it
+    only_below = sa.text("root_run_id IS NOT NULL")
+    op.create_index("ix_runs_root", "runs", ["root_run_id", "created_at"],
+                    sqlite_where=only_below, postgresql_where=only_below)  # fmt: skip
 
 
 def downgrade() -> None:
