@@ -8,6 +8,7 @@ replay state; approvals and cancellations are rows the executor reads.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -24,8 +25,10 @@ from steward.store.database import Database
 from steward.store.journal import Journal
 from steward.store.recovery import claim_run
 from steward.store.runs import RunRow, get_run, read_journal, save_agent_version
+from steward.store.transient import is_transient, reason
 
 CANCEL_CHECK_SECONDS = 0.5
+log = logging.getLogger("steward.runner")
 
 
 class EmbeddedExecutor:
@@ -84,7 +87,17 @@ class EmbeddedExecutor:
         if now < self._next_cancel_check:
             return None
         self._next_cancel_check = now + CANCEL_CHECK_SECONDS
-        return cancellation(self.db, self.run_id)
+        try:
+            return cancellation(self.db, self.run_id)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            # a dropped connection, a lock held elsewhere: the run goes on (the journal
+            # handles its own faults) and the next step asks again at once
+            log.warning("run %s: cannot read whether it was cancelled: %s", self.run_id,
+                        reason(exc))  # fmt: skip
+            self._next_cancel_check = now
+            return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -476,7 +476,7 @@ class Runner:
         )
 
     def _still_enabled(self, agent: AgentRuntime) -> None:
-        stopped = switched_off(self.states, agent.name)
+        stopped = switched_off(self.states, agent.name, unread_stops=False)
         if stopped is not None:
             raise _SwitchedOff(stopped)
 

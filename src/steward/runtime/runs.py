@@ -26,13 +26,15 @@ def check_enabled(states: AgentStateCache, agent: str) -> None:
         raise AgentDisabled(f"agent {agent} is disabled; no new runs start", code="agent.disabled")
 
 
-def switched_off(states: AgentStateCache, agent: str) -> str | None:
+def switched_off(states: AgentStateCache, agent: str, *, unread_stops: bool = True) -> str | None:
     """Why the agent's kill switch stops it now (None: it is on), read through the cache
     the gate's kill-switch stage reads: a dict lookup, the store asked at most once a
     second per agent, and at once after this process flipped the switch (it forgets the
-    entry). A state that cannot be read stops it (fail closed), as the gate does."""
+    entry). A state that cannot be read stops it (fail closed), as the gate does, unless
+    `unread_stops` is False: a run under way is not ended for good by a store fault that
+    may pass (the gate denies each of its calls meanwhile)."""
     state = states(agent)
-    if state.enabled:
+    if state.enabled or (state.unknown and not unread_stops):
         return None
     if state.unknown:
         return f"agent {agent}'s state cannot be read ({state.unknown}); the run stops"
