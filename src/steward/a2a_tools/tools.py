@@ -48,7 +48,7 @@ from steward.mcp.definitions import poisoning
 from steward.security.scanners import FindingAction, TextSource
 from steward.spec.models import A2AAgentRef, LoadedSpec
 from steward.store.database import Database
-from steward.store.mcp_pins import get_pin, observe_pin, pin_database
+from steward.store.mcp_pins import observe_pin, pin_database, pin_hold
 from steward.tools.base import Effect, Tool, compile_validator
 
 CARD_CHANGED = "a2a.card_changed"
@@ -92,16 +92,8 @@ def _text(task: Task) -> str:
 
 
 def _hold(db: Database, agent: str, name: str) -> Callable[[], tuple[str, str] | None]:
-    approve = f"an admin approves it with `steward mcp pins approve {agent} {name}`"
-
     def hold() -> tuple[str, str] | None:
-        pin = get_pin(db, agent, name)
-        if pin is None:
-            return NOT_PINNED, f"{name} has no pinned agent card"
-        if pin.quarantined:
-            why = pin.detail or "its agent card changed since it was pinned"
-            return pin.reason, f"{name} is quarantined ({why}); {approve}"
-        return None
+        return pin_hold(db, agent, name, shown="agent card", not_pinned=NOT_PINNED)
 
     return hold
 

@@ -36,11 +36,10 @@ from steward.security.egress import schema_destinations
 from steward.security.scanners import FindingAction, TextSource
 from steward.spec.models import LoadedSpec, McpServer
 from steward.store.database import Database
-from steward.store.mcp_pins import get_pin, observe_pin, pin_database
+from steward.store.mcp_pins import observe_pin, pin_database, pin_hold
 from steward.tools.base import ArgValidator, Tool, compile_validator
 
 NOT_PINNED = "mcp.not_pinned"
-CHANGED = "mcp.definition_changed"
 
 
 def _untrusted_error(text: str) -> str:
@@ -92,22 +91,11 @@ PIN_CACHE_SECONDS = 1.0  # how long a tool trusts its last read of its pin (anot
 
 
 def _hold(db: Database, agent: str, name: str, sha256: str) -> Callable[[], tuple[str, str] | None]:
-    approve = f"an admin approves it with `steward mcp pins approve {agent} {name}`"
     cached: list[Any] = [-1, 0.0, None]  # generation, when, answer
 
     def read() -> tuple[str, str] | None:
-        pin = get_pin(db, agent, name)
-        if pin is None:
-            return NOT_PINNED, f"{name} has no pinned definition"
-        if pin.quarantined:
-            why = pin.detail or "its definition changed since it was pinned"
-            return pin.reason, f"{name} is quarantined ({why}); {approve}"
-        if pin.approved_sha256 != sha256:
-            return CHANGED, (
-                f"{name}'s approved definition is not the one this agent was built with; "
-                "build the agent again"
-            )
-        return None
+        return pin_hold(db, agent, name, shown="definition", not_pinned=NOT_PINNED,
+                        sha256=sha256)  # fmt: skip
 
     def hold() -> tuple[str, str] | None:
         now = time.monotonic()

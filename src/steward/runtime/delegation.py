@@ -61,7 +61,9 @@ class Tree:
 
 
 def root_tree(agent: AgentRuntime, run_id: str, text: str) -> Tree:
-    """The tree a root run starts, by its own spec."""
+    """The tree a root run starts, by its own spec. Only an agent with `orchestration`
+    can delegate (spec/ refuses a delegation tool without it), so only its input is
+    hashed for loop detection: SHA-256 of a long input costs ~0.1 ms a run."""
     spec = agent.loaded.spec
     orchestration = spec.orchestration
     cap = spec.cost_controls.max_cost_per_run_usd
@@ -70,7 +72,7 @@ def root_tree(agent: AgentRuntime, run_id: str, text: str) -> Tree:
         hop=0,
         max_hops=orchestration.max_agent_hops if orchestration else DEFAULT_MAX_HOPS,
         fallback=orchestration.fallback if orchestration else "human",
-        visited=((agent.name, input_digest(text)),),
+        visited=((agent.name, input_digest(text)),) if orchestration else (),
         cap=TreeCap(run_id, cap) if cap is not None else None,
         root_input=text,
     )

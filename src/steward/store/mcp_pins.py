@@ -189,6 +189,29 @@ def approve_pin(
     return pin
 
 
+def pin_hold(
+    db: Database, agent: str, tool: str, *, shown: str, not_pinned: str, sha256: str = ""
+) -> tuple[str, str] | None:
+    """Why a pinned tool may not be called now, as (reason code, reason), or None: it has
+    no pin (`not_pinned`), its pin is quarantined, or (with `sha256`) the approved
+    definition is not the one the tool was built with. `shown`: what the pin holds, as
+    a reason names it ("definition", "agent card"). One check for MCP tools and A2A
+    agents."""
+    pin = get_pin(db, agent, tool)
+    if pin is None:
+        return not_pinned, f"{tool} has no pinned {shown}"
+    if pin.quarantined:
+        why = pin.detail or f"its {shown} changed since it was pinned"
+        approve = f"an admin approves it with `steward mcp pins approve {agent} {tool}`"
+        return pin.reason, f"{tool} is quarantined ({why}); {approve}"
+    if sha256 and pin.approved_sha256 != sha256:
+        return CHANGED, (
+            f"{tool}'s approved {shown} is not the one this agent was built with; "
+            "build the agent again"
+        )
+    return None
+
+
 def get_pin(db: Database, agent: str, tool: str) -> Pin | None:
     with db.reader.connect() as connection:
         row = _row(connection, agent, tool)
