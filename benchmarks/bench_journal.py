@@ -139,7 +139,11 @@ async def flush_each(
 def backend(name: str, tmp: Path, round_: int) -> Iterator[Database]:
     """A fresh database: a SQLite file, or a scratch PostgreSQL schema."""
     if name.startswith("sqlite"):
-        db = Database.open(f"sqlite:///{tmp / f'backend-{round_}.db'}")
+        # "sqlite-full": synchronous=FULL, every commit waits for the WAL's fsync, so a
+        # commit survives power loss, as PostgreSQL's (synchronous_commit on) does; steward's
+        # default, NORMAL, survives a process crash and fsyncs only at checkpoints
+        synchronous = "FULL" if name == "sqlite-full" else "NORMAL"
+        db = Database.open(f"sqlite:///{tmp / f'{name}-{round_}.db'}", synchronous=synchronous)
         try:
             yield db
         finally:
@@ -230,7 +234,9 @@ async def compare_backends(report: Report, quick: bool) -> None:
     # "sqlite-writer": every commit on the writer thread, as before a flush could commit
     # on its caller's thread; "postgresql-generic": a batch in several round trips (head
     # read FOR UPDATE, rows, head, commit), as before one statement: the same-run baselines
-    names = ["sqlite", "sqlite-writer"]
+    # "sqlite-full": SQLite at PostgreSQL's durability (an fsync per commit), for the
+    # comparison at equal durability
+    names = ["sqlite", "sqlite-writer", "sqlite-full"]
     if PG_URL:
         names += ["postgresql", "postgresql-generic"]
     found: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in names}
@@ -335,6 +341,25 @@ async def compare_backends(report: Report, quick: bool) -> None:
             "",
             "≤ 2",
             write_ratio <= 2.0,
+        )
+        # The floor under the last two: one durable PostgreSQL commit through the raw
+        # driver (a loopback round trip and the WAL flush) against steward's whole keyed
+        # write on SQLite, whose default commit does not fsync
+        report.figure(
+            "pg_floor_vs_sqlite_keyed_write",
+            "PostgreSQL raw INSERT+COMMIT p50 / SQLite's whole keyed write p50",
+            medians["postgresql"][3] / medians["sqlite"][1],
+        )
+        full = medians["sqlite-full"]
+        report.figure(
+            "pg_sqlite_full_group_ratio",
+            "group commit events/s, PostgreSQL / SQLite synchronous=FULL (equal durability)",
+            medians["postgresql"][0] / full[0],
+        )
+        report.figure(
+            "pg_sqlite_full_keyed_write_ratio",
+            "keyed write p50, PostgreSQL / SQLite synchronous=FULL (equal durability)",
+            medians["postgresql"][1] / full[1],
         )
 
 
