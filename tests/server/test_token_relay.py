@@ -139,3 +139,16 @@ def test_a_follower_on_one_replica_gets_the_tokens_of_a_run_another_drives(pair:
     status, run = pair.a.call("GET", f"/v1/runs/{run_id}", pair.admin)
     assert status == 200 and run["status"] == "succeeded", (run["reason_code"], run["reason"])
     assert_streamed_answer(records, run["output"])
+    # the chunks crossed over the relay (B sent, A heard), and were counted
+    assert relay_count(pair.b, pair.admin, "sent") >= 1
+    assert relay_count(pair.a, pair.admin, "heard") >= 1
+    assert relay_count(pair.a, pair.admin, "dropped") == 0
+
+
+def relay_count(on: ServedProcess, token: str, outcome: str) -> float:
+    response = httpx.get(
+        f"{on.base}/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+    prefix = f'steward_token_relay_chunks_total{{outcome="{outcome}"}} '
+    [line] = [x for x in response.text.splitlines() if x.startswith(prefix)]
+    return float(line.removeprefix(prefix))

@@ -6,7 +6,8 @@ carries what the journal does not hold as it streams.
 
 Tokens are live data, best effort (the journal keeps each whole model turn): publishing
 is a dictionary look-up and an append on the run's path; a thread of the relay sends
-what piled up meanwhile, in one transaction (one round trip, delivered in order), and a
+what piled up meanwhile (at most one send per BATCH_SECONDS), in one transaction
+(delivered in order), and a
 fault of the relay drops chunks and counts them (`counts`), never fails or slows a run.
 
 Two channels:
@@ -51,6 +52,7 @@ ANNOUNCE_SECONDS = 2.0
 INTEREST_SECONDS = 3 * ANNOUNCE_SECONDS  # an announcement missed or two is no gap
 QUEUE_LIMIT = 10_000  # chunks waiting to be sent; past it they are dropped
 LISTEN_SECONDS = 0.25  # how long the listener waits for notifications between checks
+BATCH_SECONDS = 0.02  # at most one send per this: what streams meanwhile goes in one
 _NOTIFY = "SELECT pg_notify(%s, %s)"
 
 TokenHandler = Callable[[str, str], None]  # (run id, text), on the relay's listener thread
@@ -221,9 +223,12 @@ class TokenRelay:
         self._serve("send", self._sending)
 
     def _sending(self, connection: Any) -> None:
-        announced_at = 0.0
+        announced_at = sent_at = 0.0
         while not self._stopping.is_set():
             self._wake.wait(ANNOUNCE_SECONDS)
+            lull = sent_at + BATCH_SECONDS - time.monotonic()
+            if lull > 0:  # chunks come in bursts: one round trip for the burst
+                self._stopping.wait(lull)
             self._wake.clear()
             notes: list[tuple[str, str]] = []
             everything = (
@@ -241,6 +246,7 @@ class TokenRelay:
             notes += [(TOKENS, payload) for payload in self._payloads(taken)]
             if not notes:
                 continue
+            sent_at = time.monotonic()
             try:
                 with connection.transaction(), connection.cursor() as cursor:
                     cursor.executemany(_NOTIFY, notes)
