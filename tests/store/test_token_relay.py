@@ -150,6 +150,13 @@ def test_a_relay_that_cannot_reach_the_database_drops_and_counts(
 
         monkeypatch.setattr(driver, "_connect", refused)
         postgres_named.terminate_backends()
+
+        def sender_lost_its_session() -> bool:
+            driver.publish("run_d", "lost ")
+            time.sleep(0.01)
+            return driver.counts["send_faults"] >= 1
+
+        until(sender_lost_its_session, "the sender found its session gone")
         began = time.perf_counter()
         for i in range(QUEUE_LIMIT + 500):
             driver.publish("run_d", f"{i} ")
