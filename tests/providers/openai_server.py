@@ -60,7 +60,8 @@ class Stream:
     id, name) then its arguments in `split` fragments (`interleave` alternates calls),
     a finish chunk (none if finish_reason is None), a usage chunk when the request asked
     for it, then [DONE] (unless done=False). `truncate_after=n` closes the connection
-    abruptly after n events. `pause` sleeps between events."""
+    abruptly after n events. `pause` sleeps between events. `joined_when_asked`: a
+    request that does not stream gets the whole text as one completion instead."""
 
     chunks: Sequence[str] = ()
     tool_calls: Sequence[ToolCallSpec] = ()
@@ -71,6 +72,7 @@ class Stream:
     pause: float = 0.0
     truncate_after: int | None = None
     done: bool = True
+    joined_when_asked: bool = False  # a request that does not stream gets the whole answer
 
 
 @dataclass(frozen=True)
@@ -86,11 +88,12 @@ class Status:
 
 @dataclass(frozen=True)
 class Hang:
-    """Reads the request, waits `seconds` (cut short by stop()), then plays `then` or
-    closes the connection without answering."""
+    """Reads the request, waits `seconds` (cut short by stop(), or by `release` when
+    set), then plays `then` or closes the connection without answering."""
 
     seconds: float
     then: Behaviour | None = None
+    release: threading.Event | None = None
 
 
 @dataclass(frozen=True)
@@ -180,8 +183,10 @@ class OpenAIServer:
     def status(self, code: int, **kw: Any) -> Status:
         return self._add(Status(code, **kw))
 
-    def hang(self, seconds: float, then: Behaviour | None = None) -> Hang:
-        return self._add(Hang(seconds, then))
+    def hang(
+        self, seconds: float, then: Behaviour | None = None, release: threading.Event | None = None
+    ) -> Hang:
+        return self._add(Hang(seconds, then, release))
 
     def raw(self, status: int, body: bytes, content_type: str = "application/json") -> Raw:
         return self._add(Raw(status, body, content_type))
@@ -277,7 +282,11 @@ class _Handler(BaseHTTPRequestHandler):
         model = str(req.get("model", "gpt-test"))
         stopping = self.server.owner._stopping
         while isinstance(b, Hang):
-            stopping.wait(b.seconds)
+            deadline = time.monotonic() + b.seconds
+            while time.monotonic() < deadline and not stopping.is_set():
+                if b.release is not None and b.release.is_set():
+                    break
+                stopping.wait(min(0.02, b.seconds) if b.release is not None else b.seconds)
             if b.then is None:
                 self.close_connection = True
                 return
@@ -291,6 +300,10 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._send(200, json.dumps(completion(b, model)).encode())
                 return
+        if isinstance(b, Stream) and not req.get("stream") and b.joined_when_asked:
+            whole = Reply("".join(b.chunks), b.tool_calls, b.usage, b.finish_reason)
+            self._send(200, json.dumps(completion(whole, model)).encode())
+            return
         if isinstance(b, Stream):
             include_usage = bool((req.get("stream_options") or {}).get("include_usage"))
             self._stream(stream_events(b, model, include_usage), b, stopping)

@@ -41,7 +41,7 @@ from steward.store.database import Database
 from steward.store.journal import Journal
 from steward.telemetry.metrics import CONTENT_TYPE, render
 from steward.telemetry.setup import install
-from steward.telemetry.state import register_state
+from steward.telemetry.state import RelayCounts, register_state
 
 if TYPE_CHECKING:
     from steward.gateway.config import GatewayConfig
@@ -118,6 +118,8 @@ def create_app(
         drift = await asyncio.to_thread(install_monitor, db, journal, specs, registry)
         remote = None if temporal is None else await temporal.runs(db, journal)
         service = RunService(db, journal, loaded, remote, default_label=label)
+        if service.relay.active:  # PostgreSQL: tokens cross processes
+            registry.register(RelayCounts(service.relay))
         try:
             await asyncio.to_thread(service.remember_loaded)
         except StewardError as exc:  # a store down at start: the first run records them

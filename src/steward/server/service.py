@@ -7,7 +7,9 @@ decisions arriving together resume the run once after the other, never concurren
 Across replicas of one PostgreSQL database, a process drives a run only while it holds
 the run's lease (store/leases.py), so every replica may recover at start (a run another
 live replica drives is left to it), and followers hear of runs other replicas drive by
-watching the events table (store/watch.py).
+watching the events table (store/watch.py), and get the model's text chunks of those
+runs (other replicas', and `steward worker`s') over the token relay
+(store/token_relay.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -39,6 +42,7 @@ from steward.store.journal import Journal
 from steward.store.leases import RunLeases
 from steward.store.recovery import Scope, resumable_runs
 from steward.store.runs import RunRow, get_run, root_of
+from steward.store.token_relay import TokenRelay
 from steward.store.watch import last_event_id, runs_changed_after
 
 log = logging.getLogger("steward.server")
@@ -84,9 +88,16 @@ class _Follower:
     loop: asyncio.AbstractEventLoop
     news: asyncio.Event = field(default_factory=asyncio.Event)
     tokens: list[str] = field(default_factory=list)
+    # set once the processes that drive runs know this run is followed (token relay)
+    listening: threading.Event = field(default_factory=threading.Event)
 
     def wake(self) -> None:
         self.loop.call_soon_threadsafe(self.news.set)
+
+    def take(self, text: str) -> None:
+        """A chunk another process streamed (on this follower's loop)."""
+        self.tokens.append(text)
+        self.news.set()
 
 
 class RunService:
@@ -114,6 +125,8 @@ class RunService:
         self.leases = RunLeases(db)
         self._seen: int | None = None  # the last event id the watcher read
         journal.subscribe(self._on_commit)
+        # PostgreSQL: text chunks of runs other processes drive, and of ours to them
+        self.relay = TokenRelay(db, on_tokens=self._relayed, drives=remote is None).start()
 
     def remember_loaded(self) -> None:
         """Put the loaded agents' versions on record, so they can be promoted, labelled
@@ -317,6 +330,7 @@ class RunService:
         if left:
             await asyncio.gather(*left, return_exceptions=True)
         self.leases.close()
+        await asyncio.to_thread(self.relay.close)
 
     async def recover(self) -> list[str]:
         """Drive every run a stopped or crashed server left able to make progress:
@@ -377,6 +391,7 @@ class RunService:
 
     def follow(self, run_id: str) -> _Follower:
         follower = _Follower(asyncio.get_running_loop())
+        follower.listening = self.relay.follow(run_id)
         self._followers.setdefault(run_id, []).append(follower)
         return follower
 
@@ -384,6 +399,7 @@ class RunService:
         found = self._followers.get(run_id, [])
         if follower in found:
             found.remove(follower)
+            self.relay.unfollow(run_id)
         if not found:
             self._followers.pop(run_id, None)
 
@@ -419,12 +435,20 @@ class RunService:
                 follower.wake()
 
     def _token_sink(self, run_id: str) -> Callable[[str], None]:
+        publish = self.relay.publish
+
         def sink(text: str) -> None:
             for follower in self._followers.get(run_id, ()):
                 follower.tokens.append(text)
                 follower.news.set()
+            publish(run_id, text)  # followers on other replicas, if any
 
         return sink
+
+    def _relayed(self, run_id: str, text: str) -> None:
+        """Token relay (its listener thread): a chunk of a run another process drives."""
+        for follower in list(self._followers.get(run_id, ())):
+            follower.loop.call_soon_threadsafe(follower.take, text)
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:

@@ -16,15 +16,16 @@ import platform
 from collections.abc import Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Info
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 import steward
 from steward.core.events import RunStatus
 from steward.store.database import Database
 from steward.store.inflight import in_flight
+from steward.store.token_relay import TokenRelay
 
-__all__ = ["StoreGauges", "register_build_info", "register_state"]
+__all__ = ["RelayCounts", "StoreGauges", "register_build_info", "register_state"]
 
 # name, help, run status (None: approvals pending)
 _GAUGES: tuple[tuple[str, str, RunStatus | None], ...] = (
@@ -87,3 +88,23 @@ def register_state(
     registry.register(gauges)
     register_build_info(registry)
     return gauges
+
+
+class RelayCounts:
+    """`steward_token_relay_chunks_total{outcome}`: text chunks this process's token
+    relay (store/token_relay.py) sent to other processes' followers, dropped (a fault:
+    tokens are best effort, the run goes on) and heard for its own followers."""
+
+    NAME = "steward_token_relay_chunks"
+
+    def __init__(self, relay: TokenRelay) -> None:
+        self.relay = relay
+
+    def describe(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(self.NAME, "Token relay chunks.", labels=["outcome"])
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self.NAME, "Token relay chunks.", labels=["outcome"])
+        for outcome in ("sent", "dropped", "heard"):
+            family.add_metric([outcome], self.relay.counts[outcome])
+        yield family

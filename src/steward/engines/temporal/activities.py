@@ -14,6 +14,9 @@ own. A child waiting on a person makes the root's activation end `waiting` on th
 child's approvals; the root's timer expires them (`expire` takes the tree's requests),
 a decision signals the root (TemporalRuns.decided), and the root's next activation
 enters the same child again. Cancelling the root cancels its tree (`cancel`).
+
+The model's text, as it streams, goes to the followers of the run's stream on any
+server over the token relay (store/token_relay.py, PostgreSQL), as a replica's does.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from steward.store.approvals import expire_approval, get_approval, overdue_appro
 from steward.store.database import Database
 from steward.store.journal import Journal
 from steward.store.runs import RunRow, get_run, run_tree
+from steward.store.token_relay import TokenRelay
 
 CANCELLED = "run.cancelled"
 
@@ -61,9 +65,17 @@ def _of_row(row: RunRow) -> Activation:
 class RunActivities:
     """One per worker process: its runner over the deployment's database and journal."""
 
-    def __init__(self, db: Database, journal: Journal, label: str = "production") -> None:
+    def __init__(
+        self,
+        db: Database,
+        journal: Journal,
+        label: str = "production",
+        relay: TokenRelay | None = None,
+    ) -> None:
+        """`relay`: where the model's text chunks go, for followers on the servers."""
         self.db = db
         self.journal = journal
+        self.relay = relay
         self.engine = EmbeddedEngine(db, journal)
         # delegate.* / handoff.* calls: the specialist version `label` points at, else
         # its newest on record
@@ -116,18 +128,19 @@ class RunActivities:
             raise ApplicationError(str(exc), type=exc.code, non_retryable=True) from exc
 
     async def _run_or_resume(self, agent: AgentRuntime, start: RunStart, reason: str) -> RunResult:
+        on_text = self.relay.sink(start.run_id) if self.relay is not None else None
         try:
             get_run(self.db, start.run_id)
         except NotFoundError:
             return await self.runner.run(
                 agent, start.text, run_id=start.run_id, tags=start.tags,
-                label=start.label, arm=start.arm,
+                label=start.label, arm=start.arm, on_text=on_text,
             )  # fmt: skip
         attempt = activity.info().attempt
         why = reason or "started"
         if attempt > 1:
             why = f"{why}; taken over by another worker (attempt {attempt})"
-        return await self.runner.resume(agent, start.run_id, why)
+        return await self.runner.resume(agent, start.run_id, why, on_text=on_text)
 
     def _expiry(self, result: RunResult) -> float | None:
         if result.status is not RunStatus.WAITING:

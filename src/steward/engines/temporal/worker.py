@@ -16,6 +16,7 @@ from steward.engines.temporal.activities import RunActivities
 from steward.engines.temporal.workflow import RunWorkflow
 from steward.store.database import Database
 from steward.store.journal import Journal
+from steward.store.token_relay import TokenRelay
 
 
 def build_worker(
@@ -26,10 +27,12 @@ def build_worker(
     task_queue: str = TASK_QUEUE,
     max_activations: int = 64,
     label: str = "production",
+    relay: TokenRelay | None = None,
 ) -> Worker:
     """`label`: the label whose version a delegation runs of a specialist (as the
-    servers' `--label`), else its newest version on record."""
-    activities = RunActivities(db, journal, label)
+    servers' `--label`), else its newest version on record. `relay`: the model's text
+    chunks go there, for the servers' followers (PostgreSQL)."""
+    activities = RunActivities(db, journal, label, relay)
     return Worker(
         client,
         task_queue=task_queue,
@@ -58,8 +61,13 @@ async def run_worker(
 ) -> None:
     """Run until `stop` is set (or the task is cancelled); activations still running
     are left to be resumed by another worker, never ended."""
-    worker = build_worker(client, db, journal, task_queue=task_queue, label=label)
+    relay = TokenRelay(db).start() if db.dialect == "postgresql" else None
+    worker = build_worker(client, db, journal, task_queue=task_queue, label=label, relay=relay)
     stop = stop or asyncio.Event()
-    async with worker:
-        with contextlib.suppress(asyncio.CancelledError):
-            await stop.wait()
+    try:
+        async with worker:
+            with contextlib.suppress(asyncio.CancelledError):
+                await stop.wait()
+    finally:
+        if relay is not None:
+            await asyncio.to_thread(relay.close)

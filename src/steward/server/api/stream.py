@@ -1,6 +1,12 @@
 """Server-Sent Events: a run's journal events as they commit, and the model's tokens as
 they stream. `Last-Event-ID` (a journal id) resumes a dropped stream without gaps;
-tokens are live only (the journal keeps each whole model turn)."""
+tokens are live only (the journal keeps each whole model turn).
+
+On PostgreSQL a run may be driven by another replica or a `steward worker`: its events
+come from the events table (store/watch.py), its tokens over the token relay
+(store/token_relay.py). A stream starts reading once the driving processes were told
+that the run is followed (RELAY_PATIENCE at most), so the text streamed from then on
+reaches it; what streamed before is in the journal's turns."""
 
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ from steward.store.runs import get_run
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 KEEPALIVE_SECONDS = 15.0
 PAGE = 500
+RELAY_PATIENCE = 1.0  # seconds a stream waits for the token relay to announce it
 
 
 def sse(event: str, data: Any, event_id: int | None = None) -> str:
@@ -52,6 +59,8 @@ async def stream_run(
         nonlocal after
         follower = service.follow(run_id)
         try:
+            if not follower.listening.is_set():
+                await asyncio.to_thread(follower.listening.wait, RELAY_PATIENCE)
             while True:
                 follower.news.clear()
                 tokens, follower.tokens[:] = list(follower.tokens), []
