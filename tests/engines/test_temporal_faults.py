@@ -373,3 +373,38 @@ async def test_a_queued_run_whose_server_died_before_starting_its_workflow_is_ad
         assert await service.recover() == []
     assert done.status is RunStatus.SUCCEEDED  # type: ignore[attr-defined]
     assert get_run(d.db, run_id).status == "succeeded"
+
+
+async def test_a_sweep_racing_a_live_starter_leaves_the_run_one_workflow(
+    d: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server's sweep adopts a queued run whose starter is alive but slow (between
+    putting the run on record and starting its workflow) once the grace has passed, not
+    before. The starter's own start then finds the workflow started, still answers with
+    the run, and the run runs once."""
+    from steward.server.service import RunService
+
+    agent = d.agent()
+    service = RunService(d.db, d.journal, {agent.name: agent}, d.runs)
+    service.remember_loaded()
+    real = d.runs._start_workflow
+    swept: list[list[str]] = []
+    started: list[bool] = []
+
+    async def slow_starter(start):  # type: ignore[no-untyped-def]
+        if swept:  # the sweep's adoption, inside the starter's pause
+            return await real(start)
+        swept.append(await service.take_over(grace_seconds=3600))  # within the grace
+        swept.append(await service.take_over(grace_seconds=0))  # the sweep wins the race
+        started.append(await real(start))
+        return started[-1]
+
+    monkeypatch.setattr(d.runs, "_start_workflow", slow_starter)
+    async with d.worker():
+        run_id = await service.start(agent.name, "Where is my order #10014?", {})
+        done = await d.settled(run_id)
+    assert swept == [[], [run_id]]
+    assert started == [False]  # the workflow existed: the starter's start was refused
+    assert done.status is RunStatus.SUCCEEDED  # type: ignore[attr-defined]
+    types = [entry.type for entry in read_journal(d.db, run_id)]
+    assert types.count("run.started") == 1 and types.count("run.finished") == 1, types

@@ -123,6 +123,37 @@ def test_a_run_in_flight_survives_a_server_stop_and_finishes_after_restart(
     assert CALLS == ["10042", "10042"]  # a read is simply asked again
 
 
+def test_a_sweep_takes_over_a_run_nobody_leases_only_where_leases_are_shared(
+    any_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run left `running` by a process that stopped, and a server that does not recover
+    at start: on PostgreSQL its sweep takes the run over (nobody holds its lease); on
+    SQLite (one server per database, no lease another process could show) the sweep
+    leaves it, since a `steward run` on the same file may be driving it."""
+    monkeypatch.setenv("STEWARD_TELEMETRY", "off")
+    monkeypatch.setitem(HOLD, "seconds", 60.0)
+    CALLS.clear()
+    token = create_key(any_db, name="ops", role=Role.ADMIN, by="test")[1]
+    world = World(any_db.url, any_db, {"Authorization": f"Bearer {token}"})
+    with TestClient(create_app(any_db.url, [slowpoke()], grace_seconds=0.2)) as client:
+        run_id = world.start_and_wait_for_the_tool(client)
+    assert get_run(any_db, run_id).status == "running"
+    HOLD["seconds"] = 0.0
+    app = create_app(any_db.url, [slowpoke()], sweep_seconds=0.1, recover=False)
+    with TestClient(app) as client:
+        if any_db.dialect == "postgresql":
+            world.wait_for(client, run_id, "succeeded")
+        else:
+            time.sleep(1.0)  # ten sweeps
+            assert get_run(any_db, run_id).status == "running"
+    resumed = [e.event for e in read_journal(any_db, run_id) if e.type == "run.resumed"]
+    if any_db.dialect == "postgresql":
+        assert [r.reason for r in resumed] == ["taken over from a process that stopped"]  # type: ignore[union-attr]
+        assert CALLS == ["10042", "10042"]
+    else:
+        assert resumed == [] and CALLS == ["10042"]
+
+
 def test_cancelling_a_run_while_its_tool_runs(world: World) -> None:
     url, db, headers = world.url, world.db, world.headers
     with TestClient(create_app(url, [slowpoke()])) as client:

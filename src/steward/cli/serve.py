@@ -37,6 +37,14 @@ def serve(
         "--recover/--no-recover",
         help="Resume runs a stopped server left running (one recovering server per database).",
     ),
+    sweep_seconds: float = typer.Option(
+        15.0,
+        "--sweep-seconds",
+        min=0.05,
+        max=3600.0,
+        help="How often the server expires overdue approvals and takes over runs that a "
+        "stopped or dead process left (a replica's, on PostgreSQL).",
+    ),
     label: str = typer.Option(
         "production",
         "--label",
@@ -130,6 +138,7 @@ def serve(
                 db_url(db),
                 agents,
                 recover=recover,
+                sweep_seconds=sweep_seconds,
                 sso=sso,
                 label=label,
                 mcp=gateway,

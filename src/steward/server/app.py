@@ -92,7 +92,8 @@ def create_app(
     a2a: A2AConfig | None = None,
 ) -> FastAPI:
     """The app over `db_url` serving `agents`. Every `sweep_seconds` it expires overdue
-    approvals and lets their runs finish. With `recover`, runs left `running` by a
+    approvals and lets their runs finish, and takes over the runs a dead process left
+    (RunService.take_over: on PostgreSQL, those nobody leases). With `recover`, runs left `running` by a
     stopped server resume at start (on PostgreSQL, not those another live replica
     drives: store/leases.py); on stop, runs in flight get `grace_seconds`. With
     `sso`, people may also sign in to the console through that OpenID provider. A new run

@@ -9,7 +9,10 @@ the run's lease (store/leases.py), so every replica may recover at start (a run 
 live replica drives is left to it), and followers hear of runs other replicas drive by
 watching the events table (store/watch.py), and get the model's text chunks of those
 runs (other replicas', and `steward worker`s') over the token relay
-(store/token_relay.py).
+(store/token_relay.py). A replica that dies is not waited for: every server's periodic
+sweep takes over the runs whose lease nobody holds (`take_over`), so its runs finish on
+a live replica within about one sweep interval; with a remote engine, the sweep starts
+the workflow of a run a dead server left queued.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -31,6 +35,7 @@ from steward.engines.cancel import cancel_tree
 from steward.engines.catalog import agent_for_run
 from steward.engines.embedded import EmbeddedEngine
 from steward.engines.labelled import LabelledAgents
+from steward.models.external import is_external
 from steward.orchestration import Delegator
 from steward.runtime import AgentRuntime, Runner, RunResult
 from steward.runtime.runner import RESUMED_ELSEWHERE, AgentDisabled, new_run_id
@@ -124,6 +129,7 @@ class RunService:
         self.approvals = ApprovalService(db, journal, self._resume_in_background)
         self.leases = RunLeases(db)
         self._seen: int | None = None  # the last event id the watcher read
+        self._has_workflow: set[str] = set()  # queued runs whose workflow exists (remote)
         journal.subscribe(self._on_commit)
         # PostgreSQL: text chunks of runs other processes drive, and of ours to them
         self.relay = TokenRelay(db, on_tokens=self._relayed, drives=remote is None).start()
@@ -200,14 +206,59 @@ class RunService:
         return len(overdue)
 
     async def sweep_forever(self, every_seconds: float) -> None:
-        """The server's sweeper: nobody has to run `steward approvals sweep` by hand, and
-        no run stays waiting behind a decided request."""
+        """The server's sweeper: nobody has to run `steward approvals sweep` by hand, no
+        run stays waiting behind a decided request, and what a process that stopped or
+        died left is taken over (`take_over`), all without a restart. A store fault is
+        logged, and the next sweep tries again."""
         while True:
             await asyncio.sleep(every_seconds)
-            try:
-                await self.sweep_expired()
-            except StewardError as exc:
-                log.warning("approval sweep failed: %s", exc)
+            for what, step in (
+                ("approval sweep", self.sweep_expired),
+                ("taking over runs", lambda: self.take_over(grace_seconds=every_seconds)),
+            ):
+                try:
+                    await step()
+                except StewardError as exc:
+                    log.warning("%s failed (the next sweep tries again): %s", what, exc)
+                except Exception as exc:  # the store or the engine, down for a moment
+                    log.warning("%s failed (the next sweep tries again): %r", what, exc)
+
+    async def take_over(self, grace_seconds: float) -> list[str]:
+        """Drive the runs a process that stopped or died left, while this one serves
+        (the sweep's part of recovery; `recover` is the start's). Returns their ids.
+
+        Shared leases (PostgreSQL): every resumable run (scope "all") whose lease no
+        process holds now: a dead replica's session, and its leases, are gone. The
+        runs leased by live processes are filtered out in one query (RunLeases.unheld),
+        not tried one by one; of the rest, each is driven only once its lease is taken
+        (fail closed: a lease that cannot be had drives nothing). A run of an agent with
+        `model: external` is its program's to drive and is left alone.
+        SQLite (one server per database): nothing here; a run `running` may be driven by
+        a `steward run` on the same file, which holds no lease this process could see.
+        Temporal: the queued runs on record for more than `grace_seconds` whose
+        workflow was never started (`_adopt_queued`)."""
+        if self.remote is not None:
+            return await self._adopt_queued(grace_seconds)
+        if not self.leases.shared:
+            return []
+        found = await asyncio.to_thread(resumable_runs, self.db, "all")
+        candidates = [
+            row.id for row in found if row.id not in self._tasks and not self._external(row)
+        ]
+        if not candidates:
+            return []
+        free = await asyncio.to_thread(self.leases.unheld, candidates)
+        for run_id in free:
+            if run_id not in self._tasks:  # started here meanwhile
+                self.resume_later(run_id, "taken over from a process that stopped")
+        return free
+
+    def _external(self, row: RunRow) -> bool:
+        """A run of a loaded agent its own program drives (steward.Run.attach)."""
+        loaded = self.agents.get(row.agent)
+        return (
+            loaded is not None and loaded.version == row.agent_version and is_external(loaded.model)
+        )
 
     def resume_later(self, run_id: str, reason: str) -> None:
         if self.remote is not None:  # the run's workflow drives it on
@@ -341,14 +392,21 @@ class RunService:
             return await self._adopt_queued()
         return await self._drive_resumable("all", "recovered after a server restart")
 
-    async def _adopt_queued(self) -> list[str]:
-        """Remote engine: start the workflow of every queued run whose starter died
-        between putting it on record and starting it (the engine has the others)."""
+    async def _adopt_queued(self, grace_seconds: float = 0.0) -> list[str]:
+        """Remote engine: start the workflow of every queued run, on record for more than
+        `grace_seconds`, whose starter died between putting it on record and starting
+        it (the engine has the others). A live starter racing this is harmless: the
+        workflow's id is the run's, and a second start of it is refused
+        (TemporalRuns._start_workflow), so the run has one workflow whoever wins. A run
+        whose workflow is known to exist is not asked about again while it is queued."""
         assert self.remote is not None
         found = await asyncio.to_thread(resumable_runs, self.db, "all")
+        before = time.time() - grace_seconds
+        queued = {row.id for row in found if row.status == "queued"}
+        self._has_workflow &= queued  # forget the runs that left the queue
         adopted = []
         for row in found:
-            if row.status != "queued":
+            if row.id not in queued or row.id in self._has_workflow or row.updated_at > before:
                 continue
             loaded = self.agents.get(row.agent)
             try:
@@ -359,6 +417,7 @@ class RunService:
                 )
                 if await self.remote.adopt(agent, row):
                     adopted.append(row.id)
+                self._has_workflow.add(row.id)
             except StewardError as exc:  # cannot be rebuilt here: another replica may
                 log.warning("run %s is queued and could not be adopted: %s", row.id, exc)
         return adopted

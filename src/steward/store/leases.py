@@ -4,9 +4,11 @@ A process drives a run only while it holds the run's lease: a session-level advi
 lock on one connection of its own, taken before the run is started or resumed and given
 back when the activation ends (the run waits, finishes, or the process stops). A process
 that dies loses its session, and PostgreSQL releases every lease it held at once: a
-replica starting then finds the run `running` or `queued` with nobody holding it, takes
-the lease and resumes it from its journal. A run whose lease another live process holds
-is left alone, so every replica may recover at start.
+replica starting, or any live replica's periodic sweep, then finds the run `running` or
+`queued` with nobody holding it, takes the lease and resumes it from its journal. A run
+whose lease another live process holds is left alone, so every replica may recover at
+start and sweep. `unheld` says in one query (pg_locks) which of many runs nobody leases,
+so a sweep does not try, one round trip each, the leases live replicas hold.
 
 On SQLite (one server per database) a lease is this process's own bookkeeping.
 """
@@ -16,15 +18,30 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections.abc import Iterable
 from typing import Any
+
+from sqlalchemy import text
 
 from steward.store.database import Database
 from steward.store.transient import is_transient, unavailable
 
 log = logging.getLogger("steward.store.leases")
 
-_TAKE = "SELECT pg_try_advisory_lock(hashtextextended(%s, 7431))"
-_GIVE = "SELECT pg_advisory_unlock(hashtextextended(%s, 7431))"
+# A run's lease: the advisory lock whose 64-bit key is the hash of its id (one definition
+# for taking, giving back and asking who holds leases now).
+_KEY = "hashtextextended({run_id}, 7431)"
+_TAKE = f"SELECT pg_try_advisory_lock({_KEY.format(run_id='%s')})"
+_GIVE = f"SELECT pg_advisory_unlock({_KEY.format(run_id='%s')})"
+# Which of the runs named are leased now, by any session of this database: pg_locks
+# shows a bigint advisory key as classid (high 32 bits) and objid (low), objsubid 1.
+_HELD = f"""
+SELECT run_id FROM unnest(CAST(:run_ids AS text[])) AS run_id
+WHERE {_KEY.format(run_id="run_id")} IN (
+    SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks
+    WHERE locktype = 'advisory' AND objsubid = 1 AND granted
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+)"""
 
 
 class RunLeases:
@@ -63,6 +80,27 @@ class RunLeases:
     def held(self) -> frozenset[str]:
         with self._lock:
             return frozenset(self._held)
+
+    def unheld(self, run_ids: Iterable[str]) -> list[str]:
+        """The runs of `run_ids` whose lease no process holds now (shared leases; with
+        leases of this process alone, those it does not hold): one query for them all,
+        so a sweep does not try each lease a live replica holds. A lease may be taken
+        between this answer and `take`, which still decides. StoreUnavailable when the
+        database cannot say: nobody may take over a run then. Blocking."""
+        wanted = list(dict.fromkeys(run_ids))
+        if not self.shared:
+            mine = self.held()
+            return [run_id for run_id in wanted if run_id not in mine]
+        if not wanted:
+            return []
+        try:
+            with self.db.reader.connect() as connection:
+                held = set(connection.execute(text(_HELD), {"run_ids": wanted}).scalars())
+        except Exception as exc:
+            if is_transient(exc):
+                raise unavailable(exc) from exc
+            raise
+        return [run_id for run_id in wanted if run_id not in held]
 
     def close(self) -> None:
         with self._lock:

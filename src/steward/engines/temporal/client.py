@@ -13,6 +13,7 @@ from temporalio.service import RPCError
 
 from steward.core.errors import StewardError
 from steward.core.events import RunFinished, RunQueued, RunStatus
+from steward.core.faults import crashpoint
 from steward.engines.catalog import rebuildable
 from steward.engines.embedded import EmbeddedEngine, EmbeddedStore
 from steward.engines.temporal import DEFAULT_ADDRESS, TASK_QUEUE
@@ -92,6 +93,7 @@ class TemporalRuns:
             RunQueued(agent.name, agent.version, masked, dict(tags or {}), kinds, label, arm)
         )
         await executor.durable()
+        crashpoint("run.queued")  # crash tests: on record, its workflow not started
         start = RunStart(
             run_id, agent.name, agent.version, masked, dict(tags or {}),
             agent.loaded.spec.limits.max_run_seconds, label, arm,
