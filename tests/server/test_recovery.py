@@ -154,6 +154,44 @@ def test_a_sweep_takes_over_a_run_nobody_leases_only_where_leases_are_shared(
         assert resumed == [] and CALLS == ["10042"]
 
 
+def test_a_store_fault_in_a_sweep_drives_nothing_and_the_next_sweep_takes_over(
+    postgres_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the store cannot say who holds leases, the sweep drives no run (fail closed)
+    and the server goes on sweeping; once it can, the run nobody leases is taken over."""
+    from steward.core.errors import StoreUnavailable
+    from steward.store.leases import RunLeases
+
+    monkeypatch.setenv("STEWARD_TELEMETRY", "off")
+    monkeypatch.setitem(HOLD, "seconds", 60.0)
+    CALLS.clear()
+    token = create_key(postgres_db, name="ops", role=Role.ADMIN, by="test")[1]
+    world = World(postgres_db.url, postgres_db, {"Authorization": f"Bearer {token}"})
+    with TestClient(create_app(postgres_db.url, [slowpoke()], grace_seconds=0.2)) as client:
+        run_id = world.start_and_wait_for_the_tool(client)
+    HOLD["seconds"] = 0.0
+    faults = {"left": 5, "asked": 0}
+    unheld = RunLeases.unheld
+
+    def faulty(self: RunLeases, run_ids: Any) -> list[str]:
+        faults["asked"] += 1
+        if faults["left"] > 0:
+            faults["left"] -= 1
+            raise StoreUnavailable("the store is unavailable: a test's fault")
+        return unheld(self, run_ids)
+
+    monkeypatch.setattr(RunLeases, "unheld", faulty)
+    app = create_app(postgres_db.url, [slowpoke()], sweep_seconds=0.1, recover=False)
+    with TestClient(app) as client:
+        deadline = time.monotonic() + 10
+        while faults["left"] > 0:
+            assert get_run(postgres_db, run_id).status == "running" and CALLS == ["10042"]
+            assert time.monotonic() < deadline, "the sweep stopped after a fault"
+            time.sleep(0.02)
+        world.wait_for(client, run_id, "succeeded")
+    assert faults["asked"] > 5 and CALLS == ["10042", "10042"]
+
+
 def test_cancelling_a_run_while_its_tool_runs(world: World) -> None:
     url, db, headers = world.url, world.db, world.headers
     with TestClient(create_app(url, [slowpoke()])) as client:

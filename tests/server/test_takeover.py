@@ -9,6 +9,7 @@ chain verifies. A run a live replica drives is never taken from it by a sweep.""
 from __future__ import annotations
 
 import contextlib
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import pytest
 from steward.security.keys import Role
 from steward.store import Database
 from steward.store.keys import create_key
-from steward.store.runs import read_journal
+from steward.store.runs import list_runs, read_journal
 from steward.testing.served import (
     HOLD_ENV,
     ServedProcess,
@@ -28,6 +29,8 @@ from steward.testing.served import (
     crash_desk_spec,
     refunds_by_run,
 )
+
+from .served import STEWARD
 
 SMALL_REFUND = "Please refund $20 on order #10114, the strap broke."  # autonomous
 SWEEP = 0.3  # B's sweep interval (seconds)
@@ -150,3 +153,33 @@ def test_a_sweep_leaves_alone_the_runs_a_live_replica_drives(pair: Pair) -> None
         types = pair.types(run_id)
         assert "run.resumed" not in types, types
         assert len(pair.tool_events(run_id, "tool.succeeded", "hold")) == 1
+
+
+@pytest.mark.slow
+def test_a_sweep_leaves_alone_a_run_the_command_line_drives(pair: Pair) -> None:
+    """`steward run` on the same PostgreSQL database holds its run's lease while it
+    drives it: B's sweeps, many while the run's tool holds, never take it over."""
+    pair.hold.touch()
+    command = subprocess.Popen(
+        [str(STEWARD), "run", str(pair.b.spec), "--input", "hold the line"],
+        env=pair.b.env(**{HOLD_ENV: str(pair.hold)}), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not (found := list_runs(pair.db)):
+            assert time.monotonic() < deadline and command.poll() is None, "no run started"
+            time.sleep(0.05)
+        [run] = found
+        time.sleep(8 * SWEEP)
+        pair.hold.unlink()
+        out, _ = command.communicate(timeout=30)
+        assert command.returncode == 0, out
+    finally:
+        if command.poll() is None:
+            command.kill()
+            command.wait()
+    types = pair.types(run.id)
+    assert "run.resumed" not in types, types
+    assert types.count("run.finished") == 1, types
+    assert len(pair.tool_events(run.id, "tool.succeeded", "hold")) == 1

@@ -74,6 +74,7 @@ def _decide(
     from steward.engines.embedded import EmbeddedEngine
     from steward.orchestration import Delegator
     from steward.runtime import Runner
+    from steward.store.leases import holding
 
     who = acting_as(db, token)
     results: list[RunResult] = []
@@ -89,7 +90,13 @@ def _decide(
                 if not as_json:
                     console.print(f"[yellow]not resumed:[/] {exc}")
                 return
-            results.append(await runner.resume(agent, run_id, reason))
+            # the run's lease while this process drives it (store/leases.py)
+            with holding(db, run_id) as mine:
+                if not mine:
+                    if not as_json:
+                        console.print(f"[yellow]not resumed:[/] run {run_id} is driven elsewhere")
+                    return
+                results.append(await runner.resume(agent, run_id, reason))
 
         service = ApprovalService(db, journal, inline)
         if as_json:

@@ -80,8 +80,10 @@ def run(
         from steward.engines.embedded import EmbeddedEngine
         from steward.orchestration import Delegator
         from steward.runtime import AgentRuntime, Runner, build_agent
+        from steward.runtime.runner import new_run_id
         from steward.security.keys import Permission
         from steward.spec import load_spec
+        from steward.store.leases import holding
 
         loaded = load_spec(file)
         database = open_db(db, create=True)
@@ -100,14 +102,19 @@ def run(
             sys.stdout.write(piece)
             sys.stdout.flush()
 
-        with journal_for(database) as journal:
+        run_id = new_run_id()
+        # its lease, held while this process drives it (given back after the journal
+        # closes): no server's sweep takes it over
+        with holding(database, run_id), journal_for(database) as journal:
             runner = Runner(
                 EmbeddedEngine(database, journal), delegation=Delegator(specialist, database)
             )
             for each in given.values():  # on record, so a later resume finds them by name
                 runner.remember_version(each)
             result = run_async(
-                lambda: runner.run(agent, text, tags=tags, on_text=show if stream else None)
+                lambda: runner.run(
+                    agent, text, run_id=run_id, tags=tags, on_text=show if stream else None
+                )
             )
         if stream:
             sys.stdout.write("\n")
@@ -226,16 +233,20 @@ def resume(
 ) -> None:
     """Resume a waiting or interrupted run from its journal."""
     with handled():
+        from steward.core.errors import ConflictError
         from steward.engines.catalog import agent_for_run
         from steward.engines.embedded import EmbeddedEngine
         from steward.orchestration import Delegator
         from steward.runtime import Runner
+        from steward.store.leases import holding
         from steward.store.runs import root_of
 
         database = open_db(db)
         run_id = root_of(database, run_id)  # a run tree is driven from its root
         agent = agent_for_run(database, run_id)
-        with journal_for(database) as journal:
+        with holding(database, run_id) as mine, journal_for(database) as journal:
+            if not mine:
+                raise ConflictError(f"run {run_id} is driven by another process (it holds the run)")
             result = run_async(
                 lambda: Runner(
                     EmbeddedEngine(database, journal), delegation=Delegator(None, database)

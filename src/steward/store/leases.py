@@ -10,6 +10,10 @@ whose lease another live process holds is left alone, so every replica may recov
 start and sweep. `unheld` says in one query (pg_locks) which of many runs nobody leases,
 so a sweep does not try, one round trip each, the leases live replicas hold.
 
+A command-line process that drives a run (`steward run`, `steward runs resume`, an
+approval resumed inline) holds its lease too (`holding`), so that no server's sweep
+takes over a run it drives.
+
 On SQLite (one server per database) a lease is this process's own bookkeeping.
 """
 
@@ -18,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from sqlalchemy import text
@@ -145,3 +149,15 @@ class RunLeases:
         driver: Any = pooled.dbapi_connection
         driver.autocommit = True
         return driver
+
+
+@contextlib.contextmanager
+def holding(db: Database, run_id: str) -> Iterator[bool]:
+    """The run's lease for this process while the block runs (a command driving one run);
+    yields False when another process holds it: the block must not drive the run then.
+    Blocking (a command's thread, not an event loop's)."""
+    leases = RunLeases(db)
+    try:
+        yield leases.take(run_id)
+    finally:
+        leases.close()  # its session ends: the lease goes back

@@ -22,9 +22,10 @@ from steward.store.runs import RunRow, run_row
 from steward.store.schema import approvals, runs
 
 # "all": queued, running and unblocked waiting runs (a server's start, when no other
-# process drives runs of this database); "unblocked": only waiting runs none of whose
-# approvals is still pending (the periodic sweep: queued and running runs may belong to
-# a process that is alive and driving them).
+# process drives runs of this database, or whose leases say which ones it drives:
+# store/leases.py); "unblocked": only waiting runs none of whose approvals is still
+# pending (the periodic sweep where leases are not shared: queued and running runs may
+# belong to a process that is alive and driving them).
 Scope = Literal["all", "unblocked"]
 
 
