@@ -20,10 +20,12 @@ from steward.demo.tools import reset_systems, support_tools
 from steward.engines.embedded import EmbeddedEngine
 from steward.orchestration import Delegator
 from steward.runtime import AgentRuntime, Runner, RunResult, build_agent
+from steward.runtime.runner import new_run_id
 from steward.spec import LoadedSpec, load_spec_text
 from steward.store.chain import VerifyReport, verify_chain
 from steward.store.database import Database
 from steward.store.journal import Journal
+from steward.store.leases import RunLeases
 from steward.store.runs import read_journal, run_tree
 
 # How the demo starts a run and waits until it finishes or waits for a person: the
@@ -131,11 +133,18 @@ async def run_demo(
         recorder = Runner(EmbeddedEngine(db, journal))
         for specialist in specialists:
             recorder.remember_version(specialist)
+    leases: RunLeases | None = None
     if drive is None:
         runner = Runner(EmbeddedEngine(db, journal), delegation=delegation)
+        held = leases = RunLeases(db)  # each run's, while this process drives it
 
         async def drive(agent: AgentRuntime, text: str, tags: dict[str, str]) -> RunResult:
-            return await runner.run(agent, text, tags=tags)
+            run_id = new_run_id()
+            await asyncio.to_thread(held.take, run_id)  # a new id: free
+            try:
+                return await runner.run(agent, text, run_id=run_id, tags=tags)
+            finally:
+                await asyncio.to_thread(held.give_back, run_id)
 
     gate = asyncio.Semaphore(concurrency)
     loop = asyncio.get_running_loop()
@@ -156,6 +165,8 @@ async def run_demo(
             journal.close()
         else:
             await journal.flush()
+        if leases is not None:
+            leases.close()
     report.wall_seconds = loop.time() - began
     if multi_agent:  # each ticket's outcome from its whole run tree, now on record
         report.results = await asyncio.to_thread(

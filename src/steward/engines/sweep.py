@@ -1,13 +1,15 @@
 """Expire approvals nobody decided in time, and resume every run no pending approval
 holds back: the gate denies an expired approval (`approval.expired`) and the agent
 answers without it; a run whose decided approval was never acted on (its resume was lost
-to a crash) goes on as decided."""
+to a crash) goes on as decided. Each run is driven holding its lease (store/leases.py):
+one another process holds is left to it."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
-from steward.core.errors import StewardError
+from steward.core.errors import ConflictError, StewardError
 from steward.engines.catalog import agent_for_run
 from steward.engines.embedded import EmbeddedEngine
 from steward.orchestration.service import Delegator
@@ -16,6 +18,7 @@ from steward.runtime.runner import Runner, RunResult
 from steward.store.approvals import expire_approval, overdue_approvals
 from steward.store.database import Database
 from steward.store.journal import Journal
+from steward.store.leases import RunLeases
 from steward.store.recovery import resumable_runs
 
 
@@ -30,11 +33,25 @@ async def resume_expired(
     # one agent per stored version, as a server keeps its loaded agents: rebuilding it
     # (YAML, policy, tools) for every run cost more than resuming the run
     built: dict[tuple[str, str], AgentRuntime] = {}
-    for run in resumable_runs(db, "unblocked", now=moment):
-        try:
-            version = (run.agent, run.agent_version)
-            agent = built.get(version) or built.setdefault(version, agent_for_run(db, run.id))
-            results.append(await runner.resume(agent, run.id, "swept: no approval holds it back"))
-        except StewardError as exc:  # a run we cannot rebuild stays waiting
-            results.append(exc)
+    leases = RunLeases(db)  # each run's, while this process drives it (store/leases.py)
+    try:
+        for run in resumable_runs(db, "unblocked", now=moment):
+            try:
+                if not await asyncio.to_thread(leases.take, run.id):
+                    results.append(ConflictError(f"run {run.id} is driven by another process"))
+                    continue
+                try:
+                    version = (run.agent, run.agent_version)
+                    agent = built.get(version) or built.setdefault(
+                        version, agent_for_run(db, run.id)
+                    )
+                    results.append(
+                        await runner.resume(agent, run.id, "swept: no approval holds it back")
+                    )
+                finally:
+                    await asyncio.to_thread(leases.give_back, run.id)
+            except StewardError as exc:  # a run we cannot rebuild stays waiting
+                results.append(exc)
+    finally:
+        leases.close()
     return results

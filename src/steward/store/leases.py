@@ -10,9 +10,9 @@ whose lease another live process holds is left alone, so every replica may recov
 start and sweep. `unheld` says in one query (pg_locks) which of many runs nobody leases,
 so a sweep does not try, one round trip each, the leases live replicas hold.
 
-A command-line process that drives a run (`steward run`, `steward runs resume`, an
-approval resumed inline) holds its lease too (`holding`), so that no server's sweep
-takes over a run it drives.
+A command-line process that drives runs (`steward run`, `steward runs resume`, an
+approval resumed inline: `holding`; `steward approvals sweep`, `steward demo`) holds
+their leases too, so that no server's sweep takes over a run it drives.
 
 On SQLite (one server per database) a lease is this process's own bookkeeping.
 """
