@@ -183,3 +183,40 @@ def test_a_sweep_leaves_alone_a_run_the_command_line_drives(pair: Pair) -> None:
     assert "run.resumed" not in types, types
     assert types.count("run.finished") == 1, types
     assert len(pair.tool_events(run.id, "tool.succeeded", "hold")) == 1
+
+
+EXTERNAL_SPEC = """\
+name: outside
+model: external
+tools: [lookup_order]
+decision_authority:
+  autonomous: [lookup_order]
+"""
+
+
+async def test_a_sweep_leaves_a_run_its_own_program_drives_and_asks_once(
+    postgres_db: Database, tmp_path: Path
+) -> None:
+    """A run of an agent with `model: external` is driven by its program (steward.Run),
+    which holds no lease: a sweep that finds it (its agent not loaded by this server)
+    does not drive it, and does not ask about that agent version's runs again."""
+    import steward
+    from steward.server.service import RunService
+    from steward.store import Journal
+
+    folder = tmp_path / "agents"
+    folder.mkdir()
+    (folder / "outside.yaml").write_text(EXTERNAL_SPEC, encoding="utf-8")
+    async with steward.open(postgres_db.url, specs=folder) as st:
+        run = await st.start_run("outside", "where is order 10056?")
+        journal = Journal(postgres_db)
+        service = RunService(postgres_db, journal, {})
+        try:
+            assert await service.take_over(grace_seconds=0) == [run.id]
+            await service.wait_idle()
+            assert await service.take_over(grace_seconds=0) == []
+        finally:
+            await service.shutdown(0)
+            journal.close()
+        types = [entry.type for entry in read_journal(postgres_db, run.id)]
+        assert "run.resumed" not in types and "run.finished" not in types, types

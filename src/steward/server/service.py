@@ -35,7 +35,7 @@ from steward.engines.cancel import cancel_tree
 from steward.engines.catalog import agent_for_run
 from steward.engines.embedded import EmbeddedEngine
 from steward.engines.labelled import LabelledAgents
-from steward.models.external import is_external
+from steward.models.external import EXTERNAL_CODE, is_external
 from steward.orchestration import Delegator
 from steward.runtime import AgentRuntime, Runner, RunResult
 from steward.runtime.runner import RESUMED_ELSEWHERE, AgentDisabled, new_run_id
@@ -130,6 +130,7 @@ class RunService:
         self.leases = RunLeases(db)
         self._seen: int | None = None  # the last event id the watcher read
         self._has_workflow: set[str] = set()  # queued runs whose workflow exists (remote)
+        self._external_versions: set[tuple[str, str]] = set()  # (agent, version) external
         journal.subscribe(self._on_commit)
         # PostgreSQL: text chunks of runs other processes drive, and of ours to them
         self.relay = TokenRelay(db, on_tokens=self._relayed, drives=remote is None).start()
@@ -248,13 +249,26 @@ class RunService:
         if not candidates:
             return []
         free = await asyncio.to_thread(self.leases.unheld, candidates)
+        versions = {row.id: (row.agent, row.agent_version) for row in found}
         for run_id in free:
             if run_id not in self._tasks:  # started here meanwhile
-                self.resume_later(run_id, "taken over from a process that stopped")
+                self._spawn(run_id, self._taking_over(run_id, versions[run_id]))
         return free
 
+    def _taking_over(self, run_id: str, version: tuple[str, str]) -> Callable[[], Any]:
+        async def activation() -> RunResult:
+            result = await self._resume(run_id, "taken over from a process that stopped")
+            if result.reason_code == EXTERNAL_CODE:  # not ours to drive: not asked again
+                self._external_versions.add(version)
+            return result
+
+        return activation
+
     def _external(self, row: RunRow) -> bool:
-        """A run of a loaded agent its own program drives (steward.Run.attach)."""
+        """A run of an agent its own program drives (steward.Run.attach): a loaded one, or
+        a version a takeover found to be one."""
+        if (row.agent, row.agent_version) in self._external_versions:
+            return True
         loaded = self.agents.get(row.agent)
         return (
             loaded is not None and loaded.version == row.agent_version and is_external(loaded.model)
