@@ -126,8 +126,8 @@ def test_a_run_in_flight_survives_a_server_stop_and_finishes_after_restart(
 def test_a_sweep_takes_over_a_run_nobody_leases_only_where_leases_are_shared(
     any_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A run left `running` by a process that stopped, and a server that does not recover
-    at start: on PostgreSQL its sweep takes the run over (nobody holds its lease); on
+    """A server already up when another process leaves a run `running` (it stopped): on
+    PostgreSQL the first server's sweep takes the run over (nobody holds its lease); on
     SQLite (one server per database, no lease another process could show) the sweep
     leaves it, since a `steward run` on the same file may be driving it."""
     monkeypatch.setenv("STEWARD_TELEMETRY", "off")
@@ -135,12 +135,14 @@ def test_a_sweep_takes_over_a_run_nobody_leases_only_where_leases_are_shared(
     CALLS.clear()
     token = create_key(any_db, name="ops", role=Role.ADMIN, by="test")[1]
     world = World(any_db.url, any_db, {"Authorization": f"Bearer {token}"})
-    with TestClient(create_app(any_db.url, [slowpoke()], grace_seconds=0.2)) as client:
-        run_id = world.start_and_wait_for_the_tool(client)
-    assert get_run(any_db, run_id).status == "running"
-    HOLD["seconds"] = 0.0
-    app = create_app(any_db.url, [slowpoke()], sweep_seconds=0.1, recover=False)
-    with TestClient(app) as client:
+    sweeper = create_app(any_db.url, [slowpoke()], sweep_seconds=0.1)
+    with TestClient(sweeper) as client:
+        other = create_app(any_db.url, [slowpoke()], grace_seconds=0.2, recover=False)
+        with TestClient(other) as elsewhere:
+            run_id = world.start_and_wait_for_the_tool(elsewhere)
+            time.sleep(0.5)  # five sweeps while the other process drives it: left to it
+        assert get_run(any_db, run_id).status == "running"
+        HOLD["seconds"] = 0.0
         if any_db.dialect == "postgresql":
             world.wait_for(client, run_id, "succeeded")
         else:
@@ -167,22 +169,25 @@ def test_a_store_fault_in_a_sweep_drives_nothing_and_the_next_sweep_takes_over(
     CALLS.clear()
     token = create_key(postgres_db, name="ops", role=Role.ADMIN, by="test")[1]
     world = World(postgres_db.url, postgres_db, {"Authorization": f"Bearer {token}"})
-    with TestClient(create_app(postgres_db.url, [slowpoke()], grace_seconds=0.2)) as client:
-        run_id = world.start_and_wait_for_the_tool(client)
-    HOLD["seconds"] = 0.0
-    faults = {"left": 5, "asked": 0}
+    faults = {"armed": False, "left": 5, "asked": 0}
     unheld = RunLeases.unheld
 
     def faulty(self: RunLeases, run_ids: Any) -> list[str]:
-        faults["asked"] += 1
-        if faults["left"] > 0:
-            faults["left"] -= 1
-            raise StoreUnavailable("the store is unavailable: a test's fault")
+        if faults["armed"]:
+            faults["asked"] += 1
+            if faults["left"] > 0:
+                faults["left"] -= 1
+                raise StoreUnavailable("the store is unavailable: a test's fault")
         return unheld(self, run_ids)
 
     monkeypatch.setattr(RunLeases, "unheld", faulty)
-    app = create_app(postgres_db.url, [slowpoke()], sweep_seconds=0.1, recover=False)
-    with TestClient(app) as client:
+    sweeper = create_app(postgres_db.url, [slowpoke()], sweep_seconds=0.1)
+    with TestClient(sweeper) as client:
+        other = create_app(postgres_db.url, [slowpoke()], grace_seconds=0.2, recover=False)
+        with TestClient(other) as elsewhere:
+            run_id = world.start_and_wait_for_the_tool(elsewhere)
+        HOLD["seconds"] = 0.0
+        faults["armed"] = True
         deadline = time.monotonic() + 10
         while faults["left"] > 0:
             assert get_run(postgres_db, run_id).status == "running" and CALLS == ["10042"]
@@ -190,6 +195,27 @@ def test_a_store_fault_in_a_sweep_drives_nothing_and_the_next_sweep_takes_over(
             time.sleep(0.02)
         world.wait_for(client, run_id, "succeeded")
     assert faults["asked"] > 5 and CALLS == ["10042", "10042"]
+    resumed = [e.event for e in read_journal(postgres_db, run_id) if e.type == "run.resumed"]
+    assert len(resumed) == 1
+
+
+def test_a_server_started_without_recovery_takes_nothing_over(
+    postgres_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--no-recover: neither at start nor in its sweeps does the server drive a run
+    another process left."""
+    monkeypatch.setenv("STEWARD_TELEMETRY", "off")
+    monkeypatch.setitem(HOLD, "seconds", 60.0)
+    CALLS.clear()
+    token = create_key(postgres_db, name="ops", role=Role.ADMIN, by="test")[1]
+    world = World(postgres_db.url, postgres_db, {"Authorization": f"Bearer {token}"})
+    with TestClient(create_app(postgres_db.url, [slowpoke()], grace_seconds=0.2)) as client:
+        run_id = world.start_and_wait_for_the_tool(client)
+    HOLD["seconds"] = 0.0
+    passive = create_app(postgres_db.url, [slowpoke()], sweep_seconds=0.1, recover=False)
+    with TestClient(passive):
+        time.sleep(1.0)  # ten sweeps
+    assert get_run(postgres_db, run_id).status == "running" and CALLS == ["10042"]
 
 
 def test_cancelling_a_run_while_its_tool_runs(world: World) -> None:

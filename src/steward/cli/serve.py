@@ -35,7 +35,8 @@ def serve(
     recover: bool = typer.Option(
         True,
         "--recover/--no-recover",
-        help="Resume runs a stopped server left running (one recovering server per database).",
+        help="Resume runs a stopped server left running, at start and (on PostgreSQL, those "
+        "nobody leases) at each sweep; one recovering server per SQLite database.",
     ),
     sweep_seconds: float = typer.Option(
         15.0,

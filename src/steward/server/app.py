@@ -92,10 +92,11 @@ def create_app(
     a2a: A2AConfig | None = None,
 ) -> FastAPI:
     """The app over `db_url` serving `agents`. Every `sweep_seconds` it expires overdue
-    approvals and lets their runs finish, and takes over the runs a dead process left
-    (RunService.take_over: on PostgreSQL, those nobody leases). With `recover`, runs left `running` by a
+    approvals and lets their runs finish. With `recover`, runs left `running` by a
     stopped server resume at start (on PostgreSQL, not those another live replica
-    drives: store/leases.py); on stop, runs in flight get `grace_seconds`. With
+    drives: store/leases.py), and each sweep takes over the runs a dead process left
+    (RunService.take_over: on PostgreSQL, those nobody leases; with `temporal`, queued
+    runs whose workflow never started); on stop, runs in flight get `grace_seconds`. With
     `sso`, people may also sign in to the console through that OpenID provider. A new run
     executes the version `label` points at, for agents that have that label. With
     `temporal`, `steward worker`s drive the runs as Temporal workflows instead. With `mcp`, the MCP gateway
@@ -127,7 +128,9 @@ def create_app(
             log.warning("could not record the loaded agents' versions: %s", exc)
         app.state.service = service
         app.state.registry = registry
-        sweeper = asyncio.create_task(service.sweep_forever(sweep_seconds), name="steward-sweep")
+        sweeper = asyncio.create_task(
+            service.sweep_forever(sweep_seconds, take_over=recover), name="steward-sweep"
+        )
         watcher = asyncio.create_task(service.watch_forever(), name="steward-watch")
         if recover:
             await service.recover()

@@ -206,16 +206,21 @@ class RunService:
         await self._drive_resumable("unblocked", "its approvals were decided")
         return len(overdue)
 
-    async def sweep_forever(self, every_seconds: float) -> None:
+    async def sweep_forever(self, every_seconds: float, take_over: bool = True) -> None:
         """The server's sweeper: nobody has to run `steward approvals sweep` by hand, no
-        run stays waiting behind a decided request, and what a process that stopped or
-        died left is taken over (`take_over`), all without a restart. A store fault is
-        logged, and the next sweep tries again."""
+        run stays waiting behind a decided request, and (with `take_over`) what a process
+        that stopped or died left is taken over (`take_over`), all without a restart. A
+        store fault is logged, and the next sweep tries again."""
+
+        async def taking_over() -> None:
+            if take_over:
+                await self.take_over(grace_seconds=every_seconds)
+
         while True:
             await asyncio.sleep(every_seconds)
             for what, step in (
                 ("approval sweep", self.sweep_expired),
-                ("taking over runs", lambda: self.take_over(grace_seconds=every_seconds)),
+                ("taking over runs", taking_over),
             ):
                 try:
                     await step()
