@@ -218,6 +218,49 @@ def test_a_server_started_without_recovery_takes_nothing_over(
     assert get_run(postgres_db, run_id).status == "running" and CALLS == ["10042"]
 
 
+def test_a_server_whose_lease_session_died_stops_a_run_another_process_took_over(
+    postgres_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replica's lease session dies (the database ended it) while it drives a run, and
+    another process takes the run's lease before this one can hold it again: the run has
+    another driver, so this server stops driving it (as at a shutdown: `running`, nothing
+    cancelled), and drives it again once nobody holds it. The tool ran once per driver;
+    before, both would have driven the run until one ended."""
+    import psycopg
+
+    monkeypatch.setenv("STEWARD_TELEMETRY", "off")
+    monkeypatch.setitem(HOLD, "seconds", 60.0)
+    CALLS.clear()
+    token = create_key(postgres_db, name="ops", role=Role.ADMIN, by="test")[1]
+    world = World(postgres_db.url, postgres_db, {"Authorization": f"Bearer {token}"})
+    app = create_app(postgres_db.url, [slowpoke()], sweep_seconds=0.1, grace_seconds=0.2)
+    dsn = postgres_db.writer.url.set(drivername="postgresql").render_as_string(False)
+    with TestClient(app) as client, psycopg.connect(dsn, autocommit=True) as other:
+        service = app.state.service
+        run_id = world.start_and_wait_for_the_tool(client)
+        task = service._tasks[run_id]
+        pid = service.leases._connection.info.backend_pid
+        other.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        took = other.execute(
+            "SELECT pg_try_advisory_lock(hashtextextended(%s, 7431))", (run_id,)
+        ).fetchone()
+        assert took == (True,)  # the session's leases went with it: another process has it
+        deadline = time.monotonic() + 10
+        while not task.done():
+            assert time.monotonic() < deadline, "the server kept driving a run it lost"
+            time.sleep(0.02)
+        assert get_run(postgres_db, run_id).status == "running"
+        assert CALLS == ["10042"]
+        time.sleep(0.5)  # five sweeps: the lease is held elsewhere, the run is left to it
+        assert run_id not in service._tasks and CALLS == ["10042"]
+        HOLD["seconds"] = 0.0
+        other.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 7431))", (run_id,))
+        world.wait_for(client, run_id, "succeeded")
+    assert CALLS == ["10042", "10042"]
+    kinds = [e.type for e in read_journal(postgres_db, run_id)]
+    assert "run.cancelled" not in kinds and kinds.count("run.finished") == 1
+
+
 def test_cancelling_a_run_while_its_tool_runs(world: World) -> None:
     url, db, headers = world.url, world.db, world.headers
     with TestClient(create_app(url, [slowpoke()])) as client:

@@ -57,6 +57,7 @@ log = logging.getLogger("steward.server")
 START_PATIENCE = 2.0
 # How often a server with followers looks for events other processes committed.
 WATCH_SECONDS = 0.1
+LEASE_CHECK_SECONDS = 2.0  # how often a server asks its lease session is alive
 
 
 class RemoteRuns(Protocol):
@@ -210,24 +211,47 @@ class RunService:
         """The server's sweeper: nobody has to run `steward approvals sweep` by hand, no
         run stays waiting behind a decided request, and (with `take_over`) what a process
         that stopped or died left is taken over (`take_over`), all without a restart. A
-        store fault is logged, and the next sweep tries again."""
+        store fault is logged, and the next sweep tries again. Between sweeps, at most
+        every LEASE_CHECK_SECONDS, it checks this process still holds the leases of the
+        runs it drives (`stop_lost_runs`)."""
 
         async def taking_over() -> None:
             if take_over:
                 await self.take_over(grace_seconds=every_seconds)
 
+        tick = min(every_seconds, LEASE_CHECK_SECONDS)
+        next_sweep = asyncio.get_running_loop().time() + every_seconds
         while True:
-            await asyncio.sleep(every_seconds)
-            for what, step in (
-                ("approval sweep", self.sweep_expired),
-                ("taking over runs", taking_over),
-            ):
+            await asyncio.sleep(tick)
+            steps: list[tuple[str, Callable[[], Any]]] = [("checking leases", self.stop_lost_runs)]
+            if asyncio.get_running_loop().time() >= next_sweep:
+                next_sweep += every_seconds
+                steps += [("approval sweep", self.sweep_expired), ("taking over runs", taking_over)]
+            for what, step in steps:
                 try:
                     await step()
                 except StewardError as exc:
                     log.warning("%s failed (the next sweep tries again): %s", what, exc)
                 except Exception as exc:  # the store or the engine, down for a moment
                     log.warning("%s failed (the next sweep tries again): %r", what, exc)
+
+    async def stop_lost_runs(self) -> list[str]:
+        """Stop driving the runs whose lease this process lost (its lease session died and
+        another replica's sweep took them over meanwhile): each stops as at a shutdown,
+        `running` with what it recorded, for the process that holds its lease now.
+        Without this a run could have two drivers until one ended. Returns their ids."""
+        if not self.leases.shared:
+            return []
+        lost = await asyncio.to_thread(self.leases.verify)
+        stopped = []
+        for run_id in sorted(lost):
+            task = self._tasks.get(run_id)
+            if task is not None and not task.done():
+                log.error("run %s: its lease was lost; another process drives it now, "
+                          "this one stops", run_id)  # fmt: skip
+                task.cancel(SHUTDOWN)
+                stopped.append(run_id)
+        return stopped
 
     async def take_over(self, grace_seconds: float) -> list[str]:
         """Drive the runs a process that stopped or died left, while this one serves

@@ -54,6 +54,7 @@ class RunLeases:
         self.shared = db.dialect == "postgresql"  # other processes may drive its runs
         self._lock = threading.Lock()
         self._held: set[str] = set()
+        self._lost: set[str] = set()  # leases a lost session took with it, another holds now
         self._connection: Any = None  # the driver's connection holding the leases
 
     def take(self, run_id: str) -> bool:
@@ -80,6 +81,22 @@ class RunLeases:
             if self.shared:
                 with contextlib.suppress(Exception):  # a lost session released it anyway
                     self._ask(_GIVE, run_id)
+
+    def verify(self) -> frozenset[str]:
+        """The runs whose lease this process lost since it last asked: its session died
+        and, by the time a new one asked for them again, another process held them (a
+        replica's sweep took the run over). Whoever drives one of them here must stop:
+        the run has another driver. Asks the session once (a round trip), so a dead one
+        is found within the caller's cadence, not only at the next take. Blocking."""
+        with self._lock:
+            if self.shared and self._held:
+                try:
+                    self._ping()
+                except Exception:  # the session died, and every lease it held with it
+                    with contextlib.suppress(Exception):  # unreachable: asked next time
+                        self._reconnect()
+            lost, self._lost = frozenset(self._lost), set()
+            return lost
 
     def held(self) -> frozenset[str]:
         with self._lock:
@@ -131,9 +148,20 @@ class RunLeases:
         finally:
             cursor.close()
 
+    def _ping(self) -> None:
+        if self._connection is None:
+            raise ConnectionError("no lease session")
+        cursor = self._connection.cursor()
+        try:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+        finally:
+            cursor.close()
+
     def _reconnect(self) -> None:
-        """A new session, holding again what the last one held (or saying which lease
-        another process took meanwhile: that run now has two drivers until one ends)."""
+        """A new session, holding again what the last one held. A lease another process
+        took meanwhile is no longer this process's: it goes to `_lost`, for `verify` to
+        report, so its activation here stops (the run has another driver)."""
         broken, self._connection = self._connection, None
         if broken is not None:
             with contextlib.suppress(Exception):
@@ -141,7 +169,10 @@ class RunLeases:
         self._connection = self._connect()
         for held in sorted(self._held):
             if not self._ask_once(_TAKE, held):
-                log.error("run %s: its lease was lost with a database session", held)
+                log.error("run %s: its lease was lost with a database session; another "
+                          "process drives it now, and this one stops", held)  # fmt: skip
+                self._held.discard(held)
+                self._lost.add(held)
 
     def _connect(self) -> Any:
         pooled = self.db.writer.raw_connection()
