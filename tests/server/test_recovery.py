@@ -226,13 +226,26 @@ def test_a_server_whose_lease_session_died_stops_a_run_another_process_took_over
     another driver, so this server stops driving it (as at a shutdown: `running`, nothing
     cancelled), and drives it again once nobody holds it. The tool ran once per driver;
     before, both would have driven the run until one ended."""
+    import threading
+
     import psycopg
+
+    from steward.store.leases import RunLeases
 
     monkeypatch.setenv("STEWARD_TELEMETRY", "off")
     monkeypatch.setitem(HOLD, "seconds", 60.0)
     CALLS.clear()
     token = create_key(postgres_db, name="ops", role=Role.ADMIN, by="test")[1]
     world = World(postgres_db.url, postgres_db, {"Authorization": f"Bearer {token}"})
+    # the server's lease check waits until the other process holds the lease (else it
+    # could find its dead session and take the lease again first, a race it may win)
+    taken = threading.Event()
+    verify = RunLeases.verify
+
+    def after_the_take(self: RunLeases) -> frozenset[str]:
+        return verify(self) if taken.is_set() else frozenset()
+
+    monkeypatch.setattr(RunLeases, "verify", after_the_take)
     app = create_app(postgres_db.url, [slowpoke()], sweep_seconds=0.1, grace_seconds=0.2)
     dsn = postgres_db.writer.url.set(drivername="postgresql").render_as_string(False)
     with TestClient(app) as client, psycopg.connect(dsn, autocommit=True) as other:
@@ -240,11 +253,12 @@ def test_a_server_whose_lease_session_died_stops_a_run_another_process_took_over
         run_id = world.start_and_wait_for_the_tool(client)
         task = service._tasks[run_id]
         pid = service.leases._connection.info.backend_pid
-        other.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        other.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))  # waits for its end
         took = other.execute(
             "SELECT pg_try_advisory_lock(hashtextextended(%s, 7431))", (run_id,)
         ).fetchone()
         assert took == (True,)  # the session's leases went with it: another process has it
+        taken.set()
         deadline = time.monotonic() + 10
         while not task.done():
             assert time.monotonic() < deadline, "the server kept driving a run it lost"
