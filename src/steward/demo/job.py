@@ -140,11 +140,8 @@ async def run_demo(
 
         async def drive(agent: AgentRuntime, text: str, tags: dict[str, str]) -> RunResult:
             run_id = new_run_id()
-            await asyncio.to_thread(held.take, run_id)  # a new id: free
-            try:
+            async with held.driving(run_id):  # a new id: free
                 return await runner.run(agent, text, run_id=run_id, tags=tags)
-            finally:
-                await asyncio.to_thread(held.give_back, run_id)
 
     gate = asyncio.Semaphore(concurrency)
     loop = asyncio.get_running_loop()

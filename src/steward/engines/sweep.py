@@ -6,7 +6,6 @@ one another process holds is left to it."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from steward.core.errors import ConflictError, StewardError
@@ -37,10 +36,10 @@ async def resume_expired(
     try:
         for run in resumable_runs(db, "unblocked", now=moment):
             try:
-                if not await asyncio.to_thread(leases.take, run.id):
-                    results.append(ConflictError(f"run {run.id} is driven by another process"))
-                    continue
-                try:
+                async with leases.driving(run.id) as mine:
+                    if not mine:
+                        results.append(ConflictError(f"run {run.id} is driven by another process"))
+                        continue
                     version = (run.agent, run.agent_version)
                     agent = built.get(version) or built.setdefault(
                         version, agent_for_run(db, run.id)
@@ -48,8 +47,6 @@ async def resume_expired(
                     results.append(
                         await runner.resume(agent, run.id, "swept: no approval holds it back")
                     )
-                finally:
-                    await asyncio.to_thread(leases.give_back, run.id)
             except StewardError as exc:  # a run we cannot rebuild stays waiting
                 results.append(exc)
     finally:

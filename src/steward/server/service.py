@@ -180,7 +180,7 @@ class RunService:
             )
             await self._recorded(run_id, lambda row: row is not None)
             return run_id
-        await self._take_lease(run_id)  # a new id: free, unless the store is down
+        await self.leases.acquire(run_id)  # a new id: free, unless the store is down
         self._spawn(run_id, lambda: self.runner.run(
             agent, text, run_id=run_id, tags=tags, on_text=self._token_sink(run_id),
             label=choice.label, arm=choice.arm,
@@ -370,7 +370,7 @@ class RunService:
         async def drive() -> RunResult:
             nonlocal leased
             async with lock:
-                if not leased and not await self._take_lease(run_id):
+                if not leased and not await self.leases.acquire(run_id):
                     return RunResult(
                         run_id,
                         RunStatus.RUNNING,
@@ -382,22 +382,11 @@ class RunService:
                     result: RunResult = await activation()
                     return result
                 finally:
-                    await self._give_lease_back(run_id)
+                    await self.leases.release(run_id)
 
         task = asyncio.create_task(drive(), name=f"steward-run-{run_id}")
         self._tasks[run_id] = task
         task.add_done_callback(lambda done: self._finished(run_id, done))
-
-    async def _take_lease(self, run_id: str) -> bool:
-        if not self.leases.shared:
-            return self.leases.take(run_id)  # bookkeeping only: no I/O
-        return await asyncio.to_thread(self.leases.take, run_id)
-
-    async def _give_lease_back(self, run_id: str) -> None:
-        if not self.leases.shared:
-            self.leases.give_back(run_id)
-            return
-        await asyncio.shield(asyncio.to_thread(self.leases.give_back, run_id))
 
     def _finished(self, run_id: str, task: asyncio.Task[RunResult]) -> None:
         if self._tasks.get(run_id) is task:

@@ -19,10 +19,11 @@ On SQLite (one server per database) a lease is this process's own bookkeeping.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 from sqlalchemy import text
@@ -81,6 +82,31 @@ class RunLeases:
             if self.shared:
                 with contextlib.suppress(Exception):  # a lost session released it anyway
                     self._ask(_GIVE, run_id)
+
+    async def acquire(self, run_id: str) -> bool:
+        """`take` from an event loop: off the loop only where it is I/O (shared leases;
+        this process's own bookkeeping otherwise)."""
+        if not self.shared:
+            return self.take(run_id)
+        return await asyncio.to_thread(self.take, run_id)
+
+    async def release(self, run_id: str) -> None:
+        """`give_back` from an event loop; a cancelled caller still gives it back."""
+        if not self.shared:
+            self.give_back(run_id)
+            return
+        await asyncio.shield(asyncio.to_thread(self.give_back, run_id))
+
+    @contextlib.asynccontextmanager
+    async def driving(self, run_id: str) -> AsyncIterator[bool]:
+        """The run's lease while the block drives it; yields False when another process
+        holds it (the block must not drive the run then)."""
+        took = await self.acquire(run_id)
+        try:
+            yield took
+        finally:
+            if took:
+                await self.release(run_id)
 
     def verify(self) -> frozenset[str]:
         """The runs whose lease this process lost since it last asked: its session died
