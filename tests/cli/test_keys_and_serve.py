@@ -78,3 +78,12 @@ def test_serve_refuses_a_bad_spec_naming_file_line_and_field(
     out = _cli("serve", "--agent", str(spec), code=2)
     assert f"{spec}:2:1: model.name:" in out
     assert "no such file" in _cli("serve", "--agent", str(tmp_path / "missing.yaml"), code=3)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "5000", "often"])
+def test_serve_refuses_a_sweep_interval_out_of_range_naming_the_option(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("STEWARD_DB", f"sqlite:///{tmp_path / 'steward.db'}")
+    out = _cli("serve", "--sweep-seconds", value, code=2)
+    assert "--sweep-seconds" in out and "Invalid value" in out

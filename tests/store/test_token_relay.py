@@ -166,3 +166,24 @@ def test_a_relay_that_cannot_reach_the_database_drops_and_counts(
     finally:
         driver.close()
         follower.close()
+
+
+def test_a_malformed_notification_is_counted_and_the_next_chunks_still_arrive(
+    relays: tuple[TokenRelay, TokenRelay, Heard], postgres_db: Database
+) -> None:
+    """Anything on the tokens channel that is not a chunk (another program's NOTIFY, a
+    payload cut short) is counted as malformed and never reaches a follower; the
+    relay goes on with the chunks after it."""
+    from steward.store.token_relay import TOKENS
+
+    driver, follower, heard = relays
+    assert follower.follow("run_m").wait(WAIT)
+    until(lambda: driver.followed_elsewhere("run_m"), "the driver heard of the follower")
+    dsn = postgres_db.writer.url.set(drivername="postgresql").render_as_string(False)
+    with psycopg.connect(dsn, autocommit=True) as other:
+        for payload in ("not json", "[1, 2]", '{"o": "x", "r": "run_m"}', '{"o": "x", "s": "y"}'):
+            other.execute("SELECT pg_notify(%s, %s)", (TOKENS, payload))
+    until(lambda: follower.counts["malformed"] == 4, "four malformed notifications counted")
+    driver.publish("run_m", "still here")
+    until(lambda: heard.text("run_m") == "still here", "the chunk after them")
+    assert heard.chunks == [("run_m", "still here")]
